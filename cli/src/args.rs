@@ -1,0 +1,202 @@
+//! The command line, as clap sees it. Help texts here are the first documentation a user
+//! reads; keep them warm and exact.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// hearth: a private, shared space for the two of you. Weekly check-ins, appreciations,
+/// kind feedback and a journal, encrypted on your own devices.
+#[derive(Debug, Parser)]
+#[command(name = "hearth", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Start with `hearth init --name YOUR-NAME`, then `hearth checkin` once a week.\n\
+Exit codes: 0 ok, 1 something to fix in the command, 2 sync unavailable (data kept), 3 data or key problem.")]
+pub struct Cli {
+    /// Profile directory [default: the platform data directory, e.g. ~/.local/share/hearth]
+    #[arg(long, global = true, env = "HEARTH_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// Print machine-readable JSON instead of text, wherever a command prints data
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create your profile and a new shared space on this device
+    Init(InitArgs),
+    /// This week's check-in: answer on your own, then compare once you both have
+    Checkin(CheckinArgs),
+    /// Say thank you for something specific
+    Appreciate(AppreciateArgs),
+    /// Raise one thing, kindly: observation, feeling, need, request
+    Feedback(FeedbackArgs),
+    /// A shared journal, with private entries only you can see
+    #[command(subcommand)]
+    Journal(JournalCommand),
+    /// A timeline of everything, newest last
+    Log(LogArgs),
+    /// How each of you has felt about "us", week by week
+    Trends,
+    /// Write everything out as JSON or Markdown (plaintext: keep the file safe)
+    Export(ExportArgs),
+    /// Where things stand: your profile, this week's check-in, open commitments
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Your name, as your partner will see it
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Protect your keys with file permissions only (0600), without a passphrase
+    #[arg(long)]
+    pub no_passphrase: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CheckinArgs {
+    /// Answer without prompts, e.g. --answer feeling=8 --answer need=time,fun (repeatable;
+    /// see `hearth checkin keys` or docs/checkins.md)
+    #[arg(long = "answer", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub answers: Vec<(String, String)>,
+    /// The ISO week to answer for, e.g. 2026-W47 [default: this week]
+    #[arg(long)]
+    pub week: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<CheckinCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckinCommand {
+    /// Show a week's answers: yours, and your partner's once you have both answered
+    Show {
+        /// The ISO week, e.g. 2026-W47 [default: this week, else the latest check-in]
+        week: Option<String>,
+    },
+    /// List the questions and the keys to answer them with --answer
+    Keys,
+}
+
+#[derive(Debug, Args)]
+pub struct AppreciateArgs {
+    /// What you appreciated, in a sentence ("-" reads it from standard input)
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct FeedbackArgs {
+    /// When I noticed… (what happened, without judging it)
+    #[arg(long)]
+    pub observation: Option<String>,
+    /// I felt…
+    #[arg(long)]
+    pub feeling: Option<String>,
+    /// …because I need…
+    #[arg(long)]
+    pub need: Option<String>,
+    /// Would you be willing to…? (a request can be declined)
+    #[arg(long)]
+    pub request: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<FeedbackCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeedbackCommand {
+    /// List feedback threads with their replies
+    List,
+    /// Reply to a feedback thread: reflect it back, say whether you felt heard, or respond
+    Reply(ReplyArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("reply").required(true).args(["reflect", "heard", "respond"]))]
+pub struct ReplyArgs {
+    /// The thread's id (the short id shown by `hearth feedback list` is enough)
+    pub id: String,
+    /// As the listener: say back what you heard ("What I'm hearing is…")
+    #[arg(long)]
+    pub reflect: Option<String>,
+    /// As the one who raised it: did your partner get it?
+    #[arg(long, value_enum)]
+    pub heard: Option<Heard>,
+    /// A few words to go with --heard
+    #[arg(long, requires = "heard")]
+    pub note: Option<String>,
+    /// As the listener: answer the request (yes, not now, or another idea)
+    #[arg(long)]
+    pub respond: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Heard {
+    Yes,
+    Partly,
+    No,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Write an entry: TEXT, "-" for standard input, or nothing to open $EDITOR
+    Add(JournalAddArgs),
+    /// List journal entries, yours and shared ones
+    List(JournalListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JournalAddArgs {
+    /// The entry ("-" reads standard input; leave out to write it in $VISUAL / $EDITOR)
+    pub text: Option<String>,
+    /// A title
+    #[arg(long)]
+    pub title: Option<String>,
+    /// A tag (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Keep it to yourself: stored encrypted on this device only, never shared
+    #[arg(long)]
+    pub private: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JournalListArgs {
+    /// Only entries with this tag
+    #[arg(long)]
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only the last N items
+    #[arg(long, short = 'n', value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// json (everything, machine-readable) or md (a readable document)
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Write to FILE instead of standard output (refuses to overwrite an existing file)
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Json,
+    Md,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, e.g. feeling=8, got {s:?}"))?;
+    Ok((key.trim().to_owned(), value.to_owned()))
+}

@@ -1,0 +1,102 @@
+//! `hearth log`: everything in one timeline, oldest first, including your private journal.
+
+use std::collections::BTreeSet;
+
+use anyhow::Result;
+use hearth_doc::{EntryId, JournalEntry, ReplyKind, TimelineItem, TimelineKind};
+
+use crate::args::LogArgs;
+use crate::render::{self, Names};
+use crate::session::Session;
+
+pub fn run(session: &Session, args: LogArgs) -> Result<()> {
+    let profile = session.open()?;
+    let doc = profile.load()?;
+    let private = profile.private_journal()?;
+    let private_ids: BTreeSet<EntryId> = private.iter().map(|e| e.id.clone()).collect();
+    let mut items = doc.timeline();
+    items.extend(private.into_iter().map(journal_item));
+    items.sort_by(|a, b| a.at.cmp(&b.at));
+    if let Some(n) = args.limit {
+        let skip = items.len().saturating_sub(n);
+        items.drain(..skip);
+    }
+    let names = Names::of_doc(&doc);
+
+    if session.json {
+        let rows = items
+            .iter()
+            .map(|item| {
+                let mut value = serde_json::to_value(item)?;
+                if let Some(obj) = value.as_object_mut() {
+                    obj.insert("author_name".into(), names.of(&item.author).into());
+                    if let TimelineKind::Journal { id, .. } = &item.kind {
+                        obj.insert("private".into(), private_ids.contains(id).into());
+                    }
+                }
+                Ok(value)
+            })
+            .collect::<Result<Vec<_>, serde_json::Error>>()?;
+        return render::print_json(&rows);
+    }
+    if items.is_empty() {
+        println!("Nothing here yet. `hearth appreciate \"…\"` is a lovely way to start.");
+        return Ok(());
+    }
+    for item in &items {
+        let who = names.of(&item.author);
+        let line = match &item.kind {
+            TimelineKind::Appreciation { text, .. } => format!("{who} appreciated: {text}"),
+            TimelineKind::Feedback { id, observation, request, .. } => format!(
+                "{who} raised feedback [{}]: when {observation}… would you be willing to {request}",
+                id.short()
+            ),
+            TimelineKind::Reply { feedback, reply_kind, text } => {
+                let verb = match reply_kind {
+                    ReplyKind::Reflect => "reflected back",
+                    ReplyKind::Acknowledge => "said whether they felt heard",
+                    ReplyKind::Respond => "responded",
+                };
+                format!("{who} {verb} [{}]: {text}", feedback.short())
+            }
+            TimelineKind::Journal { id, title, body, .. } => {
+                let private = if private_ids.contains(id) { " (private)" } else { "" };
+                let heading = title.as_deref().map(|t| format!("{t}: ")).unwrap_or_default();
+                format!("{who} wrote in the journal{private}: {heading}{}", first_line(body))
+            }
+            TimelineKind::CheckinSubmitted { week } => format!("{who} answered the {week} check-in"),
+            TimelineKind::Commitment { text, status, .. } => {
+                format!("{who} will do one small thing: {text} ({status})")
+            }
+            // A newer document may hold kinds this build does not know how to describe.
+            #[allow(unreachable_patterns)]
+            _ => format!("{who} did something this version of hearth cannot show"),
+        };
+        println!("{}  {line}", render::when(item.at));
+    }
+    Ok(())
+}
+
+fn journal_item(entry: JournalEntry) -> TimelineItem {
+    TimelineItem {
+        at: entry.created_at,
+        author: entry.author,
+        kind: TimelineKind::Journal {
+            id: entry.id,
+            title: entry.title,
+            body: entry.body,
+            tags: entry.tags,
+            edited_at: entry.edited_at,
+        },
+    }
+}
+
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    let short: String = line.chars().take(100).collect();
+    if short.len() < text.trim_end().len() {
+        format!("{short}…")
+    } else {
+        short
+    }
+}

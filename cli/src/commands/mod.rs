@@ -1,0 +1,72 @@
+//! One module per command. Each takes the [`Session`] and its parsed arguments, does its one
+//! job through `hearth_client`, and prints for a person (or JSON with `--json`).
+
+mod appreciate;
+pub mod checkin;
+mod export;
+mod feedback;
+mod init;
+mod journal;
+mod log;
+mod status;
+mod trends;
+
+use std::io::{IsTerminal, Read};
+
+use anyhow::{Context, Result};
+
+use crate::args::{Cli, Command};
+use crate::exit::user_error;
+use crate::session::Session;
+
+/// Runs the command `cli` names.
+pub fn run(cli: Cli) -> Result<()> {
+    let session = Session::new(cli.home, cli.json)?;
+    match cli.command {
+        Command::Init(args) => init::run(&session, args),
+        Command::Checkin(args) => checkin::run(&session, args),
+        Command::Appreciate(args) => appreciate::run(&session, args),
+        Command::Feedback(args) => feedback::run(&session, args),
+        Command::Journal(cmd) => journal::run(&session, cmd),
+        Command::Log(args) => log::run(&session, args),
+        Command::Trends => trends::run(&session),
+        Command::Export(args) => export::run(&session, args),
+        Command::Status => status::run(&session),
+    }
+}
+
+/// Text for a command: the argument itself, standard input for "-", or a prompt when a
+/// person is at a terminal.
+fn text_argument(session: &Session, arg: Option<String>, prompt: &str, what: &str) -> Result<String> {
+    let text = match arg.as_deref() {
+        Some("-") => read_stdin()?,
+        Some(_) => arg.unwrap_or_default(),
+        None if session.interactive => dialoguer::Input::<String>::new()
+            .with_prompt(prompt)
+            .allow_empty(true)
+            .interact_text()
+            .context("reading your answer")?,
+        None if !std::io::stdin().is_terminal() => read_stdin()?,
+        None => user_error!("give the {what} as an argument, or \"-\" to read it from standard input"),
+    };
+    Ok(text.trim().to_owned())
+}
+
+fn read_stdin() -> Result<String> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("reading standard input")?;
+    Ok(text)
+}
+
+/// Asks for one line on the terminal; empty input means "skip".
+fn ask_line(prompt: &str) -> Result<Option<String>> {
+    let text: String = dialoguer::Input::new()
+        .with_prompt(prompt)
+        .allow_empty(true)
+        .interact_text()
+        .context("reading your answer")?;
+    let text = text.trim();
+    Ok((!text.is_empty()).then(|| text.to_owned()))
+}

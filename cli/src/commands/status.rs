@@ -1,0 +1,80 @@
+//! `hearth status`: where things stand, at a glance.
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::render::{self, Names};
+use crate::session::Session;
+
+pub fn run(session: &Session) -> Result<()> {
+    let profile = session.open()?;
+    let doc = profile.load()?;
+    let me = profile.person_id().clone();
+    let people = doc.people();
+    let names = Names::of_people(&people);
+    let partner = people.iter().find(|p| p.id != me);
+    let week = render::this_week();
+    let checkin = doc.checkin(week);
+    let i_answered = checkin.as_ref().is_some_and(|c| c.submitted_by(&me));
+    let partner_answered = partner
+        .zip(checkin.as_ref())
+        .is_some_and(|(p, c)| c.submitted_by(&p.id));
+    let open = doc.open_commitments(&me);
+    let private = profile.private_journal()?.len();
+
+    if session.json {
+        return render::print_json(&json!({
+            "home": session.home,
+            "person": { "id": me, "name": names.of(&me) },
+            "partner": partner.map(|p| json!({ "id": p.id, "name": p.name })),
+            "device_id": profile.device_id().to_string(),
+            "space_id": profile.space_id(),
+            "relay": null,
+            "week": week,
+            "checkin_due": !i_answered,
+            "partner_answered": partner_answered,
+            "open_commitments": open,
+            "counts": {
+                "appreciations": doc.appreciations().len(),
+                "feedback": doc.feedback().len(),
+                "journal": doc.journal().len(),
+                "private_journal": private,
+                "checkins": doc.checkins().len(),
+            },
+            "stored_chunks": profile.chunk_count()?,
+        }));
+    }
+    println!("You:       {} (this device {})", names.of(&me), profile.device_id().short());
+    match partner {
+        Some(p) => println!("Partner:   {}", p.name),
+        None => println!("Partner:   not joined yet"),
+    }
+    println!("Profile:   {}", session.home.display());
+    println!("Relay:     none; everything stays on this device for now");
+    println!();
+    let line = match (i_answered, partner_answered, partner) {
+        (false, true, Some(p)) => format!("{} has answered; your turn: `hearth checkin`", p.name),
+        (false, _, _) => "due. When you have a quiet moment: `hearth checkin`".to_owned(),
+        (true, false, Some(p)) => format!("you have answered; waiting for {}", p.name),
+        (true, false, None) => "you have answered".to_owned(),
+        (true, true, _) => "you have both answered: `hearth checkin show`".to_owned(),
+    };
+    println!("Check-in {week}: {line}");
+    if open.is_empty() {
+        println!("Commitments: none open");
+    } else {
+        println!("Your open commitments:");
+        for c in &open {
+            println!("  • {} ({})", c.text, c.week);
+        }
+    }
+    println!();
+    println!(
+        "{} appreciations, {} feedback threads, {} journal entries ({private} private), {} check-ins",
+        doc.appreciations().len(),
+        doc.feedback().len(),
+        doc.journal().len(),
+        doc.checkins().len()
+    );
+    Ok(())
+}

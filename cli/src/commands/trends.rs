@@ -1,0 +1,94 @@
+//! `hearth trends`: each partner's weekly "how are you feeling about us" score, as a chart.
+
+use anyhow::Result;
+use hearth_doc::TrendPoint;
+use serde_json::json;
+
+use crate::chart;
+use crate::render;
+use crate::session::Session;
+
+/// Three recent weeks at or below this score earn a gentle note, never a diagnosis.
+const LOW: f64 = 4.0;
+
+pub fn run(session: &Session) -> Result<()> {
+    let profile = session.open()?;
+    let doc = profile.load()?;
+    let points = doc.trend();
+    let people = doc.people();
+    if session.json {
+        let rows: Vec<_> = points
+            .iter()
+            .map(|p| {
+                let scores: serde_json::Map<_, _> = people
+                    .iter()
+                    .filter_map(|person| {
+                        p.feeling
+                            .get(&person.id)
+                            .map(|s| (person.name.clone(), json!(s)))
+                    })
+                    .collect();
+                json!({ "week": p.week, "feeling": scores })
+            })
+            .collect();
+        return render::print_json(&rows);
+    }
+    if points.is_empty() {
+        println!("No check-ins yet, so nothing to draw. `hearth checkin` adds this week's point.");
+        return Ok(());
+    }
+    let series = chart::series(
+        &people
+            .iter()
+            .map(|p| (p.id.clone(), p.name.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let last = render::this_week().max(points.last().map_or(render::this_week(), |p| p.week));
+    println!("How each of you has felt about \"us\" (1–10), week by week\n");
+    print!("{}", chart::draw(&points, &series, last, terminal_width()));
+    let legend: Vec<String> = series.iter().map(|s| format!("{} {}", s.mark, s.name)).collect();
+    println!("\n     {}   * both   ╌·╌ no check-in", legend.join("   "));
+    println!();
+    for s in &series {
+        let recent: Vec<u8> = points
+            .iter()
+            .rev()
+            .filter_map(|p| p.feeling.get(&s.person).copied())
+            .take(4)
+            .collect();
+        if let Some(latest) = recent.first() {
+            let avg = average(&recent);
+            println!("{}: latest {latest}, average of the last {} check-ins {avg:.1}", s.name, recent.len());
+        }
+    }
+    if series.iter().any(|s| low_lately(&points, s)) {
+        println!(
+            "\nThe scores have been low for a few weeks. That is worth a gentle talk together, and \
+             if it keeps weighing on you, someone outside the two of you (a friend, a counsellor) \
+             can help. hearth is a notebook, not therapy."
+        );
+    }
+    Ok(())
+}
+
+fn average(scores: &[u8]) -> f64 {
+    scores.iter().map(|&s| f64::from(s)).sum::<f64>() / scores.len().max(1) as f64
+}
+
+fn low_lately(points: &[TrendPoint], s: &chart::Series) -> bool {
+    let recent: Vec<u8> = points
+        .iter()
+        .rev()
+        .filter_map(|p| p.feeling.get(&s.person).copied())
+        .take(3)
+        .collect();
+    recent.len() == 3 && average(&recent) <= LOW
+}
+
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(80)
+        .clamp(30, 200)
+}

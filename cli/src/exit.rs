@@ -1,0 +1,125 @@
+//! Exit codes and error messages. Every failure maps to one of the codes of DESIGN §7 and a
+//! message that says what happened and what to do next:
+//! 0 success, 1 something to fix in the command, 2 sync or relay unavailable (data kept
+//! locally), 3 a data or key problem (wrong passphrase, damaged or tampered data).
+
+use std::process::ExitCode;
+
+use hearth_client::Error as ClientError;
+use hearth_doc::DocError;
+
+/// Exit code: the user can fix the command and run it again.
+pub const USER: u8 = 1;
+/// Exit code: sync or the relay is unavailable; data is kept locally.
+pub const SYNC: u8 = 2;
+/// Exit code: a data or key problem.
+pub const DATA: u8 = 3;
+
+/// An error the user fixes by changing what they typed (exit 1).
+#[derive(Debug)]
+pub struct UserError(pub String);
+
+impl std::fmt::Display for UserError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UserError {}
+
+/// Returns early with a [`UserError`].
+macro_rules! user_error {
+    ($($arg:tt)*) => {
+        return Err(anyhow::Error::new($crate::exit::UserError(format!($($arg)*))))
+    };
+}
+pub(crate) use user_error;
+
+/// Prints `err` for a person and returns the exit code it maps to.
+pub fn report(err: &anyhow::Error) -> ExitCode {
+    let (code, hint) = classify(err);
+    eprintln!("hearth: {err:#}");
+    if let Some(hint) = hint {
+        eprintln!("{hint}");
+    }
+    ExitCode::from(code)
+}
+
+fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
+    for cause in err.chain() {
+        if cause.is::<UserError>() {
+            return (USER, None);
+        }
+        if let Some(e) = cause.downcast_ref::<ClientError>() {
+            return classify_client(e);
+        }
+        if let Some(e) = cause.downcast_ref::<DocError>() {
+            return (doc_code(e), None);
+        }
+    }
+    (DATA, None)
+}
+
+fn classify_client(err: &ClientError) -> (u8, Option<String>) {
+    use hearth_client::CryptoError as C;
+    match err {
+        ClientError::NoProfile { .. } => (
+            DATA,
+            Some(
+                "Create one with `hearth init --name YOUR-NAME`, or point --home (or HEARTH_HOME) \
+                 at the directory that holds your profile."
+                    .into(),
+            ),
+        ),
+        ClientError::AlreadyExists { .. } => (
+            USER,
+            Some(
+                "Your existing profile is untouched. To start another one, pass a different \
+                 --home (or HEARTH_HOME)."
+                    .into(),
+            ),
+        ),
+        ClientError::DiskFull => (
+            USER,
+            Some("Free some space and run the command again; everything saved before is intact.".into()),
+        ),
+        ClientError::Crypto(C::WrongPassphrase { .. }) => (
+            DATA,
+            Some(
+                "Nothing was changed. Type the passphrase you chose at `hearth init` at the \
+                 prompt, or set HEARTH_PASSPHRASE to it for scripts."
+                    .into(),
+            ),
+        ),
+        ClientError::Crypto(C::PassphraseRequired { .. }) => (
+            USER,
+            Some(
+                "There is no terminal to ask for it: set HEARTH_PASSPHRASE to the profile's \
+                 passphrase."
+                    .into(),
+            ),
+        ),
+        ClientError::Doc(e) => (doc_code(e), None),
+        ClientError::Corrupt { .. }
+        | ClientError::NewerFormat { .. }
+        | ClientError::Crypto(_) => (
+            DATA,
+            Some(
+                "Nothing was changed or overwritten. Restore the profile directory from a backup, \
+                 or run with a newer hearth if it was written by one."
+                    .into(),
+            ),
+        ),
+        _ => (DATA, None),
+    }
+}
+
+fn doc_code(err: &DocError) -> u8 {
+    match err {
+        DocError::Load { .. }
+        | DocError::Apply { .. }
+        | DocError::NoData
+        | DocError::Automerge { .. } => DATA,
+        _ => USER,
+    }
+}

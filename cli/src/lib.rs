@@ -1,0 +1,40 @@
+//! The `hearth` command-line tool. This crate does rendering and prompts only: every piece
+//! of state lives in `hearth_client` (the profile) and `hearth_doc` (the document).
+//!
+//! `main` parses the command line, runs one command and turns any error into an exit code
+//! and a message that says what to do (see [`exit`]).
+#![forbid(unsafe_code)]
+
+mod args;
+mod chart;
+mod commands;
+mod editor;
+pub mod exit;
+mod render;
+mod session;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use args::Cli;
+
+/// Runs `hearth` with the process's arguments and environment.
+pub fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => exit::report(&err),
+    }
+}
+
+/// Logs go to stderr, off unless `RUST_LOG` asks for them. They carry ids and sizes only.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

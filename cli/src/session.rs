@@ -1,0 +1,111 @@
+//! What every command needs before it can start: which profile, whether a person is at a
+//! terminal, and the profile unlocked. Passphrases come from `HEARTH_PASSPHRASE`, else a
+//! prompt on a terminal; without either, commands fail fast with a message instead of
+//! waiting on standard input.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use hearth_client::{ExposeSecret, Profile, SecretString};
+
+use crate::exit::user_error;
+
+/// The environment variable scripts use to supply the passphrase.
+pub const PASSPHRASE_ENV: &str = "HEARTH_PASSPHRASE";
+
+/// Where and how the command runs.
+#[derive(Debug)]
+pub struct Session {
+    /// The profile directory.
+    pub home: PathBuf,
+    /// Print JSON instead of text.
+    pub json: bool,
+    /// A person is at a terminal who can answer prompts.
+    pub interactive: bool,
+}
+
+impl Session {
+    pub fn new(home: Option<PathBuf>, json: bool) -> Result<Self> {
+        let home = match home {
+            Some(home) => home,
+            None => match hearth_client::default_home() {
+                Some(home) => home,
+                None => user_error!(
+                    "cannot find a data directory for your profile: pass --home DIR or set HEARTH_HOME"
+                ),
+            },
+        };
+        Ok(Self {
+            home,
+            json,
+            interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+        })
+    }
+
+    /// Opens and unlocks the profile.
+    pub fn open(&self) -> Result<Profile> {
+        let passphrase = if Profile::needs_passphrase(&self.home)? {
+            Some(self.passphrase_for_unlock()?)
+        } else {
+            None
+        };
+        Ok(Profile::open(&self.home, passphrase.as_ref())?)
+    }
+
+    fn passphrase_for_unlock(&self) -> Result<SecretString> {
+        if let Some(p) = passphrase_from_env() {
+            return Ok(p);
+        }
+        if !self.interactive {
+            user_error!(
+                "the profile in {} is protected by a passphrase and there is no terminal to ask \
+                 for it: set {PASSPHRASE_ENV} to the passphrase",
+                self.home.display()
+            );
+        }
+        let typed = dialoguer::Password::new()
+            .with_prompt("Passphrase")
+            .interact()
+            .context("reading the passphrase")?;
+        Ok(SecretString::from(typed))
+    }
+
+    /// The passphrase for a new profile: from the environment, or typed twice.
+    pub fn passphrase_for_new_profile(&self) -> Result<SecretString> {
+        if let Some(p) = passphrase_from_env() {
+            return Ok(p);
+        }
+        if !self.interactive {
+            user_error!(
+                "hearth init needs a passphrase to protect your keys, and there is no terminal \
+                 to ask for one: set {PASSPHRASE_ENV}, or pass --no-passphrase to rely on file \
+                 permissions alone"
+            );
+        }
+        eprintln!(
+            "Choose a passphrase. It protects this device's keys; hearth cannot recover it if \
+             you forget it."
+        );
+        let typed = dialoguer::Password::new()
+            .with_prompt("New passphrase")
+            .with_confirmation("Again, to be sure", "The two did not match; try again.")
+            .validate_with(|p: &String| {
+                if p.trim().is_empty() {
+                    Err("a passphrase cannot be empty (or use --no-passphrase)")
+                } else {
+                    Ok(())
+                }
+            })
+            .interact()
+            .context("reading the passphrase")?;
+        Ok(SecretString::from(typed))
+    }
+}
+
+fn passphrase_from_env() -> Option<SecretString> {
+    std::env::var(PASSPHRASE_ENV)
+        .ok()
+        .map(SecretString::from)
+        .filter(|p| !p.expose_secret().is_empty())
+}

@@ -1,0 +1,150 @@
+//! hearth's benchmark runner.
+//!
+//! `hearth-bench offline`: builds a profile holding a ten-year history, then times the real
+//! `hearth` binary on it, whole process (`hearth log --json`, `hearth appreciate`), and
+//! reports the profile's size. Results print as JSON lines, then a table.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use hearth_bench::history::{self, Shape};
+use hearth_bench::timing::{self, ms};
+use hearth_client::{Profile, Protection};
+use hearth_doc::Millis;
+use serde_json::json;
+
+const USAGE: &str = "usage: hearth-bench offline [--runs N] [--hearth PATH] [--keep DIR]
+
+  offline   time `hearth log --json` and `hearth appreciate` on a ten-year profile
+            (no passphrase), whole process, and report the profile's size.
+  --runs N       runs per command (default 21)
+  --hearth PATH  the hearth binary (default: beside this program, i.e. target/release/hearth)
+  --keep DIR     build the profile in DIR and keep it (default: a temporary directory)";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut runs = 21usize;
+    let mut hearth: Option<PathBuf> = None;
+    let mut keep: Option<PathBuf> = None;
+    let mut command = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--runs" => runs = it.next().context("--runs needs a number")?.parse()?,
+            "--hearth" => hearth = Some(it.next().context("--hearth needs a path")?.into()),
+            "--keep" => keep = Some(it.next().context("--keep needs a directory")?.into()),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other if command.is_none() => command = Some(other.to_owned()),
+            other => bail!("unexpected argument {other:?}\n{USAGE}"),
+        }
+    }
+    match command.as_deref() {
+        Some("offline") => offline(runs.max(1), hearth, keep),
+        _ => bail!("{USAGE}"),
+    }
+}
+
+fn default_hearth() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.with_file_name("hearth");
+    if !path.exists() {
+        bail!(
+            "no hearth binary at {}: build it first (cargo build --release --workspace) or pass --hearth PATH",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn offline(runs: usize, hearth: Option<PathBuf>, keep: Option<PathBuf>) -> Result<()> {
+    let hearth = match hearth {
+        Some(p) => p,
+        None => default_hearth()?,
+    };
+    let temp = tempfile::tempdir()?;
+    let home = keep.unwrap_or_else(|| temp.path().join("profile"));
+
+    let shape = Shape::TEN_YEARS;
+    let started = Instant::now();
+    let end = Millis::now();
+    let start = Millis(end.0 - i64::from(shape.weeks) * 7 * 86_400_000);
+    let mut profile = Profile::create(&home, "Sam", Protection::None, start)?;
+    let me = profile.person_id().clone();
+    let mut a = profile.load()?;
+    history::generate(&mut a, &me, shape, end)?;
+    let everything = a.save_snapshot();
+    profile.write(|doc| doc.apply(&everything))?;
+    profile.compact()?;
+    drop(profile);
+    let generated = started.elapsed();
+    let size = dir_size(&home)?;
+    eprintln!(
+        "generated {} records in {:.1} s; profile {} bytes at {}",
+        shape.records(),
+        generated.as_secs_f64(),
+        size,
+        home.display()
+    );
+
+    let env = [("HEARTH_HOME", home.as_path())];
+    // One warm-up run each, so the page cache holds the binary and the profile.
+    timing::time_once(&hearth, &["log", "--json"], &env)?;
+    let mut log = Vec::new();
+    for _ in 0..runs {
+        log.push(timing::time_once(&hearth, &["log", "--json"], &env)?);
+    }
+    let mut appreciate = Vec::new();
+    for i in 0..runs {
+        let text = format!("benchmark appreciation {i}");
+        appreciate.push(timing::time_once(&hearth, &["appreciate", &text], &env)?);
+    }
+    let size_after = dir_size(&home)?;
+
+    let rows = [
+        ("log_json", timing::summarize(log)),
+        ("appreciate", timing::summarize(appreciate)),
+    ];
+    for (name, s) in &rows {
+        println!(
+            "{}",
+            json!({
+                "bench": "hearth-offline", "test": name, "runs": runs,
+                "median_ms": round(ms(s.median)), "p90_ms": round(ms(s.p90)),
+                "min_ms": round(ms(s.min)), "max_ms": round(ms(s.max)),
+            })
+        );
+    }
+    println!(
+        "{}",
+        json!({ "bench": "hearth-offline", "test": "profile_size", "records": shape.records(),
+                "bytes": size, "bytes_after_runs": size_after })
+    );
+    println!();
+    println!("{:<28} {:>10} {:>10} {:>10}", "whole process (ms)", "median", "p90", "min");
+    for (name, s) in &rows {
+        let label = if *name == "log_json" { "hearth log --json" } else { "hearth appreciate" };
+        println!("{label:<28} {:>10.1} {:>10.1} {:>10.1}", ms(s.median), ms(s.p90), ms(s.min));
+    }
+    println!("{:<28} {:>10.2} MB", "profile size", size as f64 / 1e6);
+    Ok(())
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn dir_size(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let meta = entry?.metadata()?;
+        if meta.is_file() {
+            total += meta.len();
+        }
+    }
+    Ok(total)
+}

@@ -1,0 +1,171 @@
+//! A ten-year history, shaped like the peer benchmark's initial-sync workload and the
+//! offline issue's target: 520 weekly check-ins answered by both partners, 3,650 journal
+//! entries of ~300 characters, 2,000 appreciations and 200 feedback threads with replies.
+//! One change per record, written by two devices that exchange changes every week, as two
+//! partners syncing would.
+
+use hearth_doc::{
+    Answers, AnswerValue, DocError, FeedbackDraft, JournalDraft, Millis, PersonId, ReplyKind,
+    SpaceDoc, Week,
+};
+
+/// How much history to generate.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Weeks of check-ins (both partners answer each week).
+    pub weeks: u32,
+    /// Journal entries.
+    pub journal: u32,
+    /// Appreciations.
+    pub appreciations: u32,
+    /// Feedback threads (each with a reflection and an acknowledgement).
+    pub feedback: u32,
+}
+
+impl Shape {
+    /// Ten years of a couple who use hearth every week.
+    pub const TEN_YEARS: Shape = Shape {
+        weeks: 520,
+        journal: 3650,
+        appreciations: 2000,
+        feedback: 200,
+    };
+
+    /// How many records this shape writes (replies counted with their threads).
+    pub fn records(&self) -> u32 {
+        self.weeks * 2 + self.journal + self.appreciations + self.feedback * 3
+    }
+}
+
+const WORDS: &[&str] = &[
+    "we", "walked", "to", "the", "lake", "and", "talked", "about", "work", "dinner", "was",
+    "warm", "quiet", "evening", "together", "laughed", "at", "old", "photos", "rain", "kept",
+    "us", "inside", "so", "cooked", "soup", "planned", "a", "trip", "north", "felt", "close",
+    "tired", "but", "happy", "your", "mother", "called", "garden", "needs", "water", "long",
+    "week", "small", "kindness", "noticed", "thank", "you", "for", "listening", "coffee",
+    "morning", "bike", "ride", "market", "friends", "came", "over", "music", "late", "night",
+];
+
+/// A small deterministic generator, so every run builds the same history.
+#[derive(Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded generator.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed | 1)
+    }
+
+    /// Next pseudo-random number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// Words of prose, about `chars` characters long.
+    pub fn prose(&mut self, chars: usize) -> String {
+        let mut s = String::with_capacity(chars + 16);
+        while s.len() < chars {
+            if !s.is_empty() {
+                s.push(' ');
+            }
+            s.push_str(WORDS[self.below(WORDS.len() as u64) as usize]);
+        }
+        s.push('.');
+        s
+    }
+}
+
+const DAY: i64 = 86_400_000;
+const WEEK: i64 = 7 * DAY;
+
+/// Writes `shape` into two devices' documents, ending at `end`: `a` (already holding its
+/// author `person_a`) and a second device for `person_b`, created here from `a`. Both
+/// devices exchange changes every week; at the end `a` holds everything.
+///
+/// # Errors
+/// A document error, which would be a bug in the generator or the document.
+pub fn generate(
+    a: &mut SpaceDoc,
+    person_a: &PersonId,
+    shape: Shape,
+    end: Millis,
+) -> Result<SpaceDoc, DocError> {
+    let mut rng = Rng::new(0x5eed_4ea7);
+    let person_b = PersonId::random();
+    let start = Millis(end.0 - i64::from(shape.weeks) * WEEK);
+    let mut b = SpaceDoc::load(&[0xb0; 32], &a.save_snapshot(), [])?;
+    b.add_person(&person_b, "Jordan", start)?;
+
+    let weeks = i64::from(shape.weeks.max(1));
+    let per_week = |total: u32, w: i64| -> u32 {
+        // Spread `total` records evenly over the weeks.
+        let before = (i64::from(total) * w / weeks) as u32;
+        let after = (i64::from(total) * (w + 1) / weeks) as u32;
+        after - before
+    };
+    for w in 0..weeks {
+        let week_start = start.0 + w * WEEK;
+        let at = |rng: &mut Rng| Millis(week_start + rng.below(WEEK as u64) as i64);
+        let week = Week::from_date(
+            chrono::DateTime::from_timestamp_millis(week_start)
+                .unwrap_or_default()
+                .date_naive(),
+        );
+        for i in 0..per_week(shape.journal, w) {
+            let (doc, who) = if i % 2 == 0 { (&mut *a, person_a) } else { (&mut b, &person_b) };
+            let draft = JournalDraft {
+                title: (rng.below(3) == 0).then(|| rng.prose(20)),
+                body: rng.prose(300),
+                tags: vec![WORDS[rng.below(WORDS.len() as u64) as usize].to_owned()],
+            };
+            let t = at(&mut rng);
+            doc.add_journal(who, &draft, t)?;
+        }
+        for i in 0..per_week(shape.appreciations, w) {
+            let (doc, who) = if i % 2 == 0 { (&mut *a, person_a) } else { (&mut b, &person_b) };
+            let text = rng.prose(60);
+            let t = at(&mut rng);
+            doc.add_appreciation(who, &text, t)?;
+        }
+        for _ in 0..per_week(shape.feedback, w) {
+            let draft = FeedbackDraft {
+                observation: rng.prose(60),
+                feeling: rng.prose(10),
+                need: rng.prose(30),
+                request: rng.prose(50),
+            };
+            let t = at(&mut rng);
+            let id = a.add_feedback(person_a, &draft, t)?;
+            let reflection = rng.prose(80);
+            a.add_reply(&id, &person_b, ReplyKind::Reflect, &reflection, Millis(t.0 + 1000))?;
+            a.add_reply(&id, person_a, ReplyKind::Acknowledge, "yes", Millis(t.0 + 2000))?;
+        }
+        for (doc, who) in [(&mut *a, person_a), (&mut b, &person_b)] {
+            let mut answers = Answers::default();
+            answers.insert("feeling", AnswerValue::Scale(3 + rng.below(8) as u8));
+            answers.insert("feeling_word", AnswerValue::Text(rng.prose(8)));
+            answers.insert("doing", AnswerValue::Scale(1 + rng.below(5) as u8));
+            answers.insert("need", AnswerValue::Choices(vec!["time".into(), "fun".into()]));
+            answers.insert("connected", AnswerValue::Text(rng.prose(80)));
+            answers.insert("together", AnswerValue::Choice("walk".into()));
+            let t = Millis(week_start + 6 * DAY + rng.below(DAY as u64) as i64);
+            doc.submit_checkin(week, who, answers, t)?;
+        }
+        // The weekly sync between the two devices.
+        if let Some(bytes) = b.take_unsaved() {
+            a.apply(&bytes)?;
+        }
+        if let Some(bytes) = a.take_unsaved() {
+            b.apply(&bytes)?;
+        }
+    }
+    Ok(b)
+}

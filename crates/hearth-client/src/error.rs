@@ -1,0 +1,74 @@
+//! The one error type of hearth-client. Callers (the CLI) match on it to choose an exit
+//! code; its messages say what happened and what to do.
+
+use std::path::PathBuf;
+
+use hearth_crypto::CryptoError;
+use hearth_doc::DocError;
+
+/// What went wrong with a profile.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// There is no profile in the directory.
+    #[error("no hearth profile in {home}")]
+    NoProfile {
+        /// The profile directory.
+        home: PathBuf,
+    },
+    /// `create` found an existing profile (or part of one) and left it alone.
+    #[error("{path} already exists; hearth never overwrites a profile")]
+    AlreadyExists {
+        /// The file that is already there.
+        path: PathBuf,
+    },
+    /// The profile's data failed its integrity check or does not make sense.
+    #[error("the profile in {home} is damaged: {reason}")]
+    Corrupt {
+        /// The profile directory.
+        home: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The profile was written by a newer hearth.
+    #[error("the profile in {home} has format {got}; this hearth reads formats up to {want}")]
+    NewerFormat {
+        /// The profile directory.
+        home: PathBuf,
+        /// The format found.
+        got: i64,
+        /// The newest format this build reads.
+        want: i64,
+    },
+    /// The disk is full; the command's change was not written.
+    #[error("the disk is full, so nothing was written")]
+    DiskFull,
+    /// A key problem: wrong passphrase, damaged key file, tampered data.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// The document refused an operation (invalid input, unknown entry…).
+    #[error(transparent)]
+    Doc(#[from] DocError),
+    /// The profile database failed.
+    #[error("profile database error")]
+    Database(#[source] rusqlite::Error),
+    /// A file or directory could not be read or written.
+    #[error("cannot access {path}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            Error::DiskFull
+        } else {
+            Error::Database(e)
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! A profile: one device's encrypted copy of the couple's space.
+//!
+//! Layout of the profile directory:
+//! - `device.key`: the device's secrets (see `hearth_crypto::keyfile`);
+//! - `profile.db`: SQLite (WAL) with the document chunks and private entries, all sealed.
+//!
+//! A profile exists once `profile.db` does: `create` builds the database under a temporary
+//! name and renames it into place as its last step, so an interrupted `create` never leaves
+//! something that looks like a profile.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use hearth_crypto::{DeviceId, ProfileSecrets, Protection, SecretString, keyfile};
+use hearth_doc::{DocError, EntryId, JournalEntry, Millis, PersonId, SpaceDoc};
+use rusqlite::Connection;
+
+use crate::Error;
+use crate::store::{self, ChunkKind};
+
+/// Incremental chunks accumulated before a write folds them into one snapshot. Loading many
+/// small chunks costs more than one snapshot, and a snapshot compresses better.
+const COMPACT_AFTER_CHUNKS: usize = 64;
+
+/// Where a profile's files live.
+#[derive(Debug, Clone)]
+pub struct ProfilePaths {
+    /// The profile directory.
+    pub home: PathBuf,
+    /// The device key file.
+    pub key_file: PathBuf,
+    /// The SQLite database.
+    pub database: PathBuf,
+}
+
+impl ProfilePaths {
+    /// The files of the profile in `home`.
+    pub fn new(home: &Path) -> Self {
+        Self {
+            home: home.to_owned(),
+            key_file: home.join("device.key"),
+            database: home.join("profile.db"),
+        }
+    }
+}
+
+/// The profile directory used when neither `--home` nor `HEARTH_HOME` names one: the
+/// platform's data directory (for example `~/.local/share/hearth` on Linux).
+pub fn default_home() -> Option<PathBuf> {
+    dirs::data_dir().map(|d| d.join("hearth"))
+}
+
+/// One device's profile, unlocked.
+#[derive(Debug)]
+pub struct Profile {
+    paths: ProfilePaths,
+    conn: Connection,
+    secrets: ProfileSecrets,
+    space_id: String,
+    person_id: PersonId,
+}
+
+impl Profile {
+    /// Whether a profile exists in `home`.
+    pub fn exists(home: &Path) -> bool {
+        ProfilePaths::new(home).database.exists()
+    }
+
+    /// Whether opening the profile in `home` needs a passphrase.
+    ///
+    /// # Errors
+    /// [`Error::NoProfile`] if there is none; [`Error::Corrupt`] if its key file is missing.
+    pub fn needs_passphrase(home: &Path) -> Result<bool, Error> {
+        let paths = ProfilePaths::new(home);
+        if !paths.database.exists() {
+            return Err(Error::NoProfile {
+                home: home.to_owned(),
+            });
+        }
+        if !paths.key_file.exists() {
+            return Err(missing_key_file(&paths));
+        }
+        Ok(keyfile::is_passphrase_protected(&paths.key_file)?)
+    }
+
+    /// Creates a new profile in `home` for a person called `name`, starting a new space.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] if `home` already holds a profile or a key file (nothing is
+    /// touched); [`Error::Io`] / [`Error::Database`] if writing fails (nothing is left behind
+    /// that looks like a profile).
+    pub fn create(
+        home: &Path,
+        name: &str,
+        protection: Protection,
+        now: Millis,
+    ) -> Result<Profile, Error> {
+        let paths = ProfilePaths::new(home);
+        for path in [&paths.database, &paths.key_file] {
+            if path.exists() {
+                return Err(Error::AlreadyExists { path: path.clone() });
+            }
+        }
+        create_private_dir(home)?;
+
+        let secrets = ProfileSecrets::generate()?;
+        let person_id = PersonId::random();
+        let space_id = hex::encode(hearth_crypto::random_bytes::<16>()?);
+        let device_id = secrets.device.device_id();
+        let mut doc = SpaceDoc::create(device_id.as_bytes(), &person_id, name, now)?;
+
+        let partial = home.join("profile.db.partial");
+        let _ = fs::remove_file(&partial);
+        let built = (|| {
+            let conn = store::open(&partial, home, true)?;
+            store::set_meta(&conn, "space_id", &space_id)?;
+            store::set_meta(&conn, "person_id", person_id.as_str())?;
+            store::set_meta(&conn, "device_id", &device_id.to_string())?;
+            let snapshot = doc.save_snapshot();
+            let sealed = secrets
+                .storage
+                .seal(&ChunkKind::Snapshot.domain(&space_id), &snapshot)?;
+            store::append_chunk(&conn, ChunkKind::Snapshot, &sealed)?;
+            drop(conn);
+            keyfile::create(&paths.key_file, &secrets, &protection)?;
+            fs::rename(&partial, &paths.database).map_err(|e| io_err(&paths.database, e))
+        })();
+        if let Err(e) = built {
+            let _ = fs::remove_file(&partial);
+            if !matches!(e, Error::Crypto(hearth_crypto::CryptoError::KeyFileExists { .. })) {
+                let _ = fs::remove_file(&paths.key_file);
+            }
+            return Err(e);
+        }
+        sync_dir(home)?;
+        tracing::info!(space = %space_id, device = %device_id.short(), "profile created");
+        Profile::open_with(paths, secrets)
+    }
+
+    /// Opens the profile in `home`, unlocking its key file with `passphrase` when it has one.
+    ///
+    /// # Errors
+    /// [`Error::NoProfile`] if there is none; [`Error::Crypto`] for a missing or wrong
+    /// passphrase or a damaged key file; [`Error::Corrupt`] / [`Error::NewerFormat`] if the
+    /// database cannot be used. Nothing on disk is changed by a failed open.
+    pub fn open(home: &Path, passphrase: Option<&SecretString>) -> Result<Profile, Error> {
+        let paths = ProfilePaths::new(home);
+        if !paths.database.exists() {
+            return Err(Error::NoProfile {
+                home: home.to_owned(),
+            });
+        }
+        if !paths.key_file.exists() {
+            return Err(missing_key_file(&paths));
+        }
+        let secrets = keyfile::read(&paths.key_file, passphrase)?;
+        Profile::open_with(paths, secrets)
+    }
+
+    fn open_with(paths: ProfilePaths, secrets: ProfileSecrets) -> Result<Profile, Error> {
+        let conn = store::open(&paths.database, &paths.home, false)?;
+        let corrupt = |reason: String| Error::Corrupt {
+            home: paths.home.clone(),
+            reason,
+        };
+        let meta = |key: &str| {
+            store::get_meta(&conn, key)?
+                .ok_or_else(|| corrupt(format!("its database has no {key}")))
+        };
+        let space_id = meta("space_id")?;
+        let person_id = meta("person_id")?
+            .parse::<PersonId>()
+            .map_err(|e| corrupt(format!("its person id is invalid: {e}")))?;
+        let device_id = meta("device_id")?;
+        if device_id != secrets.device.device_id().to_string() {
+            return Err(corrupt(format!(
+                "{} belongs to another profile than {}",
+                paths.key_file.display(),
+                paths.database.display()
+            )));
+        }
+        Ok(Profile {
+            paths,
+            conn,
+            secrets,
+            space_id,
+            person_id,
+        })
+    }
+
+    /// The person this profile belongs to.
+    pub fn person_id(&self) -> &PersonId {
+        &self.person_id
+    }
+
+    /// This device's id.
+    pub fn device_id(&self) -> DeviceId {
+        self.secrets.device.device_id()
+    }
+
+    /// The space this profile holds (hex).
+    pub fn space_id(&self) -> &str {
+        &self.space_id
+    }
+
+    /// The profile's files.
+    pub fn paths(&self) -> &ProfilePaths {
+        &self.paths
+    }
+
+    /// Loads the document as it is now.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if a stored chunk fails its integrity check or does not parse.
+    pub fn load(&self) -> Result<SpaceDoc, Error> {
+        self.load_from(&self.conn).map(|(doc, _)| doc)
+    }
+
+    fn load_from(&self, conn: &Connection) -> Result<(SpaceDoc, i64), Error> {
+        let chunks = store::chunks(conn)?;
+        let last_seq = chunks.last().map_or(0, |c| c.seq);
+        let mut plain = Vec::with_capacity(chunks.len());
+        for chunk in &chunks {
+            let bytes = self
+                .secrets
+                .storage
+                .open(&chunk.kind.domain(&self.space_id), &chunk.sealed)
+                .map_err(|e| self.corrupt(format!("document chunk {} is unreadable: {e}", chunk.seq)))?;
+            plain.push(bytes);
+        }
+        let (first, rest) = plain
+            .split_first()
+            .ok_or_else(|| self.corrupt("it holds no document".into()))?;
+        let doc = SpaceDoc::load(
+            self.device_id().as_bytes(),
+            first,
+            rest.iter().map(|c| c.as_slice()),
+        )
+        .map_err(|e| self.corrupt(format!("its document does not load: {e}")))?;
+        Ok((doc, last_seq))
+    }
+
+    /// Runs `change` on the document and stores what it changed, atomically: either the
+    /// whole change is durable when this returns `Ok`, or nothing was written.
+    ///
+    /// Writers are serialised (SQLite `BEGIN IMMEDIATE`), so two commands run at once on one
+    /// profile never build changes on the same base.
+    ///
+    /// # Errors
+    /// Whatever `change` returns (nothing is written), [`Error::DiskFull`], or a load error.
+    pub fn write<T>(
+        &mut self,
+        change: impl FnOnce(&mut SpaceDoc) -> Result<T, DocError>,
+    ) -> Result<T, Error> {
+        let tx = self.begin_write()?;
+        let (mut doc, _) = self.load_from(&tx)?;
+        let out = change(&mut doc)?;
+        let mut compact = false;
+        if let Some(bytes) = doc.take_unsaved() {
+            let sealed = self
+                .secrets
+                .storage
+                .seal(&ChunkKind::Changes.domain(&self.space_id), &bytes)?;
+            store::append_chunk(&tx, ChunkKind::Changes, &sealed)?;
+            compact = store::chunks_count(&tx)? > COMPACT_AFTER_CHUNKS;
+        }
+        tx.commit()?;
+        if compact {
+            // The write above is already durable; a failed compaction only costs speed.
+            if let Err(e) = self.compact() {
+                tracing::warn!(error = %e, "compaction failed; the profile is intact");
+            }
+        }
+        Ok(out)
+    }
+
+    /// Folds every stored chunk into one snapshot.
+    ///
+    /// # Errors
+    /// A load or database error; the stored chunks are unchanged then.
+    pub fn compact(&mut self) -> Result<(), Error> {
+        let tx = self.begin_write()?;
+        let (mut doc, through) = self.load_from(&tx)?;
+        let snapshot = doc.save_snapshot();
+        let sealed = self
+            .secrets
+            .storage
+            .seal(&ChunkKind::Snapshot.domain(&self.space_id), &snapshot)?;
+        store::replace_chunks(&tx, through, &sealed)?;
+        tx.commit()?;
+        tracing::debug!(bytes = snapshot.len(), "profile compacted");
+        Ok(())
+    }
+
+    /// Keeps a private journal entry: sealed in this profile, never in the shared document.
+    ///
+    /// # Errors
+    /// [`Error::DiskFull`] or another database error; nothing is written then.
+    pub fn add_private_journal(&mut self, entry: &JournalEntry) -> Result<(), Error> {
+        let json = serde_json::to_vec(entry).map_err(|e| self.corrupt(e.to_string()))?;
+        let sealed = self
+            .secrets
+            .storage
+            .seal(&private_domain(&entry.id), &json)?;
+        store::put_private(&self.conn, entry.id.as_str(), &sealed)
+    }
+
+    /// This profile's private journal entries, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if an entry fails its integrity check.
+    pub fn private_journal(&self) -> Result<Vec<JournalEntry>, Error> {
+        let mut out = Vec::new();
+        for (id, sealed) in store::private_entries(&self.conn)? {
+            let entry_id: EntryId = id
+                .parse()
+                .map_err(|_| self.corrupt(format!("private entry id {id:?} is invalid")))?;
+            let json = self
+                .secrets
+                .storage
+                .open(&private_domain(&entry_id), &sealed)
+                .map_err(|e| self.corrupt(format!("private entry {id} is unreadable: {e}")))?;
+            let entry: JournalEntry = serde_json::from_slice(&json)
+                .map_err(|e| self.corrupt(format!("private entry {id} does not parse: {e}")))?;
+            out.push(entry);
+        }
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    /// How many document chunks the profile holds (a snapshot plus increments).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn chunk_count(&self) -> Result<usize, Error> {
+        store::chunks_count(&self.conn)
+    }
+
+    /// Starts a write transaction. `BEGIN IMMEDIATE` takes the database's write lock up
+    /// front, so the document loaded inside it is the base every concurrent writer waits on.
+    fn begin_write(&self) -> Result<rusqlite::Transaction<'_>, Error> {
+        Ok(rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?)
+    }
+
+    fn corrupt(&self, reason: String) -> Error {
+        Error::Corrupt {
+            home: self.paths.home.clone(),
+            reason,
+        }
+    }
+}
+
+fn private_domain(id: &EntryId) -> Vec<u8> {
+    format!("private/{}", id.as_str()).into_bytes()
+}
+
+fn missing_key_file(paths: &ProfilePaths) -> Error {
+    Error::Corrupt {
+        home: paths.home.clone(),
+        reason: format!("its key file {} is missing", paths.key_file.display()),
+    }
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), Error> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| io_err(dir, e))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err(dir, e))
+}

@@ -1,0 +1,154 @@
+//! The one error type of this crate.
+//!
+//! Callers (the client store, the CLI) match on the variants to choose an exit code and to
+//! decide whether to ask the user again; the Display text is written for the person at the
+//! keyboard, so each message says what went wrong *and* what to do about it.
+
+use std::error::Error as StdError;
+
+use crate::ids::{EntryId, PersonId};
+use crate::week::Week;
+
+/// Everything that can go wrong while reading, changing or syncing a space document.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DocError {
+    /// A text the user had to write was empty or only whitespace.
+    #[error("the {what} cannot be empty; write a few words and try again")]
+    Empty {
+        /// What was empty, in the user's words ("appreciation", "observation", …).
+        what: &'static str,
+    },
+
+    /// No entry (or person, or feedback thread) has the given id.
+    #[error("no {what} matches `{handle}`; check the id with `hearth log`")]
+    NotFound {
+        /// What was looked for ("entry", "feedback", "journal entry", …).
+        what: &'static str,
+        /// The id or handle as the caller gave it.
+        handle: String,
+    },
+
+    /// A short handle matched more than one entry.
+    #[error(
+        "`{handle}` matches {} entries ({}); type more characters of the id",
+        candidates.len(),
+        candidates.iter().map(EntryId::as_str).collect::<Vec<_>>().join(", ")
+    )]
+    Ambiguous {
+        /// The handle as the caller gave it.
+        handle: String,
+        /// Every entry whose id ends with the handle.
+        candidates: Vec<EntryId>,
+    },
+
+    /// A handle was too short to look an entry up safely.
+    #[error("`{handle}` is too short to find an entry; give at least 4 characters of its id")]
+    HandleTooShort {
+        /// The handle as the caller gave it.
+        handle: String,
+    },
+
+    /// This person already answered the check-in for this week.
+    #[error(
+        "a check-in for {week} was already submitted by {person}; each partner answers once a \
+         week, so add a journal entry if there is more to say"
+    )]
+    AlreadySubmitted {
+        /// The week of the check-in.
+        week: Week,
+        /// The person who already submitted.
+        person: PersonId,
+    },
+
+    /// A value typed by the user (an id, a week, a status…) could not be parsed.
+    #[error("`{input}` is not a valid {what}; expected {expected}")]
+    Invalid {
+        /// What was being parsed ("week", "person id", "reply kind", …).
+        what: &'static str,
+        /// The text as given.
+        input: String,
+        /// The accepted format or values.
+        expected: &'static str,
+    },
+
+    /// A check-in answer named a question the template does not have.
+    #[error("there is no check-in question `{key}`; the questions are: {valid}")]
+    UnknownQuestion {
+        /// The key as given.
+        key: String,
+        /// The template's keys, comma separated.
+        valid: String,
+    },
+
+    /// A check-in answer was out of range, not one of the options, or empty.
+    #[error("the answer to `{key}` {reason}")]
+    InvalidAnswer {
+        /// The question key.
+        key: String,
+        /// Why it was refused, naming the valid range or options.
+        reason: String,
+    },
+
+    /// Required check-in questions were left unanswered.
+    #[error(
+        "the check-in is missing required answers: {}; answer them and submit again",
+        keys.join(", ")
+    )]
+    MissingAnswers {
+        /// The keys of the unanswered required questions.
+        keys: Vec<String>,
+    },
+
+    /// The stored document could not be loaded.
+    #[error(
+        "could not load the space document; the stored copy may be damaged, so restore a backup \
+         or sync again from your partner"
+    )]
+    Load {
+        /// What automerge reported.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+
+    /// Bytes from another device were not valid document data; nothing was applied.
+    #[error(
+        "changes from another device could not be read, so nothing was applied; ask that device \
+         to sync again"
+    )]
+    Apply {
+        /// What was wrong with the bytes.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+
+    /// There was nothing to load: no snapshot and no changes.
+    #[error("there is no document data to load; the profile may be damaged, restore a backup")]
+    NoData,
+
+    /// The device actor id was empty.
+    #[error("the device actor id is empty; give every device its own non-empty actor id")]
+    EmptyActor,
+
+    /// Automerge refused a change this crate made. This is a bug in hearth.
+    #[error("the space document refused a change; this is a bug in hearth, please report it")]
+    Automerge {
+        /// What automerge reported.
+        #[from]
+        source: automerge::AutomergeError,
+    },
+}
+
+impl DocError {
+    pub(crate) fn load(source: impl Into<Box<dyn StdError + Send + Sync>>) -> DocError {
+        DocError::Load {
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn apply(source: impl Into<Box<dyn StdError + Send + Sync>>) -> DocError {
+        DocError::Apply {
+            source: source.into(),
+        }
+    }
+}

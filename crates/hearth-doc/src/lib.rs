@@ -1,0 +1,117 @@
+//! # hearth-doc
+//!
+//! The couple's shared space as one [Automerge](automerge) document, with a typed API on
+//! top: people, appreciations, kind feedback and replies, a shared journal, weekly check-ins
+//! and the small commitments they produce. It also holds the weekly check-in
+//! [template](weekly_template) and the views built from the document (timeline, trend).
+//!
+//! This crate does no I/O and knows nothing about encryption or the network: it turns user
+//! actions into Automerge changes, turns bytes from other devices back into state, and reads
+//! typed views out. The client stores and ships the bytes.
+//!
+//! ## The model in one example
+//!
+//! Each device keeps its own copy of the document. Writes happen offline, one Automerge
+//! change per action. Devices exchange the changes they have not saved yet, in any order,
+//! and end up with the same document:
+//!
+//! ```
+//! use hearth_doc::{Millis, PersonId, SpaceDoc};
+//!
+//! # fn main() -> Result<(), hearth_doc::DocError> {
+//! let ana = PersonId::random();
+//! let ben = PersonId::random();
+//!
+//! // Ana creates the space on her laptop and stores it.
+//! let mut laptop = SpaceDoc::create(b"ana-laptop", &ana, "Ana", Millis(1_763_900_000_000))?;
+//! let snapshot = laptop.save_snapshot();
+//!
+//! // Ben joins from that snapshot on his phone and adds himself.
+//! let mut phone = SpaceDoc::load(b"ben-phone", &snapshot, [])?;
+//! phone.add_person(&ben, "Ben", Millis(1_763_900_060_000))?;
+//!
+//! // Both write while apart.
+//! laptop.add_appreciation(&ana, "Thank you for the soup when I was ill", Millis(1_763_900_100_000))?;
+//! phone.add_appreciation(&ben, "You made Sunday feel slow and easy", Millis(1_763_900_200_000))?;
+//!
+//! // Each hands the other what it has not saved yet.
+//! let from_laptop = laptop.take_unsaved().expect("the laptop wrote something");
+//! let from_phone = phone.take_unsaved().expect("the phone wrote something");
+//! assert!(phone.apply(&from_laptop)?);
+//! assert!(laptop.apply(&from_phone)?);
+//!
+//! // Same changes, same state, same order on both devices.
+//! assert_eq!(laptop.heads(), phone.heads());
+//! assert_eq!(laptop.appreciations(), phone.appreciations());
+//! assert_eq!(laptop.people().len(), 2);
+//! let texts: Vec<_> = phone.appreciations().into_iter().map(|a| a.text).collect();
+//! assert_eq!(texts, ["Thank you for the soup when I was ill", "You made Sunday feel slow and easy"]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Check-ins
+//!
+//! A check-in is answered with [`Template::parse_answers`] (for `--answer KEY=VALUE`
+//! flags) or value by value with [`Template::check`], then submitted with
+//! [`SpaceDoc::submit_checkin`]. Answers are shown to the partner only once
+//! [`Checkin::revealed`] says both have submitted.
+//!
+//! ```
+//! use hearth_doc::{weekly_template, Millis, PersonId, SpaceDoc, Week};
+//!
+//! # fn main() -> Result<(), hearth_doc::DocError> {
+//! let ana = PersonId::random();
+//! let mut doc = SpaceDoc::create(b"ana-laptop", &ana, "Ana", Millis(0))?;
+//! let week: Week = "2026-W47".parse()?;
+//! let answers = weekly_template().parse_answers([
+//!     ("feeling", "8"),
+//!     ("need", "time,fun"),
+//!     ("commit", "Cook on Thursday"),
+//! ])?;
+//! doc.submit_checkin(week, &ana, answers, Millis(1))?;
+//! let checkin = doc.checkin(week).expect("just submitted");
+//! assert!(checkin.submitted_by(&ana));
+//! assert!(!checkin.revealed(&doc.people()), "Ana is alone in the space so far");
+//! assert_eq!(doc.open_commitments(&ana)[0].text, "Cook on Thursday");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Document layout
+//!
+//! See DESIGN.md §3. The root holds `schema: 1`, the maps `people` and `checkins`, and the
+//! lists `appreciations`, `feedback`, `journal` and `commitments`. Readers tolerate unknown
+//! keys, missing optional fields and values of the wrong type by skipping what they cannot
+//! read, entry by entry.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod chunks;
+mod error;
+mod ids;
+mod layout;
+mod model;
+mod queries;
+mod space;
+mod template;
+mod timeline;
+mod week;
+
+pub use automerge::ChangeHash;
+
+pub use error::DocError;
+pub use ids::{EntryId, Millis, PersonId};
+pub use model::{
+    AnswerValue, Answers, Appreciation, Checkin, Commitment, CommitmentStatus, Feedback,
+    FeedbackDraft, JournalDraft, JournalEntry, Person, Reply, ReplyKind, Submission, TrendPoint,
+};
+pub use queries::MIN_HANDLE_LEN;
+pub use space::SpaceDoc;
+pub use template::{
+    template, weekly_template, Opt, Question, QuestionKind, Template, WEEKLY_TEMPLATE_ID,
+};
+pub use timeline::{TimelineItem, TimelineKind};
+pub use week::Week;
+

@@ -1,0 +1,707 @@
+//! The weekly check-in: its questions, in order, and the rules for answering them.
+//!
+//! The questions live in code, not in the document, so every device asks them the same way
+//! and stored answers stay small (just keys and values). The answer keys are a stable
+//! contract: they are stored in the document, typed on the command line
+//! (`--answer feeling=8`) and documented one by one in `docs/checkins.md`. A key may gain
+//! options in a later template, but it never changes meaning.
+
+use serde::Serialize;
+
+use crate::error::DocError;
+use crate::model::{AnswerValue, Answers};
+
+/// The id of [`weekly_template`].
+pub const WEEKLY_TEMPLATE_ID: &str = "weekly-v1";
+
+/// A check-in template: an ordered list of questions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Template {
+    /// Stable id, stored with each check-in.
+    pub id: &'static str,
+    /// A short title to show above the questions.
+    pub title: &'static str,
+    /// The questions, in the order they are asked.
+    pub questions: Vec<Question>,
+}
+
+/// One question of a template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Question {
+    /// The stable answer key.
+    pub key: &'static str,
+    /// The question, in warm and plain words.
+    pub prompt: &'static str,
+    /// A line of help shown under the prompt.
+    pub help: &'static str,
+    /// What kind of answer it takes.
+    pub kind: QuestionKind,
+    /// Whether a check-in can be submitted without it.
+    pub required: bool,
+}
+
+/// The shape of an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum QuestionKind {
+    /// A whole number from `min` to `max`.
+    Scale {
+        /// The lowest number.
+        min: u8,
+        /// The highest number.
+        max: u8,
+        /// What the lowest number means.
+        low: &'static str,
+        /// What the highest number means.
+        high: &'static str,
+    },
+    /// Exactly one of the options.
+    Choice {
+        /// The options.
+        options: Vec<Opt>,
+    },
+    /// Any number of the options (at least one when answered).
+    MultiChoice {
+        /// The options.
+        options: Vec<Opt>,
+    },
+    /// A line or a paragraph of free text.
+    Text,
+    /// Several short free-text items.
+    List,
+}
+
+/// An option of a choice question.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Opt {
+    /// The stable key, stored and typed on the command line.
+    pub key: &'static str,
+    /// What the user reads.
+    pub label: &'static str,
+}
+
+const fn opt(key: &'static str, label: &'static str) -> Opt {
+    Opt { key, label }
+}
+
+fn question(
+    key: &'static str,
+    prompt: &'static str,
+    help: &'static str,
+    kind: QuestionKind,
+) -> Question {
+    Question {
+        key,
+        prompt,
+        help,
+        kind,
+        required: false,
+    }
+}
+
+/// The template for a check-in stored under `id`, if this version of hearth knows it.
+pub fn template(id: &str) -> Option<Template> {
+    (id == WEEKLY_TEMPLATE_ID).then(weekly_template)
+}
+
+/// The weekly check-in, in the order of `CHECKINS.md`.
+///
+/// The readiness question ("are you in a good headspace for this?") comes first but is not
+/// part of the template: it is asked by the client and never stored.
+pub fn weekly_template() -> Template {
+    use QuestionKind::{Choice, List, MultiChoice, Scale, Text};
+    let questions = vec![
+        Question {
+            required: true,
+            ..question(
+                "feeling",
+                "How are you feeling about us this week?",
+                "1 is struggling, 10 is wonderful. There is no wrong number; it is a way to start talking.",
+                Scale { min: 1, max: 10, low: "struggling", high: "wonderful" },
+            )
+        },
+        question(
+            "feeling_word",
+            "Is there a word for that feeling?",
+            "Optional. Close, tired, hopeful, far apart: whatever fits.",
+            Text,
+        ),
+        question(
+            "doing",
+            "How are you really doing, outside of us?",
+            "1 is running on empty, 5 is doing well. Life outside the two of you counts too.",
+            Scale { min: 1, max: 5, low: "running on empty", high: "doing well" },
+        ),
+        question(
+            "doing_areas",
+            "What has been taking your energy?",
+            "Pick any that fit, or none.",
+            MultiChoice {
+                options: vec![
+                    opt("work", "Work"),
+                    opt("family", "Family"),
+                    opt("health", "Health"),
+                    opt("money", "Money"),
+                    opt("sleep", "Sleep"),
+                    opt("other", "Something else"),
+                ],
+            },
+        ),
+        question(
+            "appreciated",
+            "What did your partner do this week that you appreciated?",
+            "One specific thing per line. Small things count: the tea, the message, the patience.",
+            List,
+        ),
+        question(
+            "connected",
+            "When did you feel most connected this week?",
+            "A moment, a conversation, a quiet evening.",
+            Text,
+        ),
+        question(
+            "need",
+            "Is there anything you need more of from me?",
+            "Pick any that fit. Asking is a kindness, not a complaint.",
+            MultiChoice {
+                options: vec![
+                    opt("words", "Kind words"),
+                    opt("time", "Time together"),
+                    opt("touch", "Touch"),
+                    opt("help", "Help with things"),
+                    opt("space", "Some space"),
+                    opt("fun", "Fun"),
+                    opt("deeper", "Deeper talks"),
+                    opt("other", "Something else"),
+                ],
+            },
+        ),
+        question(
+            "need_text",
+            "Would you like to say more about what you need?",
+            "Optional. The more specific, the easier it is to give.",
+            Text,
+        ),
+        question(
+            "raise",
+            "Is there anything you'd like to raise?",
+            "One thing at a time, when you both have the room for it.",
+            Choice {
+                options: vec![
+                    opt("nothing", "Nothing this week"),
+                    opt("small", "Something small"),
+                    opt("talk", "Something that needs a proper talk"),
+                ],
+            },
+        ),
+        question(
+            "raise_observation",
+            "When I noticed…",
+            "What happened, as a camera would have seen it, without guessing at reasons.",
+            Text,
+        ),
+        question(
+            "raise_feeling",
+            "…I felt…",
+            "A feeling word or two: hurt, lonely, worried, unsure.",
+            Text,
+        ),
+        question(
+            "raise_need",
+            "…because I need…",
+            "What matters to you underneath: rest, closeness, being heard.",
+            Text,
+        ),
+        question(
+            "raise_request",
+            "Would you be willing to…?",
+            "A small, doable request. Your partner may say no, and that is allowed.",
+            Text,
+        ),
+        question(
+            "together",
+            "What is one thing we could do together this week?",
+            "Something small and warm is plenty.",
+            Choice {
+                options: vec![
+                    opt("walk", "Go for a walk"),
+                    opt("meal", "Cook or share a meal"),
+                    opt("date", "A date, in or out"),
+                    opt("talk", "An unhurried talk"),
+                    opt("unplug", "An evening without screens"),
+                    opt("other", "Something else"),
+                ],
+            },
+        ),
+        question(
+            "together_text",
+            "Anything to add about that?",
+            "Optional. When, where, or what exactly.",
+            Text,
+        ),
+        question(
+            "commit",
+            "What is one small thing you'll do for us this week?",
+            "Small enough that it will really happen. Next week's check-in asks how it went.",
+            Text,
+        ),
+        question(
+            "followup",
+            "Did last week's small thing happen?",
+            "No judgement either way: it helps to notice what gets in the way.",
+            Choice {
+                options: vec![
+                    opt("done", "Yes"),
+                    opt("partly", "Partly"),
+                    opt("no", "Not this time"),
+                ],
+            },
+        ),
+    ];
+    Template {
+        id: WEEKLY_TEMPLATE_ID,
+        title: "Weekly check-in",
+        questions,
+    }
+}
+
+impl Template {
+    /// The question with this key.
+    pub fn question(&self, key: &str) -> Option<&Question> {
+        self.questions.iter().find(|q| q.key == key)
+    }
+
+    /// Every answer key, in the order the questions are asked.
+    pub fn keys(&self) -> Vec<&'static str> {
+        self.questions.iter().map(|q| q.key).collect()
+    }
+
+    /// Whether the question `key` should be asked, given the answers so far.
+    ///
+    /// The four-part feedback form (`raise_*`) is only asked once `raise` is `small` or
+    /// `talk`. Whether `followup` applies depends on open commitments, which the caller
+    /// knows ([`SpaceDoc::open_commitments`](crate::SpaceDoc::open_commitments)).
+    pub fn applies(&self, key: &str, answers: &Answers) -> bool {
+        if key.starts_with("raise_") {
+            return matches!(answers.choice("raise"), Some("small" | "talk"));
+        }
+        self.question(key).is_some()
+    }
+
+    /// Parses `--answer KEY=VALUE` pairs into answers.
+    ///
+    /// Repeating a `List` key adds an item; repeating a `MultiChoice` key adds options, which
+    /// may also be given comma separated (`need=time,touch`). Choice option keys are matched
+    /// case-insensitively; text is trimmed.
+    ///
+    /// # Errors
+    ///
+    /// [`DocError::UnknownQuestion`] naming the valid keys, [`DocError::InvalidAnswer`]
+    /// naming the valid range or options (or saying the text cannot be empty, or that a
+    /// single-answer key was repeated), and [`DocError::MissingAnswers`] naming required
+    /// questions left out.
+    pub fn parse_answers<'a>(
+        &self,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Answers, DocError> {
+        let mut answers = Answers::default();
+        for (key, raw) in pairs {
+            let key = key.trim();
+            let q = self.question(key).ok_or_else(|| self.unknown(key))?;
+            let value = raw.trim();
+            let repeated = answers.get(q.key).is_some();
+            let once = || {
+                if repeated {
+                    Err(invalid(q.key, "was given more than once; give it once"))
+                } else {
+                    Ok(())
+                }
+            };
+            let new = match &q.kind {
+                QuestionKind::Scale { min, max, .. } => {
+                    once()?;
+                    let n = value
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|n| (min..=max).contains(&n))
+                        .ok_or_else(|| {
+                            invalid(
+                                q.key,
+                                format!("must be a whole number from {min} to {max}, not `{value}`"),
+                            )
+                        })?;
+                    AnswerValue::Scale(n)
+                }
+                QuestionKind::Choice { options } => {
+                    once()?;
+                    AnswerValue::Choice(find_option(q.key, options, value)?.to_owned())
+                }
+                QuestionKind::MultiChoice { options } => {
+                    let mut chosen = match answers.0.remove(q.key) {
+                        Some(AnswerValue::Choices(c)) => c,
+                        _ => Vec::new(),
+                    };
+                    let mut any = false;
+                    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                        any = true;
+                        let key = find_option(q.key, options, part)?;
+                        if !chosen.iter().any(|c| c == key) {
+                            chosen.push(key.to_owned());
+                        }
+                    }
+                    if !any {
+                        return Err(invalid(
+                            q.key,
+                            format!("cannot be empty; choose from {}", option_keys(options)),
+                        ));
+                    }
+                    AnswerValue::Choices(chosen)
+                }
+                QuestionKind::Text => {
+                    once()?;
+                    if value.is_empty() {
+                        return Err(invalid(q.key, "cannot be empty; leave it out instead"));
+                    }
+                    AnswerValue::Text(value.to_owned())
+                }
+                QuestionKind::List => {
+                    if value.is_empty() {
+                        return Err(invalid(q.key, "cannot be empty; leave it out instead"));
+                    }
+                    let mut items = match answers.0.remove(q.key) {
+                        Some(AnswerValue::List(items)) => items,
+                        _ => Vec::new(),
+                    };
+                    items.push(value.to_owned());
+                    AnswerValue::List(items)
+                }
+            };
+            answers.insert(q.key, new);
+        }
+        self.check_required(&answers)?;
+        Ok(answers)
+    }
+
+    /// Validates one already-typed answer, as the interactive walk collects them.
+    ///
+    /// A `Text` answer is accepted for a choice question (and a `List` for a multiple
+    /// choice) when it holds valid option keys, since that is how answers read back from
+    /// JSON look.
+    ///
+    /// # Errors
+    ///
+    /// [`DocError::UnknownQuestion`] or [`DocError::InvalidAnswer`], naming what is valid.
+    pub fn check(&self, key: &str, value: &AnswerValue) -> Result<(), DocError> {
+        let q = self.question(key).ok_or_else(|| self.unknown(key))?;
+        let wrong_shape = |what: &str| invalid(q.key, format!("should be {what}"));
+        match (&q.kind, value) {
+            (QuestionKind::Scale { min, max, .. }, AnswerValue::Scale(n)) => {
+                if (min..=max).contains(&n) {
+                    Ok(())
+                } else {
+                    Err(invalid(
+                        q.key,
+                        format!("must be a whole number from {min} to {max}, not `{n}`"),
+                    ))
+                }
+            }
+            (QuestionKind::Scale { min, max, .. }, _) => {
+                Err(wrong_shape(&format!("a whole number from {min} to {max}")))
+            }
+            (QuestionKind::Choice { options }, AnswerValue::Choice(s) | AnswerValue::Text(s)) => {
+                exact_option(q.key, options, s)
+            }
+            (QuestionKind::Choice { options }, _) => Err(wrong_shape(&format!(
+                "one of {}",
+                option_keys(options)
+            ))),
+            (
+                QuestionKind::MultiChoice { options },
+                AnswerValue::Choices(items) | AnswerValue::List(items),
+            ) => {
+                if items.is_empty() {
+                    return Err(invalid(
+                        q.key,
+                        format!("cannot be empty; choose from {}", option_keys(options)),
+                    ));
+                }
+                items
+                    .iter()
+                    .try_for_each(|item| exact_option(q.key, options, item))
+            }
+            (QuestionKind::MultiChoice { options }, _) => Err(wrong_shape(&format!(
+                "a list of {}",
+                option_keys(options)
+            ))),
+            (QuestionKind::Text, AnswerValue::Text(s)) => {
+                if s.trim().is_empty() {
+                    Err(invalid(q.key, "cannot be empty; leave it out instead"))
+                } else {
+                    Ok(())
+                }
+            }
+            (QuestionKind::Text, _) => Err(wrong_shape("text")),
+            (QuestionKind::List, AnswerValue::List(items)) => {
+                if items.is_empty() || items.iter().any(|i| i.trim().is_empty()) {
+                    Err(invalid(q.key, "cannot have empty items; leave them out instead"))
+                } else {
+                    Ok(())
+                }
+            }
+            (QuestionKind::List, _) => Err(wrong_shape("a list of short texts")),
+        }
+    }
+
+    /// Validates a whole set of answers: each one with [`Template::check`], then the
+    /// required questions.
+    ///
+    /// # Errors
+    ///
+    /// The first problem found, as [`Template::check`] reports it, or
+    /// [`DocError::MissingAnswers`].
+    pub fn validate(&self, answers: &Answers) -> Result<(), DocError> {
+        for (key, value) in answers.iter() {
+            self.check(key, value)?;
+        }
+        self.check_required(answers)
+    }
+
+    /// Gives answers read back from JSON their precise kinds again: a string answering a
+    /// choice question becomes a `Choice`, a list answering a multiple choice becomes
+    /// `Choices`. Keys this template does not know are left as they are.
+    pub(crate) fn restore_kinds(&self, answers: &mut Answers) {
+        for (key, value) in answers.0.iter_mut() {
+            let Some(q) = self.question(key) else { continue };
+            let restored = match (&q.kind, &mut *value) {
+                (QuestionKind::Choice { .. }, AnswerValue::Text(s)) => {
+                    AnswerValue::Choice(std::mem::take(s))
+                }
+                (QuestionKind::MultiChoice { .. }, AnswerValue::List(items)) => {
+                    AnswerValue::Choices(std::mem::take(items))
+                }
+                _ => continue,
+            };
+            *value = restored;
+        }
+    }
+
+    fn check_required(&self, answers: &Answers) -> Result<(), DocError> {
+        let missing: Vec<String> = self
+            .questions
+            .iter()
+            .filter(|q| q.required && answers.get(q.key).is_none())
+            .map(|q| q.key.to_owned())
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(DocError::MissingAnswers { keys: missing })
+        }
+    }
+
+    fn unknown(&self, key: &str) -> DocError {
+        DocError::UnknownQuestion {
+            key: key.to_owned(),
+            valid: self.keys().join(", "),
+        }
+    }
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> DocError {
+    DocError::InvalidAnswer {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn option_keys(options: &[Opt]) -> String {
+    options.iter().map(|o| o.key).collect::<Vec<_>>().join(", ")
+}
+
+fn find_option<'o>(key: &str, options: &'o [Opt], given: &str) -> Result<&'o str, DocError> {
+    options
+        .iter()
+        .find(|o| o.key.eq_ignore_ascii_case(given))
+        .map(|o| o.key)
+        .ok_or_else(|| {
+            invalid(
+                key,
+                format!("must be one of {}, not `{given}`", option_keys(options)),
+            )
+        })
+}
+
+fn exact_option(key: &str, options: &[Opt], given: &str) -> Result<(), DocError> {
+    if options.iter().any(|o| o.key == given) {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("must be one of {}, not `{given}`", option_keys(options)),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Answers, DocError> {
+        weekly_template().parse_answers(pairs.iter().copied())
+    }
+
+    fn reason(err: DocError) -> String {
+        match err {
+            DocError::InvalidAnswer { reason, .. } => reason,
+            other => panic!("expected InvalidAnswer, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn weekly_template_has_the_stable_keys_in_order() {
+        let t = weekly_template();
+        assert_eq!(t.id, "weekly-v1");
+        assert_eq!(
+            t.keys(),
+            [
+                "feeling",
+                "feeling_word",
+                "doing",
+                "doing_areas",
+                "appreciated",
+                "connected",
+                "need",
+                "need_text",
+                "raise",
+                "raise_observation",
+                "raise_feeling",
+                "raise_need",
+                "raise_request",
+                "together",
+                "together_text",
+                "commit",
+                "followup",
+            ]
+        );
+        let required: Vec<_> = t.questions.iter().filter(|q| q.required).map(|q| q.key).collect();
+        assert_eq!(required, ["feeling"]);
+        assert_eq!(template("weekly-v1"), Some(t));
+        assert_eq!(template("weekly-v0"), None);
+    }
+
+    #[test]
+    fn a_full_check_in_parses_from_answer_flags() {
+        let a = parse(&[
+            ("feeling", "8"),
+            ("feeling_word", " hopeful "),
+            ("doing", "3"),
+            ("doing_areas", "work, SLEEP"),
+            ("doing_areas", "work"),
+            ("appreciated", "the soup"),
+            ("appreciated", "picking me up late"),
+            ("need", "time,touch"),
+            ("raise", "Small"),
+            ("raise_observation", "dishes left overnight"),
+            ("together", "walk"),
+            ("commit", "cook on Thursday"),
+            ("followup", "partly"),
+        ])
+        .unwrap();
+        assert_eq!(a.scale("feeling"), Some(8));
+        assert_eq!(a.text("feeling_word"), Some("hopeful"));
+        assert_eq!(a.get("doing_areas"), Some(&AnswerValue::Choices(vec!["work".into(), "sleep".into()])));
+        assert_eq!(a.list("appreciated").unwrap(), ["the soup", "picking me up late"]);
+        assert_eq!(a.get("raise"), Some(&AnswerValue::Choice("small".into())));
+        assert_eq!(a.choice("followup"), Some("partly"));
+        weekly_template().validate(&a).unwrap();
+    }
+
+    #[test]
+    fn out_of_range_scales_name_the_range() {
+        assert!(reason(parse(&[("feeling", "11")]).unwrap_err()).contains("from 1 to 10"));
+        assert!(reason(parse(&[("feeling", "nine")]).unwrap_err()).contains("from 1 to 10"));
+        let r = reason(parse(&[("feeling", "5"), ("doing", "0")]).unwrap_err());
+        assert!(r.contains("from 1 to 5"), "{r}");
+    }
+
+    #[test]
+    fn unknown_options_and_keys_name_the_valid_ones() {
+        let r = reason(parse(&[("feeling", "5"), ("raise", "maybe")]).unwrap_err());
+        assert!(r.contains("nothing, small, talk"), "{r}");
+        let r = reason(parse(&[("feeling", "5"), ("need", "time,cake")]).unwrap_err());
+        assert!(r.contains("words, time, touch, help, space, fun, deeper, other"), "{r}");
+        let err = parse(&[("feling", "5")]).unwrap_err();
+        assert!(matches!(&err, DocError::UnknownQuestion { key, .. } if key == "feling"));
+        assert!(err.to_string().contains("feeling, feeling_word, doing"));
+    }
+
+    #[test]
+    fn empty_text_and_repeated_single_answers_are_refused() {
+        let r = reason(parse(&[("feeling", "5"), ("connected", "  ")]).unwrap_err());
+        assert!(r.contains("cannot be empty"), "{r}");
+        let r = reason(parse(&[("feeling", "5"), ("appreciated", "")]).unwrap_err());
+        assert!(r.contains("cannot be empty"), "{r}");
+        let r = reason(parse(&[("feeling", "5"), ("need", " , ")]).unwrap_err());
+        assert!(r.contains("cannot be empty"), "{r}");
+        let r = reason(parse(&[("feeling", "5"), ("feeling", "6")]).unwrap_err());
+        assert!(r.contains("more than once"), "{r}");
+    }
+
+    #[test]
+    fn missing_required_answers_are_named() {
+        let err = parse(&[("connected", "Sunday breakfast")]).unwrap_err();
+        assert!(matches!(&err, DocError::MissingAnswers { keys } if keys == &["feeling"]));
+        assert!(err.to_string().contains("feeling"));
+    }
+
+    #[test]
+    fn check_validates_typed_values() {
+        let t = weekly_template();
+        t.check("feeling", &AnswerValue::Scale(10)).unwrap();
+        assert!(t.check("feeling", &AnswerValue::Scale(0)).is_err());
+        assert!(t.check("feeling", &AnswerValue::Text("8".into())).is_err());
+        t.check("raise", &AnswerValue::Choice("talk".into())).unwrap();
+        t.check("raise", &AnswerValue::Text("talk".into())).unwrap();
+        assert!(t.check("raise", &AnswerValue::Choice("TALK".into())).is_err());
+        t.check("need", &AnswerValue::Choices(vec!["fun".into()])).unwrap();
+        assert!(t.check("need", &AnswerValue::Choices(vec![])).is_err());
+        assert!(t.check("connected", &AnswerValue::Text(" ".into())).is_err());
+        assert!(t.check("appreciated", &AnswerValue::List(vec!["".into()])).is_err());
+        assert!(t.check("nope", &AnswerValue::Scale(1)).is_err());
+    }
+
+    #[test]
+    fn the_four_part_form_applies_only_when_something_is_raised() {
+        let t = weekly_template();
+        let mut a = Answers::default();
+        assert!(!t.applies("raise_observation", &a));
+        a.insert("raise", AnswerValue::Choice("nothing".into()));
+        assert!(!t.applies("raise_request", &a));
+        a.insert("raise", AnswerValue::Choice("talk".into()));
+        assert!(t.applies("raise_request", &a));
+        assert!(t.applies("commit", &a));
+        assert!(!t.applies("nope", &a));
+    }
+
+    #[test]
+    fn restore_kinds_turns_json_strings_back_into_choices() {
+        let t = weekly_template();
+        let mut a = Answers::default();
+        a.insert("raise", AnswerValue::Text("small".into()));
+        a.insert("need", AnswerValue::List(vec!["fun".into()]));
+        a.insert("connected", AnswerValue::Text("at the lake".into()));
+        a.insert("future_key", AnswerValue::Text("kept".into()));
+        t.restore_kinds(&mut a);
+        assert_eq!(a.get("raise"), Some(&AnswerValue::Choice("small".into())));
+        assert_eq!(a.get("need"), Some(&AnswerValue::Choices(vec!["fun".into()])));
+        assert_eq!(a.get("connected"), Some(&AnswerValue::Text("at the lake".into())));
+        assert_eq!(a.get("future_key"), Some(&AnswerValue::Text("kept".into())));
+    }
+
+    #[test]
+    fn every_prompt_and_help_is_written() {
+        for q in weekly_template().questions {
+            assert!(!q.prompt.is_empty() && !q.help.is_empty(), "{}", q.key);
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! `hearth`, exactly as cli/ builds it, under a name the end-to-end tests can locate.
+#![forbid(unsafe_code)]
+
+fn main() -> std::process::ExitCode {
+    hearth_cli::main()
+}
