@@ -8,9 +8,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// hearth: a private, shared space for the two of you. Weekly check-ins, appreciations,
 /// kind feedback and a journal, encrypted on your own devices.
 #[derive(Debug, Parser)]
-#[command(name = "hearth", version, propagate_version = true, max_term_width = 100)]
-#[command(after_help = "Start with `hearth init --name YOUR-NAME`, then `hearth checkin` once a week.\n\
-Exit codes: 0 ok, 1 something to fix in the command, 2 sync unavailable (data kept), 3 data or key problem.")]
+#[command(
+    name = "hearth",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Start with `hearth init --name YOUR-NAME`, then `hearth checkin` once a week.\n\
+Exit codes: 0 ok, 1 something to fix in the command, 2 sync unavailable (data kept), 3 data or key problem."
+)]
 pub struct Cli {
     /// Profile directory [default: the platform data directory, e.g. ~/.local/share/hearth]
     #[arg(long, global = true, env = "HEARTH_HOME", value_name = "DIR")]
@@ -45,6 +52,15 @@ pub enum Command {
     Export(ExportArgs),
     /// Where things stand: your profile, this week's check-in, open commitments
     Status,
+    /// See hearth in action: a scripted week in a throwaway profile
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo profile in DIR (a new directory) to explore it afterwards
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -82,7 +82,11 @@ pub fn draw(points: &[TrendPoint], series: &[Series], last: Week, width: usize) 
     }
     out.push_str("    └");
     for week in &weeks {
-        out.push_str(if by_week.contains_key(week) { "───" } else { "╌·╌" });
+        out.push_str(if by_week.contains_key(week) {
+            "───"
+        } else {
+            "╌·╌"
+        });
     }
     out.push('\n');
     // Label every fourth week, and the last one.
@@ -129,13 +133,20 @@ mod tests {
         assert_eq!(lines[2], "  8 │ S       ");
         assert_eq!(lines[3], "  7 │       * ");
         assert_eq!(lines[4], "  6 │ J       ");
-        assert!(lines[10].contains("╌·╌"), "the missed week shows as a gap: {}", lines[10]);
+        assert!(
+            lines[10].contains("╌·╌"),
+            "the missed week shows as a gap: {}",
+            lines[10]
+        );
         assert!(lines[11].contains("W40"));
     }
 
     #[test]
     fn clashing_initials_get_digits() {
-        let s = series(&[(PersonId::random(), "Sam".into()), (PersonId::random(), "sky".into())]);
+        let s = series(&[
+            (PersonId::random(), "Sam".into()),
+            (PersonId::random(), "sky".into()),
+        ]);
         assert_eq!(s[0].mark, 'S');
         assert_eq!(s[1].mark, '2');
     }

@@ -81,7 +81,10 @@ fn classify_client(err: &ClientError) -> (u8, Option<String>) {
         ),
         ClientError::DiskFull => (
             USER,
-            Some("Free some space and run the command again; everything saved before is intact.".into()),
+            Some(
+                "Free some space and run the command again; everything saved before is intact."
+                    .into(),
+            ),
         ),
         ClientError::Crypto(C::WrongPassphrase { .. }) => (
             DATA,
@@ -100,9 +103,7 @@ fn classify_client(err: &ClientError) -> (u8, Option<String>) {
             ),
         ),
         ClientError::Doc(e) => (doc_code(e), None),
-        ClientError::Corrupt { .. }
-        | ClientError::NewerFormat { .. }
-        | ClientError::Crypto(_) => (
+        ClientError::Corrupt { .. } | ClientError::NewerFormat { .. } | ClientError::Crypto(_) => (
             DATA,
             Some(
                 "Nothing was changed or overwritten. Restore the profile directory from a backup, \

@@ -20,7 +20,12 @@ impl Names {
     }
 
     pub fn of_people(people: &[Person]) -> Self {
-        Self(people.iter().map(|p| (p.id.clone(), p.name.clone())).collect())
+        Self(
+            people
+                .iter()
+                .map(|p| (p.id.clone(), p.name.clone()))
+                .collect(),
+        )
     }
 
     pub fn of(&self, id: &PersonId) -> &str {

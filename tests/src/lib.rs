@@ -112,7 +112,10 @@ impl Device {
         let mut stdin = child.stdin.take().expect("piped stdin");
         stdin.write_all(input.as_bytes()).expect("writing stdin");
         drop(stdin);
-        child.wait_with_output().expect("the hearth program runs").into()
+        child
+            .wait_with_output()
+            .expect("the hearth program runs")
+            .into()
     }
 
     /// Runs `hearth ARGS` and returns its standard output, failing the test unless it

@@ -1,5 +1,6 @@
 //! One partner, one device, no relay: a week of hearth as a person would use it, and what
 //! happens when things go wrong.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -43,12 +44,18 @@ fn a_week_of_hearth_on_one_device() {
     // The weekly check-in, scripted.
     let out = dev.ok([
         "checkin",
-        "--answer", "feeling=8",
-        "--answer", "feeling_word=hopeful",
-        "--answer", "need=time,fun",
-        "--answer", "appreciated=the soup on Tuesday",
-        "--answer", "appreciated=listening about work",
-        "--answer", "commit=cook on Friday",
+        "--answer",
+        "feeling=8",
+        "--answer",
+        "feeling_word=hopeful",
+        "--answer",
+        "need=time,fun",
+        "--answer",
+        "appreciated=the soup on Tuesday",
+        "--answer",
+        "appreciated=listening about work",
+        "--answer",
+        "commit=cook on Friday",
     ]);
     assert!(out.contains("saved"), "{out}");
     assert!(out.contains("cook on Friday"), "{out}");
@@ -59,7 +66,11 @@ fn a_week_of_hearth_on_one_device() {
     // Answering twice is refused and says how to see the answers.
     let again = dev.run(["checkin", "--answer", "feeling=3"]);
     assert_eq!(again.code, Some(1), "{}", again.stderr);
-    assert!(again.stderr.contains("already answered"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("already answered"),
+        "{}",
+        again.stderr
+    );
 
     // An earlier week, for the trend.
     dev.ok(["checkin", "--week", "2026-W01", "--answer", "feeling=6"]);
@@ -77,22 +88,54 @@ fn a_week_of_hearth_on_one_device() {
     // Feedback, then replies.
     let fb = dev.json([
         "feedback",
-        "--observation", "the dishes stayed in the sink overnight",
-        "--feeling", "tired",
-        "--need", "to share the evening chores",
-        "--request", "could we do them together after dinner?",
+        "--observation",
+        "the dishes stayed in the sink overnight",
+        "--feeling",
+        "tired",
+        "--need",
+        "to share the evening chores",
+        "--request",
+        "could we do them together after dinner?",
     ]);
     let fb_id = fb["id"].as_str().unwrap().to_owned();
     let short = &fb_id[fb_id.len() - 8..];
-    dev.ok(["feedback", "reply", short, "--reflect", "What I'm hearing is that evenings feel lopsided"]);
-    dev.ok(["feedback", "reply", short, "--heard", "yes", "--note", "thank you"]);
+    dev.ok([
+        "feedback",
+        "reply",
+        short,
+        "--reflect",
+        "What I'm hearing is that evenings feel lopsided",
+    ]);
+    dev.ok([
+        "feedback",
+        "reply",
+        short,
+        "--heard",
+        "yes",
+        "--note",
+        "thank you",
+    ]);
     let list = dev.ok(["feedback", "list"]);
-    assert!(list.contains("the dishes stayed in the sink overnight"), "{list}");
-    assert!(list.contains("reflected: What I'm hearing is that evenings feel lopsided"), "{list}");
+    assert!(
+        list.contains("the dishes stayed in the sink overnight"),
+        "{list}"
+    );
+    assert!(
+        list.contains("reflected: What I'm hearing is that evenings feel lopsided"),
+        "{list}"
+    );
     assert!(list.contains("felt heard?: yes — thank you"), "{list}");
 
     // Journal: TEXT with tags, $EDITOR, standard input, and a private entry.
-    dev.ok(["journal", "add", "We walked to the lake.", "--tag", "walks", "--title", "Sunday"]);
+    dev.ok([
+        "journal",
+        "add",
+        "We walked to the lake.",
+        "--tag",
+        "walks",
+        "--title",
+        "Sunday",
+    ]);
     let editor = editor_script(
         dev.scratch(),
         "editor.sh",
@@ -102,14 +145,27 @@ fn a_week_of_hearth_on_one_device() {
     dev.ok(["journal", "add", "--tag", "dinners"]);
     let piped = dev.run_with_input(["journal", "add", "-"], "Rainy day, board games.\n");
     assert_eq!(piped.code, Some(0), "{}", piped.stderr);
-    let private = dev.ok(["journal", "add", "Not ready to share this yet.", "--private"]);
+    let private = dev.ok([
+        "journal",
+        "add",
+        "Not ready to share this yet.",
+        "--private",
+    ]);
     assert!(private.contains("just for you"), "{private}");
 
     let journal = dev.ok(["journal", "list"]);
-    for text in ["We walked to the lake.", "Dinner on the balcony, first warm night.", "Rainy day, board games.", "Not ready to share this yet."] {
+    for text in [
+        "We walked to the lake.",
+        "Dinner on the balcony, first warm night.",
+        "Rainy day, board games.",
+        "Not ready to share this yet.",
+    ] {
         assert!(journal.contains(text), "missing {text:?} in\n{journal}");
     }
-    assert!(!journal.contains("not kept"), "editor comment lines are dropped:\n{journal}");
+    assert!(
+        !journal.contains("not kept"),
+        "editor comment lines are dropped:\n{journal}"
+    );
     assert!(journal.contains("(private)"), "{journal}");
     let walks = dev.json(["journal", "list", "--tag", "walks"]);
     assert_eq!(walks.as_array().unwrap().len(), 1);
@@ -117,17 +173,33 @@ fn a_week_of_hearth_on_one_device() {
 
     // The log holds everything, in order, as text and JSON.
     let log = dev.ok(["log"]);
-    for text in ["Thank you for fixing the bike", "for the note in my bag", "the dishes stayed", "We walked to the lake.", "Not ready to share this yet."] {
+    for text in [
+        "Thank you for fixing the bike",
+        "for the note in my bag",
+        "the dishes stayed",
+        "We walked to the lake.",
+        "Not ready to share this yet.",
+    ] {
         assert!(log.contains(text), "missing {text:?} in\n{log}");
     }
     let items = dev.json(["log"]);
     let items = items.as_array().unwrap();
     let kinds: BTreeSet<&str> = items.iter().filter_map(|i| i["kind"].as_str()).collect();
-    for kind in ["appreciation", "feedback", "reply", "journal", "checkin_submitted", "commitment"] {
+    for kind in [
+        "appreciation",
+        "feedback",
+        "reply",
+        "journal",
+        "checkin_submitted",
+        "commitment",
+    ] {
         assert!(kinds.contains(kind), "no {kind} in log kinds {kinds:?}");
     }
     let times: Vec<i64> = items.iter().map(|i| i["at"].as_i64().unwrap()).collect();
-    assert!(times.windows(2).all(|w| w[0] <= w[1]), "log is in time order");
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "log is in time order"
+    );
 
     // Trends: both weeks, drawn.
     let trends = dev.ok(["trends"]);
@@ -143,16 +215,36 @@ fn a_week_of_hearth_on_one_device() {
     let export: Value = serde_json::from_str(&dev.ok(["export", "--format", "json"])).unwrap();
     assert_eq!(export["appreciations"].as_array().unwrap().len(), 2);
     assert_eq!(export["journal"].as_array().unwrap().len(), 4);
-    assert_eq!(export["feedback"][0]["replies"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        export["feedback"][0]["replies"].as_array().unwrap().len(),
+        2
+    );
     assert_eq!(export["checkins"].as_array().unwrap().len(), 2);
     let md_path = dev.scratch().join("hearth.md");
-    dev.ok(["export", "--format", "md", "--output", md_path.to_str().unwrap()]);
+    dev.ok([
+        "export",
+        "--format",
+        "md",
+        "--output",
+        md_path.to_str().unwrap(),
+    ]);
     let md = std::fs::read_to_string(&md_path).unwrap();
     assert!(md.starts_with("# "), "{md}");
     assert!(md.contains("Thank you for fixing the bike"), "{md}");
     assert!(md.contains("Dinner on the balcony"), "{md}");
-    let twice = dev.run(["export", "--format", "md", "--output", md_path.to_str().unwrap()]);
-    assert_eq!(twice.code, Some(1), "an export never overwrites: {}", twice.stderr);
+    let twice = dev.run([
+        "export",
+        "--format",
+        "md",
+        "--output",
+        md_path.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        twice.code,
+        Some(1),
+        "an export never overwrites: {}",
+        twice.stderr
+    );
 }
 
 #[test]
@@ -174,41 +266,76 @@ fn markers_written_through_every_command_never_rest_in_plaintext() {
         dev.ok(["appreciate", "MARKER-APPRECIATE-X1"]);
         dev.ok([
             "checkin",
-            "--answer", "feeling=7",
-            "--answer", "feeling_word=MARKER-CHECKIN-WORD-B3",
-            "--answer", "connected=MARKER-CHECKIN-CONNECTED-B4",
-            "--answer", "commit=MARKER-COMMIT-B5",
+            "--answer",
+            "feeling=7",
+            "--answer",
+            "feeling_word=MARKER-CHECKIN-WORD-B3",
+            "--answer",
+            "connected=MARKER-CHECKIN-CONNECTED-B4",
+            "--answer",
+            "commit=MARKER-COMMIT-B5",
         ]);
         let fb = dev.json([
             "feedback",
-            "--observation", "MARKER-OBSERVATION-C1",
-            "--feeling", "MARKER-FEELING-C2",
-            "--need", "MARKER-NEED-C3",
-            "--request", "MARKER-REQUEST-C4",
+            "--observation",
+            "MARKER-OBSERVATION-C1",
+            "--feeling",
+            "MARKER-FEELING-C2",
+            "--need",
+            "MARKER-NEED-C3",
+            "--request",
+            "MARKER-REQUEST-C4",
         ]);
         let id = fb["id"].as_str().unwrap().to_owned();
         dev.ok(["feedback", "reply", &id, "--reflect", "MARKER-REFLECT-D1"]);
-        dev.ok(["journal", "add", "MARKER-JOURNAL-E1", "--tag", "markertag", "--title", "MARKER-TITLE-E2"]);
+        dev.ok([
+            "journal",
+            "add",
+            "MARKER-JOURNAL-E1",
+            "--tag",
+            "markertag",
+            "--title",
+            "MARKER-TITLE-E2",
+        ]);
         dev.ok(["journal", "add"]);
         dev.ok(["journal", "add", "MARKER-PRIVATE-F1", "--private"]);
         dev.ok(["log"]);
         dev.ok(["export", "--format", "md"]);
 
         let markers = [
-            "MARKER-NAME-Q7", "MARKER-APPRECIATE-X1", "MARKER-CHECKIN-WORD-B3",
-            "MARKER-CHECKIN-CONNECTED-B4", "MARKER-COMMIT-B5", "MARKER-OBSERVATION-C1",
-            "MARKER-FEELING-C2", "MARKER-NEED-C3", "MARKER-REQUEST-C4", "MARKER-REFLECT-D1",
-            "MARKER-JOURNAL-E1", "markertag", "MARKER-TITLE-E2", "MARKER-EDITOR-K2",
+            "MARKER-NAME-Q7",
+            "MARKER-APPRECIATE-X1",
+            "MARKER-CHECKIN-WORD-B3",
+            "MARKER-CHECKIN-CONNECTED-B4",
+            "MARKER-COMMIT-B5",
+            "MARKER-OBSERVATION-C1",
+            "MARKER-FEELING-C2",
+            "MARKER-NEED-C3",
+            "MARKER-REQUEST-C4",
+            "MARKER-REFLECT-D1",
+            "MARKER-JOURNAL-E1",
+            "markertag",
+            "MARKER-TITLE-E2",
+            "MARKER-EDITOR-K2",
             "MARKER-PRIVATE-F1",
         ];
         // The markers did go in: the log shows them.
         let log = dev.ok(["log"]);
-        assert!(log.contains("MARKER-JOURNAL-E1") && log.contains("MARKER-PRIVATE-F1"), "{log}");
+        assert!(
+            log.contains("MARKER-JOURNAL-E1") && log.contains("MARKER-PRIVATE-F1"),
+            "{log}"
+        );
         let files = files_under(&dev.home());
-        assert!(files.iter().any(|(p, _)| p.ends_with("profile.db")), "{files:?}");
+        assert!(
+            files.iter().any(|(p, _)| p.ends_with("profile.db")),
+            "{files:?}"
+        );
         for marker in markers {
             let found = files_containing(&dev.home(), marker.as_bytes());
-            assert!(found.is_empty(), "{marker} in plaintext in {found:?} (passphrase: {passphrase})");
+            assert!(
+                found.is_empty(),
+                "{marker} in plaintext in {found:?} (passphrase: {passphrase})"
+            );
         }
         // The editor's draft folder is gone.
         let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
@@ -216,10 +343,13 @@ fn markers_written_through_every_command_never_rest_in_plaintext() {
             .filter_map(Result::ok)
             .filter(|e| {
                 e.file_name().to_string_lossy().starts_with("hearth-draft-")
-                    && files_containing(&e.path(), b"MARKER-EDITOR-K2").len() > 0
+                    && !files_containing(&e.path(), b"MARKER-EDITOR-K2").is_empty()
             })
             .collect();
-        assert!(leftovers.is_empty(), "editor drafts left behind: {leftovers:?}");
+        assert!(
+            leftovers.is_empty(),
+            "editor drafts left behind: {leftovers:?}"
+        );
     }
 }
 
@@ -235,7 +365,11 @@ fn wrong_passphrase_exits_3_and_changes_nothing() {
     // Same profile, another passphrase.
     wrong.env("HEARTH_HOME", dev.home());
     wrong.env("HEARTH_PASSPHRASE", "the wrong one");
-    for args in [vec!["log"], vec!["appreciate", "more"], vec!["export", "--format", "json"]] {
+    for args in [
+        vec!["log"],
+        vec!["appreciate", "more"],
+        vec!["export", "--format", "json"],
+    ] {
         let run = wrong.run(&args);
         assert_eq!(run.code, Some(3), "{args:?}: {}", run.stderr);
         assert!(run.stderr.contains("wrong passphrase"), "{}", run.stderr);
@@ -279,15 +413,33 @@ fn invalid_answers_exit_1_naming_what_is_valid_and_save_nothing() {
     init(&dev, "Sam");
     let run = dev.run(["checkin", "--answer", "feeling=11"]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
-    assert!(run.stderr.contains("1") && run.stderr.contains("10"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("1") && run.stderr.contains("10"),
+        "{}",
+        run.stderr
+    );
 
     let run = dev.run(["checkin", "--answer", "feeling=7", "--answer", "mood=great"]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
-    assert!(run.stderr.contains("feeling") && run.stderr.contains("need"), "lists keys: {}", run.stderr);
+    assert!(
+        run.stderr.contains("feeling") && run.stderr.contains("need"),
+        "lists keys: {}",
+        run.stderr
+    );
 
-    let run = dev.run(["checkin", "--answer", "need=time,chocolate", "--answer", "feeling=5"]);
+    let run = dev.run([
+        "checkin",
+        "--answer",
+        "need=time,chocolate",
+        "--answer",
+        "feeling=5",
+    ]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
-    assert!(run.stderr.contains("touch"), "lists options: {}", run.stderr);
+    assert!(
+        run.stderr.contains("touch"),
+        "lists options: {}",
+        run.stderr
+    );
 
     let run = dev.run(["checkin", "--answer", "need=time"]);
     assert_eq!(run.code, Some(1), "feeling is required: {}", run.stderr);
@@ -311,15 +463,27 @@ fn invalid_answers_exit_1_naming_what_is_valid_and_save_nothing() {
     assert_eq!(run.code, Some(1), "empty stdin: {}", run.stderr);
 
     let log = dev.json(["log"]);
-    let kinds: Vec<&str> = log.as_array().unwrap().iter().filter_map(|i| i["kind"].as_str()).collect();
-    assert!(!kinds.contains(&"checkin_submitted") && !kinds.contains(&"appreciation"), "{kinds:?}");
+    let kinds: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["kind"].as_str())
+        .collect();
+    assert!(
+        !kinds.contains(&"checkin_submitted") && !kinds.contains(&"appreciation"),
+        "{kinds:?}"
+    );
 }
 
 #[test]
 fn a_failing_editor_saves_nothing() {
     let mut dev = device();
     init(&dev, "Sam");
-    let editor = editor_script(dev.scratch(), "bad.sh", "#!/bin/sh\nprintf 'half' >> \"$1\"\nexit 3\n");
+    let editor = editor_script(
+        dev.scratch(),
+        "bad.sh",
+        "#!/bin/sh\nprintf 'half' >> \"$1\"\nexit 3\n",
+    );
     dev.env("EDITOR", &editor);
     let run = dev.run(["journal", "add"]);
     assert_ne!(run.code, Some(0));
@@ -337,20 +501,24 @@ fn missing_damaged_or_tampered_profiles_exit_3_and_are_left_as_they_were() {
     init(&dev, "Sam");
     dev.ok(["appreciate", "keep me"]);
     let db = dev.home().join("profile.db");
-    let key = dev.home().join("device.key");
 
     // Flip one byte of a stored chunk.
     {
         let conn = rusqlite::Connection::open(&db).unwrap();
         let (seq, mut sealed): (i64, Vec<u8>) = conn
-            .query_row("SELECT seq, sealed FROM doc_chunks ORDER BY seq DESC LIMIT 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT seq, sealed FROM doc_chunks ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .unwrap();
         let mid = sealed.len() / 2;
         sealed[mid] ^= 0x20;
-        conn.execute("UPDATE doc_chunks SET sealed = ?1 WHERE seq = ?2", rusqlite::params![sealed, seq])
-            .unwrap();
+        conn.execute(
+            "UPDATE doc_chunks SET sealed = ?1 WHERE seq = ?2",
+            rusqlite::params![sealed, seq],
+        )
+        .unwrap();
     }
     let before = files_under(&dev.home());
     for args in [vec!["log"], vec!["appreciate", "more"]] {
@@ -359,7 +527,11 @@ fn missing_damaged_or_tampered_profiles_exit_3_and_are_left_as_they_were() {
         assert!(run.stderr.contains("damaged"), "{}", run.stderr);
         assert!(run.stderr.contains("backup"), "{}", run.stderr);
     }
-    assert_eq!(files_under(&dev.home()), before, "a failed command changes nothing");
+    assert_eq!(
+        files_under(&dev.home()),
+        before,
+        "a failed command changes nothing"
+    );
 
     // A database that is not a database.
     let dev = device();
@@ -371,12 +543,15 @@ fn missing_damaged_or_tampered_profiles_exit_3_and_are_left_as_they_were() {
     std::fs::write(&db, b"this is not sqlite at all, just bytes").unwrap();
     let run = dev.run(["status"]);
     assert_eq!(run.code, Some(3), "{}", run.stderr);
-    assert_eq!(std::fs::read(&db).unwrap(), b"this is not sqlite at all, just bytes");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        b"this is not sqlite at all, just bytes"
+    );
 
     // A missing key file, then a truncated one.
     let dev = device();
     init(&dev, "Sam");
-    let key_bytes = std::fs::read(&key_of(&dev)).unwrap();
+    let key_bytes = std::fs::read(key_of(&dev)).unwrap();
     std::fs::remove_file(key_of(&dev)).unwrap();
     let run = dev.run(["log"]);
     assert_eq!(run.code, Some(3), "{}", run.stderr);
@@ -384,7 +559,6 @@ fn missing_damaged_or_tampered_profiles_exit_3_and_are_left_as_they_were() {
     std::fs::write(key_of(&dev), &key_bytes[..key_bytes.len() / 2]).unwrap();
     let run = dev.run(["log"]);
     assert_eq!(run.code, Some(3), "{}", run.stderr);
-    let _ = key;
 }
 
 fn key_of(dev: &Device) -> std::path::PathBuf {
@@ -477,8 +651,15 @@ fn sigkill_during_writes_never_loses_committed_entries() {
         }
     }
     eprintln!("{} writes committed, {killed} killed", committed.len());
-    assert!(killed > 10, "the loop must actually kill writers ({killed} kills)");
-    assert!(committed.len() > 10, "and let some finish ({} finished)", committed.len());
+    assert!(
+        killed > 10,
+        "the loop must actually kill writers ({killed} kills)"
+    );
+    assert!(
+        committed.len() > 10,
+        "and let some finish ({} finished)",
+        committed.len()
+    );
 
     let log = dev.json(["log"]);
     let texts: Vec<String> = log
@@ -489,7 +670,10 @@ fn sigkill_during_writes_never_loses_committed_entries() {
         .collect();
     for (text, private) in &committed {
         let n = texts.iter().filter(|t| *t == text).count();
-        assert_eq!(n, 1, "{text} (private: {private}) appears {n} times after the kills");
+        assert_eq!(
+            n, 1,
+            "{text} (private: {private}) appears {n} times after the kills"
+        );
     }
     // Still writable, and compacted at least once along the way.
     dev.ok(["appreciate", "after the storm"]);
@@ -498,6 +682,51 @@ fn sigkill_during_writes_never_loses_committed_entries() {
     let chunks = status["stored_chunks"].as_u64().unwrap();
     let shared = status["counts"]["appreciations"].as_u64().unwrap();
     assert!(shared > 70, "enough writes to need compaction: {shared}");
-    assert!(chunks < shared, "compaction folded chunks: {chunks} chunks for {shared} writes");
-    assert!(chunks <= 70, "compaction kept the chunk count bounded: {chunks}");
+    assert!(
+        chunks < shared,
+        "compaction folded chunks: {chunks} chunks for {shared} writes"
+    );
+    assert!(
+        chunks <= 70,
+        "compaction kept the chunk count bounded: {chunks}"
+    );
+}
+
+#[test]
+fn the_demo_shows_a_whole_week_and_cleans_up_after_itself() {
+    let dev = device();
+    let keep = dev.scratch().join("kept-demo");
+    let out = dev.ok(["demo", "--keep", keep.to_str().unwrap()]);
+    for seen in [
+        "$ hearth init --name Sam --no-passphrase",
+        "Welcome, Sam",
+        "Your check-in for",
+        "Saved your appreciation",
+        "Shared your feedback",
+        "Saved a private entry",
+        "How each of you has felt about \"us\"",
+        "Sam appreciated: Thank you for fixing my bike without being asked",
+    ] {
+        assert!(out.contains(seen), "the demo should show {seen:?}:\n{out}");
+    }
+    // The kept profile is a real one.
+    let mut explorer = Device::new(BIN);
+    explorer.env("HEARTH_HOME", &keep);
+    let trend = explorer.json(["trends"]);
+    assert_eq!(trend.as_array().unwrap().len(), 3, "{trend}");
+    // Without --keep, nothing is left behind.
+    let before: Vec<_> = demo_dirs();
+    dev.ok(["demo"]);
+    assert_eq!(demo_dirs(), before, "the throwaway demo profile is removed");
+}
+
+fn demo_dirs() -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("hearth-demo-"))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    dirs
 }

@@ -8,12 +8,21 @@ use crate::render;
 use crate::session::Session;
 
 pub fn run(session: &Session, args: AppreciateArgs) -> Result<()> {
-    let text = super::text_argument(session, args.text, "What did you appreciate?", "appreciation")?;
+    let text = super::text_argument(
+        session,
+        args.text,
+        "What did you appreciate?",
+        "appreciation",
+    )?;
     let mut profile = session.open()?;
     let me = profile.person_id().clone();
     let (id, partner) = profile.write(|doc| {
         let id = doc.add_appreciation(&me, &text, render::now())?;
-        let partner = doc.people().into_iter().find(|p| p.id != me).map(|p| p.name);
+        let partner = doc
+            .people()
+            .into_iter()
+            .find(|p| p.id != me)
+            .map(|p| p.name);
         Ok((id, partner))
     })?;
     if session.json {

@@ -28,7 +28,9 @@ fn answer(session: &Session, args: CheckinArgs) -> Result<()> {
         None => this_week,
     };
     if week > this_week {
-        user_error!("{week} has not started yet; answer for this week ({this_week}) or an earlier one");
+        user_error!(
+            "{week} has not started yet; answer for this week ({this_week}) or an earlier one"
+        );
     }
     let template = weekly_template();
     // Parse scripted answers before touching the profile: a typo costs nothing.
@@ -52,7 +54,9 @@ fn answer(session: &Session, args: CheckinArgs) -> Result<()> {
         None => {
             let doc = profile.load()?;
             if doc.checkin(week).is_some_and(|c| c.submitted_by(&me)) {
-                user_error!("you have already answered the check-in for {week}; see it with `hearth checkin show {week}`");
+                user_error!(
+                    "you have already answered the check-in for {week}; see it with `hearth checkin show {week}`"
+                );
             }
             match walk(&template, &doc, &me, week)? {
                 Some(answers) => answers,
@@ -70,7 +74,9 @@ fn answer(session: &Session, args: CheckinArgs) -> Result<()> {
     });
     let (people, checkin) = match written {
         Err(hearth_client::Error::Doc(hearth_doc::DocError::AlreadySubmitted { .. })) => {
-            user_error!("you have already answered the check-in for {week}; see it with `hearth checkin show {week}`")
+            user_error!(
+                "you have already answered the check-in for {week}; see it with `hearth checkin show {week}`"
+            )
         }
         other => other?,
     };
@@ -107,7 +113,9 @@ fn walk(template: &Template, doc: &SpaceDoc, me: &PersonId, week: Week) -> Resul
     if !ready {
         return Ok(None);
     }
-    eprintln!("Answer on your own and honestly; nothing is shown to your partner until you have both answered.\n");
+    eprintln!(
+        "Answer on your own and honestly; nothing is shown to your partner until you have both answered.\n"
+    );
     let mut answers = Answers::default();
     let earlier: Vec<Commitment> = doc
         .open_commitments(me)
@@ -148,11 +156,19 @@ fn ask(q: &Question) -> Result<Option<AnswerValue>> {
     let optional = if q.required { "" } else { " (Enter to skip)" };
     eprintln!("\n{}", q.help);
     let value = match &q.kind {
-        QuestionKind::Scale { min, max, low, high } => {
+        QuestionKind::Scale {
+            min,
+            max,
+            low,
+            high,
+        } => {
             let (min, max) = (*min, *max);
             let required = q.required;
             let raw: String = dialoguer::Input::new()
-                .with_prompt(format!("{} {min}–{max} ({min} {low}, {max} {high}){optional}", q.prompt))
+                .with_prompt(format!(
+                    "{} {min}–{max} ({min} {low}, {max} {high}){optional}",
+                    q.prompt
+                ))
                 .allow_empty(!required)
                 .validate_with(move |s: &String| -> Result<(), String> {
                     match s.trim().parse::<u8>() {
@@ -176,7 +192,9 @@ fn ask(q: &Question) -> Result<Option<AnswerValue>> {
                 .default(0)
                 .interact()
                 .context("reading your answer")?;
-            options.get(picked).map(|o| AnswerValue::Choice(o.key.to_owned()))
+            options
+                .get(picked)
+                .map(|o| AnswerValue::Choice(o.key.to_owned()))
         }
         QuestionKind::MultiChoice { options } => {
             let items: Vec<&str> = options.iter().map(|o| o.label).collect();
@@ -191,7 +209,9 @@ fn ask(q: &Question) -> Result<Option<AnswerValue>> {
                 .collect();
             (!keys.is_empty()).then_some(AnswerValue::Choices(keys))
         }
-        QuestionKind::Text => super::ask_line(&format!("{}{optional}", q.prompt))?.map(AnswerValue::Text),
+        QuestionKind::Text => {
+            super::ask_line(&format!("{}{optional}", q.prompt))?.map(AnswerValue::Text)
+        }
         QuestionKind::List => {
             eprintln!("{} One per line; an empty line finishes.", q.prompt);
             let mut items = Vec::new();
@@ -253,7 +273,11 @@ fn show(session: &Session, week: Option<&str>) -> Result<()> {
     }
 
     let names = Names::of_people(&people);
-    println!("Check-in {} (week of {})", checkin.week, checkin.week.monday().format("%a %-d %b %Y"));
+    println!(
+        "Check-in {} (week of {})",
+        checkin.week,
+        checkin.week.monday().format("%a %-d %b %Y")
+    );
     for p in &people {
         match checkin.submissions.get(&p.id) {
             Some(s) => println!("  {}: answered {}", p.name, render::day(s.submitted_at)),
@@ -281,7 +305,11 @@ fn show(session: &Session, week: Option<&str>) -> Result<()> {
 
 /// Whose answers may be shown: your own always, your partner's only once everyone has
 /// answered.
-pub fn visible_submitters<'a>(checkin: &'a Checkin, people: &[Person], me: &PersonId) -> Vec<&'a PersonId> {
+pub fn visible_submitters<'a>(
+    checkin: &'a Checkin,
+    people: &[Person],
+    me: &PersonId,
+) -> Vec<&'a PersonId> {
     let revealed = checkin.revealed(people);
     checkin
         .submissions
@@ -317,7 +345,10 @@ fn print_answers(checkin: &Checkin, visible: &[&PersonId], names: &Names) {
         let prompt = template.question(key).map_or(key.as_str(), |q| q.prompt);
         println!("{prompt}");
         for (name, value) in rows {
-            println!("  {name}: {}", render::indent(&value, name.chars().count() + 4));
+            println!(
+                "  {name}: {}",
+                render::indent(&value, name.chars().count() + 4)
+            );
         }
         println!();
     }
@@ -326,10 +357,12 @@ fn print_answers(checkin: &Checkin, visible: &[&PersonId], names: &Names) {
 pub fn format_value(question: Option<&Question>, value: &AnswerValue) -> String {
     let label = |key: &str| -> String {
         match question.map(|q| &q.kind) {
-            Some(QuestionKind::Choice { options } | QuestionKind::MultiChoice { options }) => options
-                .iter()
-                .find(|o| o.key == key)
-                .map_or_else(|| key.to_owned(), |o| o.label.to_owned()),
+            Some(QuestionKind::Choice { options } | QuestionKind::MultiChoice { options }) => {
+                options
+                    .iter()
+                    .find(|o| o.key == key)
+                    .map_or_else(|| key.to_owned(), |o| o.label.to_owned())
+            }
             _ => key.to_owned(),
         }
     };

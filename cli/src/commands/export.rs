@@ -16,10 +16,13 @@ use crate::render::{self, Names};
 use crate::session::Session;
 
 pub fn run(session: &Session, args: ExportArgs) -> Result<()> {
-    if let Some(path) = &args.output {
-        if path.exists() {
-            user_error!("{} already exists; choose another file name (an export never overwrites)", path.display());
-        }
+    if let Some(path) = &args.output
+        && path.exists()
+    {
+        user_error!(
+            "{} already exists; choose another file name (an export never overwrites)",
+            path.display()
+        );
     }
     let profile = session.open()?;
     let doc = profile.load()?;
@@ -61,7 +64,11 @@ fn write_new_private_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Resu
     file.sync_all()
 }
 
-fn to_json(profile: &Profile, doc: &SpaceDoc, journal: &[JournalEntry]) -> Result<serde_json::Value> {
+fn to_json(
+    profile: &Profile,
+    doc: &SpaceDoc,
+    journal: &[JournalEntry],
+) -> Result<serde_json::Value> {
     let me = profile.person_id();
     let people = doc.people();
     let checkins: Vec<_> = doc
@@ -71,7 +78,12 @@ fn to_json(profile: &Profile, doc: &SpaceDoc, journal: &[JournalEntry]) -> Resul
             let answers: serde_json::Map<_, _> = visible_submitters(c, &people, me)
                 .into_iter()
                 .filter_map(|p| c.submissions.get(p))
-                .map(|s| (s.person.to_string(), json!({ "submitted_at": s.submitted_at, "answers": s.answers })))
+                .map(|s| {
+                    (
+                        s.person.to_string(),
+                        json!({ "submitted_at": s.submitted_at, "answers": s.answers }),
+                    )
+                })
                 .collect();
             json!({
                 "week": c.week,
@@ -101,7 +113,11 @@ fn to_markdown(profile: &Profile, doc: &SpaceDoc, journal: &[JournalEntry]) -> S
     let me = profile.person_id();
     let people = doc.people();
     let names = Names::of_people(&people);
-    let together = people.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(" & ");
+    let together = people
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join(" & ");
     let mut md = String::new();
     let _ = writeln!(md, "# Our hearth: {together}\n");
     let _ = writeln!(
@@ -118,10 +134,18 @@ fn to_markdown(profile: &Profile, doc: &SpaceDoc, journal: &[JournalEntry]) -> S
     }
     for c in &checkins {
         let _ = writeln!(md, "### {}\n", c.week);
-        let template = hearth_doc::template(&c.template).unwrap_or_else(hearth_doc::weekly_template);
+        let template =
+            hearth_doc::template(&c.template).unwrap_or_else(hearth_doc::weekly_template);
         for p in visible_submitters(c, &people, me) {
-            let Some(s) = c.submissions.get(p) else { continue };
-            let _ = writeln!(md, "**{}** ({})\n", names.of(p), render::day(s.submitted_at));
+            let Some(s) = c.submissions.get(p) else {
+                continue;
+            };
+            let _ = writeln!(
+                md,
+                "**{}** ({})\n",
+                names.of(p),
+                render::day(s.submitted_at)
+            );
             for (key, value) in s.answers.iter() {
                 let question = template.question(key);
                 let prompt = question.map_or(key, |q| q.prompt);
@@ -143,13 +167,24 @@ fn to_markdown(profile: &Profile, doc: &SpaceDoc, journal: &[JournalEntry]) -> S
 
     let _ = writeln!(md, "## Appreciations\n");
     for a in doc.appreciations() {
-        let _ = writeln!(md, "- {} — **{}**: {}", render::day(a.created_at), names.of(&a.author), a.text);
+        let _ = writeln!(
+            md,
+            "- {} — **{}**: {}",
+            render::day(a.created_at),
+            names.of(&a.author),
+            a.text
+        );
     }
     md.push('\n');
 
     let _ = writeln!(md, "## Feedback\n");
     for f in doc.feedback() {
-        let _ = writeln!(md, "### {} — {}\n", render::day(f.created_at), names.of(&f.author));
+        let _ = writeln!(
+            md,
+            "### {} — {}\n",
+            render::day(f.created_at),
+            names.of(&f.author)
+        );
         let _ = writeln!(md, "- When I noticed: {}", f.observation);
         let _ = writeln!(md, "- I felt: {}", f.feeling);
         let _ = writeln!(md, "- Because I need: {}", f.need);
@@ -184,7 +219,14 @@ fn to_markdown(profile: &Profile, doc: &SpaceDoc, journal: &[JournalEntry]) -> S
             CommitmentStatus::Partly => "[~]",
             _ => "[ ]",
         };
-        let _ = writeln!(md, "- {mark} {} — {} ({}, {})", c.text, names.of(&c.author), c.week, c.status);
+        let _ = writeln!(
+            md,
+            "- {mark} {} — {} ({}, {})",
+            c.text,
+            names.of(&c.author),
+            c.week,
+            c.status
+        );
     }
     md
 }

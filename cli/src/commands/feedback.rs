@@ -18,10 +18,18 @@ pub fn run(session: &Session, args: FeedbackArgs) -> Result<()> {
 }
 
 const PARTS: [(&str, &str, &str); 4] = [
-    ("observation", "When I noticed… (what happened, as a camera would see it)", "--observation"),
+    (
+        "observation",
+        "When I noticed… (what happened, as a camera would see it)",
+        "--observation",
+    ),
     ("feeling", "I felt…", "--feeling"),
     ("need", "…because I need…", "--need"),
-    ("request", "Would you be willing to…? (a request, which can be declined)", "--request"),
+    (
+        "request",
+        "Would you be willing to…? (a request, which can be declined)",
+        "--request",
+    ),
 ];
 
 fn raise(session: &Session, args: FeedbackArgs) -> Result<()> {
@@ -40,9 +48,7 @@ fn raise(session: &Session, args: FeedbackArgs) -> Result<()> {
                 missing.join(", ")
             );
         }
-        eprintln!(
-            "One thing at a time, when you are both in a good headspace. Four short parts:"
-        );
+        eprintln!("One thing at a time, when you are both in a good headspace. Four short parts:");
         for ((_, prompt, _), value) in PARTS.iter().zip(given.iter_mut()) {
             if value.is_none() {
                 *value = Some(super::ask_line(prompt)?.unwrap_or_default());
@@ -99,7 +105,9 @@ fn reply(session: &Session, args: ReplyArgs) -> Result<()> {
         return render::print_json(&json!({ "feedback": thread, "kind": kind }));
     }
     let done = match kind {
-        ReplyKind::Reflect => "Reflected back. Your partner can say whether you got it with `--heard yes|partly|no`.",
+        ReplyKind::Reflect => {
+            "Reflected back. Your partner can say whether you got it with `--heard yes|partly|no`."
+        }
         ReplyKind::Acknowledge => "Thanks for letting your partner know.",
         ReplyKind::Respond => "Responded.",
     };
@@ -115,7 +123,9 @@ fn list(session: &Session) -> Result<()> {
         return render::print_json(&threads);
     }
     if threads.is_empty() {
-        println!("No feedback yet. When something needs saying, `hearth feedback` walks you through it kindly.");
+        println!(
+            "No feedback yet. When something needs saying, `hearth feedback` walks you through it kindly."
+        );
         return Ok(());
     }
     let names = Names::of_doc(&doc);
@@ -133,7 +143,10 @@ pub fn print_thread(thread: &Feedback, names: &Names) {
         render::day(thread.created_at),
         names.of(&thread.author)
     );
-    println!("  When I noticed: {}", render::indent(&thread.observation, 18));
+    println!(
+        "  When I noticed: {}",
+        render::indent(&thread.observation, 18)
+    );
     println!("  I felt:         {}", render::indent(&thread.feeling, 18));
     println!("  Because I need: {}", render::indent(&thread.need, 18));
     println!("  Would you…:     {}", render::indent(&thread.request, 18));

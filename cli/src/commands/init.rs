@@ -21,9 +21,12 @@ pub fn run(session: &Session, args: InitArgs) -> Result<()> {
     }
     let name = match args.name {
         Some(name) => name,
-        None if session.interactive => super::ask_line("Your name, as your partner will see it")?
-            .unwrap_or_default(),
-        None => user_error!("give your name with --name NAME (it is how your partner will see you)"),
+        None if session.interactive => {
+            super::ask_line("Your name, as your partner will see it")?.unwrap_or_default()
+        }
+        None => {
+            user_error!("give your name with --name NAME (it is how your partner will see you)")
+        }
     };
     let name = name.trim();
     if name.is_empty() {
@@ -48,7 +51,10 @@ pub fn run(session: &Session, args: InitArgs) -> Result<()> {
             "passphrase": !args.no_passphrase,
         }));
     }
-    println!("Welcome, {name}. Your hearth is ready in {}.", session.home.display());
+    println!(
+        "Welcome, {name}. Your hearth is ready in {}.",
+        session.home.display()
+    );
     if args.no_passphrase {
         println!("Your keys are protected by file permissions only (no passphrase).");
     }
@@ -56,7 +62,9 @@ pub fn run(session: &Session, args: InitArgs) -> Result<()> {
     println!("A few things to try:");
     println!("  hearth checkin                  this week's check-in (a few minutes, on your own)");
     println!("  hearth appreciate \"…\"           thank your partner for something specific");
-    println!("  hearth journal add              write in the shared journal (--private: just for you)");
+    println!(
+        "  hearth journal add              write in the shared journal (--private: just for you)"
+    );
     println!("  hearth status                   where things stand");
     Ok(())
 }

@@ -7,10 +7,10 @@ use hearth_doc::{JournalDraft, JournalEntry};
 use serde_json::json;
 
 use crate::args::{JournalAddArgs, JournalCommand, JournalListArgs};
+use crate::editor;
 use crate::exit::user_error;
 use crate::render::{self, Names};
 use crate::session::Session;
-use crate::editor;
 
 pub fn run(session: &Session, cmd: JournalCommand) -> Result<()> {
     match cmd {
@@ -33,7 +33,10 @@ fn add(session: &Session, args: JournalAddArgs) -> Result<()> {
     }
     let tags = clean_tags(&args.tags)?;
     let draft = JournalDraft {
-        title: args.title.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()),
+        title: args
+            .title
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty()),
         body,
         tags,
     };
@@ -52,7 +55,10 @@ fn add(session: &Session, args: JournalAddArgs) -> Result<()> {
         return render::print_json(&json!({ "id": id, "private": args.private }));
     }
     if args.private {
-        println!("Saved a private entry [{}]: it stays on this device, just for you.", id.short());
+        println!(
+            "Saved a private entry [{}]: it stays on this device, just for you.",
+            id.short()
+        );
     } else {
         println!("Added to your shared journal [{}].", id.short());
     }

@@ -16,7 +16,7 @@ pub fn run(session: &Session, args: LogArgs) -> Result<()> {
     let private_ids: BTreeSet<EntryId> = private.iter().map(|e| e.id.clone()).collect();
     let mut items = doc.timeline();
     items.extend(private.into_iter().map(journal_item));
-    items.sort_by(|a, b| a.at.cmp(&b.at));
+    items.sort_by_key(|item| item.at);
     if let Some(n) = args.limit {
         let skip = items.len().saturating_sub(n);
         items.drain(..skip);
@@ -47,11 +47,20 @@ pub fn run(session: &Session, args: LogArgs) -> Result<()> {
         let who = names.of(&item.author);
         let line = match &item.kind {
             TimelineKind::Appreciation { text, .. } => format!("{who} appreciated: {text}"),
-            TimelineKind::Feedback { id, observation, request, .. } => format!(
+            TimelineKind::Feedback {
+                id,
+                observation,
+                request,
+                ..
+            } => format!(
                 "{who} raised feedback [{}]: when {observation}… would you be willing to {request}",
                 id.short()
             ),
-            TimelineKind::Reply { feedback, reply_kind, text } => {
+            TimelineKind::Reply {
+                feedback,
+                reply_kind,
+                text,
+            } => {
                 let verb = match reply_kind {
                     ReplyKind::Reflect => "reflected back",
                     ReplyKind::Acknowledge => "said whether they felt heard",
@@ -59,12 +68,26 @@ pub fn run(session: &Session, args: LogArgs) -> Result<()> {
                 };
                 format!("{who} {verb} [{}]: {text}", feedback.short())
             }
-            TimelineKind::Journal { id, title, body, .. } => {
-                let private = if private_ids.contains(id) { " (private)" } else { "" };
-                let heading = title.as_deref().map(|t| format!("{t}: ")).unwrap_or_default();
-                format!("{who} wrote in the journal{private}: {heading}{}", first_line(body))
+            TimelineKind::Journal {
+                id, title, body, ..
+            } => {
+                let private = if private_ids.contains(id) {
+                    " (private)"
+                } else {
+                    ""
+                };
+                let heading = title
+                    .as_deref()
+                    .map(|t| format!("{t}: "))
+                    .unwrap_or_default();
+                format!(
+                    "{who} wrote in the journal{private}: {heading}{}",
+                    first_line(body)
+                )
             }
-            TimelineKind::CheckinSubmitted { week } => format!("{who} answered the {week} check-in"),
+            TimelineKind::CheckinSubmitted { week } => {
+                format!("{who} answered the {week} check-in")
+            }
             TimelineKind::Commitment { text, status, .. } => {
                 format!("{who} will do one small thing: {text} ({status})")
             }

@@ -3,6 +3,7 @@
 
 mod appreciate;
 pub mod checkin;
+mod demo;
 mod export;
 mod feedback;
 mod init;
@@ -32,12 +33,18 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Trends => trends::run(&session),
         Command::Export(args) => export::run(&session, args),
         Command::Status => status::run(&session),
+        Command::Demo(args) => demo::run(&session, args),
     }
 }
 
 /// Text for a command: the argument itself, standard input for "-", or a prompt when a
 /// person is at a terminal.
-fn text_argument(session: &Session, arg: Option<String>, prompt: &str, what: &str) -> Result<String> {
+fn text_argument(
+    session: &Session,
+    arg: Option<String>,
+    prompt: &str,
+    what: &str,
+) -> Result<String> {
     let text = match arg.as_deref() {
         Some("-") => read_stdin()?,
         Some(_) => arg.unwrap_or_default(),
@@ -47,7 +54,9 @@ fn text_argument(session: &Session, arg: Option<String>, prompt: &str, what: &st
             .interact_text()
             .context("reading your answer")?,
         None if !std::io::stdin().is_terminal() => read_stdin()?,
-        None => user_error!("give the {what} as an argument, or \"-\" to read it from standard input"),
+        None => {
+            user_error!("give the {what} as an argument, or \"-\" to read it from standard input")
+        }
     };
     Ok(text.trim().to_owned())
 }

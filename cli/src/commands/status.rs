@@ -44,7 +44,11 @@ pub fn run(session: &Session) -> Result<()> {
             "stored_chunks": profile.chunk_count()?,
         }));
     }
-    println!("You:       {} (this device {})", names.of(&me), profile.device_id().short());
+    println!(
+        "You:       {} (this device {})",
+        names.of(&me),
+        profile.device_id().short()
+    );
     match partner {
         Some(p) => println!("Partner:   {}", p.name),
         None => println!("Partner:   not joined yet"),

@@ -46,7 +46,10 @@ pub fn run(session: &Session) -> Result<()> {
     let last = render::this_week().max(points.last().map_or(render::this_week(), |p| p.week));
     println!("How each of you has felt about \"us\" (1–10), week by week\n");
     print!("{}", chart::draw(&points, &series, last, terminal_width()));
-    let legend: Vec<String> = series.iter().map(|s| format!("{} {}", s.mark, s.name)).collect();
+    let legend: Vec<String> = series
+        .iter()
+        .map(|s| format!("{} {}", s.mark, s.name))
+        .collect();
     println!("\n     {}   * both   ╌·╌ no check-in", legend.join("   "));
     println!();
     for s in &series {
@@ -58,7 +61,11 @@ pub fn run(session: &Session) -> Result<()> {
             .collect();
         if let Some(latest) = recent.first() {
             let avg = average(&recent);
-            println!("{}: latest {latest}, average of the last {} check-ins {avg:.1}", s.name, recent.len());
+            println!(
+                "{}: latest {latest}, average of the last {} check-ins {avg:.1}",
+                s.name,
+                recent.len()
+            );
         }
     }
     if series.iter().any(|s| low_lately(&points, s)) {
@@ -86,9 +93,8 @@ fn low_lately(points: &[TrendPoint], s: &chart::Series) -> bool {
 }
 
 fn terminal_width() -> usize {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(80)
+    console::Term::stdout()
+        .size_checked()
+        .map_or(80, |(_, cols)| usize::from(cols))
         .clamp(30, 200)
 }

@@ -5,7 +5,7 @@
 //! partners syncing would.
 
 use hearth_doc::{
-    Answers, AnswerValue, DocError, FeedbackDraft, JournalDraft, Millis, PersonId, ReplyKind,
+    AnswerValue, Answers, DocError, FeedbackDraft, JournalDraft, Millis, PersonId, ReplyKind,
     SpaceDoc, Week,
 };
 
@@ -38,12 +38,67 @@ impl Shape {
 }
 
 const WORDS: &[&str] = &[
-    "we", "walked", "to", "the", "lake", "and", "talked", "about", "work", "dinner", "was",
-    "warm", "quiet", "evening", "together", "laughed", "at", "old", "photos", "rain", "kept",
-    "us", "inside", "so", "cooked", "soup", "planned", "a", "trip", "north", "felt", "close",
-    "tired", "but", "happy", "your", "mother", "called", "garden", "needs", "water", "long",
-    "week", "small", "kindness", "noticed", "thank", "you", "for", "listening", "coffee",
-    "morning", "bike", "ride", "market", "friends", "came", "over", "music", "late", "night",
+    "we",
+    "walked",
+    "to",
+    "the",
+    "lake",
+    "and",
+    "talked",
+    "about",
+    "work",
+    "dinner",
+    "was",
+    "warm",
+    "quiet",
+    "evening",
+    "together",
+    "laughed",
+    "at",
+    "old",
+    "photos",
+    "rain",
+    "kept",
+    "us",
+    "inside",
+    "so",
+    "cooked",
+    "soup",
+    "planned",
+    "a",
+    "trip",
+    "north",
+    "felt",
+    "close",
+    "tired",
+    "but",
+    "happy",
+    "your",
+    "mother",
+    "called",
+    "garden",
+    "needs",
+    "water",
+    "long",
+    "week",
+    "small",
+    "kindness",
+    "noticed",
+    "thank",
+    "you",
+    "for",
+    "listening",
+    "coffee",
+    "morning",
+    "bike",
+    "ride",
+    "market",
+    "friends",
+    "came",
+    "over",
+    "music",
+    "late",
+    "night",
 ];
 
 /// A small deterministic generator, so every run builds the same history.
@@ -120,7 +175,11 @@ pub fn generate(
                 .date_naive(),
         );
         for i in 0..per_week(shape.journal, w) {
-            let (doc, who) = if i % 2 == 0 { (&mut *a, person_a) } else { (&mut b, &person_b) };
+            let (doc, who) = if i % 2 == 0 {
+                (&mut *a, person_a)
+            } else {
+                (&mut b, &person_b)
+            };
             let draft = JournalDraft {
                 title: (rng.below(3) == 0).then(|| rng.prose(20)),
                 body: rng.prose(300),
@@ -130,7 +189,11 @@ pub fn generate(
             doc.add_journal(who, &draft, t)?;
         }
         for i in 0..per_week(shape.appreciations, w) {
-            let (doc, who) = if i % 2 == 0 { (&mut *a, person_a) } else { (&mut b, &person_b) };
+            let (doc, who) = if i % 2 == 0 {
+                (&mut *a, person_a)
+            } else {
+                (&mut b, &person_b)
+            };
             let text = rng.prose(60);
             let t = at(&mut rng);
             doc.add_appreciation(who, &text, t)?;
@@ -145,15 +208,30 @@ pub fn generate(
             let t = at(&mut rng);
             let id = a.add_feedback(person_a, &draft, t)?;
             let reflection = rng.prose(80);
-            a.add_reply(&id, &person_b, ReplyKind::Reflect, &reflection, Millis(t.0 + 1000))?;
-            a.add_reply(&id, person_a, ReplyKind::Acknowledge, "yes", Millis(t.0 + 2000))?;
+            a.add_reply(
+                &id,
+                &person_b,
+                ReplyKind::Reflect,
+                &reflection,
+                Millis(t.0 + 1000),
+            )?;
+            a.add_reply(
+                &id,
+                person_a,
+                ReplyKind::Acknowledge,
+                "yes",
+                Millis(t.0 + 2000),
+            )?;
         }
         for (doc, who) in [(&mut *a, person_a), (&mut b, &person_b)] {
             let mut answers = Answers::default();
             answers.insert("feeling", AnswerValue::Scale(3 + rng.below(8) as u8));
             answers.insert("feeling_word", AnswerValue::Text(rng.prose(8)));
             answers.insert("doing", AnswerValue::Scale(1 + rng.below(5) as u8));
-            answers.insert("need", AnswerValue::Choices(vec!["time".into(), "fun".into()]));
+            answers.insert(
+                "need",
+                AnswerValue::Choices(vec!["time".into(), "fun".into()]),
+            );
             answers.insert("connected", AnswerValue::Text(rng.prose(80)));
             answers.insert("together", AnswerValue::Choice("walk".into()));
             let t = Millis(week_start + 6 * DAY + rng.below(DAY as u64) as i64);

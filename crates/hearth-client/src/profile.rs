@@ -127,7 +127,10 @@ impl Profile {
         })();
         if let Err(e) = built {
             let _ = fs::remove_file(&partial);
-            if !matches!(e, Error::Crypto(hearth_crypto::CryptoError::KeyFileExists { .. })) {
+            if !matches!(
+                e,
+                Error::Crypto(hearth_crypto::CryptoError::KeyFileExists { .. })
+            ) {
                 let _ = fs::remove_file(&paths.key_file);
             }
             return Err(e);
@@ -225,7 +228,9 @@ impl Profile {
                 .secrets
                 .storage
                 .open(&chunk.kind.domain(&self.space_id), &chunk.sealed)
-                .map_err(|e| self.corrupt(format!("document chunk {} is unreadable: {e}", chunk.seq)))?;
+                .map_err(|e| {
+                    self.corrupt(format!("document chunk {} is unreadable: {e}", chunk.seq))
+                })?;
             plain.push(bytes);
         }
         let (first, rest) = plain

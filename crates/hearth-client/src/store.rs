@@ -139,7 +139,11 @@ pub(crate) fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<(), 
 pub(crate) fn chunks(conn: &Connection) -> Result<Vec<StoredChunk>, Error> {
     let mut stmt = conn.prepare_cached("SELECT seq, kind, sealed FROM doc_chunks ORDER BY seq")?;
     let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?))
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {
@@ -151,19 +155,26 @@ pub(crate) fn chunks(conn: &Connection) -> Result<Vec<StoredChunk>, Error> {
     Ok(out)
 }
 
-pub(crate) fn append_chunk(conn: &Connection, kind: ChunkKind, sealed: &[u8]) -> Result<i64, Error> {
+pub(crate) fn append_chunk(
+    conn: &Connection,
+    kind: ChunkKind,
+    sealed: &[u8],
+) -> Result<i64, Error> {
     conn.prepare_cached("INSERT INTO doc_chunks (kind, sealed) VALUES (?1, ?2)")?
         .execute(params![kind as i64, sealed])?;
     Ok(conn.last_insert_rowid())
 }
 
 /// Replaces every chunk up to and including `through` with one snapshot.
-pub(crate) fn replace_chunks(conn: &Connection, through: i64, snapshot: &[u8]) -> Result<(), Error> {
+pub(crate) fn replace_chunks(
+    conn: &Connection,
+    through: i64,
+    snapshot: &[u8],
+) -> Result<(), Error> {
     conn.execute("DELETE FROM doc_chunks WHERE seq <= ?1", [through])?;
     append_chunk(conn, ChunkKind::Snapshot, snapshot)?;
     Ok(())
 }
-
 
 pub(crate) fn put_private(conn: &Connection, id: &str, sealed: &[u8]) -> Result<(), Error> {
     conn.execute(

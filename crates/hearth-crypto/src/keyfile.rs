@@ -160,7 +160,8 @@ fn decode(path: &Path, text: &str) -> Result<ProfileSecrets, CryptoError> {
 
 fn hex32(path: &Path, value: &str) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
     let mut out = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(value, &mut *out).map_err(|_| corrupt(path, "a key is not 64 hex digits"))?;
+    hex::decode_to_slice(value, &mut *out)
+        .map_err(|_| corrupt(path, "a key is not 64 hex digits"))?;
     Ok(out)
 }
 
@@ -256,7 +257,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("device.key");
         let secrets = ProfileSecrets::generate().unwrap();
-        create(&path, &secrets, &Protection::Passphrase(pass("s3cret words"))).unwrap();
+        create(
+            &path,
+            &secrets,
+            &Protection::Passphrase(pass("s3cret words")),
+        )
+        .unwrap();
         assert!(is_passphrase_protected(&path).unwrap());
 
         let back = read(&path, Some(&pass("s3cret words"))).unwrap();
@@ -308,9 +314,18 @@ mod tests {
     fn existing_key_file_is_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("device.key");
-        create(&path, &ProfileSecrets::generate().unwrap(), &Protection::None).unwrap();
+        create(
+            &path,
+            &ProfileSecrets::generate().unwrap(),
+            &Protection::None,
+        )
+        .unwrap();
         let before = fs::read(&path).unwrap();
-        let err = create(&path, &ProfileSecrets::generate().unwrap(), &Protection::None);
+        let err = create(
+            &path,
+            &ProfileSecrets::generate().unwrap(),
+            &Protection::None,
+        );
         assert!(matches!(err, Err(CryptoError::KeyFileExists { .. })));
         assert_eq!(fs::read(&path).unwrap(), before);
     }
@@ -336,9 +351,15 @@ mod tests {
 
         // Garbage and an empty file.
         fs::write(&path, b"\xff\xfe garbage").unwrap();
-        assert!(matches!(read(&path, None), Err(CryptoError::CorruptKeyFile { .. })));
+        assert!(matches!(
+            read(&path, None),
+            Err(CryptoError::CorruptKeyFile { .. })
+        ));
         fs::write(&path, b"").unwrap();
-        assert!(matches!(read(&path, None), Err(CryptoError::CorruptKeyFile { .. })));
+        assert!(matches!(
+            read(&path, None),
+            Err(CryptoError::CorruptKeyFile { .. })
+        ));
 
         // A missing file.
         assert!(matches!(
@@ -352,11 +373,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("device.key");
         // Rewrite the scrypt stanza's work factor (the "16" after the salt) to 40.
-        create(&path, &ProfileSecrets::generate().unwrap(), &Protection::Passphrase(pass("pw")))
-            .unwrap();
+        create(
+            &path,
+            &ProfileSecrets::generate().unwrap(),
+            &Protection::Passphrase(pass("pw")),
+        )
+        .unwrap();
         let text = fs::read(&path).unwrap();
         let needle = b" 16\n";
-        let at = text.windows(needle.len()).position(|w| w == needle).unwrap();
+        let at = text
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap();
         let mut bad = text.clone();
         bad.splice(at..at + needle.len(), b" 40\n".iter().copied());
         fs::write(&path, &bad).unwrap();

@@ -117,7 +117,10 @@ mod tests {
     fn sealed_value_opens_under_its_domain_only() {
         let key = StorageKey::generate().unwrap();
         let sealed = key.seal(b"chunk/1", b"our anniversary").unwrap();
-        assert_eq!(&key.open(b"chunk/1", &sealed).unwrap()[..], b"our anniversary");
+        assert_eq!(
+            &key.open(b"chunk/1", &sealed).unwrap()[..],
+            b"our anniversary"
+        );
         assert!(matches!(
             key.open(b"chunk/2", &sealed),
             Err(CryptoError::Tampered)
@@ -136,7 +139,10 @@ mod tests {
             }
         }
         for len in 0..sealed.len() {
-            assert!(key.open(b"d", &sealed[..len]).is_err(), "truncated to {len}");
+            assert!(
+                key.open(b"d", &sealed[..len]).is_err(),
+                "truncated to {len}"
+            );
         }
     }
 

@@ -18,6 +18,7 @@ const TYPE_CHANGE: u8 = 1;
 const TYPE_COMPRESSED_CHANGE: u8 = 2;
 
 /// Incoming data, parsed and verified, ready to apply.
+#[derive(Default)]
 pub(crate) struct Incoming {
     pub(crate) changes: Vec<Change>,
     pub(crate) documents: Vec<AutoCommit>,
@@ -48,8 +49,19 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Incoming, ChunkError> {
     let mut rest = bytes;
     let mut index = 0usize;
     while !rest.is_empty() {
-        let (chunk_type, checksum, chunk, after) = next_chunk(rest)
-            .map_err(|why| refuse(format!("chunk {index} at byte {}: {why}", bytes.len() - rest.len())))?;
+        let (
+            Framed {
+                chunk_type,
+                checksum,
+                bytes: chunk,
+            },
+            after,
+        ) = next_chunk(rest).map_err(|why| {
+            refuse(format!(
+                "chunk {index} at byte {}: {why}",
+                bytes.len() - rest.len()
+            ))
+        })?;
         match chunk_type {
             TYPE_DOCUMENT => {
                 // A snapshot is checked by loading it completely (heads verified); snapshots
@@ -81,8 +93,15 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Incoming, ChunkError> {
     Ok(incoming)
 }
 
-/// One chunk: its type, checksum, the whole chunk (header included) and what follows.
-fn next_chunk(bytes: &[u8]) -> Result<(u8, [u8; 4], &[u8], &[u8]), &'static str> {
+/// One chunk as framed: its type, its checksum and its bytes (header included).
+struct Framed<'a> {
+    chunk_type: u8,
+    checksum: [u8; 4],
+    bytes: &'a [u8],
+}
+
+/// The next chunk and what follows it.
+fn next_chunk(bytes: &[u8]) -> Result<(Framed<'_>, &[u8]), &'static str> {
     let header = bytes.get(..9).ok_or("truncated header")?;
     if header[..4] != MAGIC {
         return Err("not automerge data (bad magic bytes)");
@@ -96,7 +115,12 @@ fn next_chunk(bytes: &[u8]) -> Result<(u8, [u8; 4], &[u8], &[u8]), &'static str>
         .and_then(|len| start.checked_add(len))
         .filter(|end| *end <= bytes.len())
         .ok_or("truncated chunk")?;
-    Ok((chunk_type, checksum, &bytes[..end], &bytes[end..]))
+    let framed = Framed {
+        chunk_type,
+        checksum,
+        bytes: &bytes[..end],
+    };
+    Ok((framed, &bytes[end..]))
 }
 
 /// An unsigned LEB128 number and how many bytes it took.
@@ -119,8 +143,8 @@ fn read_uleb(bytes: &[u8]) -> Option<(u64, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use automerge::transaction::Transactable;
     use automerge::ROOT;
+    use automerge::transaction::Transactable;
 
     fn two_changes() -> Vec<u8> {
         let mut doc = AutoCommit::new();

@@ -57,7 +57,13 @@ impl FromStr for PersonId {
 
     /// Accepts 32 hex characters in either case; the id is kept lowercase.
     fn from_str(s: &str) -> Result<PersonId, DocError> {
-        let lower = s.trim().to_ascii_lowercase();
+        let trimmed = s.trim();
+        // Ids are read by the thousand from the document, where they are already
+        // canonical: check before allocating a lowercase copy.
+        if PersonId::is_valid(trimmed) {
+            return Ok(PersonId(trimmed.to_owned()));
+        }
+        let lower = trimmed.to_ascii_lowercase();
         if PersonId::is_valid(&lower) {
             Ok(PersonId(lower))
         } else {
@@ -84,8 +90,35 @@ impl Serialize for PersonId {
 
 impl<'de> Deserialize<'de> for PersonId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<PersonId, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        s.parse().map_err(serde::de::Error::custom)
+        deserializer.deserialize_str(ParseVisitor::<PersonId>::new("a person id"))
+    }
+}
+
+/// Deserialises any `FromStr` type from a string without an intermediate `String`: the
+/// document is read thousands of ids at a time.
+pub(crate) struct ParseVisitor<T> {
+    expecting: &'static str,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T> ParseVisitor<T> {
+    pub(crate) fn new(expecting: &'static str) -> ParseVisitor<T> {
+        ParseVisitor {
+            expecting,
+            _t: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: FromStr<Err = DocError>> serde::de::Visitor<'_> for ParseVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        v.parse().map_err(E::custom)
     }
 }
 
@@ -128,6 +161,9 @@ impl FromStr for EntryId {
     /// and an older one must still read them.
     fn from_str(s: &str) -> Result<EntryId, DocError> {
         let trimmed = s.trim();
+        if is_canonical_uuid(trimmed) {
+            return Ok(EntryId(trimmed.to_owned()));
+        }
         match Uuid::try_parse(trimmed) {
             Ok(uuid) if trimmed.len() == 36 => Ok(EntryId(uuid.hyphenated().to_string())),
             _ => Err(DocError::Invalid {
@@ -137,6 +173,15 @@ impl FromStr for EntryId {
             }),
         }
     }
+}
+
+/// Lowercase hyphenated form, the one this crate writes; checked without parsing.
+fn is_canonical_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => matches!(b, b'0'..=b'9' | b'a'..=b'f'),
+        })
 }
 
 impl fmt::Display for EntryId {
@@ -153,8 +198,7 @@ impl Serialize for EntryId {
 
 impl<'de> Deserialize<'de> for EntryId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<EntryId, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        s.parse().map_err(serde::de::Error::custom)
+        deserializer.deserialize_str(ParseVisitor::<EntryId>::new("an entry id (a UUID)"))
     }
 }
 
@@ -209,9 +253,23 @@ mod tests {
     fn person_id_parse_normalises_case_and_rejects_junk() {
         let id: PersonId = "0123456789ABCDEF0123456789abcdef".parse().unwrap();
         assert_eq!(id.as_str(), "0123456789abcdef0123456789abcdef");
-        for bad in ["", "xyz", "0123456789abcdef0123456789abcde", "g123456789abcdef0123456789abcdef"] {
+        for bad in [
+            "",
+            "xyz",
+            "0123456789abcdef0123456789abcde",
+            "g123456789abcdef0123456789abcdef",
+        ] {
             let err = bad.parse::<PersonId>().unwrap_err();
-            assert!(matches!(err, DocError::Invalid { what: "person id", .. }), "{bad}");
+            assert!(
+                matches!(
+                    err,
+                    DocError::Invalid {
+                        what: "person id",
+                        ..
+                    }
+                ),
+                "{bad}"
+            );
             assert!(err.to_string().contains("32 hex characters"));
         }
     }
@@ -239,7 +297,11 @@ mod tests {
     fn entry_id_parse_normalises_case_and_rejects_other_forms() {
         let id: EntryId = "01937D9E-8F4A-7C3B-9D2E-5A6B7C8D9E0F".parse().unwrap();
         assert_eq!(id.as_str(), "01937d9e-8f4a-7c3b-9d2e-5a6b7c8d9e0f");
-        assert!("01937d9e8f4a7c3b9d2e5a6b7c8d9e0f".parse::<EntryId>().is_err());
+        assert!(
+            "01937d9e8f4a7c3b9d2e5a6b7c8d9e0f"
+                .parse::<EntryId>()
+                .is_err()
+        );
         assert!("hello".parse::<EntryId>().is_err());
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(serde_json::from_str::<EntryId>(&json).unwrap(), id);

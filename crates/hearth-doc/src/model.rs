@@ -87,7 +87,11 @@ pub enum ReplyKind {
 
 impl ReplyKind {
     /// Every kind, in the order a conversation usually goes.
-    pub const ALL: [ReplyKind; 3] = [ReplyKind::Reflect, ReplyKind::Acknowledge, ReplyKind::Respond];
+    pub const ALL: [ReplyKind; 3] = [
+        ReplyKind::Reflect,
+        ReplyKind::Acknowledge,
+        ReplyKind::Respond,
+    ];
 
     /// The lowercase name used in storage, JSON and on the command line.
     pub fn as_str(self) -> &'static str {
@@ -482,7 +486,10 @@ mod tests {
         let mut a = Answers::default();
         a.insert("feeling", AnswerValue::Scale(8));
         a.insert("raise", AnswerValue::Choice("small".into()));
-        a.insert("need", AnswerValue::Choices(vec!["time".into(), "fun".into()]));
+        a.insert(
+            "need",
+            AnswerValue::Choices(vec!["time".into(), "fun".into()]),
+        );
         a.insert("appreciated", AnswerValue::List(vec!["the soup".into()]));
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(
@@ -527,7 +534,10 @@ mod tests {
         };
         submit(&mut c, &a);
         assert!(c.submitted_by(&a.id));
-        assert!(!c.revealed(std::slice::from_ref(&a)), "alone is never revealed");
+        assert!(
+            !c.revealed(std::slice::from_ref(&a)),
+            "alone is never revealed"
+        );
         assert!(!c.revealed(&[a.clone(), b.clone()]));
         submit(&mut c, &b);
         assert!(c.revealed(&[a, b]));
@@ -551,6 +561,9 @@ mod tests {
         let mut without_flag = json.clone();
         without_flag.as_object_mut().unwrap().remove("private");
         let back: JournalEntry = serde_json::from_value(without_flag).unwrap();
-        assert!(!back.private, "entries from older exports default to shared");
+        assert!(
+            !back.private,
+            "entries from older exports default to shared"
+        );
     }
 }

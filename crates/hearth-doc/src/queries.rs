@@ -2,18 +2,23 @@
 //!
 //! Every view is rebuilt from the document on each call and sorted by content (time, then
 //! id), never by where Automerge happened to put things, so two devices holding the same
-//! changes show exactly the same list. Malformed entries are skipped one by one.
+//! changes show exactly the same list. Unreadable entries are skipped one by one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ValueRef};
+use automerge::{AutoCommit, ObjType, ReadDoc, ScalarValueRef, ValueRef};
 
 use crate::error::DocError;
 use crate::ids::{EntryId, Millis, PersonId};
-use crate::layout::{self, Fields};
+use crate::layout::{self, Stored};
 use crate::model::{
-    AnswerValue, Answers, Appreciation, Checkin, Commitment, CommitmentStatus, Feedback,
-    JournalEntry, Person, Reply, ReplyKind, Submission, TrendPoint,
+    Appreciation, Checkin, Commitment, CommitmentStatus, Feedback, JournalEntry, Person, Reply,
+    Submission, TrendPoint,
+};
+use crate::records::{
+    AppreciationRecord, CheckinRecord, CommitmentRecord, FeedbackRecord, IdOnly, JournalRecord,
+    PersonRecord, ReplyRecord, SubmissionMeta, SubmissionRecord, answers_from_json,
 };
 use crate::space::SpaceDoc;
 use crate::template;
@@ -37,22 +42,23 @@ impl SpaceDoc {
                 if people.contains_key(&id) {
                     continue;
                 }
-                let (name, joined_at) = match item.value {
+                let record = match &item.value {
                     ValueRef::Object(ObjType::Map) => {
-                        let fields = Fields::read(&self.doc, &item.id());
-                        (
-                            fields.owned(layout::NAME).unwrap_or_default(),
-                            fields.millis(layout::JOINED_AT).unwrap_or(Millis(0)),
-                        )
+                        Stored::Value(layout::object_json(&self.doc, &item.id(), ObjType::Map, 0))
+                            .decode::<PersonRecord>()
                     }
-                    _ => (String::new(), Millis(0)),
+                    ValueRef::Scalar(ScalarValueRef::Str(text)) => {
+                        Stored::Text(Cow::Borrowed(text.as_ref())).decode::<PersonRecord>()
+                    }
+                    _ => None,
                 };
+                let (name, joined_at) = record.map_or((None, None), |r| (r.name, r.joined_at));
                 people.insert(
                     id.clone(),
                     Person {
                         id,
-                        name,
-                        joined_at,
+                        name: name.unwrap_or_default(),
+                        joined_at: joined_at.unwrap_or(Millis(0)),
                     },
                 );
             }
@@ -69,71 +75,94 @@ impl SpaceDoc {
 
     /// All appreciations, by `created_at`, then id.
     pub fn appreciations(&self) -> Vec<Appreciation> {
-        let mut out = entries(&self.doc, layout::APPRECIATIONS, |_, f, common| {
-            Some(Appreciation {
-                id: common.id,
-                author: common.author,
-                created_at: common.created_at,
-                text: f.owned(layout::TEXT)?,
+        let mut out: Vec<Appreciation> = layout::list_entries(&self.doc, layout::APPRECIATIONS)
+            .iter()
+            .filter_map(Stored::decode::<AppreciationRecord>)
+            .map(|r| Appreciation {
+                id: r.id,
+                author: r.author,
+                text: r.text,
+                created_at: r.created_at,
             })
-        });
+            .collect();
         out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        dedup_by_id(&mut out, |a| &a.id);
         out
     }
 
     /// All feedback with its replies, by `created_at`, then id.
     pub fn feedback(&self) -> Vec<Feedback> {
-        let mut out = entries(&self.doc, layout::FEEDBACK, |doc, f, common| {
-            // The four parts are required when writing, but a missing one is no reason to
-            // hide the rest of what someone said.
-            let part = |key| f.owned(key).unwrap_or_default();
-            let replies = f
-                .object(layout::REPLIES, ObjType::List)
-                .map(|list| replies(doc, &list))
-                .unwrap_or_default();
-            Some(Feedback {
-                id: common.id,
-                author: common.author,
-                created_at: common.created_at,
-                observation: part(layout::OBSERVATION),
-                feeling: part(layout::FEELING),
-                need: part(layout::NEED),
-                request: part(layout::REQUEST),
-                replies,
+        let mut replies: HashMap<EntryId, Vec<Reply>> = HashMap::new();
+        for r in layout::list_entries(&self.doc, layout::REPLIES)
+            .iter()
+            .filter_map(Stored::decode::<ReplyRecord>)
+        {
+            if let Some(feedback) = r.feedback.clone() {
+                replies.entry(feedback).or_default().push(reply(r));
+            }
+        }
+        let mut out: Vec<Feedback> = layout::list_entries(&self.doc, layout::FEEDBACK)
+            .iter()
+            .filter_map(Stored::decode::<FeedbackRecord>)
+            .map(|r| {
+                let mut thread: Vec<Reply> = r.replies.into_iter().map(reply).collect();
+                thread.extend(replies.remove(&r.id).unwrap_or_default());
+                // By content, like every view, so both devices agree even on replies
+                // written in the same millisecond.
+                thread.sort_by(|a, b| {
+                    (a.created_at, &a.author, a.kind, &a.text).cmp(&(
+                        b.created_at,
+                        &b.author,
+                        b.kind,
+                        &b.text,
+                    ))
+                });
+                Feedback {
+                    id: r.id,
+                    author: r.author,
+                    observation: r.observation.unwrap_or_default(),
+                    feeling: r.feeling.unwrap_or_default(),
+                    need: r.need.unwrap_or_default(),
+                    request: r.request.unwrap_or_default(),
+                    created_at: r.created_at,
+                    replies: thread,
+                }
             })
-        });
-        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        out
-    }
-
-    /// The shared journal, by `created_at`, then id.
-    pub fn journal(&self) -> Vec<JournalEntry> {
-        let mut out = entries(&self.doc, layout::JOURNAL, |doc, f, common| {
-            Some(JournalEntry {
-                id: common.id,
-                author: common.author,
-                created_at: common.created_at,
-                title: f.owned(layout::TITLE).filter(|t| !t.is_empty()),
-                body: f.owned(layout::BODY)?,
-                tags: f
-                    .object(layout::TAGS, ObjType::List)
-                    .map(|list| layout::string_list(doc, &list))
-                    .unwrap_or_default(),
-                edited_at: f.millis(layout::EDITED_AT),
-                private: false,
-            })
-        });
-        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        out
-    }
-
-    /// All commitments, by `created_at`, then id.
-    pub fn commitments(&self) -> Vec<Commitment> {
-        let mut out: Vec<Commitment> = commitment_objects(&self.doc)
-            .into_iter()
-            .map(|(c, _)| c)
             .collect();
         out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        dedup_by_id(&mut out, |f| &f.id);
+        out
+    }
+
+    /// The shared journal, by `created_at`, then id, with edits applied.
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.journal_with(&Edits::read(&self.doc))
+    }
+
+    pub(crate) fn journal_with(&self, edits: &Edits<'_>) -> Vec<JournalEntry> {
+        let mut out: Vec<JournalEntry> = layout::list_entries(&self.doc, layout::JOURNAL)
+            .iter()
+            .filter_map(Stored::decode::<JournalRecord>)
+            .map(|r| journal_entry(r, edits))
+            .collect();
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        dedup_by_id(&mut out, |j| &j.id);
+        out
+    }
+
+    /// All commitments, by `created_at`, then id, with their current status.
+    pub fn commitments(&self) -> Vec<Commitment> {
+        self.commitments_with(&Edits::read(&self.doc))
+    }
+
+    pub(crate) fn commitments_with(&self, edits: &Edits<'_>) -> Vec<Commitment> {
+        let mut out: Vec<Commitment> = layout::list_entries(&self.doc, layout::COMMITMENTS)
+            .iter()
+            .filter_map(Stored::decode::<CommitmentRecord>)
+            .filter_map(|r| commitment(r, edits))
+            .collect();
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        dedup_by_id(&mut out, |c| &c.id);
         out
     }
 
@@ -151,16 +180,14 @@ impl SpaceDoc {
     /// somehow submitted twice for a week (two of their devices, both offline), the earlier
     /// submission is shown.
     pub fn checkins(&self) -> Vec<Checkin> {
-        merge_checkins(raw_checkins(&self.doc, true))
+        merge_checkins(raw_checkins(&self.doc, true, None))
     }
 
     /// The check-in for one week, if anyone has submitted.
     pub fn checkin(&self, week: Week) -> Option<Checkin> {
-        let raw = raw_checkins(&self.doc, true)
+        merge_checkins(raw_checkins(&self.doc, true, Some(week)))
             .into_iter()
-            .filter(|c| c.week == week)
-            .collect();
-        merge_checkins(raw).into_iter().next()
+            .next()
     }
 
     /// The weekly `feeling` scores per person, by week; weeks without any score are left
@@ -219,231 +246,323 @@ impl SpaceDoc {
     }
 }
 
-/// The fields every entry has; an entry without them is skipped.
-pub(crate) struct Common {
-    pub(crate) id: EntryId,
-    pub(crate) author: PersonId,
-    pub(crate) created_at: Millis,
+/// The same entry can only appear twice through a bug or a hand-edited document; showing it
+/// once keeps lookups by id unambiguous. Expects `items` sorted, so the kept copy is the
+/// same everywhere.
+fn dedup_by_id<T>(items: &mut Vec<T>, id: impl Fn(&T) -> &EntryId) {
+    let keep: Vec<bool> = {
+        let mut seen = std::collections::HashSet::with_capacity(items.len());
+        items
+            .iter()
+            .map(|item| seen.insert(id(item).as_str()))
+            .collect()
+    };
+    if keep.iter().all(|k| *k) {
+        return;
+    }
+    let mut keep = keep.into_iter();
+    items.retain(|_| keep.next().unwrap_or(true));
 }
 
-fn common(f: &Fields<'_>) -> Option<Common> {
-    Some(Common {
-        id: f.parse(layout::ID)?,
-        author: f.parse(layout::AUTHOR)?,
-        created_at: f.millis(layout::CREATED_AT)?,
+fn reply(r: ReplyRecord) -> Reply {
+    Reply {
+        author: r.author,
+        kind: r.kind,
+        text: r.text,
+        created_at: r.created_at,
+    }
+}
+
+/// The `edits` map, indexed by entry id.
+pub(crate) struct Edits<'a> {
+    by_entry: HashMap<Cow<'a, str>, Vec<(Cow<'a, str>, ScalarValueRef<'a>)>>,
+}
+
+impl<'a> Edits<'a> {
+    pub(crate) fn read(doc: &'a AutoCommit) -> Edits<'a> {
+        let mut by_entry: HashMap<Cow<'a, str>, Vec<(Cow<'a, str>, ScalarValueRef<'a>)>> =
+            HashMap::new();
+        for (key, value) in layout::map_scalars(doc, layout::EDITS) {
+            // Keys borrow from the document; splitting them must not copy every one.
+            let split = match key {
+                Cow::Borrowed(k) => k
+                    .rsplit_once('/')
+                    .map(|(e, f)| (Cow::Borrowed(e), Cow::Borrowed(f))),
+                Cow::Owned(k) => k
+                    .rsplit_once('/')
+                    .map(|(e, f)| (Cow::Owned(e.to_owned()), Cow::Owned(f.to_owned()))),
+            };
+            if let Some((entry, field)) = split {
+                by_entry.entry(entry).or_default().push((field, value));
+            }
+        }
+        Edits { by_entry }
+    }
+
+    fn get(&self, entry: &EntryId, field: &str) -> Option<&ScalarValueRef<'a>> {
+        self.get_str(entry.as_str(), field)
+    }
+
+    fn get_str(&self, entry: &str, field: &str) -> Option<&ScalarValueRef<'a>> {
+        self.by_entry
+            .get(entry)?
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, v)| v)
+    }
+
+    /// Whether the entry has a status edit other than `open`.
+    fn closed(&self, entry: &str) -> bool {
+        self.get_str(entry, layout::STATUS)
+            .is_some_and(|v| layout::scalar_str(v) != Some(CommitmentStatus::Open.as_str()))
+    }
+}
+
+/// A journal record with its edits applied. An edit of the wrong type is ignored.
+pub(crate) fn journal_entry(r: JournalRecord, edits: &Edits<'_>) -> JournalEntry {
+    let mut title = r.title;
+    let mut body = r.body;
+    let mut tags = r.tags;
+    let mut edited_at = r.edited_at;
+    match edits.get(&r.id, layout::TITLE) {
+        Some(ScalarValueRef::Str(t)) => title = Some(t.to_string()),
+        Some(ScalarValueRef::Null) => title = None,
+        _ => {}
+    }
+    if let Some(b) = edits.get(&r.id, layout::BODY).and_then(layout::scalar_str) {
+        body = b.to_owned();
+    }
+    if let Some(t) = edits
+        .get(&r.id, layout::TAGS)
+        .and_then(layout::scalar_str)
+        .and_then(|json| serde_json::from_str::<Vec<String>>(json).ok())
+    {
+        tags = t;
+    }
+    if let Some(at) = edits
+        .get(&r.id, layout::EDITED_AT)
+        .and_then(layout::scalar_millis)
+    {
+        edited_at = Some(at);
+    }
+    JournalEntry {
+        id: r.id,
+        author: r.author,
+        created_at: r.created_at,
+        title: title.filter(|t| !t.trim().is_empty()),
+        body,
+        tags,
+        edited_at,
+        private: false,
+    }
+}
+
+/// A commitment record with its status edit applied; `None` for a status this version
+/// does not know.
+fn commitment(r: CommitmentRecord, edits: &Edits<'_>) -> Option<Commitment> {
+    let status = match edits.get(&r.id, layout::STATUS) {
+        Some(value) => layout::scalar_str(value)?.parse().ok()?,
+        None => r.status,
+    };
+    Some(Commitment {
+        id: r.id,
+        author: r.author,
+        text: r.text,
+        week: r.week,
+        status,
+        created_at: r.created_at,
     })
 }
 
-/// Reads every entry map of a root list with `read`, skipping those it rejects.
-fn entries<T>(
+/// Ids of `person`'s open commitments from weeks before `before`.
+///
+/// Called on every check-in; most commitments were closed long ago, and their status edits
+/// let them be skipped without decoding.
+pub(crate) fn open_commitments_before(
+    doc: &AutoCommit,
+    person: &PersonId,
+    before: Week,
+) -> Vec<EntryId> {
+    let edits = Edits::read(doc);
+    layout::list_entries(doc, layout::COMMITMENTS)
+        .iter()
+        .filter(|s| s.may_contain(person.as_str()))
+        .filter(|s| s.leading_id().is_none_or(|id| !edits.closed(id)))
+        .filter_map(Stored::decode::<CommitmentRecord>)
+        .filter_map(|r| commitment(r, &edits))
+        .filter(|c| c.author == *person && c.status == CommitmentStatus::Open && c.week < before)
+        .map(|c| c.id)
+        .collect()
+}
+
+/// The current state of one journal entry, without reading the others.
+pub(crate) fn find_journal(doc: &AutoCommit, id: &EntryId) -> Option<JournalEntry> {
+    let record = find_record::<JournalRecord>(doc, layout::JOURNAL, id, |r| &r.id)?;
+    Some(journal_entry(record, &Edits::read(doc)))
+}
+
+/// The current state of one commitment, without reading the others.
+pub(crate) fn find_commitment(doc: &AutoCommit, id: &EntryId) -> Option<Commitment> {
+    let record = find_record::<CommitmentRecord>(doc, layout::COMMITMENTS, id, |r| &r.id)?;
+    commitment(record, &Edits::read(doc))
+}
+
+pub(crate) fn feedback_exists(doc: &AutoCommit, id: &EntryId) -> bool {
+    find_record::<FeedbackRecord>(doc, layout::FEEDBACK, id, |r| &r.id).is_some()
+}
+
+fn find_record<T: serde::de::DeserializeOwned>(
     doc: &AutoCommit,
     collection: &str,
-    read: impl Fn(&AutoCommit, &Fields<'_>, Common) -> Option<T>,
-) -> Vec<T> {
-    let mut out = Vec::new();
-    for list in layout::root_objects(doc, collection, ObjType::List) {
-        for entry in layout::list_maps(doc, &list) {
-            let fields = Fields::read(doc, &entry);
-            if let Some(value) = common(&fields).and_then(|c| read(doc, &fields, c)) {
-                out.push(value);
-            }
-        }
-    }
-    out
-}
-
-fn replies(doc: &AutoCommit, list: &ObjId) -> Vec<Reply> {
-    let mut out: Vec<Reply> = layout::list_maps(doc, list)
+    id: &EntryId,
+    id_of: impl Fn(&T) -> &EntryId,
+) -> Option<T> {
+    layout::list_entries(doc, collection)
         .iter()
-        .filter_map(|obj| {
-            let f = Fields::read(doc, obj);
-            Some(Reply {
-                author: f.parse(layout::AUTHOR)?,
-                kind: f.parse::<ReplyKind>(layout::KIND)?,
-                text: f.owned(layout::TEXT)?,
-                created_at: f.millis(layout::CREATED_AT)?,
-            })
-        })
-        .collect();
-    // Stable: replies written in the same millisecond keep their (deterministic) list order.
-    out.sort_by_key(|r| r.created_at);
-    out
+        .filter(|stored| stored.may_contain(id.as_str()))
+        .filter_map(Stored::decode::<T>)
+        .find(|record| id_of(record) == id)
 }
 
-/// Commitments with the map each one lives in, in document order.
-pub(crate) fn commitment_objects(doc: &AutoCommit) -> Vec<(Commitment, ObjId)> {
-    let mut out = Vec::new();
-    for list in layout::root_objects(doc, layout::COMMITMENTS, ObjType::List) {
-        for entry in layout::list_maps(doc, &list) {
-            let f = Fields::read(doc, &entry);
-            let Some(common) = common(&f) else { continue };
-            // A status this version does not know (from a newer partner) hides the entry
-            // rather than guessing, which could overwrite it.
-            let status = match f.string(layout::STATUS) {
-                None => Some(CommitmentStatus::Open),
-                Some(s) => s.parse().ok(),
-            };
-            let (Some(status), Some(text), Some(week)) =
-                (status, f.owned(layout::TEXT), f.parse::<Week>(layout::WEEK))
-            else {
-                continue;
-            };
-            out.push((
-                Commitment {
-                    id: common.id,
-                    author: common.author,
-                    created_at: common.created_at,
-                    text,
-                    week,
-                    status,
-                },
-                entry,
-            ));
-        }
-    }
-    out
-}
-
-/// Ids of every entry a handle can refer to, without reading the rest of each entry.
+/// Ids of every entry a handle can refer to, without decoding the rest of each entry.
 fn entry_ids(doc: &AutoCommit) -> BTreeSet<EntryId> {
-    let mut ids = BTreeSet::new();
-    for collection in [
+    [
         layout::APPRECIATIONS,
         layout::FEEDBACK,
         layout::JOURNAL,
         layout::COMMITMENTS,
-    ] {
-        for list in layout::root_objects(doc, collection, ObjType::List) {
-            for entry in layout::list_maps(doc, &list) {
-                if let Some(id) = Fields::read(doc, &entry).parse::<EntryId>(layout::ID) {
-                    ids.insert(id);
-                }
-            }
-        }
-    }
-    ids
+    ]
+    .into_iter()
+    .flat_map(|collection| layout::list_entries(doc, collection))
+    .filter_map(|stored| stored.decode::<IdOnly>())
+    .map(|r| r.id)
+    .collect()
 }
 
-/// A check-in map as stored, before check-ins for the same week are merged.
+/// A check-in as stored, before check-ins for the same week are merged.
 pub(crate) struct RawCheckin {
     pub(crate) id: String,
     pub(crate) week: Week,
     pub(crate) template: String,
     pub(crate) opened_at: Millis,
-    /// The `answers` map, where submissions go.
-    pub(crate) answers: Option<ObjId>,
-    pub(crate) submissions: Vec<Submission>,
+    pub(crate) submissions: BTreeMap<PersonId, Submission>,
 }
 
-/// Reads every check-in map. Without `with_answers` the answer JSON is not parsed (the
-/// timeline only needs who submitted when).
-pub(crate) fn raw_checkins(doc: &AutoCommit, with_answers: bool) -> Vec<RawCheckin> {
-    let mut out = Vec::new();
-    for map in layout::root_objects(doc, layout::CHECKINS, ObjType::Map) {
-        for item in doc.map_range(&map, ..) {
-            if item.value != ValueRef::Object(ObjType::Map) {
-                continue;
+impl RawCheckin {
+    /// Keeps the earlier of two submissions by the same person, so the choice is the same
+    /// on every device.
+    fn add(&mut self, s: Submission) {
+        match self.submissions.get(&s.person) {
+            Some(existing) if existing.submitted_at <= s.submitted_at => {}
+            _ => {
+                self.submissions.insert(s.person.clone(), s);
             }
-            let f = Fields::read(doc, &item.id());
-            let Some(week) = f.parse::<Week>(layout::WEEK) else {
-                continue;
-            };
-            let template = f
-                .owned(layout::TEMPLATE)
-                .unwrap_or_else(|| template::WEEKLY_TEMPLATE_ID.to_owned());
-            let answers = f.object(layout::ANSWERS, ObjType::Map);
-            let submissions = answers
-                .as_ref()
-                .map(|a| submissions(doc, a, &template, with_answers))
-                .unwrap_or_default();
-            out.push(RawCheckin {
-                id: item.key.into_owned(),
-                week,
-                template,
-                opened_at: f.millis(layout::OPENED_AT).unwrap_or(Millis(0)),
-                answers,
-                submissions,
-            });
         }
     }
-    out
 }
 
-fn submissions(
+/// Reads the stored check-ins (of one week, or all) with their submissions. Without
+/// `with_answers` the answers are not decoded (the timeline only needs who submitted when).
+pub(crate) fn raw_checkins(
     doc: &AutoCommit,
-    answers_map: &ObjId,
-    template_id: &str,
     with_answers: bool,
-) -> Vec<Submission> {
-    let template = if with_answers {
-        template::template(template_id)
-    } else {
-        None
-    };
-    doc.map_range(answers_map, ..)
-        .filter_map(|item| {
-            let person: PersonId = item.key.parse().ok()?;
-            if item.value != ValueRef::Object(ObjType::Map) {
-                return None;
+    week: Option<Week>,
+) -> Vec<RawCheckin> {
+    let week_text = week.map(|w| w.to_string());
+    let mut checkins: BTreeMap<String, RawCheckin> = BTreeMap::new();
+    for (id, stored) in layout::map_entries(doc, layout::CHECKINS) {
+        if checkins.contains_key(id.as_ref()) {
+            continue;
+        }
+        if week_text.as_deref().is_some_and(|w| !stored.may_contain(w)) {
+            continue;
+        }
+        let Some(record) = stored.decode::<CheckinRecord>() else {
+            continue;
+        };
+        if week.is_some_and(|w| w != record.week) {
+            continue;
+        }
+        let mut raw = RawCheckin {
+            id: id.into_owned(),
+            week: record.week,
+            template: record.template,
+            opened_at: record.opened_at.unwrap_or(Millis(0)),
+            submissions: BTreeMap::new(),
+        };
+        for (person, value) in record.answers.unwrap_or_default() {
+            if let Some(s) = submission(person.as_str(), Stored::Value(value), with_answers) {
+                raw.add(s);
             }
-            let f = Fields::read(doc, &item.id());
-            let submitted_at = f.millis(layout::SUBMITTED_AT)?;
-            // Unreadable answers still count as submitted: the partner is waiting on the
-            // fact of the submission, and hiding it would keep the check-in closed forever.
-            let mut answers = if with_answers {
-                f.string(layout::ANSWERS)
-                    .map(|json| parse_answers(&json))
-                    .unwrap_or_default()
-            } else {
-                Answers::default()
-            };
-            if let Some(t) = &template {
-                t.restore_kinds(&mut answers);
+        }
+        checkins.insert(raw.id.clone(), raw);
+    }
+    for (key, stored) in layout::map_entries(doc, layout::SUBMISSIONS) {
+        let Some((checkin, person)) = key.rsplit_once('/') else {
+            continue;
+        };
+        let Some(raw) = checkins.get_mut(checkin) else {
+            continue;
+        };
+        if let Some(s) = submission(person, stored, with_answers) {
+            raw.add(s);
+        }
+    }
+    if with_answers {
+        for raw in checkins.values_mut() {
+            if let Some(t) = template::template(&raw.template) {
+                for s in raw.submissions.values_mut() {
+                    t.restore_kinds(&mut s.answers);
+                }
             }
-            Some(Submission {
-                person,
-                submitted_at,
-                answers,
-            })
-        })
-        .collect()
+        }
+    }
+    checkins.into_values().collect()
 }
 
-/// Answers from their stored JSON, keeping every answer that reads and dropping the rest.
-fn parse_answers(json: &str) -> Answers {
-    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(json)
-    else {
-        return Answers::default();
+/// One submission. Unreadable answers still count as submitted: the partner is waiting on
+/// the fact of the submission, and hiding it would keep the check-in closed forever.
+fn submission(person: &str, stored: Stored<'_>, with_answers: bool) -> Option<Submission> {
+    let person: PersonId = person.parse().ok()?;
+    let (submitted_at, answers) = if with_answers {
+        let record = stored.decode::<SubmissionRecord>()?;
+        (record.submitted_at, answers_from_json(&record.answers))
+    } else {
+        (
+            stored.decode::<SubmissionMeta>()?.submitted_at,
+            Default::default(),
+        )
     };
-    Answers(
-        map.iter()
-            .filter_map(|(k, v)| Some((k.clone(), AnswerValue::from_json(v)?)))
-            .collect(),
-    )
+    Some(Submission {
+        person,
+        submitted_at,
+        answers,
+    })
 }
 
 /// Groups stored check-ins by week. Within a week, check-ins are taken oldest first (then by
 /// id) so the same one supplies the template, and the same submission wins, everywhere.
 pub(crate) fn merge_checkins(mut raw: Vec<RawCheckin>) -> Vec<Checkin> {
     raw.sort_by(|a, b| (a.week, a.opened_at, &a.id).cmp(&(b.week, b.opened_at, &b.id)));
-    let mut by_week: BTreeMap<Week, Checkin> = BTreeMap::new();
+    let mut by_week: BTreeMap<Week, RawCheckin> = BTreeMap::new();
     for c in raw {
-        let merged = by_week.entry(c.week).or_insert_with(|| Checkin {
-            week: c.week,
-            template: c.template.clone(),
-            submissions: BTreeMap::new(),
-        });
-        for s in c.submissions {
-            match merged.submissions.get(&s.person) {
-                Some(existing) if existing.submitted_at <= s.submitted_at => {}
-                _ => {
-                    merged.submissions.insert(s.person.clone(), s);
-                }
+        match by_week.get_mut(&c.week) {
+            Some(merged) => c.submissions.into_values().for_each(|s| merged.add(s)),
+            None => {
+                by_week.insert(c.week, c);
             }
         }
     }
     by_week
         .into_values()
         .filter(|c| !c.submissions.is_empty())
+        .map(|c| Checkin {
+            week: c.week,
+            template: c.template,
+            submissions: c.submissions,
+        })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -117,20 +117,30 @@ pub fn weekly_template() -> Template {
                 "feeling",
                 "How are you feeling about us this week?",
                 "1 is struggling, 10 is wonderful. There is no wrong number; it is a way to start talking.",
-                Scale { min: 1, max: 10, low: "struggling", high: "wonderful" },
+                Scale {
+                    min: 1,
+                    max: 10,
+                    low: "struggling",
+                    high: "wonderful",
+                },
             )
         },
         question(
             "feeling_word",
             "Is there a word for that feeling?",
-            "Optional. Close, tired, hopeful, far apart: whatever fits.",
+            "Close, tired, hopeful, far apart: whatever fits.",
             Text,
         ),
         question(
             "doing",
             "How are you really doing, outside of us?",
             "1 is running on empty, 5 is doing well. Life outside the two of you counts too.",
-            Scale { min: 1, max: 5, low: "running on empty", high: "doing well" },
+            Scale {
+                min: 1,
+                max: 5,
+                low: "running on empty",
+                high: "doing well",
+            },
         ),
         question(
             "doing_areas",
@@ -179,7 +189,7 @@ pub fn weekly_template() -> Template {
         question(
             "need_text",
             "Would you like to say more about what you need?",
-            "Optional. The more specific, the easier it is to give.",
+            "The more specific, the easier it is to give.",
             Text,
         ),
         question(
@@ -236,7 +246,7 @@ pub fn weekly_template() -> Template {
         question(
             "together_text",
             "Anything to add about that?",
-            "Optional. When, where, or what exactly.",
+            "When, where, or what exactly.",
             Text,
         ),
         question(
@@ -327,7 +337,9 @@ impl Template {
                         .ok_or_else(|| {
                             invalid(
                                 q.key,
-                                format!("must be a whole number from {min} to {max}, not `{value}`"),
+                                format!(
+                                    "must be a whole number from {min} to {max}, not `{value}`"
+                                ),
                             )
                         })?;
                     AnswerValue::Scale(n)
@@ -411,10 +423,9 @@ impl Template {
             (QuestionKind::Choice { options }, AnswerValue::Choice(s) | AnswerValue::Text(s)) => {
                 exact_option(q.key, options, s)
             }
-            (QuestionKind::Choice { options }, _) => Err(wrong_shape(&format!(
-                "one of {}",
-                option_keys(options)
-            ))),
+            (QuestionKind::Choice { options }, _) => {
+                Err(wrong_shape(&format!("one of {}", option_keys(options))))
+            }
             (
                 QuestionKind::MultiChoice { options },
                 AnswerValue::Choices(items) | AnswerValue::List(items),
@@ -429,10 +440,9 @@ impl Template {
                     .iter()
                     .try_for_each(|item| exact_option(q.key, options, item))
             }
-            (QuestionKind::MultiChoice { options }, _) => Err(wrong_shape(&format!(
-                "a list of {}",
-                option_keys(options)
-            ))),
+            (QuestionKind::MultiChoice { options }, _) => {
+                Err(wrong_shape(&format!("a list of {}", option_keys(options))))
+            }
             (QuestionKind::Text, AnswerValue::Text(s)) => {
                 if s.trim().is_empty() {
                     Err(invalid(q.key, "cannot be empty; leave it out instead"))
@@ -443,7 +453,10 @@ impl Template {
             (QuestionKind::Text, _) => Err(wrong_shape("text")),
             (QuestionKind::List, AnswerValue::List(items)) => {
                 if items.is_empty() || items.iter().any(|i| i.trim().is_empty()) {
-                    Err(invalid(q.key, "cannot have empty items; leave them out instead"))
+                    Err(invalid(
+                        q.key,
+                        "cannot have empty items; leave them out instead",
+                    ))
                 } else {
                     Ok(())
                 }
@@ -471,7 +484,9 @@ impl Template {
     /// `Choices`. Keys this template does not know are left as they are.
     pub(crate) fn restore_kinds(&self, answers: &mut Answers) {
         for (key, value) in answers.0.iter_mut() {
-            let Some(q) = self.question(key) else { continue };
+            let Some(q) = self.question(key) else {
+                continue;
+            };
             let restored = match (&q.kind, &mut *value) {
                 (QuestionKind::Choice { .. }, AnswerValue::Text(s)) => {
                     AnswerValue::Choice(std::mem::take(s))
@@ -583,7 +598,12 @@ mod tests {
                 "followup",
             ]
         );
-        let required: Vec<_> = t.questions.iter().filter(|q| q.required).map(|q| q.key).collect();
+        let required: Vec<_> = t
+            .questions
+            .iter()
+            .filter(|q| q.required)
+            .map(|q| q.key)
+            .collect();
         assert_eq!(required, ["feeling"]);
         assert_eq!(template("weekly-v1"), Some(t));
         assert_eq!(template("weekly-v0"), None);
@@ -609,8 +629,14 @@ mod tests {
         .unwrap();
         assert_eq!(a.scale("feeling"), Some(8));
         assert_eq!(a.text("feeling_word"), Some("hopeful"));
-        assert_eq!(a.get("doing_areas"), Some(&AnswerValue::Choices(vec!["work".into(), "sleep".into()])));
-        assert_eq!(a.list("appreciated").unwrap(), ["the soup", "picking me up late"]);
+        assert_eq!(
+            a.get("doing_areas"),
+            Some(&AnswerValue::Choices(vec!["work".into(), "sleep".into()]))
+        );
+        assert_eq!(
+            a.list("appreciated").unwrap(),
+            ["the soup", "picking me up late"]
+        );
         assert_eq!(a.get("raise"), Some(&AnswerValue::Choice("small".into())));
         assert_eq!(a.choice("followup"), Some("partly"));
         weekly_template().validate(&a).unwrap();
@@ -629,7 +655,10 @@ mod tests {
         let r = reason(parse(&[("feeling", "5"), ("raise", "maybe")]).unwrap_err());
         assert!(r.contains("nothing, small, talk"), "{r}");
         let r = reason(parse(&[("feeling", "5"), ("need", "time,cake")]).unwrap_err());
-        assert!(r.contains("words, time, touch, help, space, fun, deeper, other"), "{r}");
+        assert!(
+            r.contains("words, time, touch, help, space, fun, deeper, other"),
+            "{r}"
+        );
         let err = parse(&[("feling", "5")]).unwrap_err();
         assert!(matches!(&err, DocError::UnknownQuestion { key, .. } if key == "feling"));
         assert!(err.to_string().contains("feeling, feeling_word, doing"));
@@ -660,13 +689,24 @@ mod tests {
         t.check("feeling", &AnswerValue::Scale(10)).unwrap();
         assert!(t.check("feeling", &AnswerValue::Scale(0)).is_err());
         assert!(t.check("feeling", &AnswerValue::Text("8".into())).is_err());
-        t.check("raise", &AnswerValue::Choice("talk".into())).unwrap();
+        t.check("raise", &AnswerValue::Choice("talk".into()))
+            .unwrap();
         t.check("raise", &AnswerValue::Text("talk".into())).unwrap();
-        assert!(t.check("raise", &AnswerValue::Choice("TALK".into())).is_err());
-        t.check("need", &AnswerValue::Choices(vec!["fun".into()])).unwrap();
+        assert!(
+            t.check("raise", &AnswerValue::Choice("TALK".into()))
+                .is_err()
+        );
+        t.check("need", &AnswerValue::Choices(vec!["fun".into()]))
+            .unwrap();
         assert!(t.check("need", &AnswerValue::Choices(vec![])).is_err());
-        assert!(t.check("connected", &AnswerValue::Text(" ".into())).is_err());
-        assert!(t.check("appreciated", &AnswerValue::List(vec!["".into()])).is_err());
+        assert!(
+            t.check("connected", &AnswerValue::Text(" ".into()))
+                .is_err()
+        );
+        assert!(
+            t.check("appreciated", &AnswerValue::List(vec!["".into()]))
+                .is_err()
+        );
         assert!(t.check("nope", &AnswerValue::Scale(1)).is_err());
     }
 
@@ -693,9 +733,36 @@ mod tests {
         a.insert("future_key", AnswerValue::Text("kept".into()));
         t.restore_kinds(&mut a);
         assert_eq!(a.get("raise"), Some(&AnswerValue::Choice("small".into())));
-        assert_eq!(a.get("need"), Some(&AnswerValue::Choices(vec!["fun".into()])));
-        assert_eq!(a.get("connected"), Some(&AnswerValue::Text("at the lake".into())));
+        assert_eq!(
+            a.get("need"),
+            Some(&AnswerValue::Choices(vec!["fun".into()]))
+        );
+        assert_eq!(
+            a.get("connected"),
+            Some(&AnswerValue::Text("at the lake".into()))
+        );
         assert_eq!(a.get("future_key"), Some(&AnswerValue::Text("kept".into())));
+    }
+
+    #[test]
+    fn docs_checkins_md_explains_every_key_prompt_and_option() {
+        let doc = include_str!("../../../docs/checkins.md");
+        for q in weekly_template().questions {
+            assert!(doc.contains(&format!("`{}`", q.key)), "key {}", q.key);
+            assert!(doc.contains(q.prompt), "prompt of {}", q.key);
+            if let QuestionKind::Choice { options } | QuestionKind::MultiChoice { options } =
+                &q.kind
+            {
+                for o in options {
+                    assert!(
+                        doc.contains(&format!("`{}`", o.key)),
+                        "option {} of {}",
+                        o.key,
+                        q.key
+                    );
+                }
+            }
+        }
     }
 
     #[test]

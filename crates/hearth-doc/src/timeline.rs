@@ -25,9 +25,11 @@ pub struct TimelineItem {
     pub kind: TimelineKind,
 }
 
-/// What happened, with the details worth showing.
+/// What happened, with the details worth showing. New kinds may be added, so matches need
+/// a catch-all arm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TimelineKind {
     /// An appreciation was written.
     Appreciation {
@@ -110,12 +112,16 @@ impl SpaceDoc {
     /// check-in submissions, which have none, come first among equals). Remaining ties keep
     /// a fixed order, so every device shows the same list.
     pub fn timeline(&self) -> Vec<TimelineItem> {
-        let mut items = Vec::new();
+        let edits = queries::Edits::read(&self.doc);
+        let mut items = Vec::with_capacity(8192);
         for a in self.appreciations() {
             items.push(TimelineItem {
                 at: a.created_at,
                 author: a.author,
-                kind: TimelineKind::Appreciation { id: a.id, text: a.text },
+                kind: TimelineKind::Appreciation {
+                    id: a.id,
+                    text: a.text,
+                },
             });
         }
         for f in self.feedback() {
@@ -142,7 +148,7 @@ impl SpaceDoc {
                 });
             }
         }
-        for j in self.journal() {
+        for j in self.journal_with(&edits) {
             items.push(TimelineItem {
                 at: j.created_at,
                 author: j.author,
@@ -155,7 +161,7 @@ impl SpaceDoc {
                 },
             });
         }
-        for c in queries::merge_checkins(queries::raw_checkins(&self.doc, false)) {
+        for c in queries::merge_checkins(queries::raw_checkins(&self.doc, false, None)) {
             for (person, s) in c.submissions {
                 items.push(TimelineItem {
                     at: s.submitted_at,
@@ -164,7 +170,7 @@ impl SpaceDoc {
                 });
             }
         }
-        for c in self.commitments() {
+        for c in self.commitments_with(&edits) {
             items.push(TimelineItem {
                 at: c.created_at,
                 author: c.author,

@@ -112,8 +112,9 @@ impl Serialize for Week {
 
 impl<'de> Deserialize<'de> for Week {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Week, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        s.parse().map_err(serde::de::Error::custom)
+        deserializer.deserialize_str(crate::ids::ParseVisitor::<Week>::new(
+            "an ISO week like 2026-W47",
+        ))
     }
 }
 
@@ -137,7 +138,17 @@ mod tests {
 
     #[test]
     fn bad_weeks_are_refused_with_the_format() {
-        for bad in ["", "2026", "2026-47", "2026-W0", "2026-W54", "2025-W53", "26-W01", "2026-W470", "2026-W+1"] {
+        for bad in [
+            "",
+            "2026",
+            "2026-47",
+            "2026-W0",
+            "2026-W54",
+            "2025-W53",
+            "26-W01",
+            "2026-W470",
+            "2026-W+1",
+        ] {
             let err = bad.parse::<Week>().unwrap_err();
             assert!(err.to_string().contains("2026-W47"), "{bad}: {err}");
         }

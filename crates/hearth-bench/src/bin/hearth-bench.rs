@@ -125,10 +125,22 @@ fn offline(runs: usize, hearth: Option<PathBuf>, keep: Option<PathBuf>) -> Resul
                 "bytes": size, "bytes_after_runs": size_after })
     );
     println!();
-    println!("{:<28} {:>10} {:>10} {:>10}", "whole process (ms)", "median", "p90", "min");
+    println!(
+        "{:<28} {:>10} {:>10} {:>10}",
+        "whole process (ms)", "median", "p90", "min"
+    );
     for (name, s) in &rows {
-        let label = if *name == "log_json" { "hearth log --json" } else { "hearth appreciate" };
-        println!("{label:<28} {:>10.1} {:>10.1} {:>10.1}", ms(s.median), ms(s.p90), ms(s.min));
+        let label = if *name == "log_json" {
+            "hearth log --json"
+        } else {
+            "hearth appreciate"
+        };
+        println!(
+            "{label:<28} {:>10.1} {:>10.1} {:>10.1}",
+            ms(s.median),
+            ms(s.p90),
+            ms(s.min)
+        );
     }
     println!("{:<28} {:>10.2} MB", "profile size", size as f64 / 1e6);
     Ok(())

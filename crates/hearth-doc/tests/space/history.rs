@@ -1,13 +1,13 @@
 //! A synthetic ten-year history, shared by the `ten_year` test and the `ten_year` example.
 //!
 //! Two partners on two devices write about as much as a couple who use hearth every day
-//! would in ten years, syncing once a week, through the public API only: this is the
+//! would in ten years, syncing now and then, through the public API only: this is the
 //! document `hearth log --json` must read in well under 100 ms.
 
 #![allow(dead_code)] // the example and the test each use a different part
 
 use hearth_doc::{
-    weekly_template, FeedbackDraft, JournalDraft, Millis, PersonId, ReplyKind, SpaceDoc, Week,
+    FeedbackDraft, JournalDraft, Millis, PersonId, ReplyKind, SpaceDoc, Week, weekly_template,
 };
 
 /// What was written.
@@ -42,7 +42,10 @@ struct Words(u64);
 
 impl Words {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         self.0 >> 33
     }
 
@@ -54,9 +57,9 @@ impl Words {
     fn sentence(&mut self, min_chars: usize) -> String {
         const WORDS: &[&str] = &[
             "we", "walked", "along", "the", "river", "and", "talked", "about", "work", "tea",
-            "quiet", "morning", "laughed", "cooked", "together", "tired", "but", "close",
-            "rain", "sunday", "garden", "slow", "kind", "letter", "music", "kitchen", "late",
-            "train", "home", "friends", "dinner", "soft", "light", "plans", "weekend",
+            "quiet", "morning", "laughed", "cooked", "together", "tired", "but", "close", "rain",
+            "sunday", "garden", "slow", "kind", "letter", "music", "kitchen", "late", "train",
+            "home", "friends", "dinner", "soft", "light", "plans", "weekend",
         ];
         let mut s = String::with_capacity(min_chars + 16);
         while s.len() < min_chars {
@@ -71,17 +74,27 @@ impl Words {
 
 const DAY: i64 = 86_400_000;
 
+/// How often the two devices meet. Every week in real life, but each sync costs the same
+/// fixed work in a debug build whatever it carries, so the test syncs monthly.
+const SYNC_EVERY_WEEKS: usize = 4;
+
 /// Builds `years` of history (52 weeks a year). Ten years gives 520 weekly check-ins
 /// answered by both, 3,650 journal entries of ~300 characters, 2,000 appreciations and 200
 /// feedback threads with two replies each.
 pub fn build(years: usize) -> History {
-    let ana: PersonId = "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0".parse().expect("valid id");
-    let ben: PersonId = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0".parse().expect("valid id");
+    let ana: PersonId = "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0"
+        .parse()
+        .expect("valid id");
+    let ben: PersonId = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"
+        .parse()
+        .expect("valid id");
     let start = Millis(1_451_606_400_000); // 2016-01-01
     let mut laptop = SpaceDoc::create(b"ana-laptop", &ana, "Ana", start).expect("create");
     let snapshot = laptop.save_snapshot();
     let mut phone = SpaceDoc::load(b"ben-phone", &snapshot, []).expect("join");
-    phone.add_person(&ben, "Ben", Millis(start.0 + 1000)).expect("add ben");
+    phone
+        .add_person(&ben, "Ben", Millis(start.0 + 1000))
+        .expect("add ben");
 
     let template = weekly_template();
     let mut words = Words(7);
@@ -103,7 +116,11 @@ pub fn build(years: usize) -> History {
 
         let body = words.sentence(300);
         let title = (day % 3 == 0).then(|| words.sentence(20));
-        let tags = if day % 5 == 0 { vec!["us".to_owned()] } else { Vec::new() };
+        let tags = if day % 5 == 0 {
+            vec!["us".to_owned()]
+        } else {
+            Vec::new()
+        };
         writer
             .add_journal(me, &JournalDraft { title, body, tags }, at(20 * 3_600_000))
             .expect("journal");
@@ -112,7 +129,9 @@ pub fn build(years: usize) -> History {
         // Spread appreciations and feedback evenly over the days.
         if (day + 1) * appreciations_total / days > day * appreciations_total / days {
             let text = words.sentence(60);
-            writer.add_appreciation(me, &text, at(9 * 3_600_000)).expect("appreciation");
+            writer
+                .add_appreciation(me, &text, at(9 * 3_600_000))
+                .expect("appreciation");
             counts.appreciations += 1;
         }
         if (day + 1) * feedback_total / days > day * feedback_total / days {
@@ -122,10 +141,12 @@ pub fn build(years: usize) -> History {
                 need: words.sentence(30),
                 request: words.sentence(60),
             };
-            let id = writer.add_feedback(me, &draft, at(19 * 3_600_000)).expect("feedback");
+            let id = writer
+                .add_feedback(me, &draft, at(19 * 3_600_000))
+                .expect("feedback");
             counts.feedback += 1;
-            // The partner reflects back and the author acknowledges, once the next weekly
-            // sync has carried the feedback over.
+            // The partner reflects back and the author acknowledges, once the next sync has
+            // carried the feedback over.
             pending_replies.push((id, day % 2 == 0, at(DAY)));
         }
 
@@ -144,7 +165,14 @@ pub fn build(years: usize) -> History {
                     ("commit", commit.as_str()),
                 ];
                 if Some(week) != first_week {
-                    pairs.push(("followup", if words.next() % 3 == 0 { "partly" } else { "done" }));
+                    pairs.push((
+                        "followup",
+                        if words.next().is_multiple_of(3) {
+                            "partly"
+                        } else {
+                            "done"
+                        },
+                    ));
                 }
                 let answers = template.parse_answers(pairs).expect("answers");
                 doc.submit_checkin(week, who, answers, at(10 * 3_600_000 + offset))
@@ -153,6 +181,9 @@ pub fn build(years: usize) -> History {
                 counts.commitments += 1;
             }
             counts.weeks += 1;
+            if counts.weeks % SYNC_EVERY_WEEKS != 0 {
+                continue;
+            }
             sync(&mut laptop, &mut phone);
             for (id, ana_wrote_it, at) in pending_replies.drain(..) {
                 let (author_doc, author, listener_doc, listener) = if ana_wrote_it {
@@ -166,7 +197,13 @@ pub fn build(years: usize) -> History {
                     .expect("reflect");
                 let text = words.sentence(40);
                 author_doc
-                    .add_reply(&id, author, ReplyKind::Acknowledge, &text, Millis(at.0 + 3_600_000))
+                    .add_reply(
+                        &id,
+                        author,
+                        ReplyKind::Acknowledge,
+                        &text,
+                        Millis(at.0 + 3_600_000),
+                    )
                     .expect("acknowledge");
                 counts.replies += 2;
             }

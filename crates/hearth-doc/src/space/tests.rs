@@ -1,0 +1,997 @@
+//! The story of one space: creating, writing, syncing, and every refusal along the way.
+
+use super::*;
+use crate::model::AnswerValue;
+use crate::timeline::TimelineKind;
+
+const T0: i64 = 1_763_900_000_000;
+
+fn at(minutes: i64) -> Millis {
+    Millis(T0 + minutes * 60_000)
+}
+
+fn ana() -> PersonId {
+    "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0".parse().unwrap()
+}
+
+fn ben() -> PersonId {
+    "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0".parse().unwrap()
+}
+
+fn week(s: &str) -> Week {
+    s.parse().unwrap()
+}
+
+/// Ana's laptop and Ben's phone, both in the space and in sync.
+fn couple() -> (SpaceDoc, SpaceDoc) {
+    let mut laptop = SpaceDoc::create(b"ana-laptop", &ana(), "Ana", at(0)).unwrap();
+    let mut phone = SpaceDoc::load(b"ben-phone", &laptop.save_snapshot(), []).unwrap();
+    phone.add_person(&ben(), "Ben", at(1)).unwrap();
+    sync(&mut laptop, &mut phone);
+    (laptop, phone)
+}
+
+fn sync(a: &mut SpaceDoc, b: &mut SpaceDoc) {
+    let from_a = a.take_unsaved();
+    let from_b = b.take_unsaved();
+    if let Some(bytes) = from_a {
+        b.apply(&bytes).unwrap();
+    }
+    if let Some(bytes) = from_b {
+        a.apply(&bytes).unwrap();
+    }
+}
+
+fn change_count(doc: &mut SpaceDoc) -> usize {
+    doc.doc.get_changes(&[]).len()
+}
+
+fn answers(pairs: &[(&str, &str)]) -> Answers {
+    weekly_template()
+        .parse_answers(pairs.iter().copied())
+        .unwrap()
+}
+
+#[test]
+fn a_new_space_has_schema_1_empty_collections_and_its_creator() {
+    let mut doc = SpaceDoc::create(b"ana-laptop", &ana(), "  Ana ", at(0)).unwrap();
+    assert_eq!(doc.schema(), Some(1));
+    let people = doc.people();
+    assert_eq!(people.len(), 1);
+    assert_eq!(
+        (
+            people[0].id.clone(),
+            people[0].name.as_str(),
+            people[0].joined_at
+        ),
+        (ana(), "Ana", at(0))
+    );
+    assert!(
+        doc.appreciations().is_empty() && doc.journal().is_empty() && doc.checkins().is_empty()
+    );
+    assert!(doc.feedback().is_empty() && doc.commitments().is_empty() && doc.timeline().is_empty());
+    assert_eq!(change_count(&mut doc), 1, "creating a space is one change");
+    assert_eq!(doc.actor(), b"ana-laptop");
+    for (key, _) in layout::COLLECTIONS {
+        assert!(doc.doc.get(ROOT, key).unwrap().is_some(), "{key}");
+    }
+}
+
+#[test]
+fn creating_a_space_needs_a_name_and_an_actor() {
+    assert!(matches!(
+        SpaceDoc::create(b"x", &ana(), "  ", at(0)),
+        Err(DocError::Empty { what: "name" })
+    ));
+    assert!(matches!(
+        SpaceDoc::create(b"", &ana(), "Ana", at(0)),
+        Err(DocError::EmptyActor)
+    ));
+}
+
+#[test]
+fn every_action_is_exactly_one_change() {
+    let (mut doc, _) = couple();
+    let mut changes = change_count(&mut doc);
+    let mut expect_one_more = |doc: &mut SpaceDoc| {
+        let now = change_count(doc);
+        assert_eq!(now, changes + 1);
+        changes = now;
+    };
+    doc.add_appreciation(&ana(), "the tea", at(2)).unwrap();
+    expect_one_more(&mut doc);
+    let fb = doc
+        .add_feedback(&ana(), &draft("o", "f", "n", "r"), at(3))
+        .unwrap();
+    expect_one_more(&mut doc);
+    doc.add_reply(&fb, &ben(), ReplyKind::Reflect, "I hear you", at(4))
+        .unwrap();
+    expect_one_more(&mut doc);
+    let j = doc.add_journal(&ana(), &journal("a day"), at(5)).unwrap();
+    expect_one_more(&mut doc);
+    doc.edit_journal(&j, &journal("a better day"), at(6))
+        .unwrap();
+    expect_one_more(&mut doc);
+    doc.submit_checkin(
+        week("2026-W47"),
+        &ana(),
+        answers(&[("feeling", "7"), ("commit", "cook")]),
+        at(7),
+    )
+    .unwrap();
+    expect_one_more(&mut doc);
+    let c = doc.commitments()[0].id.clone();
+    doc.set_commitment_status(&c, CommitmentStatus::Done)
+        .unwrap();
+    expect_one_more(&mut doc);
+    doc.add_person(&ben(), "Benjamin", at(8)).unwrap();
+    expect_one_more(&mut doc);
+}
+
+#[test]
+fn refused_actions_write_nothing() {
+    let (mut doc, _) = couple();
+    let _ = doc.take_unsaved();
+    let before = doc.heads();
+    assert!(doc.add_appreciation(&ana(), " \n", at(2)).is_err());
+    assert!(
+        doc.add_feedback(&ana(), &draft("o", "", "n", "r"), at(2))
+            .is_err()
+    );
+    assert!(
+        doc.add_reply(&EntryId::new(), &ana(), ReplyKind::Respond, "yes", at(2))
+            .is_err()
+    );
+    assert!(
+        doc.edit_journal(&EntryId::new(), &journal("x"), at(2))
+            .is_err()
+    );
+    assert!(
+        doc.submit_checkin(week("2026-W47"), &ana(), Answers::default(), at(2))
+            .is_err()
+    );
+    assert!(
+        doc.set_commitment_status(&EntryId::new(), CommitmentStatus::Done)
+            .is_err()
+    );
+    assert_eq!(doc.heads(), before);
+    assert!(doc.take_unsaved().is_none());
+}
+
+fn draft(observation: &str, feeling: &str, need: &str, request: &str) -> FeedbackDraft {
+    FeedbackDraft {
+        observation: observation.into(),
+        feeling: feeling.into(),
+        need: need.into(),
+        request: request.into(),
+    }
+}
+
+fn journal(body: &str) -> JournalDraft {
+    JournalDraft {
+        title: None,
+        body: body.into(),
+        tags: Vec::new(),
+    }
+}
+
+#[test]
+fn partner_sees_appreciation_after_sync() {
+    let (mut laptop, mut phone) = couple();
+    let id = laptop
+        .add_appreciation(&ana(), "  Thank you for the soup  ", at(10))
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    let seen = phone.appreciations();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].id, id);
+    assert_eq!(seen[0].text, "Thank you for the soup");
+    assert_eq!(
+        (seen[0].author.clone(), seen[0].created_at),
+        (ana(), at(10))
+    );
+}
+
+#[test]
+fn an_empty_appreciation_is_refused() {
+    let (mut doc, _) = couple();
+    let err = doc.add_appreciation(&ana(), "   ", at(2)).unwrap_err();
+    assert!(matches!(
+        err,
+        DocError::Empty {
+            what: "appreciation"
+        }
+    ));
+    assert!(err.to_string().contains("cannot be empty"));
+}
+
+#[test]
+fn appreciations_are_sorted_by_time_then_id_on_both_devices() {
+    let (mut laptop, mut phone) = couple();
+    laptop.add_appreciation(&ana(), "second", at(20)).unwrap();
+    phone.add_appreciation(&ben(), "first", at(10)).unwrap();
+    laptop.add_appreciation(&ana(), "tie a", at(30)).unwrap();
+    phone.add_appreciation(&ben(), "tie b", at(30)).unwrap();
+    sync(&mut laptop, &mut phone);
+    let texts = |d: &SpaceDoc| {
+        d.appreciations()
+            .into_iter()
+            .map(|a| a.text)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(texts(&laptop), texts(&phone));
+    assert_eq!(&texts(&laptop)[..2], ["first", "second"]);
+    let ties = laptop.appreciations();
+    assert!(ties[2].id < ties[3].id, "ties break by id");
+}
+
+#[test]
+fn feedback_needs_all_four_parts_and_names_the_missing_one() {
+    let (mut doc, _) = couple();
+    for (d, missing) in [
+        (draft("", "f", "n", "r"), "observation"),
+        (draft("o", " ", "n", "r"), "feeling"),
+        (draft("o", "f", "", "r"), "need"),
+        (draft("o", "f", "n", "\t"), "request"),
+    ] {
+        let err = doc.add_feedback(&ana(), &d, at(2)).unwrap_err();
+        assert!(
+            matches!(err, DocError::Empty { what } if what == missing),
+            "{missing}"
+        );
+        assert!(err.to_string().contains(missing));
+    }
+}
+
+#[test]
+fn listener_reflects_and_speaker_acknowledges_on_the_same_thread() {
+    let (mut laptop, mut phone) = couple();
+    let id = laptop
+        .add_feedback(
+            &ana(),
+            &draft(
+                "dishes stayed overnight",
+                "tired",
+                "rest",
+                "could we do them before bed?",
+            ),
+            at(10),
+        )
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    phone
+        .add_reply(
+            &id,
+            &ben(),
+            ReplyKind::Reflect,
+            "You were tired and needed rest",
+            at(20),
+        )
+        .unwrap();
+    laptop
+        .add_reply(
+            &id,
+            &ana(),
+            ReplyKind::Acknowledge,
+            "Yes, that's it",
+            at(30),
+        )
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    let threads = laptop.feedback();
+    assert_eq!(threads, phone.feedback());
+    let thread = &threads[0];
+    assert_eq!(thread.observation, "dishes stayed overnight");
+    assert_eq!(thread.request, "could we do them before bed?");
+    let kinds: Vec<_> = thread
+        .replies
+        .iter()
+        .map(|r| (r.kind, r.author.clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [(ReplyKind::Reflect, ben()), (ReplyKind::Acknowledge, ana())]
+    );
+}
+
+#[test]
+fn a_reply_to_missing_feedback_or_an_empty_reply_is_refused() {
+    let (mut doc, _) = couple();
+    let err = doc
+        .add_reply(&EntryId::new(), &ben(), ReplyKind::Respond, "sure", at(2))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        DocError::NotFound {
+            what: "feedback",
+            ..
+        }
+    ));
+    let id = doc
+        .add_feedback(&ana(), &draft("o", "f", "n", "r"), at(2))
+        .unwrap();
+    let err = doc
+        .add_reply(&id, &ben(), ReplyKind::Respond, " ", at(3))
+        .unwrap_err();
+    assert!(matches!(err, DocError::Empty { what: "reply" }));
+}
+
+#[test]
+fn journal_entries_are_normalised_and_edited_per_field() {
+    let (mut doc, _) = couple();
+    let id = doc
+        .add_journal(
+            &ana(),
+            &JournalDraft {
+                title: Some(" Sunday ".into()),
+                body: "\nWe walked by the river.\n\n".into(),
+                tags: vec!["#walks".into(), "walks".into()],
+            },
+            at(10),
+        )
+        .unwrap();
+    let entry = &doc.journal()[0];
+    assert_eq!(entry.id, id);
+    assert_eq!(entry.title.as_deref(), Some("Sunday"));
+    assert_eq!(entry.body, "We walked by the river.");
+    assert_eq!(entry.tags, ["walks"]);
+    assert_eq!(entry.edited_at, None);
+    assert!(!entry.private);
+
+    doc.edit_journal(
+        &id,
+        &JournalDraft {
+            title: None,
+            body: "We walked by the river, slowly.".into(),
+            tags: vec!["walks".into(), "us".into()],
+        },
+        at(20),
+    )
+    .unwrap();
+    let entry = &doc.journal()[0];
+    assert_eq!(entry.title, None);
+    assert_eq!(entry.body, "We walked by the river, slowly.");
+    assert_eq!(entry.tags, ["walks", "us"]);
+    assert_eq!(entry.edited_at, Some(at(20)));
+    assert_eq!(entry.created_at, at(10));
+
+    let before = doc.heads();
+    doc.edit_journal(
+        &id,
+        &JournalDraft {
+            title: Some("".into()),
+            body: "We walked by the river, slowly.\n".into(),
+            tags: vec!["walks".into(), "us".into()],
+        },
+        at(30),
+    )
+    .unwrap();
+    assert_eq!(
+        doc.heads(),
+        before,
+        "an edit that changes nothing writes nothing"
+    );
+}
+
+#[test]
+fn journal_errors_name_the_problem() {
+    let (mut doc, _) = couple();
+    let err = doc
+        .add_journal(&ana(), &journal("\n \n"), at(2))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        DocError::Empty {
+            what: "journal entry"
+        }
+    ));
+    let id = doc.add_journal(&ana(), &journal("x"), at(2)).unwrap();
+    assert!(matches!(
+        doc.edit_journal(&id, &journal(""), at(3)),
+        Err(DocError::Empty { .. })
+    ));
+    let err = doc
+        .edit_journal(&EntryId::new(), &journal("y"), at(3))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        DocError::NotFound {
+            what: "journal entry",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn partners_editing_different_fields_at_once_both_keep_their_edit() {
+    let (mut laptop, mut phone) = couple();
+    let id = laptop
+        .add_journal(&ana(), &journal("first draft"), at(10))
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    laptop
+        .edit_journal(
+            &id,
+            &JournalDraft {
+                title: Some("Our trip".into()),
+                body: "first draft".into(),
+                tags: vec![],
+            },
+            at(20),
+        )
+        .unwrap();
+    phone
+        .edit_journal(
+            &id,
+            &JournalDraft {
+                title: None,
+                body: "first draft, with Ben's memories".into(),
+                tags: vec![],
+            },
+            at(21),
+        )
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    let entry = &laptop.journal()[0];
+    assert_eq!(laptop.journal(), phone.journal());
+    assert_eq!(entry.title.as_deref(), Some("Our trip"));
+    assert_eq!(entry.body, "first draft, with Ben's memories");
+}
+
+#[test]
+fn partners_editing_the_same_field_at_once_see_the_same_winner() {
+    let (mut laptop, mut phone) = couple();
+    let id = laptop.add_journal(&ana(), &journal("v1"), at(10)).unwrap();
+    sync(&mut laptop, &mut phone);
+    laptop
+        .edit_journal(&id, &journal("Ana's v2"), at(20))
+        .unwrap();
+    phone
+        .edit_journal(&id, &journal("Ben's v2"), at(20))
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    assert_eq!(laptop.heads(), phone.heads());
+    let body = laptop.journal()[0].body.clone();
+    assert_eq!(body, phone.journal()[0].body);
+    assert!(body == "Ana's v2" || body == "Ben's v2");
+}
+
+#[test]
+fn a_check_in_records_answers_and_turns_commit_into_a_commitment() {
+    let (mut doc, _) = couple();
+    let w = week("2026-W47");
+    let a = answers(&[
+        ("feeling", "8"),
+        ("need", "time,touch"),
+        ("raise", "nothing"),
+        ("commit", " Cook dinner on Thursday "),
+    ]);
+    doc.submit_checkin(w, &ana(), a.clone(), at(10)).unwrap();
+    let c = doc.checkin(w).unwrap();
+    assert_eq!(c.template, "weekly-v1");
+    let s = &c.submissions[&ana()];
+    assert_eq!(s.answers, a, "answers read back with their exact kinds");
+    assert_eq!(s.submitted_at, at(10));
+    assert!(c.submitted_by(&ana()) && !c.submitted_by(&ben()));
+    assert!(!c.revealed(&doc.people()));
+    let commitments = doc.commitments();
+    assert_eq!(commitments.len(), 1);
+    assert_eq!(commitments[0].text, "Cook dinner on Thursday");
+    assert_eq!(
+        (commitments[0].week, commitments[0].status),
+        (w, CommitmentStatus::Open)
+    );
+    assert_eq!(doc.open_commitments(&ana()), commitments);
+    assert!(doc.open_commitments(&ben()).is_empty());
+    assert!(doc.checkin(w.next()).is_none());
+}
+
+#[test]
+fn a_second_check_in_for_the_same_week_is_refused() {
+    let (mut doc, _) = couple();
+    let w = week("2026-W47");
+    doc.submit_checkin(w, &ana(), answers(&[("feeling", "6")]), at(10))
+        .unwrap();
+    let err = doc
+        .submit_checkin(w, &ana(), answers(&[("feeling", "9")]), at(11))
+        .unwrap_err();
+    assert!(
+        matches!(&err, DocError::AlreadySubmitted { week, person } if *week == w && *person == ana())
+    );
+    assert!(err.to_string().contains("2026-W47"));
+    doc.submit_checkin(w.next(), &ana(), answers(&[("feeling", "9")]), at(12))
+        .unwrap();
+}
+
+#[test]
+fn check_in_answers_are_validated_against_the_template() {
+    let (mut doc, _) = couple();
+    let w = week("2026-W47");
+    let mut bad = Answers::default();
+    bad.insert("feeling", AnswerValue::Scale(11));
+    assert!(matches!(
+        doc.submit_checkin(w, &ana(), bad, at(1)),
+        Err(DocError::InvalidAnswer { .. })
+    ));
+    let mut unknown = answers(&[("feeling", "5")]);
+    unknown.insert("mood", AnswerValue::Text("ok".into()));
+    assert!(matches!(
+        doc.submit_checkin(w, &ana(), unknown, at(1)),
+        Err(DocError::UnknownQuestion { .. })
+    ));
+    assert!(matches!(
+        doc.submit_checkin(w, &ana(), Answers::default(), at(1)),
+        Err(DocError::MissingAnswers { .. })
+    ));
+}
+
+#[test]
+fn answers_are_revealed_once_both_partners_submitted() {
+    let (mut laptop, mut phone) = couple();
+    let w = week("2026-W47");
+    laptop
+        .submit_checkin(w, &ana(), answers(&[("feeling", "7")]), at(10))
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    assert!(!phone.checkin(w).unwrap().revealed(&phone.people()));
+    phone
+        .submit_checkin(w, &ben(), answers(&[("feeling", "5")]), at(20))
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    let c = laptop.checkin(w).unwrap();
+    assert!(c.revealed(&laptop.people()));
+    assert_eq!(c, phone.checkin(w).unwrap());
+    let trend = laptop.trend();
+    assert_eq!(trend.len(), 1);
+    assert_eq!(trend[0].feeling[&ana()], 7);
+    assert_eq!(trend[0].feeling[&ben()], 5);
+}
+
+#[test]
+fn check_ins_opened_offline_on_both_devices_for_the_same_week_merge() {
+    let (mut laptop, mut phone) = couple();
+    let w = week("2026-W47");
+    laptop
+        .submit_checkin(w, &ana(), answers(&[("feeling", "8")]), at(10))
+        .unwrap();
+    phone
+        .submit_checkin(w, &ben(), answers(&[("feeling", "4")]), at(11))
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    assert_eq!(
+        laptop
+            .doc
+            .length(laptop.doc.get(ROOT, layout::CHECKINS).unwrap().unwrap().1),
+        2,
+        "two check-ins were opened, one on each device"
+    );
+    for doc in [&laptop, &phone] {
+        let all = doc.checkins();
+        assert_eq!(all.len(), 1, "but they read as one week");
+        assert_eq!(all[0].submissions.len(), 2);
+        assert!(all[0].revealed(&doc.people()));
+    }
+    assert_eq!(laptop.checkins(), phone.checkins());
+    assert!(matches!(
+        laptop.submit_checkin(w, &ben(), answers(&[("feeling", "5")]), at(12)),
+        Err(DocError::AlreadySubmitted { .. })
+    ));
+}
+
+#[test]
+fn one_person_submitting_on_two_offline_devices_keeps_the_earlier_answers() {
+    let (mut laptop, mut phone) = couple();
+    let w = week("2026-W47");
+    // Ana answers on her laptop and, forgetting, again on the shared phone.
+    laptop
+        .submit_checkin(w, &ana(), answers(&[("feeling", "8")]), at(10))
+        .unwrap();
+    phone
+        .submit_checkin(w, &ana(), answers(&[("feeling", "3")]), at(20))
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    let c = laptop.checkin(w).unwrap();
+    assert_eq!(c, phone.checkin(w).unwrap());
+    assert_eq!(c.submissions[&ana()].answers.scale("feeling"), Some(8));
+}
+
+#[test]
+fn followup_closes_earlier_open_commitments_of_that_person_only() {
+    let (mut doc, _) = couple();
+    let w1 = week("2026-W46");
+    let w2 = week("2026-W47");
+    doc.submit_checkin(
+        w1,
+        &ana(),
+        answers(&[("feeling", "7"), ("commit", "call mum together")]),
+        at(1),
+    )
+    .unwrap();
+    doc.submit_checkin(
+        w1,
+        &ben(),
+        answers(&[("feeling", "7"), ("commit", "plan a walk")]),
+        at(2),
+    )
+    .unwrap();
+    doc.submit_checkin(
+        w2,
+        &ana(),
+        answers(&[
+            ("feeling", "8"),
+            ("followup", "partly"),
+            ("commit", "bake bread"),
+        ]),
+        at(3),
+    )
+    .unwrap();
+    let status = |doc: &SpaceDoc, text: &str| {
+        doc.commitments()
+            .into_iter()
+            .find(|c| c.text == text)
+            .unwrap()
+            .status
+    };
+    assert_eq!(status(&doc, "call mum together"), CommitmentStatus::Partly);
+    assert_eq!(
+        status(&doc, "plan a walk"),
+        CommitmentStatus::Open,
+        "Ben's is his to follow up"
+    );
+    assert_eq!(
+        status(&doc, "bake bread"),
+        CommitmentStatus::Open,
+        "this week's is new"
+    );
+    doc.submit_checkin(
+        w2,
+        &ben(),
+        answers(&[("feeling", "6"), ("followup", "no")]),
+        at(4),
+    )
+    .unwrap();
+    assert_eq!(status(&doc, "plan a walk"), CommitmentStatus::Dropped);
+    let w3 = w2.next();
+    doc.submit_checkin(
+        w3,
+        &ana(),
+        answers(&[("feeling", "9"), ("followup", "done")]),
+        at(5),
+    )
+    .unwrap();
+    assert_eq!(status(&doc, "bake bread"), CommitmentStatus::Done);
+    assert_eq!(
+        status(&doc, "call mum together"),
+        CommitmentStatus::Partly,
+        "already followed up"
+    );
+}
+
+#[test]
+fn commitment_status_can_be_set_directly() {
+    let (mut doc, _) = couple();
+    doc.submit_checkin(
+        week("2026-W47"),
+        &ana(),
+        answers(&[("feeling", "7"), ("commit", "tea")]),
+        at(1),
+    )
+    .unwrap();
+    let id = doc.commitments()[0].id.clone();
+    doc.set_commitment_status(&id, CommitmentStatus::Done)
+        .unwrap();
+    assert_eq!(doc.commitments()[0].status, CommitmentStatus::Done);
+    let before = doc.heads();
+    doc.set_commitment_status(&id, CommitmentStatus::Done)
+        .unwrap();
+    assert_eq!(doc.heads(), before, "the same status writes nothing");
+    assert!(doc.open_commitments(&ana()).is_empty());
+    assert!(matches!(
+        doc.set_commitment_status(&EntryId::new(), CommitmentStatus::Done),
+        Err(DocError::NotFound {
+            what: "commitment",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn adding_a_person_twice_renames_them_and_keeps_when_they_joined() {
+    let (mut doc, _) = couple();
+    doc.add_person(&ben(), "Benjamin", at(99)).unwrap();
+    let ben_now = doc.person(&ben()).unwrap();
+    assert_eq!(
+        (ben_now.name.as_str(), ben_now.joined_at),
+        ("Benjamin", at(1))
+    );
+    let before = doc.heads();
+    doc.add_person(&ben(), "Benjamin", at(100)).unwrap();
+    assert_eq!(doc.heads(), before);
+    assert!(matches!(
+        doc.add_person(&ben(), " ", at(1)),
+        Err(DocError::Empty { what: "name" })
+    ));
+    assert_eq!(
+        doc.people()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
+        ["Ana", "Benjamin"]
+    );
+}
+
+#[test]
+fn find_entry_takes_full_ids_and_unique_suffixes() {
+    let (mut doc, _) = couple();
+    let a = doc.add_appreciation(&ana(), "thanks", at(1)).unwrap();
+    let j = doc.add_journal(&ana(), &journal("notes"), at(2)).unwrap();
+    assert_eq!(doc.find_entry(a.as_str()).unwrap(), a);
+    assert_eq!(doc.find_entry(&a.as_str().to_uppercase()).unwrap(), a);
+    assert_eq!(doc.find_entry(j.short()).unwrap(), j);
+    assert_eq!(
+        doc.find_entry(&format!(" {} ", &j.short()[2..])).unwrap(),
+        j
+    );
+    assert!(matches!(
+        doc.find_entry("abc"),
+        Err(DocError::HandleTooShort { .. })
+    ));
+    let missing = EntryId::new();
+    assert!(matches!(
+        doc.find_entry(missing.as_str()),
+        Err(DocError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn an_ambiguous_handle_lists_every_match() {
+    let (mut doc, _) = couple();
+    // Two ids that share their last 4 characters, written the way this crate writes them.
+    let ids: Vec<EntryId> = [
+        "0193a000-0000-7000-8000-00000000beef",
+        "0193a000-0000-7000-8000-00000001beef",
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect();
+    for id in &ids {
+        let record = crate::records::AppreciationRecord {
+            id: id.clone(),
+            author: ana(),
+            text: "x".into(),
+            created_at: at(1),
+        };
+        doc.change(|d| append(d, layout::APPRECIATIONS, &record))
+            .unwrap();
+    }
+    let err = doc.find_entry("beef").unwrap_err();
+    match &err {
+        DocError::Ambiguous { candidates, .. } => assert_eq!(candidates, &ids),
+        other => panic!("expected Ambiguous, got {other:?}"),
+    }
+    assert!(err.to_string().contains("matches 2 entries"));
+    assert_eq!(doc.find_entry("1beef").unwrap(), ids[1]);
+}
+
+#[test]
+fn the_timeline_holds_everything_in_time_order_and_reads_well_as_json() {
+    let (mut laptop, mut phone) = couple();
+    let a = laptop
+        .add_appreciation(&ana(), "thank you", at(10))
+        .unwrap();
+    let f = phone
+        .add_feedback(&ben(), &draft("o", "f", "n", "r"), at(20))
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    laptop
+        .add_reply(&f, &ana(), ReplyKind::Reflect, "I hear", at(30))
+        .unwrap();
+    laptop
+        .add_journal(&ana(), &journal("dear diary"), at(40))
+        .unwrap();
+    laptop
+        .submit_checkin(
+            week("2026-W47"),
+            &ana(),
+            answers(&[("feeling", "9"), ("commit", "tea")]),
+            at(50),
+        )
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    let timeline = phone.timeline();
+    assert_eq!(timeline, laptop.timeline());
+    let kinds: Vec<&str> = timeline
+        .iter()
+        .map(|i| match i.kind {
+            TimelineKind::Appreciation { .. } => "appreciation",
+            TimelineKind::Feedback { .. } => "feedback",
+            TimelineKind::Reply { .. } => "reply",
+            TimelineKind::Journal { .. } => "journal",
+            TimelineKind::CheckinSubmitted { .. } => "checkin_submitted",
+            TimelineKind::Commitment { .. } => "commitment",
+        })
+        .collect();
+    assert_eq!(
+        kinds[..5],
+        [
+            "appreciation",
+            "feedback",
+            "reply",
+            "journal",
+            "checkin_submitted"
+        ]
+    );
+    assert_eq!(kinds.len(), 6);
+    assert!(timeline.windows(2).all(|w| w[0].at <= w[1].at));
+
+    let json = serde_json::to_value(&timeline[0]).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"at": T0 + 600_000, "author": ana().to_string(), "kind": "appreciation", "id": a.to_string(), "text": "thank you"})
+    );
+    let reply = serde_json::to_value(&timeline[2]).unwrap();
+    assert_eq!(reply["kind"], "reply");
+    assert_eq!(reply["reply_kind"], "reflect");
+    assert_eq!(reply["feedback"], f.to_string());
+    let checkin = serde_json::to_value(&timeline[4]).unwrap();
+    assert_eq!(checkin["kind"], "checkin_submitted");
+    assert_eq!(checkin["week"], "2026-W47");
+    let back: Vec<crate::TimelineItem> =
+        serde_json::from_str(&serde_json::to_string(&timeline).unwrap()).unwrap();
+    assert_eq!(back, timeline);
+    assert_eq!(timeline[2].id(), Some(&f));
+    assert_eq!(timeline[4].id(), None);
+}
+
+#[test]
+fn load_restores_a_snapshot_plus_chunks_and_counts_it_as_saved() {
+    let mut doc = SpaceDoc::create(b"ana-laptop", &ana(), "Ana", at(0)).unwrap();
+    let snapshot = doc.save_snapshot();
+    doc.add_appreciation(&ana(), "one", at(1)).unwrap();
+    let chunk1 = doc.take_unsaved().unwrap();
+    doc.add_journal(&ana(), &journal("two"), at(2)).unwrap();
+    doc.add_appreciation(&ana(), "three", at(3)).unwrap();
+    let chunk2 = doc.take_unsaved().unwrap();
+    assert!(doc.take_unsaved().is_none(), "nothing new since");
+
+    let mut again = SpaceDoc::load(b"ana-laptop", &snapshot, [chunk1.as_slice(), &chunk2]).unwrap();
+    assert_eq!(again.heads(), doc.heads());
+    assert_eq!(again.timeline(), doc.timeline());
+    assert!(
+        again.take_unsaved().is_none(),
+        "loaded state counts as saved"
+    );
+    again.add_appreciation(&ana(), "four", at(4)).unwrap();
+    let chunk3 = again.take_unsaved().unwrap();
+    assert!(
+        chunk3.len() < chunk1.len() + chunk2.len(),
+        "only the new change, not the history"
+    );
+
+    // The whole history as chunks, with an empty snapshot, loads too.
+    let mut fresh = SpaceDoc::create(b"dev", &ana(), "Ana", at(0)).unwrap();
+    let all = fresh.take_unsaved().unwrap();
+    let loaded = SpaceDoc::load(b"dev", &[], [all.as_slice()]).unwrap();
+    assert_eq!(loaded.people(), fresh.people());
+}
+
+#[test]
+fn loading_damaged_or_missing_data_is_refused() {
+    let mut doc = SpaceDoc::create(b"ana-laptop", &ana(), "Ana", at(0)).unwrap();
+    let snapshot = doc.save_snapshot();
+    let mut damaged = snapshot.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0xff;
+    assert!(matches!(
+        SpaceDoc::load(b"x", &damaged, []),
+        Err(DocError::Load { .. })
+    ));
+    assert!(matches!(
+        SpaceDoc::load(b"x", &snapshot, [&b"junk"[..]]),
+        Err(DocError::Load { .. })
+    ));
+    assert!(matches!(
+        SpaceDoc::load(b"x", &[], []),
+        Err(DocError::NoData)
+    ));
+    assert!(matches!(
+        SpaceDoc::load(b"", &snapshot, []),
+        Err(DocError::EmptyActor)
+    ));
+    let err = SpaceDoc::load(b"x", &damaged, []).unwrap_err();
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the cause is kept for the log"
+    );
+}
+
+#[test]
+fn apply_reports_whether_anything_new_arrived() {
+    let (mut laptop, mut phone) = couple();
+    laptop.add_appreciation(&ana(), "hello", at(5)).unwrap();
+    let chunk = laptop.take_unsaved().unwrap();
+    assert!(phone.apply(&chunk).unwrap());
+    assert!(
+        !phone.apply(&chunk).unwrap(),
+        "the same changes again are nothing new"
+    );
+    assert!(!phone.apply(&[]).unwrap());
+    // New to the phone's store as well.
+    let stored = phone.take_unsaved().unwrap();
+    let mut reloaded = SpaceDoc::load(b"ben-phone", &phone.save_snapshot(), []).unwrap();
+    assert_eq!(reloaded.appreciations().len(), 1);
+    assert!(!stored.is_empty());
+    assert_eq!(reloaded.heads(), phone.heads());
+}
+
+#[test]
+fn a_snapshot_from_the_partner_applies_like_changes() {
+    let (mut laptop, mut phone) = couple();
+    laptop.add_appreciation(&ana(), "a", at(5)).unwrap();
+    phone.add_appreciation(&ben(), "b", at(6)).unwrap();
+    let snapshot = laptop.save_snapshot();
+    assert!(phone.apply(&snapshot).unwrap());
+    assert_eq!(phone.appreciations().len(), 2);
+    assert!(
+        phone.take_unsaved().is_some(),
+        "the laptop's change is new to the phone's store"
+    );
+}
+
+#[test]
+fn damaged_changes_are_refused_and_nothing_is_applied() {
+    let (mut laptop, mut phone) = couple();
+    laptop.add_appreciation(&ana(), "first", at(5)).unwrap();
+    laptop.add_appreciation(&ana(), "second", at(6)).unwrap();
+    let mut chunk = laptop.take_unsaved().unwrap();
+    let before = phone.heads();
+    let last = chunk.len() - 1;
+    chunk[last] ^= 0x55;
+    let err = phone.apply(&chunk).unwrap_err();
+    assert!(matches!(err, DocError::Apply { .. }));
+    assert!(err.to_string().contains("nothing was applied"));
+    assert_eq!(phone.heads(), before, "not even the first, valid change");
+    assert!(phone.appreciations().is_empty());
+    assert!(phone.apply(b"\x85\x6f\x4a\x83 not really").is_err());
+}
+
+#[test]
+fn changes_that_arrive_before_their_dependencies_wait_for_them() {
+    let (mut laptop, mut phone) = couple();
+    laptop.add_appreciation(&ana(), "one", at(5)).unwrap();
+    let first = laptop.take_unsaved().unwrap();
+    laptop.add_appreciation(&ana(), "two", at(6)).unwrap();
+    let second = laptop.take_unsaved().unwrap();
+    assert!(!phone.apply(&second).unwrap(), "nothing visible yet");
+    assert!(!phone.missing_deps().is_empty());
+    assert!(phone.apply(&first).unwrap());
+    assert!(phone.missing_deps().is_empty());
+    assert_eq!(phone.appreciations().len(), 2);
+    assert_eq!(phone.heads(), laptop.heads());
+}
+
+#[test]
+fn a_batch_of_messages_applies_all_or_nothing() {
+    let (mut laptop, mut phone) = couple();
+    let mut messages = Vec::new();
+    for i in 0..3 {
+        laptop
+            .add_appreciation(&ana(), &format!("thanks {i}"), at(10 + i))
+            .unwrap();
+        messages.push(laptop.take_unsaved().unwrap());
+    }
+    // Out of order within the batch is fine.
+    messages.swap(0, 2);
+    let mut damaged = messages.clone();
+    damaged.push(b"not automerge".to_vec());
+    let before = phone.heads();
+    assert!(matches!(
+        phone.apply_all(damaged.iter().map(Vec::as_slice)),
+        Err(DocError::Apply { .. })
+    ));
+    assert_eq!(phone.heads(), before);
+    assert!(phone.apply_all(messages.iter().map(Vec::as_slice)).unwrap());
+    assert_eq!(phone.appreciations().len(), 3);
+    assert_eq!(phone.heads(), laptop.heads());
+    assert!(!phone.apply_all(messages.iter().map(Vec::as_slice)).unwrap());
+}
