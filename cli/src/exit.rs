@@ -37,6 +37,13 @@ pub(crate) use user_error;
 
 /// Prints `err` for a person and returns the exit code it maps to.
 pub fn report(err: &anyhow::Error) -> ExitCode {
+    // `hearth log | head`: the reader has all it wanted; that is not a failure.
+    if err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    }) {
+        return ExitCode::SUCCESS;
+    }
     let (code, hint) = classify(err);
     eprintln!("hearth: {err:#}");
     if let Some(hint) = hint {

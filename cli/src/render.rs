@@ -1,7 +1,7 @@
 //! Small pieces of presentation shared by the commands: names, local times, weeks, JSON.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use anyhow::{Context, Result};
 use chrono::{Local, TimeZone};
@@ -68,11 +68,25 @@ pub fn day(at: Millis) -> String {
 }
 
 /// Writes `value` as pretty JSON to standard output.
+///
+/// Indented for a person at a terminal; compact when piped, where a program reads it (a
+/// ten-year log is a third smaller and faster to write).
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value).context("writing JSON")?;
+    let mut out = stdout();
+    if std::io::stdout().is_terminal() {
+        serde_json::to_writer_pretty(&mut out, value).context("writing JSON")?;
+    } else {
+        serde_json::to_writer(&mut out, value).context("writing JSON")?;
+    }
     writeln!(out).context("writing JSON")?;
+    out.flush().context("writing JSON")?;
     Ok(())
+}
+
+/// Standard output, buffered: a long log is written in a few large writes rather than one
+/// system call per line. Callers flush when done.
+pub fn stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
+    std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock())
 }
 
 /// Indents every line after the first so multi-line text lines up under its label.

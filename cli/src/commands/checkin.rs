@@ -142,7 +142,7 @@ fn walk(template: &Template, doc: &SpaceDoc, me: &PersonId, week: Week) -> Resul
     }
     eprintln!();
     let submit = dialoguer::Confirm::new()
-        .with_prompt("Submit your answers? They stay sealed until your partner has answered too")
+        .with_prompt("Submit your answers? They stay sealed until your partner has answered too.")
         .default(true)
         .interact()
         .context("reading your answer")?;
@@ -215,7 +215,7 @@ fn ask(q: &Question) -> Result<Option<AnswerValue>> {
         QuestionKind::List => {
             eprintln!("{} One per line; an empty line finishes.", q.prompt);
             let mut items = Vec::new();
-            while let Some(item) = super::ask_line("  •")? {
+            while let Some(item) = super::ask_line("  one more")? {
                 items.push(item);
             }
             (!items.is_empty()).then_some(AnswerValue::List(items))

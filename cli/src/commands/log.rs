@@ -2,8 +2,11 @@
 
 use std::collections::BTreeSet;
 
+use std::io::Write;
+
 use anyhow::Result;
 use hearth_doc::{EntryId, JournalEntry, ReplyKind, TimelineItem, TimelineKind};
+use serde::Serialize;
 
 use crate::args::LogArgs;
 use crate::render::{self, Names};
@@ -24,25 +27,24 @@ pub fn run(session: &Session, args: LogArgs) -> Result<()> {
     let names = Names::of_doc(&doc);
 
     if session.json {
-        let rows = items
+        let rows: Vec<LogRow<'_>> = items
             .iter()
-            .map(|item| {
-                let mut value = serde_json::to_value(item)?;
-                if let Some(obj) = value.as_object_mut() {
-                    obj.insert("author_name".into(), names.of(&item.author).into());
-                    if let TimelineKind::Journal { id, .. } = &item.kind {
-                        obj.insert("private".into(), private_ids.contains(id).into());
-                    }
-                }
-                Ok(value)
+            .map(|item| LogRow {
+                private: match &item.kind {
+                    TimelineKind::Journal { id, .. } => Some(private_ids.contains(id)),
+                    _ => None,
+                },
+                author_name: names.of(&item.author),
+                item,
             })
-            .collect::<Result<Vec<_>, serde_json::Error>>()?;
+            .collect();
         return render::print_json(&rows);
     }
     if items.is_empty() {
         println!("Nothing here yet. `hearth appreciate \"…\"` is a lovely way to start.");
         return Ok(());
     }
+    let mut out = render::stdout();
     for item in &items {
         let who = names.of(&item.author);
         let line = match &item.kind {
@@ -95,9 +97,21 @@ pub fn run(session: &Session, args: LogArgs) -> Result<()> {
             #[allow(unreachable_patterns)]
             _ => format!("{who} did something this version of hearth cannot show"),
         };
-        println!("{}  {line}", render::when(item.at));
+        writeln!(out, "{}  {line}", render::when(item.at))?;
     }
+    out.flush()?;
     Ok(())
+}
+
+/// One `hearth log --json` row: the timeline item, plus the author's name and, for journal
+/// entries, whether the entry is private.
+#[derive(Serialize)]
+struct LogRow<'a> {
+    #[serde(flatten)]
+    item: &'a TimelineItem,
+    author_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    private: Option<bool>,
 }
 
 fn journal_item(entry: JournalEntry) -> TimelineItem {

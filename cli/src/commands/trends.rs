@@ -60,12 +60,16 @@ pub fn run(session: &Session) -> Result<()> {
             .take(4)
             .collect();
         if let Some(latest) = recent.first() {
-            let avg = average(&recent);
-            println!(
-                "{}: latest {latest}, average of the last {} check-ins {avg:.1}",
-                s.name,
-                recent.len()
-            );
+            if recent.len() > 1 {
+                println!(
+                    "{}: latest {latest}, {:.1} on average over the last {} check-ins",
+                    s.name,
+                    average(&recent),
+                    recent.len()
+                );
+            } else {
+                println!("{}: latest {latest}", s.name);
+            }
         }
     }
     if series.iter().any(|s| low_lately(&points, s)) {

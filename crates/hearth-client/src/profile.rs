@@ -293,6 +293,7 @@ impl Profile {
             .seal(&ChunkKind::Snapshot.domain(&self.space_id), &snapshot)?;
         store::replace_chunks(&tx, through, &sealed)?;
         tx.commit()?;
+        store::reclaim_free_pages(&self.conn)?;
         tracing::debug!(bytes = snapshot.len(), "profile compacted");
         Ok(())
     }

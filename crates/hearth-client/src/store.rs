@@ -83,20 +83,51 @@ pub(crate) fn open(path: &Path, home: &Path, create: bool) -> Result<Connection,
         }
         _ => Error::from(e),
     };
+    if create {
+        // SQLite would create the file with the umask's permissions; the profile is
+        // owner-only. Its -wal and -shm files inherit these permissions.
+        create_private_file(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    }
     let mut conn = Connection::open_with_flags(path, flags).map_err(corrupt)?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    if !create {
+    if create {
+        // Must precede the first table. Compaction frees most pages at once; incremental
+        // vacuum gives them back to the file system afterwards.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    } else {
         // WAL lets readers run beside a writer; FULL makes every commit durable before
         // the command reports success.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(corrupt)?;
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Keep the WAL file from staying at its high-water mark after a compaction.
+    conn.pragma_update(None, "journal_size_limit", 1024 * 1024)?;
     migrate(&mut conn, home).map_err(|e| match e {
         Error::Database(e) => corrupt(e),
         other => other,
     })?;
     Ok(conn)
+}
+
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
+}
+
+/// Returns the pages compaction freed to the file system.
+pub(crate) fn reclaim_free_pages(conn: &Connection) -> Result<(), Error> {
+    // Each step of this pragma frees one page, so run it to completion.
+    let mut stmt = conn.prepare("PRAGMA incremental_vacuum")?;
+    let mut rows = stmt.query([])?;
+    while rows.next()?.is_some() {}
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection, home: &Path) -> Result<(), Error> {
