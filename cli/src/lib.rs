@@ -27,7 +27,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Runs `hearth` with the process's arguments and environment.
 pub fn main() -> ExitCode {
     init_tracing();
-    let cli = Cli::parse();
+    // clap exits with 2 on a usage error, which hearth reserves for "sync unavailable".
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::from(exit::USER)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => exit::report(&err),

@@ -566,6 +566,32 @@ fn key_of(dev: &Device) -> std::path::PathBuf {
 }
 
 #[test]
+fn usage_mistakes_exit_1_and_help_exits_0() {
+    let dev = device();
+    for args in [vec!["frobnicate"], vec!["appreciate", "--nope"], vec![]] {
+        let run = dev.run(&args);
+        assert_eq!(run.code, Some(1), "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("Usage"), "{}", run.stderr);
+    }
+    let help = dev.ok(["--help"]);
+    for command in [
+        "init",
+        "checkin",
+        "appreciate",
+        "feedback",
+        "journal",
+        "log",
+        "trends",
+        "export",
+        "status",
+        "demo",
+    ] {
+        assert!(help.contains(command), "help lists {command}:\n{help}");
+    }
+    assert!(dev.ok(["checkin", "keys"]).contains("feeling"));
+}
+
+#[test]
 fn init_never_overwrites_an_existing_profile() {
     let dev = device();
     init(&dev, "Sam");

@@ -74,11 +74,19 @@ pub fn run(session: &Session) -> Result<()> {
     }
     println!();
     println!(
-        "{} appreciations, {} feedback threads, {} journal entries ({private} private), {} check-ins",
-        doc.appreciations().len(),
-        doc.feedback().len(),
-        doc.journal().len(),
-        doc.checkins().len()
+        "{}, {}, {} ({private} private), {}",
+        plural(doc.appreciations().len(), "appreciation"),
+        plural(doc.feedback().len(), "feedback thread"),
+        plural(doc.journal().len() + private, "journal entry"),
+        plural(doc.checkins().len(), "check-in"),
     );
     Ok(())
+}
+
+fn plural(n: usize, one: &str) -> String {
+    match (n, one.strip_suffix('y')) {
+        (1, _) => format!("1 {one}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        _ => format!("{n} {one}s"),
+    }
 }

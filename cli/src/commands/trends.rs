@@ -53,12 +53,7 @@ pub fn run(session: &Session) -> Result<()> {
     println!("\n     {}   * both   ╌·╌ no check-in", legend.join("   "));
     println!();
     for s in &series {
-        let recent: Vec<u8> = points
-            .iter()
-            .rev()
-            .filter_map(|p| p.feeling.get(&s.person).copied())
-            .take(4)
-            .collect();
+        let recent = recent_scores(&points, s, 4);
         if let Some(latest) = recent.first() {
             if recent.len() > 1 {
                 println!(
@@ -87,13 +82,18 @@ fn average(scores: &[u8]) -> f64 {
 }
 
 fn low_lately(points: &[TrendPoint], s: &chart::Series) -> bool {
-    let recent: Vec<u8> = points
+    let recent = recent_scores(points, s, 3);
+    recent.len() == 3 && average(&recent) <= LOW
+}
+
+/// A person's last `n` scores, newest first.
+fn recent_scores(points: &[TrendPoint], s: &chart::Series, n: usize) -> Vec<u8> {
+    points
         .iter()
         .rev()
         .filter_map(|p| p.feeling.get(&s.person).copied())
-        .take(3)
-        .collect();
-    recent.len() == 3 && average(&recent) <= LOW
+        .take(n)
+        .collect()
 }
 
 fn terminal_width() -> usize {

@@ -71,15 +71,7 @@ impl Profile {
     /// # Errors
     /// [`Error::NoProfile`] if there is none; [`Error::Corrupt`] if its key file is missing.
     pub fn needs_passphrase(home: &Path) -> Result<bool, Error> {
-        let paths = ProfilePaths::new(home);
-        if !paths.database.exists() {
-            return Err(Error::NoProfile {
-                home: home.to_owned(),
-            });
-        }
-        if !paths.key_file.exists() {
-            return Err(missing_key_file(&paths));
-        }
+        let paths = existing_paths(home)?;
         Ok(keyfile::is_passphrase_protected(&paths.key_file)?)
     }
 
@@ -147,15 +139,7 @@ impl Profile {
     /// passphrase or a damaged key file; [`Error::Corrupt`] / [`Error::NewerFormat`] if the
     /// database cannot be used. Nothing on disk is changed by a failed open.
     pub fn open(home: &Path, passphrase: Option<&SecretString>) -> Result<Profile, Error> {
-        let paths = ProfilePaths::new(home);
-        if !paths.database.exists() {
-            return Err(Error::NoProfile {
-                home: home.to_owned(),
-            });
-        }
-        if !paths.key_file.exists() {
-            return Err(missing_key_file(&paths));
-        }
+        let paths = existing_paths(home)?;
         let secrets = keyfile::read(&paths.key_file, passphrase)?;
         Profile::open_with(paths, secrets)
     }
@@ -363,11 +347,21 @@ fn private_domain(id: &EntryId) -> Vec<u8> {
     format!("private/{}", id.as_str()).into_bytes()
 }
 
-fn missing_key_file(paths: &ProfilePaths) -> Error {
-    Error::Corrupt {
-        home: paths.home.clone(),
-        reason: format!("its key file {} is missing", paths.key_file.display()),
+/// The paths of the profile in `home`, once both of its files are known to be there.
+fn existing_paths(home: &Path) -> Result<ProfilePaths, Error> {
+    let paths = ProfilePaths::new(home);
+    if !paths.database.exists() {
+        return Err(Error::NoProfile {
+            home: home.to_owned(),
+        });
     }
+    if !paths.key_file.exists() {
+        return Err(Error::Corrupt {
+            home: paths.home.clone(),
+            reason: format!("its key file {} is missing", paths.key_file.display()),
+        });
+    }
+    Ok(paths)
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> Error {

@@ -503,13 +503,8 @@ impl SpaceDoc {
                 append(doc, layout::COMMITMENTS, record)?;
             }
             if let Some(status) = followup {
-                let edits = layout::root_for_write(doc, layout::EDITS, ObjType::Map)?;
                 for id in &earlier_open {
-                    doc.put(
-                        &edits,
-                        layout::edit_key(id.as_str(), layout::STATUS),
-                        status.as_str(),
-                    )?;
+                    put_status(doc, id, status)?;
                 }
             }
             Ok(())
@@ -531,16 +526,23 @@ impl SpaceDoc {
         if current.status == status {
             return Ok(());
         }
-        self.change(|doc| {
-            let edits = layout::root_for_write(doc, layout::EDITS, ObjType::Map)?;
-            doc.put(
-                &edits,
-                layout::edit_key(id.as_str(), layout::STATUS),
-                status.as_str(),
-            )?;
-            Ok(())
-        })
+        self.change(|doc| put_status(doc, id, status))
     }
+}
+
+/// Records a commitment's status as its own last-writer-wins edit.
+fn put_status(
+    doc: &mut AutoCommit,
+    id: &EntryId,
+    status: CommitmentStatus,
+) -> Result<(), DocError> {
+    let edits = layout::root_for_write(doc, layout::EDITS, ObjType::Map)?;
+    doc.put(
+        &edits,
+        layout::edit_key(id.as_str(), layout::STATUS),
+        status.as_str(),
+    )?;
+    Ok(())
 }
 
 fn actor_id(actor: &[u8]) -> Result<ActorId, DocError> {
