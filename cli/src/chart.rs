@@ -89,19 +89,22 @@ pub fn draw(points: &[TrendPoint], series: &[Series], last: Week, width: usize) 
         });
     }
     out.push('\n');
-    // Label every fourth week, and the last one.
-    let mut labels = String::from("     ");
-    let mut i = 0;
-    while i < weeks.len() {
-        let label = format!("W{:02}", weeks[i].number());
-        if i % 4 == 0 || i + 1 == weeks.len() {
-            labels.push_str(&label);
-            labels.push_str(&" ".repeat(COLUMN * 4 - label.len()));
-            i += 4;
-        } else {
-            i += 1;
+    // Label every fourth week and the newest one, wherever a label fits.
+    let mut labels = vec![' '; 5 + weeks.len() * COLUMN + 4];
+    let mut free_from = 0;
+    for (i, week) in weeks.iter().enumerate() {
+        if i % 4 != 0 && i + 1 != weeks.len() {
+            continue;
         }
+        let at = 5 + i * COLUMN;
+        if at < free_from {
+            continue;
+        }
+        let label: Vec<char> = format!("W{:02}", week.number()).chars().collect();
+        labels[at..at + label.len()].copy_from_slice(&label);
+        free_from = at + label.len() + 1;
     }
+    let labels: String = labels.into_iter().collect();
     out.push_str(labels.trim_end());
     out.push('\n');
     out
@@ -138,7 +141,7 @@ mod tests {
             "the missed week shows as a gap: {}",
             lines[10]
         );
-        assert!(lines[11].contains("W40"));
+        assert_eq!(lines[11], "     W40   W42");
     }
 
     #[test]

@@ -135,12 +135,10 @@ fn args_of(args: &[&str]) -> Vec<String> {
 fn step_run(exe: &Path, home: &Path, args: &[String]) -> Result<()> {
     let shown: Vec<String> = args
         .iter()
-        .map(|a| {
-            if a.contains(' ') || a.is_empty() {
-                format!("\"{a}\"")
-            } else {
-                a.clone()
-            }
+        .map(|a| match a.split_once('=') {
+            _ if !a.contains(' ') && !a.is_empty() => a.clone(),
+            Some((key, value)) if !key.contains(' ') => format!("{key}=\"{value}\""),
+            _ => format!("\"{a}\""),
         })
         .collect();
     println!("$ hearth {}", shown.join(" "));

@@ -55,7 +55,7 @@ pub fn run(session: &Session, args: LogArgs) -> Result<()> {
                 request,
                 ..
             } => format!(
-                "{who} raised feedback [{}]: when {observation}… would you be willing to {request}",
+                "{who} raised something [{}]: {observation} → {request}",
                 id.short()
             ),
             TimelineKind::Reply {
