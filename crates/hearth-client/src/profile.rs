@@ -387,3 +387,130 @@ fn sync_dir(dir: &Path) -> Result<(), Error> {
         .and_then(|f| f.sync_all())
         .map_err(|e| io_err(dir, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_doc::JournalDraft;
+
+    fn new_profile(dir: &Path) -> Profile {
+        Profile::create(dir, "Sam", Protection::None, Millis(1_700_000_000_000)).unwrap()
+    }
+
+    fn appreciate(profile: &mut Profile, text: &str) {
+        let me = profile.person_id().clone();
+        profile
+            .write(|doc| doc.add_appreciation(&me, text, Millis::now()))
+            .unwrap();
+    }
+
+    fn texts(profile: &Profile) -> Vec<String> {
+        let mut t: Vec<String> = profile
+            .load()
+            .unwrap()
+            .appreciations()
+            .into_iter()
+            .map(|a| a.text)
+            .collect();
+        t.sort();
+        t
+    }
+
+    #[test]
+    fn two_handles_writing_in_turn_build_on_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("p");
+        let mut a = new_profile(&home);
+        let mut b = Profile::open(&home, None).unwrap();
+        for i in 0..5 {
+            appreciate(&mut a, &format!("a{i}"));
+            appreciate(&mut b, &format!("b{i}"));
+        }
+        let expected: Vec<String> = (0..5)
+            .flat_map(|i| [format!("a{i}"), format!("b{i}")])
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(texts(&a), expected);
+        assert_eq!(texts(&b), expected);
+    }
+
+    #[test]
+    fn compaction_keeps_everything_in_one_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("p");
+        let mut p = new_profile(&home);
+        for i in 0..COMPACT_AFTER_CHUNKS + 5 {
+            appreciate(&mut p, &format!("thanks {i:03}"));
+        }
+        assert!(p.chunk_count().unwrap() < COMPACT_AFTER_CHUNKS);
+        assert_eq!(texts(&p).len(), COMPACT_AFTER_CHUNKS + 5);
+        p.compact().unwrap();
+        assert_eq!(p.chunk_count().unwrap(), 1);
+        let reopened = Profile::open(&home, None).unwrap();
+        assert_eq!(texts(&reopened).len(), COMPACT_AFTER_CHUNKS + 5);
+    }
+
+    #[test]
+    fn a_failed_change_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("p");
+        let mut p = new_profile(&home);
+        let before = p.chunk_count().unwrap();
+        let me = p.person_id().clone();
+        let err = p.write(|doc| doc.add_appreciation(&me, "   ", Millis::now()));
+        assert!(matches!(err, Err(Error::Doc(_))));
+        assert_eq!(p.chunk_count().unwrap(), before);
+    }
+
+    #[test]
+    fn a_key_file_from_another_profile_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+        new_profile(&one);
+        new_profile(&two);
+        fs::copy(two.join("device.key"), one.join("device.key")).unwrap();
+        let err = Profile::open(&one, None).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("another profile"), "{err}");
+    }
+
+    #[test]
+    fn private_entries_cannot_be_swapped_between_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("p");
+        let mut p = new_profile(&home);
+        let me = p.person_id().clone();
+        for body in ["first secret", "second secret"] {
+            let draft = JournalDraft {
+                title: None,
+                body: body.into(),
+                tags: vec![],
+            };
+            p.add_private_journal(&JournalEntry::new_private(me.clone(), draft, Millis::now()))
+                .unwrap();
+        }
+        assert_eq!(p.private_journal().unwrap().len(), 2);
+        // Move one sealed entry under the other's id: it must not open.
+        p.conn
+            .execute(
+                "UPDATE private_entries SET sealed = (SELECT sealed FROM private_entries ORDER BY id LIMIT 1)
+                 WHERE id = (SELECT id FROM private_entries ORDER BY id DESC LIMIT 1)",
+                [],
+            )
+            .unwrap();
+        assert!(matches!(p.private_journal(), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn create_refuses_an_existing_profile_and_leaves_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("p");
+        let mut p = new_profile(&home);
+        appreciate(&mut p, "keep");
+        drop(p);
+        let err = Profile::create(&home, "Other", Protection::None, Millis::now()).unwrap_err();
+        assert!(matches!(err, Error::AlreadyExists { .. }));
+        assert_eq!(texts(&Profile::open(&home, None).unwrap()), vec!["keep"]);
+    }
+}
