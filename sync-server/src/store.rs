@@ -1,0 +1,863 @@
+//! The relay's durable storage, behind the [`Storage`] trait so that tests and, later,
+//! other databases can stand in for SQLite.
+//!
+//! Promises the protocol relies on:
+//! - each space has a dense sequence: envelope `n + 1` follows envelope `n`, with no gaps;
+//! - a push is durable (the transaction committed, `synchronous = FULL`) before its outcome
+//!   is returned, so `Committed` is only ever sent for data on disk;
+//! - a duplicate push (same space, device and counter, same bytes) gets its original
+//!   sequence number back and is stored once; the same counter with other bytes is refused;
+//! - [`Storage::push_batch`] commits many pushes in one transaction (group commit) while
+//!   judging each on its own: one push over quota does not fail its neighbours;
+//! - a snapshot that covers everything up to a sequence number replaces the envelopes it
+//!   covers, so a member can compact a space's history.
+//!
+//! Ids are raw bytes here (16-byte space ids, 32-byte device keys); the relay's protocol
+//! layer gives them types.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+/// A space id as stored.
+pub type SpaceKey = [u8; 16];
+/// A device's public key as stored.
+pub type DeviceKey = [u8; 32];
+
+/// What the store refuses, and why.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The space does not exist (or was deleted).
+    #[error("no such space")]
+    NoSuchSpace,
+    /// A space with this id already exists.
+    #[error("the space already exists")]
+    SpaceExists,
+    /// The request contradicts what is stored (a reused counter, a stale ACL index…).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A quota would be exceeded.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
+    /// The disk is full; nothing was stored.
+    #[error("the relay's disk is full; nothing was stored")]
+    DiskFull,
+    /// A batch could not be committed; none of it was stored.
+    #[error("the batch was not stored: {0}")]
+    Unavailable(String),
+    /// The database failed.
+    #[error("relay database error")]
+    Database(#[source] rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            StoreError::DiskFull
+        } else {
+            StoreError::Database(e)
+        }
+    }
+}
+
+/// Quotas the store enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreLimits {
+    /// Spaces on this relay.
+    pub max_spaces: u64,
+    /// Stored bytes (envelopes, snapshot, ACL, lockboxes) per space.
+    pub max_bytes_per_space: u64,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        Self {
+            max_spaces: 10_000,
+            max_bytes_per_space: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// One envelope to store.
+#[derive(Debug, Clone, Copy)]
+pub struct Push<'a> {
+    /// The space it belongs to.
+    pub space: &'a SpaceKey,
+    /// The device that wrote it.
+    pub device: &'a DeviceKey,
+    /// The device's counter for it (unique per device and space).
+    pub counter: u64,
+    /// The envelope, stored and forwarded verbatim.
+    pub bytes: &'a [u8],
+}
+
+/// Where a push landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushOutcome {
+    /// Its sequence number in the space.
+    pub seq: u64,
+    /// It had been stored before (same device, counter and bytes).
+    pub duplicate: bool,
+}
+
+/// The relay's durable storage.
+pub trait Storage: Send {
+    /// Creates a space with its first ACL record.
+    ///
+    /// # Errors
+    /// [`StoreError::SpaceExists`], [`StoreError::QuotaExceeded`] (too many spaces).
+    fn create_space(
+        &mut self,
+        space: &SpaceKey,
+        genesis: &[u8],
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+    /// Whether the space exists.
+    ///
+    /// # Errors
+    /// A database error.
+    fn space_exists(&self, space: &SpaceKey) -> Result<bool, StoreError>;
+    /// Appends ACL record number `index` (0-based); `index` must be the current length, so
+    /// two concurrent appends cannot both win.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchSpace`], [`StoreError::Conflict`] for a stale index, quota errors.
+    fn append_acl(&mut self, space: &SpaceKey, index: u64, record: &[u8])
+    -> Result<(), StoreError>;
+    /// The space's ACL records, in order.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchSpace`].
+    fn acl(&self, space: &SpaceKey) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Stores (or replaces) the lockbox of `epoch` for `device`.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchSpace`], quota errors.
+    fn put_lockbox(
+        &mut self,
+        space: &SpaceKey,
+        device: &DeviceKey,
+        epoch: u32,
+        blob: &[u8],
+    ) -> Result<(), StoreError>;
+    /// The lockbox of `epoch` for `device`, if any.
+    ///
+    /// # Errors
+    /// A database error.
+    fn lockbox(
+        &self,
+        space: &SpaceKey,
+        device: &DeviceKey,
+        epoch: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores a batch of pushes in one transaction; one outcome per push, in order.
+    fn push_batch(&mut self, pushes: &[Push<'_>]) -> Vec<Result<PushOutcome, StoreError>>;
+    /// Envelopes after `after_seq`, in order, at most `max_items` and about `max_bytes`
+    /// (always at least one if there is one).
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchSpace`].
+    fn since(
+        &self,
+        space: &SpaceKey,
+        after_seq: u64,
+        max_items: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// The newest sequence number in the space (0 if none).
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchSpace`].
+    fn head(&self, space: &SpaceKey) -> Result<u64, StoreError>;
+    /// Stores a snapshot covering every envelope up to `covers_seq` and drops those
+    /// envelopes.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] if `covers_seq` is beyond the head or behind the current
+    /// snapshot; quota errors.
+    fn put_snapshot(
+        &mut self,
+        space: &SpaceKey,
+        covers_seq: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError>;
+    /// The newest snapshot: the sequence number it covers and its bytes.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchSpace`].
+    fn snapshot(&self, space: &SpaceKey) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
+    /// Deletes the space and everything in it.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchSpace`].
+    fn delete_space(&mut self, space: &SpaceKey) -> Result<(), StoreError>;
+    /// Bytes the space uses.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchSpace`].
+    fn usage(&self, space: &SpaceKey) -> Result<u64, StoreError>;
+}
+
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE spaces (
+        space BLOB PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        head INTEGER NOT NULL DEFAULT 0,
+        bytes_used INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE TABLE acl (
+        space BLOB NOT NULL REFERENCES spaces(space) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        record BLOB NOT NULL,
+        PRIMARY KEY (space, idx)
+    ) STRICT;
+    CREATE TABLE lockboxes (
+        space BLOB NOT NULL REFERENCES spaces(space) ON DELETE CASCADE,
+        device BLOB NOT NULL,
+        epoch INTEGER NOT NULL,
+        blob BLOB NOT NULL,
+        PRIMARY KEY (space, device, epoch)
+    ) STRICT;
+    CREATE TABLE envelopes (
+        space BLOB NOT NULL REFERENCES spaces(space) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        device BLOB NOT NULL,
+        counter INTEGER NOT NULL,
+        bytes BLOB NOT NULL,
+        PRIMARY KEY (space, seq),
+        UNIQUE (space, device, counter)
+    ) STRICT;
+    CREATE TABLE snapshots (
+        space BLOB PRIMARY KEY REFERENCES spaces(space) ON DELETE CASCADE,
+        covers_seq INTEGER NOT NULL,
+        bytes BLOB NOT NULL
+    ) STRICT;
+"];
+
+/// [`Storage`] in one SQLite file (WAL, `synchronous = FULL`).
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+    limits: StoreLimits,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    ///
+    /// # Errors
+    /// A database error, or [`StoreError::Conflict`] if the file was written by a newer relay.
+    pub fn open(path: &Path, limits: StoreLimits) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        Ok(Self { conn, limits })
+    }
+
+    fn space_row(&self, space: &SpaceKey) -> Result<(u64, u64), StoreError> {
+        self.conn
+            .prepare_cached("SELECT head, bytes_used FROM spaces WHERE space = ?1")?
+            .query_row([&space[..]], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+            .optional()?
+            .ok_or(StoreError::NoSuchSpace)
+    }
+
+    fn check_quota(&self, used: u64, adding: u64) -> Result<(), StoreError> {
+        if used.saturating_add(adding) > self.limits.max_bytes_per_space {
+            return Err(StoreError::QuotaExceeded(format!(
+                "a space may hold {} bytes; it holds {used}",
+                self.limits.max_bytes_per_space
+            )));
+        }
+        Ok(())
+    }
+
+    fn push_one(
+        conn: &Connection,
+        limits: &StoreLimits,
+        push: &Push<'_>,
+    ) -> Result<PushOutcome, StoreError> {
+        let existing: Option<(i64, Vec<u8>)> = conn
+            .prepare_cached("SELECT seq, bytes FROM envelopes WHERE space = ?1 AND device = ?2 AND counter = ?3")?
+            .query_row(params![&push.space[..], &push.device[..], push.counter as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((seq, bytes)) = existing {
+            if bytes == push.bytes {
+                return Ok(PushOutcome {
+                    seq: seq as u64,
+                    duplicate: true,
+                });
+            }
+            return Err(StoreError::Conflict(format!(
+                "counter {} was already used for different data",
+                push.counter
+            )));
+        }
+        let (head, used): (i64, i64) = conn
+            .prepare_cached("SELECT head, bytes_used FROM spaces WHERE space = ?1")?
+            .query_row([&push.space[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .ok_or(StoreError::NoSuchSpace)?;
+        let size = push.bytes.len() as u64;
+        if (used as u64).saturating_add(size) > limits.max_bytes_per_space {
+            return Err(StoreError::QuotaExceeded(format!(
+                "a space may hold {} bytes; it holds {used}",
+                limits.max_bytes_per_space
+            )));
+        }
+        let seq = head + 1;
+        conn.prepare_cached("INSERT INTO envelopes (space, seq, device, counter, bytes) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(params![&push.space[..], seq, &push.device[..], push.counter as i64, push.bytes])?;
+        conn.prepare_cached(
+            "UPDATE spaces SET head = ?2, bytes_used = bytes_used + ?3 WHERE space = ?1",
+        )?
+        .execute(params![&push.space[..], seq, size as i64])?;
+        Ok(PushOutcome {
+            seq: seq as u64,
+            duplicate: false,
+        })
+    }
+
+    fn add_usage(&self, space: &SpaceKey, delta: i64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE spaces SET bytes_used = MAX(0, bytes_used + ?2) WHERE space = ?1",
+            )?
+            .execute(params![&space[..], delta])?;
+        Ok(())
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > MIGRATIONS.len() as i64 {
+        return Err(StoreError::Conflict(format!(
+            "the database has schema version {version}; this relay knows up to {}",
+            MIGRATIONS.len()
+        )));
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl Storage for SqliteStore {
+    fn create_space(
+        &mut self,
+        space: &SpaceKey,
+        genesis: &[u8],
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM spaces WHERE space = ?1)",
+            [&space[..]],
+            |r| r.get(0),
+        )?;
+        if exists {
+            return Err(StoreError::SpaceExists);
+        }
+        let count: i64 = tx.query_row("SELECT COUNT(*) FROM spaces", [], |r| r.get(0))?;
+        if count as u64 >= self.limits.max_spaces {
+            return Err(StoreError::QuotaExceeded(format!(
+                "this relay holds its limit of {} spaces",
+                self.limits.max_spaces
+            )));
+        }
+        tx.execute(
+            "INSERT INTO spaces (space, created_at, bytes_used) VALUES (?1, ?2, ?3)",
+            params![&space[..], now_ms as i64, genesis.len() as i64],
+        )?;
+        tx.execute(
+            "INSERT INTO acl (space, idx, record) VALUES (?1, 0, ?2)",
+            params![&space[..], genesis],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn space_exists(&self, space: &SpaceKey) -> Result<bool, StoreError> {
+        match self.space_row(space) {
+            Ok(_) => Ok(true),
+            Err(StoreError::NoSuchSpace) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn append_acl(
+        &mut self,
+        space: &SpaceKey,
+        index: u64,
+        record: &[u8],
+    ) -> Result<(), StoreError> {
+        let (_, used) = self.space_row(space)?;
+        self.check_quota(used, record.len() as u64)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let len: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM acl WHERE space = ?1",
+            [&space[..]],
+            |r| r.get(0),
+        )?;
+        if index != len as u64 {
+            return Err(StoreError::Conflict(format!(
+                "the ACL has {len} records; record {index} cannot be appended"
+            )));
+        }
+        tx.execute(
+            "INSERT INTO acl (space, idx, record) VALUES (?1, ?2, ?3)",
+            params![&space[..], index as i64, record],
+        )?;
+        tx.execute(
+            "UPDATE spaces SET bytes_used = bytes_used + ?2 WHERE space = ?1",
+            params![&space[..], record.len() as i64],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn acl(&self, space: &SpaceKey) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.space_row(space)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT record FROM acl WHERE space = ?1 ORDER BY idx")?;
+        let rows = stmt.query_map([&space[..]], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn put_lockbox(
+        &mut self,
+        space: &SpaceKey,
+        device: &DeviceKey,
+        epoch: u32,
+        blob: &[u8],
+    ) -> Result<(), StoreError> {
+        let (_, used) = self.space_row(space)?;
+        let old = self
+            .lockbox(space, device, epoch)?
+            .map_or(0, |b| b.len() as i64);
+        self.check_quota(used, (blob.len() as i64 - old).max(0) as u64)?;
+        self.conn.execute(
+            "INSERT INTO lockboxes (space, device, epoch, blob) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (space, device, epoch) DO UPDATE SET blob = excluded.blob",
+            params![&space[..], &device[..], epoch, blob],
+        )?;
+        self.add_usage(space, blob.len() as i64 - old)
+    }
+
+    fn lockbox(
+        &self,
+        space: &SpaceKey,
+        device: &DeviceKey,
+        epoch: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT blob FROM lockboxes WHERE space = ?1 AND device = ?2 AND epoch = ?3",
+            )?
+            .query_row(params![&space[..], &device[..], epoch], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn push_batch(&mut self, pushes: &[Push<'_>]) -> Vec<Result<PushOutcome, StoreError>> {
+        let tx = match self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+        {
+            Ok(tx) => tx,
+            Err(e) => {
+                let e = StoreError::from(e);
+                return pushes.iter().map(|_| Err(clone_err(&e))).collect();
+            }
+        };
+        let outcomes: Vec<_> = pushes
+            .iter()
+            .map(|p| Self::push_one(&tx, &self.limits, p))
+            .collect();
+        match tx.commit() {
+            Ok(()) => outcomes,
+            // Nothing of the batch is on disk: every push in it failed, whatever it was judged.
+            Err(e) => {
+                let e = StoreError::from(e);
+                pushes.iter().map(|_| Err(clone_err(&e))).collect()
+            }
+        }
+    }
+
+    fn since(
+        &self,
+        space: &SpaceKey,
+        after_seq: u64,
+        max_items: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.space_row(space)?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, bytes FROM envelopes WHERE space = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(
+            params![&space[..], after_seq as i64, max_items as i64],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)),
+        )?;
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for row in rows {
+            let (seq, envelope) = row?;
+            if !out.is_empty() && bytes + envelope.len() > max_bytes {
+                break;
+            }
+            bytes += envelope.len();
+            out.push((seq, envelope));
+        }
+        Ok(out)
+    }
+
+    fn head(&self, space: &SpaceKey) -> Result<u64, StoreError> {
+        Ok(self.space_row(space)?.0)
+    }
+
+    fn put_snapshot(
+        &mut self,
+        space: &SpaceKey,
+        covers_seq: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let (head, used) = self.space_row(space)?;
+        if covers_seq > head {
+            return Err(StoreError::Conflict(format!(
+                "a snapshot cannot cover seq {covers_seq}: the space ends at {head}"
+            )));
+        }
+        let current = self.snapshot(space)?;
+        if let Some((covered, _)) = &current
+            && *covered > covers_seq
+        {
+            return Err(StoreError::Conflict(format!(
+                "a snapshot covering seq {covered} is already stored"
+            )));
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let dropped: i64 = tx.query_row(
+            "SELECT COALESCE(SUM(length(bytes)), 0) FROM envelopes WHERE space = ?1 AND seq <= ?2",
+            params![&space[..], covers_seq as i64],
+            |r| r.get(0),
+        )?;
+        let old = current.map_or(0, |(_, b)| b.len() as i64);
+        let after = used as i64 - dropped - old + bytes.len() as i64;
+        if after as u64 > self.limits.max_bytes_per_space {
+            return Err(StoreError::QuotaExceeded(format!(
+                "a space may hold {} bytes",
+                self.limits.max_bytes_per_space
+            )));
+        }
+        tx.execute(
+            "DELETE FROM envelopes WHERE space = ?1 AND seq <= ?2",
+            params![&space[..], covers_seq as i64],
+        )?;
+        tx.execute(
+            "INSERT INTO snapshots (space, covers_seq, bytes) VALUES (?1, ?2, ?3)
+             ON CONFLICT (space) DO UPDATE SET covers_seq = excluded.covers_seq, bytes = excluded.bytes",
+            params![&space[..], covers_seq as i64, bytes],
+        )?;
+        tx.execute(
+            "UPDATE spaces SET bytes_used = ?2 WHERE space = ?1",
+            params![&space[..], after],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn snapshot(&self, space: &SpaceKey) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        self.space_row(space)?;
+        Ok(self
+            .conn
+            .prepare_cached("SELECT covers_seq, bytes FROM snapshots WHERE space = ?1")?
+            .query_row([&space[..]], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })
+            .optional()?)
+    }
+
+    fn delete_space(&mut self, space: &SpaceKey) -> Result<(), StoreError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM spaces WHERE space = ?1", [&space[..]])?;
+        if n == 0 {
+            return Err(StoreError::NoSuchSpace);
+        }
+        Ok(())
+    }
+
+    fn usage(&self, space: &SpaceKey) -> Result<u64, StoreError> {
+        Ok(self.space_row(space)?.1)
+    }
+}
+
+fn clone_err(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::DiskFull => StoreError::DiskFull,
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: SpaceKey = [1; 16];
+    const B: SpaceKey = [2; 16];
+    const PHONE: DeviceKey = [7; 32];
+    const LAPTOP: DeviceKey = [8; 32];
+
+    fn store(limits: StoreLimits) -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("relay.db"), limits).unwrap();
+        (dir, store)
+    }
+
+    fn push<'a>(
+        space: &'a SpaceKey,
+        device: &'a DeviceKey,
+        counter: u64,
+        bytes: &'a [u8],
+    ) -> Push<'a> {
+        Push {
+            space,
+            device,
+            counter,
+            bytes,
+        }
+    }
+
+    fn one(store: &mut SqliteStore, p: Push<'_>) -> Result<PushOutcome, StoreError> {
+        store.push_batch(&[p]).pop().unwrap()
+    }
+
+    #[test]
+    fn each_space_has_its_own_dense_sequence() {
+        let (_d, mut s) = store(StoreLimits::default());
+        s.create_space(&A, b"genesis-a", 1).unwrap();
+        s.create_space(&B, b"genesis-b", 1).unwrap();
+        assert_eq!(one(&mut s, push(&A, &PHONE, 1, b"a1")).unwrap().seq, 1);
+        assert_eq!(one(&mut s, push(&B, &PHONE, 1, b"b1")).unwrap().seq, 1);
+        assert_eq!(one(&mut s, push(&A, &LAPTOP, 1, b"a2")).unwrap().seq, 2);
+        assert_eq!(one(&mut s, push(&A, &PHONE, 2, b"a3")).unwrap().seq, 3);
+        assert_eq!(s.head(&A).unwrap(), 3);
+        let all: Vec<u64> = s
+            .since(&A, 0, 100, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(q, _)| q)
+            .collect();
+        assert_eq!(all, vec![1, 2, 3]);
+        assert_eq!(
+            s.since(&A, 1, 100, usize::MAX).unwrap()[0],
+            (2, b"a2".to_vec())
+        );
+    }
+
+    #[test]
+    fn a_duplicate_push_gets_its_original_seq_and_is_stored_once() {
+        let (_d, mut s) = store(StoreLimits::default());
+        s.create_space(&A, b"g", 1).unwrap();
+        one(&mut s, push(&A, &PHONE, 1, b"first")).unwrap();
+        one(&mut s, push(&A, &PHONE, 2, b"second")).unwrap();
+        let again = one(&mut s, push(&A, &PHONE, 1, b"first")).unwrap();
+        assert_eq!(
+            again,
+            PushOutcome {
+                seq: 1,
+                duplicate: true
+            }
+        );
+        assert_eq!(s.head(&A).unwrap(), 2);
+        assert_eq!(s.since(&A, 0, 100, usize::MAX).unwrap().len(), 2);
+        // The same counter with other bytes is refused, and nothing changes.
+        assert!(matches!(
+            one(&mut s, push(&A, &PHONE, 1, b"forged")),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(s.since(&A, 0, 100, usize::MAX).unwrap()[0].1, b"first");
+    }
+
+    #[test]
+    fn a_batch_judges_each_push_on_its_own() {
+        let (_d, mut s) = store(StoreLimits {
+            max_spaces: 10,
+            max_bytes_per_space: 100,
+        });
+        s.create_space(&A, b"g", 1).unwrap();
+        let big = vec![0u8; 200];
+        let out = s.push_batch(&[
+            push(&A, &PHONE, 1, b"ok"),
+            push(&A, &PHONE, 2, &big),
+            push(&B, &PHONE, 1, b"no space"),
+            push(&A, &LAPTOP, 1, b"also ok"),
+        ]);
+        assert_eq!(out[0].as_ref().unwrap().seq, 1);
+        assert!(matches!(out[1], Err(StoreError::QuotaExceeded(_))));
+        assert!(matches!(out[2], Err(StoreError::NoSuchSpace)));
+        assert_eq!(
+            out[3].as_ref().unwrap().seq,
+            2,
+            "no gap where the refused push was"
+        );
+    }
+
+    #[test]
+    fn committed_pushes_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        {
+            let mut s = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+            s.create_space(&A, b"g", 1).unwrap();
+            for i in 1..=10u64 {
+                one(&mut s, push(&A, &PHONE, i, format!("e{i}").as_bytes())).unwrap();
+            }
+        }
+        let s = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+        assert_eq!(s.head(&A).unwrap(), 10);
+        assert_eq!(
+            s.since(&A, 9, 10, usize::MAX).unwrap(),
+            vec![(10, b"e10".to_vec())]
+        );
+    }
+
+    #[test]
+    fn since_pages_by_count_and_bytes() {
+        let (_d, mut s) = store(StoreLimits::default());
+        s.create_space(&A, b"g", 1).unwrap();
+        for i in 1..=5u64 {
+            one(&mut s, push(&A, &PHONE, i, &[i as u8; 10])).unwrap();
+        }
+        assert_eq!(s.since(&A, 0, 2, usize::MAX).unwrap().len(), 2);
+        assert_eq!(s.since(&A, 0, 100, 25).unwrap().len(), 2);
+        assert_eq!(
+            s.since(&A, 0, 100, 1).unwrap().len(),
+            1,
+            "always at least one"
+        );
+        assert!(s.since(&A, 5, 100, usize::MAX).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_replaces_the_envelopes_it_covers() {
+        let (_d, mut s) = store(StoreLimits::default());
+        s.create_space(&A, b"g", 1).unwrap();
+        for i in 1..=4u64 {
+            one(&mut s, push(&A, &PHONE, i, &[0; 100])).unwrap();
+        }
+        let before = s.usage(&A).unwrap();
+        assert!(matches!(
+            s.put_snapshot(&A, 5, b"snap"),
+            Err(StoreError::Conflict(_))
+        ));
+        s.put_snapshot(&A, 3, b"snapshot-through-3").unwrap();
+        assert_eq!(
+            s.snapshot(&A).unwrap(),
+            Some((3, b"snapshot-through-3".to_vec()))
+        );
+        let rest: Vec<u64> = s
+            .since(&A, 0, 100, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(q, _)| q)
+            .collect();
+        assert_eq!(rest, vec![4]);
+        assert_eq!(s.usage(&A).unwrap(), before - 300 + 18);
+        assert!(matches!(
+            s.put_snapshot(&A, 2, b"older"),
+            Err(StoreError::Conflict(_))
+        ));
+        // New pushes continue the sequence.
+        assert_eq!(one(&mut s, push(&A, &PHONE, 5, b"x")).unwrap().seq, 5);
+    }
+
+    #[test]
+    fn acl_appends_are_ordered_and_never_both_win() {
+        let (_d, mut s) = store(StoreLimits::default());
+        s.create_space(&A, b"genesis", 1).unwrap();
+        assert!(matches!(
+            s.create_space(&A, b"again", 2),
+            Err(StoreError::SpaceExists)
+        ));
+        s.append_acl(&A, 1, b"invite").unwrap();
+        assert!(matches!(
+            s.append_acl(&A, 1, b"rival"),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            s.append_acl(&A, 5, b"gap"),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(
+            s.acl(&A).unwrap(),
+            vec![b"genesis".to_vec(), b"invite".to_vec()]
+        );
+        assert!(matches!(s.acl(&B), Err(StoreError::NoSuchSpace)));
+    }
+
+    #[test]
+    fn lockboxes_are_per_device_and_epoch() {
+        let (_d, mut s) = store(StoreLimits::default());
+        s.create_space(&A, b"g", 1).unwrap();
+        s.put_lockbox(&A, &PHONE, 0, b"box-0").unwrap();
+        s.put_lockbox(&A, &PHONE, 1, b"box-1").unwrap();
+        s.put_lockbox(&A, &PHONE, 1, b"box-1b").unwrap();
+        assert_eq!(s.lockbox(&A, &PHONE, 0).unwrap().unwrap(), b"box-0");
+        assert_eq!(s.lockbox(&A, &PHONE, 1).unwrap().unwrap(), b"box-1b");
+        assert_eq!(s.lockbox(&A, &LAPTOP, 1).unwrap(), None);
+    }
+
+    #[test]
+    fn quotas_on_spaces_are_enforced() {
+        let (_d, mut s) = store(StoreLimits {
+            max_spaces: 1,
+            max_bytes_per_space: 1000,
+        });
+        s.create_space(&A, b"g", 1).unwrap();
+        assert!(matches!(
+            s.create_space(&B, b"g", 1),
+            Err(StoreError::QuotaExceeded(_))
+        ));
+        s.delete_space(&A).unwrap();
+        assert!(!s.space_exists(&A).unwrap());
+        s.create_space(&B, b"g", 1).unwrap();
+        assert!(matches!(s.delete_space(&A), Err(StoreError::NoSuchSpace)));
+    }
+
+    #[test]
+    fn deleting_a_space_removes_everything_in_it() {
+        let (_d, mut s) = store(StoreLimits::default());
+        s.create_space(&A, b"g", 1).unwrap();
+        one(&mut s, push(&A, &PHONE, 1, b"e")).unwrap();
+        s.put_lockbox(&A, &PHONE, 0, b"box").unwrap();
+        s.delete_space(&A).unwrap();
+        for table in ["acl", "lockboxes", "envelopes", "snapshots"] {
+            let n: i64 = s
+                .conn
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(n, 0, "{table}");
+        }
+        // The same id can be used again, from seq 1.
+        s.create_space(&A, b"g", 2).unwrap();
+        assert_eq!(one(&mut s, push(&A, &PHONE, 1, b"e")).unwrap().seq, 1);
+    }
+}
