@@ -3,56 +3,12 @@
 //! keys are wrapped to.
 
 use std::fmt;
-use std::str::FromStr;
 
 use age::secrecy::ExposeSecret;
 use ed25519_dalek::SigningKey;
+use hearth_proto::DeviceId;
 
 use crate::{CryptoError, random_bytes};
-
-/// A device's public identity: its Ed25519 verifying key.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct DeviceId([u8; 32]);
-
-impl DeviceId {
-    /// The raw public key bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// Wraps raw public key bytes.
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    /// A short, human-sized prefix for listings (the full id is 64 hex characters).
-    pub fn short(&self) -> String {
-        hex::encode(&self.0[..4])
-    }
-}
-
-impl fmt::Display for DeviceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for DeviceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DeviceId({})", self.short())
-    }
-}
-
-impl FromStr for DeviceId {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out)
-            .map_err(|_| format!("a device id is 64 hex characters, got {s:?}"))?;
-        Ok(Self(out))
-    }
-}
 
 /// The secret keys of one device.
 pub struct DeviceKeys {
@@ -75,12 +31,22 @@ impl DeviceKeys {
 
     /// This device's public id.
     pub fn device_id(&self) -> DeviceId {
-        DeviceId(self.signing.verifying_key().to_bytes())
+        DeviceId::from_bytes(self.signing.verifying_key().to_bytes())
     }
 
     /// The age recipient (public key) that space keys are wrapped to.
     pub fn age_recipient(&self) -> String {
         self.age.to_public().to_string()
+    }
+
+    /// Signs `message` (for hearth, always a domain-separated hash) with the device key.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.signing.sign(message).to_bytes()
+    }
+
+    pub(crate) fn age_identity(&self) -> &age::x25519::Identity {
+        &self.age
     }
 
     pub(crate) fn signing_seed(&self) -> zeroize::Zeroizing<[u8; 32]> {

@@ -64,6 +64,14 @@ pub enum CryptoError {
         #[source]
         source: std::io::Error,
     },
+    /// A string that should be an age X25519 recipient is not one.
+    #[error("not an age recipient: {0}")]
+    InvalidRecipient(String),
+    /// An invite code is malformed, damaged or incomplete.
+    #[error(
+        "this invite code is not valid ({0}); ask your partner for a new invite with `hearth invite`"
+    )]
+    InvalidInvite(String),
     /// The operating system's random source failed.
     #[error("the system random number generator failed: {0}")]
     Random(String),

@@ -29,13 +29,19 @@
 #![warn(missing_docs)]
 
 mod device;
+mod epoch;
 mod error;
+pub mod invite;
 pub mod keyfile;
+pub mod lockbox;
 mod storage;
 
 pub use age::secrecy::{ExposeSecret, SecretString};
-pub use device::{DeviceId, DeviceKeys};
+pub use device::DeviceKeys;
+pub use epoch::EpochKey;
 pub use error::CryptoError;
+pub use hearth_proto::DeviceId;
+pub use invite::{InviteCode, InviteKeys};
 pub use keyfile::Protection;
 pub use storage::StorageKey;
 

@@ -1,0 +1,300 @@
+//! Invite codes: how a partner (or another of your own devices) joins a space.
+//!
+//! `hearth invite` mints a one-time 32-byte invite secret and prints a code holding the
+//! relay's URL, the space id and that secret, to be shared out of band. From the secret both
+//! sides derive (BLAKE3 `derive_key`):
+//! - the invite's Ed25519 key: its public half (the invite id) goes into the signed Invite
+//!   record of the ACL; the joiner signs its AddDevice record (and its relay login) with it;
+//! - a symmetric key that seals the invite's lockbox: the current epoch key, uploaded by the
+//!   inviter, so the joiner can finish pairing while the inviter is offline.
+//!
+//! The invite lockbox is sealed with XChaCha20-Poly1305 under that derived key rather than
+//! to an age recipient: whoever holds the code can open it either way, and this needs no
+//! second key pair. Its associated data binds the space and epoch.
+//!
+//! Code format (one line, safe to paste into a shell):
+//! `hearth1.<relay URL, base64url>.<space id, hex>.<secret, base64url>.<checksum, hex>` where
+//! the checksum is the first 4 bytes of BLAKE3 over everything before it, so a character
+//! lost or changed in transit is reported as such instead of failing later.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use ed25519_dalek::SigningKey;
+use zeroize::Zeroizing;
+
+use crate::{CryptoError, EpochKey, random_bytes};
+
+const PREFIX: &str = "hearth1";
+const SIGNING_CONTEXT: &str = "hearth 2026 invite signing key v1";
+const LOCKBOX_CONTEXT: &str = "hearth 2026 invite lockbox key v1";
+const LOCKBOX_AAD: &[u8] = b"hearth invite lockbox v1";
+const MAX_URL: usize = 2048;
+
+/// An invite: where to go, which space, and the one-time secret.
+#[derive(Clone)]
+pub struct InviteCode {
+    relay: String,
+    space: [u8; 16],
+    secret: Zeroizing<[u8; 32]>,
+}
+
+impl InviteCode {
+    /// A new invite to `space` on the relay at `relay`.
+    ///
+    /// # Errors
+    /// [`CryptoError::Random`]; [`CryptoError::InvalidInvite`] for an unusable relay URL.
+    pub fn generate(relay: &str, space: [u8; 16]) -> Result<Self, CryptoError> {
+        check_url(relay)?;
+        Ok(Self {
+            relay: relay.to_owned(),
+            space,
+            secret: Zeroizing::new(random_bytes()?),
+        })
+    }
+
+    /// The relay's URL.
+    pub fn relay(&self) -> &str {
+        &self.relay
+    }
+
+    /// The space's id.
+    pub fn space(&self) -> [u8; 16] {
+        self.space
+    }
+
+    /// The keys this invite's secret stands for.
+    pub fn keys(&self) -> InviteKeys {
+        let seed = Zeroizing::new(blake3::derive_key(SIGNING_CONTEXT, &*self.secret));
+        InviteKeys {
+            signing: SigningKey::from_bytes(&seed),
+            lockbox: Zeroizing::new(blake3::derive_key(LOCKBOX_CONTEXT, &*self.secret)),
+        }
+    }
+
+    fn body(&self) -> String {
+        format!(
+            "{PREFIX}.{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(self.relay.as_bytes()),
+            hex::encode(self.space),
+            URL_SAFE_NO_PAD.encode(*self.secret),
+        )
+    }
+}
+
+fn checksum(body: &str) -> String {
+    hex::encode(&blake3::hash(body.as_bytes()).as_bytes()[..4])
+}
+
+fn check_url(relay: &str) -> Result<(), CryptoError> {
+    let ok = (relay.starts_with("ws://") || relay.starts_with("wss://"))
+        && relay.len() <= MAX_URL
+        && !relay.chars().any(char::is_whitespace);
+    if ok {
+        Ok(())
+    } else {
+        Err(CryptoError::InvalidInvite(format!(
+            "the relay address {relay:?} is not a ws:// or wss:// URL"
+        )))
+    }
+}
+
+/// The code to share: print it, paste it, never log it.
+impl fmt::Display for InviteCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let body = self.body();
+        write!(f, "{body}.{}", checksum(&body))
+    }
+}
+
+impl fmt::Debug for InviteCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InviteCode")
+            .field("relay", &self.relay)
+            .field("space", &hex::encode(self.space))
+            .finish_non_exhaustive()
+    }
+}
+
+impl FromStr for InviteCode {
+    type Err = CryptoError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| CryptoError::InvalidInvite(why.to_owned());
+        let s = s.trim();
+        let parts: Vec<&str> = s.split('.').collect();
+        if parts.first() != Some(&PREFIX) {
+            return Err(bad("it does not start with \"hearth1.\""));
+        }
+        let [_, relay, space, secret, sum] = parts[..] else {
+            return Err(bad(
+                "it has the wrong number of parts; it may have been cut off",
+            ));
+        };
+        let body = &s[..s.len() - sum.len() - 1];
+        if checksum(body) != sum {
+            return Err(bad(
+                "its checksum does not match: a character was changed or lost",
+            ));
+        }
+        let relay = URL_SAFE_NO_PAD
+            .decode(relay)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| bad("the relay address is garbled"))?;
+        check_url(&relay)?;
+        let mut space_id = [0u8; 16];
+        hex::decode_to_slice(space, &mut space_id).map_err(|_| bad("the space id is garbled"))?;
+        let secret_bytes = Zeroizing::new(
+            URL_SAFE_NO_PAD
+                .decode(secret)
+                .map_err(|_| bad("the secret is garbled"))?,
+        );
+        let secret: [u8; 32] = secret_bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| bad("the secret has the wrong length"))?;
+        Ok(Self {
+            relay,
+            space: space_id,
+            secret: Zeroizing::new(secret),
+        })
+    }
+}
+
+/// The keys derived from an invite secret.
+pub struct InviteKeys {
+    signing: SigningKey,
+    lockbox: Zeroizing<[u8; 32]>,
+}
+
+impl InviteKeys {
+    /// The invite's public key, named in the ACL's Invite record.
+    pub fn invite_id(&self) -> [u8; 32] {
+        self.signing.verifying_key().to_bytes()
+    }
+
+    /// Signs `message` with the invite key.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.signing.sign(message).to_bytes()
+    }
+
+    fn aad(space: &[u8; 16], epoch: u32) -> Vec<u8> {
+        [LOCKBOX_AAD, space, &epoch.to_be_bytes()].concat()
+    }
+
+    /// Seals `key` (epoch `epoch` of `space`) for whoever holds this invite.
+    ///
+    /// # Errors
+    /// [`CryptoError::Random`].
+    pub fn seal_lockbox(
+        &self,
+        key: &EpochKey,
+        space: &[u8; 16],
+        epoch: u32,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let nonce: [u8; 24] = random_bytes()?;
+        let cipher = XChaCha20Poly1305::new(&(*self.lockbox).into());
+        let aad = Self::aad(space, epoch);
+        let ct = cipher
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: key.as_bytes(),
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| CryptoError::Tampered)?;
+        Ok([&nonce[..], &ct].concat())
+    }
+
+    /// Opens an invite lockbox for epoch `epoch` of `space`.
+    ///
+    /// # Errors
+    /// [`CryptoError::Tampered`] if it is damaged or for another invite, space or epoch.
+    pub fn open_lockbox(
+        &self,
+        blob: &[u8],
+        space: &[u8; 16],
+        epoch: u32,
+    ) -> Result<EpochKey, CryptoError> {
+        if blob.len() < 24 {
+            return Err(CryptoError::Tampered);
+        }
+        let (nonce, ct) = blob.split_at(24);
+        let nonce: [u8; 24] = nonce.try_into().map_err(|_| CryptoError::Tampered)?;
+        let cipher = XChaCha20Poly1305::new(&(*self.lockbox).into());
+        let aad = Self::aad(space, epoch);
+        let plain = Zeroizing::new(
+            cipher
+                .decrypt(&XNonce::from(nonce), Payload { msg: ct, aad: &aad })
+                .map_err(|_| CryptoError::Tampered)?,
+        );
+        let key: [u8; 32] = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::Tampered)?;
+        Ok(EpochKey::from_bytes(key))
+    }
+}
+
+impl fmt::Debug for InviteKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InviteKeys")
+            .field("invite_id", &hex::encode(self.invite_id()))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_code_round_trips_and_both_sides_derive_the_same_keys() {
+        let code = InviteCode::generate("wss://relay.example.org/v1/sync", [5; 16]).unwrap();
+        let text = code.to_string();
+        assert!(text.starts_with("hearth1."));
+        assert!(!text.contains(char::is_whitespace));
+        let back: InviteCode = text.parse().unwrap();
+        assert_eq!(back.relay(), "wss://relay.example.org/v1/sync");
+        assert_eq!(back.space(), [5; 16]);
+        assert_eq!(back.keys().invite_id(), code.keys().invite_id());
+
+        let key = EpochKey::generate().unwrap();
+        let blob = code.keys().seal_lockbox(&key, &[5; 16], 0).unwrap();
+        let opened = back.keys().open_lockbox(&blob, &[5; 16], 0).unwrap();
+        assert_eq!(opened.as_bytes(), key.as_bytes());
+        assert!(back.keys().open_lockbox(&blob, &[5; 16], 1).is_err());
+        let other = InviteCode::generate("ws://127.0.0.1:1", [5; 16]).unwrap();
+        assert!(other.keys().open_lockbox(&blob, &[5; 16], 0).is_err());
+    }
+
+    #[test]
+    fn damaged_codes_say_what_is_wrong() {
+        let text = InviteCode::generate("ws://127.0.0.1:7878", [1; 16])
+            .unwrap()
+            .to_string();
+        let err = |s: &str| s.parse::<InviteCode>().unwrap_err().to_string();
+        assert!(err("").contains("hearth1"));
+        assert!(
+            err(&text[..text.len() - 10]).contains("cut off")
+                || err(&text[..text.len() - 10]).contains("checksum")
+        );
+        let mut changed = text.clone().into_bytes();
+        let i = changed.len() / 2;
+        changed[i] = if changed[i] == b'A' { b'B' } else { b'A' };
+        assert!(err(&String::from_utf8(changed).unwrap()).contains("checksum"));
+        assert!(err("hearth1.a.b.c.d").contains("checksum"));
+        assert!(InviteCode::generate("http://x", [0; 16]).is_err());
+        // Debug never shows the secret.
+        let code: InviteCode = text.parse().unwrap();
+        let secret_part = text.split('.').nth(3).unwrap();
+        assert!(!format!("{code:?}").contains(secret_part));
+    }
+}

@@ -1,0 +1,563 @@
+//! The websocket frames of the relay protocol (DESIGN §5): one enum per direction, encoded
+//! with postcard, one frame per binary websocket message. Envelopes and ACL records travel
+//! inside frames as their own canonical bytes, so the relay can check them, store them
+//! verbatim and fan them out without re-encoding.
+//!
+//! # Conversation
+//!
+//! 1. The client sends [`ClientFrame::Hello`] with its [`PROTOCOL_VERSION`].
+//! 2. The relay answers [`RelayFrame::Challenge`] (its id, a fresh nonce, its [`Limits`]
+//!    and the versions it speaks) or, if it does not speak the client's version,
+//!    [`RelayFrame::Reject`] with [`RejectCode::UnsupportedVersion`] and a message naming
+//!    both sides' versions.
+//! 3. The client sends [`ClientFrame::Auth`], signed over [`auth_message`] with its device
+//!    key, or with the invite key when joining (`as_invite`). On success the relay sends
+//!    [`RelayFrame::AclChanged`] with the space's whole chain (no records if the space does
+//!    not exist yet: the client then sends [`ClientFrame::CreateSpace`]). On failure it
+//!    sends `Reject` with [`RejectCode::Unauthorized`], whatever the reason, so a stranger
+//!    learns nothing about the space.
+//! 4. Then any requests, answered in the order they were sent: `Subscribe` with a `Batch`
+//!    (and `Event`s as other devices push), `Push` with `Committed`, `GetLockbox` with
+//!    `Lockbox`, `Ping` with `Pong`; any of them may instead get a `Reject`.
+//!
+//! # Encoding and compatibility
+//!
+//! Postcard: variant index and integers as varints, byte strings and vectors as a varint
+//! length then their items, ids and signatures as a length then their raw bytes. Variants
+//! are only ever appended, never reordered, and `Hello`, `Challenge` and `Reject` keep
+//! their layout in every version, so two sides that speak different versions can still
+//! tell each other so. Every decoder checks the frame size first, refuses trailing bytes
+//! and returns an error (never panics) on any input.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{DeviceId, SpaceId};
+use crate::{Limits, ProtoError};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Every protocol version this build speaks, as announced in `Challenge`.
+pub const SUPPORTED_VERSIONS: &[u16] = &[PROTOCOL_VERSION];
+
+/// Most characters in [`ClientFrame::Hello`]'s `client` string.
+pub const MAX_CLIENT_NAME_CHARS: usize = 64;
+
+/// How far an [`ClientFrame::Auth`]'s `time_ms` may be from the relay's clock.
+pub const MAX_AUTH_SKEW_MS: u64 = 5 * 60 * 1000;
+
+/// BLAKE3 derive-key context of [`auth_message`].
+pub const AUTH_CONTEXT: &str = "hearth auth v1";
+
+/// BLAKE3 derive-key context of [`delete_space_message`].
+pub const DELETE_SPACE_CONTEXT: &str = "hearth delete space v1";
+
+/// A frame from a client to the relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientFrame {
+    /// First frame of a connection. Its layout never changes.
+    Hello {
+        /// The protocol version the client speaks.
+        version: u16,
+        /// Client name and version for the relay's logs, at most 64 characters.
+        client: String,
+    },
+    /// Answers the relay's `Challenge`.
+    Auth {
+        /// The signing key: the device's id, or the invite key when `as_invite`.
+        device: DeviceId,
+        /// The space to work in.
+        space: SpaceId,
+        /// The client's clock, UTC milliseconds (within [`MAX_AUTH_SKEW_MS`] of the relay's).
+        time_ms: u64,
+        /// Signature by `device` over [`auth_message`].
+        #[serde(with = "crate::byte_array")]
+        signature: [u8; 64],
+        /// Whether `device` is an invite key (a device that is joining).
+        as_invite: bool,
+    },
+    /// Asks for every envelope after `since_seq`, then live events.
+    Subscribe {
+        /// Must be the authenticated space.
+        space: SpaceId,
+        /// The last sequence number the client has (0 for none).
+        since_seq: u64,
+    },
+    /// An encoded [`Envelope`](crate::Envelope) of changes, stored verbatim.
+    Push {
+        /// The envelope's canonical bytes.
+        envelope: Vec<u8>,
+    },
+    /// An encoded snapshot [`Envelope`](crate::Envelope); the relay then drops the
+    /// envelopes it covers.
+    PushSnapshot {
+        /// The envelope's canonical bytes.
+        envelope: Vec<u8>,
+    },
+    /// Appends one encoded [`AclRecord`](crate::AclRecord) to the space's chain.
+    PutAcl {
+        /// The record's canonical bytes.
+        record: Vec<u8>,
+    },
+    /// Stores a lockbox: the epoch key sealed to one device (or, for an invite, to the
+    /// invite key, given here as a `DeviceId`).
+    PutLockbox {
+        /// Whose lockbox it is.
+        device: DeviceId,
+        /// The epoch whose key it holds.
+        epoch: u32,
+        /// The opaque sealed key.
+        blob: Vec<u8>,
+    },
+    /// Fetches the authenticated key's own lockbox for `epoch`.
+    GetLockbox {
+        /// The epoch wanted.
+        epoch: u32,
+    },
+    /// Deletes the space and everything the relay holds for it.
+    DeleteSpace {
+        /// Must be the authenticated space.
+        space: SpaceId,
+        /// The authenticated member device's signature over [`delete_space_message`].
+        #[serde(with = "crate::byte_array")]
+        signature: [u8; 64],
+    },
+    /// Keep-alive; answered with `Pong`.
+    Ping {
+        /// Echoed back.
+        nonce: u64,
+    },
+    /// Creates the authenticated space with its Genesis record; the authenticated device
+    /// must be the one the record names.
+    CreateSpace {
+        /// The Genesis record's canonical bytes.
+        genesis: Vec<u8>,
+        /// A one-time creation token, for relays where the operator mints them.
+        token: Option<String>,
+    },
+}
+
+/// A frame from the relay to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelayFrame {
+    /// Answers `Hello`. Its layout never changes.
+    Challenge {
+        /// The relay's stable random id (binds auth signatures to this relay).
+        #[serde(with = "crate::byte_array")]
+        relay_id: [u8; 16],
+        /// Fresh per connection.
+        #[serde(with = "crate::byte_array")]
+        nonce: [u8; 32],
+        /// What the relay enforces.
+        limits: Limits,
+        /// Every protocol version the relay speaks.
+        versions: Vec<u16>,
+    },
+    /// Stored envelopes, in sequence order, answering `Subscribe`.
+    Batch {
+        /// (sequence number, envelope bytes).
+        items: Vec<(u64, Vec<u8>)>,
+        /// The space's latest sequence number; if the last item's is lower, more batches
+        /// follow.
+        head: u64,
+    },
+    /// A push is durably stored.
+    Committed {
+        /// Where it was stored (the original seq for a duplicate push).
+        seq: u64,
+        /// The pushed envelope's device counter, to match the reply to the push.
+        counter: u64,
+    },
+    /// Another device pushed an envelope.
+    Event {
+        /// Its sequence number.
+        seq: u64,
+        /// The envelope's bytes.
+        envelope: Vec<u8>,
+    },
+    /// ACL records: the whole chain after `Auth`, then each record as it is appended.
+    AclChanged {
+        /// Canonical record bytes, in chain order.
+        records: Vec<Vec<u8>>,
+    },
+    /// Answers `GetLockbox`.
+    Lockbox {
+        /// The epoch whose key it holds.
+        epoch: u32,
+        /// The opaque sealed key.
+        blob: Vec<u8>,
+    },
+    /// A request was refused. Its layout never changes.
+    Reject {
+        /// What kind of refusal, and so what to do next.
+        code: RejectCode,
+        /// Human-readable detail (never secrets).
+        message: String,
+    },
+    /// Answers `Ping`.
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+}
+
+/// Why the relay refused a request. The numbers are stable on the wire; a code this
+/// build does not know decodes as [`RejectCode::Unrecognized`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "u16", into = "u16")]
+#[repr(u16)]
+#[non_exhaustive]
+pub enum RejectCode {
+    /// The relay does not speak the client's version: the message says which it does.
+    /// Upgrade the older side; retrying will not help.
+    UnsupportedVersion = 1,
+    /// The frame did not decode or came out of order. A client bug: reconnect, do not
+    /// resend the same bytes.
+    BadFrame = 2,
+    /// The frame or envelope is over the announced limits: split the batch into smaller
+    /// envelopes.
+    TooLarge = 3,
+    /// Too many pushes per second: back off and retry later.
+    RateLimited = 4,
+    /// Authentication failed (unknown device, bad signature, wrong space or stale
+    /// challenge; deliberately not which). Stop; if it persists, the device is not in the
+    /// space (pair again).
+    Unauthorized = 5,
+    /// The device was removed from the space after it authenticated (or wrote as someone
+    /// else). Stop syncing this space; refresh the ACL.
+    NotMember = 6,
+    /// The request lost a race: an ACL record that no longer follows the head, or a reused
+    /// device counter with different bytes. Fetch the latest state and retry.
+    Conflict = 7,
+    /// The space or the relay is full. Tell the user; retrying will not help until the
+    /// operator raises the quota or data is compacted.
+    QuotaExceeded = 8,
+    /// The relay could not reach its storage. Retry with backoff; data stays local.
+    StorageUnavailable = 9,
+    /// A relay bug. Retry later with backoff.
+    Internal = 10,
+    /// The invite expired: ask for a new invite code. Only sent once the invite signature
+    /// checked out, so only the invite's holder learns it.
+    InviteExpired = 11,
+    /// The invite was already used: ask for a new invite code (sent as for `InviteExpired`).
+    InviteUsed = 12,
+    /// A well-formed request the relay refuses on its content: an envelope whose signature
+    /// fails or that names another space or an unknown epoch, an ACL record that breaks a
+    /// rule, a creation token that is missing or spent. The message says which; do not
+    /// resend it unchanged.
+    Invalid = 13,
+    /// A code this build does not know (sent by a newer relay): treat it like `Internal`.
+    Unrecognized = 0xFFFF,
+}
+
+impl RejectCode {
+    /// The stable wire number.
+    pub fn code(self) -> u16 {
+        self as u16
+    }
+}
+
+impl From<RejectCode> for u16 {
+    fn from(code: RejectCode) -> Self {
+        code.code()
+    }
+}
+
+impl From<u16> for RejectCode {
+    fn from(code: u16) -> Self {
+        match code {
+            1 => Self::UnsupportedVersion,
+            2 => Self::BadFrame,
+            3 => Self::TooLarge,
+            4 => Self::RateLimited,
+            5 => Self::Unauthorized,
+            6 => Self::NotMember,
+            7 => Self::Conflict,
+            8 => Self::QuotaExceeded,
+            9 => Self::StorageUnavailable,
+            10 => Self::Internal,
+            11 => Self::InviteExpired,
+            12 => Self::InviteUsed,
+            13 => Self::Invalid,
+            _ => Self::Unrecognized,
+        }
+    }
+}
+
+/// Checks that this build speaks the peer's protocol version.
+///
+/// # Errors
+/// [`ProtoError::UnsupportedVersion`], naming both versions.
+pub fn check_version(theirs: u16) -> Result<(), ProtoError> {
+    if SUPPORTED_VERSIONS.contains(&theirs) {
+        Ok(())
+    } else {
+        Err(ProtoError::UnsupportedVersion {
+            got: theirs,
+            want: PROTOCOL_VERSION,
+        })
+    }
+}
+
+/// The 32-byte message an `Auth` signs:
+/// `BLAKE3-derive-key("hearth auth v1", relay_id ‖ nonce ‖ time_ms (u64 BE) ‖ space ‖
+/// device ‖ as_invite (one byte, 0 or 1))`. Binding the relay id and the nonce keeps a
+/// signature from being replayed to another relay or on another connection.
+pub fn auth_message(
+    relay_id: &[u8; 16],
+    nonce: &[u8; 32],
+    time_ms: u64,
+    space: &SpaceId,
+    device: &DeviceId,
+    as_invite: bool,
+) -> [u8; 32] {
+    *blake3::Hasher::new_derive_key(AUTH_CONTEXT)
+        .update(relay_id)
+        .update(nonce)
+        .update(&time_ms.to_be_bytes())
+        .update(space.as_bytes())
+        .update(device.as_bytes())
+        .update(&[u8::from(as_invite)])
+        .finalize()
+        .as_bytes()
+}
+
+/// The 32-byte message a `DeleteSpace` signs, bound to the connection's challenge:
+/// `BLAKE3-derive-key("hearth delete space v1", relay_id ‖ nonce ‖ space)`.
+pub fn delete_space_message(relay_id: &[u8; 16], nonce: &[u8; 32], space: &SpaceId) -> [u8; 32] {
+    *blake3::Hasher::new_derive_key(DELETE_SPACE_CONTEXT)
+        .update(relay_id)
+        .update(nonce)
+        .update(space.as_bytes())
+        .finalize()
+        .as_bytes()
+}
+
+/// Encodes a client frame, refusing one over `max_frame_bytes`.
+///
+/// # Errors
+/// [`ProtoError::TooLarge`] if the encoding exceeds `max_frame_bytes`.
+pub fn encode_client(frame: &ClientFrame, max_frame_bytes: usize) -> Result<Vec<u8>, ProtoError> {
+    encode(frame, max_frame_bytes)
+}
+
+/// Decodes a client frame, checking its size before anything else.
+///
+/// # Errors
+/// [`ProtoError::TooLarge`] over `max_frame_bytes`, [`ProtoError::Malformed`] for bytes
+/// that are not exactly one valid frame.
+pub fn decode_client(bytes: &[u8], max_frame_bytes: usize) -> Result<ClientFrame, ProtoError> {
+    let frame: ClientFrame = decode(bytes, max_frame_bytes)?;
+    if let ClientFrame::Hello { client, .. } = &frame
+        && client.chars().count() > MAX_CLIENT_NAME_CHARS
+    {
+        return Err(ProtoError::malformed(
+            "frame",
+            format!("client name over {MAX_CLIENT_NAME_CHARS} characters"),
+        ));
+    }
+    Ok(frame)
+}
+
+/// Encodes a relay frame, refusing one over `max_frame_bytes`.
+///
+/// # Errors
+/// [`ProtoError::TooLarge`] if the encoding exceeds `max_frame_bytes`.
+pub fn encode_relay(frame: &RelayFrame, max_frame_bytes: usize) -> Result<Vec<u8>, ProtoError> {
+    encode(frame, max_frame_bytes)
+}
+
+/// Decodes a relay frame, checking its size before anything else.
+///
+/// # Errors
+/// [`ProtoError::TooLarge`] over `max_frame_bytes`, [`ProtoError::Malformed`] for bytes
+/// that are not exactly one valid frame.
+pub fn decode_relay(bytes: &[u8], max_frame_bytes: usize) -> Result<RelayFrame, ProtoError> {
+    decode(bytes, max_frame_bytes)
+}
+
+fn encode<T: Serialize>(frame: &T, max_frame_bytes: usize) -> Result<Vec<u8>, ProtoError> {
+    let bytes =
+        postcard::to_allocvec(frame).map_err(|e| ProtoError::malformed("frame", e.to_string()))?;
+    check_size(bytes.len(), max_frame_bytes)?;
+    Ok(bytes)
+}
+
+fn decode<'de, T: Deserialize<'de>>(
+    bytes: &'de [u8],
+    max_frame_bytes: usize,
+) -> Result<T, ProtoError> {
+    check_size(bytes.len(), max_frame_bytes)?;
+    let (frame, rest) = postcard::take_from_bytes(bytes)
+        .map_err(|e| ProtoError::malformed("frame", e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(ProtoError::malformed(
+            "frame",
+            format!("{} trailing bytes", rest.len()),
+        ));
+    }
+    Ok(frame)
+}
+
+fn check_size(size: usize, max: usize) -> Result<(), ProtoError> {
+    if size > max {
+        Err(ProtoError::TooLarge {
+            what: "frame",
+            size,
+            max,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::Signer;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::signature::verify_signature;
+    use crate::test_support::{any_client_frame, any_relay_frame, key};
+
+    const MAX: usize = 1024 * 1024;
+
+    #[test]
+    fn version_mismatch_names_both_versions() {
+        check_version(PROTOCOL_VERSION).unwrap();
+        let err = check_version(7).unwrap_err();
+        assert_eq!(err, ProtoError::UnsupportedVersion { got: 7, want: 1 });
+        let message = err.to_string();
+        assert!(message.contains('7') && message.contains('1'), "{message}");
+    }
+
+    #[test]
+    fn hello_and_reject_layouts_are_frozen() {
+        let hello = ClientFrame::Hello {
+            version: 1,
+            client: "hearth/0.1".into(),
+        };
+        assert_eq!(
+            hex::encode(encode_client(&hello, MAX).unwrap()),
+            "00010a6865617274682f302e31"
+        );
+        let reject = RelayFrame::Reject {
+            code: RejectCode::UnsupportedVersion,
+            message: "v1".into(),
+        };
+        assert_eq!(
+            hex::encode(encode_relay(&reject, MAX).unwrap()),
+            "0601027631"
+        );
+    }
+
+    #[test]
+    fn reject_codes_keep_their_numbers() {
+        for n in 0..=20u16 {
+            let code = RejectCode::from(n);
+            if code != RejectCode::Unrecognized {
+                assert_eq!(code.code(), n);
+            }
+        }
+        assert_eq!(RejectCode::Unauthorized.code(), 5);
+        assert_eq!(RejectCode::from(999), RejectCode::Unrecognized);
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_decoding() {
+        let push = ClientFrame::Push {
+            envelope: vec![0; 2000],
+        };
+        assert!(matches!(
+            encode_client(&push, 1000),
+            Err(ProtoError::TooLarge { .. })
+        ));
+        let bytes = encode_client(&push, MAX).unwrap();
+        assert!(matches!(
+            decode_client(&bytes, 1000),
+            Err(ProtoError::TooLarge { .. })
+        ));
+        assert_eq!(decode_client(&bytes, MAX).unwrap(), push);
+    }
+
+    #[test]
+    fn long_client_names_and_trailing_bytes_are_refused() {
+        let hello = ClientFrame::Hello {
+            version: 1,
+            client: "x".repeat(65),
+        };
+        let bytes = encode_client(&hello, MAX).unwrap();
+        assert!(decode_client(&bytes, MAX).is_err());
+        let mut ping = encode_client(&ClientFrame::Ping { nonce: 3 }, MAX).unwrap();
+        ping.push(0);
+        assert!(decode_client(&ping, MAX).is_err());
+    }
+
+    #[test]
+    fn auth_signature_is_bound_to_every_field() {
+        let device_key = key(1);
+        let device = DeviceId::from_bytes(device_key.verifying_key().to_bytes());
+        let space = SpaceId::from_bytes([3; 16]);
+        let message = auth_message(&[1; 16], &[2; 32], 77, &space, &device, false);
+        let signature = device_key.sign(&message).to_bytes();
+        verify_signature(device.as_bytes(), &message, &signature).unwrap();
+        let others = [
+            auth_message(&[9; 16], &[2; 32], 77, &space, &device, false),
+            auth_message(&[1; 16], &[9; 32], 77, &space, &device, false),
+            auth_message(&[1; 16], &[2; 32], 78, &space, &device, false),
+            auth_message(
+                &[1; 16],
+                &[2; 32],
+                77,
+                &SpaceId::from_bytes([4; 16]),
+                &device,
+                false,
+            ),
+            auth_message(&[1; 16], &[2; 32], 77, &space, &device, true),
+            delete_space_message(&[1; 16], &[2; 32], &space),
+        ];
+        for other in others {
+            assert!(verify_signature(device.as_bytes(), &other, &signature).is_err());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn client_frames_round_trip(frame in any_client_frame()) {
+            let bytes = encode_client(&frame, MAX)?;
+            prop_assert_eq!(decode_client(&bytes, MAX)?, frame);
+        }
+
+        #[test]
+        fn relay_frames_round_trip(frame in any_relay_frame()) {
+            let bytes = encode_relay(&frame, MAX)?;
+            prop_assert_eq!(decode_relay(&bytes, MAX)?, frame);
+        }
+
+        #[test]
+        fn decoding_random_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode_client(&bytes, MAX);
+            let _ = decode_relay(&bytes, MAX);
+        }
+
+        #[test]
+        fn decoding_mutated_frames_never_panics(
+            client in any_client_frame(),
+            relay in any_relay_frame(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            for mut bytes in [encode_client(&client, MAX)?, encode_relay(&relay, MAX)?] {
+                for (at, value) in &edits {
+                    let i = at.index(bytes.len());
+                    bytes[i] = *value;
+                }
+                let _ = decode_client(&bytes, MAX);
+                let _ = decode_relay(&bytes, MAX);
+                let cut = cut.index(bytes.len());
+                let _ = decode_client(&bytes[..cut], MAX);
+                let _ = decode_relay(&bytes[..cut], MAX);
+            }
+        }
+    }
+}
