@@ -72,6 +72,9 @@ pub enum CryptoError {
         "this invite code is not valid ({0}); ask your partner for a new invite with `hearth invite`"
     )]
     InvalidInvite(String),
+    /// An ACL record needs a signature from a key that was not given.
+    #[error("the record needs a signature from key {0}…, which is not at hand")]
+    MissingSigner(String),
     /// The operating system's random source failed.
     #[error("the system random number generator failed: {0}")]
     Random(String),

@@ -28,7 +28,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod acl;
 mod device;
+pub mod envelope;
 mod epoch;
 mod error;
 pub mod invite;
@@ -36,6 +38,7 @@ pub mod keyfile;
 pub mod lockbox;
 mod storage;
 
+pub use acl::{AclSigner, sign_login, sign_record};
 pub use age::secrecy::{ExposeSecret, SecretString};
 pub use device::DeviceKeys;
 pub use epoch::EpochKey;
