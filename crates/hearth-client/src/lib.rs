@@ -26,7 +26,9 @@
 mod error;
 mod profile;
 mod store;
+mod sync_state;
 
 pub use error::Error;
 pub use hearth_crypto::{CryptoError, DeviceId, ExposeSecret, Protection, SecretString};
 pub use profile::{Profile, ProfilePaths, default_home};
+pub use sync_state::Incoming;

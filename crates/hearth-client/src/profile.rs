@@ -54,8 +54,8 @@ pub fn default_home() -> Option<PathBuf> {
 #[derive(Debug)]
 pub struct Profile {
     paths: ProfilePaths,
-    conn: Connection,
-    secrets: ProfileSecrets,
+    pub(crate) conn: Connection,
+    pub(crate) secrets: ProfileSecrets,
     space_id: String,
     person_id: PersonId,
 }
@@ -203,7 +203,7 @@ impl Profile {
         self.load_from(&self.conn).map(|(doc, _)| doc)
     }
 
-    fn load_from(&self, conn: &Connection) -> Result<(SpaceDoc, i64), Error> {
+    pub(crate) fn load_from(&self, conn: &Connection) -> Result<(SpaceDoc, i64), Error> {
         let chunks = store::chunks(conn)?;
         let last_seq = chunks.last().map_or(0, |c| c.seq);
         let mut plain = Vec::with_capacity(chunks.len());
@@ -328,14 +328,14 @@ impl Profile {
 
     /// Starts a write transaction. `BEGIN IMMEDIATE` takes the database's write lock up
     /// front, so the document loaded inside it is the base every concurrent writer waits on.
-    fn begin_write(&self) -> Result<rusqlite::Transaction<'_>, Error> {
+    pub(crate) fn begin_write(&self) -> Result<rusqlite::Transaction<'_>, Error> {
         Ok(rusqlite::Transaction::new_unchecked(
             &self.conn,
             rusqlite::TransactionBehavior::Immediate,
         )?)
     }
 
-    fn corrupt(&self, reason: String) -> Error {
+    pub(crate) fn corrupt(&self, reason: String) -> Error {
         Error::Corrupt {
             home: self.paths.home.clone(),
             reason,

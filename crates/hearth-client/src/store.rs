@@ -12,7 +12,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use crate::Error;
 
 /// The newest profile format this build reads and writes.
-pub(crate) const FORMAT: i64 = 1;
+pub(crate) const FORMAT: i64 = 2;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the offline profile.
@@ -31,6 +31,28 @@ const MIGRATIONS: &[&str] = &[
         id TEXT PRIMARY KEY,
         sealed BLOB NOT NULL
     ) STRICT;",
+    // 2: sync state (docs/architecture.md, "Sync").
+    "-- The space's verified ACL chain: public keys and signatures only.
+    CREATE TABLE acl (
+        idx INTEGER PRIMARY KEY,
+        record BLOB NOT NULL
+    ) STRICT;
+    -- Epoch keys K[e], sealed with the storage key.
+    CREATE TABLE epoch_keys (
+        epoch INTEGER PRIMARY KEY,
+        sealed BLOB NOT NULL
+    ) STRICT;
+    -- Envelopes (already encrypted and signed) the relay has not acknowledged yet.
+    CREATE TABLE outbox (
+        counter INTEGER PRIMARY KEY,
+        envelope BLOB NOT NULL
+    ) STRICT;
+    -- Every envelope applied, by author and counter, so a replay is recognised.
+    CREATE TABLE seen (
+        device BLOB NOT NULL,
+        counter INTEGER NOT NULL,
+        PRIMARY KEY (device, counter)
+    ) STRICT, WITHOUT ROWID;",
 ];
 
 /// What a stored document chunk holds.

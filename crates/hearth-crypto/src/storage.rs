@@ -99,6 +99,37 @@ impl StorageKey {
     }
 }
 
+impl StorageKey {
+    /// Seals an epoch key for storage under `domain`.
+    ///
+    /// # Errors
+    /// [`CryptoError::Random`].
+    pub fn seal_epoch_key(
+        &self,
+        domain: &[u8],
+        key: &crate::EpochKey,
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.seal(domain, key.as_bytes())
+    }
+
+    /// Opens an epoch key sealed by [`StorageKey::seal_epoch_key`].
+    ///
+    /// # Errors
+    /// [`CryptoError::Tampered`] if it fails its integrity check or is not a key.
+    pub fn open_epoch_key(
+        &self,
+        domain: &[u8],
+        sealed: &[u8],
+    ) -> Result<crate::EpochKey, CryptoError> {
+        let bytes = self.open(domain, sealed)?;
+        let key: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::Tampered)?;
+        Ok(crate::EpochKey::from_bytes(key))
+    }
+}
+
 fn associated_data(domain: &[u8]) -> Vec<u8> {
     [AD_PREFIX, domain].concat()
 }

@@ -185,6 +185,15 @@ impl SpaceDoc {
         bytes
     }
 
+    /// Everything the document holds that is not covered by `heads` (Automerge's
+    /// `save_after`): what a device that has `heads` is missing. Empty if nothing.
+    ///
+    /// Unlike [`take_unsaved`](Self::take_unsaved) this does not move the saved mark; the
+    /// sync engine tracks what it has pushed separately from what the store has saved.
+    pub fn changes_since(&mut self, heads: &[ChangeHash]) -> Vec<u8> {
+        self.doc.save_after(heads)
+    }
+
     /// The current heads of the document.
     pub fn heads(&mut self) -> Vec<ChangeHash> {
         self.doc.get_heads()

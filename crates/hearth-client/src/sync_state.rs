@@ -1,0 +1,408 @@
+//! What a profile keeps to sync: the relay it uses, the space's ACL chain, its epoch keys,
+//! the outbox of envelopes the relay has not acknowledged, the relay cursor and the set of
+//! envelopes already applied.
+//!
+//! Each step that moves data and the bookkeeping that describes it happen in one
+//! transaction: sealing a push and advancing `pushed_heads` and the device counter;
+//! applying an incoming envelope, recording it as seen and advancing the cursor. A crash
+//! between steps therefore repeats a step (harmless: the relay dedupes pushes by counter,
+//! and `seen` dedupes incoming envelopes) but never skips one.
+
+use hearth_crypto::{EpochKey, envelope};
+use hearth_doc::ChangeHash;
+use hearth_proto::{Envelope, EnvelopeHeader, EnvelopeKind, SpaceId};
+use rusqlite::{OptionalExtension, params};
+
+use crate::store::{self, ChunkKind};
+use crate::{Error, Profile};
+
+/// What happened to an incoming envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Incoming {
+    /// Verified, decrypted and applied.
+    Applied,
+    /// Already applied before (same author and counter): a replay, ignored.
+    Replayed,
+    /// Refused: it failed to verify, decrypt or apply. Nothing from it was applied.
+    Rejected {
+        /// Why, for the warning shown to the user.
+        reason: String,
+    },
+}
+
+impl Profile {
+    /// The space id as the protocol knows it.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the stored id is not 16 bytes of hex.
+    pub fn space(&self) -> Result<SpaceId, Error> {
+        self.space_id()
+            .parse()
+            .map_err(|_| self.corrupt("its space id is not valid".into()))
+    }
+
+    /// The relay this profile syncs with, if one is set.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn relay(&self) -> Result<Option<String>, Error> {
+        store::get_meta(&self.conn, "relay_url")
+    }
+
+    /// Sets the relay this profile syncs with.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn set_relay(&mut self, url: &str) -> Result<(), Error> {
+        store::set_meta(&self.conn, "relay_url", url)
+    }
+
+    /// The space's ACL chain as last verified, in order.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn acl_records(&self) -> Result<Vec<Vec<u8>>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT record FROM acl ORDER BY idx")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Replaces the stored ACL chain with `records`, which the caller has verified.
+    ///
+    /// # Errors
+    /// A database error; the old chain is kept then.
+    pub fn replace_acl(&mut self, records: &[Vec<u8>]) -> Result<(), Error> {
+        let tx = self.begin_write()?;
+        tx.execute("DELETE FROM acl", [])?;
+        for (i, record) in records.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO acl (idx, record) VALUES (?1, ?2)",
+                params![i as i64, record],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn epoch_domain(&self, epoch: u32) -> Vec<u8> {
+        format!("epoch/{}/{epoch}", self.space_id()).into_bytes()
+    }
+
+    /// The content key of `epoch`, if this device holds it.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the stored key fails its integrity check.
+    pub fn epoch_key(&self, epoch: u32) -> Result<Option<EpochKey>, Error> {
+        let sealed: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT sealed FROM epoch_keys WHERE epoch = ?1",
+                [epoch],
+                |r| r.get(0),
+            )
+            .optional()?;
+        sealed
+            .map(|s| {
+                self.secrets
+                    .storage
+                    .open_epoch_key(&self.epoch_domain(epoch), &s)
+                    .map_err(|e| {
+                        self.corrupt(format!("the key of epoch {epoch} is unreadable: {e}"))
+                    })
+            })
+            .transpose()
+    }
+
+    /// Keeps the content key of `epoch`, sealed.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn put_epoch_key(&mut self, epoch: u32, key: &EpochKey) -> Result<(), Error> {
+        let sealed = self
+            .secrets
+            .storage
+            .seal_epoch_key(&self.epoch_domain(epoch), key)?;
+        self.conn.execute(
+            "INSERT INTO epoch_keys (epoch, sealed) VALUES (?1, ?2)
+             ON CONFLICT (epoch) DO UPDATE SET sealed = excluded.sealed",
+            params![epoch, sealed],
+        )?;
+        Ok(())
+    }
+
+    /// The relay sequence number of the last envelope applied (0 before the first).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn cursor(&self) -> Result<u64, Error> {
+        Ok(meta_u64(&self.conn, "cursor")?.unwrap_or(0))
+    }
+
+    /// Seals every change the relay has not been given yet into one envelope of `epoch`,
+    /// adds it to the outbox and returns its counter; `None` if there is nothing new.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the key of `epoch` is missing or the stored heads are invalid.
+    pub fn stage_outgoing(&mut self, epoch: u32) -> Result<Option<u64>, Error> {
+        let key = self
+            .epoch_key(epoch)?
+            .ok_or_else(|| self.corrupt(format!("it has no key for epoch {epoch}")))?;
+        let space = self.space()?;
+        let tx = self.begin_write()?;
+        let (mut doc, _) = self.load_from(&tx)?;
+        let pushed = parse_heads(store::get_meta(&tx, "pushed_heads")?.as_deref())
+            .map_err(|e| self.corrupt(e))?;
+        let changes = doc.changes_since(&pushed);
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let counter = meta_u64(&tx, "next_counter")?.unwrap_or(1);
+        let header = EnvelopeHeader {
+            kind: EnvelopeKind::Changes,
+            space,
+            epoch,
+            author: self.device_id(),
+            counter,
+        };
+        let sealed = envelope::seal(&self.secrets.device, &key, header, &changes)?;
+        tx.execute(
+            "INSERT INTO outbox (counter, envelope) VALUES (?1, ?2)",
+            params![counter as i64, sealed.encode()],
+        )?;
+        let heads: Vec<String> = doc.heads().iter().map(ToString::to_string).collect();
+        store::set_meta(&tx, "pushed_heads", &heads.join(","))?;
+        store::set_meta(&tx, "next_counter", &(counter + 1).to_string())?;
+        tx.commit()?;
+        Ok(Some(counter))
+    }
+
+    /// The envelopes waiting for the relay's `Committed`, oldest first.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn outbox(&self) -> Result<Vec<(u64, Vec<u8>)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT counter, envelope FROM outbox ORDER BY counter")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The relay committed the envelope with `counter`.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn acknowledge(&mut self, counter: u64) -> Result<(), Error> {
+        self.conn
+            .execute("DELETE FROM outbox WHERE counter = ?1", [counter as i64])?;
+        Ok(())
+    }
+
+    /// Applies the envelope the relay delivered as `seq`, sealed under `key` (its epoch's),
+    /// atomically with recording it as seen and advancing the cursor. The caller has
+    /// checked the author against the ACL. An envelope that fails is recorded as passed
+    /// (so syncing goes on) and nothing from it is applied.
+    ///
+    /// # Errors
+    /// A database error; nothing changed then.
+    pub fn apply_incoming(
+        &mut self,
+        seq: u64,
+        envelope: &Envelope,
+        key: &EpochKey,
+    ) -> Result<Incoming, Error> {
+        let space = self.space()?;
+        let header = *envelope.header();
+        let tx = self.begin_write()?;
+        let seen: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM seen WHERE device = ?1 AND counter = ?2)",
+            params![&header.author.as_bytes()[..], header.counter as i64],
+            |r| r.get(0),
+        )?;
+        let outcome = if seen {
+            Incoming::Replayed
+        } else {
+            match envelope::open(envelope, &space, header.epoch, key) {
+                Err(e) => Incoming::Rejected {
+                    reason: e.to_string(),
+                },
+                Ok(plaintext) => {
+                    let (mut doc, _) = self.load_from(&tx)?;
+                    match doc.apply(&plaintext) {
+                        Err(e) => Incoming::Rejected {
+                            reason: e.to_string(),
+                        },
+                        Ok(_) => {
+                            if let Some(bytes) = doc.take_unsaved() {
+                                let sealed = self
+                                    .secrets
+                                    .storage
+                                    .seal(&ChunkKind::Changes.domain(self.space_id()), &bytes)?;
+                                store::append_chunk(&tx, ChunkKind::Changes, &sealed)?;
+                            }
+                            tx.execute(
+                                "INSERT INTO seen (device, counter) VALUES (?1, ?2)",
+                                params![&header.author.as_bytes()[..], header.counter as i64],
+                            )?;
+                            Incoming::Applied
+                        }
+                    }
+                }
+            }
+        };
+        if seq > meta_u64(&tx, "cursor")?.unwrap_or(0) {
+            store::set_meta(&tx, "cursor", &seq.to_string())?;
+        }
+        tx.commit()?;
+        Ok(outcome)
+    }
+}
+
+fn meta_u64(conn: &rusqlite::Connection, key: &str) -> Result<Option<u64>, Error> {
+    Ok(store::get_meta(conn, key)?.and_then(|v| v.parse().ok()))
+}
+
+fn parse_heads(stored: Option<&str>) -> Result<Vec<ChangeHash>, String> {
+    match stored {
+        None | Some("") => Ok(Vec::new()),
+        Some(s) => s
+            .split(',')
+            .map(|h| {
+                h.parse::<ChangeHash>()
+                    .map_err(|_| format!("its pushed heads are invalid: {h:?}"))
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_crypto::Protection;
+    use hearth_doc::Millis;
+
+    fn profile(dir: &std::path::Path, name: &str) -> Profile {
+        Profile::create(&dir.join(name), name, Protection::None, Millis(1)).unwrap()
+    }
+
+    fn appreciate(p: &mut Profile, text: &str) {
+        let me = p.person_id().clone();
+        p.write(|doc| doc.add_appreciation(&me, text, Millis::now()))
+            .unwrap();
+    }
+
+    /// A copy of a profile's directory: the same space and document, as a second device
+    /// would hold after pairing (pairing itself is the sync engine's job).
+    fn copy_profile(from: &std::path::Path, to: &std::path::Path) -> Profile {
+        std::fs::create_dir_all(to).unwrap();
+        for f in ["device.key", "profile.db"] {
+            std::fs::copy(from.join(f), to.join(f)).unwrap();
+        }
+        Profile::open(to, None).unwrap()
+    }
+
+    #[test]
+    fn staged_changes_open_on_another_device_and_replays_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = profile(dir.path(), "a");
+        let key = EpochKey::generate().unwrap();
+        a.put_epoch_key(0, &key).unwrap();
+        let mut b = copy_profile(&dir.path().join("a"), &dir.path().join("b"));
+
+        appreciate(&mut a, "thank you for the walk");
+        let counter = a.stage_outgoing(0).unwrap().unwrap();
+        assert_eq!(counter, 1);
+        assert_eq!(a.stage_outgoing(0).unwrap(), None, "nothing new to push");
+        let outbox = a.outbox().unwrap();
+        assert_eq!(outbox.len(), 1);
+        assert!(
+            !outbox[0].1.windows(10).any(|w| w == b"thank you "),
+            "ciphertext only"
+        );
+
+        let env = Envelope::decode(&outbox[0].1).unwrap();
+        assert_eq!(b.apply_incoming(1, &env, &key).unwrap(), Incoming::Applied);
+        let texts: Vec<String> = b
+            .load()
+            .unwrap()
+            .appreciations()
+            .into_iter()
+            .map(|x| x.text)
+            .collect();
+        assert_eq!(texts, vec!["thank you for the walk"]);
+        assert_eq!(b.cursor().unwrap(), 1);
+        // The same envelope again, even under a new seq: a replay, applied once.
+        assert_eq!(b.apply_incoming(2, &env, &key).unwrap(), Incoming::Replayed);
+        assert_eq!(b.cursor().unwrap(), 2);
+        assert_eq!(b.load().unwrap().appreciations().len(), 1);
+
+        a.acknowledge(counter).unwrap();
+        assert!(a.outbox().unwrap().is_empty());
+        appreciate(&mut a, "and for dinner");
+        assert_eq!(
+            a.stage_outgoing(0).unwrap(),
+            Some(2),
+            "counters keep rising"
+        );
+        let env = Envelope::decode(&a.outbox().unwrap()[0].1).unwrap();
+        assert_eq!(b.apply_incoming(3, &env, &key).unwrap(), Incoming::Applied);
+        assert_eq!(
+            b.load().unwrap().appreciations().len(),
+            2,
+            "only the new change was sent"
+        );
+    }
+
+    #[test]
+    fn a_tampered_or_foreign_envelope_applies_nothing_and_syncing_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = profile(dir.path(), "a");
+        let key = EpochKey::generate().unwrap();
+        a.put_epoch_key(0, &key).unwrap();
+        appreciate(&mut a, "hello");
+        a.stage_outgoing(0).unwrap();
+        let mut bytes = a.outbox().unwrap()[0].1.clone();
+        let before = a.chunk_count().unwrap();
+        // Another space's profile refuses it.
+        let mut c = profile(dir.path(), "c");
+        let env = Envelope::decode(&bytes).unwrap();
+        assert!(matches!(
+            c.apply_incoming(5, &env, &key).unwrap(),
+            Incoming::Rejected { .. }
+        ));
+        assert_eq!(c.cursor().unwrap(), 5, "the cursor passes it");
+        // A flipped ciphertext byte fails the signature.
+        let mid = bytes.len() - 80;
+        bytes[mid] ^= 1;
+        if let Ok(bad) = Envelope::decode(&bytes) {
+            assert!(matches!(
+                a.apply_incoming(6, &bad, &key).unwrap(),
+                Incoming::Rejected { .. }
+            ));
+        }
+        assert_eq!(a.chunk_count().unwrap(), before);
+    }
+
+    #[test]
+    fn sync_state_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = profile(dir.path(), "a");
+        a.set_relay("ws://127.0.0.1:7878/v1/sync").unwrap();
+        a.replace_acl(&[b"genesis".to_vec(), b"invite".to_vec()])
+            .unwrap();
+        let key = EpochKey::generate().unwrap();
+        a.put_epoch_key(3, &key).unwrap();
+        drop(a);
+        let a = Profile::open(&dir.path().join("a"), None).unwrap();
+        assert_eq!(
+            a.relay().unwrap().as_deref(),
+            Some("ws://127.0.0.1:7878/v1/sync")
+        );
+        assert_eq!(a.acl_records().unwrap().len(), 2);
+        assert!(a.epoch_key(3).unwrap().is_some());
+        assert!(a.epoch_key(4).unwrap().is_none());
+    }
+}
