@@ -40,6 +40,15 @@ pub enum Error {
         /// The newest format this build reads.
         want: i64,
     },
+    /// The space is not on a relay yet, so there is nobody to pair with through it.
+    #[error("this space is not on a relay yet")]
+    NotPaired,
+    /// The space is already on a relay.
+    #[error("this space is already on a relay")]
+    AlreadyPaired,
+    /// A protocol record or frame was refused.
+    #[error(transparent)]
+    Proto(#[from] hearth_proto::ProtoError),
     /// The disk is full; the command's change was not written.
     #[error("the disk is full, so nothing was written")]
     DiskFull,

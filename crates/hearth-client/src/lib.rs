@@ -24,11 +24,13 @@
 #![warn(missing_docs)]
 
 mod error;
+mod pairing;
 mod profile;
 mod store;
 mod sync_state;
 
 pub use error::Error;
 pub use hearth_crypto::{CryptoError, DeviceId, ExposeSecret, Protection, SecretString};
+pub use pairing::MintedInvite;
 pub use profile::{Profile, ProfilePaths, default_home};
 pub use sync_state::Incoming;

@@ -1,0 +1,151 @@
+//! Starting a space on a relay and minting invites (DESIGN §4). These steps only prepare
+//! signed records and sealed keys on this device; the sync engine uploads them, and the
+//! local ACL chain changes only when the relay has accepted a record (so the two chains
+//! never diverge).
+
+use hearth_crypto::{EpochKey, InviteCode, sign_record};
+use hearth_proto::{AclBody, AclRecord, AclState, InviteId, InviteRole, Limits};
+
+use crate::{Error, Profile};
+
+/// An invite ready to hand out: the code for the other person, and what the relay needs.
+#[derive(Debug)]
+pub struct MintedInvite {
+    /// The code to share out of band.
+    pub code: InviteCode,
+    /// The signed Invite record to append to the space's ACL.
+    pub record: AclRecord,
+    /// The current epoch key, sealed for whoever holds the code.
+    pub lockbox: Vec<u8>,
+    /// The epoch the lockbox is for.
+    pub epoch: u32,
+}
+
+impl Profile {
+    /// The space's ACL as last verified on this device, if the space is on a relay.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the stored chain does not verify.
+    pub fn acl_state(&self) -> Result<Option<AclState>, Error> {
+        let records = self.acl_records()?;
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let decoded = records
+            .iter()
+            .map(|r| AclRecord::decode(r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.corrupt(format!("its ACL record does not decode: {e}")))?;
+        AclState::from_records(&decoded, &Limits::default())
+            .map(Some)
+            .map_err(|e| self.corrupt(format!("its ACL chain does not verify: {e}")))
+    }
+
+    /// Puts this profile's space on `relay`: a fresh epoch-0 key and the Genesis record,
+    /// both kept here until the first sync uploads them.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyPaired`] if the space already has an ACL.
+    pub fn start_space(&mut self, relay: &str) -> Result<AclRecord, Error> {
+        if !self.acl_records()?.is_empty() {
+            return Err(Error::AlreadyPaired);
+        }
+        let genesis = sign_record(
+            [0; 32],
+            AclBody::Genesis {
+                space: self.space()?,
+                device: self.device_id(),
+                epoch: 0,
+            },
+            &[&self.secrets.device],
+        )?;
+        self.put_epoch_key(0, &EpochKey::generate()?)?;
+        self.replace_acl(&[genesis.encode()])?;
+        self.set_relay(relay)?;
+        Ok(genesis)
+    }
+
+    /// Mints a one-time invite for a partner or another device of yours, valid for
+    /// `ttl_ms` from `now_ms`.
+    ///
+    /// # Errors
+    /// [`Error::NotPaired`] if the space is not on a relay yet; [`Error::Corrupt`] if the
+    /// current epoch's key is missing.
+    pub fn mint_invite(
+        &self,
+        role: InviteRole,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> Result<MintedInvite, Error> {
+        let state = self.acl_state()?.ok_or(Error::NotPaired)?;
+        let relay = self.relay()?.ok_or(Error::NotPaired)?;
+        let epoch = state.epoch();
+        let key = self
+            .epoch_key(epoch)?
+            .ok_or_else(|| self.corrupt(format!("it has no key for epoch {epoch}")))?;
+        let space = self.space()?;
+        let code = InviteCode::generate(&relay, *space.as_bytes())?;
+        let invite = code.keys();
+        let record = sign_record(
+            state.head(),
+            AclBody::Invite {
+                invite: InviteId::from_bytes(invite.invite_id()),
+                expires_at_ms: now_ms.saturating_add(ttl_ms),
+                role,
+                by: self.device_id(),
+            },
+            &[&self.secrets.device],
+        )?;
+        let lockbox = invite.seal_lockbox(&key, space.as_bytes(), epoch)?;
+        Ok(MintedInvite {
+            code,
+            record,
+            lockbox,
+            epoch,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_crypto::Protection;
+    use hearth_doc::Millis;
+
+    #[test]
+    fn a_started_space_mints_invites_that_open_to_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p =
+            Profile::create(&dir.path().join("p"), "Sam", Protection::None, Millis(1)).unwrap();
+        assert!(p.acl_state().unwrap().is_none());
+        assert!(matches!(
+            p.mint_invite(InviteRole::Partner, 1000, 0),
+            Err(Error::NotPaired)
+        ));
+
+        p.start_space("ws://127.0.0.1:7878/v1/sync").unwrap();
+        let state = p.acl_state().unwrap().unwrap();
+        assert!(state.is_member(&p.device_id()));
+        assert_eq!(state.epoch(), 0);
+        assert!(matches!(
+            p.start_space("ws://elsewhere"),
+            Err(Error::AlreadyPaired)
+        ));
+
+        let minted = p
+            .mint_invite(InviteRole::Partner, 86_400_000, 1_000)
+            .unwrap();
+        let mut state = state;
+        state.apply(&minted.record, 2_000).unwrap();
+        let back: InviteCode = minted.code.to_string().parse().unwrap();
+        assert_eq!(back.relay(), "ws://127.0.0.1:7878/v1/sync");
+        let key = back
+            .keys()
+            .open_lockbox(&minted.lockbox, p.space().unwrap().as_bytes(), minted.epoch)
+            .unwrap();
+        let ours = p.epoch_key(0).unwrap().unwrap();
+        // Same key: what one seals, the other opens.
+        let (nonce, ct) = ours.seal(b"aad", b"hello").unwrap();
+        assert_eq!(&key.open(b"aad", &nonce, &ct).unwrap()[..], b"hello");
+    }
+}
