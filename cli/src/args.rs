@@ -52,6 +52,12 @@ pub enum Command {
     Export(ExportArgs),
     /// Where things stand: your profile, this week's check-in, open commitments
     Status,
+    /// Invite your partner (or another device of yours): prints a one-time code
+    Invite(InviteArgs),
+    /// Join a space with an invite code, on this device
+    Join(JoinArgs),
+    /// Push your changes and pull your partner's, once
+    Sync,
     /// See hearth in action: a scripted week in a throwaway profile
     Demo(DemoArgs),
 }
@@ -69,6 +75,34 @@ pub struct InitArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Protect your keys with file permissions only (0600), without a passphrase
+    #[arg(long)]
+    pub no_passphrase: bool,
+    /// Sync through this relay (ws:// or wss://…/v1/sync); without it hearth stays offline
+    #[arg(long, value_name = "URL")]
+    pub relay: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InviteArgs {
+    /// Invite another device of yours instead of your partner
+    #[arg(long)]
+    pub device: bool,
+    /// Put an offline space on this relay first (ws:// or wss://…/v1/sync)
+    #[arg(long, value_name = "URL")]
+    pub relay: Option<String>,
+    /// Hours until the invite expires
+    #[arg(long, value_name = "HOURS", default_value_t = 72)]
+    pub expires: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// The invite code you were given (hearth1.…)
+    pub code: String,
+    /// Your name, when you join as the partner
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Protect this device's keys with file permissions only (0600), without a passphrase
     #[arg(long)]
     pub no_passphrase: bool,
 }

@@ -6,7 +6,9 @@
 use std::process::ExitCode;
 
 use hearth_client::Error as ClientError;
+use hearth_client::sync::{JoinError, SyncError};
 use hearth_doc::DocError;
+use hearth_proto::RejectCode;
 
 /// Exit code: the user can fix the command and run it again.
 pub const USER: u8 = 1;
@@ -63,8 +65,42 @@ fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
         if let Some(e) = cause.downcast_ref::<DocError>() {
             return (doc_code(e), None);
         }
+        if let Some(e) = cause.downcast_ref::<JoinError>() {
+            return match e {
+                JoinError::Sync(s) => classify_sync(s),
+                _ => (USER, None),
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<SyncError>() {
+            return classify_sync(e);
+        }
     }
     (DATA, None)
+}
+
+fn classify_sync(err: &SyncError) -> (u8, Option<String>) {
+    let kept = "Your changes are kept on this device and will sync next time (`hearth sync`).";
+    match err {
+        SyncError::Unreachable { .. } | SyncError::Timeout(_) => (SYNC, Some(kept.into())),
+        SyncError::Refused { code, .. } => match code {
+            RejectCode::StorageUnavailable
+            | RejectCode::RateLimited
+            | RejectCode::Internal
+            | RejectCode::Unrecognized => (SYNC, Some(kept.into())),
+            RejectCode::Unauthorized | RejectCode::NotMember => (
+                DATA,
+                Some("This device is not (or no longer) in the space on that relay. Your data here is untouched.".into()),
+            ),
+            _ => (SYNC, Some(kept.into())),
+        },
+        SyncError::NotPaired => (
+            USER,
+            Some("Put the space on a relay with `hearth invite --relay wss://…/v1/sync`.".into()),
+        ),
+        SyncError::Profile(e) => classify_client(e),
+        // A relay that breaks the protocol may be tampering: nothing was applied.
+        _ => (DATA, Some("Nothing from this sync was applied. If it persists, check which relay you use.".into())),
+    }
 }
 
 fn classify_client(err: &ClientError) -> (u8, Option<String>) {

@@ -2,15 +2,32 @@
 //! encrypted envelopes. It sees ciphertext, ids and sizes only; it can lose, delay or
 //! withhold data, but never read or forge it (DESIGN.md §5).
 //!
-//! This crate so far holds the relay's durable storage ([`store`]): a [`Storage`] trait and
-//! its SQLite implementation, which assigns each space a dense sequence of envelopes,
-//! stores a duplicate push once, and commits a batch of pushes in one transaction; and the
-//! store thread ([`worker`]) that async connection tasks hand their work to.
+//! - [`config`]: the relay's settings ([`RelayConfig`]).
+//! - [`app`](mod@app): the HTTP router ([`app()`]) with `GET /v1/sync`, `/healthz` and `/metrics`,
+//!   and [`serve`], which runs it on a listener the caller bound and shuts down cleanly.
+//! - `connection`: one websocket, from `Hello` to close, enforcing the ACL.
+//! - [`store`] and [`worker`]: durable storage behind the [`Storage`] trait (SQLite) and
+//!   the store thread async tasks hand their work to, with group commit.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), hearth_relay::RelayError> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(hearth_relay::RelayError::Serve)?;
+//! let config = hearth_relay::RelayConfig::default();
+//! hearth_relay::serve(config, listener, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod app;
+pub mod config;
+mod connection;
+mod hub;
+pub mod metrics;
 pub mod store;
 pub mod worker;
 
+pub use app::{AppState, Relay, RelayError, app, serve};
+pub use config::{Creation, RelayConfig};
 pub use store::{Push, PushOutcome, SqliteStore, Storage, StoreError, StoreLimits};
 pub use worker::{StoreHandle, StoreStats};

@@ -40,7 +40,18 @@ pub fn run(session: &Session, args: InitArgs) -> Result<()> {
     } else {
         Protection::Passphrase(session.passphrase_for_new_profile()?)
     };
-    let profile = Profile::create(&session.home, name, protection, render::now())?;
+    if let Some(url) = &args.relay
+        && !(url.starts_with("ws://") || url.starts_with("wss://"))
+    {
+        user_error!(
+            "a relay address starts with ws:// or wss:// (e.g. wss://relay.example.org/v1/sync), got {url:?}"
+        );
+    }
+    let mut profile = Profile::create(&session.home, name, protection, render::now())?;
+    let on_relay = match &args.relay {
+        Some(url) => Some(super::pairing::start_on_relay(&mut profile, url)?),
+        None => None,
+    };
 
     if session.json {
         return render::print_json(&json!({
@@ -49,6 +60,8 @@ pub fn run(session: &Session, args: InitArgs) -> Result<()> {
             "device_id": profile.device_id().to_string(),
             "space_id": profile.space_id(),
             "passphrase": !args.no_passphrase,
+            "relay": args.relay,
+            "relay_reached": on_relay,
         }));
     }
     println!(
@@ -57,6 +70,9 @@ pub fn run(session: &Session, args: InitArgs) -> Result<()> {
     );
     if args.no_passphrase {
         println!("Your keys are protected by file permissions only (no passphrase).");
+    }
+    if let Some(url) = &args.relay {
+        println!("Your space syncs through {url}. Invite your partner with `hearth invite`.");
     }
     println!();
     println!("A few things to try:");

@@ -9,6 +9,7 @@ mod feedback;
 mod init;
 mod journal;
 mod log;
+mod pairing;
 mod status;
 mod trends;
 
@@ -34,6 +35,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(args) => export::run(&session, args),
         Command::Status => status::run(&session),
         Command::Demo(args) => demo::run(&session, args),
+        Command::Invite(args) => pairing::invite(&session, args),
+        Command::Join(args) => pairing::join(&session, args),
+        Command::Sync => pairing::sync(&session),
     }
 }
 

@@ -21,6 +21,16 @@ pub fn run(session: &Session) -> Result<()> {
         .is_some_and(|(p, c)| c.submitted_by(&p.id));
     let open = doc.open_commitments(&me);
     let private = profile.private_journal()?.len();
+    let relay = profile.relay()?;
+    let mut doc = doc;
+    let pending = profile.pending(&mut doc)?;
+    let last_sync = profile.last_sync()?;
+    let reachable = match &relay {
+        Some(url) => Some(super::pairing::block_on(
+            hearth_client::sync::relay_reachable(url, std::time::Duration::from_secs(3)),
+        )?),
+        None => None,
+    };
 
     if session.json {
         return render::print_json(&json!({
@@ -29,7 +39,10 @@ pub fn run(session: &Session) -> Result<()> {
             "partner": partner.map(|p| json!({ "id": p.id, "name": p.name })),
             "device_id": profile.device_id().to_string(),
             "space_id": profile.space_id(),
-            "relay": null,
+            "relay": relay,
+            "relay_reachable": reachable,
+            "pending_changes": pending,
+            "last_sync_at": last_sync,
             "week": week,
             "checkin_due": !i_answered,
             "partner_answered": partner_answered,
@@ -54,7 +67,18 @@ pub fn run(session: &Session) -> Result<()> {
         None => println!("Partner:   not joined yet"),
     }
     println!("Profile:   {}", session.home.display());
-    println!("Relay:     none; everything stays on this device for now");
+    match (&relay, reachable) {
+        (None, _) => println!("Relay:     none; everything stays on this device for now"),
+        (Some(url), Some(true)) => println!("Relay:     {url} (reachable)"),
+        (Some(url), _) => println!("Relay:     {url} (not reachable right now; changes wait here)"),
+    }
+    if relay.is_some() {
+        let when = last_sync.map_or_else(
+            || "never".to_owned(),
+            |t| render::when(hearth_doc::Millis(t as i64)),
+        );
+        println!("Sync:      last {when}; {pending} change(s) waiting to be sent");
+    }
     println!();
     let line = match (i_answered, partner_answered, partner) {
         (false, true, Some(p)) => format!("{} has answered; your turn: `hearth checkin`", p.name),

@@ -27,10 +27,13 @@ mod error;
 mod pairing;
 mod profile;
 mod store;
+pub mod sync;
 mod sync_state;
 
 pub use error::Error;
-pub use hearth_crypto::{CryptoError, DeviceId, ExposeSecret, Protection, SecretString};
+pub use hearth_crypto::{
+    CryptoError, DeviceId, ExposeSecret, ProfileSecrets, Protection, SecretString,
+};
 pub use pairing::MintedInvite;
 pub use profile::{Profile, ProfilePaths, default_home};
 pub use sync_state::Incoming;

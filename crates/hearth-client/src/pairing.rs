@@ -96,7 +96,8 @@ impl Profile {
             },
             &[&self.secrets.device],
         )?;
-        let lockbox = invite.seal_lockbox(&key, space.as_bytes(), epoch)?;
+        let person = (role == InviteRole::OwnDevice).then(|| self.person_id().as_str());
+        let lockbox = invite.seal_lockbox(&key, space.as_bytes(), epoch, person)?;
         Ok(MintedInvite {
             code,
             record,
@@ -139,10 +140,11 @@ mod tests {
         state.apply(&minted.record, 2_000).unwrap();
         let back: InviteCode = minted.code.to_string().parse().unwrap();
         assert_eq!(back.relay(), "ws://127.0.0.1:7878/v1/sync");
-        let key = back
+        let (key, person) = back
             .keys()
             .open_lockbox(&minted.lockbox, p.space().unwrap().as_bytes(), minted.epoch)
             .unwrap();
+        assert_eq!(person, None, "a partner invite carries no person");
         let ours = p.epoch_key(0).unwrap().unwrap();
         // Same key: what one seals, the other opens.
         let (nonce, ct) = ours.seal(b"aad", b"hello").unwrap();

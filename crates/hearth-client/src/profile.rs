@@ -87,6 +87,58 @@ impl Profile {
         protection: Protection,
         now: Millis,
     ) -> Result<Profile, Error> {
+        let secrets = ProfileSecrets::generate()?;
+        let person_id = PersonId::random();
+        let space_id = hex::encode(hearth_crypto::random_bytes::<16>()?);
+        let mut doc =
+            SpaceDoc::create(secrets.device.device_id().as_bytes(), &person_id, name, now)?;
+        let snapshot = doc.save_snapshot();
+        Profile::build(
+            home,
+            protection,
+            secrets,
+            &person_id,
+            &space_id,
+            Some(&snapshot),
+            &[],
+        )
+    }
+
+    /// Creates a profile for a device that is joining the existing space `space` as
+    /// `person`, with keys it already generated (and used to sign its AddDevice record).
+    /// Its document starts empty and fills from the space's history on the first sync.
+    ///
+    /// # Errors
+    /// As [`Profile::create`].
+    pub fn create_joining(
+        home: &Path,
+        protection: Protection,
+        secrets: ProfileSecrets,
+        space: &hearth_proto::SpaceId,
+        person: &PersonId,
+        relay: &str,
+    ) -> Result<Profile, Error> {
+        let space_id = hex::encode(space.as_bytes());
+        Profile::build(
+            home,
+            protection,
+            secrets,
+            person,
+            &space_id,
+            None,
+            &[("joining", "1"), ("relay_url", relay)],
+        )
+    }
+
+    fn build(
+        home: &Path,
+        protection: Protection,
+        secrets: ProfileSecrets,
+        person_id: &PersonId,
+        space_id: &str,
+        snapshot: Option<&[u8]>,
+        extra_meta: &[(&str, &str)],
+    ) -> Result<Profile, Error> {
         let paths = ProfilePaths::new(home);
         for path in [&paths.database, &paths.key_file] {
             if path.exists() {
@@ -94,25 +146,23 @@ impl Profile {
             }
         }
         create_private_dir(home)?;
-
-        let secrets = ProfileSecrets::generate()?;
-        let person_id = PersonId::random();
-        let space_id = hex::encode(hearth_crypto::random_bytes::<16>()?);
         let device_id = secrets.device.device_id();
-        let mut doc = SpaceDoc::create(device_id.as_bytes(), &person_id, name, now)?;
-
         let partial = home.join("profile.db.partial");
         let _ = fs::remove_file(&partial);
         let built = (|| {
             let conn = store::open(&partial, home, true)?;
-            store::set_meta(&conn, "space_id", &space_id)?;
+            store::set_meta(&conn, "space_id", space_id)?;
             store::set_meta(&conn, "person_id", person_id.as_str())?;
             store::set_meta(&conn, "device_id", &device_id.to_string())?;
-            let snapshot = doc.save_snapshot();
-            let sealed = secrets
-                .storage
-                .seal(&ChunkKind::Snapshot.domain(&space_id), &snapshot)?;
-            store::append_chunk(&conn, ChunkKind::Snapshot, &sealed)?;
+            for (key, value) in extra_meta {
+                store::set_meta(&conn, key, value)?;
+            }
+            if let Some(snapshot) = snapshot {
+                let sealed = secrets
+                    .storage
+                    .seal(&ChunkKind::Snapshot.domain(space_id), snapshot)?;
+                store::append_chunk(&conn, ChunkKind::Snapshot, &sealed)?;
+            }
             drop(conn);
             keyfile::create(&paths.key_file, &secrets, &protection)?;
             fs::rename(&partial, &paths.database).map_err(|e| io_err(&paths.database, e))
@@ -217,9 +267,13 @@ impl Profile {
                 })?;
             plain.push(bytes);
         }
-        let (first, rest) = plain
-            .split_first()
-            .ok_or_else(|| self.corrupt("it holds no document".into()))?;
+        let Some((first, rest)) = plain.split_first() else {
+            // A device that joined keeps no document until the space's history arrives.
+            if store::get_meta(conn, "joining")?.is_some() {
+                return Ok((SpaceDoc::replica(self.device_id().as_bytes())?, last_seq));
+            }
+            return Err(self.corrupt("it holds no document".into()));
+        };
         let doc = SpaceDoc::load(
             self.device_id().as_bytes(),
             first,

@@ -179,6 +179,34 @@ impl Profile {
         Ok(Some(counter))
     }
 
+    /// Records a completed sync.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn mark_synced(&mut self, at_ms: u64) -> Result<(), Error> {
+        store::set_meta(&self.conn, "last_sync_at", &at_ms.to_string())
+    }
+
+    /// When the last sync completed (UTC milliseconds).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn last_sync(&self) -> Result<Option<u64>, Error> {
+        meta_u64(&self.conn, "last_sync_at")
+    }
+
+    /// How many local changes the relay does not have yet: sealed envelopes waiting in the
+    /// outbox, plus one if `doc` holds changes not sealed yet.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the stored heads are invalid.
+    pub fn pending(&self, doc: &mut hearth_doc::SpaceDoc) -> Result<usize, Error> {
+        let pushed = parse_heads(store::get_meta(&self.conn, "pushed_heads")?.as_deref())
+            .map_err(|e| self.corrupt(e))?;
+        let unsealed = usize::from(!doc.changes_since(&pushed).is_empty());
+        Ok(self.outbox()?.len() + unsealed)
+    }
+
     /// The envelopes waiting for the relay's `Committed`, oldest first.
     ///
     /// # Errors
@@ -231,11 +259,25 @@ impl Profile {
                 },
                 Ok(plaintext) => {
                     let (mut doc, _) = self.load_from(&tx)?;
+                    let before = doc.heads();
                     match doc.apply(&plaintext) {
                         Err(e) => Incoming::Rejected {
                             reason: e.to_string(),
                         },
                         Ok(_) => {
+                            // The relay has what it delivered: count those changes as
+                            // pushed, so the next push carries only this device's own.
+                            let after = doc.heads();
+                            let stored = store::get_meta(&tx, "pushed_heads")?;
+                            let mut pushed =
+                                parse_heads(stored.as_deref()).map_err(|e| self.corrupt(e))?;
+                            pushed.extend(after.iter().filter(|h| !before.contains(h)).copied());
+                            if doc.changes_since(&pushed).is_empty() {
+                                pushed = after;
+                            }
+                            let joined: Vec<String> =
+                                pushed.iter().map(ToString::to_string).collect();
+                            store::set_meta(&tx, "pushed_heads", &joined.join(","))?;
                             if let Some(bytes) = doc.take_unsaved() {
                                 let sealed = self
                                     .secrets

@@ -188,7 +188,8 @@ impl InviteKeys {
         [LOCKBOX_AAD, space, &epoch.to_be_bytes()].concat()
     }
 
-    /// Seals `key` (epoch `epoch` of `space`) for whoever holds this invite.
+    /// Seals `key` (epoch `epoch` of `space`) for whoever holds this invite, with the
+    /// inviter's person id when the invite is for another device of the same person.
     ///
     /// # Errors
     /// [`CryptoError::Random`].
@@ -197,15 +198,17 @@ impl InviteKeys {
         key: &EpochKey,
         space: &[u8; 16],
         epoch: u32,
+        person: Option<&str>,
     ) -> Result<Vec<u8>, CryptoError> {
         let nonce: [u8; 24] = random_bytes()?;
         let cipher = XChaCha20Poly1305::new(&(*self.lockbox).into());
         let aad = Self::aad(space, epoch);
+        let plain = Zeroizing::new([&key.as_bytes()[..], person.unwrap_or("").as_bytes()].concat());
         let ct = cipher
             .encrypt(
                 &XNonce::from(nonce),
                 Payload {
-                    msg: key.as_bytes(),
+                    msg: &plain,
                     aad: &aad,
                 },
             )
@@ -213,7 +216,8 @@ impl InviteKeys {
         Ok([&nonce[..], &ct].concat())
     }
 
-    /// Opens an invite lockbox for epoch `epoch` of `space`.
+    /// Opens an invite lockbox for epoch `epoch` of `space`: the epoch key, and the
+    /// inviter's person id if the invite is for another device of the same person.
     ///
     /// # Errors
     /// [`CryptoError::Tampered`] if it is damaged or for another invite, space or epoch.
@@ -222,7 +226,7 @@ impl InviteKeys {
         blob: &[u8],
         space: &[u8; 16],
         epoch: u32,
-    ) -> Result<EpochKey, CryptoError> {
+    ) -> Result<(EpochKey, Option<String>), CryptoError> {
         if blob.len() < 24 {
             return Err(CryptoError::Tampered);
         }
@@ -235,11 +239,16 @@ impl InviteKeys {
                 .decrypt(&XNonce::from(nonce), Payload { msg: ct, aad: &aad })
                 .map_err(|_| CryptoError::Tampered)?,
         );
-        let key: [u8; 32] = plain
-            .as_slice()
-            .try_into()
-            .map_err(|_| CryptoError::Tampered)?;
-        Ok(EpochKey::from_bytes(key))
+        if plain.len() < 32 {
+            return Err(CryptoError::Tampered);
+        }
+        let (key, person) = plain.split_at(32);
+        let key: [u8; 32] = key.try_into().map_err(|_| CryptoError::Tampered)?;
+        let person = match person {
+            [] => None,
+            p => Some(String::from_utf8(p.to_vec()).map_err(|_| CryptoError::Tampered)?),
+        };
+        Ok((EpochKey::from_bytes(key), person))
     }
 }
 
@@ -267,9 +276,22 @@ mod tests {
         assert_eq!(back.keys().invite_id(), code.keys().invite_id());
 
         let key = EpochKey::generate().unwrap();
-        let blob = code.keys().seal_lockbox(&key, &[5; 16], 0).unwrap();
-        let opened = back.keys().open_lockbox(&blob, &[5; 16], 0).unwrap();
+        let blob = code.keys().seal_lockbox(&key, &[5; 16], 0, None).unwrap();
+        let (opened, person) = back.keys().open_lockbox(&blob, &[5; 16], 0).unwrap();
         assert_eq!(opened.as_bytes(), key.as_bytes());
+        assert_eq!(person, None);
+        let own = code
+            .keys()
+            .seal_lockbox(&key, &[5; 16], 0, Some("ab12"))
+            .unwrap();
+        assert_eq!(
+            back.keys()
+                .open_lockbox(&own, &[5; 16], 0)
+                .unwrap()
+                .1
+                .as_deref(),
+            Some("ab12")
+        );
         assert!(back.keys().open_lockbox(&blob, &[5; 16], 1).is_err());
         let other = InviteCode::generate("ws://127.0.0.1:1", [5; 16]).unwrap();
         assert!(other.keys().open_lockbox(&blob, &[5; 16], 0).is_err());

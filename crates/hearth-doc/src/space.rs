@@ -64,6 +64,19 @@ impl SpaceDoc {
         Ok(space)
     }
 
+    /// An empty document for a device that joins an existing space: it has no root
+    /// collections of its own (those would compete with the creator's), and fills from the
+    /// space's history through [`apply`](Self::apply).
+    ///
+    /// # Errors
+    /// [`DocError::EmptyActor`].
+    pub fn replica(actor: &[u8]) -> Result<SpaceDoc, DocError> {
+        Ok(SpaceDoc {
+            doc: AutoCommit::new().with_actor(actor_id(actor)?),
+            saved: Vec::new(),
+        })
+    }
+
     /// Loads a space from a full snapshot followed by incremental chunks (each the output
     /// of [`take_unsaved`](Self::take_unsaved) or [`save_snapshot`](Self::save_snapshot)),
     /// as this device stored them. The snapshot's head hashes are not re-verified: use it

@@ -1,0 +1,182 @@
+//! `hearth invite`, `hearth join` and `hearth sync`: pairing through a relay and keeping
+//! both sides in step. The work happens in `hearth_client::sync`; this module runs it on a
+//! small runtime and words the outcome.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use hearth_client::sync::{self, SyncReport};
+use hearth_client::{Profile, Protection};
+use hearth_proto::InviteRole;
+use serde_json::json;
+
+use crate::args::{InviteArgs, JoinArgs};
+use crate::exit::user_error;
+use crate::render;
+use crate::session::Session;
+
+/// Runs one async client operation to completion on a single-threaded runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the network runtime")?;
+    Ok(runtime.block_on(future))
+}
+
+pub fn invite(session: &Session, args: InviteArgs) -> Result<()> {
+    let mut profile = session.open()?;
+    if let Some(url) = &args.relay {
+        check_relay_url(url)?;
+        if profile.relay()?.is_some() {
+            user_error!(
+                "this space already syncs through {}; leave out --relay",
+                profile.relay()?.unwrap_or_default()
+            );
+        }
+        profile.start_space(url)?;
+    }
+    if profile.relay()?.is_none() {
+        user_error!(
+            "this space is not on a relay yet: run `hearth invite --relay wss://…/v1/sync` with \
+             your relay's address (see docs/self-hosting.md)"
+        );
+    }
+    let role = if args.device {
+        InviteRole::OwnDevice
+    } else {
+        InviteRole::Partner
+    };
+    let ttl = Duration::from_secs(args.expires.clamp(1, 24 * 30) * 3600);
+    let code = block_on(sync::invite(&mut profile, role, ttl, sync::DEFAULT_TIMEOUT))??;
+    if session.json {
+        return render::print_json(
+            &json!({ "code": code.to_string(), "expires_in_hours": ttl.as_secs() / 3600 }),
+        );
+    }
+    // The code alone on stdout, so `hearth invite | …` works; the explanation on stderr.
+    println!("{code}");
+    let who = if args.device {
+        "your other device"
+    } else {
+        "your partner"
+    };
+    eprintln!(
+        "Give this code to {who} privately (in person, or a message only they read). It works \
+         once, for {} hours: `hearth join CODE`{}.",
+        ttl.as_secs() / 3600,
+        if args.device {
+            ""
+        } else {
+            " --name THEIR-NAME"
+        }
+    );
+    Ok(())
+}
+
+pub fn join(session: &Session, args: JoinArgs) -> Result<()> {
+    if Profile::exists(&session.home) {
+        return Err(hearth_client::Error::AlreadyExists {
+            path: hearth_client::ProfilePaths::new(&session.home).database,
+        }
+        .into());
+    }
+    let code: hearth_crypto::InviteCode = match args.code.trim().parse() {
+        Ok(code) => code,
+        Err(e) => user_error!("{e}"),
+    };
+    let protection = if args.no_passphrase {
+        Protection::None
+    } else {
+        Protection::Passphrase(session.passphrase_for_new_profile()?)
+    };
+    let joined = block_on(sync::join(
+        &session.home,
+        &code,
+        args.name.as_deref(),
+        protection,
+        sync::DEFAULT_TIMEOUT,
+    ))??;
+    let doc = joined.profile.load()?;
+    if session.json {
+        return render::print_json(&json!({
+            "home": session.home,
+            "as_partner": joined.as_partner,
+            "received": joined.report.received,
+        }));
+    }
+    let names: Vec<String> = doc.people().into_iter().map(|p| p.name).collect();
+    println!(
+        "Joined {}'s hearth on this device ({} received).",
+        names.join(" & "),
+        plural(joined.report.received, "change")
+    );
+    println!("Run `hearth sync` to stay up to date, or `hearth log` to look around.");
+    Ok(())
+}
+
+pub fn sync(session: &Session) -> Result<()> {
+    let mut profile = session.open()?;
+    let report = block_on(sync::sync_once(&mut profile, sync::DEFAULT_TIMEOUT))??;
+    print_report(session, &report)
+}
+
+fn print_report(session: &Session, report: &SyncReport) -> Result<()> {
+    for r in &report.rejected {
+        let device = r.device.map_or_else(
+            || "an unknown device".to_owned(),
+            |d| format!("device {}", d.short()),
+        );
+        eprintln!(
+            "warning: skipped an entry from {device}: {} (nothing from it was applied)",
+            r.reason
+        );
+    }
+    if session.json {
+        return render::print_json(&json!({
+            "pushed": report.pushed,
+            "received": report.received,
+            "rejected": report.rejected.len(),
+            "cursor": report.cursor,
+        }));
+    }
+    println!(
+        "Synced: sent {}, received {}.",
+        plural(report.pushed, "batch"),
+        plural(report.received, "batch")
+    );
+    Ok(())
+}
+
+fn plural(n: usize, one: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        _ if one.ends_with('h') => format!("{n} {one}es"),
+        _ => format!("{n} {one}s"),
+    }
+}
+
+fn check_relay_url(url: &str) -> Result<()> {
+    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+        user_error!(
+            "a relay address starts with ws:// or wss:// (e.g. wss://relay.example.org/v1/sync), got {url:?}"
+        );
+    }
+    Ok(())
+}
+
+/// Puts a new profile's space on `url` and creates it there; a relay that is down only
+/// delays that to the first `hearth sync`.
+pub fn start_on_relay(profile: &mut Profile, url: &str) -> Result<bool> {
+    check_relay_url(url)?;
+    profile.start_space(url)?;
+    match block_on(sync::sync_once(profile, sync::DEFAULT_TIMEOUT))? {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            eprintln!(
+                "note: {e}. Your space is ready here and will reach the relay on `hearth sync`."
+            );
+            Ok(false)
+        }
+    }
+}

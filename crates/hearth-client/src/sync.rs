@@ -1,0 +1,701 @@
+//! The sync engine: one websocket conversation with the relay (DESIGN §2, §5).
+//!
+//! `sync_once` seals whatever this device wrote since its last push into the outbox (before
+//! connecting, so offline work is safe either way), logs in, creates the space on the relay
+//! if it is not there yet, adopts the relay's ACL chain only if it extends the one this
+//! device verified before, pushes the outbox (each envelope removed only after its
+//! `Committed`), then pulls everything after its cursor. Every incoming envelope is
+//! verified (signature, space, epoch, author in the ACL), decrypted and applied atomically
+//! with its cursor; one that fails is reported with the device that sent it and skipped,
+//! and syncing goes on.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hearth_crypto::{AclSigner, lockbox, sign_login};
+use hearth_proto::{
+    AclBody, AclRecord, AclState, ClientFrame, DeviceId, Envelope, Limits, PROTOCOL_VERSION,
+    RejectCode, RelayFrame, SpaceId, decode_relay, encode_client,
+};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::{Error, Incoming, Profile};
+
+/// How long the engine waits for the relay before giving up.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why a sync did not complete. Local data is intact in every case.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The relay could not be reached.
+    #[error("cannot reach the relay at {relay}: {reason}")]
+    Unreachable {
+        /// The relay's URL.
+        relay: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The relay refused a request.
+    #[error("the relay refused: {message}")]
+    Refused {
+        /// Its reject code.
+        code: RejectCode,
+        /// Its message.
+        message: String,
+    },
+    /// The relay answered something the protocol does not allow.
+    #[error("the relay broke the protocol: {0}")]
+    Protocol(String),
+    /// The relay did not answer in time.
+    #[error("the relay did not answer within {0:?}")]
+    Timeout(Duration),
+    /// This profile is not on a relay.
+    #[error("this profile does not sync with a relay")]
+    NotPaired,
+    /// The local profile failed.
+    #[error(transparent)]
+    Profile(#[from] Error),
+}
+
+/// An envelope that was refused and skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedEnvelope {
+    /// Its sequence number on the relay.
+    pub seq: u64,
+    /// The device that claims to have written it (unverified if the signature failed).
+    pub device: Option<DeviceId>,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// What one sync did.
+#[derive(Debug, Default, Clone)]
+pub struct SyncReport {
+    /// Envelopes pushed and committed.
+    pub pushed: usize,
+    /// Envelopes received and applied.
+    pub received: usize,
+    /// Envelopes refused (warn the user: they name the device).
+    pub rejected: Vec<RejectedEnvelope>,
+    /// The relay cursor afterwards.
+    pub cursor: u64,
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// One websocket conversation.
+pub(crate) struct Link {
+    ws: Socket,
+    relay: String,
+    timeout: Duration,
+    pub(crate) limits: Limits,
+    pub(crate) relay_id: [u8; 16],
+    pub(crate) nonce: [u8; 32],
+}
+
+fn install_tls_provider() {
+    // rustls needs a process-wide crypto provider; ring is the one compiled in. Installing
+    // twice is refused harmlessly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Link {
+    /// Connects and exchanges Hello / Challenge.
+    pub(crate) async fn connect(relay: &str, timeout: Duration) -> Result<Link, SyncError> {
+        install_tls_provider();
+        let unreachable = |reason: String| SyncError::Unreachable {
+            relay: relay.to_owned(),
+            reason,
+        };
+        let (ws, _) = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(relay))
+            .await
+            .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let mut link = Link {
+            ws,
+            relay: relay.to_owned(),
+            timeout,
+            limits: Limits::default(),
+            relay_id: [0; 16],
+            nonce: [0; 32],
+        };
+        link.send(&ClientFrame::Hello {
+            version: PROTOCOL_VERSION,
+            client: format!("hearth/{}", env!("CARGO_PKG_VERSION")),
+        })
+        .await?;
+        match link.recv().await? {
+            RelayFrame::Challenge {
+                relay_id,
+                nonce,
+                limits,
+                ..
+            } => {
+                link.limits = limits;
+                link.relay_id = relay_id;
+                link.nonce = nonce;
+                Ok(link)
+            }
+            other => Err(unexpected("Challenge", &other)),
+        }
+    }
+
+    pub(crate) async fn send(&mut self, frame: &ClientFrame) -> Result<(), SyncError> {
+        let bytes = encode_client(frame, self.limits.frame_bytes())
+            .map_err(|e| SyncError::Protocol(format!("cannot encode a frame: {e}")))?;
+        tokio::time::timeout(self.timeout, self.ws.send(Message::Binary(bytes.into())))
+            .await
+            .map_err(|_| SyncError::Timeout(self.timeout))?
+            .map_err(|e| SyncError::Unreachable {
+                relay: self.relay.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The next frame from the relay; a `Reject` becomes [`SyncError::Refused`].
+    pub(crate) async fn recv(&mut self) -> Result<RelayFrame, SyncError> {
+        loop {
+            let next = tokio::time::timeout(self.timeout, self.ws.next())
+                .await
+                .map_err(|_| SyncError::Timeout(self.timeout))?;
+            let message = match next {
+                None => return Err(self.closed()),
+                Some(Err(e)) => {
+                    return Err(SyncError::Unreachable {
+                        relay: self.relay.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+                Some(Ok(m)) => m,
+            };
+            match message {
+                Message::Binary(bytes) => {
+                    let frame = decode_relay(&bytes, self.limits.frame_bytes())
+                        .map_err(|e| SyncError::Protocol(format!("an unreadable frame: {e}")))?;
+                    if let RelayFrame::Reject { code, message } = frame {
+                        return Err(SyncError::Refused { code, message });
+                    }
+                    return Ok(frame);
+                }
+                Message::Close(_) => return Err(self.closed()),
+                // Pings are answered by tungstenite; text frames are not part of the protocol.
+                _ => {}
+            }
+        }
+    }
+
+    fn closed(&self) -> SyncError {
+        SyncError::Unreachable {
+            relay: self.relay.clone(),
+            reason: "the relay closed the connection".into(),
+        }
+    }
+
+    /// Logs in as `signer` for `space`; returns the relay's ACL chain (empty if the space
+    /// does not exist there yet).
+    pub(crate) async fn login(
+        &mut self,
+        signer: &dyn AclSigner,
+        space: &SpaceId,
+        as_invite: bool,
+    ) -> Result<Vec<Vec<u8>>, SyncError> {
+        let time_ms = now_ms();
+        let (key, signature) = sign_login(
+            signer,
+            &self.relay_id,
+            &self.nonce,
+            time_ms,
+            space,
+            as_invite,
+        );
+        self.send(&ClientFrame::Auth {
+            device: DeviceId::from_bytes(key),
+            space: *space,
+            time_ms,
+            signature,
+            as_invite,
+        })
+        .await?;
+        match self.recv().await? {
+            RelayFrame::AclChanged { records } => Ok(records),
+            other => Err(unexpected("AclChanged", &other)),
+        }
+    }
+
+    /// Closes the conversation politely; errors are irrelevant by then.
+    pub(crate) async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(None)).await;
+    }
+}
+
+fn unexpected(wanted: &str, got: &RelayFrame) -> SyncError {
+    let name = match got {
+        RelayFrame::Challenge { .. } => "Challenge",
+        RelayFrame::Batch { .. } => "Batch",
+        RelayFrame::Committed { .. } => "Committed",
+        RelayFrame::Event { .. } => "Event",
+        RelayFrame::AclChanged { .. } => "AclChanged",
+        RelayFrame::Lockbox { .. } => "Lockbox",
+        RelayFrame::Reject { .. } => "Reject",
+        RelayFrame::Pong { .. } => "Pong",
+    };
+    SyncError::Protocol(format!("expected {wanted}, got {name}"))
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn decode_chain(records: &[Vec<u8>]) -> Result<Vec<AclRecord>, SyncError> {
+    records
+        .iter()
+        .map(|r| AclRecord::decode(r))
+        .collect::<Result<_, _>>()
+        .map_err(|e| SyncError::Protocol(format!("an ACL record does not decode: {e}")))
+}
+
+/// Takes the relay's chain if it verifies and extends the one this device already has: a
+/// relay can withhold records, but it cannot make a device forget or rewrite one.
+fn adopt_chain(profile: &mut Profile, relay_chain: &[Vec<u8>]) -> Result<AclState, SyncError> {
+    let local = profile.acl_records()?;
+    if relay_chain.len() < local.len() || relay_chain[..local.len()] != local[..] {
+        return Err(SyncError::Protocol(
+            "the relay's ACL does not extend the one this device verified (a rollback or a \
+             fork); nothing was changed"
+                .into(),
+        ));
+    }
+    let decoded = decode_chain(relay_chain)?;
+    let state = AclState::from_records(&decoded, &Limits::default())
+        .map_err(|e| SyncError::Protocol(format!("the relay's ACL does not verify: {e}")))?;
+    if relay_chain.len() > local.len() {
+        profile.replace_acl(relay_chain)?;
+    }
+    Ok(state)
+}
+
+/// Every device that was ever a member: their old envelopes stay valid after a removal.
+fn ever_members(chain: &[AclRecord]) -> Vec<DeviceId> {
+    chain
+        .iter()
+        .filter_map(|r| match &r.body {
+            AclBody::Genesis { device, .. } | AclBody::AddDevice { device, .. } => Some(*device),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Pushes this device's changes and pulls everyone else's, once.
+///
+/// # Errors
+/// A [`SyncError`]; whatever was committed or applied before it stays, the rest is kept
+/// locally for the next sync.
+pub async fn sync_once(profile: &mut Profile, timeout: Duration) -> Result<SyncReport, SyncError> {
+    let relay = profile.relay()?.ok_or(SyncError::NotPaired)?;
+    let local = profile.acl_state()?.ok_or(SyncError::NotPaired)?;
+    profile.stage_outgoing(local.epoch())?;
+    let space = profile.space()?;
+
+    let mut link = Link::connect(&relay, timeout).await?;
+    let mut chain = link.login(&profile.secrets.device, &space, false).await?;
+    if chain.is_empty() {
+        let genesis = profile
+            .acl_records()?
+            .into_iter()
+            .next()
+            .ok_or(SyncError::NotPaired)?;
+        link.send(&ClientFrame::CreateSpace {
+            genesis,
+            token: None,
+        })
+        .await?;
+        chain = match link.recv().await? {
+            RelayFrame::AclChanged { records } => records,
+            other => return Err(unexpected("AclChanged", &other)),
+        };
+    }
+    let state = adopt_chain(profile, &chain)?;
+    let report = exchange(profile, &mut link, &space, &state).await;
+    link.close().await;
+    if report.is_ok() {
+        profile.mark_synced(now_ms())?;
+    }
+    report
+}
+
+/// Whether the relay answers a handshake within `timeout`.
+pub async fn relay_reachable(relay: &str, timeout: Duration) -> bool {
+    match Link::connect(relay, timeout).await {
+        Ok(link) => {
+            link.close().await;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+async fn exchange(
+    profile: &mut Profile,
+    link: &mut Link,
+    space: &SpaceId,
+    state: &AclState,
+) -> Result<SyncReport, SyncError> {
+    let mut report = SyncReport::default();
+    for (counter, envelope) in profile.outbox()? {
+        link.send(&ClientFrame::Push { envelope }).await?;
+        match link.recv().await? {
+            RelayFrame::Committed { counter: c, .. } if c == counter => {
+                profile.acknowledge(counter)?;
+                report.pushed += 1;
+            }
+            other => return Err(unexpected("Committed", &other)),
+        }
+    }
+    let records = profile.acl_records()?;
+    let members = ever_members(&decode_chain(&records)?);
+    link.send(&ClientFrame::Subscribe {
+        space: *space,
+        since_seq: profile.cursor()?,
+    })
+    .await?;
+    loop {
+        match link.recv().await? {
+            RelayFrame::Batch { items, head } => {
+                let done = items.last().is_none_or(|(seq, _)| *seq >= head);
+                for (seq, bytes) in items {
+                    receive(
+                        profile,
+                        link,
+                        space,
+                        state,
+                        &members,
+                        seq,
+                        &bytes,
+                        &mut report,
+                    )
+                    .await?;
+                }
+                if done {
+                    break;
+                }
+            }
+            RelayFrame::Event { seq, envelope } => {
+                receive(
+                    profile,
+                    link,
+                    space,
+                    state,
+                    &members,
+                    seq,
+                    &envelope,
+                    &mut report,
+                )
+                .await?;
+            }
+            // A record added while we sync: the next sync adopts it with the whole chain.
+            RelayFrame::AclChanged { .. } => {}
+            other => return Err(unexpected("Batch", &other)),
+        }
+    }
+    report.cursor = profile.cursor()?;
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn receive(
+    profile: &mut Profile,
+    link: &mut Link,
+    space: &SpaceId,
+    state: &AclState,
+    members: &[DeviceId],
+    seq: u64,
+    bytes: &[u8],
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let envelope = match Envelope::decode(bytes) {
+        Ok(e) => e,
+        Err(e) => {
+            refuse(report, seq, None, format!("unreadable envelope: {e}"));
+            return Ok(());
+        }
+    };
+    let header = *envelope.header();
+    // Authorship: a current member, or a former one writing under an epoch it held.
+    let allowed = state.is_member(&header.author)
+        || (members.contains(&header.author) && header.epoch < state.epoch());
+    if !allowed {
+        refuse(
+            report,
+            seq,
+            Some(header.author),
+            "its author is not a member of this space".into(),
+        );
+        return Ok(());
+    }
+    let key = match profile.epoch_key(header.epoch)? {
+        Some(key) => key,
+        None => {
+            link.send(&ClientFrame::GetLockbox {
+                epoch: header.epoch,
+            })
+            .await?;
+            let blob = match link.recv().await? {
+                RelayFrame::Lockbox { blob, .. } => blob,
+                other => return Err(unexpected("Lockbox", &other)),
+            };
+            match lockbox::open(
+                &blob,
+                &profile.secrets.device,
+                space.as_bytes(),
+                header.epoch,
+            ) {
+                Ok(key) => {
+                    profile.put_epoch_key(header.epoch, &key)?;
+                    key
+                }
+                Err(_) => {
+                    refuse(
+                        report,
+                        seq,
+                        Some(header.author),
+                        format!("no key for epoch {}", header.epoch),
+                    );
+                    return Ok(());
+                }
+            }
+        }
+    };
+    match profile.apply_incoming(seq, &envelope, &key)? {
+        Incoming::Applied => report.received += 1,
+        Incoming::Replayed => {}
+        Incoming::Rejected { reason } => refuse(report, seq, Some(header.author), reason),
+    }
+    Ok(())
+}
+
+fn refuse(report: &mut SyncReport, seq: u64, device: Option<DeviceId>, reason: String) {
+    tracing::warn!(seq, device = ?device.map(|d| d.short()), %reason, "envelope refused");
+    report.rejected.push(RejectedEnvelope {
+        seq,
+        device,
+        reason,
+    });
+}
+
+/// Why joining a space failed. Nothing was created locally unless joining succeeded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The invite has expired.
+    #[error("this invite has expired; ask for a new one with `hearth invite`")]
+    Expired,
+    /// The invite was already used (by you on another device, or by someone else).
+    #[error("this invite was already used; ask for a new one with `hearth invite`")]
+    Used,
+    /// The relay does not know the invite (never uploaded, revoked, or the wrong relay).
+    #[error("the relay does not know this invite; ask for a new one with `hearth invite`")]
+    Unknown,
+    /// A partner invite needs the joiner's name.
+    #[error("joining as a partner needs your name: pass --name NAME")]
+    NameNeeded,
+    /// The sync part failed.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+impl From<Error> for JoinError {
+    fn from(e: Error) -> Self {
+        JoinError::Sync(SyncError::Profile(e))
+    }
+}
+
+/// What joining did.
+#[derive(Debug)]
+pub struct Joined {
+    /// The new profile, holding the space's history.
+    pub profile: Profile,
+    /// Whether this device joined as the partner (rather than another device of the
+    /// inviter).
+    pub as_partner: bool,
+    /// The first sync's report.
+    pub report: SyncReport,
+}
+
+/// Joins the space of `code` from this device, creating the profile in `home` once the
+/// relay has accepted this device: logs in with the invite key, takes the epoch key from
+/// the invite's lockbox, appends this device to the ACL (signed by the device and the
+/// invite), then syncs the whole history. As the partner, adds `name` to the space.
+///
+/// # Errors
+/// A [`JoinError`]; `home` is left untouched unless the relay accepted the device.
+pub async fn join(
+    home: &std::path::Path,
+    code: &hearth_crypto::InviteCode,
+    name: Option<&str>,
+    protection: hearth_crypto::Protection,
+    timeout: Duration,
+) -> Result<Joined, JoinError> {
+    use hearth_proto::{InviteId, InviteRole};
+
+    let space = SpaceId::from_bytes(code.space());
+    let invite = code.keys();
+    let invite_id = InviteId::from_bytes(invite.invite_id());
+
+    let mut link = Link::connect(code.relay(), timeout).await?;
+    let chain = match link.login(&invite, &space, true).await {
+        Ok(chain) => chain,
+        Err(SyncError::Refused {
+            code: RejectCode::InviteExpired,
+            ..
+        }) => return Err(JoinError::Expired),
+        Err(SyncError::Refused {
+            code: RejectCode::InviteUsed,
+            ..
+        }) => return Err(JoinError::Used),
+        Err(SyncError::Refused {
+            code: RejectCode::Unauthorized,
+            ..
+        }) => return Err(JoinError::Unknown),
+        Err(e) => return Err(e.into()),
+    };
+    let state = AclState::from_records(&decode_chain(&chain)?, &Limits::default())
+        .map_err(|e| SyncError::Protocol(format!("the relay's ACL does not verify: {e}")))?;
+    let info = state.invite(&invite_id).ok_or(JoinError::Unknown)?;
+    if info.used_by.is_some() {
+        return Err(JoinError::Used);
+    }
+    if !info.is_usable(now_ms()) {
+        return Err(JoinError::Expired);
+    }
+    let as_partner = info.role == InviteRole::Partner;
+    let name = name.map(str::trim).filter(|n| !n.is_empty());
+    if as_partner && name.is_none() {
+        return Err(JoinError::NameNeeded);
+    }
+    let epoch = state.epoch();
+    link.send(&ClientFrame::GetLockbox { epoch }).await?;
+    let blob = match link.recv().await? {
+        RelayFrame::Lockbox { blob, .. } => blob,
+        other => return Err(unexpected("Lockbox", &other).into()),
+    };
+    let (key, inviter) = invite
+        .open_lockbox(&blob, space.as_bytes(), epoch)
+        .map_err(|_| {
+            SyncError::Protocol("the invite's key box does not open with this code".into())
+        })?;
+    let person = match (as_partner, inviter) {
+        (true, _) => hearth_doc::PersonId::random(),
+        (false, Some(p)) => p
+            .parse()
+            .map_err(|_| SyncError::Protocol("the invite names an invalid person".into()))?,
+        (false, None) => {
+            return Err(SyncError::Protocol("a device invite without its person".into()).into());
+        }
+    };
+
+    let secrets = hearth_crypto::ProfileSecrets::generate().map_err(Error::from)?;
+    let record = hearth_crypto::sign_record(
+        state.head(),
+        AclBody::AddDevice {
+            device: secrets.device.device_id(),
+            invite: invite_id,
+        },
+        &[&secrets.device, &invite],
+    )
+    .map_err(Error::from)?;
+    link.send(&ClientFrame::PutAcl {
+        record: record.encode(),
+    })
+    .await?;
+    match link.recv().await {
+        Ok(RelayFrame::AclChanged { .. }) => {}
+        Ok(other) => return Err(unexpected("AclChanged", &other).into()),
+        Err(SyncError::Refused {
+            code: RejectCode::InviteUsed,
+            ..
+        }) => return Err(JoinError::Used),
+        Err(SyncError::Refused {
+            code: RejectCode::InviteExpired,
+            ..
+        }) => return Err(JoinError::Expired),
+        Err(e) => return Err(e.into()),
+    }
+    link.close().await;
+
+    // The relay accepted this device: from here on the profile exists.
+    let mut profile =
+        Profile::create_joining(home, protection, secrets, &space, &person, code.relay())?;
+    profile.put_epoch_key(epoch, &key)?;
+    let mut link = Link::connect(code.relay(), timeout).await?;
+    let chain = link.login(&profile.secrets.device, &space, false).await?;
+    let state = adopt_chain(&mut profile, &chain)?;
+    let mut report = exchange(&mut profile, &mut link, &space, &state).await?;
+    link.close().await;
+    if let Some(name) = name.filter(|_| as_partner) {
+        let now = hearth_doc::Millis::now();
+        profile.write(|doc| doc.add_person(&person, name, now))?;
+        let pushed = sync_once(&mut profile, timeout).await?;
+        report.pushed += pushed.pushed;
+        report.received += pushed.received;
+        report.rejected.extend(pushed.rejected);
+        report.cursor = pushed.cursor;
+    }
+    Ok(Joined {
+        profile,
+        as_partner,
+        report,
+    })
+}
+
+/// Mints an invite and hands it to the relay (the signed Invite record and the invite's key
+/// box), so the other device can join while this one is offline. Syncs first, so the space
+/// exists on the relay and the record follows its newest ACL head.
+///
+/// # Errors
+/// A [`SyncError`]; no code is returned unless the relay accepted the invite.
+pub async fn invite(
+    profile: &mut Profile,
+    role: hearth_proto::InviteRole,
+    ttl: Duration,
+    timeout: Duration,
+) -> Result<hearth_crypto::InviteCode, SyncError> {
+    sync_once(profile, timeout).await?;
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    let minted = profile.mint_invite(role, ttl_ms, now_ms())?;
+    let relay = profile.relay()?.ok_or(SyncError::NotPaired)?;
+    let space = profile.space()?;
+    let mut link = Link::connect(&relay, timeout).await?;
+    let chain = link.login(&profile.secrets.device, &space, false).await?;
+    adopt_chain(profile, &chain)?;
+    link.send(&ClientFrame::PutAcl {
+        record: minted.record.encode(),
+    })
+    .await?;
+    match link.recv().await? {
+        RelayFrame::AclChanged { .. } => {}
+        other => return Err(unexpected("AclChanged", &other)),
+    }
+    let mut chain = profile.acl_records()?;
+    chain.push(minted.record.encode());
+    profile.replace_acl(&chain)?;
+    link.send(&ClientFrame::PutLockbox {
+        device: DeviceId::from_bytes(minted.code.keys().invite_id()),
+        epoch: minted.epoch,
+        blob: minted.lockbox,
+    })
+    .await?;
+    // PutLockbox has no success reply; a Ping proves the relay processed it (replies come
+    // in request order, and a refusal would arrive first).
+    link.send(&ClientFrame::Ping { nonce: 1 }).await?;
+    match link.recv().await? {
+        RelayFrame::Pong { .. } => {}
+        other => return Err(unexpected("Pong", &other)),
+    }
+    link.close().await;
+    Ok(minted.code)
+}

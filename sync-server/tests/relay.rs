@@ -1,0 +1,1078 @@
+//! End-to-end tests of the relay: the real server on 127.0.0.1:0 over a real SQLite file,
+//! driven frame by frame with real Ed25519 keys, signed envelopes and ACL records.
+//! Every wait is bounded by a timeout, so a bug fails a test instead of hanging it.
+#![allow(clippy::unwrap_used)] // a panic in a test is the failure report
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ed25519_dalek::{Signer, SigningKey};
+use futures_util::{SinkExt, StreamExt};
+use hearth_proto::{
+    AclBody, AclRecord, ClientFrame, DeviceId, Envelope, EnvelopeHeader, EnvelopeKind, InviteId,
+    InviteRole, Limits, PROTOCOL_VERSION, RejectCode, RelayFrame, SpaceId, auth_message,
+    decode_relay, encode_client,
+};
+use hearth_relay::{RelayConfig, RelayError};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const WAIT: Duration = Duration::from_secs(10);
+const MAX: usize = 1024 * 1024;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn dev(key: &SigningKey) -> DeviceId {
+    DeviceId::from_bytes(key.verifying_key().to_bytes())
+}
+
+fn inv(key: &SigningKey) -> InviteId {
+    InviteId::from_bytes(key.verifying_key().to_bytes())
+}
+
+fn acl(prev: [u8; 32], body: AclBody, signers: &[&SigningKey]) -> AclRecord {
+    let message = AclRecord::signing_message(&prev, &body);
+    AclRecord {
+        prev,
+        body,
+        signatures: signers
+            .iter()
+            .map(|k| (k.verifying_key().to_bytes(), k.sign(&message).to_bytes()))
+            .collect(),
+    }
+}
+
+fn envelope(author: &SigningKey, space: SpaceId, counter: u64, body: &[u8]) -> Vec<u8> {
+    sealed(author, space, counter, EnvelopeKind::Changes, body)
+}
+
+fn sealed(
+    author: &SigningKey,
+    space: SpaceId,
+    counter: u64,
+    kind: EnvelopeKind,
+    body: &[u8],
+) -> Vec<u8> {
+    let header = EnvelopeHeader {
+        kind,
+        space,
+        epoch: 0,
+        author: dev(author),
+        counter,
+    };
+    let nonce = [counter as u8; 24];
+    let message = Envelope::signed_message(&header, &nonce, body);
+    Envelope::from_parts(
+        header,
+        nonce,
+        body.to_vec(),
+        author.sign(&message).to_bytes(),
+    )
+    .encode()
+}
+
+struct TestRelay {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), RelayError>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestRelay {
+    async fn start() -> Self {
+        Self::start_with(Limits::default()).await
+    }
+
+    async fn start_with(limits: Limits) -> Self {
+        Self::start_with_config(RelayConfig {
+            limits,
+            ..RelayConfig::default()
+        })
+        .await
+    }
+
+    async fn start_with_config(config: RelayConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = RelayConfig {
+            db: dir.path().join("relay.db"),
+            ..config
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(hearth_relay::serve(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop: Some(stop),
+            task,
+            _dir: dir,
+        }
+    }
+
+    async fn connect(&self) -> Client {
+        Client::at(self.addr).await
+    }
+
+    /// A client that said Hello and got its Challenge.
+    async fn greeted(&self) -> Client {
+        let mut client = self.connect().await;
+        client.hello().await;
+        client
+    }
+
+    async fn http_get(&self, path: &str) -> String {
+        let mut stream = timeout(WAIT, TcpStream::connect(self.addr))
+            .await
+            .unwrap()
+            .unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        timeout(WAIT, stream.read_to_string(&mut response))
+            .await
+            .expect("http response timed out")
+            .unwrap();
+        response
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        timeout(WAIT, self.task)
+            .await
+            .expect("serve did not return after shutdown")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    relay_id: [u8; 16],
+    nonce: [u8; 32],
+}
+
+impl Client {
+    async fn at(addr: SocketAddr) -> Self {
+        let (ws, _) = timeout(
+            WAIT,
+            tokio_tungstenite::connect_async(format!("ws://{addr}/v1/sync")),
+        )
+        .await
+        .expect("connect timed out")
+        .expect("websocket upgrade");
+        Client {
+            ws,
+            relay_id: [0; 16],
+            nonce: [0; 32],
+        }
+    }
+
+    async fn send(&mut self, frame: &ClientFrame) {
+        let bytes = encode_client(frame, MAX).unwrap();
+        self.ws.send(Message::Binary(bytes.into())).await.unwrap();
+    }
+
+    /// The next frame, or `None` once the relay closed the connection.
+    async fn next(&mut self) -> Option<RelayFrame> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("no frame from the relay in time");
+            match message {
+                Some(Ok(Message::Binary(bytes))) => {
+                    return Some(decode_relay(&bytes, MAX).unwrap());
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(other)) => panic!("unexpected message {other:?}"),
+            }
+        }
+    }
+
+    async fn recv(&mut self) -> RelayFrame {
+        self.next().await.expect("the relay closed the connection")
+    }
+
+    async fn request(&mut self, frame: &ClientFrame) -> RelayFrame {
+        self.send(frame).await;
+        self.recv().await
+    }
+
+    async fn expect_closed(&mut self) {
+        assert_eq!(self.next().await, None, "the relay should have closed");
+    }
+
+    async fn hello(&mut self) {
+        let challenge = self
+            .request(&ClientFrame::Hello {
+                version: PROTOCOL_VERSION,
+                client: "relay-tests".into(),
+            })
+            .await;
+        let RelayFrame::Challenge {
+            relay_id,
+            nonce,
+            versions,
+            ..
+        } = challenge
+        else {
+            panic!("expected Challenge, got {challenge:?}");
+        };
+        assert!(versions.contains(&PROTOCOL_VERSION));
+        self.relay_id = relay_id;
+        self.nonce = nonce;
+    }
+
+    async fn auth_at(
+        &mut self,
+        signer: &SigningKey,
+        space: SpaceId,
+        as_invite: bool,
+        time_ms: u64,
+    ) -> RelayFrame {
+        let device = dev(signer);
+        let message = auth_message(
+            &self.relay_id,
+            &self.nonce,
+            time_ms,
+            &space,
+            &device,
+            as_invite,
+        );
+        self.request(&ClientFrame::Auth {
+            device,
+            space,
+            time_ms,
+            signature: signer.sign(&message).to_bytes(),
+            as_invite,
+        })
+        .await
+    }
+
+    async fn auth(&mut self, signer: &SigningKey, space: SpaceId, as_invite: bool) -> RelayFrame {
+        self.auth_at(signer, space, as_invite, now_ms()).await
+    }
+
+    async fn push(&mut self, envelope: Vec<u8>) -> RelayFrame {
+        self.request(&ClientFrame::Push { envelope }).await
+    }
+
+    /// Subscribes and collects every Batch item up to the head.
+    async fn subscribe(&mut self, space: SpaceId, since_seq: u64) -> Vec<(u64, Vec<u8>)> {
+        self.send(&ClientFrame::Subscribe { space, since_seq })
+            .await;
+        let mut all = Vec::new();
+        loop {
+            match self.recv().await {
+                RelayFrame::Batch { items, head } => {
+                    let last = items.last().map(|(seq, _)| *seq);
+                    all.extend(items);
+                    if last.is_none_or(|last| last >= head) {
+                        return all;
+                    }
+                }
+                other => panic!("expected Batch, got {other:?}"),
+            }
+        }
+    }
+}
+
+fn reject_code(frame: &RelayFrame) -> RejectCode {
+    match frame {
+        RelayFrame::Reject { code, .. } => *code,
+        other => panic!("expected Reject, got {other:?}"),
+    }
+}
+
+fn reject_message(frame: &RelayFrame) -> String {
+    match frame {
+        RelayFrame::Reject { message, .. } => message.clone(),
+        other => panic!("expected Reject, got {other:?}"),
+    }
+}
+
+/// A space created by device A (key 1) and joined by device B (key 2) through a partner
+/// invite (key 3), with both devices connected and authenticated.
+struct Couple {
+    space: SpaceId,
+    /// Hash of the last ACL record.
+    head: [u8; 32],
+    a_key: SigningKey,
+    b_key: SigningKey,
+    a: Client,
+    b: Client,
+}
+
+async fn create_space(
+    relay: &TestRelay,
+    creator: &SigningKey,
+    space: SpaceId,
+) -> (Client, AclRecord) {
+    let mut client = relay.greeted().await;
+    assert_eq!(
+        client.auth(creator, space, false).await,
+        RelayFrame::AclChanged { records: vec![] },
+        "a new space authenticates for creation"
+    );
+    let genesis = acl(
+        [0; 32],
+        AclBody::Genesis {
+            space,
+            device: dev(creator),
+            epoch: 0,
+        },
+        &[creator],
+    );
+    let reply = client
+        .request(&ClientFrame::CreateSpace {
+            genesis: genesis.encode(),
+            token: None,
+        })
+        .await;
+    assert_eq!(
+        reply,
+        RelayFrame::AclChanged {
+            records: vec![genesis.encode()]
+        }
+    );
+    (client, genesis)
+}
+
+async fn couple(relay: &TestRelay) -> Couple {
+    let space = SpaceId::from_bytes([0x5a; 16]);
+    let (a_key, b_key, invite_key) = (key(1), key(2), key(3));
+    let (mut a, genesis) = create_space(relay, &a_key, space).await;
+    let invite = acl(
+        genesis.hash(),
+        AclBody::Invite {
+            invite: inv(&invite_key),
+            expires_at_ms: now_ms() + 3_600_000,
+            role: InviteRole::Partner,
+            by: dev(&a_key),
+        },
+        &[&a_key],
+    );
+    assert_eq!(
+        a.request(&ClientFrame::PutAcl {
+            record: invite.encode()
+        })
+        .await,
+        RelayFrame::AclChanged {
+            records: vec![invite.encode()]
+        }
+    );
+    a.send(&ClientFrame::PutLockbox {
+        device: dev(&invite_key),
+        epoch: 0,
+        blob: b"epoch key sealed to the invite".to_vec(),
+    })
+    .await;
+    assert_eq!(
+        a.request(&ClientFrame::Ping { nonce: 7 }).await,
+        RelayFrame::Pong { nonce: 7 }
+    );
+
+    // The joiner authenticates with the invite key, fetches its lockbox, adds its device.
+    let mut joining = relay.greeted().await;
+    assert_eq!(
+        joining.auth(&invite_key, space, true).await,
+        RelayFrame::AclChanged {
+            records: vec![genesis.encode(), invite.encode()]
+        }
+    );
+    assert_eq!(
+        joining.request(&ClientFrame::GetLockbox { epoch: 0 }).await,
+        RelayFrame::Lockbox {
+            epoch: 0,
+            blob: b"epoch key sealed to the invite".to_vec()
+        }
+    );
+    let refused = joining
+        .push(envelope(&invite_key, space, 1, b"not yet"))
+        .await;
+    assert_eq!(
+        reject_code(&refused),
+        RejectCode::Invalid,
+        "an invite key cannot push"
+    );
+    let add = acl(
+        invite.hash(),
+        AclBody::AddDevice {
+            device: dev(&b_key),
+            invite: inv(&invite_key),
+        },
+        &[&b_key, &invite_key],
+    );
+    assert_eq!(
+        joining
+            .request(&ClientFrame::PutAcl {
+                record: add.encode()
+            })
+            .await,
+        RelayFrame::AclChanged {
+            records: vec![add.encode()]
+        }
+    );
+    // A subscriber would see it live; A is not subscribed yet, so nothing queued for it.
+    let mut b = relay.greeted().await;
+    assert_eq!(
+        b.auth(&b_key, space, false).await,
+        RelayFrame::AclChanged {
+            records: vec![genesis.encode(), invite.encode(), add.encode()]
+        }
+    );
+    Couple {
+        space,
+        head: add.hash(),
+        a_key,
+        b_key,
+        a,
+        b,
+    }
+}
+
+#[tokio::test]
+async fn partner_joins_with_an_invite_and_sees_pushes_live() {
+    let relay = TestRelay::start().await;
+    let Couple {
+        space,
+        a_key,
+        mut a,
+        mut b,
+        ..
+    } = couple(&relay).await;
+    assert!(b.subscribe(space, 0).await.is_empty());
+
+    let sealed = envelope(&a_key, space, 1, b"an appreciation, sealed");
+    assert_eq!(
+        a.push(sealed.clone()).await,
+        RelayFrame::Committed { seq: 1, counter: 1 }
+    );
+    assert_eq!(
+        b.recv().await,
+        RelayFrame::Event {
+            seq: 1,
+            envelope: sealed
+        },
+        "B receives the identical bytes"
+    );
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn duplicate_push_answers_the_original_seq_and_is_stored_once() {
+    let relay = TestRelay::start().await;
+    let Couple {
+        space,
+        a_key,
+        mut a,
+        mut b,
+        ..
+    } = couple(&relay).await;
+    let first = envelope(&a_key, space, 1, b"first");
+    assert_eq!(
+        a.push(first.clone()).await,
+        RelayFrame::Committed { seq: 1, counter: 1 }
+    );
+    assert_eq!(
+        a.push(first.clone()).await,
+        RelayFrame::Committed { seq: 1, counter: 1 }
+    );
+    assert_eq!(
+        a.push(envelope(&a_key, space, 2, b"second")).await,
+        RelayFrame::Committed { seq: 2, counter: 2 }
+    );
+    let stored = b.subscribe(space, 0).await;
+    assert_eq!(stored.len(), 2, "the duplicate is stored once");
+    assert_eq!(stored[0], (1, first));
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn reconnecting_with_since_seq_gets_only_newer_envelopes() {
+    let relay = TestRelay::start().await;
+    let Couple {
+        space,
+        a_key,
+        b_key,
+        mut a,
+        mut b,
+        ..
+    } = couple(&relay).await;
+    let mut sent = Vec::new();
+    for counter in 1..=5 {
+        let bytes = envelope(
+            &a_key,
+            space,
+            counter,
+            format!("change {counter}").as_bytes(),
+        );
+        assert_eq!(
+            a.push(bytes.clone()).await,
+            RelayFrame::Committed {
+                seq: counter,
+                counter
+            }
+        );
+        sent.push((counter, bytes));
+    }
+    assert_eq!(b.subscribe(space, 0).await, sent);
+    drop(b);
+
+    let mut again = relay.greeted().await;
+    assert!(matches!(
+        again.auth(&b_key, space, false).await,
+        RelayFrame::AclChanged { .. }
+    ));
+    assert_eq!(again.subscribe(space, 3).await, sent[3..].to_vec());
+    // And live events follow the batch.
+    let sixth = envelope(&a_key, space, 6, b"change 6");
+    assert_eq!(
+        a.push(sixth.clone()).await,
+        RelayFrame::Committed { seq: 6, counter: 6 }
+    );
+    assert_eq!(
+        again.recv().await,
+        RelayFrame::Event {
+            seq: 6,
+            envelope: sixth
+        }
+    );
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn stranger_is_unauthorized_with_the_same_message_as_for_a_missing_space() {
+    let relay = TestRelay::start().await;
+    let Couple { space, .. } = couple(&relay).await;
+    let stranger = key(66);
+
+    let mut client = relay.greeted().await;
+    let existing = client.auth(&stranger, space, false).await;
+    assert_eq!(reject_code(&existing), RejectCode::Unauthorized);
+    client.expect_closed().await;
+
+    let mut client = relay.greeted().await;
+    let as_invite = client.auth(&stranger, space, true).await;
+    assert_eq!(reject_code(&as_invite), RejectCode::Unauthorized);
+
+    let mut client = relay.greeted().await;
+    let missing = client
+        .auth(&stranger, SpaceId::from_bytes([0x77; 16]), true)
+        .await;
+    assert_eq!(reject_code(&missing), RejectCode::Unauthorized);
+    assert_eq!(reject_message(&existing), reject_message(&missing));
+    assert_eq!(reject_message(&existing), reject_message(&as_invite));
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn bad_auth_signature_is_unauthorized() {
+    let relay = TestRelay::start().await;
+    let Couple { space, a_key, .. } = couple(&relay).await;
+    let mut client = relay.greeted().await;
+    let time_ms = now_ms();
+    // Signed over another nonce: a replayed or forged signature.
+    let message = auth_message(
+        &client.relay_id,
+        &[0; 32],
+        time_ms,
+        &space,
+        &dev(&a_key),
+        false,
+    );
+    let reply = client
+        .request(&ClientFrame::Auth {
+            device: dev(&a_key),
+            space,
+            time_ms,
+            signature: a_key.sign(&message).to_bytes(),
+            as_invite: false,
+        })
+        .await;
+    assert_eq!(reject_code(&reply), RejectCode::Unauthorized);
+    client.expect_closed().await;
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn stale_auth_time_is_unauthorized() {
+    let relay = TestRelay::start().await;
+    let Couple { space, a_key, .. } = couple(&relay).await;
+    let mut client = relay.greeted().await;
+    let an_hour_ago = now_ms() - 3_600_000;
+    let reply = client.auth_at(&a_key, space, false, an_hour_ago).await;
+    assert_eq!(reject_code(&reply), RejectCode::Unauthorized);
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn tampered_envelope_is_rejected_and_nothing_stored() {
+    let relay = TestRelay::start().await;
+    let Couple {
+        space,
+        a_key,
+        mut a,
+        mut b,
+        ..
+    } = couple(&relay).await;
+    let mut tampered = envelope(&a_key, space, 1, b"the original text");
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 1;
+    let reply = a.push(tampered).await;
+    assert_eq!(reject_code(&reply), RejectCode::Invalid);
+    // The connection stays usable, and nothing was stored.
+    assert_eq!(
+        a.request(&ClientFrame::Ping { nonce: 1 }).await,
+        RelayFrame::Pong { nonce: 1 }
+    );
+    assert!(b.subscribe(space, 0).await.is_empty());
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn push_as_another_author_is_rejected() {
+    let relay = TestRelay::start().await;
+    let Couple {
+        space,
+        a_key,
+        mut a,
+        mut b,
+        ..
+    } = couple(&relay).await;
+    // B relays a validly signed envelope of A's: only its author may push it.
+    let reply = b.push(envelope(&a_key, space, 1, b"A's words")).await;
+    assert_eq!(reject_code(&reply), RejectCode::NotMember);
+    assert!(a.subscribe(space, 0).await.is_empty());
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn version_mismatch_names_both_versions() {
+    let relay = TestRelay::start().await;
+    let mut client = relay.connect().await;
+    let reply = client
+        .request(&ClientFrame::Hello {
+            version: 99,
+            client: "from the future".into(),
+        })
+        .await;
+    assert_eq!(reject_code(&reply), RejectCode::UnsupportedVersion);
+    let message = reject_message(&reply);
+    assert!(
+        message.contains("99") && message.contains(&PROTOCOL_VERSION.to_string()),
+        "{message}"
+    );
+    client.expect_closed().await;
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_frame_is_refused_and_the_relay_keeps_serving() {
+    let limits = Limits {
+        max_frame_bytes: 64 * 1024,
+        max_envelope_bytes: 32 * 1024,
+        ..Limits::default()
+    };
+    let relay = TestRelay::start_with(limits).await;
+    let mut client = relay.greeted().await;
+    let huge = vec![0u8; 200 * 1024];
+    // The relay refuses it (and closes) as soon as it reads the frame's length; the
+    // client may see the Reject, or the connection reset while it was still sending.
+    let _ = client.ws.send(Message::Binary(huge.into())).await;
+    if let Some(frame) = client.next().await {
+        assert_eq!(reject_code(&frame), RejectCode::TooLarge);
+        client.expect_closed().await;
+    }
+
+    // An envelope over the envelope limit inside a frame under the frame limit.
+    let a_key = key(1);
+    let space = SpaceId::from_bytes([9; 16]);
+    let (mut a, _) = create_space(&relay, &a_key, space).await;
+    let reply = a.push(envelope(&a_key, space, 1, &[1; 40 * 1024])).await;
+    assert_eq!(reject_code(&reply), RejectCode::TooLarge);
+    assert_eq!(
+        a.push(envelope(&a_key, space, 1, b"small")).await,
+        RelayFrame::Committed { seq: 1, counter: 1 }
+    );
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_ends_open_websockets() {
+    let relay = TestRelay::start().await;
+    let Couple {
+        space,
+        mut a,
+        mut b,
+        ..
+    } = couple(&relay).await;
+    assert!(b.subscribe(space, 0).await.is_empty());
+    // Both clients stay connected while the relay stops.
+    relay.stop().await;
+    a.expect_closed().await;
+    b.expect_closed().await;
+}
+
+#[tokio::test]
+async fn healthz_and_metrics_answer() {
+    let relay = TestRelay::start().await;
+    let Couple {
+        space,
+        a_key,
+        mut a,
+        b: _b,
+        ..
+    } = couple(&relay).await;
+    assert!(matches!(
+        a.push(envelope(&a_key, space, 1, b"counted")).await,
+        RelayFrame::Committed { .. }
+    ));
+    let health = relay.http_get("/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.ends_with("ok"), "{health}");
+    let metrics = relay.http_get("/metrics").await;
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    let open: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("hearth_relay_connections_open "))
+        .expect("a connections gauge")
+        .parse()
+        .unwrap();
+    // A and B; the joiner's closed connection may not have been noticed yet.
+    assert!((2..=3).contains(&open), "{open} connections open");
+    for line in [
+        "hearth_relay_pushes_committed_total 1",
+        "hearth_relay_store_batches_total 1",
+        "hearth_relay_rejects_total{code=\"invalid\"} 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn removed_device_is_told_and_can_no_longer_sync() {
+    let relay = TestRelay::start().await;
+    let Couple {
+        space,
+        head,
+        a_key,
+        b_key,
+        mut a,
+        mut b,
+    } = couple(&relay).await;
+    assert!(b.subscribe(space, 0).await.is_empty());
+    let remove = acl(
+        head,
+        AclBody::RemoveDevice {
+            device: dev(&b_key),
+            by: dev(&a_key),
+        },
+        &[&a_key],
+    );
+    let record = remove.encode();
+    assert_eq!(
+        a.request(&ClientFrame::PutAcl {
+            record: record.clone()
+        })
+        .await,
+        RelayFrame::AclChanged {
+            records: vec![record.clone()]
+        }
+    );
+    assert_eq!(
+        b.recv().await,
+        RelayFrame::AclChanged {
+            records: vec![record]
+        },
+        "subscribers see ACL changes live"
+    );
+    assert_eq!(reject_code(&b.recv().await), RejectCode::NotMember);
+    b.expect_closed().await;
+
+    let mut again = relay.greeted().await;
+    let reply = again.auth(&b_key, space, false).await;
+    assert_eq!(reject_code(&reply), RejectCode::Unauthorized);
+    // A record that no longer follows the head loses the race.
+    let stale = acl(
+        head,
+        AclBody::RotateEpoch {
+            epoch: 1,
+            by: dev(&a_key),
+        },
+        &[&a_key],
+    );
+    let reply = a
+        .request(&ClientFrame::PutAcl {
+            record: stale.encode(),
+        })
+        .await;
+    assert_eq!(reject_code(&reply), RejectCode::Conflict);
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn used_and_expired_invites_are_refused_with_their_reason() {
+    let relay = TestRelay::start().await;
+    let Couple {
+        space,
+        head,
+        a_key,
+        mut a,
+        ..
+    } = couple(&relay).await;
+    let mut reuse = relay.greeted().await;
+    let reply = reuse.auth(&key(3), space, true).await;
+    assert_eq!(reject_code(&reply), RejectCode::InviteUsed);
+
+    let late = key(4);
+    let expired = acl(
+        head,
+        AclBody::Invite {
+            invite: inv(&late),
+            expires_at_ms: now_ms() - 1,
+            role: InviteRole::OwnDevice,
+            by: dev(&a_key),
+        },
+        &[&a_key],
+    );
+    assert!(matches!(
+        a.request(&ClientFrame::PutAcl {
+            record: expired.encode()
+        })
+        .await,
+        RelayFrame::AclChanged { .. }
+    ));
+    let mut joiner = relay.greeted().await;
+    let reply = joiner.auth(&late, space, true).await;
+    assert_eq!(reject_code(&reply), RejectCode::InviteExpired);
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn pushes_over_the_rate_limit_are_refused() {
+    let limits = Limits {
+        max_pushes_per_sec: 1,
+        ..Limits::default()
+    };
+    let relay = TestRelay::start_with(limits).await;
+    let a_key = key(1);
+    let space = SpaceId::from_bytes([8; 16]);
+    let (mut a, _) = create_space(&relay, &a_key, space).await;
+    assert!(matches!(
+        a.push(envelope(&a_key, space, 1, b"one")).await,
+        RelayFrame::Committed { .. }
+    ));
+    let reply = a.push(envelope(&a_key, space, 2, b"two")).await;
+    assert_eq!(reject_code(&reply), RejectCode::RateLimited);
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn snapshot_stands_in_for_the_envelopes_it_covers() {
+    let relay = TestRelay::start().await;
+    let Couple {
+        space,
+        a_key,
+        mut a,
+        mut b,
+        ..
+    } = couple(&relay).await;
+    for counter in 1..=3 {
+        assert!(matches!(
+            a.push(envelope(&a_key, space, counter, b"change")).await,
+            RelayFrame::Committed { .. }
+        ));
+    }
+    let snapshot = sealed(
+        &a_key,
+        space,
+        4,
+        EnvelopeKind::Snapshot { covers_seq: 2 },
+        b"the whole document up to seq 2",
+    );
+    assert_eq!(
+        a.request(&ClientFrame::PushSnapshot {
+            envelope: snapshot.clone()
+        })
+        .await,
+        RelayFrame::Committed { seq: 2, counter: 4 }
+    );
+    let items = b.subscribe(space, 0).await;
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert_eq!(items[0], (2, snapshot));
+    assert_eq!(items[1].0, 3);
+    // A subscriber already past the snapshot does not get it.
+    let mut c = relay.greeted().await;
+    assert!(matches!(
+        c.auth(&a_key, space, false).await,
+        RelayFrame::AclChanged { .. }
+    ));
+    assert_eq!(c.subscribe(space, 2).await.len(), 1);
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn binary_prints_its_address_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth-relay"))
+        .args(["--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("relay.db"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = timeout(WAIT, lines.next_line())
+        .await
+        .expect("no address printed in time")
+        .unwrap()
+        .unwrap();
+    let addr: SocketAddr = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    assert_ne!(addr.port(), 0);
+    let mut client = Client::at(addr).await;
+    client.hello().await;
+
+    let pid = child.id().unwrap().to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let status = timeout(WAIT, child.wait())
+        .await
+        .expect("the relay did not stop on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    client.expect_closed().await;
+    assert_eq!(
+        timeout(WAIT, lines.next_line()).await.unwrap().unwrap(),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_sees_every_seq_once_in_order_under_concurrent_pushes() {
+    const EACH: u64 = 30;
+    let relay = TestRelay::start().await;
+    let Couple {
+        space,
+        a_key,
+        b_key,
+        mut a,
+        mut b,
+        ..
+    } = couple(&relay).await;
+    let mut watcher = relay.greeted().await;
+    assert!(matches!(
+        watcher.auth(&a_key, space, false).await,
+        RelayFrame::AclChanged { .. }
+    ));
+    assert!(watcher.subscribe(space, 0).await.is_empty());
+
+    let pusher = |mut client: Client, key: SigningKey| async move {
+        for counter in 1..=EACH {
+            let bytes = envelope(&key, space, counter, &counter.to_be_bytes());
+            client.send(&ClientFrame::Push { envelope: bytes }).await;
+        }
+        for _ in 1..=EACH {
+            assert!(matches!(client.recv().await, RelayFrame::Committed { .. }));
+        }
+        client
+    };
+    let from_a = tokio::spawn(pusher(a, a_key.clone()));
+    let from_b = tokio::spawn(pusher(b, b_key.clone()));
+    let mut seqs = Vec::new();
+    while seqs.len() < 2 * EACH as usize {
+        match watcher.recv().await {
+            RelayFrame::Event { seq, .. } => seqs.push(seq),
+            other => panic!("expected Event, got {other:?}"),
+        }
+    }
+    assert_eq!(seqs, (1..=2 * EACH).collect::<Vec<_>>());
+    a = from_a.await.unwrap();
+    b = from_b.await.unwrap();
+    drop((a, b));
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn silent_clients_are_disconnected() {
+    let relay = TestRelay::start_with_config(RelayConfig {
+        handshake_timeout: Duration::from_millis(200),
+        idle_timeout: Duration::from_millis(400),
+        ..RelayConfig::default()
+    })
+    .await;
+    // Never says Hello.
+    let mut mute = relay.connect().await;
+    mute.expect_closed().await;
+    // Authenticates, then goes silent: a client answers pings only while it reads, so
+    // this one stops reading for longer than the idle timeout (silence is the point here,
+    // not a wait for readiness).
+    let a_key = key(1);
+    let (mut quiet, _) = create_space(&relay, &a_key, SpaceId::from_bytes([4; 16])).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    quiet.expect_closed().await;
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn a_member_can_delete_the_space_and_everyone_is_told() {
+    let relay = TestRelay::start().await;
+    let Couple {
+        space,
+        a_key,
+        mut a,
+        mut b,
+        ..
+    } = couple(&relay).await;
+    assert!(matches!(
+        a.push(envelope(&a_key, space, 1, b"soon gone")).await,
+        RelayFrame::Committed { .. }
+    ));
+    assert_eq!(b.subscribe(space, 0).await.len(), 1);
+    let message = hearth_proto::delete_space_message(&a.relay_id, &a.nonce, &space);
+    let reply = a
+        .request(&ClientFrame::DeleteSpace {
+            space,
+            signature: a_key.sign(&message).to_bytes(),
+        })
+        .await;
+    assert_eq!(reply, RelayFrame::AclChanged { records: vec![] });
+    a.expect_closed().await;
+    assert_eq!(reject_code(&b.recv().await), RejectCode::NotMember);
+    b.expect_closed().await;
+    // Nothing is left: the space id is free again.
+    let mut again = relay.greeted().await;
+    assert_eq!(
+        again.auth(&a_key, space, false).await,
+        RelayFrame::AclChanged { records: vec![] }
+    );
+    relay.stop().await;
+}

@@ -1,0 +1,144 @@
+//! The pairing story through the real `hearth` program and a real relay on 127.0.0.1:0.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use hearth_relay::RelayConfig;
+use hearth_tests::Device;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hearth-test-bin");
+
+/// A relay on its own runtime thread, bound before anyone connects.
+struct Relay {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    fn start(db: &Path) -> Relay {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let url = format!("ws://{}/v1/sync", listener.local_addr().unwrap());
+        let config = RelayConfig {
+            db: db.to_owned(),
+            ..RelayConfig::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime
+                .block_on(hearth_relay::serve(config, listener, async move {
+                    let _ = stopped.await;
+                }))
+                .unwrap();
+        });
+        Relay {
+            url,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn partners_pair_with_the_cli_and_see_each_others_entries() {
+    let sam = Device::new(BIN);
+    let relay = Relay::start(&sam.scratch().join("relay.db"));
+    let out = sam.ok([
+        "init",
+        "--name",
+        "Sam",
+        "--no-passphrase",
+        "--relay",
+        &relay.url,
+    ]);
+    assert!(out.contains("syncs through"), "{out}");
+    sam.ok(["appreciate", "Thank you for the tea"]);
+    let code = sam.ok(["invite"]).trim().to_owned();
+    assert!(code.starts_with("hearth1."), "{code}");
+
+    let jordan = Device::new(BIN);
+    let out = jordan.ok(["join", &code, "--name", "Jordan", "--no-passphrase"]);
+    assert!(out.contains("Joined"), "{out}");
+    assert!(
+        jordan
+            .ok(["log"])
+            .contains("Sam appreciated: Thank you for the tea")
+    );
+
+    jordan.ok(["appreciate", "Thank you for waiting up"]);
+    jordan.ok(["sync"]);
+    sam.ok(["sync"]);
+    let log = sam.ok(["log"]);
+    assert!(
+        log.contains("Jordan appreciated: Thank you for waiting up"),
+        "{log}"
+    );
+    let status = sam.json(["status"]);
+    assert_eq!(status["partner"]["name"], "Jordan");
+    assert_eq!(status["relay_reachable"], true);
+    assert_eq!(status["pending_changes"], 0);
+
+    // The code was for one person, once.
+    let eve = Device::new(BIN);
+    let run = eve.run(["join", &code, "--name", "Eve", "--no-passphrase"]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("already used"), "{}", run.stderr);
+    assert!(run.stderr.contains("hearth invite"), "{}", run.stderr);
+
+    // A damaged code says so.
+    let mut damaged = code.clone();
+    damaged.pop();
+    damaged.push(if code.ends_with('0') { '1' } else { '0' });
+    let run = eve.run(["join", &damaged, "--name", "Eve", "--no-passphrase"]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("invite code is not valid"),
+        "{}",
+        run.stderr
+    );
+    assert!(!eve.home().join("profile.db").exists());
+}
+
+#[test]
+fn with_the_relay_down_writes_succeed_and_sync_exits_2() {
+    let dev = Device::new(BIN);
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = dev.ok([
+        "init",
+        "--name",
+        "Sam",
+        "--no-passphrase",
+        "--relay",
+        &format!("ws://{addr}/v1/sync"),
+    ]);
+    assert!(out.contains("Welcome"), "{out}");
+    dev.ok(["appreciate", "still saved"]);
+    let run = dev.run(["sync"]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("kept on this device"), "{}", run.stderr);
+    assert!(dev.ok(["log"]).contains("still saved"));
+    let status = dev.json(["status"]);
+    assert_eq!(status["relay_reachable"], false);
+    assert!(status["pending_changes"].as_u64().unwrap() >= 1);
+}

@@ -1,0 +1,182 @@
+//! Two partners over a real relay on 127.0.0.1:0 with a real SQLite file: pairing by
+//! invite, offline changes on both sides, and what the relay keeps on disk.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use hearth_client::sync::{self, JoinError};
+use hearth_client::{Profile, Protection};
+use hearth_doc::Millis;
+use hearth_proto::InviteRole;
+use hearth_relay::RelayConfig;
+use hearth_tests::files_containing;
+
+const T: Duration = Duration::from_secs(20);
+
+struct TestRelay {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), hearth_relay::RelayError>>,
+}
+
+impl TestRelay {
+    async fn start(db: &Path) -> TestRelay {
+        // Bind first, then serve: the port is ready before any client connects.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = RelayConfig {
+            db: db.to_owned(),
+            ..RelayConfig::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(hearth_relay::serve(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        TestRelay {
+            url: format!("ws://{addr}/v1/sync"),
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn appreciate(p: &mut Profile, text: &str) {
+    let me = p.person_id().clone();
+    p.write(|doc| doc.add_appreciation(&me, text, Millis::now()))
+        .unwrap();
+}
+
+fn appreciations(p: &Profile) -> Vec<String> {
+    let mut t: Vec<String> = p
+        .load()
+        .unwrap()
+        .appreciations()
+        .into_iter()
+        .map(|a| a.text)
+        .collect();
+    t.sort();
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partners_pair_by_invite_and_converge_and_the_relay_sees_only_ciphertext() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start(&dir.path().join("relay.db")).await;
+
+    let mut sam = Profile::create(
+        &dir.path().join("sam"),
+        "Sam",
+        Protection::None,
+        Millis::now(),
+    )
+    .unwrap();
+    sam.start_space(&relay.url).unwrap();
+    appreciate(&mut sam, "MARKER-SAM-BEFORE-PAIRING");
+    let first = sync::sync_once(&mut sam, T).await.unwrap();
+    assert_eq!(first.pushed, 1);
+
+    let code = sync::invite(&mut sam, InviteRole::Partner, Duration::from_secs(3600), T)
+        .await
+        .unwrap();
+    // Sam goes offline; Jordan joins anyway.
+    let joined = sync::join(
+        &dir.path().join("jordan"),
+        &code,
+        Some("Jordan"),
+        Protection::None,
+        T,
+    )
+    .await
+    .unwrap();
+    assert!(joined.as_partner);
+    let mut jordan = joined.profile;
+    assert_eq!(appreciations(&jordan), vec!["MARKER-SAM-BEFORE-PAIRING"]);
+
+    // Both write while apart, then sync.
+    appreciate(&mut sam, "MARKER-SAM-OFFLINE");
+    appreciate(&mut jordan, "MARKER-JORDAN-OFFLINE");
+    sync::sync_once(&mut jordan, T).await.unwrap();
+    sync::sync_once(&mut sam, T).await.unwrap();
+    sync::sync_once(&mut jordan, T).await.unwrap();
+    let expected = vec![
+        "MARKER-JORDAN-OFFLINE".to_owned(),
+        "MARKER-SAM-BEFORE-PAIRING".to_owned(),
+        "MARKER-SAM-OFFLINE".to_owned(),
+    ];
+    assert_eq!(appreciations(&sam), expected);
+    assert_eq!(appreciations(&jordan), expected);
+    let names: Vec<String> = sam
+        .load()
+        .unwrap()
+        .people()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&"Jordan".to_owned()) && names.contains(&"Sam".to_owned()));
+    // Same timeline, ids and all, on both sides.
+    assert_eq!(
+        sam.load().unwrap().timeline(),
+        jordan.load().unwrap().timeline()
+    );
+
+    // The invite was one-time.
+    let again = sync::join(
+        &dir.path().join("eve"),
+        &code,
+        Some("Eve"),
+        Protection::None,
+        T,
+    )
+    .await;
+    assert!(matches!(again, Err(JoinError::Used)), "{again:?}");
+    assert!(!dir.path().join("eve").join("profile.db").exists());
+
+    relay.stop().await;
+    for marker in [
+        "MARKER-SAM-BEFORE-PAIRING",
+        "MARKER-SAM-OFFLINE",
+        "MARKER-JORDAN-OFFLINE",
+        "Jordan",
+    ] {
+        let found: Vec<_> = files_containing(dir.path(), marker.as_bytes())
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("relay.db"))
+            })
+            .collect();
+        assert!(found.is_empty(), "{marker} in plaintext in {found:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_is_down_keeps_changes_local_for_later() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nobody listens on: bind, note it, close.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut sam = Profile::create(
+        &dir.path().join("sam"),
+        "Sam",
+        Protection::None,
+        Millis::now(),
+    )
+    .unwrap();
+    sam.start_space(&format!("ws://{addr}/v1/sync")).unwrap();
+    appreciate(&mut sam, "kept");
+    let err = sync::sync_once(&mut sam, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, sync::SyncError::Unreachable { .. }), "{err}");
+    assert_eq!(sam.outbox().unwrap().len(), 1, "sealed and waiting");
+    assert_eq!(appreciations(&sam), vec!["kept"]);
+}
