@@ -2,6 +2,7 @@
 //! encrypted envelopes. It sees ciphertext, ids and sizes only; it can lose, delay or
 //! withhold data, but never read or forge it (DESIGN.md §5).
 //!
+//! - [`cli`]: the `hearth-relay` command line ([`cli::main`]).
 //! - [`config`]: the relay's settings ([`RelayConfig`]).
 //! - [`app`](mod@app): the HTTP router ([`app()`]) with `GET /v1/sync`, `/healthz` and `/metrics`,
 //!   and [`serve`], which runs it on a listener the caller bound and shuts down cleanly.
@@ -20,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod cli;
 pub mod config;
 mod connection;
 mod hub;

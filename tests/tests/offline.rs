@@ -719,31 +719,34 @@ fn sigkill_during_writes_never_loses_committed_entries() {
 }
 
 #[test]
-fn the_demo_shows_a_whole_week_and_cleans_up_after_itself() {
+fn the_demo_pairs_two_partners_over_a_relay_and_cleans_up_after_itself() {
     let dev = device();
     let keep = dev.scratch().join("kept-demo");
     let out = dev.ok(["demo", "--keep", keep.to_str().unwrap()]);
     for seen in [
-        "$ hearth init --name Sam --no-passphrase",
+        "Sam$ hearth init --name Sam --no-passphrase --relay ws://127.0.0.1:",
         "Welcome, Sam",
-        "Your check-in for",
-        "Saved your appreciation",
-        "Shared your feedback",
-        "Saved a private entry",
-        "How each of you has felt about \"us\"",
-        "Sam appreciated: Thank you for fixing my bike without being asked",
+        "Jordan$ hearth join hearth1.",
+        "Joined",
+        "Sam has answered. Their answers open once you have answered too",
+        "You have both answered",
+        "Jordan: 7 of 10",
+        "Sam: 8 of 10",
+        "Jordan appreciated: Thank you for fixing my bike without being asked",
+        "Partner:   Jordan",
     ] {
         assert!(out.contains(seen), "the demo should show {seen:?}:\n{out}");
     }
-    // The kept profile is a real one.
-    let mut explorer = Device::new(BIN);
-    explorer.env("HEARTH_HOME", &keep);
-    let trend = explorer.json(["trends"]);
-    assert_eq!(trend.as_array().unwrap().len(), 3, "{trend}");
+    // The kept profiles are real ones, and agree.
+    let mut sam = Device::new(BIN);
+    sam.env("HEARTH_HOME", keep.join("sam"));
+    let mut jordan = Device::new(BIN);
+    jordan.env("HEARTH_HOME", keep.join("jordan"));
+    assert_eq!(sam.json(["log"]), jordan.json(["log"]));
     // Without --keep, nothing is left behind.
     let before: Vec<_> = demo_dirs();
     dev.ok(["demo"]);
-    assert_eq!(demo_dirs(), before, "the throwaway demo profile is removed");
+    assert_eq!(demo_dirs(), before, "the throwaway demo folder is removed");
 }
 
 fn demo_dirs() -> Vec<std::path::PathBuf> {

@@ -1,160 +1,226 @@
-//! `hearth demo`: a scripted week of hearth in a throwaway profile, printed as a transcript
-//! of the real commands, so a new user sees what hearth does before setting anything up.
+//! `hearth demo`: a complete local demo. It starts a real relay on loopback (its database in
+//! a temporary folder) and two partners' profiles beside it, then plays a short week as a
+//! transcript of the real commands: pairing by invite, a check-in each, the reveal, an
+//! appreciation and the shared log. Everything is removed afterwards unless `--keep DIR`.
 //!
-//! Each step runs this very program again, in the demo's profile directory, exactly as a
-//! person would type it.
+//! Each step runs this very program again, with the partner's profile directory, exactly as
+//! a person would type it; only the relay runs inside this process.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
 use crate::args::DemoArgs;
+use crate::exit::user_error;
 use crate::render;
 use crate::session::Session;
+
+/// The relay, serving on its own thread until dropped.
+struct DemoRelay {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DemoRelay {
+    fn start(db: PathBuf) -> Result<DemoRelay> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .context("starting the demo relay's runtime")?;
+        // Bound before any partner connects: no waiting for readiness.
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .context("binding the demo relay to 127.0.0.1")?;
+        let addr = listener
+            .local_addr()
+            .context("reading the relay's address")?;
+        let config = hearth_relay::RelayConfig {
+            db,
+            ..hearth_relay::RelayConfig::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("demo-relay".into())
+            .spawn(move || {
+                let served = runtime.block_on(hearth_relay::serve(config, listener, async move {
+                    let _ = stopped.await;
+                }));
+                if let Err(e) = served {
+                    eprintln!("hearth: the demo relay stopped: {e}");
+                }
+            })
+            .context("starting the demo relay")?;
+        Ok(DemoRelay {
+            url: format!("ws://{addr}/v1/sync"),
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for DemoRelay {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Partner {
+    name: &'static str,
+    home: PathBuf,
+}
 
 pub fn run(_session: &Session, args: DemoArgs) -> Result<()> {
     let temp = tempfile::Builder::new()
         .prefix("hearth-demo-")
         .tempdir()
         .context("creating a folder for the demo")?;
-    let home = match &args.keep {
-        Some(dir) => {
-            if dir.exists() {
-                crate::exit::user_error!(
-                    "{} already exists; --keep needs a new directory",
-                    dir.display()
-                );
-            }
-            dir.clone()
+    let root = match &args.keep {
+        Some(dir) if dir.exists() => {
+            user_error!(
+                "{} already exists; --keep needs a new directory",
+                dir.display()
+            )
         }
-        None => temp.path().join("profile"),
+        Some(dir) => dir.clone(),
+        None => temp.path().to_owned(),
     };
+    let relay = DemoRelay::start(temp.path().join("relay.db"))?;
     let exe = std::env::current_exe().context("finding the hearth program")?;
-    let this_week = render::this_week();
-    let w1 = this_week.previous().previous().to_string();
-    let w2 = this_week.previous().to_string();
+    let sam = Partner {
+        name: "Sam",
+        home: root.join("sam"),
+    };
+    let jordan = Partner {
+        name: "Jordan",
+        home: root.join("jordan"),
+    };
+    let week = render::this_week().to_string();
 
     println!(
-        "A week with hearth, on one device, in a throwaway profile ({}).",
-        home.display()
+        "hearth demo: a relay on {} and two partners, Sam and Jordan,",
+        relay.url
     );
-    println!("Everything below is the real `hearth` program; nothing leaves this machine.\n");
-    let steps: Vec<Vec<String>> = vec![
-        args_of(&["init", "--name", "Sam", "--no-passphrase"]),
-        args_of(&[
-            "checkin",
-            "--week",
-            &w1,
-            "--answer",
-            "feeling=6",
-            "--answer",
-            "feeling_word=stretched",
-            "--answer",
-            "commit=a phone-free dinner",
-        ]),
-        args_of(&[
-            "checkin",
-            "--week",
-            &w2,
-            "--answer",
-            "feeling=7",
-            "--answer",
-            "followup=done",
-            "--answer",
-            "need=time",
-        ]),
-        args_of(&[
+    println!("each with their own encrypted profile. Every line below is the real `hearth`");
+    println!("program; the relay only ever holds ciphertext. Nothing leaves this machine.\n");
+
+    step(
+        &exe,
+        &sam,
+        &[
+            "init",
+            "--name",
+            "Sam",
+            "--no-passphrase",
+            "--relay",
+            &relay.url,
+        ],
+    )?;
+    let code = step(&exe, &sam, &["invite"])?;
+    let code = code.trim().to_owned();
+    step(
+        &exe,
+        &jordan,
+        &["join", &code, "--name", "Jordan", "--no-passphrase"],
+    )?;
+    step(
+        &exe,
+        &sam,
+        &[
             "checkin",
             "--answer",
             "feeling=8",
             "--answer",
             "feeling_word=close",
             "--answer",
-            "need=fun,deeper",
+            "need=time,fun",
             "--answer",
             "appreciated=the soup when I was ill",
             "--answer",
-            "connected=Walking home in the rain on Thursday",
-            "--answer",
             "commit=plan Saturday's hike",
-        ]),
-        args_of(&[
+        ],
+    )?;
+    step(&exe, &sam, &["sync"])?;
+    step(&exe, &jordan, &["sync"])?;
+    step(&exe, &jordan, &["checkin", "show", &week])?;
+    step(
+        &exe,
+        &jordan,
+        &[
+            "checkin",
+            "--answer",
+            "feeling=7",
+            "--answer",
+            "feeling_word=a bit tired",
+            "--answer",
+            "need=deeper",
+            "--answer",
+            "connected=the walk home in the rain",
+        ],
+    )?;
+    step(
+        &exe,
+        &jordan,
+        &[
             "appreciate",
             "Thank you for fixing my bike without being asked",
-        ]),
-        args_of(&[
-            "feedback",
-            "--observation",
-            "our phones came out at dinner three nights this week",
-            "--feeling",
-            "a bit lonely",
-            "--need",
-            "time that is just ours",
-            "--request",
-            "could we leave them in the hall during dinner?",
-        ]),
-        args_of(&[
-            "journal",
-            "add",
-            "Lake walk. We talked about moving closer to the hills.",
-            "--tag",
-            "walks",
-        ]),
-        args_of(&[
-            "journal",
-            "add",
-            "--private",
-            "Not ready to bring up the job offer yet.",
-        ]),
-        args_of(&["checkin", "show"]),
-        args_of(&["trends"]),
-        args_of(&["log"]),
-        args_of(&["status"]),
-    ];
-    for step in &steps {
-        step_run(&exe, &home, step)?;
-    }
-    println!(
-        "That was hearth offline, for one partner. Start your own with `hearth init --name YOUR-NAME`."
-    );
+        ],
+    )?;
+    step(&exe, &jordan, &["sync"])?;
+    step(&exe, &sam, &["sync"])?;
+    step(&exe, &sam, &["checkin", "show", &week])?;
+    step(&exe, &sam, &["log"])?;
+    step(&exe, &sam, &["status"])?;
+
+    println!("That was hearth. Start your own with `hearth init --name YOUR-NAME`, and see");
+    println!("docs/self-hosting.md to run a relay for the two of you.");
     if args.keep.is_some() {
         println!(
-            "The demo profile is kept in {}: try `hearth --home {} log`.",
-            home.display(),
-            home.display()
+            "The two profiles are kept in {} (the demo relay has stopped): try `hearth --home {} log`.",
+            root.display(),
+            sam.home.display()
         );
     }
+    drop(relay);
     Ok(())
 }
 
-fn args_of(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| (*s).to_owned()).collect()
-}
-
-fn step_run(exe: &Path, home: &Path, args: &[String]) -> Result<()> {
+/// Runs one step as `who`, prints it as a transcript line and its output, and returns its
+/// standard output.
+fn step(exe: &Path, who: &Partner, args: &[&str]) -> Result<String> {
     let shown: Vec<String> = args
         .iter()
         .map(|a| match a.split_once('=') {
-            _ if !a.contains(' ') && !a.is_empty() => a.clone(),
+            _ if !a.contains(' ') && !a.is_empty() => (*a).to_owned(),
             Some((key, value)) if !key.contains(' ') => format!("{key}=\"{value}\""),
             _ => format!("\"{a}\""),
         })
         .collect();
-    println!("$ hearth {}", shown.join(" "));
-    let status = Command::new(exe)
+    println!("{}$ hearth {}", who.name, shown.join(" "));
+    let out = Command::new(exe)
         .args(args)
-        .env("HEARTH_HOME", home)
+        .env("HEARTH_HOME", &who.home)
         .env_remove("HEARTH_PASSPHRASE")
         .stdin(std::process::Stdio::null())
-        .status()
+        .output()
         .with_context(|| format!("running hearth {}", args.join(" ")))?;
-    if !status.success() {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{stdout}");
+    print!("{}", String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
         bail!(
-            "the demo step `hearth {}` failed ({status})",
-            args.join(" ")
+            "the demo step `hearth {}` failed ({})",
+            args.join(" "),
+            out.status
         );
     }
     println!();
-    Ok(())
+    Ok(stdout)
 }

@@ -61,15 +61,15 @@ pub fn invite(session: &Session, args: InviteArgs) -> Result<()> {
     } else {
         "your partner"
     };
+    let how = if args.device {
+        "hearth join CODE"
+    } else {
+        "hearth join CODE --name THEIR-NAME"
+    };
     eprintln!(
         "Give this code to {who} privately (in person, or a message only they read). It works \
-         once, for {} hours: `hearth join CODE`{}.",
-        ttl.as_secs() / 3600,
-        if args.device {
-            ""
-        } else {
-            " --name THEIR-NAME"
-        }
+         once, for {} hours: `{how}`.",
+        ttl.as_secs() / 3600
     );
     Ok(())
 }
@@ -109,7 +109,7 @@ pub fn join(session: &Session, args: JoinArgs) -> Result<()> {
     println!(
         "Joined {}'s hearth on this device ({} received).",
         names.join(" & "),
-        plural(joined.report.received, "change")
+        plural(joined.report.received, "update")
     );
     println!("Run `hearth sync` to stay up to date, or `hearth log` to look around.");
     Ok(())
@@ -140,11 +140,14 @@ fn print_report(session: &Session, report: &SyncReport) -> Result<()> {
             "cursor": report.cursor,
         }));
     }
-    println!(
-        "Synced: sent {}, received {}.",
-        plural(report.pushed, "batch"),
-        plural(report.received, "batch")
-    );
+    match (report.pushed, report.received) {
+        (0, 0) => println!("Up to date."),
+        (sent, received) => println!(
+            "Synced: sent {}, received {}.",
+            plural(sent, "update"),
+            plural(received, "update")
+        ),
+    }
     Ok(())
 }
 

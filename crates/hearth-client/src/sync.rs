@@ -198,7 +198,7 @@ impl Link {
     /// does not exist there yet).
     pub(crate) async fn login(
         &mut self,
-        signer: &dyn AclSigner,
+        signer: &(dyn AclSigner + Sync),
         space: &SpaceId,
         as_invite: bool,
     ) -> Result<Vec<Vec<u8>>, SyncError> {
@@ -437,9 +437,11 @@ async fn receive(
         );
         return Ok(());
     }
-    let key = match profile.epoch_key(header.epoch)? {
-        Some(key) => key,
-        None => {
+    let (key, fetched) = match profile.epoch_key(header.epoch)? {
+        Some(key) => (key, false),
+        // Only an epoch the signed ACL has reached can have a key: age gives a lockbox no
+        // sender authentication, so the ACL is what vouches for it.
+        None if header.epoch <= state.epoch() => {
             link.send(&ClientFrame::GetLockbox {
                 epoch: header.epoch,
             })
@@ -454,25 +456,36 @@ async fn receive(
                 space.as_bytes(),
                 header.epoch,
             ) {
-                Ok(key) => {
-                    profile.put_epoch_key(header.epoch, &key)?;
-                    key
-                }
+                Ok(key) => (key, true),
                 Err(_) => {
-                    refuse(
-                        report,
-                        seq,
-                        Some(header.author),
-                        format!("no key for epoch {}", header.epoch),
-                    );
+                    let reason = format!("no usable key for epoch {}", header.epoch);
+                    refuse(report, seq, Some(header.author), reason);
                     return Ok(());
                 }
             }
         }
+        None => {
+            let reason = format!("epoch {} is not in the space's ACL", header.epoch);
+            refuse(report, seq, Some(header.author), reason);
+            return Ok(());
+        }
     };
-    match profile.apply_incoming(seq, &envelope, &key)? {
+    let outcome = profile.apply_incoming(seq, &envelope, &key)?;
+    // A fetched key is kept only once an envelope its epoch vouches for has opened with it.
+    if fetched && matches!(outcome, Incoming::Applied | Incoming::Known) {
+        profile.put_epoch_key(header.epoch, &key)?;
+    }
+    match outcome {
         Incoming::Applied => report.received += 1,
-        Incoming::Replayed => {}
+        Incoming::Known => {}
+        // The relay delivered an envelope this device already applied, under a new seq:
+        // harmless (nothing is applied twice), but not what an honest relay does.
+        Incoming::Replayed => refuse(
+            report,
+            seq,
+            Some(header.author),
+            "a replay of an envelope already applied; ignored".into(),
+        ),
         Incoming::Rejected { reason } => refuse(report, seq, Some(header.author), reason),
     }
     Ok(())

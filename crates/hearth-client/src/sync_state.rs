@@ -24,6 +24,9 @@ pub enum Incoming {
     Applied,
     /// Already applied before (same author and counter): a replay, ignored.
     Replayed,
+    /// Verified and taken, but it brought nothing new (this device's own envelope coming
+    /// back, or changes that arrived another way).
+    Known,
     /// Refused: it failed to verify, decrypt or apply. Nothing from it was applied.
     Rejected {
         /// Why, for the warning shown to the user.
@@ -264,7 +267,7 @@ impl Profile {
                         Err(e) => Incoming::Rejected {
                             reason: e.to_string(),
                         },
-                        Ok(_) => {
+                        Ok(new) => {
                             // The relay has what it delivered: count those changes as
                             // pushed, so the next push carries only this device's own.
                             let after = doc.heads();
@@ -289,7 +292,11 @@ impl Profile {
                                 "INSERT INTO seen (device, counter) VALUES (?1, ?2)",
                                 params![&header.author.as_bytes()[..], header.counter as i64],
                             )?;
-                            Incoming::Applied
+                            if new {
+                                Incoming::Applied
+                            } else {
+                                Incoming::Known
+                            }
                         }
                     }
                 }

@@ -1,0 +1,104 @@
+//! The `hearth-relay` command line: parses flags and environment, binds the listener,
+//! prints `listening on ADDR` once it accepts connections, and serves until SIGINT or
+//! SIGTERM. The binary is a thin wrapper around [`main`], so that other packages (the
+//! end-to-end tests) can build the very same program under their own name.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::{Relay, RelayConfig};
+use anyhow::Context as _;
+use clap::Parser;
+
+/// hearth's self-hosted relay: stores and forwards encrypted envelopes it cannot read.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "HEARTH_RELAY_LISTEN", default_value = "127.0.0.1:7878")]
+    listen: SocketAddr,
+    /// SQLite database file (created if missing).
+    #[arg(long, env = "HEARTH_RELAY_DB", default_value = "hearth-relay.db")]
+    db: PathBuf,
+}
+
+/// Runs the relay as the `hearth-relay` binary does: flags from `std::env::args`, logs
+/// to stderr, `listening on ADDR` on stdout once ready; returns the exit code.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let config = RelayConfig {
+            listen: args.listen,
+            db: args.db,
+            ..RelayConfig::default()
+        };
+        let relay = Relay::open(config.clone())?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}: is another relay running there?",
+                    config.listen
+                )
+            })?;
+        let addr = listener
+            .local_addr()
+            .context("cannot read the bound address")?;
+        tracing::info!(%addr, db = %config.db.display(), "relay started");
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on {addr}").context("cannot write to stdout")?;
+        stdout.flush().context("cannot write to stdout")?;
+        drop(stdout);
+        relay.serve(listener, shutdown_signal()).await?;
+        tracing::info!("relay stopped");
+        Ok(())
+    })
+}
+
+/// Completes on SIGINT or (on Unix) SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

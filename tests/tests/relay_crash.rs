@@ -1,0 +1,405 @@
+//! The real relay binary, SIGKILLed and restarted on the same SQLite file, with real
+//! clients: nothing the relay acknowledged (`Committed`) is lost, clients resume from their
+//! cursors, and re-sent pushes are stored once.
+#![cfg(unix)]
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use hearth_client::sync::{self, SyncError};
+use hearth_client::{Profile, Protection};
+use hearth_doc::Millis;
+use hearth_proto::InviteRole;
+
+/// The bound on every wait: a bug fails the test instead of hanging it.
+const T: Duration = Duration::from_secs(20);
+/// SIGKILL's number: the relay must have died of it, not exited on its own.
+const SIGKILL: i32 = 9;
+
+/// The relay binary running as a child process; killed (and reaped) if dropped.
+struct RelayProcess {
+    child: Option<Child>,
+    url: String,
+}
+
+impl RelayProcess {
+    /// Starts the relay on a free port with `db` and waits (bounded) for `listening on ADDR`.
+    fn start(db: &Path) -> RelayProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hearth-relay-test-bin"))
+            .args(["--listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .env("RUST_LOG", "warn")
+            .env_remove("HEARTH_RELAY_LISTEN")
+            .env_remove("HEARTH_RELAY_DB")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut relay = RelayProcess {
+            child: Some(child),
+            url: String::new(),
+        };
+        let (tx, rx) = mpsc::channel();
+        // Reads until the relay's stdout closes (when it dies), so it never blocks on a pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let line = rx
+            .recv_timeout(T)
+            .expect("the relay printed no address in time")
+            .unwrap();
+        let addr = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        relay.url = format!("ws://{addr}/v1/sync");
+        relay
+    }
+
+    /// SIGKILLs the relay and reaps it.
+    fn sigkill(mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        let deadline = Instant::now() + T;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert_eq!(status.signal(), Some(SIGKILL), "{status}");
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the relay outlived SIGKILL");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn appreciate(p: &mut Profile, text: &str) {
+    let me = p.person_id().clone();
+    p.write(|doc| doc.add_appreciation(&me, text, Millis::now()))
+        .unwrap();
+}
+
+/// Every appreciation's text, sorted, duplicates kept.
+fn appreciations(p: &Profile) -> Vec<String> {
+    let mut t: Vec<String> = p
+        .load()
+        .unwrap()
+        .appreciations()
+        .into_iter()
+        .map(|a| a.text)
+        .collect();
+    t.sort();
+    t
+}
+
+fn assert_no_duplicates(who: &str, texts: &[String]) {
+    let mut counts = BTreeMap::<&str, usize>::new();
+    for t in texts {
+        *counts.entry(t).or_default() += 1;
+    }
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "{who} has duplicates: {twice:?}");
+}
+
+async fn sync_ok(p: &mut Profile) -> sync::SyncReport {
+    let report = tokio::time::timeout(T + T, sync::sync_once(p, T))
+        .await
+        .expect("a sync hung")
+        .unwrap();
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    report
+}
+
+/// Sam starts a space on `url`, Jordan joins it as a partner; both have synced once.
+async fn couple(dir: &Path, url: &str) -> (Profile, Profile) {
+    let mut sam =
+        Profile::create(&dir.join("sam"), "Sam", Protection::None, Millis::now()).unwrap();
+    sam.start_space(url).unwrap();
+    appreciate(&mut sam, "sam-first");
+    sync_ok(&mut sam).await;
+    let code = sync::invite(&mut sam, InviteRole::Partner, Duration::from_secs(3600), T)
+        .await
+        .unwrap();
+    let joined = sync::join(
+        &dir.join("jordan"),
+        &code,
+        Some("Jordan"),
+        Protection::None,
+        T,
+    )
+    .await
+    .unwrap();
+    assert!(joined.as_partner);
+    let mut jordan = joined.profile;
+    sync_ok(&mut jordan).await;
+    sync_ok(&mut sam).await;
+    (sam, jordan)
+}
+
+/// The relay's envelopes, read from its database file: `(seq, device, counter)` in order.
+fn relay_envelopes(db: &Path) -> Vec<(u64, Vec<u8>, u64)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT seq, device, counter FROM envelopes ORDER BY seq")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)? as u64,
+            r.get::<_, Vec<u8>>(1)?,
+            r.get::<_, i64>(2)? as u64,
+        ))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// Dense sequence numbers from 1 and each (device, counter) stored once.
+fn assert_relay_consistent(db: &Path) -> Vec<(u64, Vec<u8>, u64)> {
+    let rows = relay_envelopes(db);
+    let seqs: Vec<u64> = rows.iter().map(|r| r.0).collect();
+    let dense: Vec<u64> = (1..=rows.len() as u64).collect();
+    assert_eq!(seqs, dense, "the relay's sequence has gaps");
+    let unique: BTreeSet<(&[u8], u64)> = rows.iter().map(|r| (&r.1[..], r.2)).collect();
+    assert_eq!(unique.len(), rows.len(), "an envelope was stored twice");
+    rows
+}
+
+/// The counters of `device`'s envelopes on the relay.
+fn counters_of(rows: &[(u64, Vec<u8>, u64)], device: &[u8]) -> BTreeSet<u64> {
+    rows.iter().filter(|r| r.1 == device).map(|r| r.2).collect()
+}
+
+fn outbox_counters(p: &Profile) -> BTreeSet<u64> {
+    p.outbox().unwrap().into_iter().map(|(c, _)| c).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_after_committed_loses_nothing_and_clients_resume_from_their_cursors() {
+    const N: usize = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let db: PathBuf = dir.path().join("relay.db");
+    let relay = RelayProcess::start(&db);
+    let (mut sam, mut jordan) = couple(dir.path(), &relay.url).await;
+
+    for i in 0..N {
+        appreciate(&mut sam, &format!("sam-{i:02}"));
+        // Ok means the relay answered Committed for everything pushed.
+        let report = sync_ok(&mut sam).await;
+        assert_eq!(report.pushed, 1);
+    }
+    assert!(sam.outbox().unwrap().is_empty());
+    let synced = appreciations(&sam);
+    assert_eq!(synced.len(), N + 1);
+    let sam_cursor = sam.cursor().unwrap();
+    let jordan_cursor = jordan.cursor().unwrap();
+    assert!(sam_cursor > jordan_cursor);
+
+    relay.sigkill();
+    let before = assert_relay_consistent(&db);
+    let relay = RelayProcess::start(&db);
+    sam.set_relay(&relay.url).unwrap();
+    jordan.set_relay(&relay.url).unwrap();
+
+    // Jordan resumes from his cursor and gets exactly what Sam had synced.
+    let report = sync_ok(&mut jordan).await;
+    assert_eq!(report.received, N, "one envelope per sync of Sam's");
+    assert_eq!(report.cursor, sam_cursor);
+    assert_eq!(jordan.cursor().unwrap(), sam_cursor);
+    let on_jordan = appreciations(&jordan);
+    assert_no_duplicates("Jordan", &on_jordan);
+    assert_eq!(on_jordan, synced);
+
+    // Sam has nothing left to push and nothing new to pull.
+    assert!(sam.outbox().unwrap().is_empty());
+    let report = sync_ok(&mut sam).await;
+    assert_eq!((report.pushed, report.received), (0, 0));
+    assert_eq!(report.cursor, sam_cursor);
+
+    // Both go on writing and converge.
+    appreciate(&mut sam, "sam-after-restart");
+    appreciate(&mut jordan, "jordan-after-restart");
+    sync_ok(&mut sam).await;
+    sync_ok(&mut jordan).await;
+    sync_ok(&mut sam).await;
+    assert!(sam.outbox().unwrap().is_empty());
+    assert!(jordan.outbox().unwrap().is_empty());
+    assert_eq!(sam.cursor().unwrap(), sam_cursor + 2);
+    assert_eq!(jordan.cursor().unwrap(), sam_cursor + 2);
+    let all = appreciations(&sam);
+    assert_no_duplicates("Sam", &all);
+    assert_eq!(all.len(), N + 3);
+    assert_eq!(appreciations(&jordan), all);
+    assert_eq!(
+        sam.load().unwrap().timeline(),
+        jordan.load().unwrap().timeline()
+    );
+
+    drop(relay);
+    let after = assert_relay_consistent(&db);
+    assert_eq!(
+        after[..before.len()],
+        before[..],
+        "the relay rewrote history"
+    );
+    assert_eq!(after.len(), before.len() + 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_burst_of_pushes_keeps_every_committed_push_and_stores_resends_once() {
+    // Enough envelopes that the kill lands while Sam is still pushing.
+    const BURST: usize = 150;
+    let dir = tempfile::tempdir().unwrap();
+    let db: PathBuf = dir.path().join("relay.db");
+    let relay = RelayProcess::start(&db);
+    let (mut sam, mut jordan) = couple(dir.path(), &relay.url).await;
+    let sam_device = sam.device_id().as_bytes().to_vec();
+    let base = relay_envelopes(&db).len();
+
+    // One envelope per appreciation, all in the outbox before the sync starts.
+    let epoch = sam.acl_state().unwrap().unwrap().epoch();
+    for i in 0..BURST {
+        appreciate(&mut sam, &format!("burst-{i:03}"));
+        assert!(sam.stage_outgoing(epoch).unwrap().is_some());
+    }
+    let sealed: BTreeMap<u64, Vec<u8>> = sam.outbox().unwrap().into_iter().collect();
+    let staged: BTreeSet<u64> = sealed.keys().copied().collect();
+    assert_eq!(staged.len(), BURST);
+
+    // Sam pushes in the background; the relay dies once half of them are on disk.
+    // (On its own thread and runtime: `sync_once`'s future is not `Send`.)
+    let (done, pushed) = mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let result = runtime.block_on(sync::sync_once(&mut sam, T));
+        let _ = done.send((sam, result));
+    });
+    let watcher = rusqlite::Connection::open(&db).unwrap();
+    let deadline = Instant::now() + T;
+    loop {
+        let stored: i64 = watcher
+            .query_row("SELECT count(*) FROM envelopes", [], |r| r.get(0))
+            .unwrap();
+        if stored as usize >= base + BURST / 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Sam's burst never reached the relay"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(watcher);
+    relay.sigkill();
+    let (mut sam, result) = pushed
+        .recv_timeout(T + T)
+        .expect("Sam's sync hung after the relay died");
+    assert!(
+        matches!(result, Err(SyncError::Unreachable { .. })),
+        "the kill did not interrupt the burst: {result:?}"
+    );
+
+    // Everything Sam saw acknowledged is on disk; what is left may be there too (committed,
+    // but killed before the Committed reached him).
+    let rows = assert_relay_consistent(&db);
+    let on_relay = counters_of(&rows, &sam_device);
+    let left = outbox_counters(&sam);
+    let acknowledged: BTreeSet<u64> = staged.difference(&left).copied().collect();
+    assert!(
+        acknowledged.is_subset(&on_relay),
+        "acknowledged but lost: {:?}",
+        acknowledged.difference(&on_relay).collect::<Vec<_>>()
+    );
+    assert!(!left.is_empty());
+    eprintln!(
+        "burst: {} acknowledged, {} left in the outbox, {} of them already committed by the \
+         relay",
+        acknowledged.len(),
+        left.len(),
+        left.intersection(&on_relay).count()
+    );
+    // Whether the kill fell between a commit and its acknowledgement is up to timing, so
+    // make that case certain: the last few acknowledged envelopes go back into the outbox,
+    // as if their `Committed` had been lost with the relay.
+    let unacknowledged: Vec<u64> = acknowledged.iter().rev().take(3).copied().collect();
+    assert_eq!(unacknowledged.len(), 3);
+    {
+        let conn = rusqlite::Connection::open(&sam.paths().database).unwrap();
+        for counter in &unacknowledged {
+            conn.execute(
+                "INSERT INTO outbox (counter, envelope) VALUES (?1, ?2)",
+                rusqlite::params![*counter as i64, &sealed[counter]],
+            )
+            .unwrap();
+        }
+    }
+    let left = outbox_counters(&sam);
+    assert!(left.intersection(&on_relay).count() >= 3);
+
+    let relay = RelayProcess::start(&db);
+    sam.set_relay(&relay.url).unwrap();
+    jordan.set_relay(&relay.url).unwrap();
+    // The outbox is re-sent with the same counters; the relay dedupes what it had.
+    let report = sync_ok(&mut sam).await;
+    assert_eq!(report.pushed, left.len());
+    assert!(sam.outbox().unwrap().is_empty());
+    let report = sync_ok(&mut jordan).await;
+    assert_eq!(report.received, BURST);
+
+    // Second kill, right after a sync returned; then both write more and converge.
+    relay.sigkill();
+    let rows = assert_relay_consistent(&db);
+    assert_eq!(rows.len(), base + BURST);
+    assert_eq!(
+        counters_of(&rows, &sam_device)
+            .intersection(&staged)
+            .count(),
+        BURST
+    );
+    let relay = RelayProcess::start(&db);
+    sam.set_relay(&relay.url).unwrap();
+    jordan.set_relay(&relay.url).unwrap();
+    appreciate(&mut sam, "sam-after-second-kill");
+    appreciate(&mut jordan, "jordan-after-second-kill");
+    sync_ok(&mut jordan).await;
+    sync_ok(&mut sam).await;
+    sync_ok(&mut jordan).await;
+
+    let on_sam = appreciations(&sam);
+    let on_jordan = appreciations(&jordan);
+    assert_no_duplicates("Sam", &on_sam);
+    assert_no_duplicates("Jordan", &on_jordan);
+    assert_eq!(on_sam.len(), 1 + BURST + 2);
+    assert_eq!(on_sam, on_jordan);
+    assert_eq!(
+        sam.load().unwrap().timeline(),
+        jordan.load().unwrap().timeline()
+    );
+    assert_eq!(sam.cursor().unwrap(), jordan.cursor().unwrap());
+    assert_eq!(sam.cursor().unwrap(), (base + BURST + 2) as u64);
+
+    drop(relay);
+    assert_eq!(assert_relay_consistent(&db).len(), base + BURST + 2);
+}
