@@ -180,3 +180,57 @@ async fn a_relay_that_is_down_keeps_changes_local_for_later() {
     assert_eq!(sam.outbox().unwrap().len(), 1, "sealed and waiting");
     assert_eq!(appreciations(&sam), vec!["kept"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_device_of_the_same_person_receives_the_whole_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start(&dir.path().join("relay.db")).await;
+    let mut phone = Profile::create(
+        &dir.path().join("phone"),
+        "Sam",
+        Protection::None,
+        Millis::now(),
+    )
+    .unwrap();
+    phone.start_space(&relay.url).unwrap();
+    for i in 0..20 {
+        appreciate(&mut phone, &format!("old entry {i:02}"));
+    }
+    sync::sync_once(&mut phone, T).await.unwrap();
+
+    let code = sync::invite(
+        &mut phone,
+        InviteRole::OwnDevice,
+        Duration::from_secs(600),
+        T,
+    )
+    .await
+    .unwrap();
+    // No name needed: it is Sam again.
+    let joined = sync::join(&dir.path().join("laptop"), &code, None, Protection::None, T)
+        .await
+        .unwrap();
+    assert!(!joined.as_partner);
+    let mut laptop = joined.profile;
+    assert_eq!(laptop.person_id(), phone.person_id(), "the same person");
+    assert_ne!(laptop.device_id(), phone.device_id(), "a device of its own");
+    assert_eq!(appreciations(&laptop), appreciations(&phone));
+    assert_eq!(appreciations(&laptop).len(), 20);
+
+    appreciate(&mut laptop, "from the laptop");
+    sync::sync_once(&mut laptop, T).await.unwrap();
+    sync::sync_once(&mut phone, T).await.unwrap();
+    let doc = phone.load().unwrap();
+    let entry = doc
+        .appreciations()
+        .into_iter()
+        .find(|a| a.text == "from the laptop")
+        .unwrap();
+    assert_eq!(
+        &entry.author,
+        phone.person_id(),
+        "written by Sam, from another device"
+    );
+    assert_eq!(doc.people().len(), 1, "still one person in the space");
+    relay.stop().await;
+}

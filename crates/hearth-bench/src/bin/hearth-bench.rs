@@ -15,7 +15,12 @@ use hearth_client::{Profile, Protection};
 use hearth_doc::Millis;
 use serde_json::json;
 
-const USAGE: &str = "usage: hearth-bench offline [--runs N] [--hearth PATH] [--keep DIR]
+const USAGE: &str = "usage: hearth-bench offline|sync [--runs N] [--hearth PATH] [--keep DIR]
+
+  sync      with a relay on 127.0.0.1 (in this process, real SQLite file): the time from
+            one partner's write to the other partner having it applied, one sync on each
+            side (push, then pull), over --runs writes; and the time for a new device to
+            join and receive the ten-year history.
 
   offline   time `hearth log --json` and `hearth appreciate` on a ten-year profile
             (no passphrase), whole process, and report the profile's size.
@@ -45,6 +50,7 @@ fn main() -> Result<()> {
     }
     match command.as_deref() {
         Some("offline") => offline(runs.max(1), hearth, keep),
+        Some("sync") => sync_bench(runs.max(1)),
         _ => bail!("{USAGE}"),
     }
 }
@@ -159,4 +165,91 @@ fn dir_size(dir: &Path) -> Result<u64> {
         }
     }
     Ok(total)
+}
+
+fn sync_bench(runs: usize) -> Result<()> {
+    use hearth_client::sync;
+    use std::time::Duration;
+
+    let timeout = Duration::from_secs(60);
+    let temp = tempfile::tempdir()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let url = format!("ws://{}/v1/sync", listener.local_addr()?);
+    let config = hearth_relay::RelayConfig {
+        db: temp.path().join("relay.db"),
+        ..hearth_relay::RelayConfig::default()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let relay = runtime.spawn(hearth_relay::serve(config, listener, async move {
+        let _ = stopped.await;
+    }));
+
+    runtime.block_on(async {
+        // One pair: write on A, sync A (push), sync B (pull), until B has it.
+        let mut a = Profile::create(&temp.path().join("a"), "Sam", Protection::None, Millis::now())?;
+        a.start_space(&url)?;
+        sync::sync_once(&mut a, timeout).await?;
+        let code = sync::invite(&mut a, hearth_proto::InviteRole::Partner, Duration::from_secs(3600), timeout).await?;
+        let mut b = sync::join(&temp.path().join("b"), &code, Some("Jordan"), Protection::None, timeout)
+            .await?
+            .profile;
+        let me = a.person_id().clone();
+        let mut samples = Vec::new();
+        for i in 0..runs {
+            let text = format!("latency probe {i}");
+            let started = Instant::now();
+            a.write(|doc| doc.add_appreciation(&me, &text, Millis::now()))?;
+            sync::sync_once(&mut a, timeout).await?;
+            sync::sync_once(&mut b, timeout).await?;
+            samples.push(started.elapsed());
+            if !b.load()?.appreciations().iter().any(|x| x.text == text) {
+                bail!("partner B did not receive {text:?}");
+            }
+        }
+        let s = timing::summarize(samples);
+        println!(
+            "{}",
+            json!({ "bench": "hearth-sync", "test": "write_to_partner_applied", "runs": runs,
+                    "median_ms": round(ms(s.median)), "p90_ms": round(ms(s.p90)), "max_ms": round(ms(s.max)) })
+        );
+
+        // A ten-year history, pushed once, then a new device joins and receives it all.
+        let end = Millis::now();
+        let shape = Shape::TEN_YEARS;
+        let start = Millis(end.0 - i64::from(shape.weeks) * 7 * 86_400_000);
+        let mut h = Profile::create(&temp.path().join("h"), "Sam", Protection::None, start)?;
+        h.start_space(&url)?;
+        let who = h.person_id().clone();
+        let mut doc = h.load()?;
+        history::generate(&mut doc, &who, shape, end)?;
+        let everything = doc.save_snapshot();
+        h.write(|d| d.apply(&everything))?;
+        let pushed = Instant::now();
+        sync::sync_once(&mut h, timeout).await?;
+        let push_time = pushed.elapsed();
+        let code = sync::invite(&mut h, hearth_proto::InviteRole::OwnDevice, Duration::from_secs(3600), timeout).await?;
+        let joined_at = Instant::now();
+        let joined = sync::join(&temp.path().join("h2"), &code, None, Protection::None, timeout).await?;
+        let join_time = joined_at.elapsed();
+        let received = joined.profile.load()?.timeline().len();
+        println!(
+            "{}",
+            json!({ "bench": "hearth-sync", "test": "ten_year_history", "records": shape.records(),
+                    "upload_ms": round(ms(push_time)), "new_device_join_ms": round(ms(join_time)),
+                    "timeline_items_on_new_device": received })
+        );
+        println!();
+        println!("{:<40} {:>10} {:>10}", "loopback, release", "median", "p90");
+        println!("{:<40} {:>10.1} {:>10.1}", "write -> partner applied (ms)", ms(s.median), ms(s.p90));
+        println!("{:<40} {:>10.0}", "ten-year history upload (ms)", ms(push_time));
+        println!("{:<40} {:>10.0}", "new device joins + receives it (ms)", ms(join_time));
+        Ok::<(), anyhow::Error>(())
+    })?;
+    let _ = stop.send(());
+    runtime.block_on(relay)??;
+    Ok(())
 }
