@@ -144,8 +144,9 @@ impl Profile {
         Ok(meta_u64(&self.conn, "cursor")?.unwrap_or(0))
     }
 
-    /// Seals every change the relay has not been given yet into one envelope of `epoch`,
-    /// adds it to the outbox and returns its counter; `None` if there is nothing new.
+    /// Seals every change the relay has not been given yet into envelopes of `epoch` (as
+    /// few as fit the envelope limit), adds them to the outbox and returns the first one's
+    /// counter; `None` if there is nothing new.
     ///
     /// # Errors
     /// [`Error::Corrupt`] if the key of `epoch` is missing or the stored heads are invalid.
@@ -158,28 +159,36 @@ impl Profile {
         let (mut doc, _) = self.load_from(&tx)?;
         let pushed = parse_heads(store::get_meta(&tx, "pushed_heads")?.as_deref())
             .map_err(|e| self.corrupt(e))?;
-        let changes = doc.changes_since(&pushed);
-        if changes.is_empty() {
+        // Room for the envelope's header, nonce, tag and signature.
+        let budget = hearth_proto::Limits::default()
+            .envelope_bytes()
+            .saturating_sub(1024);
+        let batches = doc.changes_since_batched(&pushed, budget)?;
+        if batches.is_empty() {
             return Ok(None);
         }
-        let counter = meta_u64(&tx, "next_counter")?.unwrap_or(1);
-        let header = EnvelopeHeader {
-            kind: EnvelopeKind::Changes,
-            space,
-            epoch,
-            author: self.device_id(),
-            counter,
-        };
-        let sealed = envelope::seal(&self.secrets.device, &key, header, &changes)?;
-        tx.execute(
-            "INSERT INTO outbox (counter, envelope) VALUES (?1, ?2)",
-            params![counter as i64, sealed.encode()],
-        )?;
+        let first = meta_u64(&tx, "next_counter")?.unwrap_or(1);
+        let mut counter = first;
+        for changes in &batches {
+            let header = EnvelopeHeader {
+                kind: EnvelopeKind::Changes,
+                space,
+                epoch,
+                author: self.device_id(),
+                counter,
+            };
+            let sealed = envelope::seal(&self.secrets.device, &key, header, changes)?;
+            tx.execute(
+                "INSERT INTO outbox (counter, envelope) VALUES (?1, ?2)",
+                params![counter as i64, sealed.encode()],
+            )?;
+            counter += 1;
+        }
         let heads: Vec<String> = doc.heads().iter().map(ToString::to_string).collect();
         store::set_meta(&tx, "pushed_heads", &heads.join(","))?;
-        store::set_meta(&tx, "next_counter", &(counter + 1).to_string())?;
+        store::set_meta(&tx, "next_counter", &counter.to_string())?;
         tx.commit()?;
-        Ok(Some(counter))
+        Ok(Some(first))
     }
 
     /// Records a completed sync.

@@ -122,6 +122,17 @@ pub enum DocError {
         source: Box<dyn StdError + Send + Sync>,
     },
 
+    /// One change is bigger than an envelope may be.
+    #[error(
+        "one change is {size} bytes, over the {max}-byte limit for a single envelope; split the entry into smaller ones"
+    )]
+    ChangeTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+
     /// There was nothing to load: no snapshot and no changes.
     #[error("there is no document data to load; the profile may be damaged, restore a backup")]
     NoData,

@@ -207,6 +207,38 @@ impl SpaceDoc {
         self.doc.save_after(heads)
     }
 
+    /// The same changes as [`changes_since`](Self::changes_since), cut into batches of at
+    /// most `max_bytes` each (whole changes, in an order every batch can be applied in), so
+    /// that a long stretch of offline work fits the relay's envelope limit.
+    ///
+    /// # Errors
+    /// [`DocError::ChangeTooLarge`] if one change alone is over `max_bytes`.
+    pub fn changes_since_batched(
+        &mut self,
+        heads: &[ChangeHash],
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, DocError> {
+        let mut batches = Vec::new();
+        let mut current: Vec<u8> = Vec::new();
+        for mut change in self.doc.get_changes(heads) {
+            let bytes = change.bytes();
+            if bytes.len() > max_bytes {
+                return Err(DocError::ChangeTooLarge {
+                    size: bytes.len(),
+                    max: max_bytes,
+                });
+            }
+            if !current.is_empty() && current.len() + bytes.len() > max_bytes {
+                batches.push(std::mem::take(&mut current));
+            }
+            current.extend_from_slice(&bytes);
+        }
+        if !current.is_empty() {
+            batches.push(current);
+        }
+        Ok(batches)
+    }
+
     /// The current heads of the document.
     pub fn heads(&mut self) -> Vec<ChangeHash> {
         self.doc.get_heads()
@@ -617,3 +649,37 @@ fn append(doc: &mut AutoCommit, collection: &str, record: &impl Serialize) -> Re
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    #[test]
+    fn batches_respect_the_limit_and_rebuild_the_same_document() {
+        let person = PersonId::random();
+        let mut a = SpaceDoc::create(b"device-a", &person, "Sam", Millis(1)).unwrap();
+        let mut b = SpaceDoc::replica(b"device-b").unwrap();
+        for i in 0..200 {
+            a.add_appreciation(
+                &person,
+                &format!("thanks for thing number {i}, it mattered"),
+                Millis(2 + i),
+            )
+            .unwrap();
+        }
+        let batches = a.changes_since_batched(&[], 2_000).unwrap();
+        assert!(batches.len() > 3, "{} batches", batches.len());
+        assert!(batches.iter().all(|b| b.len() <= 2_000));
+        for batch in &batches {
+            b.apply(batch).unwrap();
+        }
+        assert_eq!(a.appreciations(), b.appreciations());
+        assert_eq!(a.heads(), b.heads());
+        assert!(matches!(
+            a.changes_since_batched(&[], 10),
+            Err(DocError::ChangeTooLarge { .. })
+        ));
+        let heads = a.heads();
+        assert!(a.changes_since_batched(&heads, 2_000).unwrap().is_empty());
+    }
+}
