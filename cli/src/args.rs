@@ -58,6 +58,8 @@ pub enum Command {
     Join(JoinArgs),
     /// Push your changes and pull your partner's, once
     Sync,
+    /// Stay connected: print your partner's new entries as they arrive (Ctrl-C to stop)
+    Watch,
     /// See hearth in action: a scripted week in a throwaway profile
     Demo(DemoArgs),
 }

@@ -142,3 +142,75 @@ fn with_the_relay_down_writes_succeed_and_sync_exits_2() {
     assert_eq!(status["relay_reachable"], false);
     assert!(status["pending_changes"].as_u64().unwrap() >= 1);
 }
+
+#[test]
+fn watch_prints_the_partners_new_entries_as_they_arrive() {
+    use std::io::BufRead;
+
+    let sam = Device::new(BIN);
+    let relay = Relay::start(&sam.scratch().join("relay.db"));
+    sam.ok([
+        "init",
+        "--name",
+        "Sam",
+        "--no-passphrase",
+        "--relay",
+        &relay.url,
+    ]);
+    let code = sam.ok(["invite"]).trim().to_owned();
+    let jordan = Device::new(BIN);
+    jordan.ok(["join", &code, "--name", "Jordan", "--no-passphrase"]);
+
+    let mut watcher = sam.command(["watch"]).spawn().unwrap();
+    let stdout = watcher.stdout.take().unwrap();
+    // Wait for the watcher to say it is connected and caught up, so the entry below can
+    // only reach it live.
+    let stderr = std::io::BufReader::new(watcher.stderr.take().unwrap());
+    let mut said = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let connected = line.contains("Connected; watching");
+        said.push(line);
+        if connected {
+            break;
+        }
+    }
+    assert!(
+        said.iter().any(|l| l.contains("Connected; watching")),
+        "{said:?}"
+    );
+    let (lines, seen) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    jordan.ok(["appreciate", "LIVE: thank you for the flowers"]);
+    jordan.ok(["sync"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut got = None;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match seen.recv_timeout(left) {
+            Ok(line) if line.contains("LIVE: thank you for the flowers") => {
+                got = Some(line);
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    watcher.kill().unwrap();
+    let _ = watcher.wait();
+    let _ = reader.join();
+    let line = got.expect("the watcher printed Jordan's appreciation");
+    assert!(line.contains("Jordan appreciated:"), "{line}");
+    // What the watcher applied is in Sam's profile.
+    assert!(
+        sam.ok(["log"])
+            .contains("Jordan appreciated: LIVE: thank you for the flowers")
+    );
+}

@@ -46,57 +46,7 @@ pub fn run(session: &Session, args: LogArgs) -> Result<()> {
     }
     let mut out = render::stdout();
     for item in &items {
-        let who = names.of(&item.author);
-        let line = match &item.kind {
-            TimelineKind::Appreciation { text, .. } => format!("{who} appreciated: {text}"),
-            TimelineKind::Feedback {
-                id,
-                observation,
-                request,
-                ..
-            } => format!(
-                "{who} raised something [{}]: {observation} → {request}",
-                id.short()
-            ),
-            TimelineKind::Reply {
-                feedback,
-                reply_kind,
-                text,
-            } => {
-                let verb = match reply_kind {
-                    ReplyKind::Reflect => "reflected back",
-                    ReplyKind::Acknowledge => "said whether they felt heard",
-                    ReplyKind::Respond => "responded",
-                };
-                format!("{who} {verb} [{}]: {text}", feedback.short())
-            }
-            TimelineKind::Journal {
-                id, title, body, ..
-            } => {
-                let private = if private_ids.contains(id) {
-                    " (private)"
-                } else {
-                    ""
-                };
-                let heading = title
-                    .as_deref()
-                    .map(|t| format!("{t}: "))
-                    .unwrap_or_default();
-                format!(
-                    "{who} wrote in the journal{private}: {heading}{}",
-                    first_line(body)
-                )
-            }
-            TimelineKind::CheckinSubmitted { week } => {
-                format!("{who} answered the {week} check-in")
-            }
-            TimelineKind::Commitment { text, status, .. } => {
-                format!("{who} will do one small thing: {text} ({status})")
-            }
-            // A newer document may hold kinds this build does not know how to describe.
-            #[allow(unreachable_patterns)]
-            _ => format!("{who} did something this version of hearth cannot show"),
-        };
+        let line = describe(item, &names, &private_ids);
         writeln!(out, "{}  {line}", render::when(item.at))?;
     }
     out.flush()?;
@@ -112,6 +62,61 @@ struct LogRow<'a> {
     author_name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     private: Option<bool>,
+}
+
+/// One timeline item as a line for a person.
+pub fn describe(item: &TimelineItem, names: &Names, private_ids: &BTreeSet<EntryId>) -> String {
+    let who = names.of(&item.author);
+    match &item.kind {
+        TimelineKind::Appreciation { text, .. } => format!("{who} appreciated: {text}"),
+        TimelineKind::Feedback {
+            id,
+            observation,
+            request,
+            ..
+        } => format!(
+            "{who} raised something [{}]: {observation} → {request}",
+            id.short()
+        ),
+        TimelineKind::Reply {
+            feedback,
+            reply_kind,
+            text,
+        } => {
+            let verb = match reply_kind {
+                ReplyKind::Reflect => "reflected back",
+                ReplyKind::Acknowledge => "said whether they felt heard",
+                ReplyKind::Respond => "responded",
+            };
+            format!("{who} {verb} [{}]: {text}", feedback.short())
+        }
+        TimelineKind::Journal {
+            id, title, body, ..
+        } => {
+            let private = if private_ids.contains(id) {
+                " (private)"
+            } else {
+                ""
+            };
+            let heading = title
+                .as_deref()
+                .map(|t| format!("{t}: "))
+                .unwrap_or_default();
+            format!(
+                "{who} wrote in the journal{private}: {heading}{}",
+                first_line(body)
+            )
+        }
+        TimelineKind::CheckinSubmitted { week } => {
+            format!("{who} answered the {week} check-in")
+        }
+        TimelineKind::Commitment { text, status, .. } => {
+            format!("{who} will do one small thing: {text} ({status})")
+        }
+        // A newer document may hold kinds this build does not know how to describe.
+        #[allow(unreachable_patterns)]
+        _ => format!("{who} did something this version of hearth cannot show"),
+    }
 }
 
 fn journal_item(entry: JournalEntry) -> TimelineItem {

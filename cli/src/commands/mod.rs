@@ -8,7 +8,7 @@ mod export;
 mod feedback;
 mod init;
 mod journal;
-mod log;
+pub mod log;
 mod pairing;
 mod status;
 mod trends;
@@ -38,6 +38,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Invite(args) => pairing::invite(&session, args),
         Command::Join(args) => pairing::join(&session, args),
         Command::Sync => pairing::sync(&session),
+        Command::Watch => pairing::watch(&session),
     }
 }
 

@@ -183,3 +183,60 @@ pub fn start_on_relay(profile: &mut Profile, url: &str) -> Result<bool> {
         }
     }
 }
+
+pub fn watch(session: &Session) -> Result<()> {
+    use std::collections::BTreeSet;
+    use std::io::Write;
+
+    let mut profile = session.open()?;
+    if profile.relay()?.is_none() {
+        user_error!(
+            "this space is not on a relay yet, so there is nothing to watch: see `hearth invite --relay`"
+        );
+    }
+    let me = profile.person_id().clone();
+    let key = |item: &hearth_doc::TimelineItem| serde_json::to_string(item).unwrap_or_default();
+    let mut known: BTreeSet<String> = profile.load()?.timeline().iter().map(key).collect();
+    let private_ids = BTreeSet::new();
+    let mut connected = false;
+    let mut show_new = |profile: &mut Profile| {
+        if !connected {
+            connected = true;
+            eprintln!("Connected; watching for your partner's new entries (Ctrl-C to stop).");
+        }
+        let Ok(doc) = profile.load() else { return };
+        let names = crate::render::Names::of_doc(&doc);
+        let mut out = std::io::stdout().lock();
+        for item in doc.timeline() {
+            if known.insert(key(&item)) && item.author != me {
+                let line = super::log::describe(&item, &names, &private_ids);
+                let _ = writeln!(out, "{}  {line}", render::when(item.at));
+            }
+        }
+        let _ = out.flush();
+    };
+    block_on(async {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let watched = tokio::select! {
+                result = sync::watch(&mut profile, sync::DEFAULT_TIMEOUT, Duration::from_secs(2), &mut show_new) => result,
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+            };
+            match watched {
+                Err(e @ (sync::SyncError::Unreachable { .. } | sync::SyncError::Timeout(_))) => {
+                    eprintln!(
+                        "{e}; trying again in {}s (your changes are kept here)",
+                        backoff.as_secs()
+                    );
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = tokio::signal::ctrl_c() => return Ok(()),
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                Err(e) => return Err(anyhow::Error::new(e)),
+                Ok(()) => backoff = Duration::from_secs(1),
+            }
+        }
+    })?
+}

@@ -157,10 +157,16 @@ impl Link {
 
     /// The next frame from the relay; a `Reject` becomes [`SyncError::Refused`].
     pub(crate) async fn recv(&mut self) -> Result<RelayFrame, SyncError> {
+        let timeout = self.timeout;
+        tokio::time::timeout(timeout, self.recv_any())
+            .await
+            .map_err(|_| SyncError::Timeout(timeout))?
+    }
+
+    /// The next frame, however long it takes (for a connection that stays open).
+    pub(crate) async fn recv_any(&mut self) -> Result<RelayFrame, SyncError> {
         loop {
-            let next = tokio::time::timeout(self.timeout, self.ws.next())
-                .await
-                .map_err(|_| SyncError::Timeout(self.timeout))?;
+            let next = self.ws.next().await;
             let message = match next {
                 None => return Err(self.closed()),
                 Some(Err(e)) => {
@@ -711,4 +717,64 @@ pub async fn invite(
     }
     link.close().await;
     Ok(minted.code)
+}
+
+/// Stays connected: syncs, then applies the partner's envelopes as the relay forwards them
+/// and pushes this device's own changes as they appear (checked every `push_every`).
+/// Calls `on_applied` once caught up (so the caller knows it is live) and after each batch
+/// of incoming changes, with the profile, so the caller can show what is new. Returns only on an error; the caller decides whether to reconnect.
+///
+/// # Errors
+/// A [`SyncError`]; everything applied or committed before it stays.
+pub async fn watch(
+    profile: &mut Profile,
+    timeout: Duration,
+    push_every: Duration,
+    mut on_applied: impl FnMut(&mut Profile),
+) -> Result<(), SyncError> {
+    let relay = profile.relay()?.ok_or(SyncError::NotPaired)?;
+    let local = profile.acl_state()?.ok_or(SyncError::NotPaired)?;
+    profile.stage_outgoing(local.epoch())?;
+    let space = profile.space()?;
+    let mut link = Link::connect(&relay, timeout).await?;
+    let chain = link.login(&profile.secrets.device, &space, false).await?;
+    let state = adopt_chain(profile, &chain)?;
+    exchange(profile, &mut link, &space, &state).await?;
+    profile.mark_synced(now_ms())?;
+    // Called once connected and caught up, whatever arrived: the caller learns it is live.
+    on_applied(profile);
+    let members = ever_members(&decode_chain(&profile.acl_records()?)?);
+    let mut tick = tokio::time::interval(push_every);
+    // The relay pings an idle connection; reading answers them. Allow a few missed beats.
+    let idle = timeout.max(Duration::from_secs(90));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if profile.stage_outgoing(state.epoch())?.is_some() {
+                    for (_, envelope) in profile.outbox()? {
+                        link.send(&ClientFrame::Push { envelope }).await?;
+                    }
+                }
+            }
+            frame = tokio::time::timeout(idle, link.recv_any()) => {
+                let frame = frame.map_err(|_| SyncError::Timeout(idle))??;
+                let mut report = SyncReport::default();
+                match frame {
+                    RelayFrame::Event { seq, envelope } => {
+                        receive(profile, &mut link, &space, &state, &members, seq, &envelope, &mut report).await?;
+                    }
+                    RelayFrame::Committed { counter, .. } => profile.acknowledge(counter)?,
+                    RelayFrame::AclChanged { .. } | RelayFrame::Pong { .. } => {}
+                    other => return Err(unexpected("Event", &other)),
+                }
+                profile.mark_synced(now_ms())?;
+                for r in &report.rejected {
+                    tracing::warn!(seq = r.seq, reason = %r.reason, "envelope refused while watching");
+                }
+                if report.received > 0 {
+                    on_applied(profile);
+                }
+            }
+        }
+    }
 }
