@@ -25,11 +25,13 @@ pub mod cli;
 pub mod config;
 mod connection;
 mod hub;
+pub mod local;
 pub mod metrics;
 pub mod store;
 pub mod worker;
 
 pub use app::{AppState, Relay, RelayError, app, serve};
 pub use config::{Creation, RelayConfig};
+pub use local::LocalRelay;
 pub use store::{Push, PushOutcome, SqliteStore, Storage, StoreError, StoreLimits};
 pub use worker::{StoreHandle, StoreStats};

@@ -3,56 +3,22 @@
 
 use std::path::Path;
 
-use hearth_relay::RelayConfig;
+use hearth_relay::LocalRelay;
 use hearth_tests::Device;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hearth-test-bin");
 
-/// A relay on its own runtime thread, bound before anyone connects.
 struct Relay {
     url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _relay: LocalRelay,
 }
 
 impl Relay {
     fn start(db: &Path) -> Relay {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let url = format!("ws://{}/v1/sync", listener.local_addr().unwrap());
-        let config = RelayConfig {
-            db: db.to_owned(),
-            ..RelayConfig::default()
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            runtime
-                .block_on(hearth_relay::serve(config, listener, async move {
-                    let _ = stopped.await;
-                }))
-                .unwrap();
-        });
+        let relay = LocalRelay::start(db.to_owned()).unwrap();
         Relay {
-            url,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            url: relay.url().to_owned(),
+            _relay: relay,
         }
     }
 }

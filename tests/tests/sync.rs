@@ -9,40 +9,36 @@ use hearth_client::sync::{self, JoinError};
 use hearth_client::{Profile, Protection};
 use hearth_doc::Millis;
 use hearth_proto::InviteRole;
-use hearth_relay::RelayConfig;
+use hearth_relay::LocalRelay;
 use hearth_tests::files_containing;
 
 const T: Duration = Duration::from_secs(20);
 
 struct TestRelay {
     url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), hearth_relay::RelayError>>,
+    relay: LocalRelay,
 }
 
 impl TestRelay {
     async fn start(db: &Path) -> TestRelay {
-        // Bind first, then serve: the port is ready before any client connects.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let config = RelayConfig {
-            db: db.to_owned(),
-            ..RelayConfig::default()
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(hearth_relay::serve(config, listener, async move {
-            let _ = stopped.await;
-        }));
+        // Bound before it returns: ready before any client connects.
+        // It runs its own runtime, so start it off this one's workers.
+        let db = db.to_owned();
+        let relay = tokio::task::spawn_blocking(move || LocalRelay::start(db))
+            .await
+            .unwrap()
+            .unwrap();
         TestRelay {
-            url: format!("ws://{addr}/v1/sync"),
-            stop: Some(stop),
-            task,
+            url: relay.url().to_owned(),
+            relay,
         }
     }
 
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
+    async fn stop(self) {
+        // Shutting down joins the relay's thread: keep that off this runtime's workers.
+        tokio::task::spawn_blocking(move || drop(self.relay))
+            .await
+            .unwrap();
     }
 }
 

@@ -16,62 +16,6 @@ use crate::exit::user_error;
 use crate::render;
 use crate::session::Session;
 
-/// The relay, serving on its own thread until dropped.
-struct DemoRelay {
-    url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl DemoRelay {
-    fn start(db: PathBuf) -> Result<DemoRelay> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .context("starting the demo relay's runtime")?;
-        // Bound before any partner connects: no waiting for readiness.
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .context("binding the demo relay to 127.0.0.1")?;
-        let addr = listener
-            .local_addr()
-            .context("reading the relay's address")?;
-        let config = hearth_relay::RelayConfig {
-            db,
-            ..hearth_relay::RelayConfig::default()
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("demo-relay".into())
-            .spawn(move || {
-                let served = runtime.block_on(hearth_relay::serve(config, listener, async move {
-                    let _ = stopped.await;
-                }));
-                if let Err(e) = served {
-                    eprintln!("hearth: the demo relay stopped: {e}");
-                }
-            })
-            .context("starting the demo relay")?;
-        Ok(DemoRelay {
-            url: format!("ws://{addr}/v1/sync"),
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for DemoRelay {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 struct Partner {
     name: &'static str,
     home: PathBuf,
@@ -92,7 +36,9 @@ pub fn run(_session: &Session, args: DemoArgs) -> Result<()> {
         Some(dir) => dir.clone(),
         None => temp.path().to_owned(),
     };
-    let relay = DemoRelay::start(temp.path().join("relay.db"))?;
+    let relay = hearth_relay::LocalRelay::start(temp.path().join("relay.db"))
+        .context("starting the demo relay on 127.0.0.1")?;
+    let url = relay.url().to_owned();
     let exe = std::env::current_exe().context("finding the hearth program")?;
     let sam = Partner {
         name: "Sam",
@@ -106,7 +52,7 @@ pub fn run(_session: &Session, args: DemoArgs) -> Result<()> {
 
     println!(
         "hearth demo: a relay on {} and two partners, Sam and Jordan,",
-        relay.url
+        url
     );
     println!("each with their own encrypted profile. Every line below is the real `hearth`");
     println!("program; the relay only ever holds ciphertext. Nothing leaves this machine.\n");
@@ -114,14 +60,7 @@ pub fn run(_session: &Session, args: DemoArgs) -> Result<()> {
     step(
         &exe,
         &sam,
-        &[
-            "init",
-            "--name",
-            "Sam",
-            "--no-passphrase",
-            "--relay",
-            &relay.url,
-        ],
+        &["init", "--name", "Sam", "--no-passphrase", "--relay", &url],
     )?;
     let code = step(&exe, &sam, &["invite"])?;
     let code = code.trim().to_owned();

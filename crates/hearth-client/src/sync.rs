@@ -533,6 +533,21 @@ impl From<Error> for JoinError {
     }
 }
 
+/// The relay's word on an invite, as the reason a join failed.
+fn invite_refusal(e: SyncError) -> JoinError {
+    match e {
+        SyncError::Refused {
+            code: RejectCode::InviteUsed,
+            ..
+        } => JoinError::Used,
+        SyncError::Refused {
+            code: RejectCode::InviteExpired,
+            ..
+        } => JoinError::Expired,
+        other => JoinError::Sync(other),
+    }
+}
+
 /// What joining did.
 #[derive(Debug)]
 pub struct Joined {
@@ -569,18 +584,10 @@ pub async fn join(
     let chain = match link.login(&invite, &space, true).await {
         Ok(chain) => chain,
         Err(SyncError::Refused {
-            code: RejectCode::InviteExpired,
-            ..
-        }) => return Err(JoinError::Expired),
-        Err(SyncError::Refused {
-            code: RejectCode::InviteUsed,
-            ..
-        }) => return Err(JoinError::Used),
-        Err(SyncError::Refused {
             code: RejectCode::Unauthorized,
             ..
         }) => return Err(JoinError::Unknown),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(invite_refusal(e)),
     };
     let state = AclState::from_records(&decode_chain(&chain)?, &Limits::default())
         .map_err(|e| SyncError::Protocol(format!("the relay's ACL does not verify: {e}")))?;
@@ -634,15 +641,7 @@ pub async fn join(
     match link.recv().await {
         Ok(RelayFrame::AclChanged { .. }) => {}
         Ok(other) => return Err(unexpected("AclChanged", &other).into()),
-        Err(SyncError::Refused {
-            code: RejectCode::InviteUsed,
-            ..
-        }) => return Err(JoinError::Used),
-        Err(SyncError::Refused {
-            code: RejectCode::InviteExpired,
-            ..
-        }) => return Err(JoinError::Expired),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(invite_refusal(e)),
     }
     link.close().await;
 

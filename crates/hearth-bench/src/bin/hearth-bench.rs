@@ -177,16 +177,8 @@ fn sync_bench(runs: usize) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let url = format!("ws://{}/v1/sync", listener.local_addr()?);
-    let config = hearth_relay::RelayConfig {
-        db: temp.path().join("relay.db"),
-        ..hearth_relay::RelayConfig::default()
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let relay = runtime.spawn(hearth_relay::serve(config, listener, async move {
-        let _ = stopped.await;
-    }));
+    let relay = hearth_relay::LocalRelay::start(temp.path().join("relay.db"))?;
+    let url = relay.url().to_owned();
 
     runtime.block_on(async {
         // One pair: write on A, sync A (push), sync B (pull), until B has it.
@@ -249,7 +241,6 @@ fn sync_bench(runs: usize) -> Result<()> {
         println!("{:<40} {:>10.0}", "new device joins + receives it (ms)", ms(join_time));
         Ok::<(), anyhow::Error>(())
     })?;
-    let _ = stop.send(());
-    runtime.block_on(relay)??;
+    drop(relay);
     Ok(())
 }
