@@ -184,3 +184,36 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
         .map(|(path, _)| path)
         .collect()
 }
+
+/// A new profile (no passphrase) for `name` in `home`, for tests that drive the client
+/// library directly.
+pub fn new_profile(home: &Path, name: &str) -> hearth_client::Profile {
+    hearth_client::Profile::create(
+        home,
+        name,
+        hearth_client::Protection::None,
+        hearth_doc::Millis::now(),
+    )
+    .expect("a new profile")
+}
+
+/// Writes one appreciation as the profile's person.
+pub fn appreciate(profile: &mut hearth_client::Profile, text: &str) {
+    let me = profile.person_id().clone();
+    profile
+        .write(|doc| doc.add_appreciation(&me, text, hearth_doc::Millis::now()))
+        .expect("an appreciation is written");
+}
+
+/// Every appreciation's text, sorted, duplicates kept.
+pub fn appreciations(profile: &hearth_client::Profile) -> Vec<String> {
+    let mut texts: Vec<String> = profile
+        .load()
+        .expect("the profile loads")
+        .appreciations()
+        .into_iter()
+        .map(|a| a.text)
+        .collect();
+    texts.sort();
+    texts
+}

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use hearth_client::sync::{self, SyncError};
 use hearth_client::{Profile, Protection};
-use hearth_doc::Millis;
 use hearth_proto::InviteRole;
+use hearth_tests::{appreciate, appreciations, new_profile};
 
 /// The bound on every wait: a bug fails the test instead of hanging it.
 const T: Duration = Duration::from_secs(20);
@@ -87,25 +87,6 @@ impl Drop for RelayProcess {
     }
 }
 
-fn appreciate(p: &mut Profile, text: &str) {
-    let me = p.person_id().clone();
-    p.write(|doc| doc.add_appreciation(&me, text, Millis::now()))
-        .unwrap();
-}
-
-/// Every appreciation's text, sorted, duplicates kept.
-fn appreciations(p: &Profile) -> Vec<String> {
-    let mut t: Vec<String> = p
-        .load()
-        .unwrap()
-        .appreciations()
-        .into_iter()
-        .map(|a| a.text)
-        .collect();
-    t.sort();
-    t
-}
-
 fn assert_no_duplicates(who: &str, texts: &[String]) {
     let mut counts = BTreeMap::<&str, usize>::new();
     for t in texts {
@@ -126,8 +107,7 @@ async fn sync_ok(p: &mut Profile) -> sync::SyncReport {
 
 /// Sam starts a space on `url`, Jordan joins it as a partner; both have synced once.
 async fn couple(dir: &Path, url: &str) -> (Profile, Profile) {
-    let mut sam =
-        Profile::create(&dir.join("sam"), "Sam", Protection::None, Millis::now()).unwrap();
+    let mut sam = new_profile(&dir.join("sam"), "Sam");
     sam.start_space(url).unwrap();
     appreciate(&mut sam, "sam-first");
     sync_ok(&mut sam).await;

@@ -5,12 +5,11 @@
 use std::path::Path;
 use std::time::Duration;
 
+use hearth_client::Protection;
 use hearth_client::sync::{self, JoinError};
-use hearth_client::{Profile, Protection};
-use hearth_doc::Millis;
 use hearth_proto::InviteRole;
 use hearth_relay::LocalRelay;
-use hearth_tests::files_containing;
+use hearth_tests::{appreciate, appreciations, files_containing, new_profile};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -42,36 +41,12 @@ impl TestRelay {
     }
 }
 
-fn appreciate(p: &mut Profile, text: &str) {
-    let me = p.person_id().clone();
-    p.write(|doc| doc.add_appreciation(&me, text, Millis::now()))
-        .unwrap();
-}
-
-fn appreciations(p: &Profile) -> Vec<String> {
-    let mut t: Vec<String> = p
-        .load()
-        .unwrap()
-        .appreciations()
-        .into_iter()
-        .map(|a| a.text)
-        .collect();
-    t.sort();
-    t
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partners_pair_by_invite_and_converge_and_the_relay_sees_only_ciphertext() {
     let dir = tempfile::tempdir().unwrap();
     let relay = TestRelay::start(&dir.path().join("relay.db")).await;
 
-    let mut sam = Profile::create(
-        &dir.path().join("sam"),
-        "Sam",
-        Protection::None,
-        Millis::now(),
-    )
-    .unwrap();
+    let mut sam = new_profile(&dir.path().join("sam"), "Sam");
     sam.start_space(&relay.url).unwrap();
     appreciate(&mut sam, "MARKER-SAM-BEFORE-PAIRING");
     let first = sync::sync_once(&mut sam, T).await.unwrap();
@@ -160,13 +135,7 @@ async fn a_relay_that_is_down_keeps_changes_local_for_later() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut sam = Profile::create(
-        &dir.path().join("sam"),
-        "Sam",
-        Protection::None,
-        Millis::now(),
-    )
-    .unwrap();
+    let mut sam = new_profile(&dir.path().join("sam"), "Sam");
     sam.start_space(&format!("ws://{addr}/v1/sync")).unwrap();
     appreciate(&mut sam, "kept");
     let err = sync::sync_once(&mut sam, Duration::from_secs(5))
@@ -181,13 +150,7 @@ async fn a_relay_that_is_down_keeps_changes_local_for_later() {
 async fn a_second_device_of_the_same_person_receives_the_whole_history() {
     let dir = tempfile::tempdir().unwrap();
     let relay = TestRelay::start(&dir.path().join("relay.db")).await;
-    let mut phone = Profile::create(
-        &dir.path().join("phone"),
-        "Sam",
-        Protection::None,
-        Millis::now(),
-    )
-    .unwrap();
+    let mut phone = new_profile(&dir.path().join("phone"), "Sam");
     phone.start_space(&relay.url).unwrap();
     for i in 0..20 {
         appreciate(&mut phone, &format!("old entry {i:02}"));
