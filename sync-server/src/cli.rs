@@ -68,37 +68,39 @@ fn run(args: Args) -> anyhow::Result<()> {
             .local_addr()
             .context("cannot read the bound address")?;
         tracing::info!(%addr, db = %config.db.display(), "relay started");
+        let shutdown = shutdown_signal()?;
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {addr}").context("cannot write to stdout")?;
         stdout.flush().context("cannot write to stdout")?;
         drop(stdout);
-        relay.serve(listener, shutdown_signal()).await?;
+        relay.serve(listener, shutdown).await?;
         tracing::info!("relay stopped");
         Ok(())
     })
 }
 
-/// Completes on SIGINT or (on Unix) SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Registers for SIGINT and SIGTERM now and returns a future that completes on either.
+/// Registering before `listening on` is printed matters: a signal sent as soon as the line
+/// appears must reach the handler, not the default action (which kills the process).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+            tracing::info!("shutting down");
+        })
     }
-    tracing::info!("shutting down");
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down");
+        })
+    }
 }
