@@ -60,6 +60,9 @@ pub enum Command {
     Sync,
     /// Stay connected: print your partner's new entries as they arrive (Ctrl-C to stop)
     Watch,
+    /// The space's devices: list them, or remove a lost or retired one
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// See hearth in action: a scripted week in a throwaway profile
     Demo(DemoArgs),
 }
@@ -95,6 +98,23 @@ pub struct InviteArgs {
     /// Hours until the invite expires
     #[arg(long, value_name = "HOURS", default_value_t = 72)]
     pub expires: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// List the space's devices, yours and your partner's
+    List,
+    /// Remove a device: the space moves to a new key it never receives
+    Remove(DeviceRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeviceRemoveArgs {
+    /// The device's id (the short id from `hearth device list` is enough)
+    pub device: String,
+    /// Do not ask before removing (needed when not at a terminal)
+    #[arg(long, short)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -93,6 +93,9 @@ fn classify_sync(err: &SyncError) -> (u8, Option<String>) {
             ),
             _ => (SYNC, Some(kept.into())),
         },
+        // Their messages say what to do; the data here is untouched.
+        SyncError::NotAdmitted => (DATA, None),
+        SyncError::KeyUnavailable { .. } | SyncError::AclMoved => (SYNC, None),
         SyncError::NotPaired => (
             USER,
             Some("Put the space on a relay with `hearth invite --relay wss://…/v1/sync`.".into()),

@@ -524,7 +524,12 @@ impl Session {
                 return self.unauthorized(space, device).await;
             };
             if info.revoked {
-                return self.unauthorized(space, device).await;
+                return self
+                    .reject_and_close(
+                        RejectCode::InviteRevoked,
+                        "this invite was cancelled when the space's devices changed; ask for a new invite",
+                    )
+                    .await;
             }
             if info.used_by.is_some()
                 || (info.role == InviteRole::Partner && chain.state.partner_joined())
@@ -1154,6 +1159,19 @@ impl Session {
         };
         if !chain.state.is_member(&authed.key) {
             return self.reject(RejectCode::NotMember, REMOVED).await;
+        }
+        if epoch > chain.state.epoch() {
+            // Keys are wrapped only once the ACL has moved to their epoch, so two devices
+            // racing to rotate cannot leave one's lockboxes under the other's record.
+            return self
+                .reject(
+                    RejectCode::Invalid,
+                    &format!(
+                        "a lockbox for epoch {epoch}, but the space is at epoch {}; append the RotateEpoch record first",
+                        chain.state.epoch()
+                    ),
+                )
+                .await;
         }
         let known = chain.state.is_member(&device)
             || chain

@@ -24,6 +24,7 @@ const REJECT_LABELS: &[(RejectCode, &str)] = &[
     (RejectCode::InviteExpired, "invite_expired"),
     (RejectCode::InviteUsed, "invite_used"),
     (RejectCode::Invalid, "invalid"),
+    (RejectCode::InviteRevoked, "invite_revoked"),
 ];
 
 /// The relay's counters.

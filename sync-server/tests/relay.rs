@@ -336,7 +336,9 @@ async fn create_space(
         AclBody::Genesis {
             space,
             device: dev(creator),
+            recipient: [7; 32],
             epoch: 0,
+            key_check: [8; 32],
         },
         &[creator],
     );
@@ -416,6 +418,7 @@ async fn couple(relay: &TestRelay) -> Couple {
         invite.hash(),
         AclBody::AddDevice {
             device: dev(&b_key),
+            recipient: [7; 32],
             invite: inv(&invite_key),
         },
         &[&b_key, &invite_key],
@@ -816,6 +819,7 @@ async fn removed_device_is_told_and_can_no_longer_sync() {
         head,
         AclBody::RotateEpoch {
             epoch: 1,
+            key_check: [9; 32],
             by: dev(&a_key),
         },
         &[&a_key],
@@ -826,6 +830,55 @@ async fn removed_device_is_told_and_can_no_longer_sync() {
         })
         .await;
     assert_eq!(reject_code(&reply), RejectCode::Conflict);
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn a_lockbox_for_an_epoch_the_acl_has_not_reached_is_refused() {
+    let relay = TestRelay::start().await;
+    let Couple {
+        head,
+        a_key,
+        mut a,
+        b_key,
+        ..
+    } = couple(&relay).await;
+    // Keys are wrapped only once their RotateEpoch record is in, so two devices racing to
+    // rotate cannot leave lockboxes that disagree with the chain.
+    let early = a
+        .request(&ClientFrame::PutLockbox {
+            device: dev(&b_key),
+            epoch: 1,
+            blob: b"a key for an epoch that does not exist yet".to_vec(),
+        })
+        .await;
+    assert_eq!(reject_code(&early), RejectCode::Invalid);
+    let rotate = acl(
+        head,
+        AclBody::RotateEpoch {
+            epoch: 1,
+            key_check: [9; 32],
+            by: dev(&a_key),
+        },
+        &[&a_key],
+    );
+    assert!(matches!(
+        a.request(&ClientFrame::PutAcl {
+            record: rotate.encode()
+        })
+        .await,
+        RelayFrame::AclChanged { .. }
+    ));
+    a.send(&ClientFrame::PutLockbox {
+        device: dev(&b_key),
+        epoch: 1,
+        blob: b"the new key, wrapped for b".to_vec(),
+    })
+    .await;
+    assert_eq!(
+        a.request(&ClientFrame::Ping { nonce: 9 }).await,
+        RelayFrame::Pong { nonce: 9 }
+    );
     relay.stop().await;
 }
 

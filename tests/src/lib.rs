@@ -217,3 +217,35 @@ pub fn appreciations(profile: &hearth_client::Profile) -> Vec<String> {
     texts.sort();
     texts
 }
+
+/// A real relay on 127.0.0.1:0 with its SQLite file at a given path, for async tests.
+#[derive(Debug)]
+pub struct TestRelay {
+    /// Its websocket URL.
+    pub url: String,
+    relay: hearth_relay::LocalRelay,
+}
+
+impl TestRelay {
+    /// Starts it; it is bound (ready for clients) when this returns.
+    pub async fn start(db: &Path) -> TestRelay {
+        // It runs its own runtime, so start it off this one's workers.
+        let db = db.to_owned();
+        let relay = tokio::task::spawn_blocking(move || hearth_relay::LocalRelay::start(db))
+            .await
+            .expect("the relay's start-up task")
+            .expect("the relay starts");
+        TestRelay {
+            url: relay.url().to_owned(),
+            relay,
+        }
+    }
+
+    /// Stops it and waits until its database is closed.
+    pub async fn stop(self) {
+        // Shutting down joins the relay's thread: keep that off this runtime's workers.
+        tokio::task::spawn_blocking(move || drop(self.relay))
+            .await
+            .expect("the relay stops");
+    }
+}

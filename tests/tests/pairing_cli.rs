@@ -180,3 +180,55 @@ fn watch_prints_the_partners_new_entries_as_they_arrive() {
             .contains("Jordan appreciated: LIVE: thank you for the flowers")
     );
 }
+
+#[test]
+fn a_lost_device_is_listed_and_removed_with_the_cli() {
+    let laptop = Device::new(BIN);
+    let relay = Relay::start(&laptop.scratch().join("relay.db"));
+    laptop.ok([
+        "init",
+        "--name",
+        "Sam",
+        "--no-passphrase",
+        "--relay",
+        &relay.url,
+    ]);
+    let code = laptop.ok(["invite", "--device"]).trim().to_owned();
+    let phone = Device::new(BIN);
+    phone.ok(["join", &code, "--no-passphrase"]);
+
+    let listed = laptop.ok(["device", "list"]);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(
+        listed.contains("this device") && listed.contains("yours"),
+        "{listed}"
+    );
+    let devices = laptop.json(["device", "list"]);
+    let rows = devices["devices"].as_array().unwrap();
+    let phone_id = rows
+        .iter()
+        .find(|d| d["this_device"] == false)
+        .map(|d| d["short"].as_str().unwrap().to_owned())
+        .unwrap();
+
+    // Not at a terminal, removal needs --yes; a wrong id names what to do.
+    let run = laptop.run(["device", "remove", &phone_id]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+    let run = laptop.run(["device", "remove", "zz", "--yes"]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("device list"), "{}", run.stderr);
+    assert_eq!(laptop.ok(["device", "list"]).lines().count(), 2);
+
+    let out = laptop.ok(["device", "remove", &phone_id, "--yes"]);
+    assert!(out.contains("new key"), "{out}");
+    assert_eq!(laptop.ok(["device", "list"]).lines().count(), 1);
+    laptop.ok(["appreciate", "MARKER written after the phone was removed"]);
+    laptop.ok(["sync"]);
+
+    // The phone is told, keeps what it had, and gets nothing new.
+    let run = phone.run(["sync"]);
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert!(run.stderr.contains("removed"), "{}", run.stderr);
+    assert!(!phone.ok(["log"]).contains("MARKER"));
+}

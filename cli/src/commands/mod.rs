@@ -4,6 +4,7 @@
 mod appreciate;
 pub mod checkin;
 mod demo;
+mod device;
 mod export;
 mod feedback;
 mod init;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Join(args) => pairing::join(&session, args),
         Command::Sync => pairing::sync(&session),
         Command::Watch => pairing::watch(&session),
+        Command::Device(cmd) => device::run(&session, cmd),
     }
 }
 

@@ -132,10 +132,19 @@ fn print_report(session: &Session, report: &SyncReport) -> Result<()> {
             r.reason
         );
     }
+    if report.waiting > 0 {
+        eprintln!(
+            "note: {} received but not shown yet: they build on earlier changes that have not \
+             arrived. They appear once those do; if this persists, the relay may be holding \
+             something back.",
+            plural(report.waiting, "update")
+        );
+    }
     if session.json {
         return render::print_json(&json!({
             "pushed": report.pushed,
             "received": report.received,
+            "waiting": report.waiting,
             "rejected": report.rejected.len(),
             "cursor": report.cursor,
         }));

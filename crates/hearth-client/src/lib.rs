@@ -34,6 +34,6 @@ pub use error::Error;
 pub use hearth_crypto::{
     CryptoError, DeviceId, ExposeSecret, ProfileSecrets, Protection, SecretString,
 };
-pub use pairing::MintedInvite;
+pub use pairing::{DeviceInfo, MintedInvite};
 pub use profile::{Profile, ProfilePaths, default_home};
 pub use sync_state::Incoming;

@@ -4,7 +4,7 @@
 //! never diverge).
 
 use hearth_crypto::{EpochKey, InviteCode, sign_record};
-use hearth_proto::{AclBody, AclRecord, AclState, InviteId, InviteRole, Limits};
+use hearth_proto::{AclBody, AclRecord, AclState, DeviceId, InviteId, InviteRole, Limits};
 
 use crate::{Error, Profile};
 
@@ -15,7 +15,7 @@ pub struct MintedInvite {
     pub code: InviteCode,
     /// The signed Invite record to append to the space's ACL.
     pub record: AclRecord,
-    /// The current epoch key, sealed for whoever holds the code.
+    /// Every epoch's key up to the current one, sealed for whoever holds the code.
     pub lockbox: Vec<u8>,
     /// The epoch the lockbox is for.
     pub epoch: u32,
@@ -50,16 +50,20 @@ impl Profile {
         if !self.acl_records()?.is_empty() {
             return Err(Error::AlreadyPaired);
         }
+        let space = self.space()?;
+        let key = EpochKey::generate()?;
         let genesis = sign_record(
             [0; 32],
             AclBody::Genesis {
-                space: self.space()?,
+                space,
                 device: self.device_id(),
+                recipient: self.secrets.device.recipient_bytes()?,
                 epoch: 0,
+                key_check: key.check(&space, 0),
             },
             &[&self.secrets.device],
         )?;
-        self.put_epoch_key(0, &EpochKey::generate()?)?;
+        self.put_epoch_key(0, &key)?;
         self.replace_acl(&[genesis.encode()])?;
         self.set_relay(relay)?;
         Ok(genesis)
@@ -80,9 +84,13 @@ impl Profile {
         let state = self.acl_state()?.ok_or(Error::NotPaired)?;
         let relay = self.relay()?.ok_or(Error::NotPaired)?;
         let epoch = state.epoch();
-        let key = self
-            .epoch_key(epoch)?
-            .ok_or_else(|| self.corrupt(format!("it has no key for epoch {epoch}")))?;
+        // The joiner needs every epoch's key to read the whole history.
+        let keys = (0..=epoch)
+            .map(|e| {
+                self.epoch_key(e)?
+                    .ok_or_else(|| self.corrupt(format!("it has no key for epoch {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let space = self.space()?;
         let code = InviteCode::generate(&relay, *space.as_bytes())?;
         let invite = code.keys();
@@ -97,13 +105,122 @@ impl Profile {
             &[&self.secrets.device],
         )?;
         let person = (role == InviteRole::OwnDevice).then(|| self.person_id().as_str());
-        let lockbox = invite.seal_lockbox(&key, space.as_bytes(), epoch, person)?;
+        let lockbox = invite.seal_lockbox(&keys, space.as_bytes(), person)?;
         Ok(MintedInvite {
             code,
             record,
             lockbox,
             epoch,
         })
+    }
+}
+
+/// One device of the space, as `hearth device list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Its device id.
+    pub id: DeviceId,
+    /// Whether it is this device.
+    pub this_device: bool,
+    /// Whether it belongs to the same person as this device (rather than the partner).
+    pub mine: bool,
+}
+
+impl Profile {
+    /// The space's current devices in the order they joined, each marked as this device's
+    /// person's or the partner's. People are not in the ACL, but who invited whom is: the
+    /// creator's devices and the devices they add with own-device invites are one person's,
+    /// the partner's (joined by the partner invite) and theirs the other's.
+    ///
+    /// # Errors
+    /// [`Error::NotPaired`] if the space is not on a relay; [`Error::Corrupt`] if the stored
+    /// chain does not verify.
+    pub fn devices(&self) -> Result<Vec<DeviceInfo>, Error> {
+        let state = self.acl_state()?.ok_or(Error::NotPaired)?;
+        let records = self
+            .acl_records()?
+            .iter()
+            .map(|r| AclRecord::decode(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Side `true`: the creator's person.
+        let mut side = std::collections::BTreeMap::new();
+        let mut order = Vec::new();
+        let mut invites = std::collections::BTreeMap::new();
+        for record in &records {
+            match record.body {
+                AclBody::Genesis { device, .. } => {
+                    side.insert(device, true);
+                    order.push(device);
+                }
+                AclBody::Invite {
+                    invite, role, by, ..
+                } => {
+                    invites.insert(invite, (role, by));
+                }
+                AclBody::AddDevice { device, invite, .. } => {
+                    let joined = match invites.get(&invite) {
+                        Some((InviteRole::Partner, _)) => Some(false),
+                        Some((InviteRole::OwnDevice, by)) => side.get(by).copied(),
+                        None => None,
+                    };
+                    side.insert(device, joined.unwrap_or(false));
+                    order.push(device);
+                }
+                AclBody::RemoveDevice { .. } | AclBody::RotateEpoch { .. } => {}
+            }
+        }
+        let me = self.device_id();
+        let my_side = side.get(&me).copied();
+        Ok(order
+            .into_iter()
+            .filter(|d| state.is_member(d))
+            .map(|id| DeviceInfo {
+                id,
+                this_device: id == me,
+                mine: side.get(&id).copied() == my_side,
+            })
+            .collect())
+    }
+
+    /// Signs the removal of `device` from the space by this device, following the ACL as
+    /// last verified here (the caller syncs first, so it follows the relay's head).
+    ///
+    /// # Errors
+    /// [`Error::NotPaired`]; [`Error::Proto`] if the chain refuses it (not a member, the
+    /// last device).
+    pub fn removal(&self, device: DeviceId) -> Result<AclRecord, Error> {
+        let mut state = self.acl_state()?.ok_or(Error::NotPaired)?;
+        let record = sign_record(
+            state.head(),
+            AclBody::RemoveDevice {
+                device,
+                by: self.device_id(),
+            },
+            &[&self.secrets.device],
+        )?;
+        // Checked here so a refusal names its rule before anything goes to the relay.
+        state.replay(&record)?;
+        Ok(record)
+    }
+
+    /// A fresh key for the next epoch after `state`, and the RotateEpoch record that
+    /// commits to it, signed by this device.
+    ///
+    /// # Errors
+    /// [`Error::Crypto`] if no key could be drawn.
+    pub(crate) fn rotation(&self, state: &AclState) -> Result<(AclRecord, EpochKey), Error> {
+        let epoch = state.epoch() + 1;
+        let key = EpochKey::generate()?;
+        let record = sign_record(
+            state.head(),
+            AclBody::RotateEpoch {
+                epoch,
+                key_check: key.check(&state.space(), epoch),
+                by: self.device_id(),
+            },
+            &[&self.secrets.device],
+        )?;
+        Ok((record, key))
     }
 }
 
@@ -140,11 +257,18 @@ mod tests {
         state.apply(&minted.record, 2_000).unwrap();
         let back: InviteCode = minted.code.to_string().parse().unwrap();
         assert_eq!(back.relay(), "ws://127.0.0.1:7878/v1/sync");
-        let (key, person) = back
+        let (keys, person) = back
             .keys()
             .open_lockbox(&minted.lockbox, p.space().unwrap().as_bytes(), minted.epoch)
             .unwrap();
         assert_eq!(person, None, "a partner invite carries no person");
+        assert_eq!(keys.len(), 1);
+        let key = &keys[0];
+        assert_eq!(
+            Some(&key.check(&p.space().unwrap(), 0)),
+            state.key_check(0),
+            "the genesis commits to the key"
+        );
         let ours = p.epoch_key(0).unwrap().unwrap();
         // Same key: what one seals, the other opens.
         let (nonce, ct) = ours.seal(b"aad", b"hello").unwrap();

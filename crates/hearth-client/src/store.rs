@@ -12,7 +12,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use crate::Error;
 
 /// The newest profile format this build reads and writes.
-pub(crate) const FORMAT: i64 = 2;
+pub(crate) const FORMAT: i64 = 3;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the offline profile.
@@ -51,6 +51,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE seen (
         device BLOB NOT NULL,
         counter INTEGER NOT NULL,
+        PRIMARY KEY (device, counter)
+    ) STRICT, WITHOUT ROWID;",
+    // 3: envelopes that arrived before changes they build on.
+    "-- Verified and decrypted envelopes whose changes wait for earlier ones that have not
+    -- arrived (reordered, or the earlier one was refused); their plaintext is sealed with
+    -- the storage key. Retried with every envelope applied; moved to `seen` once complete.
+    CREATE TABLE parked (
+        device BLOB NOT NULL,
+        counter INTEGER NOT NULL,
+        sealed BLOB NOT NULL,
         PRIMARY KEY (device, counter)
     ) STRICT, WITHOUT ROWID;",
 ];

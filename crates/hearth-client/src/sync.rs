@@ -1,13 +1,18 @@
 //! The sync engine: one websocket conversation with the relay (DESIGN §2, §5).
 //!
-//! `sync_once` seals whatever this device wrote since its last push into the outbox (before
-//! connecting, so offline work is safe either way), logs in, creates the space on the relay
-//! if it is not there yet, adopts the relay's ACL chain only if it extends the one this
-//! device verified before, pushes the outbox (each envelope removed only after its
-//! `Committed`), then pulls everything after its cursor. Every incoming envelope is
-//! verified (signature, space, epoch, author in the ACL), decrypted and applied atomically
-//! with its cursor; one that fails is reported with the device that sent it and skipped,
-//! and syncing goes on.
+//! `sync_once` logs in, creates the space on the relay if it is not there yet, and adopts
+//! the relay's ACL chain only if it extends the one this device verified before. It then
+//! settles the keys: if a device was removed since the last rotation it moves the space to
+//! a new epoch whose key it wraps for the remaining devices only; it shares a key it made
+//! but has not shared yet (after a crash); and it fetches, from its lockboxes, every epoch's
+//! key it lacks, trusting each only if it matches the check the signed chain holds. Then it
+//! seals whatever this device wrote since its last push under the current epoch, pushes the
+//! outbox (each envelope removed only after its `Committed`), and pulls everything after
+//! its cursor. Every incoming envelope is verified (signature, space, epoch, author in the
+//! ACL), decrypted and applied atomically with its cursor; one that fails is reported with
+//! the device that sent it and skipped, and syncing goes on. One from an epoch newer than
+//! the adopted chain stops the sync before its cursor (the ACL moved meanwhile) and the
+//! sync runs again. Until a sync gets that far, local changes wait in the document.
 
 use std::time::Duration;
 
@@ -55,6 +60,28 @@ pub enum SyncError {
     /// This profile is not on a relay.
     #[error("this profile does not sync with a relay")]
     NotPaired,
+    /// The relay does not let this device into the space. A relay answers a removed device
+    /// and a stranger alike, so this says both.
+    #[error(
+        "the relay does not let this device into the space: another of the space's devices \
+         may have removed it, or the space lives on another relay. Everything this device \
+         holds stays readable here; to sync again, ask for a new invite and `hearth join` it"
+    )]
+    NotAdmitted,
+    /// A key this device needs to read the space is not on the relay yet.
+    #[error(
+        "the space's key for epoch {epoch} is not available yet ({reason}); the device that \
+         made it shares it when it next syncs. Your changes are kept here; sync again later"
+    )]
+    KeyUnavailable {
+        /// The epoch.
+        epoch: u32,
+        /// Why it could not be had.
+        reason: String,
+    },
+    /// The space's ACL changed while this sync ran; running it again picks the change up.
+    #[error("the space's devices changed while syncing; sync again")]
+    AclMoved,
     /// The local profile failed.
     #[error(transparent)]
     Profile(#[from] Error),
@@ -82,6 +109,9 @@ pub struct SyncReport {
     pub rejected: Vec<RejectedEnvelope>,
     /// The relay cursor afterwards.
     pub cursor: u64,
+    /// Envelopes received that still wait for earlier changes which have not arrived (the
+    /// relay withheld or reordered them, or one was refused); they apply once those do.
+    pub waiting: usize,
 }
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -225,9 +255,14 @@ impl Link {
             as_invite,
         })
         .await?;
-        match self.recv().await? {
-            RelayFrame::AclChanged { records } => Ok(records),
-            other => Err(unexpected("AclChanged", &other)),
+        match self.recv().await {
+            Ok(RelayFrame::AclChanged { records }) => Ok(records),
+            Ok(other) => Err(unexpected("AclChanged", &other)),
+            Err(SyncError::Refused {
+                code: RejectCode::Unauthorized,
+                ..
+            }) if !as_invite => Err(SyncError::NotAdmitted),
+            Err(e) => Err(e),
         }
     }
 
@@ -285,26 +320,27 @@ fn adopt_chain(profile: &mut Profile, relay_chain: &[Vec<u8>]) -> Result<AclStat
     Ok(state)
 }
 
-/// Every device that was ever a member: their old envelopes stay valid after a removal.
-fn ever_members(chain: &[AclRecord]) -> Vec<DeviceId> {
-    chain
-        .iter()
-        .filter_map(|r| match &r.body {
-            AclBody::Genesis { device, .. } | AclBody::AddDevice { device, .. } => Some(*device),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Pushes this device's changes and pulls everyone else's, once.
 ///
 /// # Errors
 /// A [`SyncError`]; whatever was committed or applied before it stays, the rest is kept
 /// locally for the next sync.
 pub async fn sync_once(profile: &mut Profile, timeout: Duration) -> Result<SyncReport, SyncError> {
+    // A device that joins or rotates while this one syncs moves the ACL on; a second run
+    // picks that up. Beyond that, say so rather than loop.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match sync_attempt(profile, timeout).await {
+            Err(SyncError::AclMoved) if attempts < 3 => {}
+            done => return done,
+        }
+    }
+}
+
+async fn sync_attempt(profile: &mut Profile, timeout: Duration) -> Result<SyncReport, SyncError> {
     let relay = profile.relay()?.ok_or(SyncError::NotPaired)?;
-    let local = profile.acl_state()?.ok_or(SyncError::NotPaired)?;
-    profile.stage_outgoing(local.epoch())?;
+    profile.acl_state()?.ok_or(SyncError::NotPaired)?;
     let space = profile.space()?;
 
     let mut link = Link::connect(&relay, timeout).await?;
@@ -325,13 +361,160 @@ pub async fn sync_once(profile: &mut Profile, timeout: Duration) -> Result<SyncR
             other => return Err(unexpected("AclChanged", &other)),
         };
     }
-    let state = adopt_chain(profile, &chain)?;
-    let report = exchange(profile, &mut link, &space, &state).await;
+    let report = match settle(profile, &mut link, &space, &chain).await {
+        Ok(state) => exchange(profile, &mut link, &space, &state).await,
+        Err(e) => Err(e),
+    };
     link.close().await;
     if report.is_ok() {
         profile.mark_synced(now_ms())?;
     }
     report
+}
+
+/// Brings this device in line with the relay's ACL `chain` after logging in: adopts it,
+/// rotates the space's key if a removal asks for it, shares a key this device made with
+/// the other members, and fetches every key it lacks. Returns the state to sync under.
+async fn settle(
+    profile: &mut Profile,
+    link: &mut Link,
+    space: &SpaceId,
+    chain: &[Vec<u8>],
+) -> Result<AclState, SyncError> {
+    let mut state = adopt_chain(profile, chain)?;
+    if state.needs_rotation() {
+        state = rotate(profile, link, &state).await?;
+    }
+    share_key(profile, link, &state).await?;
+    fetch_keys(profile, link, space, &state).await?;
+    Ok(state)
+}
+
+/// Moves the space to a new epoch whose key only the current members receive.
+async fn rotate(
+    profile: &mut Profile,
+    link: &mut Link,
+    state: &AclState,
+) -> Result<AclState, SyncError> {
+    let (record, key) = profile.rotation(state)?;
+    let epoch = state.epoch() + 1;
+    // Kept before the relay can accept the record: from then on this device alone holds
+    // the key until its lockboxes are up. If the record loses a race instead, the key's
+    // check will not match the chain and `fetch_keys` replaces it.
+    profile.put_epoch_key(epoch, &key)?;
+    let bytes = record.encode();
+    link.send(&ClientFrame::PutAcl {
+        record: bytes.clone(),
+    })
+    .await?;
+    match link.recv().await {
+        Ok(RelayFrame::AclChanged { .. }) => {}
+        Ok(other) => return Err(unexpected("AclChanged", &other)),
+        // Another device changed the ACL first (perhaps rotating itself).
+        Err(SyncError::Refused {
+            code: RejectCode::Conflict,
+            ..
+        }) => return Err(SyncError::AclMoved),
+        Err(e) => return Err(e),
+    }
+    let mut chain = profile.acl_records()?;
+    chain.push(bytes);
+    let state = adopt_chain(profile, &chain)?;
+    tracing::info!(epoch, "rotated the space's key");
+    Ok(state)
+}
+
+/// If this device made the current epoch's key and has not shared it yet, wraps it for
+/// every other member (lockboxes the relay keeps for them).
+async fn share_key(
+    profile: &mut Profile,
+    link: &mut Link,
+    state: &AclState,
+) -> Result<(), SyncError> {
+    let epoch = state.epoch();
+    if epoch == 0 || state.epoch_by() != profile.device_id() || profile.shared_epoch()? >= epoch {
+        return Ok(());
+    }
+    let key = profile
+        .epoch_key(epoch)?
+        .ok_or_else(|| SyncError::KeyUnavailable {
+            epoch,
+            reason: "this device made it but no longer holds it".into(),
+        })?;
+    let space = state.space();
+    for device in state.members().filter(|d| **d != profile.device_id()) {
+        let Some(recipient) = state.recipient(device) else {
+            continue;
+        };
+        let blob =
+            lockbox::seal(&key, space.as_bytes(), epoch, recipient).map_err(crate::Error::from)?;
+        link.send(&ClientFrame::PutLockbox {
+            device: *device,
+            epoch,
+            blob,
+        })
+        .await?;
+    }
+    confirm(link).await?;
+    profile.set_shared_epoch(epoch)?;
+    Ok(())
+}
+
+/// PutLockbox has no success reply; a Ping proves the relay processed what came before it
+/// (replies come in request order, and a refusal would arrive first).
+async fn confirm(link: &mut Link) -> Result<(), SyncError> {
+    link.send(&ClientFrame::Ping { nonce: 1 }).await?;
+    match link.recv().await? {
+        RelayFrame::Pong { .. } => Ok(()),
+        other => Err(unexpected("Pong", &other)),
+    }
+}
+
+/// Makes sure this device holds every epoch's key the chain has reached, each matching the
+/// check the chain holds for it; missing or mismatched ones come from this device's
+/// lockboxes on the relay.
+async fn fetch_keys(
+    profile: &mut Profile,
+    link: &mut Link,
+    space: &SpaceId,
+    state: &AclState,
+) -> Result<(), SyncError> {
+    for epoch in 0..=state.epoch() {
+        let check = state.key_check(epoch).copied();
+        if let Some(key) = profile.epoch_key(epoch)?
+            && Some(key.check(space, epoch)) == check
+        {
+            continue;
+        }
+        let unavailable = |reason: &str| SyncError::KeyUnavailable {
+            epoch,
+            reason: reason.to_owned(),
+        };
+        link.send(&ClientFrame::GetLockbox { epoch }).await?;
+        let blob = match link.recv().await {
+            Ok(RelayFrame::Lockbox { blob, .. }) => blob,
+            Ok(other) => return Err(unexpected("Lockbox", &other)),
+            Err(SyncError::Refused {
+                code: RejectCode::Conflict,
+                ..
+            }) => {
+                return Err(unavailable(
+                    "the relay holds no key box for this device yet",
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        let key = lockbox::open(&blob, &profile.secrets.device, space.as_bytes(), epoch)
+            .map_err(|_| unavailable("the key box the relay holds does not open"))?;
+        // age gives a lockbox no sender authentication: only the signed chain vouches.
+        if Some(key.check(space, epoch)) != check {
+            return Err(unavailable(
+                "the key in the relay's key box is not the one the space's ACL names",
+            ));
+        }
+        profile.put_epoch_key(epoch, &key)?;
+    }
+    Ok(())
 }
 
 /// Whether the relay answers a handshake within `timeout`.
@@ -352,6 +535,7 @@ async fn exchange(
     state: &AclState,
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
+    profile.stage_outgoing(state.epoch())?;
     for (counter, envelope) in profile.outbox()? {
         link.send(&ClientFrame::Push { envelope }).await?;
         match link.recv().await? {
@@ -362,8 +546,6 @@ async fn exchange(
             other => return Err(unexpected("Committed", &other)),
         }
     }
-    let records = profile.acl_records()?;
-    let members = ever_members(&decode_chain(&records)?);
     link.send(&ClientFrame::Subscribe {
         space: *space,
         since_seq: profile.cursor()?,
@@ -374,34 +556,14 @@ async fn exchange(
             RelayFrame::Batch { items, head } => {
                 let done = items.last().is_none_or(|(seq, _)| *seq >= head);
                 for (seq, bytes) in items {
-                    receive(
-                        profile,
-                        link,
-                        space,
-                        state,
-                        &members,
-                        seq,
-                        &bytes,
-                        &mut report,
-                    )
-                    .await?;
+                    receive(profile, space, state, seq, &bytes, &mut report)?;
                 }
                 if done {
                     break;
                 }
             }
             RelayFrame::Event { seq, envelope } => {
-                receive(
-                    profile,
-                    link,
-                    space,
-                    state,
-                    &members,
-                    seq,
-                    &envelope,
-                    &mut report,
-                )
-                .await?;
+                receive(profile, space, state, seq, &envelope, &mut report)?;
             }
             // A record added while we sync: the next sync adopts it with the whole chain.
             RelayFrame::AclChanged { .. } => {}
@@ -409,16 +571,17 @@ async fn exchange(
         }
     }
     report.cursor = profile.cursor()?;
+    report.waiting = profile.waiting()?;
     Ok(report)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn receive(
+/// Verifies, decrypts and applies one envelope the relay delivered as `seq`. A bad one is
+/// reported and passed; one this device cannot judge yet (a newer epoch than `state`)
+/// stops the sync before the cursor passes it.
+fn receive(
     profile: &mut Profile,
-    link: &mut Link,
     space: &SpaceId,
     state: &AclState,
-    members: &[DeviceId],
     seq: u64,
     bytes: &[u8],
     report: &mut SyncReport,
@@ -431,9 +594,23 @@ async fn receive(
         }
     };
     let header = *envelope.header();
-    // Authorship: a current member, or a former one writing under an epoch it held.
+    if header.space != *space {
+        refuse(
+            report,
+            seq,
+            Some(header.author),
+            "it names another space".into(),
+        );
+        return Ok(());
+    }
+    if header.epoch > state.epoch() {
+        // Written after an ACL change this sync has not adopted (or forged: the next run,
+        // with the newer chain, judges it).
+        return Err(SyncError::AclMoved);
+    }
+    // Authorship: a current member, or a removed one writing under an epoch it held.
     let allowed = state.is_member(&header.author)
-        || (members.contains(&header.author) && header.epoch < state.epoch());
+        || (state.was_removed(&header.author) && header.epoch < state.epoch());
     if !allowed {
         refuse(
             report,
@@ -443,47 +620,17 @@ async fn receive(
         );
         return Ok(());
     }
-    let (key, fetched) = match profile.epoch_key(header.epoch)? {
-        Some(key) => (key, false),
-        // Only an epoch the signed ACL has reached can have a key: age gives a lockbox no
-        // sender authentication, so the ACL is what vouches for it.
-        None if header.epoch <= state.epoch() => {
-            link.send(&ClientFrame::GetLockbox {
-                epoch: header.epoch,
-            })
-            .await?;
-            let blob = match link.recv().await? {
-                RelayFrame::Lockbox { blob, .. } => blob,
-                other => return Err(unexpected("Lockbox", &other)),
-            };
-            match lockbox::open(
-                &blob,
-                &profile.secrets.device,
-                space.as_bytes(),
-                header.epoch,
-            ) {
-                Ok(key) => (key, true),
-                Err(_) => {
-                    let reason = format!("no usable key for epoch {}", header.epoch);
-                    refuse(report, seq, Some(header.author), reason);
-                    return Ok(());
-                }
-            }
-        }
-        None => {
-            let reason = format!("epoch {} is not in the space's ACL", header.epoch);
-            refuse(report, seq, Some(header.author), reason);
-            return Ok(());
-        }
-    };
-    let outcome = profile.apply_incoming(seq, &envelope, &key)?;
-    // A fetched key is kept only once an envelope its epoch vouches for has opened with it.
-    if fetched && matches!(outcome, Incoming::Applied | Incoming::Known) {
-        profile.put_epoch_key(header.epoch, &key)?;
-    }
-    match outcome {
+    // `settle` fetched every epoch's key up to the state's.
+    let key = profile
+        .epoch_key(header.epoch)?
+        .ok_or_else(|| SyncError::KeyUnavailable {
+            epoch: header.epoch,
+            reason: "this device does not hold it".into(),
+        })?;
+    match profile.apply_incoming(seq, &envelope, &key)? {
         Incoming::Applied => report.received += 1,
-        Incoming::Known => {}
+        // Counted once the exchange is over: a later envelope may complete it.
+        Incoming::Known | Incoming::Waiting => {}
         // The relay delivered an envelope this device already applied, under a new seq:
         // harmless (nothing is applied twice), but not what an honest relay does.
         Incoming::Replayed => refuse(
@@ -516,6 +663,12 @@ pub enum JoinError {
     /// The invite was already used (by you on another device, or by someone else).
     #[error("this invite was already used; ask for a new one with `hearth invite`")]
     Used,
+    /// The invite was cancelled: the device that made it was removed, or the space's key
+    /// changed since (its key box holds only the old one).
+    #[error(
+        "this invite was cancelled when the space's devices changed; ask for a new one with `hearth invite`"
+    )]
+    Revoked,
     /// The relay does not know the invite (never uploaded, revoked, or the wrong relay).
     #[error("the relay does not know this invite; ask for a new one with `hearth invite`")]
     Unknown,
@@ -544,6 +697,10 @@ fn invite_refusal(e: SyncError) -> JoinError {
             code: RejectCode::InviteExpired,
             ..
         } => JoinError::Expired,
+        SyncError::Refused {
+            code: RejectCode::InviteRevoked,
+            ..
+        } => JoinError::Revoked,
         other => JoinError::Sync(other),
     }
 }
@@ -595,6 +752,9 @@ pub async fn join(
     if info.used_by.is_some() {
         return Err(JoinError::Used);
     }
+    if info.revoked {
+        return Err(JoinError::Revoked);
+    }
     if !info.is_usable(now_ms()) {
         return Err(JoinError::Expired);
     }
@@ -609,11 +769,21 @@ pub async fn join(
         RelayFrame::Lockbox { blob, .. } => blob,
         other => return Err(unexpected("Lockbox", &other).into()),
     };
-    let (key, inviter) = invite
+    let (keys, inviter) = invite
         .open_lockbox(&blob, space.as_bytes(), epoch)
         .map_err(|_| {
             SyncError::Protocol("the invite's key box does not open with this code".into())
         })?;
+    // The key box is only as good as the chain says: each key must match its epoch's check.
+    let vouched = (0..=epoch)
+        .zip(&keys)
+        .all(|(e, key)| state.key_check(e) == Some(&key.check(&space, e)));
+    if !vouched {
+        return Err(SyncError::Protocol(
+            "the invite's key box holds keys the space's ACL does not name".into(),
+        )
+        .into());
+    }
     let person = match (as_partner, inviter) {
         (true, _) => hearth_doc::PersonId::random(),
         (false, Some(p)) => p
@@ -629,6 +799,7 @@ pub async fn join(
         state.head(),
         AclBody::AddDevice {
             device: secrets.device.device_id(),
+            recipient: secrets.device.recipient_bytes().map_err(Error::from)?,
             invite: invite_id,
         },
         &[&secrets.device, &invite],
@@ -648,10 +819,12 @@ pub async fn join(
     // The relay accepted this device: from here on the profile exists.
     let mut profile =
         Profile::create_joining(home, protection, secrets, &space, &person, code.relay())?;
-    profile.put_epoch_key(epoch, &key)?;
+    for (e, key) in (0..).zip(&keys) {
+        profile.put_epoch_key(e, key)?;
+    }
     let mut link = Link::connect(code.relay(), timeout).await?;
     let chain = link.login(&profile.secrets.device, &space, false).await?;
-    let state = adopt_chain(&mut profile, &chain)?;
+    let state = settle(&mut profile, &mut link, &space, &chain).await?;
     let mut report = exchange(&mut profile, &mut link, &space, &state).await?;
     link.close().await;
     if let Some(name) = name.filter(|_| as_partner) {
@@ -662,6 +835,7 @@ pub async fn join(
         report.received += pushed.received;
         report.rejected.extend(pushed.rejected);
         report.cursor = pushed.cursor;
+        report.waiting = pushed.waiting;
     }
     Ok(Joined {
         profile,
@@ -707,21 +881,84 @@ pub async fn invite(
         blob: minted.lockbox,
     })
     .await?;
-    // PutLockbox has no success reply; a Ping proves the relay processed it (replies come
-    // in request order, and a refusal would arrive first).
-    link.send(&ClientFrame::Ping { nonce: 1 }).await?;
-    match link.recv().await? {
-        RelayFrame::Pong { .. } => {}
-        other => return Err(unexpected("Pong", &other)),
-    }
+    confirm(&mut link).await?;
     link.close().await;
     Ok(minted.code)
+}
+
+/// Fetches the relay's ACL and adopts it if it verifies and extends the local one, without
+/// moving any data: what `hearth device list` needs to be current.
+///
+/// # Errors
+/// A [`SyncError`]; the local chain is unchanged then.
+pub async fn refresh_acl(profile: &mut Profile, timeout: Duration) -> Result<AclState, SyncError> {
+    let relay = profile.relay()?.ok_or(SyncError::NotPaired)?;
+    let space = profile.space()?;
+    let mut link = Link::connect(&relay, timeout).await?;
+    let chain = link.login(&profile.secrets.device, &space, false).await;
+    link.close().await;
+    let chain = chain?;
+    if chain.is_empty() {
+        // The space is not on the relay yet: the local chain is all there is.
+        return profile.acl_state()?.ok_or(SyncError::NotPaired);
+    }
+    adopt_chain(profile, &chain)
+}
+
+/// Removes `device` from the space and moves the space to a new key that only the
+/// remaining devices receive, so it can read nothing written afterwards (what it already
+/// had stays readable to it: there is no forward secrecy). Syncs first, so the removal
+/// follows the relay's newest ACL; then appends the RemoveDevice record; then syncs again,
+/// which rotates the key and shares it. A device may remove itself (leaving); the others
+/// rotate when they next sync.
+///
+/// # Errors
+/// A [`SyncError`]; [`SyncError::Profile`] with [`Error::Proto`] if the chain refuses the
+/// removal (not a member, or the last device).
+pub async fn remove_device(
+    profile: &mut Profile,
+    device: DeviceId,
+    timeout: Duration,
+) -> Result<SyncReport, SyncError> {
+    sync_once(profile, timeout).await?;
+    let record = profile.removal(device)?;
+    let relay = profile.relay()?.ok_or(SyncError::NotPaired)?;
+    let space = profile.space()?;
+    let mut link = Link::connect(&relay, timeout).await?;
+    let chain = link.login(&profile.secrets.device, &space, false).await?;
+    adopt_chain(profile, &chain)?;
+    let bytes = record.encode();
+    link.send(&ClientFrame::PutAcl {
+        record: bytes.clone(),
+    })
+    .await?;
+    let accepted = match link.recv().await {
+        Ok(RelayFrame::AclChanged { .. }) => Ok(()),
+        Ok(other) => Err(unexpected("AclChanged", &other)),
+        Err(SyncError::Refused {
+            code: RejectCode::Conflict,
+            ..
+        }) => Err(SyncError::AclMoved),
+        Err(e) => Err(e),
+    };
+    link.close().await;
+    accepted?;
+    let mut chain = profile.acl_records()?;
+    chain.push(bytes);
+    adopt_chain(profile, &chain)?;
+    if device == profile.device_id() {
+        return Ok(SyncReport::default());
+    }
+    sync_once(profile, timeout).await
 }
 
 /// Stays connected: syncs, then applies the partner's envelopes as the relay forwards them
 /// and pushes this device's own changes as they appear (checked every `push_every`).
 /// Calls `on_applied` once caught up (so the caller knows it is live) and after each batch
-/// of incoming changes, with the profile, so the caller can show what is new. Returns only on an error; the caller decides whether to reconnect.
+/// of incoming changes, with the profile, so the caller can show what is new.
+///
+/// Returns `Ok(())` when the space's ACL changed (a device joined or left, or the key
+/// rotated): call it again at once to pick the change up.
 ///
 /// # Errors
 /// A [`SyncError`]; everything applied or committed before it stays.
@@ -732,17 +969,15 @@ pub async fn watch(
     mut on_applied: impl FnMut(&mut Profile),
 ) -> Result<(), SyncError> {
     let relay = profile.relay()?.ok_or(SyncError::NotPaired)?;
-    let local = profile.acl_state()?.ok_or(SyncError::NotPaired)?;
-    profile.stage_outgoing(local.epoch())?;
+    profile.acl_state()?.ok_or(SyncError::NotPaired)?;
     let space = profile.space()?;
     let mut link = Link::connect(&relay, timeout).await?;
     let chain = link.login(&profile.secrets.device, &space, false).await?;
-    let state = adopt_chain(profile, &chain)?;
+    let state = settle(profile, &mut link, &space, &chain).await?;
     exchange(profile, &mut link, &space, &state).await?;
     profile.mark_synced(now_ms())?;
     // Called once connected and caught up, whatever arrived: the caller learns it is live.
     on_applied(profile);
-    let members = ever_members(&decode_chain(&profile.acl_records()?)?);
     let mut tick = tokio::time::interval(push_every);
     // The relay pings an idle connection; reading answers them. Allow a few missed beats.
     let idle = timeout.max(Duration::from_secs(90));
@@ -760,10 +995,20 @@ pub async fn watch(
                 let mut report = SyncReport::default();
                 match frame {
                     RelayFrame::Event { seq, envelope } => {
-                        receive(profile, &mut link, &space, &state, &members, seq, &envelope, &mut report).await?;
+                        match receive(profile, &space, &state, seq, &envelope, &mut report) {
+                            Err(SyncError::AclMoved) => {
+                                link.close().await;
+                                return Ok(());
+                            }
+                            other => other?,
+                        }
                     }
                     RelayFrame::Committed { counter, .. } => profile.acknowledge(counter)?,
-                    RelayFrame::AclChanged { .. } | RelayFrame::Pong { .. } => {}
+                    RelayFrame::AclChanged { .. } => {
+                        link.close().await;
+                        return Ok(());
+                    }
+                    RelayFrame::Pong { .. } => {}
                     other => return Err(unexpected("Event", &other)),
                 }
                 profile.mark_synced(now_ms())?;

@@ -24,6 +24,10 @@ pub enum Incoming {
     Applied,
     /// Already applied before (same author and counter): a replay, ignored.
     Replayed,
+    /// Verified, but its changes build on changes that have not arrived (the relay
+    /// reordered them, or an earlier one was refused). Kept, and applied as soon as what it
+    /// needs arrives.
+    Waiting,
     /// Verified and taken, but it brought nothing new (this device's own envelope coming
     /// back, or changes that arrived another way).
     Known,
@@ -136,6 +140,25 @@ impl Profile {
         Ok(())
     }
 
+    /// The newest epoch whose key this device made and has wrapped for the other members
+    /// (0 before any).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn shared_epoch(&self) -> Result<u32, Error> {
+        Ok(store::get_meta(&self.conn, "shared_epoch")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Records that the key of `epoch` is wrapped for every other member.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn set_shared_epoch(&mut self, epoch: u32) -> Result<(), Error> {
+        store::set_meta(&self.conn, "shared_epoch", &epoch.to_string())
+    }
+
     /// The relay sequence number of the last envelope applied (0 before the first).
     ///
     /// # Errors
@@ -244,7 +267,9 @@ impl Profile {
     /// Applies the envelope the relay delivered as `seq`, sealed under `key` (its epoch's),
     /// atomically with recording it as seen and advancing the cursor. The caller has
     /// checked the author against the ACL. An envelope that fails is recorded as passed
-    /// (so syncing goes on) and nothing from it is applied.
+    /// (so syncing goes on) and nothing from it is applied. One whose changes build on
+    /// changes not here yet is kept, sealed, and applied with the envelope that completes
+    /// it.
     ///
     /// # Errors
     /// A database error; nothing changed then.
@@ -256,58 +281,25 @@ impl Profile {
     ) -> Result<Incoming, Error> {
         let space = self.space()?;
         let header = *envelope.header();
+        let author = &header.author.as_bytes()[..];
+        let counter = header.counter as i64;
         let tx = self.begin_write()?;
-        let seen: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM seen WHERE device = ?1 AND counter = ?2)",
-            params![&header.author.as_bytes()[..], header.counter as i64],
-            |r| r.get(0),
-        )?;
-        let outcome = if seen {
-            Incoming::Replayed
-        } else {
-            match envelope::open(envelope, &space, header.epoch, key) {
-                Err(e) => Incoming::Rejected {
-                    reason: e.to_string(),
-                },
-                Ok(plaintext) => {
-                    let (mut doc, _) = self.load_from(&tx)?;
-                    let before = doc.heads();
-                    match doc.apply(&plaintext) {
-                        Err(e) => Incoming::Rejected {
-                            reason: e.to_string(),
-                        },
-                        Ok(new) => {
-                            // The relay has what it delivered: count those changes as
-                            // pushed, so the next push carries only this device's own.
-                            let after = doc.heads();
-                            let stored = store::get_meta(&tx, "pushed_heads")?;
-                            let mut pushed =
-                                parse_heads(stored.as_deref()).map_err(|e| self.corrupt(e))?;
-                            pushed.extend(after.iter().filter(|h| !before.contains(h)).copied());
-                            if doc.changes_since(&pushed).is_empty() {
-                                pushed = after;
-                            }
-                            let joined: Vec<String> =
-                                pushed.iter().map(ToString::to_string).collect();
-                            store::set_meta(&tx, "pushed_heads", &joined.join(","))?;
-                            if let Some(bytes) = doc.take_unsaved() {
-                                let sealed = self
-                                    .secrets
-                                    .storage
-                                    .seal(&ChunkKind::Changes.domain(self.space_id()), &bytes)?;
-                                store::append_chunk(&tx, ChunkKind::Changes, &sealed)?;
-                            }
-                            tx.execute(
-                                "INSERT INTO seen (device, counter) VALUES (?1, ?2)",
-                                params![&header.author.as_bytes()[..], header.counter as i64],
-                            )?;
-                            if new {
-                                Incoming::Applied
-                            } else {
-                                Incoming::Known
-                            }
-                        }
-                    }
+        // Verified first, so a damaged copy of an envelope applied before is reported as
+        // damaged, not as a replay.
+        let outcome = match envelope::open(envelope, &space, header.epoch, key) {
+            Err(e) => Incoming::Rejected {
+                reason: e.to_string(),
+            },
+            Ok(plaintext) => {
+                let seen: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM seen WHERE device = ?1 AND counter = ?2)",
+                    params![author, counter],
+                    |r| r.get(0),
+                )?;
+                if seen {
+                    Incoming::Replayed
+                } else {
+                    self.apply_verified(&tx, author, counter, &plaintext)?
                 }
             }
         };
@@ -315,6 +307,102 @@ impl Profile {
             store::set_meta(&tx, "cursor", &seq.to_string())?;
         }
         tx.commit()?;
+        Ok(outcome)
+    }
+
+    /// How many envelopes wait for earlier changes that have not arrived.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn waiting(&self) -> Result<usize, Error> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM parked", [], |r| r.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    fn parked_domain(&self) -> Vec<u8> {
+        format!("parked/{}", self.space_id()).into_bytes()
+    }
+
+    /// Applies a verified envelope's plaintext together with every parked one, in `tx`.
+    fn apply_verified(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        author: &[u8],
+        counter: i64,
+        plaintext: &[u8],
+    ) -> Result<Incoming, Error> {
+        let (mut doc, _) = self.load_from(tx)?;
+        let before = doc.heads();
+        if let Err(e) = doc.apply(plaintext) {
+            return Ok(Incoming::Rejected {
+                reason: e.to_string(),
+            });
+        }
+        // Earlier arrivals that waited for changes this one may bring. Automerge holds
+        // back what it cannot apply yet, in memory only; a fresh load starts with none, so
+        // after this the document waits exactly for what is still missing.
+        let parked: Vec<Vec<u8>> = {
+            let mut stmt = tx.prepare_cached("SELECT sealed FROM parked")?;
+            let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        if !parked.is_empty() {
+            let domain = self.parked_domain();
+            let opened = parked
+                .iter()
+                .map(|sealed| self.secrets.storage.open(&domain, sealed))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.corrupt(format!("a waiting envelope is unreadable: {e}")))?;
+            doc.apply_all(opened.iter().map(|p| p.as_slice()))?;
+        }
+        let outcome = if doc.waiting() {
+            let sealed = self
+                .secrets
+                .storage
+                .seal(&self.parked_domain(), plaintext)?;
+            tx.execute(
+                "INSERT INTO parked (device, counter, sealed) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+                params![author, counter, sealed],
+            )?;
+            Incoming::Waiting
+        } else {
+            // Everything is complete now: the parked envelopes count as applied too.
+            tx.execute(
+                "INSERT OR IGNORE INTO seen (device, counter) SELECT device, counter FROM parked",
+                [],
+            )?;
+            tx.execute("DELETE FROM parked", [])?;
+            tx.execute(
+                "INSERT INTO seen (device, counter) VALUES (?1, ?2)",
+                params![author, counter],
+            )?;
+            if doc.heads() == before {
+                Incoming::Known
+            } else {
+                Incoming::Applied
+            }
+        };
+        // The relay has what it delivered: count those changes as pushed, so the next push
+        // carries only this device's own.
+        let after = doc.heads();
+        let stored = store::get_meta(tx, "pushed_heads")?;
+        let mut pushed = parse_heads(stored.as_deref()).map_err(|e| self.corrupt(e))?;
+        pushed.extend(after.iter().filter(|h| !before.contains(h)).copied());
+        if doc.changes_since(&pushed).is_empty() {
+            pushed = after;
+        }
+        let joined: Vec<String> = pushed.iter().map(ToString::to_string).collect();
+        store::set_meta(tx, "pushed_heads", &joined.join(","))?;
+        if let Some(bytes) = doc.take_unsaved() {
+            let sealed = self
+                .secrets
+                .storage
+                .seal(&ChunkKind::Changes.domain(self.space_id()), &bytes)?;
+            store::append_chunk(tx, ChunkKind::Changes, &sealed)?;
+        }
         Ok(outcome)
     }
 }
@@ -442,6 +530,52 @@ mod tests {
             ));
         }
         assert_eq!(a.chunk_count().unwrap(), before);
+    }
+
+    #[test]
+    fn an_envelope_that_arrives_before_what_it_builds_on_waits_and_is_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = profile(dir.path(), "a");
+        let key = EpochKey::generate().unwrap();
+        a.put_epoch_key(0, &key).unwrap();
+        let mut b = copy_profile(&dir.path().join("a"), &dir.path().join("b"));
+        appreciate(&mut a, "first");
+        a.stage_outgoing(0).unwrap();
+        appreciate(&mut a, "second, which builds on the first");
+        a.stage_outgoing(0).unwrap();
+        let outbox = a.outbox().unwrap();
+        let first = Envelope::decode(&outbox[0].1).unwrap();
+        let second = Envelope::decode(&outbox[1].1).unwrap();
+
+        // The relay hands them over the wrong way round.
+        assert_eq!(
+            b.apply_incoming(1, &second, &key).unwrap(),
+            Incoming::Waiting
+        );
+        assert_eq!(b.waiting().unwrap(), 1);
+        assert!(b.load().unwrap().appreciations().is_empty());
+        drop(b);
+        // Kept across a restart, sealed.
+        let mut b = Profile::open(&dir.path().join("b"), None).unwrap();
+        assert_eq!(
+            b.apply_incoming(2, &first, &key).unwrap(),
+            Incoming::Applied
+        );
+        assert_eq!(b.waiting().unwrap(), 0);
+        assert_eq!(b.load().unwrap().appreciations().len(), 2);
+        // Both count as seen now.
+        assert_eq!(
+            b.apply_incoming(3, &second, &key).unwrap(),
+            Incoming::Replayed
+        );
+        drop(b);
+        for file in std::fs::read_dir(dir.path().join("b")).unwrap() {
+            let bytes = std::fs::read(file.unwrap().path()).unwrap();
+            assert!(
+                !bytes.windows(6).any(|w| w == b"second"),
+                "parked plaintext is sealed"
+            );
+        }
     }
 
     #[test]

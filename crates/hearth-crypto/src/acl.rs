@@ -104,7 +104,9 @@ mod tests {
             AclBody::Genesis {
                 space,
                 device: alex.device_id(),
+                recipient: alex.recipient_bytes().unwrap(),
                 epoch: 0,
+                key_check: crate::EpochKey::generate().unwrap().check(&space, 0),
             },
             &[&alex],
         )
@@ -122,6 +124,7 @@ mod tests {
         .unwrap();
         let join_body = AclBody::AddDevice {
             device: sam.device_id(),
+            recipient: sam.recipient_bytes().unwrap(),
             invite: InviteId::from_bytes(invite.invite_id()),
         };
         // Sam's key alone is not enough: the invite must sign too.

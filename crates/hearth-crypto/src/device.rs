@@ -39,6 +39,14 @@ impl DeviceKeys {
         self.age.to_public().to_string()
     }
 
+    /// The raw 32-byte X25519 public key of [`Self::age_recipient`], as the ACL carries it.
+    ///
+    /// # Errors
+    /// [`CryptoError::InvalidRecipient`] if age's encoding is not what this build expects.
+    pub fn recipient_bytes(&self) -> Result<[u8; 32], CryptoError> {
+        crate::lockbox::recipient_bytes(&self.age_recipient())
+    }
+
     /// Signs `message` (for hearth, always a domain-separated hash) with the device key.
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         use ed25519_dalek::Signer;

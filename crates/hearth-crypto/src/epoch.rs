@@ -38,6 +38,12 @@ impl EpochKey {
         &self.0
     }
 
+    /// The commitment to this key as epoch `epoch` of `space` that the ACL carries
+    /// ([`hearth_proto::key_check`]).
+    pub fn check(&self, space: &hearth_proto::SpaceId, epoch: u32) -> [u8; 32] {
+        hearth_proto::key_check(space, epoch, &self.0)
+    }
+
     fn cipher(&self) -> XChaCha20Poly1305 {
         let key = Zeroizing::new(blake3::derive_key(CONTENT_KEY_CONTEXT, &*self.0));
         XChaCha20Poly1305::new(&(*key).into())

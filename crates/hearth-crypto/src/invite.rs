@@ -188,22 +188,39 @@ impl InviteKeys {
         [LOCKBOX_AAD, space, &epoch.to_be_bytes()].concat()
     }
 
-    /// Seals `key` (epoch `epoch` of `space`) for whoever holds this invite, with the
-    /// inviter's person id when the invite is for another device of the same person.
+    /// Seals the space's keys, `keys[e]` being epoch `e`'s and the last the current one,
+    /// for whoever holds this invite (a joining device needs every epoch to read the whole
+    /// history), with the inviter's person id when the invite is for another device of the
+    /// same person.
+    ///
+    /// Plaintext: `person length (1) ‖ person ‖ K[0] ‖ … ‖ K[current]`; associated data:
+    /// `"hearth invite lockbox v1" ‖ space ‖ current epoch`.
     ///
     /// # Errors
-    /// [`CryptoError::Random`].
+    /// [`CryptoError::Random`]; [`CryptoError::Tampered`] if `keys` is empty or the person
+    /// id is over 255 bytes.
     pub fn seal_lockbox(
         &self,
-        key: &EpochKey,
+        keys: &[EpochKey],
         space: &[u8; 16],
-        epoch: u32,
         person: Option<&str>,
     ) -> Result<Vec<u8>, CryptoError> {
+        let person = person.unwrap_or("").as_bytes();
+        let person_len = u8::try_from(person.len()).map_err(|_| CryptoError::Tampered)?;
+        let current = keys
+            .len()
+            .checked_sub(1)
+            .and_then(|e| u32::try_from(e).ok())
+            .ok_or(CryptoError::Tampered)?;
         let nonce: [u8; 24] = random_bytes()?;
         let cipher = XChaCha20Poly1305::new(&(*self.lockbox).into());
-        let aad = Self::aad(space, epoch);
-        let plain = Zeroizing::new([&key.as_bytes()[..], person.unwrap_or("").as_bytes()].concat());
+        let aad = Self::aad(space, current);
+        let mut plain = Zeroizing::new(Vec::with_capacity(1 + person.len() + 32 * keys.len()));
+        plain.push(person_len);
+        plain.extend_from_slice(person);
+        for key in keys {
+            plain.extend_from_slice(key.as_bytes());
+        }
         let ct = cipher
             .encrypt(
                 &XNonce::from(nonce),
@@ -216,8 +233,9 @@ impl InviteKeys {
         Ok([&nonce[..], &ct].concat())
     }
 
-    /// Opens an invite lockbox for epoch `epoch` of `space`: the epoch key, and the
-    /// inviter's person id if the invite is for another device of the same person.
+    /// Opens an invite lockbox sealed when `space` was at epoch `epoch`: the keys of epochs
+    /// 0 to `epoch` in order, and the inviter's person id if the invite is for another
+    /// device of the same person.
     ///
     /// # Errors
     /// [`CryptoError::Tampered`] if it is damaged or for another invite, space or epoch.
@@ -226,7 +244,7 @@ impl InviteKeys {
         blob: &[u8],
         space: &[u8; 16],
         epoch: u32,
-    ) -> Result<(EpochKey, Option<String>), CryptoError> {
+    ) -> Result<(Vec<EpochKey>, Option<String>), CryptoError> {
         if blob.len() < 24 {
             return Err(CryptoError::Tampered);
         }
@@ -239,16 +257,27 @@ impl InviteKeys {
                 .decrypt(&XNonce::from(nonce), Payload { msg: ct, aad: &aad })
                 .map_err(|_| CryptoError::Tampered)?,
         );
-        if plain.len() < 32 {
+        let (&person_len, rest) = plain.split_first().ok_or(CryptoError::Tampered)?;
+        let (person, keys) = rest
+            .split_at_checked(usize::from(person_len))
+            .ok_or(CryptoError::Tampered)?;
+        let want = usize::try_from(epoch)
+            .ok()
+            .and_then(|e| e.checked_add(1))
+            .and_then(|n| n.checked_mul(32));
+        if Some(keys.len()) != want {
             return Err(CryptoError::Tampered);
         }
-        let (key, person) = plain.split_at(32);
-        let key: [u8; 32] = key.try_into().map_err(|_| CryptoError::Tampered)?;
+        let keys = keys
+            .chunks_exact(32)
+            .map(|k| k.try_into().map(EpochKey::from_bytes))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| CryptoError::Tampered)?;
         let person = match person {
             [] => None,
             p => Some(String::from_utf8(p.to_vec()).map_err(|_| CryptoError::Tampered)?),
         };
-        Ok((EpochKey::from_bytes(key), person))
+        Ok((keys, person))
     }
 }
 
@@ -276,25 +305,41 @@ mod tests {
         assert_eq!(back.keys().invite_id(), code.keys().invite_id());
 
         let key = EpochKey::generate().unwrap();
-        let blob = code.keys().seal_lockbox(&key, &[5; 16], 0, None).unwrap();
+        let blob = code
+            .keys()
+            .seal_lockbox(std::slice::from_ref(&key), &[5; 16], None)
+            .unwrap();
         let (opened, person) = back.keys().open_lockbox(&blob, &[5; 16], 0).unwrap();
-        assert_eq!(opened.as_bytes(), key.as_bytes());
+        assert_eq!(opened.len(), 1);
+        assert_eq!(opened[0].as_bytes(), key.as_bytes());
         assert_eq!(person, None);
+        // After two rotations the box carries every epoch's key, oldest first.
+        let ring = [
+            key.clone(),
+            EpochKey::generate().unwrap(),
+            EpochKey::generate().unwrap(),
+        ];
         let own = code
             .keys()
-            .seal_lockbox(&key, &[5; 16], 0, Some("ab12"))
+            .seal_lockbox(&ring, &[5; 16], Some("ab12"))
             .unwrap();
-        assert_eq!(
-            back.keys()
-                .open_lockbox(&own, &[5; 16], 0)
-                .unwrap()
-                .1
-                .as_deref(),
-            Some("ab12")
+        let (opened, person) = back.keys().open_lockbox(&own, &[5; 16], 2).unwrap();
+        assert_eq!(person.as_deref(), Some("ab12"));
+        let opened: Vec<_> = opened.iter().map(|k| *k.as_bytes()).collect();
+        let ring: Vec<_> = ring.iter().map(|k| *k.as_bytes()).collect();
+        assert_eq!(opened, ring);
+        assert!(
+            back.keys().open_lockbox(&own, &[5; 16], 1).is_err(),
+            "another epoch"
         );
         assert!(back.keys().open_lockbox(&blob, &[5; 16], 1).is_err());
+        assert!(
+            back.keys().open_lockbox(&blob, &[6; 16], 0).is_err(),
+            "another space"
+        );
         let other = InviteCode::generate("ws://127.0.0.1:1", [5; 16]).unwrap();
         assert!(other.keys().open_lockbox(&blob, &[5; 16], 0).is_err());
+        assert!(code.keys().seal_lockbox(&[], &[5; 16], None).is_err());
     }
 
     #[test]

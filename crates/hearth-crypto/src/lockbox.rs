@@ -16,18 +16,46 @@ use zeroize::Zeroizing;
 use crate::{CryptoError, DeviceKeys, EpochKey};
 
 const MAGIC: &[u8] = b"hearth-lockbox v1";
+/// The bech32 prefix of age X25519 recipients.
+const RECIPIENT_HRP: &str = "age";
 
-/// Wraps `key` (epoch `epoch` of `space`) for the device whose age recipient is `recipient`.
+/// The raw X25519 public key inside an `age1…` recipient.
 ///
 /// # Errors
 /// [`CryptoError::InvalidRecipient`] if `recipient` is not an age X25519 recipient.
+pub fn recipient_bytes(recipient: &str) -> Result<[u8; 32], CryptoError> {
+    let invalid = |why: &str| CryptoError::InvalidRecipient(why.to_owned());
+    let (hrp, data) = bech32::decode(recipient).map_err(|e| invalid(&e.to_string()))?;
+    if hrp.as_str() != RECIPIENT_HRP {
+        return Err(invalid("not an age recipient"));
+    }
+    data.try_into()
+        .map_err(|_| invalid("an age recipient holds 32 bytes"))
+}
+
+/// The `age1…` recipient of a raw X25519 public key (as the ACL carries it).
+///
+/// # Errors
+/// [`CryptoError::InvalidRecipient`] if the bytes cannot be encoded (they always can).
+pub fn recipient_string(bytes: &[u8; 32]) -> Result<String, CryptoError> {
+    let hrp = bech32::Hrp::parse(RECIPIENT_HRP)
+        .map_err(|e| CryptoError::InvalidRecipient(e.to_string()))?;
+    bech32::encode::<bech32::Bech32>(hrp, bytes)
+        .map_err(|e| CryptoError::InvalidRecipient(e.to_string()))
+}
+
+/// Wraps `key` (epoch `epoch` of `space`) for the device whose age X25519 public key is
+/// `recipient` (the 32 bytes the ACL carries).
+///
+/// # Errors
+/// [`CryptoError::InvalidRecipient`] if `recipient` is not a usable X25519 public key.
 pub fn seal(
     key: &EpochKey,
     space: &[u8; 16],
     epoch: u32,
-    recipient: &str,
+    recipient: &[u8; 32],
 ) -> Result<Vec<u8>, CryptoError> {
-    let recipient: age::x25519::Recipient = recipient
+    let recipient: age::x25519::Recipient = recipient_string(recipient)?
         .parse()
         .map_err(|e: &str| CryptoError::InvalidRecipient(e.to_owned()))?;
     let plaintext = Zeroizing::new([MAGIC, space, &epoch.to_be_bytes(), key.as_bytes()].concat());
@@ -91,7 +119,13 @@ mod tests {
         let bob = DeviceKeys::generate().unwrap();
         let key = EpochKey::generate().unwrap();
         let space = [9u8; 16];
-        let blob = seal(&key, &space, 3, &alice.age_recipient()).unwrap();
+        let recipient = alice.recipient_bytes().unwrap();
+        assert_eq!(
+            recipient_string(&recipient).unwrap(),
+            alice.age_recipient(),
+            "the ACL's 32 bytes are age's recipient"
+        );
+        let blob = seal(&key, &space, 3, &recipient).unwrap();
         let opened = open(&blob, &alice, &space, 3).unwrap();
         assert_eq!(opened.as_bytes(), key.as_bytes());
         assert!(open(&blob, &bob, &space, 3).is_err(), "another device");
@@ -101,6 +135,14 @@ mod tests {
         let last = bad.len() - 1;
         bad[last] ^= 1;
         assert!(open(&bad, &alice, &space, 3).is_err(), "damaged");
-        assert!(seal(&key, &space, 3, "not a recipient").is_err());
+        assert!(recipient_bytes("not a recipient").is_err());
+        assert!(
+            recipient_bytes(
+                &recipient_string(&[1; 32])
+                    .unwrap()
+                    .replacen("age", "agf", 1)
+            )
+            .is_err()
+        );
     }
 }

@@ -163,6 +163,12 @@ impl SpaceDoc {
         Ok(self.doc.get_heads() != before)
     }
 
+    /// Whether changes applied to this instance wait for earlier changes it has not seen
+    /// (Automerge holds them back, in memory only, until their dependencies arrive).
+    pub fn waiting(&mut self) -> bool {
+        !self.doc.get_missing_deps(&[]).is_empty()
+    }
+
     fn apply_incoming(
         &mut self,
         incoming: chunks::Incoming,

@@ -14,11 +14,11 @@
 //! |    1 | format version, `0x01`                                                 |
 //! |   32 | `prev`: hash of the previous record, all zeros for Genesis             |
 //! |    1 | body tag, then the body:                                               |
-//! |      | `0x00` Genesis: space (16), device (32), epoch (4)                     |
+//! |      | `0x00` Genesis: space (16), device (32), recipient (32), epoch (4), key check (32) |
 //! |      | `0x01` Invite: invite key (32), expires_at_ms (8), role (1: `0x00` partner, `0x01` own device), by (32) |
-//! |      | `0x02` AddDevice: device (32), invite key (32)                         |
+//! |      | `0x02` AddDevice: device (32), recipient (32), invite key (32)         |
 //! |      | `0x03` RemoveDevice: device (32), by (32)                              |
-//! |      | `0x04` RotateEpoch: epoch (4), by (32)                                 |
+//! |      | `0x04` RotateEpoch: epoch (4), key check (32), by (32)                 |
 //! |    1 | signature count `k`, at most 2                                         |
 //! | k×96 | `k` × (signer public key (32), Ed25519 signature (64))                 |
 //!
@@ -48,6 +48,7 @@
 //!   the last device cannot be removed. Invites the removed device issued and nobody used
 //!   yet are revoked with it, so a lost device's pending invites die with it.
 //! * RotateEpoch: signed by `by`, a current member; the epoch must be exactly current + 1.
+//!   Invites nobody used yet are revoked: their lockboxes hold only the old keys.
 //!   [`AclState::needs_rotation`] says whether a removal has happened since the last one.
 //!
 //! # Time
@@ -74,6 +75,23 @@ pub const ACL_HASH_CONTEXT: &str = "hearth acl v1";
 pub const ACL_SIGNATURE_CONTEXT: &str = "hearth acl signature v1";
 /// Most signatures a record carries (AddDevice has two).
 pub const MAX_ACL_SIGNATURES: usize = 2;
+/// BLAKE3 derive-key context for [`key_check`].
+pub const KEY_CHECK_CONTEXT: &str = "hearth epoch key check v1";
+
+/// The commitment to an epoch's content key that Genesis and RotateEpoch carry:
+/// `BLAKE3-derive-key("hearth epoch key check v1", space ‖ epoch (4, big-endian) ‖ key)`.
+///
+/// age gives a lockbox no sender authentication, so a device trusts a key it unwraps only
+/// if it matches the check the signed chain holds for that epoch. The check reveals nothing
+/// about a random 32-byte key.
+pub fn key_check(space: &SpaceId, epoch: u32, key: &[u8; 32]) -> [u8; 32] {
+    *blake3::Hasher::new_derive_key(KEY_CHECK_CONTEXT)
+        .update(space.as_bytes())
+        .update(&epoch.to_be_bytes())
+        .update(key)
+        .finalize()
+        .as_bytes()
+}
 
 /// Who an invite is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,8 +111,12 @@ pub enum AclBody {
         space: SpaceId,
         /// The creating device.
         device: DeviceId,
+        /// The creating device's age X25519 public key, that epoch keys are wrapped to.
+        recipient: [u8; 32],
         /// Always 0.
         epoch: u32,
+        /// [`key_check`](crate::key_check) of the epoch-0 key.
+        key_check: [u8; 32],
     },
     /// Commits to a one-time invite key.
     Invite {
@@ -111,6 +133,8 @@ pub enum AclBody {
     AddDevice {
         /// The joining device.
         device: DeviceId,
+        /// The joining device's age X25519 public key, that epoch keys are wrapped to.
+        recipient: [u8; 32],
         /// The invite it consumes.
         invite: InviteId,
     },
@@ -125,6 +149,8 @@ pub enum AclBody {
     RotateEpoch {
         /// The new epoch: the current one plus one.
         epoch: u32,
+        /// [`key_check`](crate::key_check) of the new epoch's key.
+        key_check: [u8; 32],
         /// The member device rotating.
         by: DeviceId,
     },
@@ -138,7 +164,9 @@ impl AclBody {
             Self::Invite { by, .. }
             | Self::RemoveDevice { by, .. }
             | Self::RotateEpoch { by, .. } => vec![*by.as_bytes()],
-            Self::AddDevice { device, invite } => vec![*device.as_bytes(), *invite.as_bytes()],
+            Self::AddDevice { device, invite, .. } => {
+                vec![*device.as_bytes(), *invite.as_bytes()]
+            }
         }
     }
 
@@ -147,12 +175,16 @@ impl AclBody {
             Self::Genesis {
                 space,
                 device,
+                recipient,
                 epoch,
+                key_check,
             } => {
                 out.push(0);
                 out.extend_from_slice(space.as_bytes());
                 out.extend_from_slice(device.as_bytes());
+                out.extend_from_slice(recipient);
                 out.extend_from_slice(&epoch.to_be_bytes());
+                out.extend_from_slice(key_check);
             }
             Self::Invite {
                 invite,
@@ -169,9 +201,14 @@ impl AclBody {
                 });
                 out.extend_from_slice(by.as_bytes());
             }
-            Self::AddDevice { device, invite } => {
+            Self::AddDevice {
+                device,
+                recipient,
+                invite,
+            } => {
                 out.push(2);
                 out.extend_from_slice(device.as_bytes());
+                out.extend_from_slice(recipient);
                 out.extend_from_slice(invite.as_bytes());
             }
             Self::RemoveDevice { device, by } => {
@@ -179,9 +216,14 @@ impl AclBody {
                 out.extend_from_slice(device.as_bytes());
                 out.extend_from_slice(by.as_bytes());
             }
-            Self::RotateEpoch { epoch, by } => {
+            Self::RotateEpoch {
+                epoch,
+                key_check,
+                by,
+            } => {
                 out.push(4);
                 out.extend_from_slice(&epoch.to_be_bytes());
+                out.extend_from_slice(key_check);
                 out.extend_from_slice(by.as_bytes());
             }
         }
@@ -192,7 +234,9 @@ impl AclBody {
             0 => Self::Genesis {
                 space: SpaceId::from_bytes(cur.array("space")?),
                 device: DeviceId::from_bytes(cur.array("device")?),
+                recipient: cur.array("recipient")?,
                 epoch: cur.u32("epoch")?,
+                key_check: cur.array("key_check")?,
             },
             1 => Self::Invite {
                 invite: InviteId::from_bytes(cur.array("invite")?),
@@ -211,6 +255,7 @@ impl AclBody {
             },
             2 => Self::AddDevice {
                 device: DeviceId::from_bytes(cur.array("device")?),
+                recipient: cur.array("recipient")?,
                 invite: InviteId::from_bytes(cur.array("invite")?),
             },
             3 => Self::RemoveDevice {
@@ -219,6 +264,7 @@ impl AclBody {
             },
             4 => Self::RotateEpoch {
                 epoch: cur.u32("epoch")?,
+                key_check: cur.array("key_check")?,
                 by: DeviceId::from_bytes(cur.array("by")?),
             },
             other => {
@@ -374,7 +420,12 @@ pub struct AclState {
     head: [u8; 32],
     len: u64,
     epoch: u32,
-    members: BTreeSet<DeviceId>,
+    /// The check of each epoch's key, indexed by epoch.
+    key_checks: Vec<[u8; 32]>,
+    /// The device that made the current epoch's key (Genesis or RotateEpoch).
+    epoch_by: DeviceId,
+    /// Current members and their age recipients.
+    members: BTreeMap<DeviceId, [u8; 32]>,
     removed: BTreeSet<DeviceId>,
     invites: BTreeMap<InviteId, InviteInfo>,
     partner_joined: bool,
@@ -397,7 +448,9 @@ impl AclState {
         let AclBody::Genesis {
             space,
             device,
+            recipient,
             epoch,
+            key_check,
         } = first.body
         else {
             return Err(ProtoError::AclRefused("the chain must start with genesis"));
@@ -416,7 +469,9 @@ impl AclState {
             head: first.hash(),
             len: 1,
             epoch: 0,
-            members: BTreeSet::from([device]),
+            key_checks: vec![key_check],
+            epoch_by: device,
+            members: BTreeMap::from([(device, recipient)]),
             removed: BTreeSet::new(),
             invites: BTreeMap::new(),
             partner_joined: false,
@@ -456,12 +511,32 @@ impl AclState {
 
     /// The current members' device ids, in order.
     pub fn members(&self) -> impl Iterator<Item = &DeviceId> {
-        self.members.iter()
+        self.members.keys()
     }
 
     /// Whether `device` is a current member.
     pub fn is_member(&self, device: &DeviceId) -> bool {
-        self.members.contains(device)
+        self.members.contains_key(device)
+    }
+
+    /// The age X25519 public key a current member receives epoch keys at.
+    pub fn recipient(&self, device: &DeviceId) -> Option<&[u8; 32]> {
+        self.members.get(device)
+    }
+
+    /// Whether `device` was a member once and has been removed.
+    pub fn was_removed(&self, device: &DeviceId) -> bool {
+        self.removed.contains(device)
+    }
+
+    /// The device that made the current epoch's key, and so wraps it for the others.
+    pub fn epoch_by(&self) -> DeviceId {
+        self.epoch_by
+    }
+
+    /// The [`key_check`] the chain holds for `epoch`'s key, if the chain has reached it.
+    pub fn key_check(&self, epoch: u32) -> Option<&[u8; 32]> {
+        self.key_checks.get(usize::try_from(epoch).ok()?)
     }
 
     /// The current key epoch.
@@ -546,7 +621,11 @@ impl AclState {
                     },
                 );
             }
-            AclBody::AddDevice { device, invite } => {
+            AclBody::AddDevice {
+                device,
+                recipient,
+                invite,
+            } => {
                 let info = self.invites.get(&invite).ok_or(ProtoError::UnknownInvite)?;
                 if device.as_bytes() == invite.as_bytes() {
                     // The invite secret travels in the invite code, so whoever else saw
@@ -560,7 +639,7 @@ impl AclState {
                 }
                 if info.revoked {
                     return Err(ProtoError::AclRefused(
-                        "this invite was revoked when the device that issued it was removed",
+                        "this invite was revoked (its device was removed, or the space rotated its key since)",
                     ));
                 }
                 if now_ms.is_some_and(|now| now >= info.expires_at_ms) {
@@ -591,7 +670,7 @@ impl AclState {
                     info.used_by = Some(device);
                 }
                 self.partner_joined |= role == InviteRole::Partner;
-                self.members.insert(device);
+                self.members.insert(device, recipient);
             }
             AclBody::RemoveDevice { device, by } => {
                 self.member(&by)?;
@@ -612,7 +691,11 @@ impl AclState {
                 }
                 self.needs_rotation = true;
             }
-            AclBody::RotateEpoch { epoch, by } => {
+            AclBody::RotateEpoch {
+                epoch,
+                key_check,
+                by,
+            } => {
                 self.member(&by)?;
                 if Some(epoch) != self.epoch.checked_add(1) {
                     return Err(ProtoError::AclRefused(
@@ -620,6 +703,14 @@ impl AclState {
                     ));
                 }
                 self.epoch = epoch;
+                self.key_checks.push(key_check);
+                self.epoch_by = by;
+                // An unused invite's lockbox holds the old keys only: it dies here.
+                for info in self.invites.values_mut() {
+                    if info.used_by.is_none() {
+                        info.revoked = true;
+                    }
+                }
                 self.needs_rotation = false;
             }
         }
@@ -678,7 +769,9 @@ mod tests {
                 AclBody::Genesis {
                     space: SpaceId::from_bytes([5; 16]),
                     device: dev(&alice),
+                    recipient: [7; 32],
                     epoch: 0,
+                    key_check: [8; 32],
                 },
                 &[&alice],
             );
@@ -730,6 +823,8 @@ mod tests {
             self.push(
                 AclBody::AddDevice {
                     device: dev(device),
+                    // Each device's recipient differs, to tell them apart.
+                    recipient: device.verifying_key().to_bytes().map(|b| b ^ 0xff),
                     invite: inv(invite),
                 },
                 &[device, invite],
@@ -760,6 +855,7 @@ mod tests {
             .push(
                 AclBody::RotateEpoch {
                     epoch: 1,
+                    key_check: [9; 32],
                     by: dev(&alice),
                 },
                 &[&alice],
@@ -769,6 +865,17 @@ mod tests {
         assert_eq!(chain.state.epoch(), 1);
         assert!(chain.state.is_member(&dev(&bob)));
         assert!(!chain.state.is_member(&dev(&bob_phone)));
+        assert!(chain.state.was_removed(&dev(&bob_phone)));
+        // The chain keeps who receives keys where, and the check of every epoch's key.
+        assert_eq!(chain.state.recipient(&dev(&alice)), Some(&[7; 32]));
+        assert_eq!(
+            chain.state.recipient(&dev(&bob)),
+            Some(&bob.verifying_key().to_bytes().map(|b| b ^ 0xff))
+        );
+        assert_eq!(chain.state.recipient(&dev(&bob_phone)), None);
+        assert_eq!(chain.state.key_check(0), Some(&[8; 32]));
+        assert_eq!(chain.state.key_check(1), Some(&[9; 32]));
+        assert_eq!(chain.state.key_check(2), None);
         assert_eq!(
             chain.state.invite(&inv(&key(100))).unwrap().used_by,
             Some(dev(&bob))
@@ -793,7 +900,9 @@ mod tests {
         let again = AclBody::Genesis {
             space: SpaceId::from_bytes([5; 16]),
             device: dev(&alice),
+            recipient: [7; 32],
             epoch: 0,
+            key_check: [8; 32],
         };
         assert!(matches!(
             chain.push(again, &[&alice]),
@@ -809,7 +918,9 @@ mod tests {
         let body = AclBody::Genesis {
             space: SpaceId::from_bytes([5; 16]),
             device: dev(&alice),
+            recipient: [7; 32],
             epoch: 0,
+            key_check: [8; 32],
         };
         let bad_prev = signed([1; 32], body, &[&alice]);
         assert!(matches!(
@@ -821,7 +932,9 @@ mod tests {
             AclBody::Genesis {
                 space: SpaceId::from_bytes([5; 16]),
                 device: dev(&alice),
+                recipient: [7; 32],
                 epoch: 3,
+                key_check: [8; 32],
             },
             &[&alice],
         );
@@ -832,6 +945,7 @@ mod tests {
             [0; 32],
             AclBody::RotateEpoch {
                 epoch: 1,
+                key_check: [9; 32],
                 by: dev(&alice),
             },
             &[&alice],
@@ -861,6 +975,7 @@ mod tests {
         chain.invite(&key(1), &key(100), InviteRole::Partner);
         let join = AclBody::AddDevice {
             device: dev(&key(2)),
+            recipient: [7; 32],
             invite: inv(&key(100)),
         };
         assert_eq!(
@@ -915,6 +1030,7 @@ mod tests {
         chain.invite(&key(1), &key(100), InviteRole::Partner);
         let body = AclBody::AddDevice {
             device: dev(&key(2)),
+            recipient: [7; 32],
             invite: inv(&key(100)),
         };
         for signers in [
@@ -963,6 +1079,7 @@ mod tests {
             chain.push(
                 AclBody::RotateEpoch {
                     epoch: 1,
+                    key_check: [9; 32],
                     by: dev(&bob)
                 },
                 &[&bob]
@@ -1002,6 +1119,37 @@ mod tests {
     }
 
     #[test]
+    fn rotating_revokes_unused_invites_and_names_who_made_the_key() {
+        let (alice, bob) = (key(1), key(2));
+        let mut chain = Chain::new();
+        assert_eq!(chain.state.epoch_by(), dev(&alice));
+        chain.invite(&alice, &key(100), InviteRole::Partner);
+        chain.join(&bob, &key(100)).unwrap();
+        chain.invite(&alice, &key(101), InviteRole::OwnDevice);
+        chain
+            .push(
+                AclBody::RotateEpoch {
+                    epoch: 1,
+                    key_check: [9; 32],
+                    by: dev(&bob),
+                },
+                &[&bob],
+            )
+            .unwrap();
+        assert_eq!(chain.state.epoch_by(), dev(&bob));
+        let used = chain.state.invite(&inv(&key(100))).unwrap();
+        assert!(!used.revoked, "a used invite stays as it was");
+        // The unused invite's lockbox holds epoch 0 only: it cannot admit anyone now.
+        assert!(chain.state.invite(&inv(&key(101))).unwrap().revoked);
+        assert!(matches!(
+            chain.join(&key(3), &key(101)),
+            Err(ProtoError::AclRefused(_))
+        ));
+        chain.invite(&alice, &key(102), InviteRole::OwnDevice);
+        chain.join(&key(3), &key(102)).unwrap();
+    }
+
+    #[test]
     fn a_device_may_leave_but_the_last_one_may_not() {
         let (alice, bob) = (key(1), key(2));
         let mut chain = Chain::new();
@@ -1036,6 +1184,7 @@ mod tests {
                 chain.push(
                     AclBody::RotateEpoch {
                         epoch,
+                        key_check: [9; 32],
                         by: dev(&alice)
                     },
                     &[&alice]
@@ -1047,6 +1196,7 @@ mod tests {
             .push(
                 AclBody::RotateEpoch {
                     epoch: 1,
+                    key_check: [9; 32],
                     by: dev(&alice),
                 },
                 &[&alice],
@@ -1065,6 +1215,7 @@ mod tests {
             chain.records[0].hash(),
             AclBody::RotateEpoch {
                 epoch: 1,
+                key_check: [9; 32],
                 by: dev(&alice),
             },
             &[&alice],
@@ -1173,6 +1324,7 @@ mod tests {
             .push(
                 AclBody::RotateEpoch {
                     epoch: 1,
+                    key_check: [9; 32],
                     by: dev(&alice),
                 },
                 &[&alice],
@@ -1200,8 +1352,8 @@ mod tests {
         }
     }
 
-    /// Genesis by the key with seed 0x01 × 32, for space 0x05 × 16: the vector
-    /// docs/protocol.md quotes.
+    /// Genesis by the key with seed 0x01 × 32, for space 0x05 × 16, recipient 0x07 × 32
+    /// and key check 0x08 × 32: the vector docs/protocol.md quotes.
     #[test]
     fn genesis_test_vector_is_stable() {
         let genesis = &Chain::new().records[0];
@@ -1212,11 +1364,11 @@ mod tests {
             "\nsigning message: {message}\nrecord hash:     {hash}\nencoding:        {encoded}\n"
         );
         assert_eq!(
-            message, "96229b42bb76bdbb33748f013c267985d1b0c4fbd69f7a2c870273db47f0b89d",
+            message, "feb05ccfb2bbd31890fbc7970524b995f8b29e584dfa99e041a2dc2c13c15009",
             "{report}"
         );
         assert_eq!(
-            hash, "1233af2c600d98500269da625289d355c6ba7fd9220c90e0302f7a78b6ca019d",
+            hash, "856fcb0fc724975a6962dfddfde709f9b72861120b0282c110a94378fc95b4ff",
             "{report}"
         );
         assert_eq!(
@@ -1227,11 +1379,13 @@ mod tests {
                 "00",                                                               // genesis
                 "05050505050505050505050505050505",                                 // space
                 "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // device
+                "0707070707070707070707070707070707070707070707070707070707070707", // recipient
                 "00000000",                                                         // epoch
+                "0808080808080808080808080808080808080808080808080808080808080808", // key check
                 "01",                                                               // 1 signature
                 "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // signer
-                "bc3ad1aec6df29ff927001cfbbebc44d98d6cf09449139566697c0fcad0c2178",
-                "170cd2770dda05d626ee88490ae07fed49218abd24e0eddc41749e716cd95901",
+                "10bf4c8e2949711a7428ecbc7a323b7c929e6f24dae590d3e337687869e97cc0",
+                "092e06a2a7b648e841a76ba6eb99e20b08fbe4779851e702d8cd878396d87d0a",
             ),
             "{report}"
         );

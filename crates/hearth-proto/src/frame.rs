@@ -246,6 +246,9 @@ pub enum RejectCode {
     /// rule, a creation token that is missing or spent. The message says which; do not
     /// resend it unchanged.
     Invalid = 13,
+    /// The invite was cancelled (the device that made it was removed, or the space's key
+    /// changed since): ask for a new invite code (sent as for `InviteExpired`).
+    InviteRevoked = 14,
     /// A code this build does not know (sent by a newer relay): treat it like `Internal`.
     Unrecognized = 0xFFFF,
 }
@@ -279,6 +282,7 @@ impl From<u16> for RejectCode {
             11 => Self::InviteExpired,
             12 => Self::InviteUsed,
             13 => Self::Invalid,
+            14 => Self::InviteRevoked,
             _ => Self::Unrecognized,
         }
     }

@@ -36,7 +36,7 @@ mod signature;
 #[cfg(test)]
 mod test_support;
 
-pub use acl::{AclBody, AclRecord, AclState, InviteInfo, InviteRole};
+pub use acl::{AclBody, AclRecord, AclState, InviteInfo, InviteRole, key_check};
 pub use envelope::{Envelope, EnvelopeHeader, EnvelopeKind};
 pub use error::ProtoError;
 pub use frame::{

@@ -71,13 +71,22 @@ fn any_role() -> impl Strategy<Value = InviteRole> {
 
 fn any_body() -> impl Strategy<Value = AclBody> {
     prop_oneof![
-        (any_space(), any_device(), any::<u32>()).prop_map(|(space, device, epoch)| {
-            AclBody::Genesis {
-                space,
-                device,
-                epoch,
-            }
-        }),
+        (
+            any_space(),
+            any_device(),
+            any::<[u8; 32]>(),
+            any::<u32>(),
+            any::<[u8; 32]>()
+        )
+            .prop_map(|(space, device, recipient, epoch, key_check)| {
+                AclBody::Genesis {
+                    space,
+                    device,
+                    recipient,
+                    epoch,
+                    key_check,
+                }
+            }),
         (any_invite(), any::<u64>(), any_role(), any_device()).prop_map(
             |(invite, expires_at_ms, role, by)| AclBody::Invite {
                 invite,
@@ -86,10 +95,21 @@ fn any_body() -> impl Strategy<Value = AclBody> {
                 by
             }
         ),
-        (any_device(), any_invite())
-            .prop_map(|(device, invite)| AclBody::AddDevice { device, invite }),
+        (any_device(), any::<[u8; 32]>(), any_invite()).prop_map(|(device, recipient, invite)| {
+            AclBody::AddDevice {
+                device,
+                recipient,
+                invite,
+            }
+        }),
         (any_device(), any_device()).prop_map(|(device, by)| AclBody::RemoveDevice { device, by }),
-        (any::<u32>(), any_device()).prop_map(|(epoch, by)| AclBody::RotateEpoch { epoch, by }),
+        (any::<u32>(), any::<[u8; 32]>(), any_device()).prop_map(|(epoch, key_check, by)| {
+            AclBody::RotateEpoch {
+                epoch,
+                key_check,
+                by,
+            }
+        }),
     ]
 }
 

@@ -1,0 +1,848 @@
+//! A hostile relay: the real relay on a real SQLite file, whose database is edited between
+//! runs (stop it, change the file with SQLite, start it again on the same file) to hand the
+//! clients data an honest relay never would. The client's sync engine must refuse each bad
+//! envelope with a warning that names the device, apply nothing from it, and keep syncing
+//! the rest; it must refuse an ACL rollback outright and change nothing. A stranger talking
+//! to the relay directly must be refused without learning whether the space exists.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hearth_client::sync::{self, JoinError, SyncError};
+use hearth_client::{Profile, Protection};
+use hearth_crypto::{DeviceKeys, EpochKey, InviteCode, sign_login};
+use hearth_doc::{Millis, PersonId, SpaceDoc};
+use hearth_proto::{
+    ClientFrame, DeviceId, Envelope, EnvelopeHeader, EnvelopeKind, InviteRole, PROTOCOL_VERSION,
+    RejectCode, RelayFrame, SpaceId, decode_relay, encode_client,
+};
+use hearth_relay::LocalRelay;
+use hearth_tests::{appreciate, appreciations, new_profile};
+use rusqlite::{Connection, params};
+use tokio_tungstenite::tungstenite::Message;
+
+const T: Duration = Duration::from_secs(20);
+
+/// The relay, which can be stopped, have its database edited, and be started again on the
+/// same file (on a new port).
+struct Relay {
+    db: PathBuf,
+    running: Option<LocalRelay>,
+    url: String,
+}
+
+impl Relay {
+    async fn start(db: PathBuf) -> Relay {
+        let mut relay = Relay {
+            db,
+            running: None,
+            url: String::new(),
+        };
+        relay.start_again().await;
+        relay
+    }
+
+    async fn start_again(&mut self) {
+        // Bound before it returns; it runs its own runtime, so start it off this one's
+        // workers.
+        let db = self.db.clone();
+        let relay = tokio::task::spawn_blocking(move || LocalRelay::start(db))
+            .await
+            .unwrap()
+            .unwrap();
+        self.url = relay.url().to_owned();
+        self.running = Some(relay);
+    }
+
+    async fn stop(&mut self) {
+        if let Some(relay) = self.running.take() {
+            // Shutting down joins the relay's thread: keep that off this runtime's workers.
+            tokio::task::spawn_blocking(move || drop(relay))
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Stops the relay, runs `edit` on its database, and starts it again. The URL changes.
+    async fn edit<R>(&mut self, edit: impl FnOnce(&Connection) -> R) -> R {
+        self.stop().await;
+        let conn = Connection::open(&self.db).unwrap();
+        let out = edit(&conn);
+        drop(conn);
+        self.start_again().await;
+        out
+    }
+}
+
+/// One stored envelope, as the relay's `envelopes` table holds it.
+#[derive(Debug, Clone)]
+struct Row {
+    seq: u64,
+    device: Vec<u8>,
+    counter: u64,
+    bytes: Vec<u8>,
+}
+
+fn rows(conn: &Connection, space: &[u8; 16]) -> Vec<Row> {
+    let mut stmt = conn
+        .prepare("SELECT seq, device, counter, bytes FROM envelopes WHERE space = ?1 ORDER BY seq")
+        .unwrap();
+    stmt.query_map([&space[..]], |r| {
+        Ok(Row {
+            seq: r.get::<_, i64>(0)? as u64,
+            device: r.get(1)?,
+            counter: r.get::<_, i64>(2)? as u64,
+            bytes: r.get(3)?,
+        })
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// Appends an envelope after the space's head, keeping the sequence dense; returns its seq.
+fn append(conn: &Connection, space: &[u8; 16], device: &[u8], counter: u64, bytes: &[u8]) -> u64 {
+    let head: i64 = conn
+        .query_row(
+            "SELECT head FROM spaces WHERE space = ?1",
+            [&space[..]],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let seq = head + 1;
+    conn.execute(
+        "INSERT INTO envelopes (space, seq, device, counter, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![&space[..], seq, device, counter as i64, bytes],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE spaces SET head = ?2, bytes_used = bytes_used + ?3 WHERE space = ?1",
+        params![&space[..], seq, bytes.len() as i64],
+    )
+    .unwrap();
+    seq as u64
+}
+
+/// Flips one byte in the middle of the envelope's ciphertext; it still decodes.
+fn flip_a_ciphertext_byte(bytes: &mut [u8]) {
+    let ciphertext = Envelope::decode(bytes).unwrap().ciphertext().to_vec();
+    let at = bytes
+        .windows(ciphertext.len())
+        .position(|w| w == ciphertext)
+        .unwrap()
+        + ciphertext.len() / 2;
+    bytes[at] ^= 0x01;
+    assert!(Envelope::decode(bytes).is_ok(), "still well-formed");
+}
+
+/// A stranger's well-formed document change: a valid Automerge change adding an
+/// appreciation, as anyone with the (open-source) client could make.
+fn strangers_change(text: &str) -> Vec<u8> {
+    let person = PersonId::random();
+    let mut doc = SpaceDoc::create(&[0xEE; 32], &person, "Eve", Millis::now()).unwrap();
+    doc.add_appreciation(&person, text, Millis::now()).unwrap();
+    doc.changes_since(&[])
+}
+
+/// Sam (phone and laptop) and Jordan, paired over one relay, all three up to date.
+struct Couple {
+    dir: tempfile::TempDir,
+    relay: Relay,
+    space: [u8; 16],
+    sam: Profile,
+    laptop: Profile,
+    jordan: Profile,
+}
+
+impl Couple {
+    async fn new() -> Couple {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = Relay::start(dir.path().join("relay.db")).await;
+        let mut sam = new_profile(&dir.path().join("sam"), "Sam");
+        sam.start_space(&relay.url).unwrap();
+        appreciate(&mut sam, "SAM-FIRST");
+        sync::sync_once(&mut sam, T).await.unwrap();
+
+        let code = sync::invite(&mut sam, InviteRole::Partner, Duration::from_secs(3600), T)
+            .await
+            .unwrap();
+        let mut jordan = sync::join(
+            &dir.path().join("jordan"),
+            &code,
+            Some("Jordan"),
+            Protection::None,
+            T,
+        )
+        .await
+        .unwrap()
+        .profile;
+        appreciate(&mut jordan, "JORDAN-FIRST");
+        sync::sync_once(&mut jordan, T).await.unwrap();
+
+        let code = sync::invite(&mut sam, InviteRole::OwnDevice, Duration::from_secs(600), T)
+            .await
+            .unwrap();
+        let mut laptop = sync::join(&dir.path().join("laptop"), &code, None, Protection::None, T)
+            .await
+            .unwrap()
+            .profile;
+        for p in [&mut sam, &mut jordan, &mut laptop] {
+            let report = sync::sync_once(p, T).await.unwrap();
+            assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+        }
+        let expected = vec!["JORDAN-FIRST".to_owned(), "SAM-FIRST".to_owned()];
+        assert_eq!(appreciations(&sam), expected);
+        assert_eq!(appreciations(&jordan), expected);
+        assert_eq!(appreciations(&laptop), expected);
+        assert_eq!(
+            jordan.acl_records().unwrap().len(),
+            5,
+            "Genesis, the partner invite, Jordan, the device invite, the laptop"
+        );
+        let space = *sam.space().unwrap().as_bytes();
+        Couple {
+            dir,
+            relay,
+            space,
+            sam,
+            laptop,
+            jordan,
+        }
+    }
+
+    /// Edits the relay's database and points every device at the restarted relay.
+    async fn edit_relay<R>(&mut self, edit: impl FnOnce(&Connection, &[u8; 16]) -> R) -> R {
+        let space = self.space;
+        let out = self.relay.edit(|conn| edit(conn, &space)).await;
+        for p in [&mut self.sam, &mut self.laptop, &mut self.jordan] {
+            p.set_relay(&self.relay.url).unwrap();
+        }
+        out
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    async fn stop(mut self) {
+        self.relay.stop().await;
+    }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn with(before: &[String], extra: &[&str]) -> Vec<String> {
+    sorted(
+        before
+            .iter()
+            .cloned()
+            .chain(extra.iter().map(|s| (*s).to_owned()))
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_envelope_is_refused_naming_its_device_and_syncing_goes_on() {
+    let mut c = Couple::new().await;
+    let before = appreciations(&c.jordan);
+    appreciate(&mut c.sam, "TAMPERED-BY-THE-RELAY");
+    assert_eq!(sync::sync_once(&mut c.sam, T).await.unwrap().pushed, 1);
+    // Written on the laptop before it saw the phone's entry: it does not depend on it.
+    appreciate(&mut c.laptop, "HONEST-AFTER-THE-TAMPERED-ONE");
+    assert_eq!(sync::sync_once(&mut c.laptop, T).await.unwrap().pushed, 1);
+
+    let sam_device = *c.sam.device_id().as_bytes();
+    let laptop_device = *c.laptop.device_id().as_bytes();
+    let (tampered, honest) = c
+        .edit_relay(|conn, space| {
+            let all = rows(conn, space);
+            let target = all
+                .iter()
+                .rev()
+                .find(|r| r.device == sam_device)
+                .unwrap()
+                .clone();
+            let honest = all.last().unwrap().clone();
+            assert_eq!(honest.device, laptop_device);
+            assert!(honest.seq > target.seq, "the honest one is stored after");
+            let mut bytes = target.bytes.clone();
+            flip_a_ciphertext_byte(&mut bytes);
+            conn.execute(
+                "UPDATE envelopes SET bytes = ?3 WHERE space = ?1 AND seq = ?2",
+                params![&space[..], target.seq as i64, bytes],
+            )
+            .unwrap();
+            (target.seq, honest.seq)
+        })
+        .await;
+
+    let chunks_before = c.jordan.chunk_count().unwrap();
+    let report = sync::sync_once(&mut c.jordan, T).await.unwrap();
+    assert_eq!(report.rejected.len(), 1, "{:?}", report.rejected);
+    let refused = &report.rejected[0];
+    assert_eq!(refused.seq, tampered);
+    assert_eq!(refused.device, Some(c.sam.device_id()), "names Sam's phone");
+    assert!(refused.reason.contains("signature"), "{}", refused.reason);
+    assert_eq!(report.received, 1, "the honest envelope after it arrived");
+    assert_eq!(report.cursor, honest, "the cursor passed both");
+    assert_eq!(
+        appreciations(&c.jordan),
+        with(&before, &["HONEST-AFTER-THE-TAMPERED-ONE"]),
+        "nothing from the tampered envelope, everything from the honest one"
+    );
+    assert_eq!(
+        c.jordan.chunk_count().unwrap(),
+        chunks_before + 1,
+        "one stored chunk: the honest envelope's"
+    );
+
+    // Syncing goes on: the bad envelope is not offered again, and Jordan's own writing
+    // still gets through to Sam.
+    appreciate(&mut c.jordan, "JORDAN-AFTERWARDS");
+    let again = sync::sync_once(&mut c.jordan, T).await.unwrap();
+    assert!(again.rejected.is_empty(), "{:?}", again.rejected);
+    assert_eq!(again.pushed, 1);
+    sync::sync_once(&mut c.sam, T).await.unwrap();
+    assert!(appreciations(&c.sam).contains(&"JORDAN-AFTERWARDS".to_owned()));
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelopes_forged_by_a_stranger_are_refused_and_syncing_goes_on() {
+    let mut c = Couple::new().await;
+    let before = appreciations(&c.jordan);
+    let space = SpaceId::from_bytes(c.space);
+    let eve = DeviceKeys::generate().unwrap();
+    // A stranger cannot know the space's key: the best it can do is a key of its own.
+    let eves_key = EpochKey::generate().unwrap();
+    let header = EnvelopeHeader {
+        kind: EnvelopeKind::Changes,
+        space,
+        epoch: 0,
+        author: eve.device_id(),
+        counter: 1,
+    };
+    let as_herself = hearth_crypto::envelope::seal(
+        &eve,
+        &eves_key,
+        header,
+        &strangers_change("FORGED-AS-A-STRANGER"),
+    )
+    .unwrap()
+    .encode();
+    // Or claiming to be Sam's phone, signed with her own key (she cannot sign as Sam).
+    let as_sam = {
+        let header = EnvelopeHeader {
+            author: c.sam.device_id(),
+            counter: 10_000,
+            ..header
+        };
+        let plaintext = strangers_change("FORGED-AS-SAM");
+        let (nonce, ciphertext) = eves_key
+            .seal(&header.associated_data(), &plaintext)
+            .unwrap();
+        let message = Envelope::signed_message(&header, &nonce, &ciphertext);
+        Envelope::from_parts(header, nonce, ciphertext, eve.sign(&message)).encode()
+    };
+    let eve_id = *eve.device_id().as_bytes();
+    let sam_id = *c.sam.device_id().as_bytes();
+    let (forged_eve, forged_sam) = c
+        .edit_relay(|conn, space| {
+            (
+                append(conn, space, &eve_id, 1, &as_herself),
+                append(conn, space, &sam_id, 10_000, &as_sam),
+            )
+        })
+        .await;
+    // An honest envelope stored after both.
+    appreciate(&mut c.sam, "HONEST-AFTER-THE-FORGERIES");
+    let sams = sync::sync_once(&mut c.sam, T).await.unwrap();
+    assert_eq!(sams.pushed, 1);
+    assert_eq!(sams.rejected.len(), 2, "Sam refuses them too");
+
+    let chunks_before = c.jordan.chunk_count().unwrap();
+    let report = sync::sync_once(&mut c.jordan, T).await.unwrap();
+    assert_eq!(report.rejected.len(), 2, "{:?}", report.rejected);
+    let stranger = &report.rejected[0];
+    assert_eq!(stranger.seq, forged_eve);
+    assert_eq!(stranger.device, Some(eve.device_id()), "names the stranger");
+    assert!(
+        stranger.reason.contains("not a member"),
+        "{}",
+        stranger.reason
+    );
+    let impostor = &report.rejected[1];
+    assert_eq!(impostor.seq, forged_sam);
+    assert_eq!(
+        impostor.device,
+        Some(c.sam.device_id()),
+        "names the device it claims"
+    );
+    assert!(impostor.reason.contains("signature"), "{}", impostor.reason);
+    assert_eq!(report.received, 1);
+    assert_eq!(
+        appreciations(&c.jordan),
+        with(&before, &["HONEST-AFTER-THE-FORGERIES"])
+    );
+    assert_eq!(c.jordan.chunk_count().unwrap(), chunks_before + 1);
+    assert_eq!(
+        c.jordan.load().unwrap().people().len(),
+        2,
+        "no Eve in the space"
+    );
+    let again = sync::sync_once(&mut c.jordan, T).await.unwrap();
+    assert!(again.rejected.is_empty(), "{:?}", again.rejected);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_envelope_is_reported_and_applied_once() {
+    let mut c = Couple::new().await;
+    let before = appreciations(&c.jordan);
+    appreciate(&mut c.sam, "SAID-ONCE");
+    assert_eq!(sync::sync_once(&mut c.sam, T).await.unwrap().pushed, 1);
+    assert_eq!(sync::sync_once(&mut c.laptop, T).await.unwrap().received, 1);
+    let sam_device = *c.sam.device_id().as_bytes();
+    let (original, replay) = c
+        .edit_relay(|conn, space| {
+            let row = rows(conn, space).into_iter().next_back().unwrap();
+            assert_eq!(row.device, sam_device);
+            // The same bytes again under the next seq (the relay's own counter column must
+            // stay unique, so it gets another number there; the envelope is unchanged).
+            let replay = append(
+                conn,
+                space,
+                &row.device,
+                row.counter + 1_000_000,
+                &row.bytes,
+            );
+            (row.seq, replay)
+        })
+        .await;
+    appreciate(&mut c.sam, "HONEST-AFTER-THE-REPLAY");
+    sync::sync_once(&mut c.sam, T).await.unwrap();
+
+    let report = sync::sync_once(&mut c.jordan, T).await.unwrap();
+    assert_eq!(report.rejected.len(), 1, "{:?}", report.rejected);
+    let refused = &report.rejected[0];
+    assert_eq!(refused.seq, replay);
+    assert!(refused.seq > original);
+    assert_eq!(refused.device, Some(c.sam.device_id()));
+    assert!(refused.reason.contains("replay"), "{}", refused.reason);
+    assert_eq!(report.received, 2, "the original and the honest one after");
+    let texts = appreciations(&c.jordan);
+    assert_eq!(
+        texts,
+        with(&before, &["HONEST-AFTER-THE-REPLAY", "SAID-ONCE"]),
+        "applied once"
+    );
+
+    // A device that had already applied the original sees only the replay, and ignores it.
+    let laptop = sync::sync_once(&mut c.laptop, T).await.unwrap();
+    assert!(
+        laptop.rejected.iter().any(|r| r.seq == replay
+            && r.device == Some(c.sam.device_id())
+            && r.reason.contains("replay")),
+        "{:?}",
+        laptop.rejected
+    );
+    assert_eq!(appreciations(&c.laptop), texts);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acl_rollback_stops_the_sync_and_changes_nothing() {
+    let mut c = Couple::new().await;
+    let acl_before = c.jordan.acl_records().unwrap();
+    let cursor_before = c.jordan.cursor().unwrap();
+    let texts_before = appreciations(&c.jordan);
+    let timeline_before = c.jordan.load().unwrap().timeline();
+    // Something new on the relay, which must not be taken from a rolled-back relay.
+    appreciate(&mut c.sam, "SAM-WHILE-ROLLED-BACK");
+    sync::sync_once(&mut c.sam, T).await.unwrap();
+
+    // The relay forgets the two newest records (the laptop's invite and the laptop):
+    // Jordan is still a member of the shorter chain, so the login succeeds.
+    let (dropped, envelopes) = c
+        .edit_relay(|conn, space| {
+            let mut stmt = conn
+                .prepare("SELECT idx, record FROM acl WHERE space = ?1 AND idx >= 3 ORDER BY idx")
+                .unwrap();
+            let dropped: Vec<(i64, Vec<u8>)> = stmt
+                .query_map([&space[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(dropped.len(), 2);
+            conn.execute(
+                "DELETE FROM acl WHERE space = ?1 AND idx >= 3",
+                [&space[..]],
+            )
+            .unwrap();
+            (dropped, rows(conn, space).len())
+        })
+        .await;
+
+    appreciate(&mut c.jordan, "JORDAN-WHILE-ROLLED-BACK");
+    let err = sync::sync_once(&mut c.jordan, T).await.unwrap_err();
+    match &err {
+        SyncError::Protocol(message) => {
+            assert!(
+                message.contains("does not extend the one this device verified")
+                    && message.contains("rollback")
+                    && message.contains("nothing was changed"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a protocol error about a rollback, got {other:?}"),
+    }
+    assert_eq!(c.jordan.acl_records().unwrap(), acl_before, "ACL kept");
+    assert_eq!(c.jordan.cursor().unwrap(), cursor_before, "nothing pulled");
+    assert_eq!(
+        appreciations(&c.jordan),
+        with(&texts_before, &["JORDAN-WHILE-ROLLED-BACK"]),
+        "nothing applied"
+    );
+    let mut doc = c.jordan.load().unwrap();
+    assert_eq!(c.jordan.pending(&mut doc).unwrap(), 1, "kept for later");
+    let stored = c.edit_relay(|conn, space| rows(conn, space).len()).await;
+    assert_eq!(stored, envelopes, "nothing pushed to a rolled-back relay");
+    assert_eq!(
+        c.jordan.load().unwrap().timeline().len(),
+        timeline_before.len() + 1,
+        "only Jordan's own entry is new"
+    );
+    // Refused again, the same way.
+    assert!(matches!(
+        sync::sync_once(&mut c.jordan, T).await,
+        Err(SyncError::Protocol(_))
+    ));
+
+    // Once the relay serves the whole chain again, Jordan syncs as before.
+    c.edit_relay(|conn, space| {
+        for (idx, record) in &dropped {
+            conn.execute(
+                "INSERT INTO acl (space, idx, record) VALUES (?1, ?2, ?3)",
+                params![&space[..], idx, record],
+            )
+            .unwrap();
+        }
+    })
+    .await;
+    let report = sync::sync_once(&mut c.jordan, T).await.unwrap();
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    assert_eq!(report.pushed, 1);
+    assert!(appreciations(&c.jordan).contains(&"SAM-WHILE-ROLLED-BACK".to_owned()));
+    c.stop().await;
+}
+
+/// A raw protocol conversation, for what a stranger would send by hand.
+struct Raw {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    relay_id: [u8; 16],
+    nonce: [u8; 32],
+}
+
+const MAX_FRAME: usize = 1024 * 1024;
+
+impl Raw {
+    /// Connected, with Hello sent and the Challenge read.
+    async fn greeted(url: &str) -> Raw {
+        let (ws, _) = tokio::time::timeout(T, tokio_tungstenite::connect_async(url))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut raw = Raw {
+            ws,
+            relay_id: [0; 16],
+            nonce: [0; 32],
+        };
+        raw.send(&ClientFrame::Hello {
+            version: PROTOCOL_VERSION,
+            client: "a stranger".into(),
+        })
+        .await;
+        match raw.next().await {
+            Some(RelayFrame::Challenge {
+                relay_id, nonce, ..
+            }) => {
+                raw.relay_id = relay_id;
+                raw.nonce = nonce;
+            }
+            other => panic!("expected Challenge, got {other:?}"),
+        }
+        raw
+    }
+
+    async fn send(&mut self, frame: &ClientFrame) {
+        let bytes = encode_client(frame, MAX_FRAME).unwrap();
+        // The relay may already have closed; what it answered is what the test checks.
+        let _ = self.ws.send(Message::Binary(bytes.into())).await;
+    }
+
+    /// The next frame, or None once the relay has closed the connection.
+    async fn next(&mut self) -> Option<RelayFrame> {
+        loop {
+            let message = tokio::time::timeout(T, self.ws.next())
+                .await
+                .expect("the relay answers in time");
+            match message {
+                Some(Ok(Message::Binary(bytes))) => {
+                    return Some(decode_relay(&bytes, MAX_FRAME).unwrap());
+                }
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Logs in with `signer`'s key, claiming to be `device`; returns the relay's answer.
+    async fn auth(
+        &mut self,
+        signer: &DeviceKeys,
+        device: DeviceId,
+        space: SpaceId,
+        as_invite: bool,
+    ) -> Option<RelayFrame> {
+        let time_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let (_, signature) = sign_login(
+            signer,
+            &self.relay_id,
+            &self.nonce,
+            time_ms,
+            &space,
+            as_invite,
+        );
+        self.send(&ClientFrame::Auth {
+            device,
+            space,
+            time_ms,
+            signature,
+            as_invite,
+        })
+        .await;
+        self.next().await
+    }
+}
+
+fn refusal(frame: Option<RelayFrame>) -> (RejectCode, String) {
+    match frame {
+        Some(RelayFrame::Reject { code, message }) => (code, message),
+        other => panic!("expected a Reject, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_is_refused_alike_whether_or_not_the_space_exists() {
+    let mut c = Couple::new().await;
+    let existing = SpaceId::from_bytes(c.space);
+    let missing = SpaceId::from_bytes(hearth_crypto::random_bytes::<16>().unwrap());
+    let eve = DeviceKeys::generate().unwrap();
+    let stored_before = c.edit_relay(|conn, space| rows(conn, space).len()).await;
+    let url = c.relay.url.clone();
+
+    let mut answers = Vec::new();
+    // As a joining device (an invite key nobody issued), for the couple's space and for a
+    // space that does not exist.
+    for space in [existing, missing] {
+        let mut raw = Raw::greeted(&url).await;
+        answers.push(refusal(raw.auth(&eve, eve.device_id(), space, true).await));
+        assert!(raw.next().await.is_none(), "the relay hangs up");
+    }
+    // As a device of its own, and claiming to be Sam's phone, for the couple's space.
+    for device in [eve.device_id(), c.sam.device_id()] {
+        let mut raw = Raw::greeted(&url).await;
+        answers.push(refusal(raw.auth(&eve, device, existing, false).await));
+        // Pushing anyway gets nothing stored: the connection is gone.
+        let envelope = hearth_crypto::envelope::seal(
+            &eve,
+            &EpochKey::generate().unwrap(),
+            EnvelopeHeader {
+                kind: EnvelopeKind::Changes,
+                space: existing,
+                epoch: 0,
+                author: eve.device_id(),
+                counter: 1,
+            },
+            &strangers_change("PUSHED-BY-A-STRANGER"),
+        )
+        .unwrap()
+        .encode();
+        raw.send(&ClientFrame::Push { envelope }).await;
+        assert!(raw.next().await.is_none(), "the relay hangs up");
+    }
+    for (code, message) in &answers {
+        assert_eq!(*code, RejectCode::Unauthorized);
+        assert_eq!(message, &answers[0].1, "the same words every time");
+    }
+
+    // Pushing without logging in at all is refused too.
+    let mut raw = Raw::greeted(&url).await;
+    let envelope = hearth_crypto::envelope::seal(
+        &eve,
+        &EpochKey::generate().unwrap(),
+        EnvelopeHeader {
+            kind: EnvelopeKind::Changes,
+            space: existing,
+            epoch: 0,
+            author: eve.device_id(),
+            counter: 2,
+        },
+        &strangers_change("PUSHED-WITHOUT-LOGIN"),
+    )
+    .unwrap()
+    .encode();
+    raw.send(&ClientFrame::Push { envelope }).await;
+    assert!(matches!(raw.next().await, Some(RelayFrame::Reject { .. })));
+    assert!(raw.next().await.is_none(), "the relay hangs up");
+
+    let eve_id = *eve.device_id().as_bytes();
+    let (stored, by_eve) = c
+        .edit_relay(|conn, space| {
+            let all = rows(conn, space);
+            let by_eve = all.iter().filter(|r| r.device == eve_id).count();
+            (all.len(), by_eve)
+        })
+        .await;
+    assert_eq!(stored, stored_before, "nothing stored");
+    assert_eq!(by_eve, 0);
+    // The couple syncs on, none the wiser.
+    let report = sync::sync_once(&mut c.jordan, T).await.unwrap();
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    assert_eq!(report.received, 0);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_with_a_made_up_invite_is_refused_alike_whether_or_not_the_space_exists() {
+    let c = Couple::new().await;
+    let missing = hearth_crypto::random_bytes::<16>().unwrap();
+    for (name, space) in [("eve-existing", c.space), ("eve-missing", missing)] {
+        let code = InviteCode::generate(&c.relay.url, space).unwrap();
+        let home = c.path(name);
+        let joined = sync::join(&home, &code, Some("Eve"), Protection::None, T).await;
+        assert!(
+            matches!(joined, Err(JoinError::Unknown)),
+            "{name}: {:?}",
+            joined.map(|j| j.as_partner)
+        );
+        assert!(!home_exists(&home), "{name}: no profile is created");
+    }
+    c.stop().await;
+}
+
+fn home_exists(home: &Path) -> bool {
+    home.join("profile.db").exists() || home.join("device.key").exists()
+}
+
+/// A change whose envelope depends on one the relay tampered with cannot be applied yet;
+/// once the relay hands over the intact original, both must be there. (The engine must
+/// not count the dependent change as taken when Automerge only queued it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_after_a_tampered_one_of_the_same_device_is_not_lost() {
+    let mut c = Couple::new().await;
+    let before = appreciations(&c.jordan);
+    appreciate(&mut c.sam, "SAM-TAMPERED");
+    sync::sync_once(&mut c.sam, T).await.unwrap();
+    appreciate(&mut c.sam, "SAM-NEXT");
+    sync::sync_once(&mut c.sam, T).await.unwrap();
+
+    let sam_device = *c.sam.device_id().as_bytes();
+    let (target, original) = c
+        .edit_relay(|conn, space| {
+            let all = rows(conn, space);
+            let mine: Vec<&Row> = all.iter().filter(|r| r.device == sam_device).collect();
+            let target = mine[mine.len() - 2].clone();
+            let mut bytes = target.bytes.clone();
+            flip_a_ciphertext_byte(&mut bytes);
+            conn.execute(
+                "UPDATE envelopes SET bytes = ?3 WHERE space = ?1 AND seq = ?2",
+                params![&space[..], target.seq as i64, bytes],
+            )
+            .unwrap();
+            (target.seq, target)
+        })
+        .await;
+    let report = sync::sync_once(&mut c.jordan, T).await.unwrap();
+    assert!(
+        report.rejected.iter().any(|r| r.seq == target),
+        "{:?}",
+        report.rejected
+    );
+    assert!(!appreciations(&c.jordan).contains(&"SAM-TAMPERED".to_owned()));
+
+    // The relay hands over the intact original (say, restored from a backup).
+    c.edit_relay(|conn, space| {
+        append(
+            conn,
+            space,
+            &original.device,
+            original.counter + 1_000_000,
+            &original.bytes,
+        )
+    })
+    .await;
+    let redelivered = sync::sync_once(&mut c.jordan, T).await.unwrap();
+    // And Sam keeps writing.
+    appreciate(&mut c.sam, "SAM-LATER");
+    sync::sync_once(&mut c.sam, T).await.unwrap();
+    let later = sync::sync_once(&mut c.jordan, T).await.unwrap();
+    assert_eq!(
+        appreciations(&c.jordan),
+        with(&before, &["SAM-LATER", "SAM-NEXT", "SAM-TAMPERED"]),
+        "Jordan did not converge with Sam; Jordan's syncs reported, in turn:\n\
+         {report:?}\n{redelivered:?}\n{later:?}"
+    );
+    assert_eq!(appreciations(&c.jordan), appreciations(&c.sam));
+    c.stop().await;
+}
+
+/// The relay may delay an envelope (docs/security.md): handed a device's two envelopes in
+/// the wrong order, a partner must still end up with both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelopes_delivered_out_of_order_still_converge() {
+    let mut c = Couple::new().await;
+    let before = appreciations(&c.jordan);
+    appreciate(&mut c.sam, "SAM-EARLIER");
+    sync::sync_once(&mut c.sam, T).await.unwrap();
+    appreciate(&mut c.sam, "SAM-LATER-ONE");
+    sync::sync_once(&mut c.sam, T).await.unwrap();
+
+    let sam_device = *c.sam.device_id().as_bytes();
+    c.edit_relay(|conn, space| {
+        let all = rows(conn, space);
+        let (a, b) = (&all[all.len() - 2], &all[all.len() - 1]);
+        assert!(a.device == sam_device && b.device == sam_device);
+        // Swap the two envelopes' places (and the relay's bookkeeping columns with them;
+        // the counter column is unique, so go through a free value).
+        let swap = |seq: u64, counter: i64, bytes: &[u8]| {
+            conn.execute(
+                "UPDATE envelopes SET counter = ?3, bytes = ?4 WHERE space = ?1 AND seq = ?2",
+                params![&space[..], seq as i64, counter, bytes],
+            )
+            .unwrap();
+        };
+        swap(a.seq, -1, &b.bytes);
+        swap(b.seq, a.counter as i64, &a.bytes);
+        swap(a.seq, b.counter as i64, &b.bytes);
+    })
+    .await;
+    let first = sync::sync_once(&mut c.jordan, T).await.unwrap();
+    let second = sync::sync_once(&mut c.jordan, T).await.unwrap();
+    assert_eq!(
+        appreciations(&c.jordan),
+        with(&before, &["SAM-EARLIER", "SAM-LATER-ONE"]),
+        "Jordan's syncs reported:\n{first:?}\n{second:?}"
+    );
+    c.stop().await;
+}
