@@ -31,6 +31,31 @@ pub fn summarize(mut samples: Vec<Duration>) -> Summary {
     }
 }
 
+/// Percentiles of many samples, for latency distributions.
+#[derive(Debug, Clone, Copy)]
+pub struct Tail {
+    /// Median.
+    pub median: Duration,
+    /// 95th percentile.
+    pub p95: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Slowest.
+    pub max: Duration,
+}
+
+/// Median, p95, p99 and max of `samples` (which must not be empty), nearest-rank.
+pub fn summarize_with_p99(mut samples: Vec<Duration>) -> Tail {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    Tail {
+        median: at(0.5),
+        p95: at(0.95),
+        p99: at(0.99),
+        max: at(1.0),
+    }
+}
+
 /// Runs `bin ARGS` once with `env`, reading its output; fails unless it succeeds.
 pub fn time_once(bin: &Path, args: &[&str], env: &[(&str, &Path)]) -> Result<Duration> {
     let mut cmd = Command::new(bin);

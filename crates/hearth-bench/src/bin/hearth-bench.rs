@@ -19,7 +19,9 @@ const USAGE: &str = "usage: hearth-bench offline|sync [--runs N] [--hearth PATH]
 
   sync      with a relay on 127.0.0.1 (in this process, real SQLite file): the time from
             one partner's write to the other partner having it applied, one sync on each
-            side (push, then pull), over --runs writes; and the time for a new device to
+            side (push, then pull), over --runs writes; the same with both connected
+            live (as `hearth watch` is: push on the open connection, the relay forwards),
+            over max(--runs, 100) writes, p50/p95/p99; and the time for a new device to
             join and receive the ten-year history.
 
   offline   time `hearth log --json` and `hearth appreciate` on a ten-year profile
@@ -209,6 +211,18 @@ fn sync_bench(runs: usize) -> Result<()> {
                     "median_ms": round(ms(s.median)), "p90_ms": round(ms(s.p90)), "max_ms": round(ms(s.max)) })
         );
 
+        // The same pair, both connected live: A writes a ~200-byte journal entry and pushes
+        // it on its open connection; the relay commits it and forwards it to B, which
+        // verifies, decrypts and applies it (durably) before it signals.
+        let live = live_latency(&mut a, b, runs.max(100), timeout).await?;
+        let l = timing::summarize_with_p99(live.clone());
+        println!(
+            "{}",
+            json!({ "bench": "hearth-sync", "test": "live_write_to_partner_applied", "pairs": 1,
+                    "runs": live.len(), "p50_ms": round(ms(l.median)), "p95_ms": round(ms(l.p95)),
+                    "p99_ms": round(ms(l.p99)), "max_ms": round(ms(l.max)) })
+        );
+
         // A ten-year history, pushed once, then a new device joins and receives it all.
         let end = Millis::now();
         let shape = Shape::TEN_YEARS;
@@ -235,12 +249,60 @@ fn sync_bench(runs: usize) -> Result<()> {
                     "timeline_items_on_new_device": received })
         );
         println!();
-        println!("{:<40} {:>10} {:>10}", "loopback, release", "median", "p90");
+        println!("{:<40} {:>10} {:>10}", "loopback, release", "median", "p90/p95");
         println!("{:<40} {:>10.1} {:>10.1}", "write -> partner applied (ms)", ms(s.median), ms(s.p90));
+        println!("{:<40} {:>10.1} {:>10.1}   p99 {:.1}", "live: write -> partner applied (ms)", ms(l.median), ms(l.p95), ms(l.p99));
         println!("{:<40} {:>10.0}", "ten-year history upload (ms)", ms(push_time));
         println!("{:<40} {:>10.0}", "new device joins + receives it (ms)", ms(join_time));
         Ok::<(), anyhow::Error>(())
     })?;
     drop(relay);
     Ok(())
+}
+
+/// Fan-out latency for one pair over live connections: from A's write (into its profile)
+/// to B having it verified, decrypted and durably applied. `b` moves into its own task.
+async fn live_latency(
+    a: &mut Profile,
+    mut b: Profile,
+    probes: usize,
+    timeout: std::time::Duration,
+) -> Result<Vec<std::time::Duration>> {
+    use hearth_client::sync::{Live, LiveEvent};
+
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let listener = tokio::spawn(async move {
+        let (mut live, _) = Live::open(&mut b, timeout).await?;
+        let _ = ready_tx.send(());
+        loop {
+            if let LiveEvent::Received(r) = live.next(&mut b).await?
+                && r.received > 0
+                && tx.send(Instant::now()).is_err()
+            {
+                return Ok::<(), anyhow::Error>(());
+            }
+        }
+    });
+    ready_rx.await.context("B never went live")?;
+    let (mut live, _) = Live::open(a, timeout).await?;
+    let me = a.person_id().clone();
+    let body = "x".repeat(200);
+    let mut samples = Vec::with_capacity(probes);
+    for i in 0..probes {
+        let draft = hearth_doc::JournalDraft {
+            body: format!("{i:05} {body}"),
+            ..Default::default()
+        };
+        let started = Instant::now();
+        a.write(|doc| doc.add_journal(&me, &draft, Millis::now()).map(drop))?;
+        live.push(a).await?;
+        let applied = rx.recv().await.context("B stopped")?;
+        samples.push(applied.duration_since(started));
+        // A's own Committed, so its outbox stays empty.
+        while !matches!(live.next(a).await?, LiveEvent::Committed) {}
+    }
+    live.close().await;
+    listener.abort();
+    Ok(samples)
 }
