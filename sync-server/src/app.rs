@@ -232,6 +232,9 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Bytes read from a websocket at a time.
+const READ_BUFFER: usize = 4096;
+
 async fn sync(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let shared = &state.shared;
     if shared.shutdown.is_cancelled() {
@@ -244,8 +247,13 @@ async fn sync(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let max = shared.config.limits.frame_bytes();
     // Taken before the upgrade completes, so a shutdown from here on waits for this socket.
     let tracked = shared.tracker.token();
+    // Small buffers: tungstenite's defaults (128 KiB each way) would cost every idle
+    // connection ~130 KiB of resident memory; frames are mostly small, and a large one
+    // simply takes a few more reads.
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let _tracked = tracked;
             crate::connection::run(socket, state.shared).await;

@@ -31,6 +31,16 @@ impl Shape {
         feedback: 200,
     };
 
+    /// The peer benchmark's initial-sync history: 3,650 journal entries of ~300
+    /// characters, 520 check-ins of 6 answers (both partners, 260 weeks) and 5,830
+    /// appreciations: 10,000 records.
+    pub const PEER: Shape = Shape {
+        weeks: 260,
+        journal: 3650,
+        appreciations: 5830,
+        feedback: 0,
+    };
+
     /// How many records this shape writes (replies counted with their threads).
     pub fn records(&self) -> u32 {
         self.weeks * 2 + self.journal + self.appreciations + self.feedback * 3

@@ -4,5 +4,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod compare;
 pub mod history;
+pub mod relay;
+pub mod suite;
 pub mod timing;

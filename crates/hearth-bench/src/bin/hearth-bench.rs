@@ -15,7 +15,20 @@ use hearth_client::{Profile, Protection};
 use hearth_doc::Millis;
 use serde_json::json;
 
-const USAGE: &str = "usage: hearth-bench offline|sync [--runs N] [--hearth PATH] [--keep DIR]
+const USAGE: &str = "usage: hearth-bench offline|sync|relay|compare [--runs N] [--hearth PATH] [--keep DIR] [--quick]
+
+  compare   runs the peer harness (../shared/peers/automerge-repo/run.sh, Node; installs
+            its packages from the npm registry the first time) and `relay` interleaved,
+            --runs times (default 3), plus `offline` once, and prints metric, better peer,
+            hearth, ratio and the issue's target as a Markdown table. Results go to
+            --keep DIR (default target/bench-results/compare-<time>/).
+
+  relay     the peer benchmark's workloads (../shared/peers/automerge-repo) against a
+            hearth-relay process on loopback (the binary beside this one): fan-out latency
+            for 1, 10, 100 and 1,000 pairs, throughput with 4 entries in flight per pair,
+            relay CPU per delivered entry, initial sync of a 10,000-record history to fresh
+            devices, relay memory, and 10,000 idle connections beside an active pair.
+            JSON lines of the peer's shape. --quick: the peer's quick sizes.
 
   sync      with a relay on 127.0.0.1 (in this process, real SQLite file): the time from
             one partner's write to the other partner having it applied, one sync on each
@@ -32,16 +45,18 @@ const USAGE: &str = "usage: hearth-bench offline|sync [--runs N] [--hearth PATH]
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut runs = 21usize;
+    let mut runs = 0usize;
     let mut hearth: Option<PathBuf> = None;
     let mut keep: Option<PathBuf> = None;
     let mut command = None;
+    let mut quick = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--runs" => runs = it.next().context("--runs needs a number")?.parse()?,
             "--hearth" => hearth = Some(it.next().context("--hearth needs a path")?.into()),
             "--keep" => keep = Some(it.next().context("--keep needs a directory")?.into()),
+            "--quick" => quick = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -51,8 +66,19 @@ fn main() -> Result<()> {
         }
     }
     match command.as_deref() {
-        Some("offline") => offline(runs.max(1), hearth, keep),
-        Some("sync") => sync_bench(runs.max(1)),
+        Some("offline") => offline(if runs == 0 { 21 } else { runs }, hearth, keep).map(drop),
+        Some("compare") => compare(
+            if runs == 0 { 3 } else { runs.min(20) },
+            quick,
+            hearth,
+            keep,
+        ),
+        Some("sync") => sync_bench(if runs == 0 { 21 } else { runs }),
+        Some("relay") => {
+            let options =
+                hearth_bench::suite::Options::new(hearth_bench::relay::default_relay_bin()?, quick);
+            hearth_bench::suite::run(&options).map(drop)
+        }
         _ => bail!("{USAGE}"),
     }
 }
@@ -69,7 +95,11 @@ fn default_hearth() -> Result<PathBuf> {
     Ok(path)
 }
 
-fn offline(runs: usize, hearth: Option<PathBuf>, keep: Option<PathBuf>) -> Result<()> {
+fn offline(
+    runs: usize,
+    hearth: Option<PathBuf>,
+    keep: Option<PathBuf>,
+) -> Result<Vec<serde_json::Value>> {
     let hearth = match hearth {
         Some(p) => p,
         None => default_hearth()?,
@@ -117,15 +147,15 @@ fn offline(runs: usize, hearth: Option<PathBuf>, keep: Option<PathBuf>) -> Resul
         ("log_json", timing::summarize(log)),
         ("appreciate", timing::summarize(appreciate)),
     ];
+    let mut lines = Vec::new();
     for (name, s) in &rows {
-        println!(
-            "{}",
-            json!({
-                "bench": "hearth-offline", "test": name, "runs": runs,
-                "median_ms": round(ms(s.median)), "p90_ms": round(ms(s.p90)),
-                "min_ms": round(ms(s.min)), "max_ms": round(ms(s.max)),
-            })
-        );
+        let line = json!({
+            "bench": "hearth-offline", "test": name, "runs": runs,
+            "median_ms": round(ms(s.median)), "p90_ms": round(ms(s.p90)),
+            "min_ms": round(ms(s.min)), "max_ms": round(ms(s.max)),
+        });
+        println!("{line}");
+        lines.push(line);
     }
     println!(
         "{}",
@@ -151,7 +181,7 @@ fn offline(runs: usize, hearth: Option<PathBuf>, keep: Option<PathBuf>) -> Resul
         );
     }
     println!("{:<28} {:>10.2} MB", "profile size", size as f64 / 1e6);
-    Ok(())
+    Ok(lines)
 }
 
 fn round(x: f64) -> f64 {
@@ -305,4 +335,66 @@ async fn live_latency(
     live.close().await;
     listener.abort();
     Ok(samples)
+}
+
+/// Peer and hearth, interleaved run by run on this machine, then one table.
+fn compare(runs: usize, quick: bool, hearth: Option<PathBuf>, keep: Option<PathBuf>) -> Result<()> {
+    use hearth_bench::{compare, relay, suite};
+    use std::io::Write;
+
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let exe = std::env::current_exe()?;
+    let out_dir = match keep {
+        Some(dir) => dir,
+        None => exe
+            .parent()
+            .and_then(Path::parent)
+            .context("where this program lives")?
+            .join("bench-results")
+            .join(format!("compare-{stamp}")),
+    };
+    std::fs::create_dir_all(&out_dir)?;
+    // The peer's packages are installed once, in a work folder that outlives this run.
+    let peer_work = out_dir.parent().unwrap_or(&out_dir).join("peer-work");
+    let installed = peer_work.join("node_modules").exists();
+    let relay_bin = relay::default_relay_bin()?;
+    let mut peer = Vec::new();
+    let mut ours = Vec::new();
+    for run in 1..=runs {
+        let run_u32 = u32::try_from(run)?;
+        eprintln!("== run {run} of {runs}: the peer (official, repo2)");
+        peer.extend(compare::run_peer(
+            &peer_work,
+            run_u32,
+            quick,
+            run == 1 && !installed,
+        )?);
+        eprintln!("== run {run} of {runs}: hearth");
+        let mut options = suite::Options::new(relay_bin.clone(), quick);
+        options.run = run_u32;
+        ours.extend(suite::run(&options)?);
+    }
+    eprintln!("== hearth: whole-process CLI on the ten-year history");
+    for line in offline(if quick { 5 } else { 21 }, hearth, None)? {
+        let command = match line["test"].as_str() {
+            Some("log_json") => "log --json",
+            Some("appreciate") => "appreciate",
+            _ => continue,
+        };
+        ours.push(
+            json!({ "bench": "hearth-relay", "server": "hearth", "run": 1, "test": "cli",
+                          "command": command, "median_ms": line["median_ms"] }),
+        );
+    }
+    let rows = compare::summarize(&peer, &ours);
+    let table = compare::render_table(&rows);
+    let mut raw = std::fs::File::create(out_dir.join("results.jsonl"))?;
+    for line in peer.iter().chain(&ours) {
+        writeln!(raw, "{line}")?;
+    }
+    std::fs::write(out_dir.join("table.md"), &table)?;
+    println!();
+    println!("{table}");
+    eprintln!("raw lines and the table: {}", out_dir.display());
+    Ok(())
 }
