@@ -2,6 +2,7 @@
 //! invite, offline changes on both sides, and what the relay keeps on disk.
 #![allow(clippy::unwrap_used)]
 
+use std::path::Path;
 use std::time::Duration;
 
 use hearth_client::Protection;
@@ -164,5 +165,121 @@ async fn a_second_device_of_the_same_person_receives_the_whole_history() {
         "written by Sam, from another device"
     );
     assert_eq!(doc.people().len(), 1, "still one person in the space");
+    relay.stop().await;
+}
+
+/// Journal entries of ~2,000 characters that do not compress, enough to pass the
+/// snapshot threshold.
+fn write_long_entries(profile: &mut hearth_client::Profile, n: usize, tag: &str) {
+    let me = profile.person_id().clone();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..n {
+        let noise: String = (0..2000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'a' + (x % 26) as u8)
+            })
+            .collect();
+        let draft = hearth_doc::JournalDraft {
+            body: format!("{tag} {i:03} a quiet evening together {noise}"),
+            ..Default::default()
+        };
+        profile
+            .write(|doc| {
+                doc.add_journal(&me, &draft, hearth_doc::Millis::now())
+                    .map(drop)
+            })
+            .unwrap();
+    }
+}
+
+fn relay_rows(db: &Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_stands_in_for_a_long_history_and_everyone_still_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("relay.db");
+    let relay = TestRelay::start(&db).await;
+    let mut sam = new_profile(&dir.path().join("sam"), "Sam");
+    sam.start_space(&relay.url).unwrap();
+    sync::sync_once(&mut sam, T).await.unwrap();
+    let code = sync::invite(&mut sam, InviteRole::Partner, Duration::from_secs(3600), T)
+        .await
+        .unwrap();
+    let mut jordan = sync::join(
+        &dir.path().join("jordan"),
+        &code,
+        Some("Jordan"),
+        Protection::None,
+        T,
+    )
+    .await
+    .unwrap()
+    .profile;
+
+    // Sam writes a long history while Jordan is away: over 256 KiB, so Sam's sync ends by
+    // pushing a snapshot, and the relay drops the envelopes it covers.
+    write_long_entries(&mut sam, 150, "SAM");
+    let report = sync::sync_once(&mut sam, T).await.unwrap();
+    assert!(report.pushed > 0);
+    assert_eq!(relay_rows(&db, "SELECT COUNT(*) FROM snapshots"), 1);
+    let covers = relay_rows(&db, "SELECT covers_seq FROM snapshots");
+    assert!(covers >= report.cursor as i64);
+    assert_eq!(
+        relay_rows(
+            &db,
+            &format!("SELECT COUNT(*) FROM envelopes WHERE seq <= {covers}")
+        ),
+        0,
+        "the snapshot replaced what it covers"
+    );
+    assert!(
+        files_containing(dir.path(), b"a quiet evening together")
+            .iter()
+            .all(|p| !p.starts_with(&db) && !p.to_string_lossy().contains("relay.db")),
+        "the snapshot is ciphertext too"
+    );
+
+    // Jordan's cursor is behind the snapshot: he gets the snapshot (merged into his copy).
+    appreciate(&mut jordan, "written by Jordan meanwhile");
+    let got = sync::sync_once(&mut jordan, T).await.unwrap();
+    assert!(got.rejected.is_empty(), "{:?}", got.rejected);
+    sync::sync_once(&mut sam, T).await.unwrap();
+    assert_eq!(jordan.load().unwrap().journal().len(), 150);
+    assert_eq!(
+        sam.load().unwrap().timeline(),
+        jordan.load().unwrap().timeline()
+    );
+
+    // A new device of Sam's loads the snapshot and then what came after it.
+    let code = sync::invite(
+        &mut sam,
+        InviteRole::OwnDevice,
+        Duration::from_secs(3600),
+        T,
+    )
+    .await
+    .unwrap();
+    let tablet = sync::join(&dir.path().join("tablet"), &code, None, Protection::None, T)
+        .await
+        .unwrap();
+    assert!(
+        tablet.report.rejected.is_empty(),
+        "{:?}",
+        tablet.report.rejected
+    );
+    assert_eq!(
+        tablet.profile.load().unwrap().timeline(),
+        sam.load().unwrap().timeline()
+    );
+    assert_eq!(
+        appreciations(&tablet.profile),
+        vec!["written by Jordan meanwhile"]
+    );
     relay.stop().await;
 }

@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 use crate::history::{self, Shape};
 use crate::relay::{self, Pairs, RelayProcess};
 
+/// Every workload, in the order they run.
+pub const ALL: [&str; 4] = ["latency", "throughput", "initial_sync", "idle"];
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -41,6 +44,14 @@ pub struct Options {
     pub idle: usize,
     /// The `run` number to stamp on every line.
     pub run: u32,
+    /// Which workloads: any of `latency`, `throughput`, `initial_sync`, `idle`.
+    pub tests: Vec<String>,
+}
+
+impl Options {
+    fn wants(&self, test: &str) -> bool {
+        self.tests.iter().any(|t| t == test)
+    }
 }
 
 impl Options {
@@ -65,6 +76,7 @@ impl Options {
                 sync_tries: 2,
                 idle: 1000,
                 run: 1,
+                tests: ALL.iter().map(|t| (*t).to_owned()).collect(),
             }
         } else {
             Options {
@@ -80,6 +92,7 @@ impl Options {
                 sync_tries: 3,
                 idle: 10_000,
                 run: 1,
+                tests: ALL.iter().map(|t| (*t).to_owned()).collect(),
             }
         }
     }
@@ -122,8 +135,9 @@ pub fn run(o: &Options) -> Result<Vec<Value>> {
         json!({ "phase": "baseline", "rss_kb": relay.rss_kb()? }),
     ));
 
-    let mut tput_done = false;
-    for &k in &o.pairs {
+    let mut tput_done = !o.wants("throughput");
+    let latency_pairs: &[usize] = if o.wants("latency") { &o.pairs } else { &[] };
+    for &k in latency_pairs {
         let mut pairs = runtime.block_on(Pairs::connect(&relay.url, k))?;
         settle();
         out.push(line(
@@ -245,6 +259,10 @@ async fn initial_sync(o: &Options, relay: &RelayProcess, dir: &Path) -> Result<V
     let mut doc = h.load()?;
     history::generate(&mut doc, &who, shape, end)?;
     let everything = doc.save_snapshot();
+    let doc_bytes = everything.len();
+    let loading = Instant::now();
+    hearth_doc::SpaceDoc::load(&[7; 32], &everything, [])?;
+    let load_ms = loading.elapsed().as_secs_f64() * 1000.0;
     h.write(|d| d.apply(&everything))?;
     let cpu_before = relay.cpu()?;
     let upload = Instant::now();
@@ -287,7 +305,7 @@ async fn initial_sync(o: &Options, relay: &RelayProcess, dir: &Path) -> Result<V
         json!({
             "records": shape.records(), "journal": shape.journal,
             "checkins": shape.weeks * 2, "appreciations": shape.appreciations,
-            "upload_ms": r2(upload_ms), "sync_ms": times.iter().map(|t| r2(*t)).collect::<Vec<_>>(),
+            "doc_bytes": doc_bytes, "doc_load_ms": r2(load_ms), "upload_ms": r2(upload_ms), "sync_ms": times.iter().map(|t| r2(*t)).collect::<Vec<_>>(),
             "sync_ms_median": r2(median), "failures": 0,
             "server_cpu_s": r2(server_cpu.as_secs_f64()),
         }),

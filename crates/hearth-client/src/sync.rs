@@ -362,7 +362,12 @@ async fn sync_attempt(profile: &mut Profile, timeout: Duration) -> Result<SyncRe
         };
     }
     let report = match settle(profile, &mut link, &space, &chain).await {
-        Ok(state) => exchange(profile, &mut link, &space, &state).await,
+        Ok(state) => match exchange(profile, &mut link, &space, &state).await {
+            Ok(report) => snapshot_if_due(profile, &mut link, &state, &report)
+                .await
+                .map(|()| report),
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     link.close().await;
@@ -537,7 +542,9 @@ async fn exchange(
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
     profile.stage_outgoing(state.epoch())?;
+    let mut moved: u64 = 0;
     for (counter, envelope) in profile.outbox()? {
+        moved += envelope.len() as u64;
         link.send(&ClientFrame::Push { envelope }).await?;
         match link.recv().await? {
             RelayFrame::Committed { counter: c, .. } if c == counter => {
@@ -556,9 +563,12 @@ async fn exchange(
         match link.recv().await? {
             RelayFrame::Batch { items, head } => {
                 let done = items.last().is_none_or(|(seq, _)| *seq >= head);
+                let mut screened = Vec::with_capacity(items.len());
                 for (seq, bytes) in items {
-                    receive(profile, space, state, seq, &bytes, &mut report)?;
+                    moved += bytes.len() as u64;
+                    screened.extend(screen(profile, space, state, seq, &bytes, &mut report)?);
                 }
+                deliver(profile, screened, &mut report)?;
                 if done {
                     break;
                 }
@@ -573,7 +583,47 @@ async fn exchange(
     }
     report.cursor = profile.cursor()?;
     report.waiting = profile.waiting()?;
+    profile.add_unsnapshotted(moved)?;
     Ok(report)
+}
+
+/// After this many bytes of envelopes since the last snapshot, a device pushes a new one.
+pub const SNAPSHOT_AFTER_BYTES: u64 = 256 * 1024;
+
+/// Pushes a snapshot of the whole document (one envelope standing in for every envelope up
+/// to the cursor) once enough has changed since the last one: a new device then loads one
+/// compressed document instead of replaying every change, and the relay drops what the
+/// snapshot covers. Skipped while envelopes wait for missing changes (the snapshot would
+/// leave them out) or if the document is over the relay's envelope limit.
+async fn snapshot_if_due(
+    profile: &mut Profile,
+    link: &mut Link,
+    state: &AclState,
+    report: &SyncReport,
+) -> Result<(), SyncError> {
+    if report.waiting > 0 || report.cursor == 0 || profile.unsnapshotted()? < SNAPSHOT_AFTER_BYTES {
+        return Ok(());
+    }
+    let max = link.limits.envelope_bytes();
+    let Some((counter, envelope)) = profile.seal_snapshot(state.epoch(), report.cursor, max)?
+    else {
+        tracing::info!("the document is over the relay's envelope limit; no snapshot");
+        return Ok(());
+    };
+    link.send(&ClientFrame::PushSnapshot { envelope }).await?;
+    match link.recv().await {
+        Ok(RelayFrame::Committed { counter: c, .. }) if c == counter => {
+            profile.snapshot_pushed(report.cursor)?;
+        }
+        Ok(other) => return Err(unexpected("Committed", &other)),
+        // The relay already holds a snapshot at least this new (the partner's): fine.
+        Err(SyncError::Refused { code, message }) => {
+            tracing::info!(?code, %message, "snapshot not taken");
+            profile.snapshot_pushed(report.cursor)?;
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
 }
 
 /// Verifies, decrypts and applies one envelope the relay delivered as `seq`. A bad one is
@@ -587,11 +637,28 @@ fn receive(
     bytes: &[u8],
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
+    let items: Vec<_> = screen(profile, space, state, seq, bytes, report)?
+        .into_iter()
+        .collect();
+    deliver(profile, items, report)
+}
+
+/// The checks an envelope passes before it is opened: it decodes, names this space and an
+/// epoch the chain has reached, and its author may write under that epoch. Returns it with
+/// its epoch's key, or `None` if it was refused (and reported).
+fn screen(
+    profile: &Profile,
+    space: &SpaceId,
+    state: &AclState,
+    seq: u64,
+    bytes: &[u8],
+    report: &mut SyncReport,
+) -> Result<Option<(u64, Envelope, hearth_crypto::EpochKey)>, SyncError> {
     let envelope = match Envelope::decode(bytes) {
         Ok(e) => e,
         Err(e) => {
             refuse(report, seq, None, format!("unreadable envelope: {e}"));
-            return Ok(());
+            return Ok(None);
         }
     };
     let header = *envelope.header();
@@ -602,7 +669,7 @@ fn receive(
             Some(header.author),
             "it names another space".into(),
         );
-        return Ok(());
+        return Ok(None);
     }
     if header.epoch > state.epoch() {
         // Written after an ACL change this sync has not adopted (or forged: the next run,
@@ -619,7 +686,7 @@ fn receive(
             Some(header.author),
             "its author is not a member of this space".into(),
         );
-        return Ok(());
+        return Ok(None);
     }
     // `settle` fetched every epoch's key up to the state's.
     let key = profile
@@ -628,19 +695,36 @@ fn receive(
             epoch: header.epoch,
             reason: "this device does not hold it".into(),
         })?;
-    match profile.apply_incoming(seq, &envelope, &key)? {
-        Incoming::Applied => report.received += 1,
-        // Counted once the exchange is over: a later envelope may complete it.
-        Incoming::Known | Incoming::Waiting => {}
-        // The relay delivered an envelope this device already applied, under a new seq:
-        // harmless (nothing is applied twice), but not what an honest relay does.
-        Incoming::Replayed => refuse(
-            report,
-            seq,
-            Some(header.author),
-            "a replay of an envelope already applied; ignored".into(),
-        ),
-        Incoming::Rejected { reason } => refuse(report, seq, Some(header.author), reason),
+    Ok(Some((seq, envelope, key)))
+}
+
+/// Opens and applies screened envelopes, all in one transaction over one load of the
+/// document, and reports what became of each.
+fn deliver(
+    profile: &mut Profile,
+    items: Vec<(u64, Envelope, hearth_crypto::EpochKey)>,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let outcomes = profile.apply_incoming_all(&items)?;
+    for ((seq, envelope, _), outcome) in items.iter().zip(outcomes) {
+        let author = Some(envelope.header().author);
+        match outcome {
+            Incoming::Applied => report.received += 1,
+            // Counted once the exchange is over: a later envelope may complete it.
+            Incoming::Known | Incoming::Waiting => {}
+            // The relay delivered an envelope this device already applied, under a new
+            // seq: harmless (nothing is applied twice), but not what an honest relay does.
+            Incoming::Replayed => refuse(
+                report,
+                *seq,
+                author,
+                "a replay of an envelope already applied; ignored".into(),
+            ),
+            Incoming::Rejected { reason } => refuse(report, *seq, author, reason),
+        }
     }
     Ok(())
 }

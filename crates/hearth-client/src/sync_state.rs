@@ -214,6 +214,73 @@ impl Profile {
         Ok(Some(first))
     }
 
+    /// Bytes of envelopes sent or received since this device last pushed a snapshot.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn unsnapshotted(&self) -> Result<u64, Error> {
+        Ok(meta_u64(&self.conn, "unsnapshotted")?.unwrap_or(0))
+    }
+
+    /// Adds `bytes` to [`unsnapshotted`](Self::unsnapshotted).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn add_unsnapshotted(&mut self, bytes: u64) -> Result<(), Error> {
+        let total = self.unsnapshotted()?.saturating_add(bytes);
+        store::set_meta(&self.conn, "unsnapshotted", &total.to_string())
+    }
+
+    /// Seals the whole document as a snapshot envelope of `epoch` standing in for every
+    /// envelope up to relay seq `covers_seq`, using up one device counter; `None` if it
+    /// would be larger than `max_bytes`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the key of `epoch` is missing.
+    pub fn seal_snapshot(
+        &mut self,
+        epoch: u32,
+        covers_seq: u64,
+        max_bytes: usize,
+    ) -> Result<Option<(u64, Vec<u8>)>, Error> {
+        let key = self
+            .epoch_key(epoch)?
+            .ok_or_else(|| self.corrupt(format!("it has no key for epoch {epoch}")))?;
+        let space = self.space()?;
+        let tx = self.begin_write()?;
+        let (mut doc, _) = self.load_from(&tx)?;
+        let whole = doc.save_snapshot();
+        if whole.len() + 1024 > max_bytes {
+            return Ok(None);
+        }
+        let counter = meta_u64(&tx, "next_counter")?.unwrap_or(1);
+        let header = EnvelopeHeader {
+            kind: EnvelopeKind::Snapshot { covers_seq },
+            space,
+            epoch,
+            author: self.device_id(),
+            counter,
+        };
+        let sealed = envelope::seal(&self.secrets.device, &key, header, &whole)?;
+        store::set_meta(&tx, "next_counter", &(counter + 1).to_string())?;
+        // Its own snapshot counts as seen, like its own changes coming back.
+        tx.execute(
+            "INSERT OR IGNORE INTO seen (device, counter) VALUES (?1, ?2)",
+            params![&self.device_id().as_bytes()[..], counter as i64],
+        )?;
+        tx.commit()?;
+        Ok(Some((counter, sealed.encode())))
+    }
+
+    /// Records that the relay holds a snapshot of everything up to `covers_seq`.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn snapshot_pushed(&mut self, covers_seq: u64) -> Result<(), Error> {
+        store::set_meta(&self.conn, "snapshot_seq", &covers_seq.to_string())?;
+        store::set_meta(&self.conn, "unsnapshotted", "0")
+    }
+
     /// Records a completed sync.
     ///
     /// # Errors
@@ -279,35 +346,77 @@ impl Profile {
         envelope: &Envelope,
         key: &EpochKey,
     ) -> Result<Incoming, Error> {
+        let mut outcomes = self.apply_incoming_all(&[(seq, envelope.clone(), key.clone())])?;
+        Ok(outcomes.pop().unwrap_or(Incoming::Known))
+    }
+
+    /// [`apply_incoming`](Self::apply_incoming) for several envelopes (`(seq, envelope,
+    /// key)`, in the relay's order) in one transaction over one load of the document: a
+    /// batch from the relay costs one load and one write, not one per envelope.
+    ///
+    /// # Errors
+    /// A database error; nothing changed then.
+    pub fn apply_incoming_all(
+        &mut self,
+        items: &[(u64, Envelope, EpochKey)],
+    ) -> Result<Vec<Incoming>, Error> {
         let space = self.space()?;
-        let header = *envelope.header();
-        let author = &header.author.as_bytes()[..];
-        let counter = header.counter as i64;
         let tx = self.begin_write()?;
-        // Verified first, so a damaged copy of an envelope applied before is reported as
-        // damaged, not as a replay.
-        let outcome = match envelope::open(envelope, &space, header.epoch, key) {
-            Err(e) => Incoming::Rejected {
-                reason: e.to_string(),
-            },
-            Ok(plaintext) => {
-                let seen: bool = tx.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM seen WHERE device = ?1 AND counter = ?2)",
-                    params![author, counter],
-                    |r| r.get(0),
-                )?;
-                if seen {
-                    Incoming::Replayed
-                } else {
-                    self.apply_verified(&tx, author, counter, &plaintext)?
+        let (mut doc, _) = self.load_from(&tx)?;
+        let before = doc.heads();
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut last_seq = 0;
+        for (seq, envelope, key) in items {
+            last_seq = last_seq.max(*seq);
+            let header = *envelope.header();
+            let author = &header.author.as_bytes()[..];
+            let counter = header.counter as i64;
+            // Verified first, so a damaged copy of an envelope applied before is reported
+            // as damaged, not as a replay.
+            let outcome = match envelope::open(envelope, &space, header.epoch, key) {
+                Err(e) => Incoming::Rejected {
+                    reason: e.to_string(),
+                },
+                Ok(plaintext) => {
+                    let seen: bool = tx.query_row(
+                        "SELECT EXISTS (SELECT 1 FROM seen WHERE device = ?1 AND counter = ?2)",
+                        params![author, counter],
+                        |r| r.get(0),
+                    )?;
+                    if seen {
+                        Incoming::Replayed
+                    } else {
+                        self.apply_verified(&tx, &mut doc, author, counter, &plaintext)?
+                    }
                 }
+            };
+            outcomes.push(outcome);
+        }
+        // The relay has what it delivered: count those changes as pushed, so the next push
+        // carries only this device's own.
+        let after = doc.heads();
+        if after != before {
+            let stored = store::get_meta(&tx, "pushed_heads")?;
+            let mut pushed = parse_heads(stored.as_deref()).map_err(|e| self.corrupt(e))?;
+            pushed.extend(after.iter().filter(|h| !before.contains(h)).copied());
+            if doc.changes_since(&pushed).is_empty() {
+                pushed = after;
             }
-        };
-        if seq > meta_u64(&tx, "cursor")?.unwrap_or(0) {
-            store::set_meta(&tx, "cursor", &seq.to_string())?;
+            let joined: Vec<String> = pushed.iter().map(ToString::to_string).collect();
+            store::set_meta(&tx, "pushed_heads", &joined.join(","))?;
+        }
+        if let Some(bytes) = doc.take_unsaved() {
+            let sealed = self
+                .secrets
+                .storage
+                .seal(&ChunkKind::Changes.domain(self.space_id()), &bytes)?;
+            store::append_chunk(&tx, ChunkKind::Changes, &sealed)?;
+        }
+        if last_seq > meta_u64(&tx, "cursor")?.unwrap_or(0) {
+            store::set_meta(&tx, "cursor", &last_seq.to_string())?;
         }
         tx.commit()?;
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     /// How many envelopes wait for earlier changes that have not arrived.
@@ -325,15 +434,16 @@ impl Profile {
         format!("parked/{}", self.space_id()).into_bytes()
     }
 
-    /// Applies a verified envelope's plaintext together with every parked one, in `tx`.
+    /// Applies a verified envelope's plaintext to `doc`, together with every parked one,
+    /// and records it as seen (or parked) in `tx`. Saving `doc` is the caller's.
     fn apply_verified(
         &self,
         tx: &rusqlite::Transaction<'_>,
+        doc: &mut hearth_doc::SpaceDoc,
         author: &[u8],
         counter: i64,
         plaintext: &[u8],
     ) -> Result<Incoming, Error> {
-        let (mut doc, _) = self.load_from(tx)?;
         let before = doc.heads();
         if let Err(e) = doc.apply(plaintext) {
             return Ok(Incoming::Rejected {
@@ -341,8 +451,8 @@ impl Profile {
             });
         }
         // Earlier arrivals that waited for changes this one may bring. Automerge holds
-        // back what it cannot apply yet, in memory only; a fresh load starts with none, so
-        // after this the document waits exactly for what is still missing.
+        // back what it cannot apply yet, in memory only, so they are applied again from
+        // their sealed copies; after that the document waits exactly for what is missing.
         let parked: Vec<Vec<u8>> = {
             let mut stmt = tx.prepare_cached("SELECT sealed FROM parked")?;
             let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
@@ -357,7 +467,7 @@ impl Profile {
                 .map_err(|e| self.corrupt(format!("a waiting envelope is unreadable: {e}")))?;
             doc.apply_all(opened.iter().map(|p| p.as_slice()))?;
         }
-        let outcome = if doc.waiting() {
+        if doc.waiting() {
             let sealed = self
                 .secrets
                 .storage
@@ -367,43 +477,25 @@ impl Profile {
                  ON CONFLICT DO NOTHING",
                 params![author, counter, sealed],
             )?;
-            Incoming::Waiting
-        } else {
-            // Everything is complete now: the parked envelopes count as applied too.
+            return Ok(Incoming::Waiting);
+        }
+        // Everything is complete now: the parked envelopes count as applied too.
+        if !parked.is_empty() {
             tx.execute(
                 "INSERT OR IGNORE INTO seen (device, counter) SELECT device, counter FROM parked",
                 [],
             )?;
             tx.execute("DELETE FROM parked", [])?;
-            tx.execute(
-                "INSERT INTO seen (device, counter) VALUES (?1, ?2)",
-                params![author, counter],
-            )?;
-            if doc.heads() == before {
-                Incoming::Known
-            } else {
-                Incoming::Applied
-            }
-        };
-        // The relay has what it delivered: count those changes as pushed, so the next push
-        // carries only this device's own.
-        let after = doc.heads();
-        let stored = store::get_meta(tx, "pushed_heads")?;
-        let mut pushed = parse_heads(stored.as_deref()).map_err(|e| self.corrupt(e))?;
-        pushed.extend(after.iter().filter(|h| !before.contains(h)).copied());
-        if doc.changes_since(&pushed).is_empty() {
-            pushed = after;
         }
-        let joined: Vec<String> = pushed.iter().map(ToString::to_string).collect();
-        store::set_meta(tx, "pushed_heads", &joined.join(","))?;
-        if let Some(bytes) = doc.take_unsaved() {
-            let sealed = self
-                .secrets
-                .storage
-                .seal(&ChunkKind::Changes.domain(self.space_id()), &bytes)?;
-            store::append_chunk(tx, ChunkKind::Changes, &sealed)?;
-        }
-        Ok(outcome)
+        tx.execute(
+            "INSERT INTO seen (device, counter) VALUES (?1, ?2)",
+            params![author, counter],
+        )?;
+        Ok(if doc.heads() == before {
+            Incoming::Known
+        } else {
+            Incoming::Applied
+        })
     }
 }
 

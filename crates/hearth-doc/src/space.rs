@@ -173,10 +173,20 @@ impl SpaceDoc {
         &mut self,
         incoming: chunks::Incoming,
     ) -> Result<(), automerge::AutomergeError> {
+        let mut documents = incoming.documents.into_iter();
+        // A whole document arriving at an empty one (a new device's first snapshot, or a
+        // profile's first stored chunk) is taken as it is: merging would replay it change
+        // by change, many times slower than the load that parsing already did.
+        if incoming.changes.is_empty() && self.doc.get_heads().is_empty() {
+            if let Some(first) = documents.next() {
+                let actor = self.doc.get_actor().clone();
+                self.doc = first.with_actor(actor);
+            }
+        }
         if !incoming.changes.is_empty() {
             self.doc.apply_changes(incoming.changes)?;
         }
-        for mut other in incoming.documents {
+        for mut other in documents {
             self.doc.merge(&mut other)?;
         }
         Ok(())
@@ -192,7 +202,12 @@ impl SpaceDoc {
         if heads == self.saved {
             return None;
         }
-        let bytes = self.doc.save_after(&self.saved);
+        // Nothing saved yet: the whole document, compressed, rather than every change.
+        let bytes = if self.saved.is_empty() {
+            self.doc.save()
+        } else {
+            self.doc.save_after(&self.saved)
+        };
         self.saved = heads;
         (!bytes.is_empty()).then_some(bytes)
     }

@@ -25,8 +25,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_frame_bytes: 1024 * 1024,
-            max_envelope_bytes: 512 * 1024,
+            max_frame_bytes: 4 * 1024 * 1024,
+            max_envelope_bytes: 2 * 1024 * 1024,
             max_devices_per_space: 16,
             max_spaces: 10_000,
             max_bytes_per_space: 256 * 1024 * 1024,

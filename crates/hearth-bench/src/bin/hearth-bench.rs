@@ -28,7 +28,8 @@ const USAGE: &str = "usage: hearth-bench offline|sync|relay|compare [--runs N] [
             for 1, 10, 100 and 1,000 pairs, throughput with 4 entries in flight per pair,
             relay CPU per delivered entry, initial sync of a 10,000-record history to fresh
             devices, relay memory, and 10,000 idle connections beside an active pair.
-            JSON lines of the peer's shape. --quick: the peer's quick sizes.
+            JSON lines of the peer's shape. --quick: the peer's quick sizes;
+            --tests LIST: some of latency,throughput,initial_sync,idle.
 
   sync      with a relay on 127.0.0.1 (in this process, real SQLite file): the time from
             one partner's write to the other partner having it applied, one sync on each
@@ -50,6 +51,7 @@ fn main() -> Result<()> {
     let mut keep: Option<PathBuf> = None;
     let mut command = None;
     let mut quick = false;
+    let mut tests: Option<Vec<String>> = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -57,6 +59,15 @@ fn main() -> Result<()> {
             "--hearth" => hearth = Some(it.next().context("--hearth needs a path")?.into()),
             "--keep" => keep = Some(it.next().context("--keep needs a directory")?.into()),
             "--quick" => quick = true,
+            "--tests" => {
+                tests = Some(
+                    it.next()
+                        .context("--tests needs a list, e.g. latency,throughput")?
+                        .split(',')
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>(),
+                );
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -75,8 +86,11 @@ fn main() -> Result<()> {
         ),
         Some("sync") => sync_bench(if runs == 0 { 21 } else { runs }),
         Some("relay") => {
-            let options =
+            let mut options =
                 hearth_bench::suite::Options::new(hearth_bench::relay::default_relay_bin()?, quick);
+            if let Some(tests) = tests {
+                options.tests = tests;
+            }
             hearth_bench::suite::run(&options).map(drop)
         }
         _ => bail!("{USAGE}"),
