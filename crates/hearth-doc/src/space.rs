@@ -177,11 +177,12 @@ impl SpaceDoc {
         // A whole document arriving at an empty one (a new device's first snapshot, or a
         // profile's first stored chunk) is taken as it is: merging would replay it change
         // by change, many times slower than the load that parsing already did.
-        if incoming.changes.is_empty() && self.doc.get_heads().is_empty() {
-            if let Some(first) = documents.next() {
-                let actor = self.doc.get_actor().clone();
-                self.doc = first.with_actor(actor);
-            }
+        if incoming.changes.is_empty()
+            && self.doc.get_heads().is_empty()
+            && let Some(first) = documents.next()
+        {
+            let actor = self.doc.get_actor().clone();
+            self.doc = first.with_actor(actor);
         }
         if !incoming.changes.is_empty() {
             self.doc.apply_changes(incoming.changes)?;
