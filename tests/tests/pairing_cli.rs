@@ -61,6 +61,7 @@ fn partners_pair_with_the_cli_and_see_each_others_entries() {
     assert_eq!(status["partner"]["name"], "Jordan");
     assert_eq!(status["relay_reachable"], true);
     assert_eq!(status["pending_changes"], 0);
+    assert_eq!(status["received_waiting"], 0);
 
     // The code was for one person, once.
     let eve = Device::new(BIN);

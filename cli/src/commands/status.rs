@@ -24,6 +24,7 @@ pub fn run(session: &Session) -> Result<()> {
     let relay = profile.relay()?;
     let mut doc = doc;
     let pending = profile.pending(&mut doc)?;
+    let waiting = profile.waiting()?;
     let last_sync = profile.last_sync()?;
     let reachable = match &relay {
         Some(url) => Some(super::pairing::block_on(
@@ -42,6 +43,7 @@ pub fn run(session: &Session) -> Result<()> {
             "relay": relay,
             "relay_reachable": reachable,
             "pending_changes": pending,
+            "received_waiting": waiting,
             "last_sync_at": last_sync,
             "week": week,
             "checkin_due": !i_answered,
@@ -78,6 +80,12 @@ pub fn run(session: &Session) -> Result<()> {
             |t| render::when(hearth_doc::Millis(t as i64)),
         );
         println!("Sync:      last {when}; {pending} change(s) waiting to be sent");
+        if waiting > 0 {
+            println!(
+                "           {waiting} received update(s) wait for earlier ones that have not \
+                 arrived; they appear once those do"
+            );
+        }
     }
     println!();
     let line = match (i_answered, partner_answered, partner) {
