@@ -249,3 +249,26 @@ impl TestRelay {
             .expect("the relay stops");
     }
 }
+
+/// A new device in `home`, joined to `inviter`'s space by an invite minted and accepted
+/// over the real relay (as the partner named `name`, or as another device of the inviter's
+/// person when `name` is `None`).
+pub async fn invited(
+    home: &Path,
+    inviter: &mut hearth_client::Profile,
+    name: Option<&str>,
+) -> hearth_client::Profile {
+    let t = std::time::Duration::from_secs(20);
+    let role = if name.is_some() {
+        hearth_proto::InviteRole::Partner
+    } else {
+        hearth_proto::InviteRole::OwnDevice
+    };
+    let code = hearth_client::sync::invite(inviter, role, std::time::Duration::from_secs(3600), t)
+        .await
+        .expect("an invite");
+    hearth_client::sync::join(home, &code, name, hearth_client::Protection::None, t)
+        .await
+        .expect("the invite is accepted")
+        .profile
+}

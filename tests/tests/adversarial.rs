@@ -15,11 +15,11 @@ use hearth_client::{Profile, Protection};
 use hearth_crypto::{DeviceKeys, EpochKey, InviteCode, sign_login};
 use hearth_doc::{Millis, PersonId, SpaceDoc};
 use hearth_proto::{
-    ClientFrame, DeviceId, Envelope, EnvelopeHeader, EnvelopeKind, InviteRole, PROTOCOL_VERSION,
-    RejectCode, RelayFrame, SpaceId, decode_relay, encode_client,
+    ClientFrame, DeviceId, Envelope, EnvelopeHeader, EnvelopeKind, PROTOCOL_VERSION, RejectCode,
+    RelayFrame, SpaceId, decode_relay, encode_client,
 };
 use hearth_relay::LocalRelay;
-use hearth_tests::{appreciate, appreciations, new_profile};
+use hearth_tests::{appreciate, appreciations, invited, new_profile};
 use rusqlite::{Connection, params};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -165,29 +165,11 @@ impl Couple {
         appreciate(&mut sam, "SAM-FIRST");
         sync::sync_once(&mut sam, T).await.unwrap();
 
-        let code = sync::invite(&mut sam, InviteRole::Partner, Duration::from_secs(3600), T)
-            .await
-            .unwrap();
-        let mut jordan = sync::join(
-            &dir.path().join("jordan"),
-            &code,
-            Some("Jordan"),
-            Protection::None,
-            T,
-        )
-        .await
-        .unwrap()
-        .profile;
+        let mut jordan = invited(&dir.path().join("jordan"), &mut sam, Some("Jordan")).await;
         appreciate(&mut jordan, "JORDAN-FIRST");
         sync::sync_once(&mut jordan, T).await.unwrap();
 
-        let code = sync::invite(&mut sam, InviteRole::OwnDevice, Duration::from_secs(600), T)
-            .await
-            .unwrap();
-        let mut laptop = sync::join(&dir.path().join("laptop"), &code, None, Protection::None, T)
-            .await
-            .unwrap()
-            .profile;
+        let mut laptop = invited(&dir.path().join("laptop"), &mut sam, None).await;
         for p in [&mut sam, &mut jordan, &mut laptop] {
             let report = sync::sync_once(p, T).await.unwrap();
             assert!(report.rejected.is_empty(), "{:?}", report.rejected);

@@ -6,22 +6,13 @@
 use std::path::Path;
 use std::time::Duration;
 
+use hearth_client::Protection;
 use hearth_client::sync::{self, JoinError, SyncError};
-use hearth_client::{Profile, Protection};
 use hearth_proto::{Envelope, InviteRole};
-use hearth_tests::{TestRelay, appreciate, appreciations, new_profile};
+use hearth_tests::{TestRelay, appreciate, appreciations, invited, new_profile};
 
 const T: Duration = Duration::from_secs(20);
 const DAY: Duration = Duration::from_secs(24 * 3600);
-
-async fn join(dir: &Path, inviter: &mut Profile, role: InviteRole, who: &str) -> Profile {
-    let code = sync::invite(inviter, role, DAY, T).await.unwrap();
-    let name = (role == InviteRole::Partner).then_some(who);
-    sync::join(&dir.join(who), &code, name, Protection::None, T)
-        .await
-        .unwrap()
-        .profile
-}
 
 /// Every envelope the relay stores for the space, with its epoch.
 fn stored_envelopes(db: &Path) -> Vec<Envelope> {
@@ -45,8 +36,8 @@ async fn a_removed_device_can_neither_sync_nor_read_what_comes_after() {
     laptop.start_space(&relay.url).unwrap();
     appreciate(&mut laptop, "from the laptop, before");
     sync::sync_once(&mut laptop, T).await.unwrap();
-    let mut jordan = join(dir.path(), &mut laptop, InviteRole::Partner, "jordan").await;
-    let mut phone = join(dir.path(), &mut laptop, InviteRole::OwnDevice, "phone").await;
+    let mut jordan = invited(&dir.path().join("jordan"), &mut laptop, Some("jordan")).await;
+    let mut phone = invited(&dir.path().join("phone"), &mut laptop, None).await;
     appreciate(&mut phone, "from the phone, before");
     sync::sync_once(&mut phone, T).await.unwrap();
     sync::sync_once(&mut laptop, T).await.unwrap();
@@ -144,7 +135,7 @@ async fn a_removed_device_can_neither_sync_nor_read_what_comes_after() {
     )
     .await;
     assert!(matches!(refused, Err(JoinError::Revoked)), "{refused:?}");
-    let tablet = join(dir.path(), &mut laptop, InviteRole::OwnDevice, "tablet").await;
+    let tablet = invited(&dir.path().join("tablet"), &mut laptop, None).await;
     assert_eq!(appreciations(&tablet), everything);
     assert_eq!(
         tablet.load().unwrap().timeline(),
@@ -161,8 +152,8 @@ async fn a_device_that_leaves_is_rotated_out_by_the_others() {
     let mut sam = new_profile(&dir.path().join("sam"), "Sam");
     sam.start_space(&relay.url).unwrap();
     sync::sync_once(&mut sam, T).await.unwrap();
-    let mut jordan = join(dir.path(), &mut sam, InviteRole::Partner, "jordan").await;
-    let mut old_phone = join(dir.path(), &mut jordan, InviteRole::OwnDevice, "old").await;
+    let mut jordan = invited(&dir.path().join("jordan"), &mut sam, Some("jordan")).await;
+    let mut old_phone = invited(&dir.path().join("old"), &mut jordan, None).await;
 
     // Jordan's old phone leaves by itself: it cannot rotate (it is no longer a member), so
     // the next member to sync does.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use hearth_client::Protection;
 use hearth_client::sync::{self, JoinError};
 use hearth_proto::InviteRole;
-use hearth_tests::{TestRelay, appreciate, appreciations, files_containing, new_profile};
+use hearth_tests::{TestRelay, appreciate, appreciations, files_containing, invited, new_profile};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -208,19 +208,7 @@ async fn a_snapshot_stands_in_for_a_long_history_and_everyone_still_converges() 
     let mut sam = new_profile(&dir.path().join("sam"), "Sam");
     sam.start_space(&relay.url).unwrap();
     sync::sync_once(&mut sam, T).await.unwrap();
-    let code = sync::invite(&mut sam, InviteRole::Partner, Duration::from_secs(3600), T)
-        .await
-        .unwrap();
-    let mut jordan = sync::join(
-        &dir.path().join("jordan"),
-        &code,
-        Some("Jordan"),
-        Protection::None,
-        T,
-    )
-    .await
-    .unwrap()
-    .profile;
+    let mut jordan = invited(&dir.path().join("jordan"), &mut sam, Some("Jordan")).await;
 
     // Sam writes a long history while Jordan is away: over 256 KiB, so Sam's sync ends by
     // pushing a snapshot, and the relay drops the envelopes it covers.

@@ -407,6 +407,19 @@ async fn rotate(
     // the key until its lockboxes are up. If the record loses a race instead, the key's
     // check will not match the chain and `fetch_keys` replaces it.
     profile.put_epoch_key(epoch, &key)?;
+    let state = append_record(profile, link, &record).await?;
+    tracing::info!(epoch, "rotated the space's key");
+    Ok(state)
+}
+
+/// Offers `record` to the relay and, once it is accepted, appends it to the local chain.
+/// A record that lost the race for its place in the chain (another device changed the ACL
+/// first) is [`SyncError::AclMoved`].
+async fn append_record(
+    profile: &mut Profile,
+    link: &mut Link,
+    record: &AclRecord,
+) -> Result<AclState, SyncError> {
     let bytes = record.encode();
     link.send(&ClientFrame::PutAcl {
         record: bytes.clone(),
@@ -415,7 +428,6 @@ async fn rotate(
     match link.recv().await {
         Ok(RelayFrame::AclChanged { .. }) => {}
         Ok(other) => return Err(unexpected("AclChanged", &other)),
-        // Another device changed the ACL first (perhaps rotating itself).
         Err(SyncError::Refused {
             code: RejectCode::Conflict,
             ..
@@ -424,9 +436,17 @@ async fn rotate(
     }
     let mut chain = profile.acl_records()?;
     chain.push(bytes);
-    let state = adopt_chain(profile, &chain)?;
-    tracing::info!(epoch, "rotated the space's key");
-    Ok(state)
+    adopt_chain(profile, &chain)
+}
+
+/// A new connection, logged in as this device, with the relay's chain adopted.
+async fn reconnect(profile: &mut Profile, timeout: Duration) -> Result<Link, SyncError> {
+    let relay = profile.relay()?.ok_or(SyncError::NotPaired)?;
+    let space = profile.space()?;
+    let mut link = Link::connect(&relay, timeout).await?;
+    let chain = link.login(&profile.secrets.device, &space, false).await?;
+    adopt_chain(profile, &chain)?;
+    Ok(link)
 }
 
 /// If this device made the current epoch's key and has not shared it yet, wraps it for
@@ -944,22 +964,8 @@ pub async fn invite(
     sync_once(profile, timeout).await?;
     let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
     let minted = profile.mint_invite(role, ttl_ms, now_ms())?;
-    let relay = profile.relay()?.ok_or(SyncError::NotPaired)?;
-    let space = profile.space()?;
-    let mut link = Link::connect(&relay, timeout).await?;
-    let chain = link.login(&profile.secrets.device, &space, false).await?;
-    adopt_chain(profile, &chain)?;
-    link.send(&ClientFrame::PutAcl {
-        record: minted.record.encode(),
-    })
-    .await?;
-    match link.recv().await? {
-        RelayFrame::AclChanged { .. } => {}
-        other => return Err(unexpected("AclChanged", &other)),
-    }
-    let mut chain = profile.acl_records()?;
-    chain.push(minted.record.encode());
-    profile.replace_acl(&chain)?;
+    let mut link = reconnect(profile, timeout).await?;
+    append_record(profile, &mut link, &minted.record).await?;
     link.send(&ClientFrame::PutLockbox {
         device: DeviceId::from_bytes(minted.code.keys().invite_id()),
         epoch: minted.epoch,
@@ -1007,30 +1013,10 @@ pub async fn remove_device(
 ) -> Result<SyncReport, SyncError> {
     sync_once(profile, timeout).await?;
     let record = profile.removal(device)?;
-    let relay = profile.relay()?.ok_or(SyncError::NotPaired)?;
-    let space = profile.space()?;
-    let mut link = Link::connect(&relay, timeout).await?;
-    let chain = link.login(&profile.secrets.device, &space, false).await?;
-    adopt_chain(profile, &chain)?;
-    let bytes = record.encode();
-    link.send(&ClientFrame::PutAcl {
-        record: bytes.clone(),
-    })
-    .await?;
-    let accepted = match link.recv().await {
-        Ok(RelayFrame::AclChanged { .. }) => Ok(()),
-        Ok(other) => Err(unexpected("AclChanged", &other)),
-        Err(SyncError::Refused {
-            code: RejectCode::Conflict,
-            ..
-        }) => Err(SyncError::AclMoved),
-        Err(e) => Err(e),
-    };
+    let mut link = reconnect(profile, timeout).await?;
+    let accepted = append_record(profile, &mut link, &record).await;
     link.close().await;
     accepted?;
-    let mut chain = profile.acl_records()?;
-    chain.push(bytes);
-    adopt_chain(profile, &chain)?;
     if device == profile.device_id() {
         return Ok(SyncReport::default());
     }
