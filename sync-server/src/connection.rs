@@ -31,6 +31,7 @@ use crate::app::{Chain, Shared, verify_chain};
 use crate::config::Creation;
 use crate::hub::Live;
 use crate::store::StoreError;
+use crate::worker::Signed;
 
 /// Frames waiting for the writer.
 const OUT_QUEUE: usize = 64;
@@ -228,6 +229,10 @@ fn store_reject(error: &StoreError) -> (RejectCode, String) {
         StoreError::DiskFull => (
             RejectCode::QuotaExceeded,
             "the relay's disk is full and nothing was stored; tell the relay's operator".into(),
+        ),
+        StoreError::BadSignature => (
+            RejectCode::Invalid,
+            "the envelope was refused (its signature does not verify); nothing was stored; do not resend it unchanged".into(),
         ),
         StoreError::Unavailable(_) | StoreError::Database(_) => (
             RejectCode::StorageUnavailable,
@@ -885,7 +890,20 @@ impl Session {
         self.own.retain(|seq| *seq > cursor);
     }
 
-    /// Decodes and checks an envelope for this connection; `None` once a reject was sent.
+    /// Refuses an envelope that does not decode or verify.
+    async fn refuse_envelope(&self, error: &ProtoError, bytes: usize) -> Step {
+        tracing::info!(connection = self.id, bytes, "envelope refused");
+        self.reject(
+            RejectCode::Invalid,
+            &format!(
+                "the envelope was refused ({error}); nothing was stored; do not resend it unchanged"
+            ),
+        )
+        .await
+    }
+
+    /// Decodes and checks an envelope for this connection, all but its signature; `None`
+    /// once a reject was sent.
     async fn checked_envelope(
         &self,
         authed: Authed,
@@ -901,19 +919,12 @@ impl Session {
             .await?;
             return Ok(None);
         }
-        let envelope = match Envelope::decode_verified(bytes) {
+        // The signature is checked later: a push's by the store thread, in a batch with
+        // the others waiting (see worker.rs); a snapshot's by `push_snapshot`.
+        let envelope = match Envelope::decode(bytes) {
             Ok(envelope) => envelope,
             Err(e) => {
-                tracing::info!(
-                    connection = self.id,
-                    bytes = bytes.len(),
-                    "envelope refused"
-                );
-                self.reject(
-                    RejectCode::Invalid,
-                    &format!("the envelope was refused ({e}); nothing was stored; do not resend it unchanged"),
-                )
-                .await?;
+                self.refuse_envelope(&e, bytes.len()).await?;
                 return Ok(None);
             }
         };
@@ -981,7 +992,13 @@ impl Session {
         let Some(envelope) = self.checked_envelope(authed, &bytes, false).await? else {
             return Ok(());
         };
-        let counter = envelope.header().counter;
+        let header = envelope.header();
+        let counter = header.counter;
+        let signed = Signed {
+            message: Envelope::signed_message(header, envelope.nonce(), envelope.ciphertext()),
+            signature: *envelope.signature(),
+        };
+        drop(envelope);
         let size = bytes.len();
         let bytes: Arc<[u8]> = Arc::from(bytes);
         let outcome = self
@@ -992,10 +1009,14 @@ impl Session {
                 *authed.key.as_bytes(),
                 counter,
                 Arc::clone(&bytes),
+                signed,
             )
             .await;
         let outcome = match outcome {
             Ok(outcome) => outcome,
+            Err(StoreError::BadSignature) => {
+                return self.refuse_envelope(&ProtoError::BadSignature, size).await;
+            }
             Err(e) => return self.reject_store(&e).await,
         };
         tracing::debug!(
@@ -1043,6 +1064,9 @@ impl Session {
         let EnvelopeKind::Snapshot { covers_seq } = envelope.header().kind else {
             return Ok(());
         };
+        if let Err(e) = envelope.verify() {
+            return self.refuse_envelope(&e, bytes.len()).await;
+        }
         let counter = envelope.header().counter;
         let key = *authed.space.as_bytes();
         let size = bytes.len();

@@ -44,6 +44,9 @@ pub enum StoreError {
     /// The disk is full; nothing was stored.
     #[error("the relay's disk is full; nothing was stored")]
     DiskFull,
+    /// The envelope's signature is not its author's; it was not stored.
+    #[error("the envelope's signature does not verify")]
+    BadSignature,
     /// A batch could not be committed; none of it was stored.
     #[error("the batch was not stored: {0}")]
     Unavailable(String),

@@ -45,4 +45,4 @@ pub use frame::{
 };
 pub use ids::{DeviceId, InviteId, SpaceId};
 pub use limits::Limits;
-pub use signature::verify_signature;
+pub use signature::{BatchVerifier, SignatureCheck, verify_signature};
