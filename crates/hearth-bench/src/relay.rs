@@ -166,7 +166,12 @@ async fn recv(stream: &mut SplitStream<Socket>) -> Result<RelayFrame> {
 
 impl Conn {
     async fn open(url: &str) -> Result<Conn> {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(
+            url,
+            Some(hearth_client::sync::websocket_config()),
+            true,
+        )
+        .await?;
         let (mut sink, mut stream) = ws.split();
         sink.send(encode(&ClientFrame::Hello {
             version: PROTOCOL_VERSION,
@@ -232,14 +237,22 @@ struct Writer {
 impl Writer {
     /// Writes one ~200-byte journal entry and pushes it; returns the envelope's counter.
     async fn write(&mut self, text: &str) -> Result<u64> {
+        self.add(text)?;
+        self.push().await
+    }
+
+    /// Adds one ~200-byte journal entry to A's document; the next push carries it.
+    fn add(&mut self, text: &str) -> Result<()> {
         let draft = JournalDraft {
             body: text.to_owned(),
             ..JournalDraft::default()
         };
         self.doc.add_journal(&self.person, &draft, Millis::now())?;
-        self.push().await
+        Ok(())
     }
 
+    /// Pushes every change since the last push as one envelope, as the client's outbox
+    /// does; returns the envelope's counter.
     async fn push(&mut self) -> Result<u64> {
         let changes = self.doc.changes_since(&self.pushed);
         self.pushed = self.doc.heads();
@@ -261,19 +274,24 @@ impl Writer {
     }
 }
 
-/// What the readers report: when each (pair, counter) was delivered to B.
+/// What the readers report: when the entries of each (pair, envelope counter) were
+/// delivered to B.
 #[derive(Default)]
 struct Deliveries {
-    sent: HashMap<(usize, u64), Instant>,
+    /// When each entry an envelope carries was written.
+    sent: HashMap<(usize, u64), Vec<Instant>>,
     latencies: Vec<Duration>,
     delivered: usize,
     counted: usize,
     count_from: Option<Instant>,
     count_until: Option<Instant>,
+    /// Entries B has, per pair, since the last reset.
     seen_per_pair: Vec<u64>,
 }
 
-type Shared = Arc<(Mutex<Deliveries>, Notify)>;
+/// The deliveries, a wake-up for any delivery and one per pair (so a delivery wakes only
+/// its own writer).
+type Shared = Arc<(Mutex<Deliveries>, Notify, Vec<Notify>)>;
 
 /// K pairs, connected and live.
 pub struct Pairs {
@@ -403,22 +421,26 @@ async fn pair(
             }
             let now = Instant::now();
             let counter = envelope.header().counter;
-            let (lock, notify) = &*shared;
+            let (lock, notify, per_pair) = &*shared;
             if let Ok(mut d) = lock.lock() {
-                if let Some(sent) = d.sent.remove(&(index, counter)) {
-                    d.latencies.push(now.duration_since(sent));
-                }
-                d.delivered += 1;
+                let written = d.sent.remove(&(index, counter)).unwrap_or_default();
+                let entries = written.len();
+                d.latencies
+                    .extend(written.iter().map(|sent| now.duration_since(*sent)));
+                d.delivered += entries;
                 let in_window = d.count_from.is_some_and(|from| now >= from)
                     && d.count_until.is_none_or(|until| now <= until);
                 if in_window {
-                    d.counted += 1;
+                    d.counted += entries;
                 }
                 if let Some(seen) = d.seen_per_pair.get_mut(index) {
-                    *seen = counter;
+                    *seen += entries as u64;
                 }
             }
             notify.notify_waiters();
+            if let Some(pair) = per_pair.get(index) {
+                pair.notify_waiters();
+            }
         }
         let _ = sink_b.close().await;
     });
@@ -450,6 +472,7 @@ impl Pairs {
                 ..Deliveries::default()
             }),
             Notify::new(),
+            (0..k).map(|_| Notify::new()).collect(),
         ));
         let mut writers = Vec::with_capacity(k);
         let mut tasks = Vec::with_capacity(2 * k);
@@ -468,7 +491,10 @@ impl Pairs {
             shared,
             tasks,
         };
-        for w in &mut pairs.writers {
+        for (i, w) in pairs.writers.iter_mut().enumerate() {
+            if let Ok(mut d) = pairs.shared.0.lock() {
+                d.sent.insert((i, w.counter + 1), vec![Instant::now()]);
+            }
             w.push().await?;
         }
         pairs.wait_delivered(k, Duration::from_secs(60)).await?;
@@ -484,6 +510,7 @@ impl Pairs {
             d.counted = 0;
             d.count_from = None;
             d.count_until = None;
+            d.seen_per_pair.iter_mut().for_each(|seen| *seen = 0);
         }
     }
 
@@ -611,7 +638,7 @@ pub async fn latency(
         // the push, the relay's commit and fan-out, and B's verify, decrypt and apply.
         let counter = writer.counter + 1;
         if let Ok(mut d) = shared.0.lock() {
-            d.sent.insert((i, counter), Instant::now());
+            d.sent.insert((i, counter), vec![Instant::now()]);
         }
         writer.write(&text).await?;
         sent += 1;
@@ -644,6 +671,8 @@ pub struct Throughput {
     pub sent: usize,
     /// Writes delivered (warm-up and drain included).
     pub delivered: usize,
+    /// Envelopes the writes went out in.
+    pub envelopes: usize,
     /// Delivered per second within the counted window.
     pub delivered_per_s: f64,
     /// Relay CPU per delivered entry, in µs.
@@ -658,6 +687,8 @@ pub struct Throughput {
 
 /// Every pair writes as fast as it can with at most `window` entries not yet delivered to
 /// B, for `seconds`; entries delivered after the first `warmup` seconds are counted.
+/// Entries a pair writes while earlier ones are in flight go out together in its next
+/// envelope, as a client's outbox sends them; each entry's latency runs from its own write.
 ///
 /// # Errors
 /// If a write fails.
@@ -682,35 +713,45 @@ pub async fn throughput(
     for (i, mut w) in writers.into_iter().enumerate() {
         let shared = Arc::clone(&shared);
         handles.push(tokio::spawn(async move {
-            let mut sent = 0usize;
+            let mut sent = 0u64;
+            let first = w.counter;
             while Instant::now() < until {
-                let notified = shared.1.notified();
+                let notified = shared.2[i].notified();
                 let seen = shared
                     .0
                     .lock()
                     .map(|d| d.seen_per_pair.get(i).copied().unwrap_or(0))
                     .unwrap_or(0);
-                if w.counter.saturating_sub(seen) < window {
-                    let counter = w.counter + 1;
-                    if let Ok(mut d) = shared.0.lock() {
-                        d.sent.insert((i, counter), Instant::now());
+                let room = window.saturating_sub(sent.saturating_sub(seen));
+                if room > 0 {
+                    let mut written = Vec::with_capacity(room as usize);
+                    for n in sent..sent + room {
+                        written.push(Instant::now());
+                        if w.add(&entry_text(n)).is_err() {
+                            break;
+                        }
                     }
-                    if w.write(&entry_text(counter)).await.is_err() {
+                    sent += written.len() as u64;
+                    if let Ok(mut d) = shared.0.lock() {
+                        d.sent.insert((i, w.counter + 1), written);
+                    }
+                    if w.push().await.is_err() {
                         break;
                     }
-                    sent += 1;
                 } else {
                     let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
                 }
             }
-            (w, sent)
+            let envelopes = (w.counter - first) as usize;
+            (w, sent as usize, envelopes)
         }));
     }
-    let mut sent = 0;
+    let (mut sent, mut envelopes) = (0, 0);
     for h in handles {
-        let (w, n) = h.await?;
+        let (w, n, e) = h.await?;
         pairs.writers.push(w);
         sent += n;
+        envelopes += e;
     }
     pairs.wait_delivered(sent, Duration::from_secs(10)).await?;
     let server_cpu = relay.cpu()?.saturating_sub(cpu_before);
@@ -721,6 +762,7 @@ pub async fn throughput(
     Ok(Throughput {
         sent,
         delivered: d.delivered,
+        envelopes,
         delivered_per_s: (d.counted as f64 / counted_s).round(),
         server_cpu_us_per_delivered: (server_cpu.as_secs_f64() * 1e6 / d.delivered.max(1) as f64)
             .round(),

@@ -229,7 +229,7 @@ fn throughput(
         json!({
             "pairs": pairs.len(), "seconds": o.tput_seconds,
             "counted_s": o.tput_seconds - o.tput_warmup, "window": o.window,
-            "sent": t.sent, "delivered": t.delivered, "lost": t.sent.saturating_sub(t.delivered),
+            "sent": t.sent, "delivered": t.delivered, "envelopes": t.envelopes, "lost": t.sent.saturating_sub(t.delivered),
             "delivered_per_s": t.delivered_per_s,
             "server_cpu_us_per_delivered": t.server_cpu_us_per_delivered,
             "lat_p50_ms": t.lat_p50_ms, "lat_p99_ms": t.lat_p99_ms,
