@@ -95,7 +95,9 @@ fn classify_sync(err: &SyncError) -> (u8, Option<String>) {
         },
         // Their messages say what to do; the data here is untouched.
         SyncError::NotAdmitted => (DATA, None),
-        SyncError::KeyUnavailable { .. } | SyncError::AclMoved => (SYNC, None),
+        SyncError::KeyUnavailable { .. } | SyncError::AclMoved | SyncError::RelayBehind { .. } => {
+            (SYNC, None)
+        }
         SyncError::NotPaired => (
             USER,
             Some("Put the space on a relay with `hearth invite --relay wss://…/v1/sync`.".into()),

@@ -132,6 +132,14 @@ fn print_report(session: &Session, report: &SyncReport) -> Result<()> {
             r.reason
         );
     }
+    if let Some((head, cursor)) = report.relay_behind {
+        eprintln!(
+            "note: the relay had gone back in time (it holds {head} updates, this device had \
+             received {cursor}): it was probably restored from a backup. This device sent it \
+             everything it has again, so nothing is lost; your partner's devices do the same \
+             when they next sync."
+        );
+    }
     if report.waiting > 0 {
         eprintln!(
             "note: {} received but not shown yet: they build on earlier changes that have not \
@@ -147,6 +155,7 @@ fn print_report(session: &Session, report: &SyncReport) -> Result<()> {
             "waiting": report.waiting,
             "rejected": report.rejected.len(),
             "cursor": report.cursor,
+            "relay_behind": report.relay_behind.map(|(head, cursor)| json!({ "relay_head": head, "cursor": cursor })),
         }));
     }
     match (report.pushed, report.received) {

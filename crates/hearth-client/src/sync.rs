@@ -82,6 +82,19 @@ pub enum SyncError {
     /// The space's ACL changed while this sync ran; running it again picks the change up.
     #[error("the space's devices changed while syncing; sync again")]
     AclMoved,
+    /// The relay holds fewer envelopes than this device already received: it was restored
+    /// from an older backup or lost its database. This device rewound to the relay's head
+    /// and sends it everything again on the next attempt ([`sync_once`] makes it at once).
+    #[error(
+        "the relay holds {head} updates but this device had already received {cursor}: it was \
+         probably restored from a backup; this device will send it everything again, sync again"
+    )]
+    RelayBehind {
+        /// The relay's head.
+        head: u64,
+        /// This device's cursor before it rewound.
+        cursor: u64,
+    },
     /// The local profile failed.
     #[error(transparent)]
     Profile(#[from] Error),
@@ -112,6 +125,9 @@ pub struct SyncReport {
     /// Envelopes received that still wait for earlier changes which have not arrived (the
     /// relay withheld or reordered them, or one was refused); they apply once those do.
     pub waiting: usize,
+    /// The relay had gone back in time (restored from a backup?): `(its head, this
+    /// device's cursor)` when that was found. This sync sent it everything again.
+    pub relay_behind: Option<(u64, u64)>,
 }
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -339,10 +355,23 @@ pub async fn sync_once(profile: &mut Profile, timeout: Duration) -> Result<SyncR
     // A device that joins or rotates while this one syncs moves the ACL on; a second run
     // picks that up. Beyond that, say so rather than loop.
     let mut attempts = 0;
+    let mut behind = None;
     loop {
         attempts += 1;
         match sync_attempt(profile, timeout).await {
             Err(SyncError::AclMoved) if attempts < 3 => {}
+            Err(SyncError::RelayBehind { head, cursor }) if attempts < 3 => {
+                tracing::warn!(
+                    head,
+                    cursor,
+                    "the relay went back in time; sending it everything again"
+                );
+                behind = Some((head, cursor));
+            }
+            Ok(mut report) => {
+                report.relay_behind = behind;
+                return Ok(report);
+            }
             done => return done,
         }
     }
@@ -572,6 +601,7 @@ async fn exchange(
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
     profile.stage_outgoing(state.epoch())?;
+    let cursor = profile.cursor()?;
     let mut moved: u64 = 0;
     for (counter, envelope) in profile.outbox()? {
         moved += envelope.len() as u64;
@@ -592,6 +622,11 @@ async fn exchange(
     loop {
         match link.recv().await? {
             RelayFrame::Batch { items, head } => {
+                if head < cursor {
+                    // Restored from an older backup: what it lost is resent from here.
+                    profile.relay_rewound(head)?;
+                    return Err(SyncError::RelayBehind { head, cursor });
+                }
                 let done = items.last().is_none_or(|(seq, _)| *seq >= head);
                 let mut screened = Vec::with_capacity(items.len());
                 for (seq, bytes) in items {
@@ -1073,6 +1108,21 @@ impl Live {
     /// # Errors
     /// A [`SyncError`]; whatever was committed or applied before it stays.
     pub async fn open(
+        profile: &mut Profile,
+        timeout: Duration,
+    ) -> Result<(Live, SyncReport), SyncError> {
+        match Self::open_once(profile, timeout).await {
+            // The relay went back in time: this device rewound; the next login resends.
+            Err(SyncError::RelayBehind { head, cursor }) => {
+                let (live, mut report) = Self::open_once(profile, timeout).await?;
+                report.relay_behind = Some((head, cursor));
+                Ok((live, report))
+            }
+            done => done,
+        }
+    }
+
+    async fn open_once(
         profile: &mut Profile,
         timeout: Duration,
     ) -> Result<(Live, SyncReport), SyncError> {

@@ -214,6 +214,23 @@ impl Profile {
         Ok(Some(first))
     }
 
+    /// The relay holds fewer envelopes than this device already received (its head,
+    /// `head`, is below the cursor): it was restored from an older backup or lost its
+    /// database. Rewinds the cursor to the relay's head and marks everything as not yet
+    /// pushed, so the next sync seals the whole document this device holds (its own changes
+    /// and everyone else's) and pushes it again: the relay gets back what it lost, and
+    /// every device converges. Envelopes still in the outbox stay there and go out as well.
+    ///
+    /// # Errors
+    /// A database error; nothing changed then.
+    pub fn relay_rewound(&mut self, head: u64) -> Result<(), Error> {
+        let tx = self.begin_write()?;
+        store::set_meta(&tx, "cursor", &head.to_string())?;
+        store::set_meta(&tx, "pushed_heads", "")?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Bytes of envelopes sent or received since this device last pushed a snapshot.
     ///
     /// # Errors
