@@ -20,7 +20,8 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
+
+use crate::listener::RelayListener;
 use hearth_proto::{AclRecord, AclState, SpaceId};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -326,13 +327,7 @@ impl Relay {
         let token = state.shutdown_token();
         let tracker = state.tracker();
         let signal = token.clone();
-        // Frames are whole messages, written when ready: no Nagle delay behind an
-        // unacknowledged one.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
+        let listener = RelayListener::new(listener, state.shared.config.request_timeout);
         let served = axum::serve(listener, app(state))
             .with_graceful_shutdown(async move {
                 tokio::select! {

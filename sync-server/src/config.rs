@@ -31,6 +31,9 @@ pub struct RelayConfig {
     pub limits: Limits,
     /// Who may create spaces.
     pub creation: Creation,
+    /// How long a client has from connecting to sending its whole HTTP request (the
+    /// websocket upgrade); see [`crate::listener`].
+    pub request_timeout: Duration,
     /// How long a client has from the websocket upgrade to a successful `Auth`.
     pub handshake_timeout: Duration,
     /// How long an authenticated connection may stay silent (no frame, no pong) before the
@@ -49,6 +52,7 @@ impl Default for RelayConfig {
             db: PathBuf::from("hearth-relay.db"),
             limits: Limits::default(),
             creation: Creation::Open,
+            request_timeout: crate::listener::REQUEST_DEADLINE,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             relay_id: None,

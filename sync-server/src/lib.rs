@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 mod connection;
 mod hub;
+pub mod listener;
 pub mod local;
 pub mod metrics;
 pub mod store;

@@ -1096,6 +1096,51 @@ async fn silent_clients_are_disconnected() {
 }
 
 #[tokio::test]
+async fn connections_that_never_finish_their_http_request_are_closed() {
+    let relay = TestRelay::start_with_config(RelayConfig {
+        request_timeout: Duration::from_millis(300),
+        ..RelayConfig::default()
+    })
+    .await;
+    // One connects and says nothing; one sends half a request line, then a header byte
+    // now and then (slowloris), never the blank line that ends the request.
+    let mut mute = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+    let mut slow = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+    slow.write_all(b"GET /v1/sync HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let trickle = tokio::spawn(async move {
+        let mut closed = false;
+        for _ in 0..100 {
+            if slow.write_all(b"X").await.is_err() {
+                closed = true;
+                break;
+            }
+            let mut byte = [0u8; 1];
+            let read = tokio::time::timeout(Duration::from_millis(100), slow.read(&mut byte)).await;
+            if let Ok(Ok(0) | Err(_)) = read {
+                closed = true;
+                break;
+            }
+        }
+        closed
+    });
+    // Meanwhile a real client is served as usual.
+    let _client = relay.greeted().await;
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(WAIT, mute.read(&mut byte)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "a silent connection is closed: {read:?}"
+    );
+    assert!(
+        trickle.await.unwrap(),
+        "a connection trickling its request is closed"
+    );
+    relay.stop().await;
+}
+
+#[tokio::test]
 async fn a_member_can_delete_the_space_and_everyone_is_told() {
     let relay = TestRelay::start().await;
     let Couple {
