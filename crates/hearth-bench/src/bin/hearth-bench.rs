@@ -15,7 +15,7 @@ use hearth_client::{Profile, Protection};
 use hearth_doc::Millis;
 use serde_json::json;
 
-const USAGE: &str = "usage: hearth-bench offline|sync|relay|compare [--runs N] [--hearth PATH] [--keep DIR] [--quick]
+const USAGE: &str = "usage: hearth-bench offline|sync|relay|compare|attacks [--runs N] [--hearth PATH] [--keep DIR] [--quick]
 
   compare   runs the peer harness (../shared/peers/automerge-repo/run.sh, Node; installs
             its packages from the npm registry the first time) and `relay` interleaved,
@@ -30,6 +30,13 @@ const USAGE: &str = "usage: hearth-bench offline|sync|relay|compare [--runs N] [
             devices, relay memory, and 10,000 idle connections beside an active pair.
             JSON lines of the peer's shape. --quick: the peer's quick sizes;
             --tests LIST: some of latency,throughput,initial_sync,idle.
+
+  attacks   hostile clients against a hearth-relay process (the binary beside this one),
+            one attack at a time for --seconds N each (default 15), while a legitimate
+            pair writes every 150 ms: its latency p50/p99 against a quiet baseline, what
+            the attackers got, the relay's CPU and memory, and its open connections
+            during and after. --tests LIST: some of
+            slowloris,half_open,login_flood,oversized,garbage.
 
   sync      with a relay on 127.0.0.1 (in this process, real SQLite file): the time from
             one partner's write to the other partner having it applied, one sync on each
@@ -52,6 +59,7 @@ fn main() -> Result<()> {
     let mut command = None;
     let mut quick = false;
     let mut tests: Option<Vec<String>> = None;
+    let mut seconds: Option<u64> = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -59,6 +67,9 @@ fn main() -> Result<()> {
             "--hearth" => hearth = Some(it.next().context("--hearth needs a path")?.into()),
             "--keep" => keep = Some(it.next().context("--keep needs a directory")?.into()),
             "--quick" => quick = true,
+            "--seconds" => {
+                seconds = Some(it.next().context("--seconds needs a number")?.parse()?);
+            }
             "--tests" => {
                 tests = Some(
                     it.next()
@@ -84,6 +95,20 @@ fn main() -> Result<()> {
             hearth,
             keep,
         ),
+        Some("attacks") => {
+            let which = tests.unwrap_or_else(|| {
+                hearth_bench::attack::ATTACKS
+                    .iter()
+                    .map(|a| (*a).to_owned())
+                    .collect()
+            });
+            hearth_bench::attack::run(
+                &hearth_bench::relay::default_relay_bin()?,
+                seconds.unwrap_or(15),
+                &which,
+            )
+            .map(drop)
+        }
         Some("sync") => sync_bench(if runs == 0 { 21 } else { runs }),
         Some("relay") => {
             let mut options =
