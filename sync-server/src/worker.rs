@@ -34,15 +34,18 @@ pub struct Signed {
     pub signature: [u8; 64],
 }
 
+/// One push as the store thread holds it.
+struct Pending {
+    space: SpaceKey,
+    device: DeviceKey,
+    counter: u64,
+    bytes: Arc<[u8]>,
+    signed: Signed,
+    reply: Reply<PushOutcome>,
+}
+
 enum Job {
-    Push {
-        space: SpaceKey,
-        device: DeviceKey,
-        counter: u64,
-        bytes: Arc<[u8]>,
-        signed: Signed,
-        reply: Reply<PushOutcome>,
-    },
+    Push(Pending),
     Run(Work),
 }
 
@@ -65,9 +68,7 @@ pub struct StoreHandle {
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Job::Push { counter, bytes, .. } => {
-                write!(f, "Push(counter {counter}, {} bytes)", bytes.len())
-            }
+            Job::Push(p) => write!(f, "Push(counter {}, {} bytes)", p.counter, p.bytes.len()),
             Job::Run(_) => f.write_str("Run"),
         }
     }
@@ -99,11 +100,11 @@ impl StoreHandle {
                 while let Some(job) = next.take() {
                     match job {
                         Job::Run(work) => work(&mut store),
-                        push @ Job::Push { .. } => {
+                        push @ Job::Push(_) => {
                             let mut batch = vec![push];
                             while batch.len() < max_batch.max(1) {
                                 match rx.try_recv() {
-                                    Ok(p @ Job::Push { .. }) => batch.push(p),
+                                    Ok(p @ Job::Push(_)) => batch.push(p),
                                     Ok(other) => {
                                         next = Some(other);
                                         break;
@@ -139,14 +140,14 @@ impl StoreHandle {
     ) -> Result<PushOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job::Push {
+            .send(Job::Push(Pending {
                 space,
                 device,
                 counter,
                 bytes,
                 signed,
                 reply,
-            })
+            }))
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
@@ -180,60 +181,42 @@ fn commit(
     batch: Vec<Job>,
     stats: &StoreStats,
 ) {
-    let mut replies = Vec::with_capacity(batch.len());
-    let mut owned = Vec::with_capacity(batch.len());
-    let mut signed = Vec::with_capacity(batch.len());
-    for job in batch {
-        if let Job::Push {
-            space,
-            device,
-            counter,
-            bytes,
-            signed: s,
-            reply,
-        } = job
-        {
-            owned.push((space, device, counter, bytes));
-            signed.push(s);
-            replies.push(reply);
-        }
-    }
-    let checks: Vec<SignatureCheck<'_>> = owned
+    let pending: Vec<Pending> = batch
+        .into_iter()
+        .filter_map(|job| match job {
+            Job::Push(p) => Some(p),
+            Job::Run(_) => None,
+        })
+        .collect();
+    let checks: Vec<SignatureCheck<'_>> = pending
         .iter()
-        .zip(&signed)
-        .map(|((_, device, ..), s)| SignatureCheck {
-            key: device,
-            message: &s.message,
-            signature: &s.signature,
+        .map(|p| SignatureCheck {
+            key: &p.device,
+            message: &p.signed.message,
+            signature: &p.signed.signature,
         })
         .collect();
     let verdicts = verifier.verify(&checks);
     drop(checks);
-    let mut refused = Vec::new();
-    let mut kept_replies = Vec::with_capacity(replies.len());
-    let mut kept = Vec::with_capacity(owned.len());
-    for ((reply, push), verdict) in replies.into_iter().zip(owned).zip(verdicts) {
-        if verdict.is_ok() {
-            kept_replies.push(reply);
-            kept.push(push);
-        } else {
-            refused.push(reply);
+    let mut genuine = Vec::with_capacity(pending.len());
+    for (p, verdict) in pending.into_iter().zip(verdicts) {
+        match verdict {
+            Ok(()) => genuine.push(p),
+            Err(_) => {
+                let _ = p.reply.send(Err(StoreError::BadSignature));
+            }
         }
     }
-    for reply in refused {
-        let _ = reply.send(Err(StoreError::BadSignature));
-    }
-    if kept.is_empty() {
+    if genuine.is_empty() {
         return;
     }
-    let (replies, owned) = (kept_replies, kept);
-    let pushes: Vec<Push<'_>> = owned
+    let pushes: Vec<Push<'_>> = genuine
         .iter()
-        .map(|(space, device, counter, bytes)| Push {
-            space,
-            device,
-            counter: *counter,
-            bytes,
+        .map(|p| Push {
+            space: &p.space,
+            device: &p.device,
+            counter: p.counter,
+            bytes: &p.bytes,
         })
         .collect();
     let outcomes = store.push_batch(&pushes);
@@ -241,9 +224,10 @@ fn commit(
         .pushes
         .fetch_add(pushes.len() as u64, Ordering::Relaxed);
     stats.batches.fetch_add(1, Ordering::Relaxed);
-    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+    drop(pushes);
+    for (p, outcome) in genuine.into_iter().zip(outcomes) {
         // The pusher may have gone; its data is stored all the same.
-        let _ = reply.send(outcome);
+        let _ = p.reply.send(outcome);
     }
 }
 
