@@ -41,15 +41,37 @@ fn envelopes(db: &Path) -> i64 {
         .unwrap()
 }
 
+/// A relay on `dir/relay.db`; Sam starts a space on it and Jordan joins as a partner.
+async fn couple(dir: &Path) -> (TestRelay, Profile, Profile) {
+    let relay = TestRelay::start(&dir.join("relay.db")).await;
+    let mut sam = new_profile(&dir.join("sam"), "Sam");
+    sam.start_space(&relay.url).unwrap();
+    let jordan = invited(&dir.join("jordan"), &mut sam, Some("Jordan")).await;
+    (relay, sam, jordan)
+}
+
+/// Stops `relay`, restores `saved` over `db`, starts it again and points `devices` at it.
+async fn restart_from(
+    relay: TestRelay,
+    saved: &Path,
+    db: &Path,
+    devices: &mut [&mut Profile],
+) -> TestRelay {
+    relay.stop().await;
+    restore(saved, db);
+    let relay = TestRelay::start(db).await;
+    for device in devices {
+        device.set_relay(&relay.url).unwrap();
+    }
+    relay
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_restore_from_an_older_backup_the_devices_resend_and_converge() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("relay.db");
     let saved = dir.path().join("backup.db");
-    let relay = TestRelay::start(&db).await;
-    let mut sam = new_profile(&dir.path().join("sam"), "Sam");
-    sam.start_space(&relay.url).unwrap();
-    let mut jordan = invited(&dir.path().join("jordan"), &mut sam, Some("Jordan")).await;
+    let (relay, mut sam, mut jordan) = couple(dir.path()).await;
     appreciate(&mut sam, "before the backup");
     sync(&mut sam).await;
     sync(&mut jordan).await;
@@ -68,11 +90,7 @@ async fn after_a_restore_from_an_older_backup_the_devices_resend_and_converge() 
     let before_restore = appreciations(&sam);
     assert_eq!(before_restore.len(), 4);
 
-    relay.stop().await;
-    restore(&saved, &db);
-    let relay = TestRelay::start(&db).await;
-    sam.set_relay(&relay.url).unwrap();
-    jordan.set_relay(&relay.url).unwrap();
+    let relay = restart_from(relay, &saved, &db, &mut [&mut sam, &mut jordan]).await;
 
     // Each device finds the relay behind its cursor, says so, and sends everything again.
     let report = sync(&mut jordan).await;
@@ -113,10 +131,7 @@ async fn a_relay_that_lost_everything_but_the_space_is_refilled_by_one_sync() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("relay.db");
     let saved = dir.path().join("backup.db");
-    let relay = TestRelay::start(&db).await;
-    let mut sam = new_profile(&dir.path().join("sam"), "Sam");
-    sam.start_space(&relay.url).unwrap();
-    let mut jordan = invited(&dir.path().join("jordan"), &mut sam, Some("Jordan")).await;
+    let (relay, mut sam, mut jordan) = couple(dir.path()).await;
     sync(&mut sam).await;
     sync(&mut jordan).await;
     backup(&db, &saved);
@@ -131,11 +146,7 @@ async fn a_relay_that_lost_everything_but_the_space_is_refilled_by_one_sync() {
     assert_eq!(all.len(), 40);
     assert_eq!(appreciations(&jordan), all);
 
-    relay.stop().await;
-    restore(&saved, &db);
-    let relay = TestRelay::start(&db).await;
-    sam.set_relay(&relay.url).unwrap();
-    jordan.set_relay(&relay.url).unwrap();
+    let relay = restart_from(relay, &saved, &db, &mut [&mut sam, &mut jordan]).await;
 
     // Only Sam syncs; Jordan's device is then lost for good. A new device of Jordan's still
     // gets everything, from what Sam alone sent back.
