@@ -252,6 +252,41 @@ mod tests {
         )
     }
 
+    /// The store thread, held busy by a job until released.
+    struct Held {
+        release: std::sync::mpsc::Sender<()>,
+        task: tokio::task::JoinHandle<Result<(), StoreError>>,
+    }
+
+    impl Held {
+        async fn start(store: &StoreHandle) -> Held {
+            let (release, hold) = std::sync::mpsc::channel::<()>();
+            let (started, is_holding) = oneshot::channel::<()>();
+            let holder = store.clone();
+            let task = tokio::spawn(async move {
+                holder
+                    .run(move |_| {
+                        let _ = started.send(());
+                        let _ = hold.recv();
+                        Ok(())
+                    })
+                    .await
+            });
+            is_holding.await.unwrap();
+            Held { release, task }
+        }
+
+        /// Lets the store thread go once `n` jobs wait behind it (the channel holds them
+        /// all: wait for that, not for time).
+        async fn release_once_queued(self, store: &StoreHandle, n: usize) {
+            while store.jobs.capacity() > 1024 - n {
+                tokio::task::yield_now().await;
+            }
+            self.release.send(()).unwrap();
+            self.task.await.unwrap().unwrap();
+        }
+    }
+
     async fn push(store: &StoreHandle, device: u8, counter: u64) -> Result<u64, StoreError> {
         let (key, signed) = signed(device, counter);
         let bytes: Arc<[u8]> = Arc::from(format!("{device}-{counter}").into_bytes());
@@ -295,30 +330,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, thread) = spawn(&dir);
         // Hold the store thread until 50 pushes are queued behind it.
-        let (release, hold) = std::sync::mpsc::channel::<()>();
-        let (started, is_holding) = oneshot::channel::<()>();
-        let holder = store.clone();
-        let held = tokio::spawn(async move {
-            holder
-                .run(move |_| {
-                    let _ = started.send(());
-                    let _ = hold.recv();
-                    Ok(())
-                })
-                .await
-        });
-        is_holding.await.unwrap();
+        let held = Held::start(&store).await;
         let mut tasks = Vec::new();
         for counter in 0..50u64 {
             let store = store.clone();
             tasks.push(tokio::spawn(async move { push(&store, 1, counter).await }));
         }
-        // Every push is queued once the channel holds them all: wait for that, not for time.
-        while store.jobs.capacity() > 1024 - 50 {
-            tokio::task::yield_now().await;
-        }
-        release.send(()).unwrap();
-        held.await.unwrap().unwrap();
+        held.release_once_queued(&store, 50).await;
         for t in tasks {
             t.await.unwrap().unwrap();
         }
@@ -336,19 +354,7 @@ mod tests {
     async fn a_forged_push_in_a_group_is_refused_and_the_rest_are_stored() {
         let dir = tempfile::tempdir().unwrap();
         let (store, thread) = spawn(&dir);
-        let (release, hold) = std::sync::mpsc::channel::<()>();
-        let (started, is_holding) = oneshot::channel::<()>();
-        let holder = store.clone();
-        let held = tokio::spawn(async move {
-            holder
-                .run(move |_| {
-                    let _ = started.send(());
-                    let _ = hold.recv();
-                    Ok(())
-                })
-                .await
-        });
-        is_holding.await.unwrap();
+        let held = Held::start(&store).await;
         let mut tasks = Vec::new();
         for counter in 0..10u64 {
             let store = store.clone();
@@ -362,11 +368,7 @@ mod tests {
                 store.push(SPACE, key, counter, bytes, signed).await
             }));
         }
-        while store.jobs.capacity() > 1024 - 10 {
-            tokio::task::yield_now().await;
-        }
-        release.send(()).unwrap();
-        held.await.unwrap().unwrap();
+        held.release_once_queued(&store, 10).await;
         let mut stored = 0;
         for (counter, t) in tasks.into_iter().enumerate() {
             match t.await.unwrap() {
