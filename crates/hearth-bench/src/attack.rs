@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::relay::{Pairs, RelayProcess, latency};
+use crate::relay::{Pairs, RelayProcess, latency, open_connections};
 
 /// Every attack, in the order they run.
 pub const ATTACKS: [&str; 5] = [
@@ -210,29 +210,6 @@ fn attackers(kind: &str) -> u64 {
     }
 }
 
-/// The relay's `hearth_relay_connections_open`, from `/metrics`.
-async fn open_connections(url: &str) -> Result<u64> {
-    let mut tcp = TcpStream::connect(host(url)?).await?;
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n")
-        .await?;
-    let mut body = String::new();
-    tcp.read_to_string(&mut body).await?;
-    body.lines()
-        .find_map(|l| l.strip_prefix("hearth_relay_connections_open "))
-        .and_then(|v| v.trim().parse().ok())
-        .context("no hearth_relay_connections_open in /metrics")
-}
-
-fn peak_rss_kb(relay: &RelayProcess) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", relay.pid()))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("no VmHWM in /proc/PID/status")
-}
-
 /// Runs the baseline and every attack in `which` for `seconds` each; one JSON line each.
 ///
 /// # Errors
@@ -272,7 +249,7 @@ pub fn run(relay_bin: &std::path::Path, seconds: u64, which: &[String]) -> Resul
                 .collect()
         };
         let l = runtime.block_on(latency(&mut pairs, &relay, samples, seconds))?;
-        let during = runtime.block_on(open_connections(&relay.url)).unwrap_or(0);
+        let during = runtime.block_on(open_connections(relay.addr())).unwrap_or(0);
         for t in &tasks {
             t.abort();
         }
@@ -280,12 +257,12 @@ pub fn run(relay_bin: &std::path::Path, seconds: u64, which: &[String]) -> Resul
         // Once the attackers are gone, the relay's connections come back down to the pair.
         let settled = Instant::now() + Duration::from_secs(15);
         let mut after = runtime
-            .block_on(open_connections(&relay.url))
+            .block_on(open_connections(relay.addr()))
             .unwrap_or(u64::MAX);
         while after > 2 && Instant::now() < settled {
             std::thread::sleep(Duration::from_millis(200));
             after = runtime
-                .block_on(open_connections(&relay.url))
+                .block_on(open_connections(relay.addr()))
                 .unwrap_or(u64::MAX);
         }
         let line = json!({
@@ -298,7 +275,7 @@ pub fn run(relay_bin: &std::path::Path, seconds: u64, which: &[String]) -> Resul
             "pair_p50_ms": l.p50_ms, "pair_p99_ms": l.p99_ms, "pair_max_ms": l.max_ms,
             "open_connections_during": during, "open_connections_after": after,
             "relay_cpu_pct": (cpu.as_secs_f64() / started.elapsed().as_secs_f64() * 1000.0).round() / 10.0,
-            "relay_rss_kb": relay.rss_kb()?, "relay_peak_rss_kb": peak_rss_kb(&relay)?,
+            "relay_rss_kb": relay.rss_kb()?, "relay_peak_rss_kb": relay.peak_rss_kb()?,
         });
         println!("{line}");
         out.push(line);

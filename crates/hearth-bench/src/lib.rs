@@ -8,5 +8,6 @@ pub mod attack;
 pub mod compare;
 pub mod history;
 pub mod relay;
+pub mod soak;
 pub mod suite;
 pub mod timing;

@@ -48,9 +48,17 @@ impl RelayProcess {
     /// If it cannot start or never says where it listens.
     pub fn start(bin: &Path, dir: &Path) -> Result<RelayProcess> {
         std::fs::create_dir_all(dir)?;
+        RelayProcess::start_at(bin, &dir.join("relay.db"), "127.0.0.1:0")
+    }
+
+    /// Starts `bin --listen LISTEN --db DB` and waits for its `listening on ADDR` line.
+    ///
+    /// # Errors
+    /// If it cannot start, exits, or never says where it listens.
+    pub fn start_at(bin: &Path, db: &Path, listen: &str) -> Result<RelayProcess> {
         let mut child = Command::new(bin)
-            .args(["--listen", "127.0.0.1:0", "--db"])
-            .arg(dir.join("relay.db"))
+            .args(["--listen", listen, "--db"])
+            .arg(db)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -60,10 +68,11 @@ impl RelayProcess {
         let stdout = child.stdout.take().context("the relay's stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let addr = loop {
-            let line = lines
-                .next()
-                .context("the relay exited before listening")??;
-            if let Some(addr) = line.strip_prefix("listening on ") {
+            let Some(line) = lines.next() else {
+                let status = child.wait()?;
+                bail!("the relay exited before listening ({status})");
+            };
+            if let Some(addr) = line?.strip_prefix("listening on ") {
                 break addr.trim().to_owned();
             }
         };
@@ -73,6 +82,14 @@ impl RelayProcess {
             child,
             url: format!("ws://{addr}/v1/sync"),
         })
+    }
+
+    /// The address it listens on (`127.0.0.1:PORT`).
+    pub fn addr(&self) -> &str {
+        self.url
+            .strip_prefix("ws://")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default()
     }
 
     /// The process id.
@@ -85,13 +102,36 @@ impl RelayProcess {
     /// # Errors
     /// If /proc cannot be read.
     pub fn rss_kb(&self) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .context("no VmRSS in /proc/PID/status")
+        proc_status_kb(self.pid(), "VmRSS")
+    }
+
+    /// The most resident memory it has had, in KiB (`VmHWM`).
+    ///
+    /// # Errors
+    /// If /proc cannot be read.
+    pub fn peak_rss_kb(&self) -> Result<u64> {
+        proc_status_kb(self.pid(), "VmHWM")
+    }
+
+    /// Whether it is still running (it has not exited on its own).
+    ///
+    /// # Errors
+    /// If its status cannot be read.
+    pub fn running(&mut self) -> Result<bool> {
+        Ok(self.child.try_wait()?.is_none())
+    }
+
+    /// SIGKILLs it and reaps it.
+    ///
+    /// # Errors
+    /// If it cannot be signalled or had already exited on its own.
+    pub fn kill(mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("the relay had exited on its own ({status})");
+        }
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
     }
 
     /// CPU time used so far (user + system, all threads), at /proc's 10 ms resolution (the
@@ -131,6 +171,44 @@ impl RelayProcess {
         self.child.wait()?;
         Ok(())
     }
+}
+
+impl Drop for RelayProcess {
+    /// A relay left running (a run that failed half-way) is killed, not orphaned.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A field of `/proc/PID/status` given in kB (`VmRSS`, `VmHWM`…).
+fn proc_status_kb(pid: u32, field: &str) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
+}
+
+/// The relay's `hearth_relay_connections_open`, from `/metrics` at `host` (`ADDR:PORT`).
+///
+/// # Errors
+/// If the relay does not answer or the gauge is missing.
+pub async fn open_connections(host: &str) -> Result<u64> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tcp = TcpStream::connect(host).await?;
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut body = String::new();
+    tcp.read_to_string(&mut body).await?;
+    body.lines()
+        .find_map(|l| l.strip_prefix("hearth_relay_connections_open "))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no hearth_relay_connections_open in /metrics")
 }
 
 /// One websocket conversation, split so a reader task can drain it.

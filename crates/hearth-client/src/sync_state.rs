@@ -167,6 +167,15 @@ impl Profile {
         Ok(meta_u64(&self.conn, "cursor")?.unwrap_or(0))
     }
 
+    /// The counter of the last envelope this device sealed (0 before the first): once its
+    /// outbox is empty, the relay has committed every counter from 1 to this.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn last_counter(&self) -> Result<u64, Error> {
+        Ok(meta_u64(&self.conn, "next_counter")?.map_or(0, |next| next.saturating_sub(1)))
+    }
+
     /// Seals every change the relay has not been given yet into envelopes of `epoch` (as
     /// few as fit the envelope limit), adds them to the outbox and returns the first one's
     /// counter; `None` if there is nothing new.

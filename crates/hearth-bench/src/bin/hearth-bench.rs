@@ -15,7 +15,7 @@ use hearth_client::{Profile, Protection};
 use hearth_doc::Millis;
 use serde_json::json;
 
-const USAGE: &str = "usage: hearth-bench offline|sync|relay|compare|attacks [--runs N] [--hearth PATH] [--keep DIR] [--quick]
+const USAGE: &str = "usage: hearth-bench offline|sync|relay|compare|attacks|soak [--runs N] [--hearth PATH] [--keep DIR] [--quick]
 
   compare   runs the peer harness (../shared/peers/automerge-repo/run.sh, Node; installs
             its packages from the npm registry the first time) and `relay` interleaved,
@@ -37,6 +37,18 @@ const USAGE: &str = "usage: hearth-bench offline|sync|relay|compare|attacks [--r
             the attackers got, the relay's CPU and memory, and its open connections
             during and after. --tests LIST: some of
             slowloris,half_open,login_flood,oversized,garbage.
+
+  soak      1,000 pairs of real client devices (profiles on disk, live connections) on a
+            hearth-relay process (the binary beside this one): 150 s at a realistic rate (a
+            write every 60 s per device), 150 s at a peak rate (every 6 s), while the relay
+            is SIGKILLed 12 times and restarted, devices drop their connections and crash
+            (half of the time mid-push), and the relay's disk (a 512 MiB tmpfs) is full for
+            15 s. Then the devices must converge by themselves; both devices of every pair
+            must hold the same heads and every entry once, and the relay's database every
+            committed envelope once. A second round copies the relay's SQLite files
+            mid-write and restarts it from the copy. ~9 min; needs root for the tmpfs.
+            --pairs N, --seconds N (each phase), --kills N, --no-full-disk, --no-copy,
+            --keep DIR (default target/soak, emptied first).
 
   sync      with a relay on 127.0.0.1 (in this process, real SQLite file): the time from
             one partner's write to the other partner having it applied, one sync on each
@@ -60,6 +72,10 @@ fn main() -> Result<()> {
     let mut quick = false;
     let mut tests: Option<Vec<String>> = None;
     let mut seconds: Option<u64> = None;
+    let mut pairs: Option<usize> = None;
+    let mut kills: Option<usize> = None;
+    let mut full_disk = true;
+    let mut copy = true;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -67,6 +83,10 @@ fn main() -> Result<()> {
             "--hearth" => hearth = Some(it.next().context("--hearth needs a path")?.into()),
             "--keep" => keep = Some(it.next().context("--keep needs a directory")?.into()),
             "--quick" => quick = true,
+            "--pairs" => pairs = Some(it.next().context("--pairs needs a number")?.parse()?),
+            "--kills" => kills = Some(it.next().context("--kills needs a number")?.parse()?),
+            "--no-full-disk" => full_disk = false,
+            "--no-copy" => copy = false,
             "--seconds" => {
                 seconds = Some(it.next().context("--seconds needs a number")?.parse()?);
             }
@@ -108,6 +128,30 @@ fn main() -> Result<()> {
                 &which,
             )
             .map(drop)
+        }
+        Some("soak") => {
+            let dir = keep.unwrap_or_else(|| PathBuf::from("target/soak"));
+            let mut options = hearth_bench::soak::Options::full(
+                std::path::absolute(dir)?,
+                hearth_bench::relay::default_relay_bin()?,
+            );
+            if let Some(pairs) = pairs {
+                options.pairs = pairs;
+            }
+            if let Some(kills) = kills {
+                options.kills = kills;
+            }
+            if let Some(seconds) = seconds {
+                options.realistic = std::time::Duration::from_secs(seconds);
+                options.peak = std::time::Duration::from_secs(seconds);
+            }
+            options.full_disk = full_disk;
+            options.copy_restart = copy;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(hearth_bench::soak::run(options))
+                .map(drop)
         }
         Some("sync") => sync_bench(if runs == 0 { 21 } else { runs }),
         Some("relay") => {
