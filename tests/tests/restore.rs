@@ -157,3 +157,59 @@ async fn a_relay_that_lost_everything_but_the_space_is_refilled_by_one_sync() {
     assert_eq!(appreciations(&sam_phone), all);
     relay.stop().await;
 }
+
+/// Found by `hearth-bench soak` (relay restarted from a copy of its files, 1,000 pairs):
+/// devices that reconnected first refilled the restored relay past the cursors of the
+/// devices that came later, so those saw a head ahead of their cursor and took the relay's
+/// word for it. They never sent what the relay had lost, and skipped what now sat at the
+/// sequence numbers they had already passed: the pair never converged. A device now checks
+/// that the relay still holds the last envelope it saw (or committed) in the same place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_returns_after_the_restored_relay_moved_past_its_cursor_still_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("relay.db");
+    let saved = dir.path().join("backup.db");
+    let (relay, mut sam, mut jordan) = couple(dir.path()).await;
+    sync(&mut sam).await;
+    sync(&mut jordan).await;
+    backup(&db, &saved);
+
+    // After the backup: Sam writes, Jordan receives it and writes back. Both are committed
+    // on the relay, and both are lost with the restore.
+    appreciate(&mut sam, "after the backup, from Sam");
+    sync(&mut sam).await;
+    appreciate(&mut jordan, "after the backup, from Jordan");
+    let report = sync(&mut jordan).await;
+    assert_eq!(report.received, 1);
+    let jordan_cursor = jordan.cursor().unwrap();
+    assert!(jordan.landmark().unwrap().is_some());
+
+    let relay = restart_from(relay, &saved, &db, &mut [&mut sam, &mut jordan]).await;
+
+    // Sam comes back first, notices, refills the relay and keeps writing: its head passes
+    // Jordan's cursor before Jordan syncs again.
+    assert!(sync(&mut sam).await.relay_behind.is_some());
+    for i in 0..4 {
+        appreciate(&mut sam, &format!("Sam, after the restore, {i}"));
+        sync(&mut sam).await;
+    }
+    assert!(
+        envelopes(&db) as u64 >= jordan_cursor,
+        "the relay's head has passed Jordan's cursor"
+    );
+
+    // Jordan notices all the same: another envelope sits where his last one was.
+    let report = sync(&mut jordan).await;
+    assert!(report.relay_behind.is_some(), "Jordan notices the restore");
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    sync(&mut sam).await;
+    let all = appreciations(&sam);
+    assert_eq!(all.len(), 6, "{all:?}");
+    assert!(all.contains(&"after the backup, from Jordan".to_owned()));
+    assert_eq!(appreciations(&jordan), all);
+    assert_eq!(sam.load().unwrap().heads(), jordan.load().unwrap().heads());
+    // And it settles: the next round finds nothing amiss.
+    assert_eq!(sync(&mut jordan).await.relay_behind, None);
+    assert_eq!(sync(&mut sam).await.relay_behind, None);
+    relay.stop().await;
+}

@@ -134,10 +134,10 @@ fn print_report(session: &Session, report: &SyncReport) -> Result<()> {
     }
     if let Some((head, cursor)) = report.relay_behind {
         eprintln!(
-            "note: the relay had gone back in time (it holds {head} updates, this device had \
-             received {cursor}): it was probably restored from a backup. This device sent it \
-             everything it has again, so nothing is lost; your partner's devices do the same \
-             when they next sync."
+            "note: the relay no longer held update {cursor} as this device had received it (it \
+             holds {head} updates): it was probably restored from a backup. This device read \
+             its history again and sent it everything it has, so nothing is lost; your \
+             partner's devices do the same when they next sync."
         );
     }
     if report.waiting > 0 {

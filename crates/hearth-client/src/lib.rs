@@ -36,4 +36,4 @@ pub use hearth_crypto::{
 };
 pub use pairing::{DeviceInfo, MintedInvite};
 pub use profile::{Profile, ProfilePaths, default_home};
-pub use sync_state::Incoming;
+pub use sync_state::{Incoming, Landmark};

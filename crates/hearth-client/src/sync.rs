@@ -26,6 +26,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::sync_state::Landmark;
 use crate::{Error, Incoming, Profile};
 
 /// How long the engine waits for the relay before giving up.
@@ -82,17 +83,20 @@ pub enum SyncError {
     /// The space's ACL changed while this sync ran; running it again picks the change up.
     #[error("the space's devices changed while syncing; sync again")]
     AclMoved,
-    /// The relay holds fewer envelopes than this device already received: it was restored
-    /// from an older backup or lost its database. This device rewound to the relay's head
+    /// The relay no longer holds what this device received from it (its head is behind,
+    /// or another envelope sits where one this device saw was): it was restored from an
+    /// older backup or lost its database. This device rewound to the relay's head
     /// and sends it everything again on the next attempt ([`sync_once`] makes it at once).
     #[error(
-        "the relay holds {head} updates but this device had already received {cursor}: it was \
-         probably restored from a backup; this device will send it everything again, sync again"
+        "the relay no longer holds update {cursor} as this device received it (it holds \
+         {head}): it was probably restored from a backup; this device will read its history \
+         again and send it everything, sync again"
     )]
     RelayBehind {
         /// The relay's head.
         head: u64,
-        /// This device's cursor before it rewound.
+        /// The update this device had received or committed that the relay no longer
+        /// holds as it was.
         cursor: u64,
     },
     /// The local profile failed.
@@ -600,41 +604,76 @@ async fn exchange(
     state: &AclState,
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
+    // Taken before pushing: the relay must still hold what this device last saw there.
+    let mut landmark = profile.landmark()?;
     profile.stage_outgoing(state.epoch())?;
-    let cursor = profile.cursor()?;
     let mut moved: u64 = 0;
     for (counter, envelope) in profile.outbox()? {
         moved += envelope.len() as u64;
         link.send(&ClientFrame::Push { envelope }).await?;
         match link.recv().await? {
-            RelayFrame::Committed { counter: c, .. } if c == counter => {
-                profile.acknowledge(counter)?;
+            RelayFrame::Committed { counter: c, seq } if c == counter => {
+                profile.acknowledge(counter, seq)?;
                 report.pushed += 1;
             }
             other => return Err(unexpected("Committed", &other)),
         }
     }
+    let cursor = profile.cursor()?;
+    // The envelope at the cursor is asked for again, to compare it with the landmark.
+    let since_seq = match landmark {
+        Some(mark) if mark.seq == cursor => cursor - 1,
+        _ => cursor,
+    };
     link.send(&ClientFrame::Subscribe {
         space: *space,
-        since_seq: profile.cursor()?,
+        since_seq,
     })
     .await?;
+    let behind = |profile: &mut Profile, head: u64, mark: Landmark| {
+        // Restored from an older backup: what it lost is resent from here.
+        profile.relay_rewound(head)?;
+        Err(SyncError::RelayBehind {
+            head,
+            cursor: mark.seq,
+        })
+    };
     loop {
         match link.recv().await? {
             RelayFrame::Batch { items, head } => {
-                if head < cursor {
-                    // Restored from an older backup: what it lost is resent from here.
-                    profile.relay_rewound(head)?;
-                    return Err(SyncError::RelayBehind { head, cursor });
+                if let Some(mark) = landmark
+                    && head < mark.seq
+                {
+                    return behind(profile, head, mark);
                 }
                 let done = items.last().is_none_or(|(seq, _)| *seq >= head);
                 let mut screened = Vec::with_capacity(items.len());
                 for (seq, bytes) in items {
+                    if let Some(mark) = landmark
+                        && seq >= mark.seq
+                    {
+                        match Landmark::check(&mark, seq, &bytes) {
+                            Some(true) => {
+                                landmark = None;
+                                if seq == cursor {
+                                    // Applied before: asked for only to compare.
+                                    continue;
+                                }
+                            }
+                            // A snapshot replaced it: the relay compacted, not rewound.
+                            None => landmark = None,
+                            Some(false) => return behind(profile, head, mark),
+                        }
+                    }
                     moved += bytes.len() as u64;
                     screened.extend(screen(profile, space, state, seq, &bytes, &mut report)?);
                 }
                 deliver(profile, screened, &mut report)?;
                 if done {
+                    if let Some(mark) = landmark {
+                        // It holds later envelopes but not the landmark's.
+                        return behind(profile, head, mark);
+                    }
                     break;
                 }
             }
@@ -1193,8 +1232,8 @@ impl Live {
                 report.cursor = seq;
                 LiveEvent::Received(report)
             }
-            RelayFrame::Committed { counter, .. } => {
-                profile.acknowledge(counter)?;
+            RelayFrame::Committed { counter, seq } => {
+                profile.acknowledge(counter, seq)?;
                 LiveEvent::Committed
             }
             RelayFrame::AclChanged { .. } => return Ok(LiveEvent::AclMoved),

@@ -10,11 +10,39 @@
 
 use hearth_crypto::{EpochKey, envelope};
 use hearth_doc::ChangeHash;
-use hearth_proto::{Envelope, EnvelopeHeader, EnvelopeKind, SpaceId};
+use hearth_proto::{DeviceId, Envelope, EnvelopeHeader, EnvelopeKind, SpaceId};
 use rusqlite::{OptionalExtension, params};
 
 use crate::store::{self, ChunkKind};
 use crate::{Error, Profile};
+
+/// An envelope named by its place on the relay: see [`Profile::landmark`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Landmark {
+    /// Its sequence number on the relay.
+    pub seq: u64,
+    /// Its author.
+    pub author: DeviceId,
+    /// Its author's counter for it.
+    pub counter: u64,
+}
+
+impl Landmark {
+    /// Compares the relay's envelope `bytes` at `seq` (the first it holds at or after the
+    /// landmark's place) with the landmark: `Some(true)` if it is the same envelope in the
+    /// same place, `Some(false)` if not (the relay's history differs), `None` if it is a
+    /// snapshot (the relay compacted the landmark away).
+    pub fn check(&self, seq: u64, bytes: &[u8]) -> Option<bool> {
+        let Ok(envelope) = Envelope::decode(bytes) else {
+            return Some(false);
+        };
+        let header = envelope.header();
+        if matches!(header.kind, EnvelopeKind::Snapshot { .. }) {
+            return None;
+        }
+        Some(seq == self.seq && header.author == self.author && header.counter == self.counter)
+    }
+}
 
 /// What happened to an incoming envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,21 +251,62 @@ impl Profile {
         Ok(Some(first))
     }
 
-    /// The relay holds fewer envelopes than this device already received (its head,
-    /// `head`, is below the cursor): it was restored from an older backup or lost its
-    /// database. Rewinds the cursor to the relay's head and marks everything as not yet
-    /// pushed, so the next sync seals the whole document this device holds (its own changes
-    /// and everyone else's) and pushes it again: the relay gets back what it lost, and
-    /// every device converges. Envelopes still in the outbox stay there and go out as well.
+    /// The relay no longer holds the history this device received: its head is below this
+    /// device's [`landmark`](Self::landmark), or another envelope sits where the landmark's
+    /// was. It was restored from an older backup (or a copy of its files) or lost its
+    /// database, and may have taken new writes since. Rewinds the cursor to the start, so
+    /// the next sync reads the relay's whole history again (what this device already has is
+    /// recognised and skipped; replays up to `head`, the relay's head when this was found,
+    /// are expected and not reported), and marks everything as not yet pushed, so it seals
+    /// the whole document this device holds (its own changes and everyone else's) and
+    /// pushes it again: the relay gets back what it lost, and every device converges.
+    /// Envelopes still in the outbox stay there and go out as well.
     ///
     /// # Errors
     /// A database error; nothing changed then.
     pub fn relay_rewound(&mut self, head: u64) -> Result<(), Error> {
         let tx = self.begin_write()?;
-        store::set_meta(&tx, "cursor", &head.to_string())?;
+        store::set_meta(&tx, "cursor", "0")?;
         store::set_meta(&tx, "pushed_heads", "")?;
+        store::set_meta(&tx, "resync_until", &head.to_string())?;
+        tx.execute(
+            "DELETE FROM meta WHERE key IN ('cursor_mark', 'own_mark')",
+            [],
+        )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// The latest envelope this device can name by its place on the relay: the one at its
+    /// cursor (the last it applied) or the last of its own the relay committed, whichever
+    /// came later. An honest relay still holds it there; [`crate::sync`] checks that on
+    /// every sync, to notice a relay restored from a backup even after it took new writes.
+    /// `None` before the first, or when a snapshot has replaced it.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn landmark(&self) -> Result<Option<Landmark>, Error> {
+        let parse = |v: Option<String>| -> Option<(u64, Vec<u8>, u64)> {
+            let v = v?;
+            let mut parts = v.split(' ');
+            let seq = parts.next()?.parse().ok()?;
+            let author = hex::decode(parts.next()?).ok()?;
+            let counter = parts.next()?.parse().ok()?;
+            Some((seq, author, counter))
+        };
+        let received = parse(store::get_meta(&self.conn, "cursor_mark")?);
+        let own = parse(store::get_meta(&self.conn, "own_mark")?);
+        let latest = match (received, own) {
+            (Some(r), Some(o)) => Some(if o.0 > r.0 { o } else { r }),
+            (r, o) => r.or(o),
+        };
+        Ok(latest.and_then(|(seq, author, counter)| {
+            Some(Landmark {
+                seq,
+                author: DeviceId::from_bytes(author.try_into().ok()?),
+                counter,
+            })
+        }))
     }
 
     /// Bytes of envelopes sent or received since this device last pushed a snapshot.
@@ -347,13 +416,20 @@ impl Profile {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The relay committed the envelope with `counter`.
+    /// The relay committed the envelope with `counter` as `seq`.
     ///
     /// # Errors
     /// A database error.
-    pub fn acknowledge(&mut self, counter: u64) -> Result<(), Error> {
-        self.conn
-            .execute("DELETE FROM outbox WHERE counter = ?1", [counter as i64])?;
+    pub fn acknowledge(&mut self, counter: u64, seq: u64) -> Result<(), Error> {
+        let tx = self.begin_write()?;
+        tx.execute("DELETE FROM outbox WHERE counter = ?1", [counter as i64])?;
+        let own = store::get_meta(&tx, "own_mark")?
+            .and_then(|v| v.split(' ').next().and_then(|s| s.parse::<u64>().ok()));
+        if own.is_none_or(|own| seq > own) {
+            let me = hex::encode(self.device_id().as_bytes());
+            store::set_meta(&tx, "own_mark", &format!("{seq} {me} {counter}"))?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -392,8 +468,13 @@ impl Profile {
         let before = doc.heads();
         let mut outcomes = Vec::with_capacity(items.len());
         let mut last_seq = 0;
+        let mut last_mark = None;
+        let resync_until = meta_u64(&tx, "resync_until")?.unwrap_or(0);
         for (seq, envelope, key) in items {
-            last_seq = last_seq.max(*seq);
+            if *seq >= last_seq {
+                last_seq = *seq;
+                last_mark = Some(*envelope.header());
+            }
             let header = *envelope.header();
             let author = &header.author.as_bytes()[..];
             let counter = header.counter as i64;
@@ -409,7 +490,10 @@ impl Profile {
                         params![author, counter],
                         |r| r.get(0),
                     )?;
-                    if seen {
+                    if seen && *seq <= resync_until {
+                        // Read again after the relay was found restored: expected.
+                        Incoming::Known
+                    } else if seen {
                         Incoming::Replayed
                     } else {
                         self.apply_verified(&tx, &mut doc, author, counter, &plaintext)?
@@ -440,6 +524,14 @@ impl Profile {
         }
         if last_seq > meta_u64(&tx, "cursor")?.unwrap_or(0) {
             store::set_meta(&tx, "cursor", &last_seq.to_string())?;
+            if let Some(h) = last_mark {
+                let author = hex::encode(h.author.as_bytes());
+                store::set_meta(
+                    &tx,
+                    "cursor_mark",
+                    &format!("{last_seq} {author} {}", h.counter),
+                )?;
+            }
         }
         tx.commit()?;
         Ok(outcomes)
@@ -603,7 +695,7 @@ mod tests {
         assert_eq!(b.cursor().unwrap(), 2);
         assert_eq!(b.load().unwrap().appreciations().len(), 1);
 
-        a.acknowledge(counter).unwrap();
+        a.acknowledge(counter, 1).unwrap();
         assert!(a.outbox().unwrap().is_empty());
         appreciate(&mut a, "and for dinner");
         assert_eq!(
