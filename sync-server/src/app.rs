@@ -290,6 +290,7 @@ impl Relay {
         let limits = StoreLimits {
             max_spaces: u64::from(config.limits.max_spaces),
             max_bytes_per_space: config.limits.max_bytes_per_space,
+            max_db_bytes: config.max_db_bytes,
         };
         let store =
             SqliteStore::open(&config.db, limits).map_err(|source| RelayError::OpenStore {

@@ -22,6 +22,10 @@ struct Args {
     /// SQLite database file (created if missing).
     #[arg(long, env = "HEARTH_RELAY_DB", default_value = "hearth-relay.db")]
     db: PathBuf,
+    /// The most the database may grow to, in MiB; past it, pushes are refused as on a full
+    /// disk (clients keep their data and retry). Default: as far as the disk allows.
+    #[arg(long, env = "HEARTH_RELAY_MAX_DB_MIB", value_name = "MIB")]
+    max_db_mib: Option<u64>,
 }
 
 /// Runs the relay as the `hearth-relay` binary does: flags from `std::env::args`, logs
@@ -53,6 +57,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         let config = RelayConfig {
             listen: args.listen,
             db: args.db,
+            max_db_bytes: args.max_db_mib.map(|mib| mib.saturating_mul(1024 * 1024)),
             ..RelayConfig::default()
         };
         let relay = Relay::open(config.clone())?;

@@ -39,6 +39,9 @@ pub struct RelayConfig {
     /// How long an authenticated connection may stay silent (no frame, no pong) before the
     /// relay closes it. The relay pings at half this interval.
     pub idle_timeout: Duration,
+    /// The most the database file may grow to, in bytes (`None`: as far as the disk allows).
+    /// At the cap, pushes are refused as they are on a full disk, and nothing is lost.
+    pub max_db_bytes: Option<u64>,
     /// The relay id announced in `Challenge`; `None` draws a random one per process.
     /// Signatures are also bound to a per-connection nonce, so a fresh id per process
     /// costs clients nothing.
@@ -55,6 +58,7 @@ impl Default for RelayConfig {
             request_timeout: crate::listener::REQUEST_DEADLINE,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            max_db_bytes: None,
             relay_id: None,
         }
     }

@@ -207,6 +207,20 @@ fn is_too_large(error: axum::Error) -> bool {
     )
 }
 
+/// A full disk refuses every push; say so at most every 10 s, not once per push.
+fn disk_full_log_due() -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST.load(Ordering::Relaxed);
+    (last == 0 || now >= last + 10)
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+}
+
 /// The reject for a store failure; the message says what to do.
 fn store_reject(error: &StoreError) -> (RejectCode, String) {
     match error {
@@ -387,6 +401,13 @@ impl Session {
         let (code, message) = store_reject(error);
         if code == RejectCode::StorageUnavailable {
             tracing::warn!(connection = self.id, error = %error, "store failed");
+        }
+        if matches!(error, StoreError::DiskFull) && disk_full_log_due() {
+            tracing::warn!(
+                connection = self.id,
+                "disk full: the database cannot grow (no room on its disk, or --max-db-mib \
+                 reached); pushes are refused and clients keep their data until there is room"
+            );
         }
         self.reject(code, &message).await
     }

@@ -72,6 +72,9 @@ pub struct StoreLimits {
     pub max_spaces: u64,
     /// Stored bytes (envelopes, snapshot, ACL, lockboxes) per space.
     pub max_bytes_per_space: u64,
+    /// The most the database file may grow to (SQLite's `max_page_count`); a write past it
+    /// fails as on a full disk ([`StoreError::DiskFull`]). `None`: no cap.
+    pub max_db_bytes: Option<u64>,
 }
 
 impl Default for StoreLimits {
@@ -79,6 +82,7 @@ impl Default for StoreLimits {
         Self {
             max_spaces: 10_000,
             max_bytes_per_space: 256 * 1024 * 1024,
+            max_db_bytes: None,
         }
     }
 }
@@ -258,6 +262,16 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
+        if let Some(bytes) = limits.max_db_bytes {
+            let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let pages = (bytes / page.max(512) as u64).max(1);
+            // SQLite keeps it at least the current size.
+            conn.pragma_update(
+                None,
+                "max_page_count",
+                i64::try_from(pages).unwrap_or(i64::MAX),
+            )?;
+        }
         Ok(Self { conn, limits })
     }
 
@@ -495,7 +509,16 @@ impl Storage for SqliteStore {
             Ok(()) => outcomes,
             // Nothing of the batch is on disk: every push in it failed, whatever it was judged.
             Err(e) => {
-                let e = StoreError::from(e);
+                // A full disk during a push makes SQLite roll the whole transaction back, and
+                // the commit then fails for want of one: the cause is the full disk.
+                let full = outcomes
+                    .iter()
+                    .any(|o| matches!(o, Err(StoreError::DiskFull)));
+                let e = if full {
+                    StoreError::DiskFull
+                } else {
+                    StoreError::from(e)
+                };
                 pushes.iter().map(|_| Err(clone_err(&e))).collect()
             }
         }
@@ -676,6 +699,46 @@ mod tests {
     }
 
     #[test]
+    fn a_full_database_refuses_with_disk_full_and_keeps_what_it_had() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        let capped = StoreLimits {
+            max_db_bytes: Some(128 * 1024),
+            ..StoreLimits::default()
+        };
+        let mut s = SqliteStore::open(&path, capped).unwrap();
+        s.create_space(&A, b"g", 1).unwrap();
+        // SQLite's own "database or disk is full" at the cap: what ENOSPC gives too.
+        let mut stored = 0u64;
+        let err = loop {
+            let bytes = vec![stored as u8; 3000];
+            match one(&mut s, push(&A, &PHONE, stored + 1, &bytes)) {
+                Ok(_) => stored += 1,
+                Err(e) => break e,
+            }
+            assert!(stored < 1000, "the cap never bit");
+        };
+        assert!(matches!(err, StoreError::DiskFull), "{err}");
+        assert!(stored > 10, "{stored}");
+        // Nothing half-written: the head and every envelope before the refusal stand, and
+        // reading still works.
+        assert_eq!(s.head(&A).unwrap(), stored);
+        assert_eq!(
+            s.since(&A, 0, 10_000, usize::MAX).unwrap().len() as u64,
+            stored
+        );
+        assert!(matches!(
+            one(&mut s, push(&A, &PHONE, stored + 1, &[1; 3000])),
+            Err(StoreError::DiskFull)
+        ));
+        drop(s);
+        // With room again, the same push is stored where it belongs.
+        let mut s = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+        let outcome = one(&mut s, push(&A, &PHONE, stored + 1, &[1; 3000])).unwrap();
+        assert_eq!(outcome.seq, stored + 1);
+    }
+
+    #[test]
     fn a_duplicate_push_gets_its_original_seq_and_is_stored_once() {
         let (_d, mut s) = store(StoreLimits::default());
         s.create_space(&A, b"g", 1).unwrap();
@@ -704,6 +767,7 @@ mod tests {
         let (_d, mut s) = store(StoreLimits {
             max_spaces: 10,
             max_bytes_per_space: 100,
+            max_db_bytes: None,
         });
         s.create_space(&A, b"g", 1).unwrap();
         let big = vec![0u8; 200];
@@ -833,6 +897,7 @@ mod tests {
         let (_d, mut s) = store(StoreLimits {
             max_spaces: 1,
             max_bytes_per_space: 1000,
+            max_db_bytes: None,
         });
         s.create_space(&A, b"g", 1).unwrap();
         assert!(matches!(
