@@ -788,6 +788,7 @@ async fn removed_device_is_told_and_can_no_longer_sync() {
         AclBody::RemoveDevice {
             device: dev(&b_key),
             by: dev(&a_key),
+            last_counter: 0,
         },
         &[&a_key],
     );

@@ -190,11 +190,26 @@ impl Profile {
     /// last device).
     pub fn removal(&self, device: DeviceId) -> Result<AclRecord, Error> {
         let mut state = self.acl_state()?.ok_or(Error::NotPaired)?;
+        // What of the removed device's writing counts: everything this device holds from
+        // it (applied, or verified and waiting for earlier changes), or, when leaving,
+        // everything it sealed. Its envelopes with higher counters are refused from now on.
+        let last_counter = if device == self.device_id() {
+            self.last_counter()?
+        } else {
+            let held: Option<i64> = self.conn.query_row(
+                "SELECT MAX(counter) FROM (SELECT counter FROM seen WHERE device = ?1 \
+                 UNION ALL SELECT counter FROM parked WHERE device = ?1)",
+                [&device.as_bytes()[..]],
+                |r| r.get(0),
+            )?;
+            held.map_or(0, |c| u64::try_from(c).unwrap_or(0))
+        };
         let record = sign_record(
             state.head(),
             AclBody::RemoveDevice {
                 device,
                 by: self.device_id(),
+                last_counter,
             },
             &[&self.secrets.device],
         )?;

@@ -17,7 +17,7 @@
 //! |      | `0x00` Genesis: space (16), device (32), recipient (32), epoch (4), key check (32) |
 //! |      | `0x01` Invite: invite key (32), expires_at_ms (8), role (1: `0x00` partner, `0x01` own device), by (32) |
 //! |      | `0x02` AddDevice: device (32), recipient (32), invite key (32)         |
-//! |      | `0x03` RemoveDevice: device (32), by (32)                              |
+//! |      | `0x03` RemoveDevice: device (32), by (32), last counter (8)            |
 //! |      | `0x04` RotateEpoch: epoch (4), key check (32), by (32)                 |
 //! |    1 | signature count `k`, at most 2                                         |
 //! | k×96 | `k` × (signer public key (32), Ed25519 signature (64))                 |
@@ -46,7 +46,12 @@
 //!   adds further devices with OwnDevice invites.
 //! * RemoveDevice: signed by `by`, a current member. A device may remove itself (leaving);
 //!   the last device cannot be removed. Invites the removed device issued and nobody used
-//!   yet are revoked with it, so a lost device's pending invites die with it.
+//!   yet are revoked with it, so a lost device's pending invites die with it. `last_counter`
+//!   is the highest envelope counter of the removed device that the remover holds (its own
+//!   last, when leaving): clients refuse the removed device's envelopes with a higher
+//!   counter ([`AclState::removed_through`]), so a removed device that still holds an old
+//!   epoch's key cannot add to the space's history afterwards, even through a relay that
+//!   helps it.
 //! * RotateEpoch: signed by `by`, a current member; the epoch must be exactly current + 1.
 //!   Invites nobody used yet are revoked: their lockboxes hold only the old keys.
 //!   [`AclState::needs_rotation`] says whether a removal has happened since the last one.
@@ -60,7 +65,7 @@
 //! while [`AclState::from_records`] and [`AclState::replay`] (for records already
 //! accepted by the relay) check every other rule but not the clock.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::cursor::Cursor;
 use crate::ids::{DeviceId, InviteId, SpaceId};
@@ -144,6 +149,9 @@ pub enum AclBody {
         device: DeviceId,
         /// The member device removing it (may be `device` itself).
         by: DeviceId,
+        /// The removed device's last envelope counter that counts: its envelopes with a
+        /// higher counter are refused.
+        last_counter: u64,
     },
     /// Moves the space to a new content-key epoch.
     RotateEpoch {
@@ -211,10 +219,15 @@ impl AclBody {
                 out.extend_from_slice(recipient);
                 out.extend_from_slice(invite.as_bytes());
             }
-            Self::RemoveDevice { device, by } => {
+            Self::RemoveDevice {
+                device,
+                by,
+                last_counter,
+            } => {
                 out.push(3);
                 out.extend_from_slice(device.as_bytes());
                 out.extend_from_slice(by.as_bytes());
+                out.extend_from_slice(&last_counter.to_be_bytes());
             }
             Self::RotateEpoch {
                 epoch,
@@ -261,6 +274,7 @@ impl AclBody {
             3 => Self::RemoveDevice {
                 device: DeviceId::from_bytes(cur.array("device")?),
                 by: DeviceId::from_bytes(cur.array("by")?),
+                last_counter: cur.u64("last_counter")?,
             },
             4 => Self::RotateEpoch {
                 epoch: cur.u32("epoch")?,
@@ -426,7 +440,8 @@ pub struct AclState {
     epoch_by: DeviceId,
     /// Current members and their age recipients.
     members: BTreeMap<DeviceId, [u8; 32]>,
-    removed: BTreeSet<DeviceId>,
+    /// Removed devices and the last envelope counter of each that counts.
+    removed: BTreeMap<DeviceId, u64>,
     invites: BTreeMap<InviteId, InviteInfo>,
     partner_joined: bool,
     needs_rotation: bool,
@@ -472,7 +487,7 @@ impl AclState {
             key_checks: vec![key_check],
             epoch_by: device,
             members: BTreeMap::from([(device, recipient)]),
-            removed: BTreeSet::new(),
+            removed: BTreeMap::new(),
             invites: BTreeMap::new(),
             partner_joined: false,
             needs_rotation: false,
@@ -526,7 +541,13 @@ impl AclState {
 
     /// Whether `device` was a member once and has been removed.
     pub fn was_removed(&self, device: &DeviceId) -> bool {
-        self.removed.contains(device)
+        self.removed.contains_key(device)
+    }
+
+    /// For a removed device, the last of its envelope counters that counts (its envelopes
+    /// with a higher counter are refused); `None` if it was never removed.
+    pub fn removed_through(&self, device: &DeviceId) -> Option<u64> {
+        self.removed.get(device).copied()
     }
 
     /// The device that made the current epoch's key, and so wraps it for the others.
@@ -650,7 +671,7 @@ impl AclState {
                 if self.is_member(&device) {
                     return Err(ProtoError::AclRefused("the device is already a member"));
                 }
-                if self.removed.contains(&device) {
+                if self.removed.contains_key(&device) {
                     return Err(ProtoError::AclRefused(
                         "a removed device cannot rejoin; it needs a new device key",
                     ));
@@ -672,7 +693,11 @@ impl AclState {
                 self.partner_joined |= role == InviteRole::Partner;
                 self.members.insert(device, recipient);
             }
-            AclBody::RemoveDevice { device, by } => {
+            AclBody::RemoveDevice {
+                device,
+                by,
+                last_counter,
+            } => {
                 self.member(&by)?;
                 if !self.is_member(&device) {
                     return Err(ProtoError::AclRefused("the device is not a member"));
@@ -683,7 +708,7 @@ impl AclState {
                     ));
                 }
                 self.members.remove(&device);
-                self.removed.insert(device);
+                self.removed.insert(device, last_counter);
                 for info in self.invites.values_mut() {
                     if info.by == device && info.used_by.is_none() {
                         info.revoked = true;
@@ -846,6 +871,7 @@ mod tests {
                 AclBody::RemoveDevice {
                     device: dev(&bob_phone),
                     by: dev(&bob),
+                    last_counter: 0,
                 },
                 &[&bob],
             )
@@ -1070,6 +1096,7 @@ mod tests {
                 AclBody::RemoveDevice {
                     device: dev(&bob),
                     by: dev(&alice),
+                    last_counter: 0,
                 },
                 &[&alice],
             )
@@ -1102,7 +1129,8 @@ mod tests {
             chain.push(
                 AclBody::RemoveDevice {
                     device: dev(&alice),
-                    by: dev(&bob)
+                    by: dev(&bob),
+                    last_counter: 0,
                 },
                 &[&bob]
             ),
@@ -1156,6 +1184,7 @@ mod tests {
         let alone = AclBody::RemoveDevice {
             device: dev(&alice),
             by: dev(&alice),
+            last_counter: 0,
         };
         assert!(chain.push(alone, &[&alice]).is_err());
         chain.invite(&alice, &key(100), InviteRole::Partner);
@@ -1165,6 +1194,7 @@ mod tests {
                 AclBody::RemoveDevice {
                     device: dev(&bob),
                     by: dev(&bob),
+                    last_counter: 0,
                 },
                 &[&bob],
             )
@@ -1316,6 +1346,7 @@ mod tests {
                 AclBody::RemoveDevice {
                     device: dev(&key(2)),
                     by: dev(&alice),
+                    last_counter: 0,
                 },
                 &[&alice],
             )

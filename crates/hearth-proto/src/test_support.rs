@@ -102,7 +102,13 @@ fn any_body() -> impl Strategy<Value = AclBody> {
                 invite,
             }
         }),
-        (any_device(), any_device()).prop_map(|(device, by)| AclBody::RemoveDevice { device, by }),
+        (any_device(), any_device(), any::<u64>()).prop_map(|(device, by, last_counter)| {
+            AclBody::RemoveDevice {
+                device,
+                by,
+                last_counter,
+            }
+        }),
         (any::<u32>(), any::<[u8; 32]>(), any_device()).prop_map(|(epoch, key_check, by)| {
             AclBody::RotateEpoch {
                 epoch,
