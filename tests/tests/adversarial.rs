@@ -828,3 +828,92 @@ async fn envelopes_delivered_out_of_order_still_converge() {
     );
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_moved_from_another_space_is_refused_and_syncing_goes_on() {
+    let mut c = Couple::new().await;
+    let before = appreciations(&c.jordan);
+    // Another couple's space on the same relay.
+    let mut other = new_profile(&c.path("other"), "Other");
+    other.start_space(&c.relay.url).unwrap();
+    appreciate(&mut other, "FROM-ANOTHER-SPACE");
+    sync::sync_once(&mut other, T).await.unwrap();
+    let other_space = *other.space().unwrap().as_bytes();
+    let moved = c
+        .edit_relay(|conn, space| {
+            let row = rows(conn, &other_space).into_iter().next_back().unwrap();
+            // Moved as it is, and moved with its header rewritten to name this space.
+            let mut renamed = row.bytes.clone();
+            let at = renamed.windows(16).position(|w| w == other_space).unwrap();
+            renamed[at..at + 16].copy_from_slice(space);
+            [
+                append(conn, space, &row.device, row.counter, &row.bytes),
+                append(conn, space, &row.device, row.counter + 1, &renamed),
+            ]
+        })
+        .await;
+    appreciate(&mut c.sam, "HONEST-AFTER-THE-MOVE");
+    sync::sync_once(&mut c.sam, T).await.unwrap();
+
+    let report = sync::sync_once(&mut c.jordan, T).await.unwrap();
+    let refused: Vec<u64> = report.rejected.iter().map(|r| r.seq).collect();
+    assert_eq!(refused, moved.to_vec(), "{:?}", report.rejected);
+    assert!(
+        report.rejected[0].reason.contains("another space"),
+        "{}",
+        report.rejected[0].reason
+    );
+    // Renamed, it names this space but no member wrote it (and its signature covers the
+    // header, so it would not verify either).
+    assert!(
+        report.rejected[1].reason.contains("not a member"),
+        "{}",
+        report.rejected[1].reason
+    );
+    assert_eq!(report.received, 1, "the honest one after");
+    assert_eq!(
+        appreciations(&c.jordan),
+        with(&before, &["HONEST-AFTER-THE-MOVE"])
+    );
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_device_cannot_add_to_the_history_even_through_a_relay_that_helps_it() {
+    let mut c = Couple::new().await;
+    let laptop = c.laptop.device_id();
+    // The laptop's last words before it is lost: everyone keeps them.
+    appreciate(&mut c.laptop, "LAPTOP-BEFORE-REMOVAL");
+    sync::sync_once(&mut c.laptop, T).await.unwrap();
+    sync::remove_device(&mut c.sam, laptop, T).await.unwrap();
+    assert_eq!(c.sam.acl_state().unwrap().unwrap().epoch(), 1);
+
+    // An honest relay no longer lets it in.
+    appreciate(&mut c.laptop, "LAPTOP-AFTER-REMOVAL");
+    let err = sync::sync_once(&mut c.laptop, T).await.unwrap_err();
+    assert!(matches!(err, SyncError::NotAdmitted), "{err}");
+
+    // A relay that helps it stores what it seals under the old epoch, whose key it still
+    // holds: a well-formed envelope with a valid signature from a device that was a member.
+    c.laptop.stage_outgoing(0).unwrap();
+    let (counter, forged) = c.laptop.outbox().unwrap().pop().unwrap();
+    let seq = c
+        .edit_relay(|conn, space| append(conn, space, laptop.as_bytes(), counter, &forged))
+        .await;
+
+    let report = sync::sync_once(&mut c.jordan, T).await.unwrap();
+    assert_eq!(report.rejected.len(), 1, "{:?}", report.rejected);
+    let refused = &report.rejected[0];
+    assert_eq!((refused.seq, refused.device), (seq, Some(laptop)));
+    assert!(refused.reason.contains("removed"), "{}", refused.reason);
+    let texts = appreciations(&c.jordan);
+    assert!(texts.contains(&"LAPTOP-BEFORE-REMOVAL".to_owned()));
+    assert!(!texts.contains(&"LAPTOP-AFTER-REMOVAL".to_owned()));
+
+    // A device that joins later reads the whole history and refuses it the same way.
+    let mut tablet = invited(&c.path("tablet"), &mut c.sam, None).await;
+    let report = sync::sync_once(&mut tablet, T).await.unwrap();
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    assert_eq!(appreciations(&tablet), texts);
+    c.stop().await;
+}

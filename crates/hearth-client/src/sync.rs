@@ -647,7 +647,7 @@ async fn exchange(
                     return behind(profile, head, mark);
                 }
                 let done = items.last().is_none_or(|(seq, _)| *seq >= head);
-                let mut screened = Vec::with_capacity(items.len());
+                let mut kept = Vec::with_capacity(items.len());
                 for (seq, bytes) in items {
                     if let Some(mark) = landmark
                         && seq >= mark.seq
@@ -666,9 +666,15 @@ async fn exchange(
                         }
                     }
                     moved += bytes.len() as u64;
-                    screened.extend(screen(profile, space, state, seq, &bytes, &mut report)?);
+                    kept.push((seq, bytes));
                 }
-                deliver(profile, screened, &mut report)?;
+                take_in(
+                    profile,
+                    space,
+                    state,
+                    kept.iter().map(|(seq, bytes)| (*seq, bytes.as_slice())),
+                    &mut report,
+                )?;
                 if done {
                     if let Some(mark) = landmark {
                         // It holds later envelopes but not the landmark's.
@@ -741,10 +747,32 @@ fn receive(
     bytes: &[u8],
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
-    let items: Vec<_> = screen(profile, space, state, seq, bytes, report)?
-        .into_iter()
-        .collect();
-    deliver(profile, items, report)
+    take_in(profile, space, state, [(seq, bytes)], report)
+}
+
+/// Screens, opens and applies envelopes the relay delivered, in its order. The cursor
+/// passes a refused one as it passes an applied one, so it is reported once, not again on
+/// every sync.
+fn take_in<'a>(
+    profile: &mut Profile,
+    space: &SpaceId,
+    state: &AclState,
+    items: impl IntoIterator<Item = (u64, &'a [u8])>,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let mut screened = Vec::new();
+    let mut passed = None;
+    for (seq, bytes) in items {
+        match screen(profile, space, state, seq, bytes, report)? {
+            Some(item) => screened.push(item),
+            None => passed = Some((seq, Envelope::decode(bytes).ok().map(|e| *e.header()))),
+        }
+    }
+    deliver(profile, screened, report)?;
+    if let Some((seq, header)) = passed {
+        profile.pass(seq, header.as_ref())?;
+    }
+    Ok(())
 }
 
 /// The checks an envelope passes before it is opened: it decodes, names this space and an
@@ -780,16 +808,20 @@ fn screen(
         // with the newer chain, judges it).
         return Err(SyncError::AclMoved);
     }
-    // Authorship: a current member, or a removed one writing under an epoch it held.
-    let allowed = state.is_member(&header.author)
-        || (state.was_removed(&header.author) && header.epoch < state.epoch());
-    if !allowed {
-        refuse(
-            report,
-            seq,
-            Some(header.author),
-            "its author is not a member of this space".into(),
-        );
+    // Authorship: a current member, or a removed one writing under an epoch it held, no
+    // later than the removal allows.
+    let refusal = match state.removed_through(&header.author) {
+        _ if state.is_member(&header.author) => None,
+        Some(last) if header.epoch < state.epoch() && header.counter <= last => None,
+        Some(last) => Some(format!(
+            "its author was removed from this space after its envelope {last}; this one \
+             ({}) came later",
+            header.counter
+        )),
+        None => Some("its author is not a member of this space".into()),
+    };
+    if let Some(reason) = refusal {
+        refuse(report, seq, Some(header.author), reason);
         return Ok(None);
     }
     // `settle` fetched every epoch's key up to the state's.

@@ -277,6 +277,30 @@ impl Profile {
         Ok(())
     }
 
+    /// Moves the cursor past `seq`, an envelope refused before it was opened (`header`, if
+    /// it decoded), so it is not read and reported again.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn pass(&mut self, seq: u64, header: Option<&EnvelopeHeader>) -> Result<(), Error> {
+        let tx = self.begin_write()?;
+        if seq > meta_u64(&tx, "cursor")?.unwrap_or(0) {
+            store::set_meta(&tx, "cursor", &seq.to_string())?;
+            match header {
+                Some(h) => store::set_meta(
+                    &tx,
+                    "cursor_mark",
+                    &format!("{seq} {} {}", hex::encode(h.author.as_bytes()), h.counter),
+                )?,
+                None => {
+                    tx.execute("DELETE FROM meta WHERE key = 'cursor_mark'", [])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The latest envelope this device can name by its place on the relay: the one at its
     /// cursor (the last it applied) or the last of its own the relay committed, whichever
     /// came later. An honest relay still holds it there; [`crate::sync`] checks that on
@@ -294,7 +318,9 @@ impl Profile {
             let counter = parts.next()?.parse().ok()?;
             Some((seq, author, counter))
         };
-        let received = parse(store::get_meta(&self.conn, "cursor_mark")?);
+        // Only while it still names the cursor's place.
+        let cursor = self.cursor()?;
+        let received = parse(store::get_meta(&self.conn, "cursor_mark")?).filter(|m| m.0 == cursor);
         let own = parse(store::get_meta(&self.conn, "own_mark")?);
         let latest = match (received, own) {
             (Some(r), Some(o)) => Some(if o.0 > r.0 { o } else { r }),
