@@ -31,9 +31,15 @@ struct RelayProcess {
 impl RelayProcess {
     /// Starts the relay on a free port with `db` and waits (bounded) for `listening on ADDR`.
     fn start(db: &Path) -> RelayProcess {
+        RelayProcess::start_with(db, &[])
+    }
+
+    /// [`RelayProcess::start`] with more flags.
+    fn start_with(db: &Path, flags: &[&str]) -> RelayProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hearth-relay-test-bin"))
             .args(["--listen", "127.0.0.1:0", "--db"])
             .arg(db)
+            .args(flags)
             .env("RUST_LOG", "warn")
             .env_remove("HEARTH_RELAY_LISTEN")
             .env_remove("HEARTH_RELAY_DB")
@@ -65,6 +71,11 @@ impl RelayProcess {
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
         relay.url = format!("ws://{addr}/v1/sync");
         relay
+    }
+
+    /// Whether it is still running (it has not exited on its own).
+    fn running(&mut self) -> bool {
+        self.child.as_mut().unwrap().try_wait().unwrap().is_none()
     }
 
     /// SIGKILLs the relay and reaps it.
@@ -379,4 +390,184 @@ async fn sigkill_during_a_burst_of_pushes_keeps_every_committed_push_and_stores_
 
     drop(relay);
     assert_eq!(assert_relay_consistent(&db).len(), base + BURST + 2);
+}
+
+/// A small random-ish generator, seeded per run (printed, to replay a failure).
+fn rng(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+fn seed() -> u64 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("seed {seed}");
+    seed
+}
+
+/// `hearth ARGS` (the real program) on the profile in `home`, without a terminal.
+fn hearth(home: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth-test-bin"));
+    cmd.args(args)
+        .env("HEARTH_HOME", home)
+        .env_remove("HEARTH_PASSPHRASE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn hearth_ok(home: &Path, args: &[&str]) {
+    let out = hearth(home, args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "hearth {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_hearth_sync_mid_push_and_mid_apply_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("relay.db");
+    let relay = RelayProcess::start(&db);
+    let (mut sam, jordan) = couple(dir.path(), &relay.url).await;
+    // Jordan's device is the `hearth` program from here on.
+    let home = dir.path().join("jordan");
+    drop(jordan);
+    let mut seed = seed();
+
+    // How long one `hearth sync` with something to apply takes here: kills are spread
+    // over that span and a little beyond, from before it connects to after it is done.
+    for i in 0..10 {
+        appreciate(&mut sam, &format!("calibration {i}"));
+    }
+    sync_ok(&mut sam).await;
+    let started = Instant::now();
+    hearth_ok(&home, &["sync"]);
+    let typical = started.elapsed();
+
+    let (mut killed, mut finished) = (0, 0);
+    for round in 0..30 {
+        // Sam's writes give Jordan's sync something to apply, Jordan's something to push.
+        for i in 0..10 {
+            appreciate(&mut sam, &format!("sam {round}-{i}"));
+        }
+        sync_ok(&mut sam).await;
+        hearth_ok(&home, &["appreciate", &format!("jordan {round}")]);
+        let kill_at = typical.mul_f64((rng(&mut seed) % 1500) as f64 / 1000.0);
+        let started = Instant::now();
+        let mut child = hearth(&home, &["sync"]).spawn().unwrap();
+        let mut exited = None;
+        while started.elapsed() < kill_at {
+            if let Some(status) = child.try_wait().unwrap() {
+                exited = Some(status);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        match exited {
+            Some(status) => {
+                assert!(status.success(), "hearth sync failed on its own: {status}");
+                finished += 1;
+            }
+            None => {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                killed += 1;
+            }
+        }
+    }
+    eprintln!("{killed} syncs killed, {finished} finished");
+    assert!(killed >= 10, "the loop must kill syncs ({killed} kills)");
+
+    // No manual step: syncing again brings both sides together.
+    hearth_ok(&home, &["sync"]);
+    sync_ok(&mut sam).await;
+    hearth_ok(&home, &["sync"]);
+    let jordan = Profile::open(&home, None).unwrap();
+    let everything = appreciations(&sam);
+    assert_no_duplicates("Sam", &everything);
+    assert_eq!(everything.len(), 1 + 10 + 30 * 10 + 30, "{everything:?}");
+    assert_eq!(appreciations(&jordan), everything);
+    assert_eq!(sam.load().unwrap().heads(), jordan.load().unwrap().heads());
+
+    // Every envelope Jordan's device sealed is on the relay exactly once.
+    assert!(jordan.outbox().unwrap().is_empty());
+    let rows = assert_relay_consistent(&db);
+    let device = jordan.device_id();
+    assert_eq!(
+        counters_of(&rows, device.as_bytes()),
+        (1..=jordan.last_counter().unwrap()).collect::<BTreeSet<_>>()
+    );
+}
+
+/// Random bytes as hex: text that does not compress much.
+fn noise(seed: &mut u64, bytes: usize) -> String {
+    (0..bytes / 8)
+        .map(|_| format!("{:016x}", rng(seed)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_database_refuses_pushes_keeps_serving_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("relay.db");
+    // The database may grow to 1 MiB: SQLite's own "database or disk is full" at the cap,
+    // the same error a full disk gives.
+    let mut relay = RelayProcess::start_with(&db, &["--max-db-mib", "1"]);
+    let (mut sam, mut jordan) = couple(dir.path(), &relay.url).await;
+    let mut seed = seed();
+    let mut refusal = None;
+    for i in 0..40 {
+        let text = format!("large {i} {}", noise(&mut seed, 96 * 1024));
+        appreciate(&mut sam, &text);
+        match sync::sync_once(&mut sam, T).await {
+            Ok(_) => {}
+            Err(SyncError::Refused { code, message }) => {
+                refusal = Some((code, message));
+                break;
+            }
+            Err(e) => panic!("expected a refusal, got {e}"),
+        }
+    }
+    let (code, message) = refusal.expect("the capped database fills up");
+    assert_eq!(code, hearth_proto::RejectCode::QuotaExceeded);
+    assert!(message.contains("disk is full"), "{message}");
+    assert!(relay.running(), "the relay must not crash on a full disk");
+    let waiting = outbox_counters(&sam);
+    assert!(
+        !waiting.is_empty(),
+        "the refused envelope stays in Sam's outbox"
+    );
+
+    // It still serves: Jordan reads everything it stored, and another refusal is a
+    // refusal, not a crash.
+    sync_ok(&mut jordan).await;
+    let received = appreciations(&jordan).len();
+    assert!(received >= 2, "{received}");
+    assert!(matches!(
+        sync::sync_once(&mut sam, T).await,
+        Err(SyncError::Refused { .. })
+    ));
+    assert!(relay.running());
+    assert_eq!(outbox_counters(&sam), waiting);
+
+    // The operator makes room (here: lifts the cap); the devices sync as usual.
+    relay.sigkill();
+    let relay = RelayProcess::start(&db);
+    sam.set_relay(&relay.url).unwrap();
+    jordan.set_relay(&relay.url).unwrap();
+    sync_ok(&mut sam).await;
+    sync_ok(&mut jordan).await;
+    assert!(sam.outbox().unwrap().is_empty());
+    let everything = appreciations(&sam);
+    assert_eq!(appreciations(&jordan), everything);
+    assert!(everything.len() > received);
+    assert_relay_consistent(&db);
 }

@@ -249,7 +249,9 @@ pub fn run(relay_bin: &std::path::Path, seconds: u64, which: &[String]) -> Resul
                 .collect()
         };
         let l = runtime.block_on(latency(&mut pairs, &relay, samples, seconds))?;
-        let during = runtime.block_on(open_connections(relay.addr())).unwrap_or(0);
+        let during = runtime
+            .block_on(open_connections(relay.addr()))
+            .unwrap_or(0);
         for t in &tasks {
             t.abort();
         }

@@ -68,8 +68,9 @@ pub struct Options {
     pub crash_every: Duration,
     /// Put the relay's database on a tmpfs and fill it for a while (needs root: `mount`).
     pub full_disk: bool,
-    /// Afterwards, copy the relay's files mid-write and restart it from the copy.
-    pub copy_restart: bool,
+    /// Afterwards, a round of this length at the peak rate that copies the relay's files
+    /// mid-write (halfway) and restarts it from the copy (at three quarters).
+    pub copy_restart: Option<Duration>,
     /// Where the profiles and the relay's database go (emptied first).
     pub dir: PathBuf,
     /// The `hearth-relay` binary.
@@ -92,7 +93,7 @@ impl Options {
             disconnect_every: Duration::from_secs(90),
             crash_every: Duration::from_secs(180),
             full_disk: true,
-            copy_restart: true,
+            copy_restart: Some(Duration::from_secs(40)),
             dir,
             relay_bin,
             seed: 7,
@@ -126,6 +127,8 @@ struct Tally {
     relay_behind: AtomicU64,
     /// Envelopes a device refused (must stay 0: every envelope here is genuine).
     refused_envelopes: AtomicU64,
+    /// Why, by reason.
+    refusal_reasons: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl Tally {
@@ -139,6 +142,7 @@ impl Tally {
             "disk_full_refusals": n(&self.disk_full_refusals),
             "relay_behind_detected": n(&self.relay_behind),
             "envelopes_refused": n(&self.refused_envelopes),
+            "refusal_reasons": self.refusal_reasons.lock().map(|r| json!(*r)).unwrap_or_default(),
         })
     }
 }
@@ -150,6 +154,9 @@ struct Control {
     written: Vec<AtomicU64>,
     /// Whether each device holds everything and has nothing left to push.
     converged: Vec<AtomicBool>,
+    /// What each device last reported while draining, and its last error: said when one
+    /// does not converge.
+    status: Vec<std::sync::Mutex<String>>,
     tally: Tally,
 }
 
@@ -163,7 +170,7 @@ fn entry_text(d: usize, n: u64) -> String {
 }
 
 fn label(d: usize) -> String {
-    format!("p{}{}", d / 2, if d % 2 == 0 { 'a' } else { 'b' })
+    format!("p{}{}", d / 2, if d.is_multiple_of(2) { 'a' } else { 'b' })
 }
 
 /// An exponentially distributed delay with the given mean.
@@ -212,16 +219,45 @@ fn write_entry(profile: &mut Profile, ctl: &Control, d: usize) -> Result<()> {
 }
 
 /// Whether device `d` holds every entry of its pair and has nothing left to push.
-fn caught_up(profile: &Profile, ctl: &Control, d: usize) -> Result<bool> {
-    if !profile.outbox()?.is_empty() {
-        return Ok(false);
-    }
+fn caught_up(profile: &Profile, ctl: &Control, d: usize, live: bool) -> Result<bool> {
+    let outbox = profile.outbox()?.len();
     let expected =
         ctl.written[d].load(Ordering::SeqCst) + ctl.written[d ^ 1].load(Ordering::SeqCst);
-    Ok(profile.load()?.journal().len() as u64 == expected)
+    let have = profile.load()?.journal().len() as u64;
+    if let Ok(mut status) = ctl.status[d].lock() {
+        let error = status
+            .split_once(" | ")
+            .map(|(_, e)| e.to_owned())
+            .unwrap_or_default();
+        *status = format!(
+            "live {live}, outbox {outbox}, holds {have} of {expected} entries, cursor {} | {error}",
+            profile.cursor()?
+        );
+    }
+    Ok(live && outbox == 0 && have == expected)
 }
 
-fn note_error(ctl: &Control, e: &SyncError) {
+fn note_refused(ctl: &Control, report: &sync::SyncReport) {
+    ctl.tally
+        .refused_envelopes
+        .fetch_add(report.rejected.len() as u64, Ordering::Relaxed);
+    if let Ok(mut reasons) = ctl.tally.refusal_reasons.lock() {
+        for r in &report.rejected {
+            *reasons
+                .entry(r.reason.chars().take(60).collect())
+                .or_default() += 1;
+        }
+    }
+}
+
+fn note_error(ctl: &Control, d: usize, e: &SyncError) {
+    if let Ok(mut status) = ctl.status[d].lock() {
+        let head = status
+            .split_once(" | ")
+            .map(|(s, _)| s.to_owned())
+            .unwrap_or_default();
+        *status = format!("{head} | last error: {e}");
+    }
     let counter = match e {
         SyncError::Refused {
             code: RejectCode::QuotaExceeded,
@@ -275,16 +311,14 @@ async fn device(d: usize, ctl: Arc<Control>, mut phase: watch::Receiver<Phase>) 
                 if let Some(l) = live.as_mut()
                     && let Err(e) = l.push(&mut profile).await
                 {
-                    note_error(&ctl, &e);
+                    note_error(&ctl, d, &e);
                     live = None;
                     reconnect_at = Instant::now() + Duration::from_millis(100 + rng.below(900));
                 }
             }
             event = next_event(&mut live, &mut profile) => {
                 match event {
-                    Ok(LiveEvent::Received(report)) => {
-                        ctl.tally.refused_envelopes.fetch_add(report.rejected.len() as u64, Ordering::Relaxed);
-                    }
+                    Ok(LiveEvent::Received(report)) => note_refused(&ctl, &report),
                     Ok(LiveEvent::AclMoved) => {
                         if let Some(l) = live.take() {
                             l.close().await;
@@ -293,7 +327,7 @@ async fn device(d: usize, ctl: Arc<Control>, mut phase: watch::Receiver<Phase>) 
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        note_error(&ctl, &e);
+                        note_error(&ctl, d, &e);
                         live = None;
                         reconnect_at = Instant::now() + Duration::from_millis(100 + rng.below(900));
                     }
@@ -307,7 +341,7 @@ async fn device(d: usize, ctl: Arc<Control>, mut phase: watch::Receiver<Phase>) 
                     Ok((opened, report)) => {
                         live = Some(opened);
                         ctl.tally.reconnects.fetch_add(1, Ordering::Relaxed);
-                        ctl.tally.refused_envelopes.fetch_add(report.rejected.len() as u64, Ordering::Relaxed);
+                        note_refused(&ctl, &report);
                         if report.relay_behind.is_some() {
                             ctl.tally.relay_behind.fetch_add(1, Ordering::Relaxed);
                         }
@@ -318,7 +352,7 @@ async fn device(d: usize, ctl: Arc<Control>, mut phase: watch::Receiver<Phase>) 
                         }
                     }
                     Err(e) => {
-                        note_error(&ctl, &e);
+                        note_error(&ctl, d, &e);
                         ctl.tally.failed_opens.fetch_add(1, Ordering::Relaxed);
                         reconnect_at = Instant::now() + Duration::from_millis(200 + rng.below(1300));
                     }
@@ -349,7 +383,7 @@ async fn device(d: usize, ctl: Arc<Control>, mut phase: watch::Receiver<Phase>) 
                 reconnect_at = Instant::now() + Duration::from_millis(rng.below(2000));
             }
             _ = sleep_until(check_at.into()), if current == Phase::Drain => {
-                let done = live.is_some() && caught_up(&profile, &ctl, d)?;
+                let done = caught_up(&profile, &ctl, d, live.is_some())?;
                 ctl.converged[d].store(done, Ordering::SeqCst);
                 check_at = Instant::now() + Duration::from_secs(1);
             }
@@ -374,10 +408,9 @@ struct Supervisor {
 impl Supervisor {
     async fn start(bin: &Path, db: &Path) -> Result<Supervisor> {
         let (bin2, db2) = (bin.to_owned(), db.to_owned());
-        let relay = tokio::task::spawn_blocking(move || {
-            RelayProcess::start_at(&bin2, &db2, "127.0.0.1:0")
-        })
-        .await??;
+        let relay =
+            tokio::task::spawn_blocking(move || RelayProcess::start_at(&bin2, &db2, "127.0.0.1:0"))
+                .await??;
         Ok(Supervisor {
             bin: bin.to_owned(),
             db: db.to_owned(),
@@ -560,8 +593,8 @@ async fn round(
     let started = Instant::now();
     let mut rng = Rng::new(ctl.opts.seed ^ 0x50a4);
 
-    // The schedule: kills at random moments (at least 5 s apart, none in the first or
-    // last 5 s), phase changes, and the full disk and the copy in the last phase.
+    // The schedule: kills at random moments (at least half a slot apart, none in the first
+    // or last eighth, at most 5 s), phase changes, and the full disk and the copy late on.
     enum Fault {
         Phase(Phase),
         Kill,
@@ -576,11 +609,14 @@ async fn round(
         at += len.1;
         schedule.push((at, Fault::Phase(phase.0)));
     }
-    let span = total.saturating_sub(Duration::from_secs(10));
+    // The writing ends at `total`, whatever else is scheduled.
+    schedule.push((total, Fault::Phase(Phase::Drain)));
+    let margin = (total / 8).min(Duration::from_secs(5));
+    let span = total.saturating_sub(margin * 2);
     for k in 0..kills {
         let slot = span / kills.max(1) as u32;
         let within = Duration::from_millis(rng.below(slot.as_millis().max(1) as u64 / 2));
-        schedule.push((Duration::from_secs(5) + slot * k as u32 + within, Fault::Kill));
+        schedule.push((margin + slot * k as u32 + within, Fault::Kill));
     }
     if tmpfs.is_some() {
         let from = total.mul_f64(0.7);
@@ -678,10 +714,19 @@ async fn round(
             break;
         }
         if drain_started.elapsed() > limit {
+            let said: Vec<String> = behind
+                .iter()
+                .take(5)
+                .map(|d| {
+                    let status = ctl.status[*d].lock().map(|s| s.clone()).unwrap_or_default();
+                    format!("{}: {status}", label(*d))
+                })
+                .collect();
             bail!(
-                "{} devices had not caught up {limit:?} after the writing stopped, e.g. {}",
+                "{} devices had not caught up {limit:?} after the writing stopped:\n{}\n(so far: {})",
                 behind.len(),
-                behind.iter().take(5).map(|d| label(*d)).collect::<Vec<_>>().join(", ")
+                said.join("\n"),
+                ctl.tally.json()
             );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -733,16 +778,20 @@ struct Verified {
 fn verify(ctl: &Control, db: Option<&Path>) -> Result<Verified> {
     let mut out = Verified::default();
     let conn = db
-        .map(|db| rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY))
+        .map(|db| {
+            rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        })
         .transpose()?;
     for pair in 0..ctl.opts.pairs {
         let (a, b) = (2 * pair, 2 * pair + 1);
-        let profiles = [a, b]
-            .map(|d| Profile::open(&profile_home(&ctl.opts.dir, d), None));
+        let profiles = [a, b].map(|d| Profile::open(&profile_home(&ctl.opts.dir, d), None));
         let [pa, pb] = profiles;
         let (pa, pb) = (pa?, pb?);
         let (mut da, mut db_) = (pa.load()?, pb.load()?);
-        ensure!(da.heads() == db_.heads(), "pair {pair}: the two devices' heads differ");
+        ensure!(
+            da.heads() == db_.heads(),
+            "pair {pair}: the two devices' heads differ"
+        );
         let mut expected = BTreeSet::new();
         for d in [a, b] {
             for n in 0..ctl.written[d].load(Ordering::SeqCst) {
@@ -853,6 +902,7 @@ pub async fn run(opts: Options) -> Result<Vec<Value>> {
     let ctl = Arc::new(Control {
         written: (0..devices).map(|_| AtomicU64::new(0)).collect(),
         converged: (0..devices).map(|_| AtomicBool::new(false)).collect(),
+        status: (0..devices).map(|_| std::sync::Mutex::default()).collect(),
         tally: Tally::default(),
         opts,
     });
@@ -890,13 +940,13 @@ pub async fn run(opts: Options) -> Result<Vec<Value>> {
     println!("{line}");
     out.push(line);
 
-    if ctl.opts.copy_restart {
+    if let Some(length) = ctl.opts.copy_restart {
         sup.restart().await?;
         let copy_dir = ctl.opts.dir.join("relay-copy");
         let r = round(
             &ctl,
             &mut sup,
-            &[(Phase::Peak, Duration::from_secs(40))],
+            &[(Phase::Peak, length)],
             0,
             None,
             Some(&copy_dir),

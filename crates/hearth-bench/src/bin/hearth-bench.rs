@@ -146,7 +146,9 @@ fn main() -> Result<()> {
                 options.peak = std::time::Duration::from_secs(seconds);
             }
             options.full_disk = full_disk;
-            options.copy_restart = copy;
+            if !copy {
+                options.copy_restart = None;
+            }
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
