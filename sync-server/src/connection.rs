@@ -133,15 +133,27 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
         nonce,
         live: None,
         overflow: CancellationToken::new(),
+        writer_gone: CancellationToken::new(),
         subscribed: None,
         cursor: 0,
         own: BTreeSet::new(),
     };
-    let writer = write_loop(sink, out_rx);
+    // The session is never dropped in the middle of a frame: a push the store has taken
+    // must be answered and, above all, fanned out to the other subscribers, even when the
+    // pushing client is already gone (dropping it there once left a committed envelope that
+    // live subscribers never got). When the writer ends first, the session finishes the
+    // frame it is handling and stops before reading another.
+    let writer_gone = session.writer_gone.clone();
+    let writer = async move {
+        write_loop(sink, out_rx).await;
+        writer_gone.cancel();
+    };
+    let session = session.run(stream);
     tokio::pin!(writer);
+    tokio::pin!(session);
     tokio::select! {
-        () = &mut writer => {}
-        () = session.run(stream) => {
+        () = &mut writer => session.await,
+        () = &mut session => {
             let _ = tokio::time::timeout(FLUSH_TIMEOUT, writer).await;
         }
     }
@@ -176,6 +188,8 @@ struct Session {
     /// The last seq this connection has sent (or was told of) to its subscriber.
     cursor: u64,
     /// Seqs of this connection's own pushes past the cursor: never echoed back.
+    /// Cancelled when the connection's writer has stopped (the client is gone).
+    writer_gone: CancellationToken,
     own: BTreeSet<u64>,
 }
 
@@ -288,7 +302,10 @@ impl Session {
                 handshake_deadline
             };
             let overflow = self.overflow.clone();
+            let writer_gone = self.writer_gone.clone();
             let step = tokio::select! {
+                // Nothing can reach the client any more; checked between frames only.
+                () = writer_gone.cancelled() => return,
                 () = shutdown.cancelled() => {
                     self.close(1001, "the relay is shutting down; reconnect later").await;
                     return;

@@ -1175,3 +1175,59 @@ async fn a_member_can_delete_the_space_and_everyone_is_told() {
     );
     relay.stop().await;
 }
+
+/// Found by `hearth-bench soak`: a client that vanished right after pushing (a crash
+/// mid-push) made the relay's writer fail, which dropped the connection's session while it
+/// waited for the store. The push was committed but never fanned out: a partner connected
+/// live missed it until it reconnected, and the pusher's resend was a duplicate, so nothing
+/// published it later either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_stored_push_reaches_live_subscribers_even_if_its_pusher_vanished() {
+    const PUSHES: u64 = 40;
+    let relay = TestRelay::start().await;
+    let Couple {
+        space,
+        a_key,
+        b_key,
+        mut a,
+        b,
+        ..
+    } = couple(&relay).await;
+    assert!(a.subscribe(space, 0).await.is_empty());
+
+    // B sends a burst of pushes and is gone without reading a single answer.
+    let mut b = b;
+    for counter in 1..=PUSHES {
+        let bytes = envelope(&b_key, space, counter, &counter.to_be_bytes());
+        b.send(&ClientFrame::Push { envelope: bytes }).await;
+    }
+    drop(b);
+
+    // Once B's connection is over on the relay, whatever it stored is what a fresh
+    // subscriber reads back...
+    loop {
+        let metrics = relay.http_get("/metrics").await;
+        if metrics.contains("hearth_relay_connections_open 1\n") {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let mut c = relay.greeted().await;
+    assert!(matches!(
+        c.auth(&a_key, space, false).await,
+        RelayFrame::AclChanged { .. }
+    ));
+    let stored = c.subscribe(space, 0).await.len() as u64;
+    assert!(stored >= 1, "the relay stored some of the burst");
+    // ...and A, live all along, must have been sent every one of them.
+    let mut seqs = Vec::new();
+    while (seqs.len() as u64) < stored {
+        match a.recv().await {
+            RelayFrame::Event { seq, .. } => seqs.push(seq),
+            other => panic!("expected Event, got {other:?}"),
+        }
+    }
+    assert_eq!(seqs, (1..=stored).collect::<Vec<_>>());
+    drop((a, c));
+    relay.stop().await;
+}

@@ -157,6 +157,7 @@ struct Control {
     /// What each device last reported while draining, and its last error: said when one
     /// does not converge.
     status: Vec<std::sync::Mutex<String>>,
+    traces: Vec<std::sync::Mutex<Vec<String>>>,
     tally: Tally,
 }
 
@@ -268,6 +269,18 @@ fn note_error(ctl: &Control, d: usize, e: &SyncError) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Keeps the last few things device `d` did, to say when it does not converge.
+fn trace(ctl: &Control, d: usize, profile: &Profile, what: &str) {
+    let cursor = profile.cursor().unwrap_or(0);
+    let mark = profile.landmark().ok().flatten().map_or(0, |m| m.seq);
+    if let Ok(mut t) = ctl.traces[d].lock() {
+        if t.len() >= 16 {
+            t.remove(0);
+        }
+        t.push(format!("{what}@c{cursor}/m{mark}"));
+    }
+}
+
 /// One device: writes at the phase's rate, stays live, and suffers the faults.
 async fn device(d: usize, ctl: Arc<Control>, mut phase: watch::Receiver<Phase>) -> Result<()> {
     let home = profile_home(&ctl.opts.dir, d);
@@ -307,6 +320,7 @@ async fn device(d: usize, ctl: Arc<Control>, mut phase: watch::Receiver<Phase>) 
             }
             _ = sleep_until(write_at.into()) => {
                 write_entry(&mut profile, &ctl, d)?;
+                trace(&ctl, d, &profile, "write");
                 write_at = every(current).map_or_else(far, |e| Instant::now() + jitter(&mut rng, e));
                 if let Some(l) = live.as_mut()
                     && let Err(e) = l.push(&mut profile).await
@@ -318,7 +332,11 @@ async fn device(d: usize, ctl: Arc<Control>, mut phase: watch::Receiver<Phase>) 
             }
             event = next_event(&mut live, &mut profile) => {
                 match event {
-                    Ok(LiveEvent::Received(report)) => note_refused(&ctl, &report),
+                    Ok(LiveEvent::Received(report)) => {
+                        note_refused(&ctl, &report);
+                        trace(&ctl, d, &profile, "ev");
+                    }
+                    Ok(LiveEvent::Committed) => trace(&ctl, d, &profile, "ok"),
                     Ok(LiveEvent::AclMoved) => {
                         if let Some(l) = live.take() {
                             l.close().await;
@@ -328,6 +346,7 @@ async fn device(d: usize, ctl: Arc<Control>, mut phase: watch::Receiver<Phase>) 
                     Ok(_) => {}
                     Err(e) => {
                         note_error(&ctl, d, &e);
+                        trace(&ctl, d, &profile, "err");
                         live = None;
                         reconnect_at = Instant::now() + Duration::from_millis(100 + rng.below(900));
                     }
@@ -340,6 +359,7 @@ async fn device(d: usize, ctl: Arc<Control>, mut phase: watch::Receiver<Phase>) 
                 match Live::open(&mut profile, T).await {
                     Ok((opened, report)) => {
                         live = Some(opened);
+                        trace(&ctl, d, &profile, &format!("open(+{})", report.received));
                         ctl.tally.reconnects.fetch_add(1, Ordering::Relaxed);
                         note_refused(&ctl, &report);
                         if report.relay_behind.is_some() {
@@ -363,6 +383,7 @@ async fn device(d: usize, ctl: Arc<Control>, mut phase: watch::Receiver<Phase>) 
                     l.close().await;
                 }
                 ctl.tally.disconnects.fetch_add(1, Ordering::Relaxed);
+                trace(&ctl, d, &profile, "disc");
                 reconnect_at = Instant::now() + Duration::from_millis(rng.below(2000));
             }
             _ = sleep_until(crash_at.into()), if faults && live.is_some() => {
@@ -380,6 +401,7 @@ async fn device(d: usize, ctl: Arc<Control>, mut phase: watch::Receiver<Phase>) 
                 drop(profile);
                 profile = Profile::open(&home, None)?;
                 ctl.tally.crashes.fetch_add(1, Ordering::Relaxed);
+                trace(&ctl, d, &profile, "crash");
                 reconnect_at = Instant::now() + Duration::from_millis(rng.below(2000));
             }
             _ = sleep_until(check_at.into()), if current == Phase::Drain => {
@@ -719,7 +741,18 @@ async fn round(
                 .take(5)
                 .map(|d| {
                     let status = ctl.status[*d].lock().map(|s| s.clone()).unwrap_or_default();
-                    format!("{}: {status}", label(*d))
+                    let trace = ctl.traces[*d]
+                        .lock()
+                        .map(|t| t.join(" "))
+                        .unwrap_or_default();
+                    let partner = ctl.traces[*d ^ 1]
+                        .lock()
+                        .map(|t| t.join(" "))
+                        .unwrap_or_default();
+                    format!(
+                        "{}: {status}\n  did: {trace}\n  partner did: {partner}",
+                        label(*d)
+                    )
                 })
                 .collect();
             bail!(
@@ -903,6 +936,7 @@ pub async fn run(opts: Options) -> Result<Vec<Value>> {
         written: (0..devices).map(|_| AtomicU64::new(0)).collect(),
         converged: (0..devices).map(|_| AtomicBool::new(false)).collect(),
         status: (0..devices).map(|_| std::sync::Mutex::default()).collect(),
+        traces: (0..devices).map(|_| std::sync::Mutex::default()).collect(),
         tally: Tally::default(),
         opts,
     });
