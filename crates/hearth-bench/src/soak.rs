@@ -769,6 +769,13 @@ async fn round(
     for d in devices {
         d.await??;
     }
+    // Every envelope here is genuine: refusing one is a bug.
+    let refused = ctl.tally.refused_envelopes.load(Ordering::Relaxed);
+    ensure!(
+        refused == 0,
+        "devices refused {refused} genuine envelopes: {}",
+        ctl.tally.json()
+    );
     for c in &ctl.converged {
         c.store(false, Ordering::SeqCst);
     }

@@ -632,7 +632,7 @@ async fn exchange(
     .await?;
     let behind = |profile: &mut Profile, head: u64, mark: Landmark| {
         // Restored from an older backup: what it lost is resent from here.
-        profile.relay_rewound(head)?;
+        profile.relay_rewound()?;
         Err(SyncError::RelayBehind {
             head,
             cursor: mark.seq,

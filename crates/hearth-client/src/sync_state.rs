@@ -256,19 +256,29 @@ impl Profile {
     /// was. It was restored from an older backup (or a copy of its files) or lost its
     /// database, and may have taken new writes since. Rewinds the cursor to the start, so
     /// the next sync reads the relay's whole history again (what this device already has is
-    /// recognised and skipped; replays up to `head`, the relay's head when this was found,
-    /// are expected and not reported), and marks everything as not yet pushed, so it seals
+    /// recognised and skipped), and marks everything as not yet pushed, so it seals
     /// the whole document this device holds (its own changes and everyone else's) and
     /// pushes it again: the relay gets back what it lost, and every device converges.
     /// Envelopes still in the outbox stay there and go out as well.
     ///
+    /// From then on, the relay delivering again an envelope this device had already applied
+    /// is expected, not reported as a replay: reading the history again brings them all, and
+    /// a device whose `Committed` the restore lost pushes them once more.
+    ///
     /// # Errors
     /// A database error; nothing changed then.
-    pub fn relay_rewound(&mut self, head: u64) -> Result<(), Error> {
+    pub fn relay_rewound(&mut self) -> Result<(), Error> {
         let tx = self.begin_write()?;
         store::set_meta(&tx, "cursor", "0")?;
         store::set_meta(&tx, "pushed_heads", "")?;
-        store::set_meta(&tx, "resync_until", &head.to_string())?;
+        // Per author, the highest counter applied so far: what may come again.
+        let mut stmt = tx.prepare("SELECT device, MAX(counter) FROM seen GROUP BY device")?;
+        let applied = stmt
+            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?
+            .map(|row| row.map(|(device, counter)| format!("{}:{counter}", hex::encode(device))))
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(stmt);
+        store::set_meta(&tx, "applied_before_rewind", &applied.join(","))?;
         tx.execute(
             "DELETE FROM meta WHERE key IN ('cursor_mark', 'own_mark')",
             [],
@@ -495,7 +505,15 @@ impl Profile {
         let mut outcomes = Vec::with_capacity(items.len());
         let mut last_seq = 0;
         let mut last_mark = None;
-        let resync_until = meta_u64(&tx, "resync_until")?.unwrap_or(0);
+        let before_rewind = store::get_meta(&tx, "applied_before_rewind")?.unwrap_or_default();
+        let expected_again = |author: &[u8], counter: i64| {
+            let author = hex::encode(author);
+            before_rewind.split(',').any(|entry| {
+                entry.split_once(':').is_some_and(|(a, c)| {
+                    a == author && c.parse::<i64>().is_ok_and(|c| counter <= c)
+                })
+            })
+        };
         for (seq, envelope, key) in items {
             if *seq >= last_seq {
                 last_seq = *seq;
@@ -516,8 +534,8 @@ impl Profile {
                         params![author, counter],
                         |r| r.get(0),
                     )?;
-                    if seen && *seq <= resync_until {
-                        // Read again after the relay was found restored: expected.
+                    if seen && expected_again(author, counter) {
+                        // Read or pushed again after the relay was found restored: expected.
                         Incoming::Known
                     } else if seen {
                         Incoming::Replayed
@@ -736,6 +754,46 @@ mod tests {
             2,
             "only the new change was sent"
         );
+    }
+
+    #[test]
+    fn after_a_rewind_what_was_applied_before_may_come_again_but_later_replays_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = profile(dir.path(), "a");
+        let key = EpochKey::generate().unwrap();
+        a.put_epoch_key(0, &key).unwrap();
+        let mut b = copy_profile(&dir.path().join("a"), &dir.path().join("b"));
+        let mut sealed = |text: &str| {
+            appreciate(&mut a, text);
+            a.stage_outgoing(0).unwrap();
+            let (counter, bytes) = a.outbox().unwrap().pop().unwrap();
+            a.acknowledge(counter, counter).unwrap();
+            Envelope::decode(&bytes).unwrap()
+        };
+        let first = sealed("before the restore");
+        assert_eq!(
+            b.apply_incoming(1, &first, &key).unwrap(),
+            Incoming::Applied
+        );
+
+        // The relay was found restored: B reads everything again, and A pushes again what
+        // the restore lost. Neither is a replay worth a warning.
+        b.relay_rewound().unwrap();
+        assert_eq!(b.cursor().unwrap(), 0);
+        assert_eq!(b.apply_incoming(1, &first, &key).unwrap(), Incoming::Known);
+        assert_eq!(b.apply_incoming(7, &first, &key).unwrap(), Incoming::Known);
+
+        // What arrives after the rewind is judged as ever.
+        let second = sealed("after the restore");
+        assert_eq!(
+            b.apply_incoming(8, &second, &key).unwrap(),
+            Incoming::Applied
+        );
+        assert_eq!(
+            b.apply_incoming(9, &second, &key).unwrap(),
+            Incoming::Replayed
+        );
+        assert_eq!(b.load().unwrap().appreciations().len(), 2);
     }
 
     #[test]
