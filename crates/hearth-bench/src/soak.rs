@@ -272,7 +272,11 @@ fn note_error(ctl: &Control, d: usize, e: &SyncError) {
 /// Keeps the last few things device `d` did, to say when it does not converge.
 fn trace(ctl: &Control, d: usize, profile: &Profile, what: &str) {
     let cursor = profile.cursor().unwrap_or(0);
-    let mark = profile.landmark().ok().flatten().map_or(0, |m| m.seq);
+    let mark = profile
+        .landmarks()
+        .ok()
+        .and_then(|m| m.last().map(|m| m.seq))
+        .unwrap_or(0);
     if let Ok(mut t) = ctl.traces[d].lock() {
         if t.len() >= 16 {
             t.remove(0);

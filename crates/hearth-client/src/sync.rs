@@ -605,7 +605,7 @@ async fn exchange(
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
     // Taken before pushing: the relay must still hold what this device last saw there.
-    let mut landmark = profile.landmark()?;
+    let mut marks = profile.landmarks()?;
     profile.stage_outgoing(state.epoch())?;
     let mut moved: u64 = 0;
     for (counter, envelope) in profile.outbox()? {
@@ -620,11 +620,13 @@ async fn exchange(
         }
     }
     let cursor = profile.cursor()?;
-    // The envelope at the cursor is asked for again, to compare it with the landmark.
-    let since_seq = match landmark {
-        Some(mark) if mark.seq == cursor => cursor - 1,
-        _ => cursor,
-    };
+    // Landmarks at or before the cursor are read again, only to compare them.
+    let since_seq = marks
+        .iter()
+        .map(|m| m.seq)
+        .filter(|seq| *seq <= cursor)
+        .min()
+        .map_or(cursor, |seq| seq - 1);
     link.send(&ClientFrame::Subscribe {
         space: *space,
         since_seq,
@@ -641,29 +643,28 @@ async fn exchange(
     loop {
         match link.recv().await? {
             RelayFrame::Batch { items, head } => {
-                if let Some(mark) = landmark
-                    && head < mark.seq
-                {
-                    return behind(profile, head, mark);
+                if let Some(mark) = marks.iter().rev().find(|m| head < m.seq) {
+                    return behind(profile, head, *mark);
                 }
                 let done = items.last().is_none_or(|(seq, _)| *seq >= head);
                 let mut kept = Vec::with_capacity(items.len());
                 for (seq, bytes) in items {
-                    if let Some(mark) = landmark
+                    // The first landmark not checked yet, once the batch reaches its place.
+                    if let Some(mark) = marks.first().copied()
                         && seq >= mark.seq
                     {
-                        match Landmark::check(&mark, seq, &bytes) {
+                        match mark.check(seq, &bytes) {
                             Some(true) => {
-                                landmark = None;
-                                if seq == cursor {
-                                    // Applied before: asked for only to compare.
-                                    continue;
-                                }
+                                marks.remove(0);
                             }
-                            // A snapshot replaced it: the relay compacted, not rewound.
-                            None => landmark = None,
+                            // A snapshot replaced them: the relay compacted, not rewound.
+                            None => marks.clear(),
                             Some(false) => return behind(profile, head, mark),
                         }
+                    }
+                    if seq <= cursor {
+                        // Applied before: asked for only to compare.
+                        continue;
                     }
                     moved += bytes.len() as u64;
                     kept.push((seq, bytes));
@@ -676,9 +677,9 @@ async fn exchange(
                     &mut report,
                 )?;
                 if done {
-                    if let Some(mark) = landmark {
+                    if let Some(mark) = marks.first() {
                         // It holds later envelopes but not the landmark's.
-                        return behind(profile, head, mark);
+                        return behind(profile, head, *mark);
                     }
                     break;
                 }

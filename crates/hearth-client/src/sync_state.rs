@@ -311,38 +311,45 @@ impl Profile {
         Ok(())
     }
 
-    /// The latest envelope this device can name by its place on the relay: the one at its
-    /// cursor (the last it applied) or the last of its own the relay committed, whichever
-    /// came later. An honest relay still holds it there; [`crate::sync`] checks that on
-    /// every sync, to notice a relay restored from a backup even after it took new writes.
-    /// `None` before the first, or when a snapshot has replaced it.
+    /// How far back (in relay sequence numbers) a sync re-reads to check this device's own
+    /// last committed envelope: beyond it, the check is skipped rather than re-reading more.
+    pub const OWN_LANDMARK_REACH: u64 = 32;
+
+    /// The envelopes this device can name by their place on the relay, in order: the one at
+    /// its cursor (the last it applied) and the last of its own the relay committed (if it
+    /// is at most [`OWN_LANDMARK_REACH`](Self::OWN_LANDMARK_REACH) behind the cursor). An
+    /// honest relay still holds them there; [`crate::sync`] checks that on every sync, to
+    /// notice a relay restored from a backup even after it took new writes. The own one
+    /// matters most: only this device can ever push its envelopes, and once committed it
+    /// never pushes one again, so nothing but the original can sit in its place; a partner
+    /// re-pushing an envelope whose `Committed` the restore lost could land it at the very
+    /// seq this device had it at.
     ///
     /// # Errors
     /// A database error.
-    pub fn landmark(&self) -> Result<Option<Landmark>, Error> {
-        let parse = |v: Option<String>| -> Option<(u64, Vec<u8>, u64)> {
+    pub fn landmarks(&self) -> Result<Vec<Landmark>, Error> {
+        let parse = |v: Option<String>| -> Option<Landmark> {
             let v = v?;
             let mut parts = v.split(' ');
             let seq = parts.next()?.parse().ok()?;
             let author = hex::decode(parts.next()?).ok()?;
             let counter = parts.next()?.parse().ok()?;
-            Some((seq, author, counter))
-        };
-        // Only while it still names the cursor's place.
-        let cursor = self.cursor()?;
-        let received = parse(store::get_meta(&self.conn, "cursor_mark")?).filter(|m| m.0 == cursor);
-        let own = parse(store::get_meta(&self.conn, "own_mark")?);
-        let latest = match (received, own) {
-            (Some(r), Some(o)) => Some(if o.0 > r.0 { o } else { r }),
-            (r, o) => r.or(o),
-        };
-        Ok(latest.and_then(|(seq, author, counter)| {
             Some(Landmark {
                 seq,
                 author: DeviceId::from_bytes(author.try_into().ok()?),
                 counter,
             })
-        }))
+        };
+        let cursor = self.cursor()?;
+        // Only while it still names the cursor's place.
+        let received =
+            parse(store::get_meta(&self.conn, "cursor_mark")?).filter(|m| m.seq == cursor);
+        let own = parse(store::get_meta(&self.conn, "own_mark")?)
+            .filter(|m| m.seq + Self::OWN_LANDMARK_REACH >= cursor);
+        let mut marks: Vec<Landmark> = received.into_iter().chain(own).collect();
+        marks.sort_by_key(|m| m.seq);
+        marks.dedup_by_key(|m| m.seq);
+        Ok(marks)
     }
 
     /// Bytes of envelopes sent or received since this device last pushed a snapshot.
