@@ -593,6 +593,8 @@ async fn setup(opts: &Options, url: &str) -> Result<()> {
 /// What one round of load did.
 #[derive(Debug)]
 struct Round {
+    /// Entries written in each phase, in order.
+    phase_writes: Vec<u64>,
     tally: Value,
     drain: Duration,
     kills: usize,
@@ -658,6 +660,9 @@ async fn round(
     let mut full_disk = None;
     let mut copied = None;
     let kills_before = sup.kills;
+    let writes = || ctl.tally.writes.load(Ordering::Relaxed);
+    let mut phase_writes = Vec::new();
+    let mut phase_start = writes();
     for (at, fault) in schedule {
         let deadline = started + at;
         // Watch the relay while waiting: it must never exit on its own.
@@ -666,7 +671,11 @@ async fn round(
             tokio::time::sleep((deadline - Instant::now()).min(Duration::from_secs(1))).await;
         }
         match fault {
-            Fault::Phase(p) => tx.send_replace(p),
+            Fault::Phase(p) => {
+                phase_writes.push(writes() - phase_start);
+                phase_start = writes();
+                tx.send_replace(p)
+            }
             Fault::Kill => {
                 sup.sigkill()?;
                 // Down for up to 2 s: devices find it gone and keep writing offline.
@@ -784,6 +793,7 @@ async fn round(
         c.store(false, Ordering::SeqCst);
     }
     Ok(Round {
+        phase_writes,
         tally: ctl.tally.json(),
         drain,
         kills: sup.kills - kills_before,
@@ -975,6 +985,7 @@ pub async fn run(opts: Options) -> Result<Vec<Value>> {
         "setup_s": setup_time.as_secs(),
         "realistic_s": ctl.opts.realistic.as_secs(), "realistic_every_s": ctl.opts.realistic_every.as_secs_f64(),
         "peak_s": ctl.opts.peak.as_secs(), "peak_every_s": ctl.opts.peak_every.as_secs_f64(),
+        "realistic_writes": r.phase_writes.first(), "peak_writes": r.phase_writes.get(1),
         "seconds": elapsed.as_secs(), "relay_sigkills": r.kills, "full_disk": r.full_disk,
         "devices_counted": r.tally, "drain_s": (r.drain.as_secs_f64() * 10.0).round() / 10.0,
         "entries_verified": checked.entries, "envelopes_verified": checked.envelopes,
@@ -1004,7 +1015,7 @@ pub async fn run(opts: Options) -> Result<Vec<Value>> {
         let checked = tokio::task::block_in_place(|| verify(&ctl, None))?;
         let line = json!({
             "bench": "hearth-relay", "test": "soak_copy_restart", "pairs": ctl.opts.pairs,
-            "copied": r.copied, "devices_counted": r.tally,
+            "copied": r.copied, "writes": r.phase_writes.first(), "devices_counted": r.tally,
             "drain_s": (r.drain.as_secs_f64() * 10.0).round() / 10.0,
             "entries_verified": checked.entries,
             "connections_to_zero_ms": zero.as_millis() as u64,
