@@ -2,7 +2,7 @@
 //! send it everything they hold again, and converge, with nothing lost and no manual step.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hearth_client::Profile;
@@ -64,6 +64,35 @@ async fn restart_from(
         device.set_relay(&relay.url).unwrap();
     }
     relay
+}
+
+/// Sam and Jordan paired on a relay in a temporary folder, both synced, then an online
+/// backup of the relay.
+struct Backed {
+    dir: tempfile::TempDir,
+    db: PathBuf,
+    saved: PathBuf,
+    relay: TestRelay,
+    sam: Profile,
+    jordan: Profile,
+}
+
+async fn backed_up() -> Backed {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("relay.db");
+    let saved = dir.path().join("backup.db");
+    let (relay, mut sam, mut jordan) = couple(dir.path()).await;
+    sync(&mut sam).await;
+    sync(&mut jordan).await;
+    backup(&db, &saved);
+    Backed {
+        dir,
+        db,
+        saved,
+        relay,
+        sam,
+        jordan,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,13 +157,14 @@ async fn after_a_restore_from_an_older_backup_the_devices_resend_and_converge() 
 async fn a_relay_that_lost_everything_but_the_space_is_refilled_by_one_sync() {
     // The backup is taken right after pairing: the relay's head is then at most a few
     // envelopes, far behind both cursors after a day of writing.
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("relay.db");
-    let saved = dir.path().join("backup.db");
-    let (relay, mut sam, mut jordan) = couple(dir.path()).await;
-    sync(&mut sam).await;
-    sync(&mut jordan).await;
-    backup(&db, &saved);
+    let Backed {
+        dir,
+        db,
+        saved,
+        relay,
+        mut sam,
+        mut jordan,
+    } = backed_up().await;
     for i in 0..20 {
         appreciate(&mut sam, &format!("Sam {i}"));
         appreciate(&mut jordan, &format!("Jordan {i}"));
@@ -166,13 +196,14 @@ async fn a_relay_that_lost_everything_but_the_space_is_refilled_by_one_sync() {
 /// that the relay still holds the last envelope it saw (or committed) in the same place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_that_returns_after_the_restored_relay_moved_past_its_cursor_still_converges() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("relay.db");
-    let saved = dir.path().join("backup.db");
-    let (relay, mut sam, mut jordan) = couple(dir.path()).await;
-    sync(&mut sam).await;
-    sync(&mut jordan).await;
-    backup(&db, &saved);
+    let Backed {
+        dir: _dir,
+        db,
+        saved,
+        relay,
+        mut sam,
+        mut jordan,
+    } = backed_up().await;
 
     // After the backup: Sam writes, Jordan receives it and writes back. Both are committed
     // on the relay, and both are lost with the restore.
