@@ -65,6 +65,14 @@ pub enum Command {
     Device(DeviceCommand),
     /// See hearth in action: a scripted week in a throwaway profile
     Demo(DemoArgs),
+    /// Print a completion script for your shell, e.g. `hearth completions bash >
+    /// ~/.local/share/bash-completion/completions/hearth`
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `hearth man > ~/.local/share/man/man1/hearth.1`
+    Man,
 }
 
 #[derive(Debug, Args)]

@@ -592,6 +592,33 @@ fn usage_mistakes_exit_1_and_help_exits_0() {
 }
 
 #[test]
+fn completions_and_the_manual_page_come_from_the_command_line_without_a_profile() {
+    let dev = device();
+    for (shell, marker) in [
+        ("bash", "_hearth()"),
+        ("zsh", "#compdef hearth"),
+        ("fish", "complete -c hearth"),
+    ] {
+        let script = dev.ok(["completions", shell]);
+        assert!(script.contains(marker), "{shell}:\n{script}");
+        for command in ["checkin", "appreciate", "journal", "sync", "device"] {
+            assert!(script.contains(command), "{shell} completes {command}");
+        }
+    }
+    let page = dev.ok(["man"]);
+    assert!(page.contains(".TH hearth 1"), "{page}");
+    for section in [".SH NAME", ".SH SYNOPSIS", ".SH SUBCOMMANDS"] {
+        assert!(page.contains(section), "the page has {section}");
+    }
+    assert!(page.contains("checkin") && page.contains("HEARTH_HOME"));
+    let run = dev.run(["completions", "cmd"]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("possible values"), "{}", run.stderr);
+    // Nothing was created: no profile is needed, none is made.
+    assert!(!dev.home().exists());
+}
+
+#[test]
 fn init_never_overwrites_an_existing_profile() {
     let dev = device();
     init(&dev, "Sam");

@@ -24,8 +24,27 @@ use crate::session::Session;
 
 /// Runs the command `cli` names.
 pub fn run(cli: Cli) -> Result<()> {
+    // Generated from the command line itself, with no profile involved.
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "hearth", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man => {
+            let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            let mut out = Vec::new();
+            page.render(&mut out)
+                .context("cannot render the manual page")?;
+            std::io::Write::write_all(&mut std::io::stdout(), &out)
+                .context("cannot write the manual page")?;
+            return Ok(());
+        }
+        _ => {}
+    }
     let session = Session::new(cli.home, cli.json)?;
     match cli.command {
+        Command::Completions { .. } | Command::Man => Ok(()),
         Command::Init(args) => init::run(&session, args),
         Command::Checkin(args) => checkin::run(&session, args),
         Command::Appreciate(args) => appreciate::run(&session, args),
