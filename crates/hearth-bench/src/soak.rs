@@ -156,7 +156,7 @@ struct Control {
     converged: Vec<AtomicBool>,
     /// What each device last reported while draining, and its last error: said when one
     /// does not converge.
-    status: Vec<std::sync::Mutex<String>>,
+    status: Vec<std::sync::Mutex<Status>>,
     traces: Vec<std::sync::Mutex<Vec<String>>>,
     tally: Tally,
 }
@@ -219,6 +219,13 @@ fn write_entry(profile: &mut Profile, ctl: &Control, d: usize) -> Result<()> {
     Ok(())
 }
 
+/// A device's state while draining, and its last error.
+#[derive(Debug, Default)]
+struct Status {
+    state: String,
+    last_error: String,
+}
+
 /// Whether device `d` holds every entry of its pair and has nothing left to push.
 fn caught_up(profile: &Profile, ctl: &Control, d: usize, live: bool) -> Result<bool> {
     let outbox = profile.outbox()?.len();
@@ -226,12 +233,8 @@ fn caught_up(profile: &Profile, ctl: &Control, d: usize, live: bool) -> Result<b
         ctl.written[d].load(Ordering::SeqCst) + ctl.written[d ^ 1].load(Ordering::SeqCst);
     let have = profile.load()?.journal().len() as u64;
     if let Ok(mut status) = ctl.status[d].lock() {
-        let error = status
-            .split_once(" | ")
-            .map(|(_, e)| e.to_owned())
-            .unwrap_or_default();
-        *status = format!(
-            "live {live}, outbox {outbox}, holds {have} of {expected} entries, cursor {} | {error}",
+        status.state = format!(
+            "live {live}, outbox {outbox}, holds {have} of {expected} entries, cursor {}",
             profile.cursor()?
         );
     }
@@ -253,11 +256,7 @@ fn note_refused(ctl: &Control, report: &sync::SyncReport) {
 
 fn note_error(ctl: &Control, d: usize, e: &SyncError) {
     if let Ok(mut status) = ctl.status[d].lock() {
-        let head = status
-            .split_once(" | ")
-            .map(|(s, _)| s.to_owned())
-            .unwrap_or_default();
-        *status = format!("{head} | last error: {e}");
+        status.last_error = e.to_string();
     }
     let counter = match e {
         SyncError::Refused {
@@ -753,7 +752,10 @@ async fn round(
                 .iter()
                 .take(5)
                 .map(|d| {
-                    let status = ctl.status[*d].lock().map(|s| s.clone()).unwrap_or_default();
+                    let status = ctl.status[*d]
+                        .lock()
+                        .map(|s| format!("{} | last error: {}", s.state, s.last_error))
+                        .unwrap_or_default();
                     let trace = ctl.traces[*d]
                         .lock()
                         .map(|t| t.join(" "))

@@ -85,8 +85,9 @@ pub enum SyncError {
     AclMoved,
     /// The relay no longer holds what this device received from it (its head is behind,
     /// or another envelope sits where one this device saw was): it was restored from an
-    /// older backup or lost its database. This device rewound to the relay's head
-    /// and sends it everything again on the next attempt ([`sync_once`] makes it at once).
+    /// older backup or lost its database. This device rewound to the start: it reads the
+    /// relay's history again and sends it everything on the next attempt ([`sync_once`]
+    /// makes it at once).
     #[error(
         "the relay no longer holds update {cursor} as this device received it (it holds \
          {head}): it was probably restored from a backup; this device will read its history \
@@ -129,8 +130,9 @@ pub struct SyncReport {
     /// Envelopes received that still wait for earlier changes which have not arrived (the
     /// relay withheld or reordered them, or one was refused); they apply once those do.
     pub waiting: usize,
-    /// The relay had gone back in time (restored from a backup?): `(its head, this
-    /// device's cursor)` when that was found. This sync sent it everything again.
+    /// The relay had gone back in time (restored from a backup?): `(its head, the place of
+    /// the landmark it no longer held)` when that was found. This sync read its history
+    /// again and sent it everything.
     pub relay_behind: Option<(u64, u64)>,
 }
 

@@ -16,7 +16,7 @@ use rusqlite::{OptionalExtension, params};
 use crate::store::{self, ChunkKind};
 use crate::{Error, Profile};
 
-/// An envelope named by its place on the relay: see [`Profile::landmark`].
+/// An envelope named by its place on the relay: see [`Profile::landmarks`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Landmark {
     /// Its sequence number on the relay.
@@ -42,6 +42,60 @@ impl Landmark {
         }
         Some(seq == self.seq && header.author == self.author && header.counter == self.counter)
     }
+
+    fn at(seq: u64, header: &EnvelopeHeader) -> Landmark {
+        Landmark {
+            seq,
+            author: header.author,
+            counter: header.counter,
+        }
+    }
+
+    /// As kept in the profile's `meta`: `SEQ AUTHOR-HEX COUNTER`.
+    fn encode(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.seq,
+            hex::encode(self.author.as_bytes()),
+            self.counter
+        )
+    }
+
+    fn decode(stored: &str) -> Option<Landmark> {
+        let mut parts = stored.split(' ');
+        let seq = parts.next()?.parse().ok()?;
+        let author = hex::decode(parts.next()?).ok()?;
+        let counter = parts.next()?.parse().ok()?;
+        Some(Landmark {
+            seq,
+            author: DeviceId::from_bytes(author.try_into().ok()?),
+            counter,
+        })
+    }
+}
+
+fn get_landmark(conn: &rusqlite::Connection, key: &str) -> Result<Option<Landmark>, Error> {
+    Ok(store::get_meta(conn, key)?.and_then(|v| Landmark::decode(&v)))
+}
+
+/// Moves the cursor forward to `seq` (never back), naming the envelope there (`header`, if
+/// it decoded) as the cursor's landmark.
+fn advance_cursor(
+    tx: &rusqlite::Transaction<'_>,
+    seq: u64,
+    header: Option<&EnvelopeHeader>,
+) -> Result<(), Error> {
+    if seq <= meta_u64(tx, "cursor")?.unwrap_or(0) {
+        return Ok(());
+    }
+    store::set_meta(tx, "cursor", &seq.to_string())?;
+    match header {
+        Some(h) => store::set_meta(tx, "cursor_mark", &Landmark::at(seq, h).encode())?,
+        None => {
+            tx.execute("DELETE FROM meta WHERE key = 'cursor_mark'", [])?;
+        }
+    }
+    Ok(())
 }
 
 /// What happened to an incoming envelope.
@@ -252,7 +306,7 @@ impl Profile {
     }
 
     /// The relay no longer holds the history this device received: its head is below this
-    /// device's [`landmark`](Self::landmark), or another envelope sits where the landmark's
+    /// device's [`landmarks`](Self::landmarks), or another envelope sits where one of them
     /// was. It was restored from an older backup (or a copy of its files) or lost its
     /// database, and may have taken new writes since. Rewinds the cursor to the start, so
     /// the next sync reads the relay's whole history again (what this device already has is
@@ -294,19 +348,7 @@ impl Profile {
     /// A database error.
     pub fn pass(&mut self, seq: u64, header: Option<&EnvelopeHeader>) -> Result<(), Error> {
         let tx = self.begin_write()?;
-        if seq > meta_u64(&tx, "cursor")?.unwrap_or(0) {
-            store::set_meta(&tx, "cursor", &seq.to_string())?;
-            match header {
-                Some(h) => store::set_meta(
-                    &tx,
-                    "cursor_mark",
-                    &format!("{seq} {} {}", hex::encode(h.author.as_bytes()), h.counter),
-                )?,
-                None => {
-                    tx.execute("DELETE FROM meta WHERE key = 'cursor_mark'", [])?;
-                }
-            }
-        }
+        advance_cursor(&tx, seq, header)?;
         tx.commit()?;
         Ok(())
     }
@@ -328,23 +370,10 @@ impl Profile {
     /// # Errors
     /// A database error.
     pub fn landmarks(&self) -> Result<Vec<Landmark>, Error> {
-        let parse = |v: Option<String>| -> Option<Landmark> {
-            let v = v?;
-            let mut parts = v.split(' ');
-            let seq = parts.next()?.parse().ok()?;
-            let author = hex::decode(parts.next()?).ok()?;
-            let counter = parts.next()?.parse().ok()?;
-            Some(Landmark {
-                seq,
-                author: DeviceId::from_bytes(author.try_into().ok()?),
-                counter,
-            })
-        };
         let cursor = self.cursor()?;
         // Only while it still names the cursor's place.
-        let received =
-            parse(store::get_meta(&self.conn, "cursor_mark")?).filter(|m| m.seq == cursor);
-        let own = parse(store::get_meta(&self.conn, "own_mark")?)
+        let received = get_landmark(&self.conn, "cursor_mark")?.filter(|m| m.seq == cursor);
+        let own = get_landmark(&self.conn, "own_mark")?
             .filter(|m| m.seq + Self::OWN_LANDMARK_REACH >= cursor);
         let mut marks: Vec<Landmark> = received.into_iter().chain(own).collect();
         marks.sort_by_key(|m| m.seq);
@@ -466,11 +495,13 @@ impl Profile {
     pub fn acknowledge(&mut self, counter: u64, seq: u64) -> Result<(), Error> {
         let tx = self.begin_write()?;
         tx.execute("DELETE FROM outbox WHERE counter = ?1", [counter as i64])?;
-        let own = store::get_meta(&tx, "own_mark")?
-            .and_then(|v| v.split(' ').next().and_then(|s| s.parse::<u64>().ok()));
-        if own.is_none_or(|own| seq > own) {
-            let me = hex::encode(self.device_id().as_bytes());
-            store::set_meta(&tx, "own_mark", &format!("{seq} {me} {counter}"))?;
+        if get_landmark(&tx, "own_mark")?.is_none_or(|own| seq > own.seq) {
+            let own = Landmark {
+                seq,
+                author: self.device_id(),
+                counter,
+            };
+            store::set_meta(&tx, "own_mark", &own.encode())?;
         }
         tx.commit()?;
         Ok(())
@@ -573,17 +604,7 @@ impl Profile {
                 .seal(&ChunkKind::Changes.domain(self.space_id()), &bytes)?;
             store::append_chunk(&tx, ChunkKind::Changes, &sealed)?;
         }
-        if last_seq > meta_u64(&tx, "cursor")?.unwrap_or(0) {
-            store::set_meta(&tx, "cursor", &last_seq.to_string())?;
-            if let Some(h) = last_mark {
-                let author = hex::encode(h.author.as_bytes());
-                store::set_meta(
-                    &tx,
-                    "cursor_mark",
-                    &format!("{last_seq} {author} {}", h.counter),
-                )?;
-            }
-        }
+        advance_cursor(&tx, last_seq, last_mark.as_ref())?;
         tx.commit()?;
         Ok(outcomes)
     }
