@@ -3,8 +3,8 @@
 
 use anyhow::{Context, Result};
 use hearth_doc::{
-    AnswerValue, Answers, Checkin, Commitment, Person, PersonId, Question, QuestionKind, SpaceDoc,
-    Template, Week, weekly_template,
+    AnswerValue, Answers, Checkin, Commitment, Person, PersonId, Question, QuestionKind, Seal,
+    SpaceDoc, Submission, Template, Week, weekly_template,
 };
 use serde_json::json;
 
@@ -85,17 +85,26 @@ fn answer(session: &Session, args: CheckinArgs) -> Result<()> {
         return render::print_json(&json!({ "week": week, "revealed": revealed }));
     }
     let names = Names::of_people(&people);
-    println!("Your check-in for {week} is saved.");
+    println!("Your check-in for {week} is saved, sealed: only this device holds its key.");
     if let Some(text) = commitment {
         println!("Your small thing for this week: {text}. It will come back next week.");
     }
     let partner = people.iter().find(|p| p.id != me);
+    let partner_answered = checkin
+        .as_ref()
+        .zip(partner)
+        .is_some_and(|(c, p)| c.submitted_by(&p.id));
     match partner {
         _ if revealed => println!(
             "You have both answered. Sit down together and look: `hearth checkin show {week}`."
         ),
+        Some(p) if partner_answered => println!(
+            "{name} has answered too, so your key goes out with your answers. {name}'s opens \
+             when their device next syncs; then `hearth checkin show {week}`.",
+            name = names.of(&p.id)
+        ),
         Some(p) => println!(
-            "Your answers stay sealed until {} has answered too.",
+            "Your answers open to {} only once they have answered too.",
             names.of(&p.id)
         ),
         None => println!("Once your partner joins and answers, you will see both side by side."),
@@ -246,7 +255,7 @@ fn show(session: &Session, week: Option<&str>) -> Result<()> {
     };
     let people = doc.people();
     let revealed = checkin.revealed(&people);
-    let visible = visible_submitters(&checkin, &people, &me);
+    let visible = visible_submitters(&checkin);
 
     if session.json {
         let answers: serde_json::Map<String, serde_json::Value> = visible
@@ -257,10 +266,13 @@ fn show(session: &Session, week: Option<&str>) -> Result<()> {
         let who: Vec<_> = people
             .iter()
             .map(|p| {
+                let s = checkin.submissions.get(&p.id);
                 json!({
                     "id": p.id,
                     "name": p.name,
-                    "submitted_at": checkin.submissions.get(&p.id).map(|s| s.submitted_at),
+                    "submitted_at": s.map(|s| s.submitted_at),
+                    "seal": s.map(|s| s.seal),
+                    "released_at": s.and_then(|s| s.released_at),
                 })
             })
             .collect();
@@ -279,42 +291,90 @@ fn show(session: &Session, week: Option<&str>) -> Result<()> {
         checkin.week.monday().format("%a %-d %b %Y")
     );
     for p in &people {
-        match checkin.submissions.get(&p.id) {
-            Some(s) => println!("  {}: answered {}", p.name, render::day(s.submitted_at)),
-            None => println!("  {}: not yet", p.name),
-        }
+        let line = match checkin.submissions.get(&p.id) {
+            Some(s) => format!(
+                "answered {}, {}",
+                render::day(s.submitted_at),
+                seal_text(s, p.id == me)
+            ),
+            None => "not yet".to_owned(),
+        };
+        println!("  {}: {line}", p.name);
     }
     println!();
     print_answers(&checkin, &visible, &names);
-    let partner = people.iter().find(|p| p.id != me);
-    if !revealed {
-        let note = match partner {
-            None => "Your partner has not joined yet; their answers will appear here once they have answered too.".to_owned(),
-            Some(p) if !checkin.submitted_by(&me) => format!(
-                "{} has answered. Their answers open once you have answered too: `hearth checkin --week {}`.",
-                p.name, checkin.week
-            ),
-            Some(p) => format!("{}'s answers stay sealed until they have answered.", p.name),
-        };
-        println!("{note}");
-    } else {
-        println!("You have both answered. Take turns: read, listen, and ask before you explain.");
-    }
+    println!("{}", show_note(&checkin, &people, &me, &names));
     Ok(())
 }
 
-/// Whose answers may be shown: your own always, your partner's only once everyone has
-/// answered.
-pub fn visible_submitters<'a>(
-    checkin: &'a Checkin,
-    people: &[Person],
-    me: &PersonId,
-) -> Vec<&'a PersonId> {
-    let revealed = checkin.revealed(people);
+/// How one person's answers stand, in a few words.
+fn seal_text(s: &Submission, mine: bool) -> &'static str {
+    match s.seal {
+        Seal::Open => "open",
+        Seal::Unsealed => "open (answered before sealing)",
+        Seal::Sealed if mine && s.answers.is_some() => "sealed; the key is on this device",
+        Seal::Sealed if mine => "sealed; the key is on the device you answered on",
+        Seal::Sealed => "sealed",
+        Seal::Replaced => {
+            "NOT SHOWN: these answers were swapped after the other's were opened to them"
+        }
+        Seal::Mismatch => "NOT SHOWN: the key released for them does not open them",
+    }
+}
+
+/// What happens next, or what went wrong, for this week.
+fn show_note(checkin: &Checkin, people: &[Person], me: &PersonId, names: &Names) -> String {
+    if checkin.revealed(people) {
+        return "You have both answered. Take turns: read, listen, and ask before you explain."
+            .to_owned();
+    }
+    let Some(partner) = people.iter().find(|p| p.id != *me) else {
+        return "Your partner has not joined yet; their answers will appear here once they \
+                have answered too."
+            .to_owned();
+    };
+    let name = names.of(&partner.id);
+    let mine = checkin.submissions.get(me);
+    let theirs = checkin.submissions.get(&partner.id);
+    match (mine, theirs) {
+        (_, Some(t)) if matches!(t.seal, Seal::Replaced | Seal::Mismatch) => format!(
+            "{name}'s answers cannot be shown: what was released does not match what was \
+             sealed. Nothing was changed on this device; talk about it together."
+        ),
+        (Some(m), _) if matches!(m.seal, Seal::Replaced | Seal::Mismatch) => {
+            "Your own answers read as changed after sealing: was this check-in answered on \
+             another device too? Talk about it together."
+                .to_owned()
+        }
+        (None, Some(_)) => format!(
+            "{name} has answered; their answers stay sealed until you have answered too: \
+             `hearth checkin --week {}`.",
+            checkin.week
+        ),
+        (Some(_), None) => format!("Your answers open to {name} once they have answered too."),
+        (Some(m), Some(t)) => match m.released_at {
+            // Their key is the one still missing after they could read yours.
+            Some(at) if t.seal == Seal::Sealed => format!(
+                "{name} has been able to read your answers since {}; their key has not \
+                 arrived yet. It comes when {name}'s device syncs.",
+                render::day(at)
+            ),
+            _ => "You have both answered; the keys open the answers as your devices sync \
+                  (`hearth sync`)."
+                .to_owned(),
+        },
+        (None, None) => String::new(),
+    }
+}
+
+/// Whose answers this device can show: open ones, and your own while sealed (this device
+/// holds their key).
+pub fn visible_submitters(checkin: &Checkin) -> Vec<&PersonId> {
     checkin
         .submissions
-        .keys()
-        .filter(|p| revealed || *p == me)
+        .values()
+        .filter(|s| s.answers.is_some())
+        .map(|s| &s.person)
         .collect()
 }
 
@@ -324,7 +384,7 @@ fn print_answers(checkin: &Checkin, visible: &[&PersonId], names: &Names) {
     // Answers from a newer template still show, after the known ones.
     for p in visible {
         if let Some(s) = checkin.submissions.get(*p) {
-            for (k, _) in s.answers.iter() {
+            for (k, _) in s.answers.iter().flat_map(Answers::iter) {
                 if !keys.iter().any(|known| known == k) {
                     keys.push(k.to_owned());
                 }
@@ -335,7 +395,7 @@ fn print_answers(checkin: &Checkin, visible: &[&PersonId], names: &Names) {
         let rows: Vec<(&str, String)> = visible
             .iter()
             .filter_map(|p| {
-                let value = checkin.submissions.get(*p)?.answers.get(key)?;
+                let value = checkin.submissions.get(*p)?.answers.as_ref()?.get(key)?;
                 Some((names.of(p), format_value(template.question(key), value)))
             })
             .collect();

@@ -115,6 +115,8 @@ pub fn run(_session: &Session, args: DemoArgs) -> Result<()> {
     step(&exe, &jordan, &["sync"])?;
     step(&exe, &sam, &["sync"])?;
     step(&exe, &sam, &["checkin", "show", &week])?;
+    // Sam's key went out with that sync; Jordan's device opens Sam's answers with it.
+    step(&exe, &jordan, &["sync"])?;
     step(&exe, &sam, &["log"])?;
     step(&exe, &sam, &["status"])?;
 

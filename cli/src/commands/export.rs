@@ -6,7 +6,7 @@ use std::io::Write as _;
 
 use anyhow::{Context, Result};
 use hearth_client::Profile;
-use hearth_doc::{CommitmentStatus, JournalEntry, ReplyKind, SpaceDoc};
+use hearth_doc::{Answers, CommitmentStatus, JournalEntry, ReplyKind, SpaceDoc};
 use serde_json::json;
 
 use super::checkin::{format_value, visible_submitters};
@@ -75,13 +75,13 @@ fn to_json(
         .checkins()
         .iter()
         .map(|c| {
-            let answers: serde_json::Map<_, _> = visible_submitters(c, &people, me)
+            let answers: serde_json::Map<_, _> = visible_submitters(c)
                 .into_iter()
                 .filter_map(|p| c.submissions.get(p))
                 .map(|s| {
                     (
                         s.person.to_string(),
-                        json!({ "submitted_at": s.submitted_at, "answers": s.answers }),
+                        json!({ "submitted_at": s.submitted_at, "seal": s.seal, "answers": s.answers }),
                     )
                 })
                 .collect();
@@ -136,7 +136,7 @@ fn to_markdown(profile: &Profile, doc: &SpaceDoc, journal: &[JournalEntry]) -> S
         let _ = writeln!(md, "### {}\n", c.week);
         let template =
             hearth_doc::template(&c.template).unwrap_or_else(hearth_doc::weekly_template);
-        for p in visible_submitters(c, &people, me) {
+        for p in visible_submitters(c) {
             let Some(s) = c.submissions.get(p) else {
                 continue;
             };
@@ -146,7 +146,7 @@ fn to_markdown(profile: &Profile, doc: &SpaceDoc, journal: &[JournalEntry]) -> S
                 names.of(p),
                 render::day(s.submitted_at)
             );
-            for (key, value) in s.answers.iter() {
+            for (key, value) in s.answers.iter().flat_map(Answers::iter) {
                 let question = template.question(key);
                 let prompt = question.map_or(key, |q| q.prompt);
                 let value = format_value(question, value).replace('\n', "\n  ");
@@ -157,7 +157,7 @@ fn to_markdown(profile: &Profile, doc: &SpaceDoc, journal: &[JournalEntry]) -> S
         let sealed: Vec<&str> = c
             .submissions
             .keys()
-            .filter(|p| !visible_submitters(c, &people, me).contains(p))
+            .filter(|p| !visible_submitters(c).contains(p))
             .map(|p| names.of(p))
             .collect();
         if !sealed.is_empty() {

@@ -247,13 +247,23 @@ pub fn generate(
             let t = Millis(week_start + 6 * DAY + rng.below(DAY as u64) as i64);
             doc.submit_checkin(week, who, answers, t)?;
         }
-        // The weekly sync between the two devices.
-        if let Some(bytes) = b.take_unsaved() {
-            a.apply(&bytes)?;
-        }
-        if let Some(bytes) = a.take_unsaved() {
-            b.apply(&bytes)?;
-        }
+        // The weekly sync between the two devices, and the sealed answers' keys each
+        // releases on seeing the other's.
+        exchange(&mut *a, &mut b)?;
+        a.release_due_keys(person_a, Millis(week_start + 7 * DAY))?;
+        b.release_due_keys(&person_b, Millis(week_start + 7 * DAY))?;
+        exchange(&mut *a, &mut b)?;
     }
     Ok(b)
+}
+
+/// Each device applies what the other has not saved yet.
+fn exchange(a: &mut SpaceDoc, b: &mut SpaceDoc) -> Result<(), hearth_doc::DocError> {
+    if let Some(bytes) = b.take_unsaved() {
+        a.apply(&bytes)?;
+    }
+    if let Some(bytes) = a.take_unsaved() {
+        b.apply(&bytes)?;
+    }
+    Ok(())
 }

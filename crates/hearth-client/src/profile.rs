@@ -12,8 +12,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use hearth_crypto::{DeviceId, ProfileSecrets, Protection, SecretString, keyfile};
-use hearth_doc::{DocError, EntryId, JournalEntry, Millis, PersonId, SpaceDoc};
+use hearth_doc::seal::{Commitment, SealKey};
+use hearth_doc::{DocError, EntryId, JournalEntry, Millis, OwnKey, PersonId, SpaceDoc};
 use rusqlite::Connection;
+use zeroize::Zeroizing;
 
 use crate::Error;
 use crate::store::{self, ChunkKind};
@@ -274,13 +276,70 @@ impl Profile {
             }
             return Err(self.corrupt("it holds no document".into()));
         };
-        let doc = SpaceDoc::load(
+        let mut doc = SpaceDoc::load(
             self.device_id().as_bytes(),
             first,
             rest.iter().map(|c| c.as_slice()),
         )
         .map_err(|e| self.corrupt(format!("its document does not load: {e}")))?;
+        doc.add_own_keys(self.own_keys(conn)?);
         Ok((doc, last_seq))
+    }
+
+    /// The keys of this device's sealed check-in answers that are not released yet.
+    fn own_keys(&self, conn: &Connection) -> Result<Vec<OwnKey>, Error> {
+        let mut out = Vec::new();
+        for (commitment, sealed) in store::seal_keys(conn)? {
+            let plain = Zeroizing::new(
+                self.secrets
+                    .storage
+                    .open(&seal_key_domain(&commitment), &sealed)
+                    .map_err(|e| {
+                        self.corrupt(format!("check-in key {commitment} is unreadable: {e}"))
+                    })?,
+            );
+            let parsed = Commitment::parse(&commitment).ok().and_then(|c| {
+                let (key, week) = plain.split_first_chunk::<32>()?;
+                let week = std::str::from_utf8(week).ok()?.parse().ok()?;
+                Some(OwnKey {
+                    week,
+                    commitment: c,
+                    key: SealKey::from_bytes(*key),
+                })
+            });
+            out.push(parsed.ok_or_else(|| {
+                self.corrupt(format!("check-in key {commitment} does not parse"))
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// After `doc` changed inside `tx`: releases the keys of this person's sealed answers
+    /// that became due (the partner's sealed answers are here now), keeps the keys sealing
+    /// made, and forgets the ones now out in the document. Keys are stored in the same
+    /// transaction as the change that sealed with them, so neither exists without the
+    /// other.
+    pub(crate) fn settle_keys(&self, tx: &Connection, doc: &mut SpaceDoc) -> Result<(), Error> {
+        let now = Millis(i64::try_from(crate::sync::now_ms()).unwrap_or(i64::MAX));
+        let released = doc.release_due_keys(&self.person_id, now)?;
+        if !released.is_empty() {
+            tracing::debug!(weeks = released.len(), "released check-in keys");
+        }
+        for own in doc.take_new_keys() {
+            let commitment = own.commitment.to_string();
+            let mut plain = Zeroizing::new(Vec::with_capacity(40));
+            plain.extend_from_slice(own.key.as_bytes());
+            plain.extend_from_slice(own.week.to_string().as_bytes());
+            let sealed = self
+                .secrets
+                .storage
+                .seal(&seal_key_domain(&commitment), &plain)?;
+            store::put_seal_key(tx, &commitment, &sealed)?;
+        }
+        for commitment in doc.released_own_keys() {
+            store::delete_seal_key(tx, &commitment.to_string())?;
+        }
+        Ok(())
     }
 
     /// Runs `change` on the document and stores what it changed, atomically: either the
@@ -298,6 +357,7 @@ impl Profile {
         let tx = self.begin_write()?;
         let (mut doc, _) = self.load_from(&tx)?;
         let out = change(&mut doc)?;
+        self.settle_keys(&tx, &mut doc)?;
         let mut compact = false;
         if let Some(bytes) = doc.take_unsaved() {
             let sealed = self
@@ -395,6 +455,10 @@ impl Profile {
             reason,
         }
     }
+}
+
+fn seal_key_domain(commitment: &str) -> Vec<u8> {
+    format!("seal-key/{commitment}").into_bytes()
 }
 
 fn private_domain(id: &EntryId) -> Vec<u8> {

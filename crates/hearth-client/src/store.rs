@@ -12,7 +12,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use crate::Error;
 
 /// The newest profile format this build reads and writes.
-pub(crate) const FORMAT: i64 = 3;
+pub(crate) const FORMAT: i64 = 4;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the offline profile.
@@ -63,6 +63,13 @@ const MIGRATIONS: &[&str] = &[
         sealed BLOB NOT NULL,
         PRIMARY KEY (device, counter)
     ) STRICT, WITHOUT ROWID;",
+    // 4: keys of this device's sealed check-in answers (docs/security.md, "Sealed answers").
+    "-- Each key, sealed with the storage key, by the commitment it opens. Kept until the key
+    -- is released into the document; it exists nowhere else until then.
+    CREATE TABLE seal_keys (
+        commitment TEXT PRIMARY KEY,
+        sealed BLOB NOT NULL
+    ) STRICT;",
 ];
 
 /// What a stored document chunk holds.
@@ -257,4 +264,30 @@ pub(crate) fn private_entries(conn: &Connection) -> Result<Vec<(String, Vec<u8>)
 pub(crate) fn chunks_count(conn: &Connection) -> Result<usize, Error> {
     let n: i64 = conn.query_row("SELECT COUNT(*) FROM doc_chunks", [], |r| r.get(0))?;
     Ok(usize::try_from(n).unwrap_or(0))
+}
+
+pub(crate) fn put_seal_key(
+    conn: &Connection,
+    commitment: &str,
+    sealed: &[u8],
+) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO seal_keys (commitment, sealed) VALUES (?1, ?2)
+         ON CONFLICT (commitment) DO UPDATE SET sealed = excluded.sealed",
+    )?
+    .execute(params![commitment, sealed])?;
+    Ok(())
+}
+
+pub(crate) fn seal_keys(conn: &Connection) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let mut stmt =
+        conn.prepare_cached("SELECT commitment, sealed FROM seal_keys ORDER BY commitment")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(crate) fn delete_seal_key(conn: &Connection, commitment: &str) -> Result<(), Error> {
+    conn.prepare_cached("DELETE FROM seal_keys WHERE commitment = ?1")?
+        .execute([commitment])?;
+    Ok(())
 }

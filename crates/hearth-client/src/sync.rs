@@ -608,19 +608,7 @@ async fn exchange(
     let mut report = SyncReport::default();
     // Taken before pushing: the relay must still hold what this device last saw there.
     let mut marks = profile.landmarks()?;
-    profile.stage_outgoing(state.epoch())?;
-    let mut moved: u64 = 0;
-    for (counter, envelope) in profile.outbox()? {
-        moved += envelope.len() as u64;
-        link.send(&ClientFrame::Push { envelope }).await?;
-        match link.recv().await? {
-            RelayFrame::Committed { counter: c, seq } if c == counter => {
-                profile.acknowledge(counter, seq)?;
-                report.pushed += 1;
-            }
-            other => return Err(unexpected("Committed", &other)),
-        }
-    }
+    let mut moved = push_staged(profile, link, state, &mut report).await?;
     let cursor = profile.cursor()?;
     // Landmarks at or before the cursor are read again, only to compare them.
     let since_seq = marks
@@ -694,10 +682,36 @@ async fn exchange(
             other => return Err(unexpected("Batch", &other)),
         }
     }
+    // Keys released on seeing the partner's sealed answers go out in this same sync.
+    moved += push_staged(profile, link, state, &mut report).await?;
     report.cursor = profile.cursor()?;
     report.waiting = profile.waiting()?;
     profile.add_unsnapshotted(moved)?;
     Ok(report)
+}
+
+/// Stages this device's unsent changes and pushes the outbox, one `Committed` at a time.
+/// Returns the bytes pushed.
+async fn push_staged(
+    profile: &mut Profile,
+    link: &mut Link,
+    state: &AclState,
+    report: &mut SyncReport,
+) -> Result<u64, SyncError> {
+    profile.stage_outgoing(state.epoch())?;
+    let mut moved = 0;
+    for (counter, envelope) in profile.outbox()? {
+        moved += envelope.len() as u64;
+        link.send(&ClientFrame::Push { envelope }).await?;
+        match link.recv().await? {
+            RelayFrame::Committed { counter: c, seq } if c == counter => {
+                profile.acknowledge(counter, seq)?;
+                report.pushed += 1;
+            }
+            other => return Err(unexpected("Committed", &other)),
+        }
+    }
+    Ok(moved)
 }
 
 /// After this many bytes of envelopes since the last snapshot, a device pushes a new one.

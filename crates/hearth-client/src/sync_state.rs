@@ -587,7 +587,8 @@ impl Profile {
         // The relay has what it delivered: count those changes as pushed, so the next push
         // carries only this device's own.
         let after = doc.heads();
-        if after != before {
+        let changed = after != before;
+        if changed {
             let stored = store::get_meta(&tx, "pushed_heads")?;
             let mut pushed = parse_heads(stored.as_deref()).map_err(|e| self.corrupt(e))?;
             pushed.extend(after.iter().filter(|h| !before.contains(h)).copied());
@@ -596,6 +597,11 @@ impl Profile {
             }
             let joined: Vec<String> = pushed.iter().map(ToString::to_string).collect();
             store::set_meta(&tx, "pushed_heads", &joined.join(","))?;
+        }
+        // The partner's sealed answers may be here now: release this person's keys for those
+        // weeks. That change is this device's own, so it is left out of `pushed_heads`.
+        if changed {
+            self.settle_keys(&tx, &mut doc)?;
         }
         if let Some(bytes) = doc.take_unsaved() {
             let sealed = self

@@ -133,6 +133,10 @@ pub enum DocError {
         max: usize,
     },
 
+    /// The operating system gave no random bytes for a key.
+    #[error("the system has no randomness to make a key ({0}); nothing was written, try again")]
+    Random(String),
+
     /// There was nothing to load: no snapshot and no changes.
     #[error("there is no document data to load; the profile may be damaged, restore a backup")]
     NoData,

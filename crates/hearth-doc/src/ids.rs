@@ -140,6 +140,19 @@ impl EntryId {
         EntryId(Uuid::now_v7().hyphenated().to_string())
     }
 
+    /// A stable id derived from `parts` (a UUID v8), for entries every device works out
+    /// from the document instead of storing, such as the commitment inside a check-in.
+    pub(crate) fn derived(context: &str, parts: &[&str]) -> EntryId {
+        let mut h = blake3::Hasher::new_derive_key(context);
+        for part in parts {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&h.finalize().as_bytes()[..16]);
+        EntryId(Uuid::new_v8(bytes).hyphenated().to_string())
+    }
+
     /// The id in canonical lowercase hyphenated form.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -10,7 +10,8 @@
 //! schema: 1
 //! people:        map  person id -> map { name, joined_at }
 //! checkins:      map  check-in id -> "{week, template, opened_by, opened_at}"
-//! submissions:   map  "<check-in id>/<person id>" -> "{submitted_at, answers}"
+//! submissions:   map  "<check-in id>/<person id>" -> "{submitted_at, sealed: {commitment, nonce, ciphertext}}"
+//! reveals:       list of "{week, person, commitment, key, seen, released_at}"
 //! appreciations: list of "{id, author, text, created_at}"
 //! feedback:      list of "{id, author, observation, feeling, need, request, created_at}"
 //! replies:       list of "{feedback, author, kind, text, created_at}"
@@ -39,7 +40,8 @@ use std::collections::HashMap;
 
 use automerge::transaction::Transactable;
 use automerge::{
-    AutoCommit, AutomergeError, ObjId, ObjType, ROOT, ReadDoc, ScalarValueRef, ValueRef,
+    AutoCommit, AutomergeError, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, ScalarValueRef, Value,
+    ValueRef,
 };
 use serde::de::DeserializeOwned;
 
@@ -57,9 +59,10 @@ pub(crate) const REPLIES: &str = "replies";
 pub(crate) const JOURNAL: &str = "journal";
 pub(crate) const COMMITMENTS: &str = "commitments";
 pub(crate) const EDITS: &str = "edits";
+pub(crate) const REVEALS: &str = "reveals";
 
 /// The root collections and their types, in the order `create` makes them.
-pub(crate) const COLLECTIONS: [(&str, ObjType); 9] = [
+pub(crate) const COLLECTIONS: [(&str, ObjType); 10] = [
     (PEOPLE, ObjType::Map),
     (CHECKINS, ObjType::Map),
     (SUBMISSIONS, ObjType::Map),
@@ -69,6 +72,7 @@ pub(crate) const COLLECTIONS: [(&str, ObjType); 9] = [
     (JOURNAL, ObjType::List),
     (COMMITMENTS, ObjType::List),
     (EDITS, ObjType::Map),
+    (REVEALS, ObjType::List),
 ];
 
 // Fields of a person map.
@@ -148,22 +152,6 @@ impl Stored<'_> {
     }
 }
 
-impl<'a> Stored<'a> {
-    /// The id of a record written by this crate, which always puts `"id"` first: a way to
-    /// skip records without decoding them. A record whose text starts this way either has
-    /// this id or does not decode at all (serde refuses a repeated field), so skipping on
-    /// it is safe; anything else answers `None` and must be decoded.
-    pub(crate) fn leading_id(&self) -> Option<&str> {
-        match self {
-            Stored::Text(text) => {
-                let rest = text.strip_prefix("{\"id\":\"")?;
-                rest.split_once('"').map(|(id, _)| id)
-            }
-            Stored::Value(_) => None,
-        }
-    }
-}
-
 fn stored<'a>(
     doc: &'a AutoCommit,
     value: ValueRef<'a>,
@@ -176,6 +164,41 @@ fn stored<'a>(
         }
         _ => None,
     }
+}
+
+/// Like [`map_entries`], but where devices wrote one key concurrently (an Automerge
+/// conflict) every value is returned, not only the winner: a sealed check-in that lost such
+/// a conflict is still the one a partner may have committed against.
+pub(crate) fn map_entries_all<'a>(
+    doc: &'a AutoCommit,
+    key: &str,
+) -> Vec<(Cow<'a, str>, Stored<'a>)> {
+    let mut out = Vec::new();
+    for map in root_objects(doc, key, ObjType::Map) {
+        for item in doc.map_range(&map, ..) {
+            if !item.conflict {
+                let id = item.id();
+                if let Some(s) = stored(doc, item.value, || id) {
+                    out.push((item.key, s));
+                }
+                continue;
+            }
+            for (value, id) in doc.get_all(&map, item.key.as_ref()).unwrap_or_default() {
+                let s = match value {
+                    Value::Scalar(scalar) => match scalar.as_ref() {
+                        ScalarValue::Str(text) => Stored::Text(Cow::Owned(text.to_string())),
+                        _ => continue,
+                    },
+                    Value::Object(ObjType::Map) => {
+                        Stored::Value(object_json(doc, &id, ObjType::Map, 0))
+                    }
+                    Value::Object(_) => continue,
+                };
+                out.push((item.key.clone(), s));
+            }
+        }
+    }
+    out
 }
 
 /// The entries of the root list(s) `key`, in list order.

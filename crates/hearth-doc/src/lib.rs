@@ -122,6 +122,7 @@
 // Tests may unwrap: a panic there is the failure report.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod checkins;
 mod chunks;
 mod error;
 mod ids;
@@ -129,6 +130,7 @@ mod layout;
 mod model;
 mod queries;
 mod records;
+pub mod seal;
 mod space;
 mod template;
 mod timeline;
@@ -140,10 +142,11 @@ pub use error::DocError;
 pub use ids::{EntryId, Millis, PersonId};
 pub use model::{
     AnswerValue, Answers, Appreciation, Checkin, Commitment, CommitmentStatus, Feedback,
-    FeedbackDraft, JournalDraft, JournalEntry, Person, Reply, ReplyKind, Submission, TrendPoint,
+    FeedbackDraft, JournalDraft, JournalEntry, Person, Reply, ReplyKind, Seal, Submission,
+    TrendPoint,
 };
 pub use queries::MIN_HANDLE_LEN;
-pub use space::SpaceDoc;
+pub use space::{OwnKey, SpaceDoc};
 pub use template::{
     Opt, Question, QuestionKind, Template, WEEKLY_TEMPLATE_ID, template, weekly_template,
 };

@@ -417,6 +417,53 @@ impl Answers {
     }
 }
 
+/// Where one person's answers to a check-in stand.
+///
+/// Answers are sealed when submitted (see [`crate::seal`]): encrypted under a key only the
+/// submitting device holds, with a commitment that binds them. That device releases the key
+/// once it sees the partner's sealed answers for the same week, naming the commitment it
+/// saw. Readers trust only what the keys and commitments prove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Seal {
+    /// Written by a hearth from before sealing: readable by both as soon as it arrives.
+    Unsealed,
+    /// Sealed, and its key has not been released yet. Only the device that sealed it can
+    /// read it.
+    Sealed,
+    /// The key was released and opens exactly what was sealed.
+    Open,
+    /// The partner released their key against other sealed answers than these: these were
+    /// put in place after the partner's answers were opened to their author. Never shown.
+    Replaced,
+    /// A key was released that does not open these sealed answers. Never shown.
+    Mismatch,
+}
+
+impl Seal {
+    /// The lowercase name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Seal::Unsealed => "unsealed",
+            Seal::Sealed => "sealed",
+            Seal::Open => "open",
+            Seal::Replaced => "replaced",
+            Seal::Mismatch => "mismatch",
+        }
+    }
+
+    /// Whether both partners may read the answers.
+    pub fn is_open(self) -> bool {
+        matches!(self, Seal::Open | Seal::Unsealed)
+    }
+}
+
+impl fmt::Display for Seal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One person's submitted check-in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Submission {
@@ -424,8 +471,20 @@ pub struct Submission {
     pub person: PersonId,
     /// When they submitted.
     pub submitted_at: Millis,
-    /// What they answered.
-    pub answers: Answers,
+    /// Whether the answers are sealed, open, or broken.
+    pub seal: Seal,
+    /// When the key that opens them was released, if it was.
+    pub released_at: Option<Millis>,
+    /// What they answered, when this device can read it: the answers are open, or they
+    /// are this device's own sealed answers (it holds the key). `None` otherwise.
+    pub answers: Option<Answers>,
+}
+
+impl Submission {
+    /// The answers, when readable here.
+    pub fn readable(&self) -> Option<&Answers> {
+        self.answers.as_ref()
+    }
 }
 
 /// A week's check-in, with everyone's submissions so far.
@@ -440,15 +499,21 @@ pub struct Checkin {
 }
 
 impl Checkin {
-    /// Whether `person` has answered this week.
+    /// Whether `person` has answered this week (sealed or not).
     pub fn submitted_by(&self, person: &PersonId) -> bool {
         self.submissions.contains_key(person)
     }
 
-    /// Whether the answers may be shown: at least two people are in the space and every
-    /// one of them has submitted. Until then each partner sees only their own answers.
+    /// Whether the answers are out for both: at least two people are in the space, every
+    /// one of them has submitted, and every submission is open. Until then each partner
+    /// reads only their own answers.
     pub fn revealed(&self, people: &[Person]) -> bool {
-        people.len() >= 2 && people.iter().all(|p| self.submitted_by(&p.id))
+        people.len() >= 2
+            && people.iter().all(|p| {
+                self.submissions
+                    .get(&p.id)
+                    .is_some_and(|s| s.seal.is_open())
+            })
     }
 }
 
@@ -528,7 +593,9 @@ mod tests {
                 Submission {
                     person: p.id.clone(),
                     submitted_at: Millis(3),
-                    answers: Answers::default(),
+                    seal: Seal::Open,
+                    released_at: Some(Millis(4)),
+                    answers: Some(Answers::default()),
                 },
             );
         };

@@ -9,19 +9,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use automerge::{AutoCommit, ObjType, ReadDoc, ScalarValueRef, ValueRef};
 
+use crate::checkins;
 use crate::error::DocError;
 use crate::ids::{EntryId, Millis, PersonId};
 use crate::layout::{self, Stored};
 use crate::model::{
     Appreciation, Checkin, Commitment, CommitmentStatus, Feedback, JournalEntry, Person, Reply,
-    Submission, TrendPoint,
+    TrendPoint,
 };
 use crate::records::{
-    AppreciationRecord, CheckinRecord, CommitmentRecord, FeedbackRecord, IdOnly, JournalRecord,
-    PersonRecord, ReplyRecord, SubmissionMeta, SubmissionRecord, answers_from_json,
+    AppreciationRecord, CommitmentRecord, FeedbackRecord, IdOnly, JournalRecord, PersonRecord,
+    ReplyRecord,
 };
 use crate::space::SpaceDoc;
-use crate::template;
 use crate::week::Week;
 
 /// The shortest suffix of an id [`SpaceDoc::find_entry`] accepts.
@@ -155,12 +155,19 @@ impl SpaceDoc {
         self.commitments_with(&Edits::read(&self.doc))
     }
 
+    /// Commitments written as records (by hearth before sealing) and those inside the
+    /// check-in answers this device can read.
     pub(crate) fn commitments_with(&self, edits: &Edits<'_>) -> Vec<Commitment> {
         let mut out: Vec<Commitment> = layout::list_entries(&self.doc, layout::COMMITMENTS)
             .iter()
             .filter_map(Stored::decode::<CommitmentRecord>)
             .filter_map(|r| commitment(r, edits))
             .collect();
+        out.extend(checkins::commitments_in(&self.checkins(), |id| {
+            edits
+                .get(id, layout::STATUS)
+                .map(|v| layout::scalar_str(v).and_then(|s| s.parse().ok()))
+        }));
         out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         dedup_by_id(&mut out, |c| &c.id);
         out
@@ -180,14 +187,23 @@ impl SpaceDoc {
     /// somehow submitted twice for a week (two of their devices, both offline), the earlier
     /// submission is shown.
     pub fn checkins(&self) -> Vec<Checkin> {
-        merge_checkins(raw_checkins(&self.doc, true, None))
+        self.settled(None)
     }
 
     /// The check-in for one week, if anyone has submitted.
     pub fn checkin(&self, week: Week) -> Option<Checkin> {
-        merge_checkins(raw_checkins(&self.doc, true, Some(week)))
+        self.settled(Some(week)).into_iter().next()
+    }
+
+    fn settled(&self, week: Option<Week>) -> Vec<Checkin> {
+        let reveals = checkins::reveals(&self.doc, week);
+        checkins::merge(checkins::raw_checkins(&self.doc, true, week))
             .into_iter()
-            .next()
+            .map(|c| {
+                let released = reveals.get(&c.week).map_or(&[][..], Vec::as_slice);
+                checkins::settle(&c, released, &self.own_keys)
+            })
+            .collect()
     }
 
     /// The weekly `feeling` scores per person, by week; weeks without any score are left
@@ -199,7 +215,7 @@ impl SpaceDoc {
                 let feeling: BTreeMap<PersonId, u8> = c
                     .submissions
                     .into_iter()
-                    .filter_map(|(p, s)| Some((p, s.answers.scale("feeling")?)))
+                    .filter_map(|(p, s)| Some((p, s.answers?.scale("feeling")?)))
                     .collect();
                 (!feeling.is_empty()).then_some(TrendPoint {
                     week: c.week,
@@ -310,12 +326,6 @@ impl<'a> Edits<'a> {
             .find(|(f, _)| f == field)
             .map(|(_, v)| v)
     }
-
-    /// Whether the entry has a status edit other than `open`.
-    fn closed(&self, entry: &str) -> bool {
-        self.get_str(entry, layout::STATUS)
-            .is_some_and(|v| layout::scalar_str(v) != Some(CommitmentStatus::Open.as_str()))
-    }
 }
 
 /// A journal record with its edits applied. An edit of the wrong type is ignored.
@@ -374,37 +384,10 @@ fn commitment(r: CommitmentRecord, edits: &Edits<'_>) -> Option<Commitment> {
     })
 }
 
-/// Ids of `person`'s open commitments from weeks before `before`.
-///
-/// Called on every check-in; most commitments were closed long ago, and their status edits
-/// let them be skipped without decoding.
-pub(crate) fn open_commitments_before(
-    doc: &AutoCommit,
-    person: &PersonId,
-    before: Week,
-) -> Vec<EntryId> {
-    let edits = Edits::read(doc);
-    layout::list_entries(doc, layout::COMMITMENTS)
-        .iter()
-        .filter(|s| s.may_contain(person.as_str()))
-        .filter(|s| s.leading_id().is_none_or(|id| !edits.closed(id)))
-        .filter_map(Stored::decode::<CommitmentRecord>)
-        .filter_map(|r| commitment(r, &edits))
-        .filter(|c| c.author == *person && c.status == CommitmentStatus::Open && c.week < before)
-        .map(|c| c.id)
-        .collect()
-}
-
 /// The current state of one journal entry, without reading the others.
 pub(crate) fn find_journal(doc: &AutoCommit, id: &EntryId) -> Option<JournalEntry> {
     let record = find_record::<JournalRecord>(doc, layout::JOURNAL, id, |r| &r.id)?;
     Some(journal_entry(record, &Edits::read(doc)))
-}
-
-/// The current state of one commitment, without reading the others.
-pub(crate) fn find_commitment(doc: &AutoCommit, id: &EntryId) -> Option<Commitment> {
-    let record = find_record::<CommitmentRecord>(doc, layout::COMMITMENTS, id, |r| &r.id)?;
-    commitment(record, &Edits::read(doc))
 }
 
 pub(crate) fn feedback_exists(doc: &AutoCommit, id: &EntryId) -> bool {
@@ -437,131 +420,6 @@ fn entry_ids(doc: &AutoCommit) -> BTreeSet<EntryId> {
     .filter_map(|stored| stored.decode::<IdOnly>())
     .map(|r| r.id)
     .collect()
-}
-
-/// A check-in as stored, before check-ins for the same week are merged.
-pub(crate) struct RawCheckin {
-    pub(crate) id: String,
-    pub(crate) week: Week,
-    pub(crate) template: String,
-    pub(crate) opened_at: Millis,
-    pub(crate) submissions: BTreeMap<PersonId, Submission>,
-}
-
-impl RawCheckin {
-    /// Keeps the earlier of two submissions by the same person, so the choice is the same
-    /// on every device.
-    fn add(&mut self, s: Submission) {
-        match self.submissions.get(&s.person) {
-            Some(existing) if existing.submitted_at <= s.submitted_at => {}
-            _ => {
-                self.submissions.insert(s.person.clone(), s);
-            }
-        }
-    }
-}
-
-/// Reads the stored check-ins (of one week, or all) with their submissions. Without
-/// `with_answers` the answers are not decoded (the timeline only needs who submitted when).
-pub(crate) fn raw_checkins(
-    doc: &AutoCommit,
-    with_answers: bool,
-    week: Option<Week>,
-) -> Vec<RawCheckin> {
-    let week_text = week.map(|w| w.to_string());
-    let mut checkins: BTreeMap<String, RawCheckin> = BTreeMap::new();
-    for (id, stored) in layout::map_entries(doc, layout::CHECKINS) {
-        if checkins.contains_key(id.as_ref()) {
-            continue;
-        }
-        if week_text.as_deref().is_some_and(|w| !stored.may_contain(w)) {
-            continue;
-        }
-        let Some(record) = stored.decode::<CheckinRecord>() else {
-            continue;
-        };
-        if week.is_some_and(|w| w != record.week) {
-            continue;
-        }
-        let mut raw = RawCheckin {
-            id: id.into_owned(),
-            week: record.week,
-            template: record.template,
-            opened_at: record.opened_at.unwrap_or(Millis(0)),
-            submissions: BTreeMap::new(),
-        };
-        for (person, value) in record.answers.unwrap_or_default() {
-            if let Some(s) = submission(person.as_str(), Stored::Value(value), with_answers) {
-                raw.add(s);
-            }
-        }
-        checkins.insert(raw.id.clone(), raw);
-    }
-    for (key, stored) in layout::map_entries(doc, layout::SUBMISSIONS) {
-        let Some((checkin, person)) = key.rsplit_once('/') else {
-            continue;
-        };
-        let Some(raw) = checkins.get_mut(checkin) else {
-            continue;
-        };
-        if let Some(s) = submission(person, stored, with_answers) {
-            raw.add(s);
-        }
-    }
-    if with_answers {
-        for raw in checkins.values_mut() {
-            if let Some(t) = template::template(&raw.template) {
-                for s in raw.submissions.values_mut() {
-                    t.restore_kinds(&mut s.answers);
-                }
-            }
-        }
-    }
-    checkins.into_values().collect()
-}
-
-/// One submission. Unreadable answers still count as submitted: the partner is waiting on
-/// the fact of the submission, and hiding it would keep the check-in closed forever.
-fn submission(person: &str, stored: Stored<'_>, with_answers: bool) -> Option<Submission> {
-    let person: PersonId = person.parse().ok()?;
-    let (submitted_at, answers) = if with_answers {
-        let record = stored.decode::<SubmissionRecord>()?;
-        (record.submitted_at, answers_from_json(&record.answers))
-    } else {
-        (
-            stored.decode::<SubmissionMeta>()?.submitted_at,
-            Default::default(),
-        )
-    };
-    Some(Submission {
-        person,
-        submitted_at,
-        answers,
-    })
-}
-
-/// Groups stored check-ins by week. Within a week, check-ins are taken oldest first (then by
-/// id) so the same one supplies the template, and the same submission wins, everywhere.
-pub(crate) fn merge_checkins(mut raw: Vec<RawCheckin>) -> Vec<Checkin> {
-    raw.sort_by(|a, b| (a.week, a.opened_at, &a.id).cmp(&(b.week, b.opened_at, &b.id)));
-    let mut by_week: BTreeMap<Week, RawCheckin> = BTreeMap::new();
-    for c in raw {
-        match by_week.get_mut(&c.week) {
-            Some(merged) => c.submissions.into_values().for_each(|s| merged.add(s)),
-            None => {
-                by_week.insert(c.week, c);
-            }
-        }
-    }
-    by_week
-        .into_values()
-        .filter(|c| !c.submissions.is_empty())
-        .map(|c| Checkin {
-            week: c.week,
-            template: c.template,
-            submissions: c.submissions,
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -7,8 +7,12 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
 use crate::ids::{EntryId, Millis, PersonId};
 use crate::model::{AnswerValue, Answers, CommitmentStatus, ReplyKind};
+use crate::seal::{Commitment, Sealed};
 use crate::template::WEEKLY_TEMPLATE_ID;
 use crate::week::Week;
 
@@ -130,12 +134,66 @@ fn lenient_or_weekly<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error
     Ok(lenient::<D, String>(d)?.unwrap_or_else(weekly))
 }
 
+/// A submission: sealed answers, or (from before sealing) the answers in the clear.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SubmissionRecord {
     pub(crate) submitted_at: Millis,
-    /// The answers, as a JSON object (or as JSON text, which the map form stores).
-    #[serde(default)]
+    /// Unsealed answers from before sealing, as a JSON object (or as JSON text, which the
+    /// map form stores).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub(crate) answers: serde_json::Value,
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) sealed: Option<SealedRecord>,
+}
+
+/// Sealed answers in the document: hex commitment and nonce, base64 ciphertext.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SealedRecord {
+    pub(crate) commitment: String,
+    pub(crate) nonce: String,
+    pub(crate) ciphertext: String,
+}
+
+impl SealedRecord {
+    pub(crate) fn from_sealed(sealed: &Sealed) -> SealedRecord {
+        SealedRecord {
+            commitment: sealed.commitment.to_string(),
+            nonce: hex::encode(sealed.nonce),
+            ciphertext: BASE64.encode(&sealed.ciphertext),
+        }
+    }
+
+    /// The sealed answers, or `None` if any part is malformed.
+    pub(crate) fn to_sealed(&self) -> Option<Sealed> {
+        let mut nonce = [0u8; 24];
+        hex::decode_to_slice(&self.nonce, &mut nonce).ok()?;
+        Some(Sealed {
+            nonce,
+            ciphertext: BASE64.decode(&self.ciphertext).ok()?,
+            commitment: Commitment::parse(&self.commitment).ok()?,
+        })
+    }
+}
+
+/// A released key: `person`'s key for their sealed answers `commitment` in `week`, released
+/// after seeing the partner's sealed answers `seen`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RevealRecord {
+    pub(crate) week: Week,
+    pub(crate) person: PersonId,
+    pub(crate) commitment: String,
+    pub(crate) key: String,
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) seen: Option<String>,
+    pub(crate) released_at: Millis,
 }
 
 /// A submission without its answers: enough for the timeline, and much cheaper to read.

@@ -6,10 +6,13 @@
 //! exactly what the local store does not have yet, whether it was written here or arrived
 //! from another device. Reads live in `queries.rs`.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
 use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc};
 use serde::Serialize;
 
+use crate::checkins::{self, Choice};
 use crate::chunks;
 use crate::error::DocError;
 use crate::ids::{EntryId, Millis, PersonId};
@@ -17,9 +20,10 @@ use crate::layout;
 use crate::model::{Answers, CommitmentStatus, FeedbackDraft, JournalDraft, ReplyKind};
 use crate::queries;
 use crate::records::{
-    self, AppreciationRecord, CheckinRecord, CommitmentRecord, FeedbackRecord, JournalRecord,
-    ReplyRecord, SubmissionRecord,
+    self, AppreciationRecord, CheckinRecord, FeedbackRecord, JournalRecord, ReplyRecord,
+    RevealRecord, SealedRecord, SubmissionRecord,
 };
+use crate::seal::{self, Commitment, SealKey};
 use crate::template::weekly_template;
 use crate::week::Week;
 
@@ -34,6 +38,23 @@ pub struct SpaceDoc {
     /// The heads the local store is known to hold (last load, `take_unsaved` or
     /// `save_snapshot`).
     saved: Vec<ChangeHash>,
+    /// Keys of this device's own sealed answers, by commitment: they open its own answers
+    /// before the keys are released.
+    pub(crate) own_keys: HashMap<Commitment, OwnKey>,
+    /// Keys made by sealing since the last [`SpaceDoc::take_new_keys`].
+    new_keys: Vec<OwnKey>,
+}
+
+/// The key to one of this device's sealed check-ins, which the device must keep until it
+/// is released (see [`crate::seal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnKey {
+    /// The check-in's week.
+    pub week: Week,
+    /// The commitment the key opens.
+    pub commitment: Commitment,
+    /// The key.
+    pub key: SealKey,
 }
 
 impl SpaceDoc {
@@ -53,6 +74,8 @@ impl SpaceDoc {
         let mut space = SpaceDoc {
             doc: AutoCommit::new().with_actor(actor_id(actor)?),
             saved: Vec::new(),
+            own_keys: HashMap::new(),
+            new_keys: Vec::new(),
         };
         space.change(|doc| {
             doc.put(ROOT, layout::SCHEMA, layout::SCHEMA_VERSION)?;
@@ -74,6 +97,8 @@ impl SpaceDoc {
         Ok(SpaceDoc {
             doc: AutoCommit::new().with_actor(actor_id(actor)?),
             saved: Vec::new(),
+            own_keys: HashMap::new(),
+            new_keys: Vec::new(),
         })
     }
 
@@ -108,6 +133,8 @@ impl SpaceDoc {
         let mut space = SpaceDoc {
             doc: doc.with_actor(actor),
             saved: Vec::new(),
+            own_keys: HashMap::new(),
+            new_keys: Vec::new(),
         };
         // One batch for all chunks: Automerge's cost per apply call grows with the
         // document, so 64 chunks applied one by one took longer than the snapshot itself.
@@ -514,7 +541,7 @@ impl SpaceDoc {
     ) -> Result<(), DocError> {
         let template = weekly_template();
         template.validate(&answers)?;
-        let this_week = queries::raw_checkins(&self.doc, false, Some(week));
+        let this_week = checkins::raw_checkins(&self.doc, false, Some(week));
         if this_week.iter().any(|c| c.submissions.contains_key(person)) {
             return Err(DocError::AlreadySubmitted {
                 week,
@@ -536,34 +563,34 @@ impl SpaceDoc {
                 (EntryId::new().to_string(), Some(record))
             }
         };
-        let commitment = answers
-            .text("commit")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(|text| CommitmentRecord {
-                id: EntryId::new(),
-                author: person.clone(),
-                text: text.to_owned(),
-                week,
-                status: CommitmentStatus::Open,
-                created_at: now,
-            });
-        let followup = match answers.choice("followup") {
-            Some("done") => Some(CommitmentStatus::Done),
-            Some("partly") => Some(CommitmentStatus::Partly),
-            Some("no") => Some(CommitmentStatus::Dropped),
-            _ => None,
-        };
-        let earlier_open = match followup {
-            Some(_) => queries::open_commitments_before(&self.doc, person, week),
-            None => Vec::new(),
-        };
-        // One JSON value holding the answers: small, and a later version seals it.
+        // The answers are sealed: the document holds only ciphertext and a commitment until
+        // this device releases the key. The commitment and follow-up inside them are read
+        // from the answers by whoever can open them (`checkins::commitments_in`), so
+        // nothing of the answers is written in the clear.
+        let plaintext = serde_json::to_vec(&answers)
+            .expect("answers are strings and small numbers, which always serialise");
+        let (key, sealed) = seal::seal(week, person, &plaintext)?;
         let submission = SubmissionRecord {
             submitted_at: now,
-            answers: serde_json::to_value(&answers)
-                .expect("answers are strings and small numbers, which always serialise"),
+            answers: serde_json::Value::Null,
+            sealed: Some(SealedRecord::from_sealed(&sealed)),
         };
+        let own = OwnKey {
+            week,
+            commitment: sealed.commitment,
+            key,
+        };
+        // If the partner has already sealed theirs, this key goes out in the same change.
+        let release = self
+            .partner_commitment(week, person)
+            .map(|seen| RevealRecord {
+                week,
+                person: person.clone(),
+                commitment: own.commitment.to_string(),
+                key: own.key.to_hex(),
+                seen,
+                released_at: now,
+            });
         self.change(|doc| {
             if let Some(record) = &new_checkin {
                 let checkins = layout::root_for_write(doc, layout::CHECKINS, ObjType::Map)?;
@@ -575,16 +602,137 @@ impl SpaceDoc {
                 layout::submission_key(&checkin_id, person.as_str()),
                 records::to_json(&submission),
             )?;
-            if let Some(record) = &commitment {
-                append(doc, layout::COMMITMENTS, record)?;
-            }
-            if let Some(status) = followup {
-                for id in &earlier_open {
-                    put_status(doc, id, status)?;
-                }
+            if let Some(record) = &release {
+                append(doc, layout::REVEALS, record)?;
             }
             Ok(())
-        })
+        })?;
+        self.own_keys.insert(own.commitment, own.clone());
+        self.new_keys.push(own);
+        Ok(())
+    }
+
+    /// Whether someone other than `person` has submitted for `week`, and if so the
+    /// commitment of their sealed answers that counts (`Some(None)` for answers from before
+    /// sealing).
+    fn partner_commitment(&self, week: Week, person: &PersonId) -> Option<Option<String>> {
+        let c = checkins::merge(checkins::raw_checkins(&self.doc, true, Some(week)))
+            .into_iter()
+            .next()?;
+        let reveals = checkins::reveals(&self.doc, Some(week));
+        let released = reveals.get(&week).map_or(&[][..], Vec::as_slice);
+        seen_by(&checkins::choose(&c, released), person)
+    }
+
+    /// Releases the keys of `person`'s sealed answers that are due: each week where this
+    /// device holds the key, the partner has submitted too, and the key is not out yet.
+    /// Writes one change if anything was due; returns the weeks released.
+    ///
+    /// # Errors
+    /// Only if Automerge refuses the change (a bug).
+    pub fn release_due_keys(
+        &mut self,
+        person: &PersonId,
+        now: Millis,
+    ) -> Result<Vec<Week>, DocError> {
+        if self.own_keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One pass over the released keys; then only weeks whose keys are still here.
+        let reveals = checkins::reveals(&self.doc, None);
+        let out = self.released(&reveals);
+        let weeks: BTreeSet<Week> = self
+            .own_keys
+            .values()
+            .filter(|k| !out.contains(&k.commitment))
+            .map(|k| k.week)
+            .collect();
+        let only = match weeks.len() {
+            0 => return Ok(Vec::new()),
+            1 => weeks.first().copied(),
+            _ => None,
+        };
+        let mut due = Vec::new();
+        for c in checkins::merge(checkins::raw_checkins(&self.doc, true, only)) {
+            if !weeks.contains(&c.week) {
+                continue;
+            }
+            let released = reveals.get(&c.week).map_or(&[][..], Vec::as_slice);
+            let chosen = checkins::choose(&c, released);
+            let Some(Choice::Chosen {
+                submission,
+                opened: None,
+                ..
+            }) = chosen.get(person)
+            else {
+                continue;
+            };
+            let Some((mine, key)) = submission
+                .commitment()
+                .and_then(|c| Some((c, &self.own_keys.get(&c)?.key)))
+            else {
+                continue;
+            };
+            let Some(seen) = seen_by(&chosen, person) else {
+                continue;
+            };
+            due.push(RevealRecord {
+                week: c.week,
+                person: person.clone(),
+                commitment: mine.to_string(),
+                key: key.to_hex(),
+                seen,
+                released_at: now,
+            });
+        }
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.change(|doc| {
+            for record in &due {
+                append(doc, layout::REVEALS, record)?;
+            }
+            Ok(())
+        })?;
+        Ok(due.into_iter().map(|r| r.week).collect())
+    }
+
+    /// Gives this document the keys of the device's own sealed answers (kept by the
+    /// client), so it can read them before they are released and release them when due.
+    pub fn add_own_keys(&mut self, keys: impl IntoIterator<Item = OwnKey>) {
+        self.own_keys
+            .extend(keys.into_iter().map(|k| (k.commitment, k)));
+    }
+
+    /// This device's keys that are out in the document now (released by this or another
+    /// device): the client no longer needs to keep them.
+    pub fn released_own_keys(&self) -> Vec<Commitment> {
+        if self.own_keys.is_empty() {
+            return Vec::new();
+        }
+        self.released(&checkins::reveals(&self.doc, None))
+            .into_iter()
+            .collect()
+    }
+
+    /// Which of this device's keys are among `reveals`.
+    fn released(&self, reveals: &HashMap<Week, Vec<checkins::Reveal>>) -> BTreeSet<Commitment> {
+        reveals
+            .values()
+            .flatten()
+            .filter(|r| {
+                self.own_keys
+                    .get(&r.commitment)
+                    .is_some_and(|k| k.key == r.key)
+            })
+            .map(|r| r.commitment)
+            .collect()
+    }
+
+    /// The keys made by sealing since the last call. The client must keep them (they
+    /// exist nowhere else) in the same transaction that stores the change.
+    pub fn take_new_keys(&mut self) -> Vec<OwnKey> {
+        std::mem::take(&mut self.new_keys)
     }
 
     /// Sets how a commitment went. Setting the status it already has writes nothing.
@@ -597,13 +745,26 @@ impl SpaceDoc {
         id: &EntryId,
         status: CommitmentStatus,
     ) -> Result<(), DocError> {
-        let current =
-            queries::find_commitment(&self.doc, id).ok_or_else(|| not_found("commitment", id))?;
+        let current = self
+            .commitments()
+            .into_iter()
+            .find(|c| c.id == *id)
+            .ok_or_else(|| not_found("commitment", id))?;
         if current.status == status {
             return Ok(());
         }
         self.change(|doc| put_status(doc, id, status))
     }
+}
+
+/// The partner's submission that counts, as `person` would name it when releasing a key:
+/// `None` if nobody else has submitted, `Some(None)` if theirs has no commitment.
+fn seen_by(chosen: &BTreeMap<&PersonId, Choice<'_>>, person: &PersonId) -> Option<Option<String>> {
+    let (_, theirs) = chosen.iter().find(|(p, _)| **p != person)?;
+    Some(match theirs {
+        Choice::Chosen { submission, .. } => submission.commitment().map(|c| c.to_string()),
+        Choice::Replaced => None,
+    })
 }
 
 /// Records a commitment's status as its own last-writer-wins edit.

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::checkins;
 use crate::ids::{EntryId, Millis, PersonId};
 use crate::model::{CommitmentStatus, ReplyKind};
 use crate::queries;
@@ -161,8 +162,11 @@ impl SpaceDoc {
                 },
             });
         }
-        for c in queries::merge_checkins(queries::raw_checkins(&self.doc, false, None)) {
-            for (person, s) in c.submissions {
+        for c in checkins::merge(checkins::raw_checkins(&self.doc, false, None)) {
+            for (person, subs) in c.submissions {
+                let Some(s) = subs.first() else {
+                    continue;
+                };
                 items.push(TimelineItem {
                     at: s.submitted_at,
                     author: person,

@@ -1,7 +1,7 @@
 //! The story of one space: creating, writing, syncing, and every refusal along the way.
 
 use super::*;
-use crate::model::AnswerValue;
+use crate::model::{AnswerValue, Seal};
 use crate::timeline::TimelineKind;
 
 const T0: i64 = 1_763_900_000_000;
@@ -470,7 +470,12 @@ fn a_check_in_records_answers_and_turns_commit_into_a_commitment() {
     let c = doc.checkin(w).unwrap();
     assert_eq!(c.template, "weekly-v1");
     let s = &c.submissions[&ana()];
-    assert_eq!(s.answers, a, "answers read back with their exact kinds");
+    assert_eq!(
+        s.answers.as_ref(),
+        Some(&a),
+        "the device that sealed the answers reads them back with their exact kinds"
+    );
+    assert_eq!(s.seal, Seal::Sealed);
     assert_eq!(s.submitted_at, at(10));
     assert!(c.submitted_by(&ana()) && !c.submitted_by(&ben()));
     assert!(!c.revealed(&doc.people()));
@@ -538,6 +543,15 @@ fn answers_are_revealed_once_both_partners_submitted() {
         .submit_checkin(w, &ben(), answers(&[("feeling", "5")]), at(20))
         .unwrap();
     sync(&mut laptop, &mut phone);
+    // Ben's key went out with his answers, since Ana's were sealed already; Ana's laptop
+    // releases hers on seeing his.
+    let c = laptop.checkin(w).unwrap();
+    assert_eq!(c.submissions[&ben()].seal, Seal::Open);
+    assert_eq!(c.submissions[&ana()].seal, Seal::Sealed);
+    assert!(!c.revealed(&laptop.people()));
+    assert_eq!(laptop.release_due_keys(&ana(), at(30)).unwrap(), [w]);
+    assert!(laptop.release_due_keys(&ana(), at(31)).unwrap().is_empty());
+    sync(&mut laptop, &mut phone);
     let c = laptop.checkin(w).unwrap();
     assert!(c.revealed(&laptop.people()));
     assert_eq!(c, phone.checkin(w).unwrap());
@@ -557,6 +571,10 @@ fn check_ins_opened_offline_on_both_devices_for_the_same_week_merge() {
     phone
         .submit_checkin(w, &ben(), answers(&[("feeling", "4")]), at(11))
         .unwrap();
+    sync(&mut laptop, &mut phone);
+    // Neither saw the other's sealed answers when submitting: both release on seeing them.
+    assert_eq!(laptop.release_due_keys(&ana(), at(12)).unwrap(), [w]);
+    assert_eq!(phone.release_due_keys(&ben(), at(12)).unwrap(), [w]);
     sync(&mut laptop, &mut phone);
     assert_eq!(
         laptop
@@ -591,8 +609,22 @@ fn one_person_submitting_on_two_offline_devices_keeps_the_earlier_answers() {
         .unwrap();
     sync(&mut laptop, &mut phone);
     let c = laptop.checkin(w).unwrap();
-    assert_eq!(c, phone.checkin(w).unwrap());
-    assert_eq!(c.submissions[&ana()].answers.scale("feeling"), Some(8));
+    let on_phone = phone.checkin(w).unwrap();
+    assert_eq!(c.submissions[&ana()].submitted_at, at(10));
+    assert_eq!(on_phone.submissions[&ana()].submitted_at, at(10));
+    assert_eq!(
+        c.submissions[&ana()]
+            .answers
+            .as_ref()
+            .unwrap()
+            .scale("feeling"),
+        Some(8)
+    );
+    assert_eq!(
+        on_phone.submissions[&ana()].answers,
+        None,
+        "the key to sealed answers stays on the device that sealed them"
+    );
 }
 
 #[test]
@@ -798,8 +830,12 @@ fn the_timeline_holds_everything_in_time_order_and_reads_well_as_json() {
         )
         .unwrap();
     sync(&mut laptop, &mut phone);
-    let timeline = phone.timeline();
-    assert_eq!(timeline, laptop.timeline());
+    let timeline = laptop.timeline();
+    assert_eq!(
+        phone.timeline()[..],
+        timeline[..5],
+        "Ben's device cannot read the commitment in Ana's sealed answers"
+    );
     let kinds: Vec<&str> = timeline
         .iter()
         .map(|i| match i.kind {

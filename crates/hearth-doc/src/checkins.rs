@@ -1,0 +1,442 @@
+//! Reading check-ins: stored check-ins merged by week, each submission's seal settled, and
+//! the commitments and follow-ups inside the answers anyone may read.
+//!
+//! A person normally has one submission a week, but two of their devices offline can each
+//! add one, and a modified client can overwrite one. So every stored submission of a
+//! person is a candidate, and the one that counts is settled like this, for person P:
+//! - a released key is *valid* if it opens one of its author's candidates;
+//! - if a partner's valid key names (as the commitment it saw) one of P's candidates, that
+//!   one counts: it is what the partner committed against. If it names a commitment P no
+//!   longer has, P's answers were swapped after the partner's were opened to P:
+//!   [`Seal::Replaced`], never shown;
+//! - else, if P has a valid key, the candidate it opens counts; else P's earliest one;
+//! - the chosen candidate is [`Seal::Open`] if P's valid key opens it, [`Seal::Mismatch`] if
+//!   P released keys but none opens it, [`Seal::Unsealed`] if it was written before
+//!   sealing, else [`Seal::Sealed`] (readable only with the key the sealing device keeps).
+
+use std::collections::{BTreeMap, HashMap};
+
+use automerge::AutoCommit;
+
+use crate::ids::{EntryId, Millis, PersonId};
+use crate::layout::{self, Stored};
+use crate::model::{Answers, Checkin, Commitment, CommitmentStatus, Seal, Submission};
+use crate::records::{RevealRecord, SubmissionMeta, SubmissionRecord, answers_from_json};
+use crate::seal::{self, Commitment as SealCommitment, SealKey, Sealed};
+use crate::space::OwnKey;
+use crate::template;
+use crate::week::Week;
+
+/// A submission's contents as stored.
+pub(crate) enum Body {
+    /// Answers from before sealing.
+    Clear(serde_json::Value),
+    /// Sealed answers.
+    Sealed(Sealed),
+    /// Not decoded (the timeline needs only who and when), or a damaged sealed part.
+    Unread,
+}
+
+/// One person's submission as stored.
+pub(crate) struct RawSubmission {
+    pub(crate) submitted_at: Millis,
+    pub(crate) body: Body,
+}
+
+impl RawSubmission {
+    /// The commitment of sealed answers.
+    pub(crate) fn commitment(&self) -> Option<SealCommitment> {
+        match &self.body {
+            Body::Sealed(s) => Some(s.commitment),
+            _ => None,
+        }
+    }
+
+    /// Earliest first, then by commitment: the same order on every device.
+    fn order(&self) -> (Millis, Option<SealCommitment>) {
+        (self.submitted_at, self.commitment())
+    }
+}
+
+/// A check-in as stored, before check-ins for the same week are merged.
+pub(crate) struct RawCheckin {
+    pub(crate) id: String,
+    pub(crate) week: Week,
+    pub(crate) template: String,
+    pub(crate) opened_at: Millis,
+    /// Every submission of each person, in no particular order.
+    pub(crate) submissions: BTreeMap<PersonId, Vec<RawSubmission>>,
+}
+
+/// Reads the stored check-ins (of one week, or all) with their submissions. Without
+/// `with_bodies` the answers are not decoded (the timeline only needs who submitted when).
+pub(crate) fn raw_checkins(
+    doc: &AutoCommit,
+    with_bodies: bool,
+    week: Option<Week>,
+) -> Vec<RawCheckin> {
+    use crate::records::CheckinRecord;
+    let week_text = week.map(|w| w.to_string());
+    let mut checkins: BTreeMap<String, RawCheckin> = BTreeMap::new();
+    for (id, stored) in layout::map_entries(doc, layout::CHECKINS) {
+        if checkins.contains_key(id.as_ref()) {
+            continue;
+        }
+        if week_text.as_deref().is_some_and(|w| !stored.may_contain(w)) {
+            continue;
+        }
+        let Some(record) = stored.decode::<CheckinRecord>() else {
+            continue;
+        };
+        if week.is_some_and(|w| w != record.week) {
+            continue;
+        }
+        let mut raw = RawCheckin {
+            id: id.into_owned(),
+            week: record.week,
+            template: record.template,
+            opened_at: record.opened_at.unwrap_or(Millis(0)),
+            submissions: BTreeMap::new(),
+        };
+        for (person, value) in record.answers.unwrap_or_default() {
+            if let Some((p, s)) = raw_submission(person.as_str(), Stored::Value(value), with_bodies)
+            {
+                raw.submissions.entry(p).or_default().push(s);
+            }
+        }
+        checkins.insert(raw.id.clone(), raw);
+    }
+    for (key, stored) in layout::map_entries_all(doc, layout::SUBMISSIONS) {
+        let Some((checkin, person)) = key.rsplit_once('/') else {
+            continue;
+        };
+        let Some(raw) = checkins.get_mut(checkin) else {
+            continue;
+        };
+        if let Some((p, s)) = raw_submission(person, stored, with_bodies) {
+            raw.submissions.entry(p).or_default().push(s);
+        }
+    }
+    checkins.into_values().collect()
+}
+
+/// One submission. Unreadable answers still count as submitted: the partner is waiting on
+/// the fact of the submission, and hiding it would keep the check-in closed forever.
+fn raw_submission(
+    person: &str,
+    stored: Stored<'_>,
+    with_body: bool,
+) -> Option<(PersonId, RawSubmission)> {
+    let person: PersonId = person.parse().ok()?;
+    let submission = if with_body {
+        let record = stored.decode::<SubmissionRecord>()?;
+        let body = match record.sealed {
+            Some(sealed) => sealed.to_sealed().map_or(Body::Unread, Body::Sealed),
+            None => Body::Clear(record.answers),
+        };
+        RawSubmission {
+            submitted_at: record.submitted_at,
+            body,
+        }
+    } else {
+        RawSubmission {
+            submitted_at: stored.decode::<SubmissionMeta>()?.submitted_at,
+            body: Body::Unread,
+        }
+    };
+    Some((person, submission))
+}
+
+/// A week's check-in: every candidate submission of each person, earliest first, before
+/// the one that counts is settled.
+pub(crate) struct WeekCheckin {
+    pub(crate) week: Week,
+    pub(crate) template: String,
+    pub(crate) submissions: BTreeMap<PersonId, Vec<RawSubmission>>,
+}
+
+/// Groups stored check-ins by week. Within a week, check-ins are taken oldest first (then by
+/// id) so the same one supplies the template everywhere.
+pub(crate) fn merge(mut raw: Vec<RawCheckin>) -> Vec<WeekCheckin> {
+    raw.sort_by(|a, b| (a.week, a.opened_at, &a.id).cmp(&(b.week, b.opened_at, &b.id)));
+    let mut by_week: BTreeMap<Week, WeekCheckin> = BTreeMap::new();
+    for c in raw {
+        let merged = by_week.entry(c.week).or_insert_with(|| WeekCheckin {
+            week: c.week,
+            template: c.template,
+            submissions: BTreeMap::new(),
+        });
+        for (person, subs) in c.submissions {
+            merged.submissions.entry(person).or_default().extend(subs);
+        }
+    }
+    for c in by_week.values_mut() {
+        for subs in c.submissions.values_mut() {
+            subs.sort_by_key(RawSubmission::order);
+            subs.dedup_by_key(|s| s.order());
+        }
+    }
+    by_week
+        .into_values()
+        .filter(|c| !c.submissions.is_empty())
+        .collect()
+}
+
+/// A released key, as read from the document.
+pub(crate) struct Reveal {
+    pub(crate) person: PersonId,
+    pub(crate) commitment: SealCommitment,
+    pub(crate) key: SealKey,
+    pub(crate) seen: Option<SealCommitment>,
+    pub(crate) released_at: Millis,
+}
+
+/// Every released key, by week. Malformed records are skipped.
+pub(crate) fn reveals(doc: &AutoCommit, week: Option<Week>) -> HashMap<Week, Vec<Reveal>> {
+    let week_text = week.map(|w| w.to_string());
+    let mut out: HashMap<Week, Vec<Reveal>> = HashMap::new();
+    for stored in layout::list_entries(doc, layout::REVEALS) {
+        if week_text.as_deref().is_some_and(|w| !stored.may_contain(w)) {
+            continue;
+        }
+        let Some(r) = stored.decode::<RevealRecord>() else {
+            continue;
+        };
+        if week.is_some_and(|w| w != r.week) {
+            continue;
+        }
+        let (Ok(commitment), Some(key)) = (
+            SealCommitment::parse(&r.commitment),
+            SealKey::from_hex(&r.key),
+        ) else {
+            continue;
+        };
+        out.entry(r.week).or_default().push(Reveal {
+            person: r.person,
+            commitment,
+            key,
+            seen: r
+                .seen
+                .as_deref()
+                .and_then(|s| SealCommitment::parse(s).ok()),
+            released_at: r.released_at,
+        });
+    }
+    out
+}
+
+/// How one person's submissions for a week settled (see the module docs).
+pub(crate) enum Choice<'a> {
+    /// A partner committed against answers this person no longer has.
+    Replaced,
+    /// The submission that counts.
+    Chosen {
+        submission: &'a RawSubmission,
+        /// The valid key that opens it, with the answers it opened.
+        opened: Option<(&'a Reveal, Vec<u8>)>,
+        /// The person released keys, but none opens this submission.
+        mismatch: bool,
+    },
+}
+
+/// Settles which submission of each person counts, given the week's released keys.
+pub(crate) fn choose<'a>(
+    c: &'a WeekCheckin,
+    reveals: &'a [Reveal],
+) -> BTreeMap<&'a PersonId, Choice<'a>> {
+    let week = c.week;
+    // Valid keys: a key of P's that opens one of P's candidates. Earliest release first.
+    let mut sorted: Vec<&Reveal> = reveals.iter().collect();
+    sorted.sort_by_key(|r| (r.released_at, r.commitment));
+    let valid: BTreeMap<&PersonId, (&Reveal, SealCommitment, Vec<u8>)> = c
+        .submissions
+        .iter()
+        .filter_map(|(person, subs)| {
+            sorted.iter().filter(|r| r.person == *person).find_map(|r| {
+                let sealed = subs.iter().find_map(|s| match &s.body {
+                    Body::Sealed(sealed) if sealed.commitment == r.commitment => Some(sealed),
+                    _ => None,
+                })?;
+                let bytes = seal::open(week, person, sealed, &r.key)?;
+                Some((person, (*r, r.commitment, bytes)))
+            })
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    for (person, subs) in &c.submissions {
+        let named = valid
+            .iter()
+            .filter(|(other, _)| **other != person)
+            .find_map(|(_, (r, _, _))| r.seen);
+        let position =
+            |wanted: SealCommitment| subs.iter().position(|s| s.commitment() == Some(wanted));
+        let index = match named {
+            Some(seen) => match position(seen) {
+                Some(i) => i,
+                None => {
+                    out.insert(person, Choice::Replaced);
+                    continue;
+                }
+            },
+            None => valid
+                .get(person)
+                .and_then(|(_, commitment, _)| position(*commitment))
+                .unwrap_or(0),
+        };
+        let Some(submission) = subs.get(index) else {
+            continue;
+        };
+        // The key that opens the chosen one, which need not be the first valid key.
+        let opened = match &submission.body {
+            Body::Sealed(sealed) => sorted
+                .iter()
+                .filter(|r| r.person == *person && r.commitment == sealed.commitment)
+                .find_map(|r| Some((*r, seal::open(week, person, sealed, &r.key)?))),
+            _ => None,
+        };
+        let mismatch = opened.is_none() && reveals.iter().any(|r| r.person == *person);
+        out.insert(
+            person,
+            Choice::Chosen {
+                submission,
+                opened,
+                mismatch,
+            },
+        );
+    }
+    out
+}
+
+/// Settles every submission of one week: which are open, which only this device can read
+/// (`own_keys`), which are broken.
+pub(crate) fn settle(
+    c: &WeekCheckin,
+    reveals: &[Reveal],
+    own_keys: &HashMap<SealCommitment, OwnKey>,
+) -> Checkin {
+    let week = c.week;
+    let template = template::template(&c.template);
+    let read = |value: &serde_json::Value| -> Answers {
+        let mut answers = answers_from_json(value);
+        if let Some(t) = &template {
+            t.restore_kinds(&mut answers);
+        }
+        answers
+    };
+    let read_bytes = |bytes: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .map(|v| read(&v))
+    };
+    let submissions = choose(c, reveals)
+        .into_iter()
+        .map(|(person, choice)| {
+            let submitted_at = c.submissions[person][0].submitted_at;
+            let (seal, submitted_at, released_at, answers) = match choice {
+                Choice::Replaced => (Seal::Replaced, submitted_at, None, None),
+                Choice::Chosen {
+                    submission,
+                    opened,
+                    mismatch,
+                } => {
+                    let at = submission.submitted_at;
+                    match (&submission.body, opened) {
+                        (Body::Clear(value), _) => (Seal::Unsealed, at, None, Some(read(value))),
+                        (_, Some((r, bytes))) => {
+                            (Seal::Open, at, Some(r.released_at), read_bytes(&bytes))
+                        }
+                        _ if mismatch => (Seal::Mismatch, at, None, None),
+                        (Body::Sealed(sealed), None) => {
+                            let own = own_keys
+                                .get(&sealed.commitment)
+                                .and_then(|own| seal::open(week, person, sealed, &own.key))
+                                .and_then(|bytes| read_bytes(&bytes));
+                            (Seal::Sealed, at, None, own)
+                        }
+                        (Body::Unread, None) => (Seal::Sealed, at, None, None),
+                    }
+                }
+            };
+            let submission = Submission {
+                person: person.clone(),
+                submitted_at,
+                seal,
+                released_at,
+                answers,
+            };
+            (person.clone(), submission)
+        })
+        .collect();
+    Checkin {
+        week,
+        template: c.template.clone(),
+        submissions,
+    }
+}
+
+/// The commitments ("one small thing I'll do for us") inside the answers this device can
+/// read, with the status the author's later follow-up answers gave them. An explicit status
+/// edit (`explicit`: `Some(None)` for a status this version does not know, which hides the
+/// commitment rather than guess) wins over a follow-up.
+pub(crate) fn commitments_in(
+    checkins: &[Checkin],
+    explicit: impl Fn(&EntryId) -> Option<Option<CommitmentStatus>>,
+) -> Vec<Commitment> {
+    let mut out: Vec<Commitment> = Vec::new();
+    for c in checkins {
+        for s in c.submissions.values() {
+            let Some(answers) = s.readable() else {
+                continue;
+            };
+            if let Some(status) = followup_status(answers) {
+                for earlier in out
+                    .iter_mut()
+                    .filter(|e| e.author == s.person && e.week < c.week)
+                    .filter(|e| e.status == CommitmentStatus::Open && explicit(&e.id).is_none())
+                {
+                    earlier.status = status;
+                }
+            }
+            let Some(text) = answers
+                .text("commit")
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+            else {
+                continue;
+            };
+            let id = commitment_id(c.week, &s.person);
+            let status = match explicit(&id) {
+                Some(Some(status)) => status,
+                Some(None) => continue,
+                None => CommitmentStatus::Open,
+            };
+            out.push(Commitment {
+                status,
+                id,
+                author: s.person.clone(),
+                text: text.to_owned(),
+                week: c.week,
+                created_at: s.submitted_at,
+            });
+        }
+    }
+    out
+}
+
+/// The id of the commitment in `person`'s answers for `week`: the same on every device.
+pub(crate) fn commitment_id(week: Week, person: &PersonId) -> EntryId {
+    EntryId::derived(
+        "hearth 2026-11 check-in commitment id v1",
+        &[&week.to_string(), person.as_str()],
+    )
+}
+
+/// What a follow-up answer says about the earlier commitments.
+fn followup_status(answers: &Answers) -> Option<CommitmentStatus> {
+    match answers.choice("followup")? {
+        "done" => Some(CommitmentStatus::Done),
+        "partly" => Some(CommitmentStatus::Partly),
+        "no" => Some(CommitmentStatus::Dropped),
+        _ => None,
+    }
+}
