@@ -1,9 +1,10 @@
 //! `hearth trends`: each partner's weekly "how are you feeling about us" score, as a chart.
 
 use anyhow::Result;
-use hearth_doc::TrendPoint;
+use hearth_doc::{PersonId, SpaceDoc, TrendPoint};
 use serde_json::json;
 
+use super::checkin::visible_submitters;
 use crate::chart;
 use crate::render;
 use crate::session::Session;
@@ -14,7 +15,7 @@ const LOW: f64 = 4.0;
 pub fn run(session: &Session) -> Result<()> {
     let profile = session.open()?;
     let doc = profile.load()?;
-    let points = doc.trend();
+    let points = visible_trend(&doc, profile.person_id());
     let people = doc.people();
     if session.json {
         let rows: Vec<_> = points
@@ -75,6 +76,25 @@ pub fn run(session: &Session) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The trend as `me` may see it: a partner's score stays sealed until both have answered
+/// that week, exactly as in `hearth checkin show` and the export.
+pub fn visible_trend(doc: &SpaceDoc, me: &PersonId) -> Vec<TrendPoint> {
+    let people = doc.people();
+    let checkins = doc.checkins();
+    doc.trend()
+        .into_iter()
+        .filter_map(|mut point| {
+            let visible: Vec<&PersonId> = checkins
+                .iter()
+                .find(|c| c.week == point.week)
+                .map(|c| visible_submitters(c, &people, me))
+                .unwrap_or_default();
+            point.feeling.retain(|person, _| visible.contains(&person));
+            (!point.feeling.is_empty()).then_some(point)
+        })
+        .collect()
 }
 
 fn average(scores: &[u8]) -> f64 {
