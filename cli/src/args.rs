@@ -47,7 +47,7 @@ pub enum Command {
     /// A timeline of everything, newest last
     Log(LogArgs),
     /// How each of you has felt about "us", week by week
-    Trends,
+    Trends(TrendsArgs),
     /// Write everything out as JSON or Markdown (plaintext: keep the file safe)
     Export(ExportArgs),
     /// Where things stand: your profile, this week's check-in, open commitments
@@ -256,6 +256,17 @@ pub struct LogArgs {
     /// Only the last N items
     #[arg(long, short = 'n', value_name = "N")]
     pub limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrendsArgs {
+    /// Also draw the chart as an SVG picture in FILE (refuses to overwrite an existing file)
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Also draw the chart as a PNG picture in FILE (refuses to overwrite an existing file;
+    /// needs a font: set HEARTH_FONT to a .ttf or .otf file if none is found)
+    #[arg(long, value_name = "FILE")]
+    pub png: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,8 @@ mod chart;
 mod commands;
 mod editor;
 pub mod exit;
+mod font;
+mod picture;
 mod render;
 mod session;
 

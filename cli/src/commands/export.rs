@@ -9,9 +9,14 @@ use hearth_client::Profile;
 use hearth_doc::{Answers, CommitmentStatus, JournalEntry, ReplyKind, SpaceDoc};
 use serde_json::json;
 
+use base64::Engine as _;
+
 use super::checkin::{format_value, visible_submitters};
+use super::trends;
 use crate::args::{ExportArgs, ExportFormat};
+use crate::chart;
 use crate::exit::user_error;
+use crate::picture::{self, Plot};
 use crate::render::{self, Names};
 use crate::session::Session;
 
@@ -29,13 +34,32 @@ pub fn run(session: &Session, args: ExportArgs) -> Result<()> {
     let mut journal = doc.journal();
     journal.extend(profile.private_journal()?);
     journal.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    // The Markdown export shows the trend as a picture: beside the file, or inside it.
+    let mut chart_file = None;
     let text = match args.format {
         ExportFormat::Json => {
             let mut s = serde_json::to_string_pretty(&to_json(&profile, &doc, &journal)?)?;
             s.push('\n');
             s
         }
-        ExportFormat::Md => to_markdown(&profile, &doc, &journal),
+        ExportFormat::Md => {
+            let svg = trend_svg(&profile, &doc)?;
+            let image = match (svg, &args.output) {
+                (None, _) => None,
+                (Some(svg), None) => Some(format!(
+                    "data:image/svg+xml;base64,{}",
+                    base64::engine::general_purpose::STANDARD.encode(svg)
+                )),
+                (Some(svg), Some(path)) => {
+                    let beside = picture::beside(path);
+                    picture::check_new(&beside)?;
+                    let link = link_target(&beside);
+                    chart_file = Some((beside, svg));
+                    Some(link)
+                }
+            };
+            to_markdown(&profile, &doc, &journal, image.as_deref())
+        }
     };
     match &args.output {
         None => std::io::stdout()
@@ -43,8 +67,16 @@ pub fn run(session: &Session, args: ExportArgs) -> Result<()> {
             .write_all(text.as_bytes())
             .context("writing the export")?,
         Some(path) => {
-            write_new_private_file(path, text.as_bytes())
-                .with_context(|| format!("writing {}", path.display()))?;
+            if let Some((svg_path, svg)) = &chart_file {
+                picture::save_new(svg_path, svg.as_bytes())?;
+            }
+            if let Err(e) = write_new_private_file(path, text.as_bytes()) {
+                // The chart belongs to the export; without it, it would only be litter.
+                if let Some((svg_path, _)) = &chart_file {
+                    let _ = std::fs::remove_file(svg_path);
+                }
+                return Err(e).with_context(|| format!("writing {}", path.display()));
+            }
             eprintln!(
                 "Exported to {}. It is not encrypted: keep it somewhere only the two of you can read.",
                 path.display()
@@ -52,6 +84,29 @@ pub fn run(session: &Session, args: ExportArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The trend chart as SVG, with the scores this person may see; None without check-ins.
+fn trend_svg(profile: &Profile, doc: &SpaceDoc) -> Result<Option<String>> {
+    let points = trends::visible_trend(doc, profile.person_id());
+    let people: Vec<_> = doc.people().into_iter().map(|p| (p.id, p.name)).collect();
+    let series = chart::series(&people);
+    Plot::new(&points, &series, trends::last_week(&points))
+        .map(|plot| plot.svg())
+        .transpose()
+}
+
+/// A relative link to a file beside the export, in the form Markdown reads whatever its name.
+fn link_target(path: &std::path::Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name.contains([' ', '(', ')', '<', '>']) {
+        format!("<{name}>")
+    } else {
+        name
+    }
 }
 
 fn write_new_private_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -109,7 +164,12 @@ fn to_json(
     }))
 }
 
-fn to_markdown(profile: &Profile, doc: &SpaceDoc, journal: &[JournalEntry]) -> String {
+fn to_markdown(
+    profile: &Profile,
+    doc: &SpaceDoc,
+    journal: &[JournalEntry],
+    trend_image: Option<&str>,
+) -> String {
     let me = profile.person_id();
     let people = doc.people();
     let names = Names::of_people(&people);
@@ -163,6 +223,15 @@ fn to_markdown(profile: &Profile, doc: &SpaceDoc, journal: &[JournalEntry]) -> S
         if !sealed.is_empty() {
             let _ = writeln!(md, "_Answered, still sealed: {}_\n", sealed.join(", "));
         }
+    }
+
+    if let Some(image) = trend_image {
+        let _ = writeln!(md, "## Trends\n");
+        let _ = writeln!(
+            md,
+            "![{}: each partner's weekly score, 1 to 10; gaps are weeks without a check-in]({image})\n",
+            picture::TITLE
+        );
     }
 
     let _ = writeln!(md, "## Appreciations\n");

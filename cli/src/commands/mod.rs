@@ -51,7 +51,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Feedback(args) => feedback::run(&session, args),
         Command::Journal(cmd) => journal::run(&session, cmd),
         Command::Log(args) => log::run(&session, args),
-        Command::Trends => trends::run(&session),
+        Command::Trends(args) => trends::run(&session, args),
         Command::Export(args) => export::run(&session, args),
         Command::Status => status::run(&session),
         Command::Demo(args) => demo::run(&session, args),

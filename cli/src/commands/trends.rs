@@ -1,21 +1,71 @@
-//! `hearth trends`: each partner's weekly "how are you feeling about us" score, as a chart.
+//! `hearth trends`: each partner's weekly "how are you feeling about us" score, as a chart
+//! in the terminal and, with `--svg`/`--png`, as a picture file.
+
+use std::path::PathBuf;
 
 use anyhow::Result;
-use hearth_doc::TrendPoint;
+use hearth_doc::{PersonId, SpaceDoc, TrendPoint, Week};
 use serde_json::json;
 
+use super::checkin::visible_submitters;
+use crate::args::TrendsArgs;
 use crate::chart;
+use crate::exit::user_error;
+use crate::picture::{self, Plot};
 use crate::render;
 use crate::session::Session;
 
 /// Three recent weeks at or below this score earn a gentle note, never a diagnosis.
 const LOW: f64 = 4.0;
 
-pub fn run(session: &Session) -> Result<()> {
+pub fn run(session: &Session, args: TrendsArgs) -> Result<()> {
+    let pictures: Vec<(PathBuf, Format)> = [(args.svg, Format::Svg), (args.png, Format::Png)]
+        .into_iter()
+        .filter_map(|(path, format)| Some((path?, format)))
+        .collect();
+    if let [(a, _), (b, _)] = pictures.as_slice()
+        && a == b
+    {
+        user_error!(
+            "--svg and --png name the same file, {}; give each its own",
+            a.display()
+        );
+    }
+    for (path, _) in &pictures {
+        picture::check_new(path)?;
+    }
     let profile = session.open()?;
     let doc = profile.load()?;
-    let points = doc.trend();
+    let points = visible_trend(&doc, profile.person_id());
     let people = doc.people();
+    let series = chart::series(
+        &people
+            .iter()
+            .map(|p| (p.id.clone(), p.name.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let last = last_week(&points);
+    if !pictures.is_empty() {
+        match Plot::new(&points, &series, last) {
+            None => eprintln!("No check-ins yet, so no picture was written."),
+            Some(plot) => {
+                // Everything is drawn before anything is written: a missing font for the
+                // PNG leaves no SVG behind either.
+                let mut drawn = Vec::new();
+                for (path, format) in &pictures {
+                    let bytes = match format {
+                        Format::Svg => plot.svg()?.into_bytes(),
+                        Format::Png => plot.png()?,
+                    };
+                    drawn.push((path, bytes));
+                }
+                for (path, bytes) in drawn {
+                    picture::save_new(path, &bytes)?;
+                    eprintln!("Drew the chart in {}.", path.display());
+                }
+            }
+        }
+    }
     if session.json {
         let rows: Vec<_> = points
             .iter()
@@ -37,13 +87,6 @@ pub fn run(session: &Session) -> Result<()> {
         println!("No check-ins yet, so nothing to draw. `hearth checkin` adds this week's point.");
         return Ok(());
     }
-    let series = chart::series(
-        &people
-            .iter()
-            .map(|p| (p.id.clone(), p.name.clone()))
-            .collect::<Vec<_>>(),
-    );
-    let last = render::this_week().max(points.last().map_or(render::this_week(), |p| p.week));
     println!("How each of you has felt about \"us\" (1–10), week by week\n");
     print!("{}", chart::draw(&points, &series, last, terminal_width()));
     let legend: Vec<String> = series
@@ -75,6 +118,37 @@ pub fn run(session: &Session) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Format {
+    Svg,
+    Png,
+}
+
+/// The trend as `me` may see it: a partner's score stays sealed until both have answered
+/// that week, exactly as in `hearth checkin show` and the export.
+pub fn visible_trend(doc: &SpaceDoc, me: &PersonId) -> Vec<TrendPoint> {
+    let people = doc.people();
+    let checkins = doc.checkins();
+    doc.trend()
+        .into_iter()
+        .filter_map(|mut point| {
+            let visible: Vec<&PersonId> = checkins
+                .iter()
+                .find(|c| c.week == point.week)
+                .map(|c| visible_submitters(c, &people, me))
+                .unwrap_or_default();
+            point.feeling.retain(|person, _| visible.contains(&person));
+            (!point.feeling.is_empty()).then_some(point)
+        })
+        .collect()
+}
+
+/// The newest week a chart shows: this week, so recent silence shows, or a later one.
+pub fn last_week(points: &[TrendPoint]) -> Week {
+    let now = render::this_week();
+    now.max(points.last().map_or(now, |p| p.week))
 }
 
 fn average(scores: &[u8]) -> f64 {
