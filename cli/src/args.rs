@@ -27,6 +27,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Say less: no confirmations, hints or progress; errors and the data you asked for
+    /// are still printed
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -10,6 +10,7 @@ mod chart;
 mod commands;
 mod editor;
 pub mod exit;
+mod progress;
 mod render;
 mod session;
 

@@ -23,6 +23,8 @@ pub struct Session {
     pub json: bool,
     /// A person is at a terminal who can answer prompts.
     pub interactive: bool,
+    /// `--quiet`: no confirmations, hints or progress.
+    pub quiet: bool,
 }
 
 impl Session {
@@ -40,7 +42,15 @@ impl Session {
             home,
             json,
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+            quiet: false,
         })
+    }
+
+    /// Prints a confirmation or a hint on standard output, unless `--quiet`.
+    pub fn say(&self, line: impl std::fmt::Display) {
+        if !self.quiet {
+            println!("{line}");
+        }
     }
 
     /// Opens and unlocks the profile.

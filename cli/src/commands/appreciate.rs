@@ -29,8 +29,8 @@ pub fn run(session: &Session, args: AppreciateArgs) -> Result<()> {
         return render::print_json(&json!({ "id": id }));
     }
     match partner {
-        Some(name) => println!("Saved your appreciation for {name}."),
-        None => println!("Saved your appreciation."),
+        Some(name) => session.say(format_args!("Saved your appreciation for {name}.")),
+        None => session.say("Saved your appreciation."),
     }
     Ok(())
 }

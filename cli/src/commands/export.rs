@@ -12,6 +12,7 @@ use serde_json::json;
 use super::checkin::{format_value, visible_submitters};
 use crate::args::{ExportArgs, ExportFormat};
 use crate::exit::user_error;
+use crate::progress::Progress;
 use crate::render::{self, Names};
 use crate::session::Session;
 
@@ -25,6 +26,7 @@ pub fn run(session: &Session, args: ExportArgs) -> Result<()> {
         );
     }
     let profile = session.open()?;
+    let progress = Progress::after_a_second(session, "Gathering everything for the export…");
     let doc = profile.load()?;
     let mut journal = doc.journal();
     journal.extend(profile.private_journal()?);
@@ -37,6 +39,7 @@ pub fn run(session: &Session, args: ExportArgs) -> Result<()> {
         }
         ExportFormat::Md => to_markdown(&profile, &doc, &journal),
     };
+    drop(progress);
     match &args.output {
         None => std::io::stdout()
             .lock()
@@ -45,10 +48,12 @@ pub fn run(session: &Session, args: ExportArgs) -> Result<()> {
         Some(path) => {
             write_new_private_file(path, text.as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
-            eprintln!(
-                "Exported to {}. It is not encrypted: keep it somewhere only the two of you can read.",
-                path.display()
-            );
+            if !session.quiet {
+                eprintln!(
+                    "Exported to {}. It is not encrypted: keep it somewhere only the two of you can read.",
+                    path.display()
+                );
+            }
         }
     }
     Ok(())

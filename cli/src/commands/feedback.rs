@@ -68,11 +68,11 @@ fn raise(session: &Session, args: FeedbackArgs) -> Result<()> {
     if session.json {
         return render::print_json(&json!({ "id": id }));
     }
-    println!(
+    session.say(format_args!(
         "Shared your feedback [{}]. Your partner can reflect it back with\n  hearth feedback reply {} --reflect \"What I'm hearing is…\"",
         id.short(),
         id.short()
-    );
+    ));
     Ok(())
 }
 
@@ -111,7 +111,7 @@ fn reply(session: &Session, args: ReplyArgs) -> Result<()> {
         ReplyKind::Acknowledge => "Thanks for letting your partner know.",
         ReplyKind::Respond => "Responded.",
     };
-    println!("{done}");
+    session.say(done);
     Ok(())
 }
 
@@ -123,8 +123,8 @@ fn list(session: &Session) -> Result<()> {
         return render::print_json(&threads);
     }
     if threads.is_empty() {
-        println!(
-            "No feedback yet. When something needs saying, `hearth feedback` walks you through it kindly."
+        session.say(
+            "No feedback yet. When something needs saying, `hearth feedback` walks you through it kindly.",
         );
         return Ok(());
     }
@@ -138,10 +138,10 @@ fn list(session: &Session) -> Result<()> {
 
 pub fn print_thread(thread: &Feedback, names: &Names) {
     println!(
-        "[{}] {} — {}",
-        thread.id.short(),
+        "{} {} — {}",
+        console::style(format!("[{}]", thread.id.short())).dim(),
         render::day(thread.created_at),
-        names.of(&thread.author)
+        console::style(names.of(&thread.author)).bold()
     );
     println!(
         "  When I noticed: {}",

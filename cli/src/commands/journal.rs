@@ -55,12 +55,15 @@ fn add(session: &Session, args: JournalAddArgs) -> Result<()> {
         return render::print_json(&json!({ "id": id, "private": args.private }));
     }
     if args.private {
-        println!(
+        session.say(format_args!(
             "Saved a private entry [{}]: it stays on this device, just for you.",
             id.short()
-        );
+        ));
     } else {
-        println!("Added to your shared journal [{}].", id.short());
+        session.say(format_args!(
+            "Added to your shared journal [{}].",
+            id.short()
+        ));
     }
     Ok(())
 }
@@ -93,7 +96,7 @@ fn list(session: &Session, args: JournalListArgs) -> Result<()> {
         return render::print_json(&entries);
     }
     if entries.is_empty() {
-        println!("The journal is empty. Write the first entry with `hearth journal add`.");
+        session.say("The journal is empty. Write the first entry with `hearth journal add`.");
         return Ok(());
     }
     let names = Names::of_doc(&doc);

@@ -42,7 +42,8 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         _ => {}
     }
-    let session = Session::new(cli.home, cli.json)?;
+    let mut session = Session::new(cli.home, cli.json)?;
+    session.quiet = cli.quiet;
     match cli.command {
         Command::Completions { .. } | Command::Man => Ok(()),
         Command::Init(args) => init::run(&session, args),
