@@ -11,7 +11,9 @@ mod commands;
 mod editor;
 pub mod exit;
 mod progress;
+mod reminder;
 mod render;
+mod schedule;
 mod session;
 
 use std::process::ExitCode;

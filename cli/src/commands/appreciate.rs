@@ -18,6 +18,7 @@ pub fn run(session: &Session, args: AppreciateArgs) -> Result<()> {
     let me = profile.person_id().clone();
     let (id, partner) = profile.write(|doc| {
         let id = doc.add_appreciation(&me, &text, render::now())?;
+        session.saw_checkin(doc, &me);
         let partner = doc
             .people()
             .into_iter()

@@ -28,6 +28,7 @@ pub fn run(session: &Session, args: ExportArgs) -> Result<()> {
     let profile = session.open()?;
     let progress = Progress::after_a_second(session, "Gathering everything for the export…");
     let doc = profile.load()?;
+    session.saw_checkin(&doc, profile.person_id());
     let mut journal = doc.journal();
     journal.extend(profile.private_journal()?);
     journal.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));

@@ -64,7 +64,11 @@ fn raise(session: &Session, args: FeedbackArgs) -> Result<()> {
     };
     let mut profile = session.open()?;
     let me = profile.person_id().clone();
-    let id = profile.write(|doc| doc.add_feedback(&me, &draft, render::now()))?;
+    let id = profile.write(|doc| {
+        let id = doc.add_feedback(&me, &draft, render::now())?;
+        session.saw_checkin(doc, &me);
+        Ok(id)
+    })?;
     if session.json {
         return render::print_json(&json!({ "id": id }));
     }
@@ -99,6 +103,7 @@ fn reply(session: &Session, args: ReplyArgs) -> Result<()> {
     let thread = profile.write(|doc| {
         let id = doc.find_entry(&args.id)?;
         doc.add_reply(&id, &me, kind, text.trim(), render::now())?;
+        session.saw_checkin(doc, &me);
         Ok(id)
     })?;
     if session.json {
@@ -118,6 +123,7 @@ fn reply(session: &Session, args: ReplyArgs) -> Result<()> {
 fn list(session: &Session) -> Result<()> {
     let profile = session.open()?;
     let doc = profile.load()?;
+    session.saw_checkin(&doc, profile.person_id());
     let threads = doc.feedback();
     if session.json {
         return render::print_json(&threads);

@@ -49,7 +49,11 @@ fn add(session: &Session, args: JournalAddArgs) -> Result<()> {
         profile.add_private_journal(&entry)?;
         entry.id
     } else {
-        profile.write(|doc| doc.add_journal(&me, &draft, render::now()))?
+        profile.write(|doc| {
+            let id = doc.add_journal(&me, &draft, render::now())?;
+            session.saw_checkin(doc, &me);
+            Ok(id)
+        })?
     };
     if session.json {
         return render::print_json(&json!({ "id": id, "private": args.private }));
@@ -85,6 +89,7 @@ fn clean_tags(tags: &[String]) -> Result<Vec<String>> {
 fn list(session: &Session, args: JournalListArgs) -> Result<()> {
     let profile = session.open()?;
     let doc = profile.load()?;
+    session.saw_checkin(&doc, profile.person_id());
     let mut entries = doc.journal();
     entries.extend(profile.private_journal()?);
     if let Some(tag) = &args.tag {

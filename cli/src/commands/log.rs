@@ -15,6 +15,7 @@ use crate::session::Session;
 pub fn run(session: &Session, args: LogArgs) -> Result<()> {
     let profile = session.open()?;
     let doc = profile.load()?;
+    session.saw_checkin(&doc, profile.person_id());
     let private = profile.private_journal()?;
     let private_ids: BTreeSet<EntryId> = private.iter().map(|e| e.id.clone()).collect();
     let mut items = doc.timeline();

@@ -124,6 +124,11 @@ pub fn sync(session: &Session) -> Result<()> {
     let progress = Progress::after_a_second(session, "Syncing…");
     let report = block_on(sync::sync_once(&mut profile, sync::DEFAULT_TIMEOUT))??;
     drop(progress);
+    if session.may_remind {
+        // The one command that loads the document only for the reminder line (what just
+        // arrived may be your partner's answer): once a day at most, see `reminder`.
+        session.saw_checkin(&profile.load()?, profile.person_id());
+    }
     print_report(session, &report)
 }
 
