@@ -27,6 +27,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Say less: no confirmations, hints or progress; errors and the data you asked for
+    /// are still printed
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -73,6 +78,40 @@ pub enum Command {
     },
     /// Print the manual page (roff), e.g. `hearth man > ~/.local/share/man/man1/hearth.1`
     Man,
+    /// A gentle nudge when this week's check-in is waiting for you (for a timer or your
+    /// shell's startup file); `--install` sets up a weekly timer
+    Remind(RemindArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemindArgs {
+    /// Print the reminder on standard output instead of a desktop notification
+    #[arg(long, conflicts_with_all = ["install", "uninstall"])]
+    pub print: bool,
+    /// Sync first if the space is on a relay (an unreachable relay is skipped); with
+    /// --install, the timer does
+    #[arg(long, conflicts_with = "uninstall")]
+    pub sync: bool,
+    /// Set up a weekly timer (systemd user units, or a crontab line to add)
+    #[arg(long, conflicts_with = "uninstall")]
+    pub install: bool,
+    /// When the timer fires: "Sun 19:00", "Mon,Thu 20:30", or "19:00" for every day
+    #[arg(
+        long,
+        value_name = "WHEN",
+        default_value = "Sun 19:00",
+        requires = "install"
+    )]
+    pub at: String,
+    /// Print a crontab line instead of writing systemd units
+    #[arg(long, requires = "install")]
+    pub cron: bool,
+    /// Replace unit files that differ from the ones hearth would write
+    #[arg(long, requires = "install")]
+    pub force: bool,
+    /// Remove the timer's unit files
+    #[arg(long)]
+    pub uninstall: bool,
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,10 @@ mod editor;
 pub mod exit;
 mod font;
 mod picture;
+mod progress;
+mod reminder;
 mod render;
+mod schedule;
 mod session;
 
 use std::process::ExitCode;

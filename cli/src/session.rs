@@ -3,6 +3,7 @@
 //! prompt on a terminal; without either, commands fail fast with a message instead of
 //! waiting on standard input.
 
+use std::cell::OnceCell;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -10,6 +11,7 @@ use anyhow::{Context, Result};
 use hearth_client::{ExposeSecret, Profile, SecretString};
 
 use crate::exit::user_error;
+use crate::reminder::{self, Due};
 
 /// The environment variable scripts use to supply the passphrase.
 pub const PASSPHRASE_ENV: &str = "HEARTH_PASSPHRASE";
@@ -23,6 +25,12 @@ pub struct Session {
     pub json: bool,
     /// A person is at a terminal who can answer prompts.
     pub interactive: bool,
+    /// `--quiet`: no confirmations, hints or progress.
+    pub quiet: bool,
+    /// Whether this command may end with the check-in reminder line (see [`reminder`]).
+    pub may_remind: bool,
+    /// What the command saw of this week's check-in, from the document it loaded anyway.
+    checkin: OnceCell<Option<Due>>,
 }
 
 impl Session {
@@ -40,7 +48,32 @@ impl Session {
             home,
             json,
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+            quiet: false,
+            may_remind: false,
+            checkin: OnceCell::new(),
         })
+    }
+
+    /// Prints a confirmation or a hint on standard output, unless `--quiet`.
+    pub fn say(&self, line: impl std::fmt::Display) {
+        if !self.quiet {
+            println!("{line}");
+        }
+    }
+
+    /// Notes whether this week's check-in waits for `me`, from a document the command has
+    /// in hand, so the reminder line after the command needs no second load. Cheap, and
+    /// skipped entirely when no reminder line could be printed.
+    pub fn saw_checkin(&self, doc: &hearth_doc::SpaceDoc, me: &hearth_doc::PersonId) {
+        if self.may_remind && self.checkin.get().is_none() {
+            let _ = self.checkin.set(reminder::due(doc, me));
+        }
+    }
+
+    /// What [`Session::saw_checkin`] recorded: `None` if the command recorded nothing,
+    /// `Some(None)` if nothing is due.
+    pub fn checkin_seen(&self) -> Option<Option<&Due>> {
+        self.checkin.get().map(Option::as_ref)
     }
 
     /// Opens and unlocks the profile.

@@ -118,6 +118,38 @@ impl Device {
             .into()
     }
 
+    /// Runs `hearth ARGS` (a shell command line) on a pseudo-terminal made by util-linux
+    /// `script`, with `env` added, and returns what the terminal showed; None where there is
+    /// no `script` to run it (the caller skips).
+    pub fn run_on_a_terminal(&self, args: &str, env: &[(&str, &str)]) -> Option<String> {
+        if !cfg!(target_os = "linux") {
+            return None;
+        }
+        let path = std::env::var_os("PATH")?;
+        let script = std::env::split_paths(&path)
+            .map(|d| d.join("script"))
+            .find(|p| p.is_file())?;
+        let mut cmd = Command::new(script);
+        cmd.args([
+            "-qec",
+            &format!("'{}' {args}", self.bin.display()),
+            "/dev/null",
+        ])
+        .env_clear()
+        .env("PATH", &path)
+        .env("HEARTH_HOME", self.home())
+        .env("TERM", "xterm-256color")
+        .env("TZ", "UTC")
+        .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Runs `hearth ARGS` and returns its standard output, failing the test unless it
     /// succeeded.
     pub fn ok<I, S>(&self, args: I) -> String

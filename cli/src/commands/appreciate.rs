@@ -18,6 +18,7 @@ pub fn run(session: &Session, args: AppreciateArgs) -> Result<()> {
     let me = profile.person_id().clone();
     let (id, partner) = profile.write(|doc| {
         let id = doc.add_appreciation(&me, &text, render::now())?;
+        session.saw_checkin(doc, &me);
         let partner = doc
             .people()
             .into_iter()
@@ -29,8 +30,8 @@ pub fn run(session: &Session, args: AppreciateArgs) -> Result<()> {
         return render::print_json(&json!({ "id": id }));
     }
     match partner {
-        Some(name) => println!("Saved your appreciation for {name}."),
-        None => println!("Saved your appreciation."),
+        Some(name) => session.say(format_args!("Saved your appreciation for {name}.")),
+        None => session.say("Saved your appreciation."),
     }
     Ok(())
 }

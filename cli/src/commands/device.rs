@@ -117,15 +117,15 @@ fn remove(session: &Session, args: &DeviceRemoveArgs) -> Result<()> {
         return render::print_json(&json!({ "removed": id.to_string(), "left": leaving }));
     }
     if leaving {
-        println!(
-            "This device has left the space. Its copy stays readable here; it no longer syncs."
+        session.say(
+            "This device has left the space. Its copy stays readable here; it no longer syncs.",
         );
     } else {
-        println!(
+        session.say(format_args!(
             "Removed {what}. The space now uses a new key that only the remaining devices have."
-        );
-        println!(
-            "It can still read what it already had (no device can un-see that), but nothing new."
+        ));
+        session.say(
+            "It can still read what it already had (no device can un-see that), but nothing new.",
         );
     }
     Ok(())

@@ -17,6 +17,7 @@ use crate::args::{ExportArgs, ExportFormat};
 use crate::chart;
 use crate::exit::user_error;
 use crate::picture::{self, Plot};
+use crate::progress::Progress;
 use crate::render::{self, Names};
 use crate::session::Session;
 
@@ -30,7 +31,9 @@ pub fn run(session: &Session, args: ExportArgs) -> Result<()> {
         );
     }
     let profile = session.open()?;
+    let progress = Progress::after_a_second(session, "Gathering everything for the export…");
     let doc = profile.load()?;
+    session.saw_checkin(&doc, profile.person_id());
     let mut journal = doc.journal();
     journal.extend(profile.private_journal()?);
     journal.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
@@ -43,7 +46,7 @@ pub fn run(session: &Session, args: ExportArgs) -> Result<()> {
             s
         }
         ExportFormat::Md => {
-            let svg = trend_svg(&profile, &doc)?;
+            let svg = trend_svg(&doc)?;
             let image = match (svg, &args.output) {
                 (None, _) => None,
                 (Some(svg), None) => Some(format!(
@@ -61,6 +64,7 @@ pub fn run(session: &Session, args: ExportArgs) -> Result<()> {
             to_markdown(&profile, &doc, &journal, image.as_deref())
         }
     };
+    drop(progress);
     match &args.output {
         None => std::io::stdout()
             .lock()
@@ -77,18 +81,20 @@ pub fn run(session: &Session, args: ExportArgs) -> Result<()> {
                 }
                 return Err(e).with_context(|| format!("writing {}", path.display()));
             }
-            eprintln!(
-                "Exported to {}. It is not encrypted: keep it somewhere only the two of you can read.",
-                path.display()
-            );
+            if !session.quiet {
+                eprintln!(
+                    "Exported to {}. It is not encrypted: keep it somewhere only the two of you can read.",
+                    path.display()
+                );
+            }
         }
     }
     Ok(())
 }
 
 /// The trend chart as SVG, with the scores this person may see; None without check-ins.
-fn trend_svg(profile: &Profile, doc: &SpaceDoc) -> Result<Option<String>> {
-    let points = trends::visible_trend(doc, profile.person_id());
+fn trend_svg(doc: &SpaceDoc) -> Result<Option<String>> {
+    let points = doc.trend();
     let people: Vec<_> = doc.people().into_iter().map(|p| (p.id, p.name)).collect();
     let series = chart::series(&people);
     Plot::new(&points, &series, trends::last_week(&points))

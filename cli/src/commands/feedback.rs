@@ -64,15 +64,19 @@ fn raise(session: &Session, args: FeedbackArgs) -> Result<()> {
     };
     let mut profile = session.open()?;
     let me = profile.person_id().clone();
-    let id = profile.write(|doc| doc.add_feedback(&me, &draft, render::now()))?;
+    let id = profile.write(|doc| {
+        let id = doc.add_feedback(&me, &draft, render::now())?;
+        session.saw_checkin(doc, &me);
+        Ok(id)
+    })?;
     if session.json {
         return render::print_json(&json!({ "id": id }));
     }
-    println!(
+    session.say(format_args!(
         "Shared your feedback [{}]. Your partner can reflect it back with\n  hearth feedback reply {} --reflect \"What I'm hearing is…\"",
         id.short(),
         id.short()
-    );
+    ));
     Ok(())
 }
 
@@ -99,6 +103,7 @@ fn reply(session: &Session, args: ReplyArgs) -> Result<()> {
     let thread = profile.write(|doc| {
         let id = doc.find_entry(&args.id)?;
         doc.add_reply(&id, &me, kind, text.trim(), render::now())?;
+        session.saw_checkin(doc, &me);
         Ok(id)
     })?;
     if session.json {
@@ -111,20 +116,21 @@ fn reply(session: &Session, args: ReplyArgs) -> Result<()> {
         ReplyKind::Acknowledge => "Thanks for letting your partner know.",
         ReplyKind::Respond => "Responded.",
     };
-    println!("{done}");
+    session.say(done);
     Ok(())
 }
 
 fn list(session: &Session) -> Result<()> {
     let profile = session.open()?;
     let doc = profile.load()?;
+    session.saw_checkin(&doc, profile.person_id());
     let threads = doc.feedback();
     if session.json {
         return render::print_json(&threads);
     }
     if threads.is_empty() {
-        println!(
-            "No feedback yet. When something needs saying, `hearth feedback` walks you through it kindly."
+        session.say(
+            "No feedback yet. When something needs saying, `hearth feedback` walks you through it kindly.",
         );
         return Ok(());
     }
@@ -138,10 +144,10 @@ fn list(session: &Session) -> Result<()> {
 
 pub fn print_thread(thread: &Feedback, names: &Names) {
     println!(
-        "[{}] {} — {}",
-        thread.id.short(),
+        "{} {} — {}",
+        console::style(format!("[{}]", thread.id.short())).dim(),
         render::day(thread.created_at),
-        names.of(&thread.author)
+        console::style(names.of(&thread.author)).bold()
     );
     println!(
         "  When I noticed: {}",

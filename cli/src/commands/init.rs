@@ -64,6 +64,9 @@ pub fn run(session: &Session, args: InitArgs) -> Result<()> {
             "relay_reached": on_relay,
         }));
     }
+    if session.quiet {
+        return Ok(());
+    }
     println!(
         "Welcome, {name}. Your hearth is ready in {}.",
         session.home.display()

@@ -49,18 +49,25 @@ fn add(session: &Session, args: JournalAddArgs) -> Result<()> {
         profile.add_private_journal(&entry)?;
         entry.id
     } else {
-        profile.write(|doc| doc.add_journal(&me, &draft, render::now()))?
+        profile.write(|doc| {
+            let id = doc.add_journal(&me, &draft, render::now())?;
+            session.saw_checkin(doc, &me);
+            Ok(id)
+        })?
     };
     if session.json {
         return render::print_json(&json!({ "id": id, "private": args.private }));
     }
     if args.private {
-        println!(
+        session.say(format_args!(
             "Saved a private entry [{}]: it stays on this device, just for you.",
             id.short()
-        );
+        ));
     } else {
-        println!("Added to your shared journal [{}].", id.short());
+        session.say(format_args!(
+            "Added to your shared journal [{}].",
+            id.short()
+        ));
     }
     Ok(())
 }
@@ -82,6 +89,7 @@ fn clean_tags(tags: &[String]) -> Result<Vec<String>> {
 fn list(session: &Session, args: JournalListArgs) -> Result<()> {
     let profile = session.open()?;
     let doc = profile.load()?;
+    session.saw_checkin(&doc, profile.person_id());
     let mut entries = doc.journal();
     entries.extend(profile.private_journal()?);
     if let Some(tag) = &args.tag {
@@ -93,7 +101,7 @@ fn list(session: &Session, args: JournalListArgs) -> Result<()> {
         return render::print_json(&entries);
     }
     if entries.is_empty() {
-        println!("The journal is empty. Write the first entry with `hearth journal add`.");
+        session.say("The journal is empty. Write the first entry with `hearth journal add`.");
         return Ok(());
     }
     let names = Names::of_doc(&doc);

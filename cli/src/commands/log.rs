@@ -15,6 +15,7 @@ use crate::session::Session;
 pub fn run(session: &Session, args: LogArgs) -> Result<()> {
     let profile = session.open()?;
     let doc = profile.load()?;
+    session.saw_checkin(&doc, profile.person_id());
     let private = profile.private_journal()?;
     let private_ids: BTreeSet<EntryId> = private.iter().map(|e| e.id.clone()).collect();
     let mut items = doc.timeline();
@@ -41,13 +42,17 @@ pub fn run(session: &Session, args: LogArgs) -> Result<()> {
         return render::print_json(&rows);
     }
     if items.is_empty() {
-        println!("Nothing here yet. `hearth appreciate \"…\"` is a lovely way to start.");
+        session.say("Nothing here yet. `hearth appreciate \"…\"` is a lovely way to start.");
         return Ok(());
     }
     let mut out = render::stdout();
     for item in &items {
         let line = describe(item, &names, &private_ids);
-        writeln!(out, "{}  {line}", render::when(item.at))?;
+        writeln!(
+            out,
+            "{}  {line}",
+            console::style(render::when(item.at)).dim()
+        )?;
     }
     out.flush()?;
     Ok(())

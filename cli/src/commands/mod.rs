@@ -11,6 +11,7 @@ mod init;
 mod journal;
 pub mod log;
 mod pairing;
+mod remind;
 mod status;
 mod trends;
 
@@ -42,8 +43,10 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         _ => {}
     }
-    let session = Session::new(cli.home, cli.json)?;
-    match cli.command {
+    let mut session = Session::new(cli.home, cli.json)?;
+    session.quiet = cli.quiet;
+    session.may_remind = crate::reminder::may_follow(&cli.command, &session);
+    let result = match cli.command {
         Command::Completions { .. } | Command::Man => Ok(()),
         Command::Init(args) => init::run(&session, args),
         Command::Checkin(args) => checkin::run(&session, args),
@@ -60,7 +63,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sync => pairing::sync(&session),
         Command::Watch => pairing::watch(&session),
         Command::Device(cmd) => device::run(&session, cmd),
+        Command::Remind(args) => remind::run(&session, &args),
+    };
+    if result.is_ok() {
+        crate::reminder::after_command(&session);
     }
+    result
 }
 
 /// Text for a command: the argument itself, standard input for "-", or a prompt when a

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::args::{InviteArgs, JoinArgs};
 use crate::exit::user_error;
+use crate::progress::Progress;
 use crate::render;
 use crate::session::Session;
 
@@ -56,6 +57,9 @@ pub fn invite(session: &Session, args: InviteArgs) -> Result<()> {
     }
     // The code alone on stdout, so `hearth invite | …` works; the explanation on stderr.
     println!("{code}");
+    if session.quiet {
+        return Ok(());
+    }
     let who = if args.device {
         "your other device"
     } else {
@@ -106,18 +110,25 @@ pub fn join(session: &Session, args: JoinArgs) -> Result<()> {
         }));
     }
     let names: Vec<String> = doc.people().into_iter().map(|p| p.name).collect();
-    println!(
+    session.say(format_args!(
         "Joined {}'s hearth on this device ({} received).",
         names.join(" & "),
         plural(joined.report.received, "update")
-    );
-    println!("Run `hearth sync` to stay up to date, or `hearth log` to look around.");
+    ));
+    session.say("Run `hearth sync` to stay up to date, or `hearth log` to look around.");
     Ok(())
 }
 
 pub fn sync(session: &Session) -> Result<()> {
     let mut profile = session.open()?;
+    let progress = Progress::after_a_second(session, "Syncing…");
     let report = block_on(sync::sync_once(&mut profile, sync::DEFAULT_TIMEOUT))??;
+    drop(progress);
+    if session.may_remind {
+        // The one command that loads the document only for the reminder line (what just
+        // arrived may be your partner's answer): once a day at most, see `reminder`.
+        session.saw_checkin(&profile.load()?, profile.person_id());
+    }
     print_report(session, &report)
 }
 
@@ -158,13 +169,14 @@ fn print_report(session: &Session, report: &SyncReport) -> Result<()> {
             "relay_behind": report.relay_behind.map(|(head, cursor)| json!({ "relay_head": head, "cursor": cursor })),
         }));
     }
+    let done = console::style("✓").green();
     match (report.pushed, report.received) {
-        (0, 0) => println!("Up to date."),
-        (sent, received) => println!(
-            "Synced: sent {}, received {}.",
+        (0, 0) => session.say(format_args!("{done} Up to date.")),
+        (sent, received) => session.say(format_args!(
+            "{done} Synced: sent {}, received {}.",
             plural(sent, "update"),
             plural(received, "update")
-        ),
+        )),
     }
     Ok(())
 }
@@ -220,7 +232,9 @@ pub fn watch(session: &Session) -> Result<()> {
     let mut show_new = |profile: &mut Profile| {
         if !connected {
             connected = true;
-            eprintln!("Connected; watching for your partner's new entries (Ctrl-C to stop).");
+            if !session.quiet {
+                eprintln!("Connected; watching for your partner's new entries (Ctrl-C to stop).");
+            }
         }
         let Ok(doc) = profile.load() else { return };
         let names = crate::render::Names::of_doc(&doc);

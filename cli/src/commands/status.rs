@@ -1,6 +1,7 @@
 //! `hearth status`: where things stand, at a glance.
 
 use anyhow::Result;
+use console::style;
 use serde_json::json;
 
 use crate::render::{self, Names};
@@ -71,8 +72,11 @@ pub fn run(session: &Session) -> Result<()> {
     println!("Profile:   {}", session.home.display());
     match (&relay, reachable) {
         (None, _) => println!("Relay:     none; everything stays on this device for now"),
-        (Some(url), Some(true)) => println!("Relay:     {url} (reachable)"),
-        (Some(url), _) => println!("Relay:     {url} (not reachable right now; changes wait here)"),
+        (Some(url), Some(true)) => println!("Relay:     {url} {}", style("(reachable)").green()),
+        (Some(url), _) => println!(
+            "Relay:     {url} {}",
+            style("(not reachable right now; changes wait here)").yellow()
+        ),
     }
     if relay.is_some() {
         let when = last_sync.map_or_else(
@@ -95,11 +99,11 @@ pub fn run(session: &Session) -> Result<()> {
         (true, false, None) => "you have answered".to_owned(),
         (true, true, _) => "you have both answered: `hearth checkin show`".to_owned(),
     };
-    println!("Check-in {week}: {line}");
+    println!("{} {line}", style(format!("Check-in {week}:")).bold());
     if open.is_empty() {
         println!("Commitments: none open");
     } else {
-        println!("Your open commitments:");
+        println!("{}", style("Your open commitments:").bold());
         for c in &open {
             println!("  • {} ({})", c.text, c.week);
         }

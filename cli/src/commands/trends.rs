@@ -4,10 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use hearth_doc::{PersonId, SpaceDoc, TrendPoint, Week};
+use hearth_doc::{TrendPoint, Week};
 use serde_json::json;
 
-use super::checkin::visible_submitters;
 use crate::args::TrendsArgs;
 use crate::chart;
 use crate::exit::user_error;
@@ -36,7 +35,8 @@ pub fn run(session: &Session, args: TrendsArgs) -> Result<()> {
     }
     let profile = session.open()?;
     let doc = profile.load()?;
-    let points = visible_trend(&doc, profile.person_id());
+    // Only scores this device may read: open ones, and your own while sealed.
+    let points = doc.trend();
     let people = doc.people();
     let series = chart::series(
         &people
@@ -124,25 +124,6 @@ pub fn run(session: &Session, args: TrendsArgs) -> Result<()> {
 enum Format {
     Svg,
     Png,
-}
-
-/// The trend as `me` may see it: a partner's score stays sealed until both have answered
-/// that week, exactly as in `hearth checkin show` and the export.
-pub fn visible_trend(doc: &SpaceDoc, me: &PersonId) -> Vec<TrendPoint> {
-    let people = doc.people();
-    let checkins = doc.checkins();
-    doc.trend()
-        .into_iter()
-        .filter_map(|mut point| {
-            let visible: Vec<&PersonId> = checkins
-                .iter()
-                .find(|c| c.week == point.week)
-                .map(|c| visible_submitters(c, &people, me))
-                .unwrap_or_default();
-            point.feeling.retain(|person, _| visible.contains(&person));
-            (!point.feeling.is_empty()).then_some(point)
-        })
-        .collect()
 }
 
 /// The newest week a chart shows: this week, so recent silence shows, or a later one.
