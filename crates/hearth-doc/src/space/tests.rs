@@ -1031,3 +1031,234 @@ fn a_batch_of_messages_applies_all_or_nothing() {
     assert_eq!(phone.heads(), laptop.heads());
     assert!(!phone.apply_all(messages.iter().map(Vec::as_slice)).unwrap());
 }
+
+// Sealed answers: an early peek, answers changed after seeing the partner's, a key that
+// opens nothing, and a key held back. `docs/security.md`, "Sealed check-in answers".
+
+const SECRET: &str = "the lake at dawn, just the two of us";
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// Ana answers 2026-W47 first, with `SECRET`; Ben answers after receiving her sealed
+/// answers, so his key goes out with his; both devices hold everything. Ana's key is not
+/// released yet.
+fn ben_answered_after_ana() -> (SpaceDoc, SpaceDoc, Week) {
+    let (mut laptop, mut phone) = couple();
+    let w = week("2026-W47");
+    let mine = answers(&[
+        ("feeling", "3"),
+        ("connected", SECRET),
+        ("commit", "say sorry first"),
+    ]);
+    laptop.submit_checkin(w, &ana(), mine, at(10)).unwrap();
+    sync(&mut laptop, &mut phone);
+    phone
+        .submit_checkin(w, &ben(), answers(&[("feeling", "8")]), at(20))
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    (laptop, phone, w)
+}
+
+/// What a modified client could write on Ana's laptop: new sealed answers for her, under
+/// the same submission key, and (if `release`) their key, naming Ben's answers as seen.
+fn swap_anas_answers(laptop: &mut SpaceDoc, w: Week, new: &Answers, release: bool) {
+    let checkin_id = checkins::raw_checkins(&laptop.doc, false, Some(w))[0]
+        .id
+        .clone();
+    let bens = laptop.checkin(w).unwrap();
+    assert_eq!(bens.submissions[&ben()].seal, Seal::Open);
+    let seen = checkins::merge(checkins::raw_checkins(&laptop.doc, true, Some(w)))[0].submissions
+        [&ben()][0]
+        .commitment()
+        .map(|c| c.to_string());
+    let (key, sealed) = seal::seal(w, &ana(), &serde_json::to_vec(new).unwrap()).unwrap();
+    let record = SubmissionRecord {
+        submitted_at: at(40),
+        answers: serde_json::Value::Null,
+        sealed: Some(SealedRecord::from_sealed(&sealed)),
+    };
+    let reveal = RevealRecord {
+        week: w,
+        person: ana(),
+        commitment: sealed.commitment.to_string(),
+        key: key.to_hex(),
+        seen,
+        released_at: at(41),
+    };
+    laptop
+        .change(|doc| {
+            let submissions = layout::root_for_write(doc, layout::SUBMISSIONS, ObjType::Map)?;
+            doc.put(
+                &submissions,
+                layout::submission_key(&checkin_id, ana().as_str()),
+                records::to_json(&record),
+            )?;
+            if release {
+                append(doc, layout::REVEALS, &reveal)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn an_early_peek_at_the_partners_document_reveals_nothing_sealed() {
+    let (mut laptop, mut phone) = couple();
+    let w = week("2026-W47");
+    let mine = answers(&[
+        ("feeling", "3"),
+        ("connected", SECRET),
+        ("commit", "say sorry first"),
+    ]);
+    laptop.submit_checkin(w, &ana(), mine, at(10)).unwrap();
+    sync(&mut laptop, &mut phone);
+
+    // Ben's device holds every byte the relay carried, and reads nothing of Ana's answers:
+    // not through a query, not in the document's uncompressed bytes.
+    let c = phone.checkin(w).unwrap();
+    let s = &c.submissions[&ana()];
+    assert_eq!((s.seal, s.answers.as_ref()), (Seal::Sealed, None));
+    assert!(phone.trend().is_empty() && phone.commitments().is_empty());
+    assert!(
+        !phone
+            .timeline()
+            .iter()
+            .any(|i| matches!(i.kind, TimelineKind::Commitment { .. }))
+    );
+    for doc in [&mut laptop, &mut phone] {
+        let bytes = doc.doc.save_nocompress();
+        for needle in [SECRET, "say sorry first", "\"feeling\":3"] {
+            assert!(!contains(&bytes, needle), "{needle:?} is in the document");
+        }
+    }
+    // Ana's laptop reads her answers with the key only it holds.
+    let own = laptop.checkin(w).unwrap();
+    let own = own.submissions[&ana()].answers.as_ref().unwrap();
+    assert_eq!(own.text("connected"), Some(SECRET));
+
+    // Ben answers: still nothing of Ana's until her device has seen his and released.
+    phone
+        .submit_checkin(w, &ben(), answers(&[("feeling", "8")]), at(20))
+        .unwrap();
+    assert_eq!(phone.checkin(w).unwrap().submissions[&ana()].answers, None);
+    sync(&mut laptop, &mut phone);
+    assert_eq!(laptop.release_due_keys(&ana(), at(30)).unwrap(), [w]);
+    sync(&mut laptop, &mut phone);
+    let c = phone.checkin(w).unwrap();
+    assert!(c.revealed(&phone.people()));
+    let opened = c.submissions[&ana()].answers.as_ref().unwrap();
+    assert_eq!(opened.text("connected"), Some(SECRET));
+    assert_eq!(c.submissions[&ana()].released_at, Some(at(30)));
+    assert_eq!(phone.commitments()[0].text, "say sorry first");
+    assert_eq!(phone.trend()[0].feeling[&ana()], 3);
+}
+
+#[test]
+fn answers_changed_after_seeing_the_partners_are_never_shown() {
+    let (mut laptop, mut phone, w) = ben_answered_after_ana();
+    // Ana's laptop can read Ben's answers now (his key came with them). A modified client
+    // replaces her sealed answers and releases the new ones' key.
+    let rosier = answers(&[("feeling", "10"), ("connected", "every single day")]);
+    swap_anas_answers(&mut laptop, w, &rosier, true);
+    sync(&mut laptop, &mut phone);
+    for doc in [&laptop, &phone] {
+        let c = doc.checkin(w).unwrap();
+        let s = &c.submissions[&ana()];
+        assert_eq!((s.seal, s.answers.as_ref()), (Seal::Replaced, None));
+        assert!(!c.revealed(&doc.people()));
+        assert!(!doc.trend()[0].feeling.contains_key(&ana()));
+    }
+    // Releasing the original key afterwards does not bring the swap back to life either:
+    // Ben committed against the original, which is gone from the document.
+    assert!(laptop.release_due_keys(&ana(), at(50)).unwrap().is_empty());
+}
+
+#[test]
+fn answers_swapped_even_without_a_key_are_reported_as_replaced() {
+    let (mut laptop, mut phone, w) = ben_answered_after_ana();
+    swap_anas_answers(&mut laptop, w, &answers(&[("feeling", "10")]), false);
+    sync(&mut laptop, &mut phone);
+    // Ben's released key names the sealed answers he saw; they are gone.
+    let s = &phone.checkin(w).unwrap().submissions[&ana()];
+    assert_eq!((s.seal, s.answers.as_ref()), (Seal::Replaced, None));
+}
+
+#[test]
+fn a_released_key_that_opens_nothing_is_reported_not_trusted() {
+    let (mut laptop, mut phone, w) = ben_answered_after_ana();
+    let checkin = checkins::merge(checkins::raw_checkins(&laptop.doc, true, Some(w)));
+    let [c] = &checkin[..] else {
+        panic!("one week")
+    };
+    let mine = c.submissions[&ana()][0].commitment().unwrap();
+    let wrong = RevealRecord {
+        week: w,
+        person: ana(),
+        commitment: mine.to_string(),
+        key: hex::encode([7u8; 32]),
+        seen: c.submissions[&ben()][0].commitment().map(|c| c.to_string()),
+        released_at: at(30),
+    };
+    laptop
+        .change(|doc| append(doc, layout::REVEALS, &wrong))
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    let s = &phone.checkin(w).unwrap().submissions[&ana()];
+    assert_eq!((s.seal, s.answers.as_ref()), (Seal::Mismatch, None));
+    // The honest key, released after, opens them.
+    assert_eq!(laptop.release_due_keys(&ana(), at(31)).unwrap(), [w]);
+    sync(&mut laptop, &mut phone);
+    let c = phone.checkin(w).unwrap();
+    assert_eq!(c.submissions[&ana()].seal, Seal::Open);
+    assert!(c.revealed(&phone.people()));
+}
+
+#[test]
+fn a_withheld_key_keeps_the_answers_sealed_and_shows_since_when_they_were_owed() {
+    let (laptop, phone, w) = ben_answered_after_ana();
+    // Ana's device never releases: a modified client, or one that never syncs again.
+    for doc in [&laptop, &phone] {
+        let c = doc.checkin(w).unwrap();
+        let (a, b) = (&c.submissions[&ana()], &c.submissions[&ben()]);
+        assert_eq!((b.seal, b.released_at), (Seal::Open, Some(at(20))));
+        assert_eq!(a.seal, Seal::Sealed);
+        assert!(!c.revealed(&doc.people()));
+    }
+    // The limit of any two-party exchange: whoever answered first reads the other's
+    // answers before releasing their own. It is visible: Ben's were open since at(20).
+    let on_laptop = laptop.checkin(w).unwrap();
+    assert_eq!(
+        on_laptop.submissions[&ben()]
+            .answers
+            .as_ref()
+            .unwrap()
+            .scale("feeling"),
+        Some(8)
+    );
+    assert_eq!(phone.checkin(w).unwrap().submissions[&ana()].answers, None);
+}
+
+#[test]
+fn released_keys_are_reported_so_the_client_can_forget_them() {
+    let (mut laptop, mut phone, w) = ben_answered_after_ana();
+    assert!(laptop.released_own_keys().is_empty());
+    let new = laptop.take_new_keys();
+    assert_eq!(new.len(), 1, "the key Ana's submission made");
+    assert_eq!(new[0].week, w);
+    assert!(laptop.take_new_keys().is_empty());
+    laptop.release_due_keys(&ana(), at(30)).unwrap();
+    assert_eq!(laptop.released_own_keys(), [new[0].commitment]);
+    sync(&mut laptop, &mut phone);
+    // A device given only its keys (as the client does on every load) reads its answers.
+    let mut reloaded = SpaceDoc::load(b"ben-phone", &phone.save_snapshot(), []).unwrap();
+    assert_eq!(
+        reloaded.checkin(w).unwrap().submissions[&ben()].seal,
+        Seal::Open
+    );
+    reloaded.add_own_keys(phone.take_new_keys());
+    assert!(reloaded.released_own_keys().len() == 1);
+}
