@@ -286,9 +286,15 @@ pub(crate) fn choose<'a>(
         let Some(submission) = subs.get(index) else {
             continue;
         };
-        // The key that opens the chosen one, which need not be the first valid key.
-        let opened = match &submission.body {
-            Body::Sealed(sealed) => sorted
+        // The key that opens the chosen one: usually the valid key already opened; else
+        // (the partner committed against another candidate) a later one may.
+        let opened = match (&submission.body, valid.get(person)) {
+            (Body::Sealed(sealed), Some((r, commitment, bytes)))
+                if *commitment == sealed.commitment =>
+            {
+                Some((*r, bytes.clone()))
+            }
+            (Body::Sealed(sealed), _) => sorted
                 .iter()
                 .filter(|r| r.person == *person && r.commitment == sealed.commitment)
                 .find_map(|r| Some((*r, seal::open(week, person, sealed, &r.key)?))),
