@@ -20,6 +20,7 @@ pub fn run(session: &Session) -> Result<()> {
     let partner_answered = partner
         .zip(checkin.as_ref())
         .is_some_and(|(p, c)| c.submitted_by(&p.id));
+    let revealed = checkin.as_ref().is_some_and(|c| c.revealed(&people));
     let open = doc.open_commitments(&me);
     let private = profile.private_journal()?.len();
     let relay = profile.relay()?;
@@ -49,6 +50,7 @@ pub fn run(session: &Session) -> Result<()> {
             "week": week,
             "checkin_due": !i_answered,
             "partner_answered": partner_answered,
+            "revealed": revealed,
             "open_commitments": open,
             "counts": {
                 "appreciations": doc.appreciations().len(),
@@ -97,7 +99,13 @@ pub fn run(session: &Session) -> Result<()> {
         (false, _, _) => "due. When you have a quiet moment: `hearth checkin`".to_owned(),
         (true, false, Some(p)) => format!("you have answered; waiting for {}", p.name),
         (true, false, None) => "you have answered".to_owned(),
-        (true, true, _) => "you have both answered: `hearth checkin show`".to_owned(),
+        (true, true, _) if revealed => {
+            "you have both answered, and both are open: `hearth checkin show`".to_owned()
+        }
+        (true, true, _) => {
+            "you have both answered; the answers open as your devices sync (`hearth sync`)"
+                .to_owned()
+        }
     };
     println!("{} {line}", style(format!("Check-in {week}:")).bold());
     if open.is_empty() {
