@@ -329,10 +329,18 @@ pub(crate) fn settle(
         }
         answers
     };
-    let read_bytes = |bytes: &[u8]| {
-        serde_json::from_slice::<serde_json::Value>(bytes)
+    // Straight into `Answers` (what hearth writes always reads so); anything odd goes the
+    // forgiving way, value by value.
+    let read_bytes = |bytes: &[u8]| match serde_json::from_slice::<Answers>(bytes) {
+        Ok(mut answers) => {
+            if let Some(t) = &template {
+                t.restore_kinds(&mut answers);
+            }
+            Some(answers)
+        }
+        Err(_) => serde_json::from_slice::<serde_json::Value>(bytes)
             .ok()
-            .map(|v| read(&v))
+            .map(|v| read(&v)),
     };
     let submissions = choose(c, reveals)
         .into_iter()
