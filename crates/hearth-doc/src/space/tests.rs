@@ -1262,3 +1262,34 @@ fn released_keys_are_reported_so_the_client_can_forget_them() {
     reloaded.add_own_keys(phone.take_new_keys());
     assert!(reloaded.released_own_keys().len() == 1);
 }
+
+#[test]
+fn sealed_answers_with_an_odd_value_still_open_the_rest() {
+    let w = week("2026-W47");
+    let odd = br#"{"feeling":8,"connected":"the lake","mystery":{"nested":true}}"#;
+    let (key, sealed) = seal::seal(w, &ana(), odd).unwrap();
+    let own = OwnKey {
+        week: w,
+        commitment: sealed.commitment,
+        key,
+    };
+    let c = checkins::WeekCheckin {
+        week: w,
+        template: "weekly-v1".into(),
+        submissions: [(
+            ana(),
+            vec![checkins::RawSubmission {
+                submitted_at: at(1),
+                body: checkins::Body::Sealed(sealed),
+            }],
+        )]
+        .into_iter()
+        .collect(),
+    };
+    let keys = [(own.commitment, own)].into_iter().collect();
+    let settled = checkins::settle(&c, &[], &keys);
+    let answers = settled.submissions[&ana()].answers.as_ref().unwrap();
+    assert_eq!(answers.scale("feeling"), Some(8));
+    assert_eq!(answers.text("connected"), Some("the lake"));
+    assert!(answers.get("mystery").is_none());
+}
