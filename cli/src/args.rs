@@ -253,7 +253,7 @@ pub struct ReplyArgs {
     pub respond: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Heard {
     Yes,
     Partly,

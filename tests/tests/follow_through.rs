@@ -1,10 +1,12 @@
 //! Two partners over a real relay on 127.0.0.1:0, through the real `hearth` program:
-//! finding things again with `hearth log`'s filters.
+//! listening in feedback threads (did the listener reflect back, did the speaker feel heard)
+//! and finding things again with `hearth log`'s filters.
 #![allow(clippy::unwrap_used)]
 
 use hearth_doc::{Millis, Week};
 use hearth_relay::LocalRelay;
 use hearth_tests::Device;
+use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hearth-test-bin");
 
@@ -26,6 +28,136 @@ fn couple() -> (Device, Device, LocalRelay) {
     jordan.ok(["join", &code, "--name", "Jordan", "--no-passphrase"]);
     sam.ok(["sync"]);
     (sam, jordan, relay)
+}
+
+/// The one thread in `dev`'s `hearth feedback list --json`.
+fn only_thread(dev: &Device) -> Value {
+    let list = dev.json(["feedback", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    list[0].clone()
+}
+
+#[test]
+fn feedback_list_shows_whether_the_listener_reflected_and_the_speaker_felt_heard() {
+    let (sam, jordan, _relay) = couple();
+    let raised = sam.json([
+        "feedback",
+        "--observation",
+        "the dishes stayed in the sink overnight",
+        "--feeling",
+        "tired",
+        "--need",
+        "to share the evening chores",
+        "--request",
+        "could we do them together after dinner?",
+    ]);
+    let id = raised["id"].as_str().unwrap().to_owned();
+    let short = &id[id.len() - 8..];
+
+    // Nobody has reflected yet: Sam waits, Jordan is shown how.
+    let list = sam.ok(["feedback", "list"]);
+    assert!(
+        list.contains("waiting for Jordan to reflect back"),
+        "{list}"
+    );
+    assert!(!list.contains("--reflect"), "{list}");
+    let thread = only_thread(&sam);
+    assert_eq!(thread["reflected"], false);
+    assert_eq!(thread["felt_heard"], Value::Null);
+    // The fields that were there before are still there.
+    assert_eq!(thread["id"], id.as_str());
+    assert_eq!(
+        thread["observation"],
+        "the dishes stayed in the sink overnight"
+    );
+    sam.ok(["sync"]);
+    jordan.ok(["sync"]);
+    let list = jordan.ok(["feedback", "list"]);
+    assert!(list.contains("waiting for you to reflect back"), "{list}");
+    assert!(
+        list.contains(&format!(
+            "you could reflect it back: hearth feedback reply {short} --reflect"
+        )),
+        "{list}"
+    );
+    // --quiet keeps the state and drops the hint.
+    let quiet = jordan.ok(["feedback", "list", "--quiet"]);
+    assert!(quiet.contains("waiting for you to reflect back"), "{quiet}");
+    assert!(!quiet.contains("you could"), "{quiet}");
+
+    // The speaker restating it is not the listener reflecting it back.
+    sam.ok([
+        "feedback",
+        "reply",
+        short,
+        "--reflect",
+        "to be clear: evenings",
+    ]);
+    assert_eq!(only_thread(&sam)["reflected"], false);
+
+    jordan.ok([
+        "feedback",
+        "reply",
+        short,
+        "--reflect",
+        "What I'm hearing is that evenings feel lopsided",
+    ]);
+    jordan.ok(["sync"]);
+    sam.ok(["sync"]);
+    let list = sam.ok(["feedback", "list"]);
+    assert!(
+        list.contains("reflected back ✓ · felt heard: not said yet"),
+        "{list}"
+    );
+    assert!(
+        list.contains(&format!(
+            "did Jordan get it? hearth feedback reply {short} --heard yes|partly|no"
+        )),
+        "{list}"
+    );
+    assert_eq!(only_thread(&sam)["reflected"], true);
+
+    sam.ok([
+        "feedback",
+        "reply",
+        short,
+        "--heard",
+        "partly",
+        "--note",
+        "it is more the mornings",
+    ]);
+    let list = sam.ok(["feedback", "list"]);
+    assert!(
+        list.contains("reflected back ✓ · felt heard: partly"),
+        "{list}"
+    );
+    assert_eq!(only_thread(&sam)["felt_heard"], "partly");
+    sam.ok(["sync"]);
+    jordan.ok(["sync"]);
+    let list = jordan.ok(["feedback", "list"]);
+    assert!(list.contains("felt heard: partly"), "{list}");
+    assert!(list.contains("you could try once more"), "{list}");
+
+    // A second try, and the speaker's latest answer is the one that stands.
+    jordan.ok([
+        "feedback",
+        "reply",
+        short,
+        "--reflect",
+        "So it is the mornings that feel lopsided",
+    ]);
+    jordan.ok(["sync"]);
+    sam.ok(["sync"]);
+    sam.ok(["feedback", "reply", short, "--heard", "yes"]);
+    let thread = only_thread(&sam);
+    assert_eq!(thread["felt_heard"], "yes");
+    assert_eq!(thread["replies"].as_array().unwrap().len(), 5, "{thread}");
+    let list = sam.ok(["feedback", "list"]);
+    assert!(
+        list.contains("reflected back ✓ · felt heard: yes"),
+        "{list}"
+    );
+    assert!(!list.contains("did Jordan get it?"), "{list}");
 }
 
 /// `hearth log --json` with `args`, as (kind, author name) pairs.
