@@ -253,7 +253,7 @@ pub struct ReplyArgs {
     pub respond: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Heard {
     Yes,
     Partly,
@@ -292,9 +292,39 @@ pub struct JournalListArgs {
 
 #[derive(Debug, Args)]
 pub struct LogArgs {
-    /// Only the last N items
+    /// Only the last N items (of those the filters keep)
     #[arg(long, short = 'n', value_name = "N")]
     pub limit: Option<usize>,
+    /// Only these kinds (repeatable, or comma-separated: --kind appreciation,journal)
+    #[arg(long, value_enum, value_name = "KIND", value_delimiter = ',')]
+    pub kind: Vec<LogKind>,
+    /// Only what one of you did: a name (any case), `me` or `partner`
+    #[arg(long, value_name = "WHO")]
+    pub by: Option<String>,
+    /// From then on: a day (2026-11-02), an ISO week (2026-W45, from its Monday), or a
+    /// span back from now (7d, 4w)
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<crate::log_filter::When>,
+    /// Up to then, a day or week included whole (same forms as --since)
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<crate::log_filter::When>,
+}
+
+/// What `hearth log --kind` picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogKind {
+    /// Appreciations
+    Appreciation,
+    /// Feedback raised
+    Feedback,
+    /// Replies to feedback
+    Reply,
+    /// Journal entries, shared and your private ones
+    Journal,
+    /// Check-ins answered (never the answers themselves)
+    Checkin,
+    /// "One small thing I'll do for us", with how it went
+    Commitment,
 }
 
 #[derive(Debug, Args)]

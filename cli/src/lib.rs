@@ -11,6 +11,7 @@ mod commands;
 mod editor;
 pub mod exit;
 mod font;
+mod log_filter;
 mod picture;
 mod progress;
 mod reminder;

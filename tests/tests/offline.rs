@@ -247,6 +247,125 @@ fn a_week_of_hearth_on_one_device() {
     );
 }
 
+/// This week and the `n` before it, oldest first (the tests run with TZ=UTC).
+fn recent_weeks(n: usize) -> Vec<String> {
+    let mut week = hearth_doc::Week::from_date(hearth_doc::Millis::now().to_utc().date_naive());
+    let mut weeks = vec![week.to_string()];
+    for _ in 0..n {
+        week = week.previous();
+        weeks.insert(0, week.to_string());
+    }
+    weeks
+}
+
+fn open_commitments(dev: &Device) -> Vec<String> {
+    dev.json(["status"])["open_commitments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn last_weeks_small_thing_comes_back_until_it_is_followed_up() {
+    let dev = device();
+    init(&dev, "Sam");
+    let [two_ago, last, this] = <[String; 3]>::try_from(recent_weeks(2)).unwrap();
+    let out = dev.ok([
+        "checkin",
+        "--week",
+        &two_ago,
+        "--answer",
+        "feeling=7",
+        "--answer",
+        "commit=cook on Friday",
+    ]);
+    assert!(out.contains("It will come back next week"), "{out}");
+    assert!(
+        !out.contains("you said"),
+        "nothing earlier to follow up: {out}"
+    );
+    assert_eq!(open_commitments(&dev), ["cook on Friday"]);
+
+    // A scripted check-in without a follow-up is still saved, with one kind line.
+    let out = dev.ok(["checkin", "--week", &last, "--answer", "feeling=6"]);
+    assert!(out.contains("saved"), "{out}");
+    let hints: Vec<&str> = out.lines().filter(|l| l.contains("you said")).collect();
+    assert_eq!(hints.len(), 1, "{out}");
+    assert!(
+        hints[0].starts_with("Last week you said: cook on Friday."),
+        "{out}"
+    );
+    assert!(
+        hints[0].contains("--answer followup=done, partly or no"),
+        "{out}"
+    );
+    assert!(
+        hints[0].contains("\"not this time\" is a fine answer"),
+        "{out}"
+    );
+    assert_eq!(open_commitments(&dev), ["cook on Friday"]);
+
+    // This week says how it went, and that closes it.
+    let out = dev.ok([
+        "checkin",
+        "--answer",
+        "feeling=8",
+        "--answer",
+        "followup=done",
+    ]);
+    assert!(!out.contains("you said"), "{out}");
+    assert!(open_commitments(&dev).is_empty());
+    let log = dev.json(["log", "--kind", "commitment"]);
+    assert_eq!(log[0]["text"], "cook on Friday");
+    assert_eq!(log[0]["status"], "done");
+    // Stored under the stable key, as the template's option key.
+    let me = dev.json(["status"])["person"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        dev.json(["checkin", "show", &this])["answers"][&me]["followup"],
+        "done"
+    );
+}
+
+#[test]
+fn quiet_check_ins_say_nothing_but_still_show_what_is_asked_for() {
+    let dev = device();
+    init(&dev, "Sam");
+    let [last, this] = <[String; 2]>::try_from(recent_weeks(1)).unwrap();
+    let run = dev.run([
+        "--quiet",
+        "checkin",
+        "--week",
+        &last,
+        "--answer",
+        "feeling=7",
+        "--answer",
+        "commit=call your mum",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+    // Not even the follow-up line, though last week's small thing is still open.
+    let run = dev.run(["checkin", "--answer", "feeling=6", "-q"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!((run.stdout.as_str(), run.stderr.as_str()), ("", ""));
+    assert_eq!(open_commitments(&dev), ["call your mum"]);
+
+    let show = dev.ok(["checkin", "show", &this, "--quiet"]);
+    assert!(show.contains("6 of 10"), "{show}");
+    assert_eq!(
+        dev.json(["checkin", "show", &last, "-q"])["week"],
+        last.as_str()
+    );
+    // Mistakes are still explained.
+    let run = dev.run(["checkin", "--quiet", "--answer", "feeling=3"]);
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("already answered"), "{}", run.stderr);
+}
+
 #[test]
 fn markers_written_through_every_command_never_rest_in_plaintext() {
     for passphrase in [true, false] {

@@ -61,18 +61,25 @@ fn answer(session: &Session, args: CheckinArgs) -> Result<()> {
             match walk(&template, &doc, &me, week)? {
                 Some(answers) => answers,
                 None => {
-                    println!("That's okay. The check-in will be here when you are ready.");
+                    session.say("That's okay. The check-in will be here when you are ready.");
                     return Ok(());
                 }
             }
         }
     };
     let commitment = answers.text("commit").map(str::to_owned);
+    let followed_up = answers.get("followup").is_some();
     let written = profile.write(|doc| {
+        // Asked before this submission can close them: what the person left open.
+        let not_followed_up = if followed_up {
+            Vec::new()
+        } else {
+            to_follow_up(doc.open_commitments(&me), week)
+        };
         doc.submit_checkin(week, &me, answers, render::now())?;
-        Ok((doc.people(), doc.checkin(week)))
+        Ok((doc.people(), doc.checkin(week), not_followed_up))
     });
-    let (people, checkin) = match written {
+    let (people, checkin, not_followed_up) = match written {
         Err(hearth_client::Error::Doc(hearth_doc::DocError::AlreadySubmitted { .. })) => {
             user_error!(
                 "you have already answered the check-in for {week}; see it with `hearth checkin show {week}`"
@@ -85,30 +92,38 @@ fn answer(session: &Session, args: CheckinArgs) -> Result<()> {
         return render::print_json(&json!({ "week": week, "revealed": revealed }));
     }
     let names = Names::of_people(&people);
-    println!("Your check-in for {week} is saved, sealed: only this device holds its key.");
+    session.say(format_args!(
+        "Your check-in for {week} is saved, sealed: only this device holds its key."
+    ));
     if let Some(text) = commitment {
-        println!("Your small thing for this week: {text}. It will come back next week.");
+        session.say(format_args!(
+            "Your small thing for this week: {text}. It will come back next week."
+        ));
+    }
+    if let Some(hint) = scripted_follow_up_hint(&not_followed_up, week) {
+        session.say(hint);
     }
     let partner = people.iter().find(|p| p.id != me);
     let partner_answered = checkin
         .as_ref()
         .zip(partner)
         .is_some_and(|(c, p)| c.submitted_by(&p.id));
-    match partner {
-        _ if revealed => println!(
+    let next = match partner {
+        _ if revealed => format!(
             "You have both answered. Sit down together and look: `hearth checkin show {week}`."
         ),
-        Some(p) if partner_answered => println!(
+        Some(p) if partner_answered => format!(
             "{name} has answered too, so your key goes out with your answers. {name}'s opens \
              when their device next syncs; then `hearth checkin show {week}`.",
             name = names.of(&p.id)
         ),
-        Some(p) => println!(
+        Some(p) => format!(
             "Your answers open to {} only once they have answered too.",
             names.of(&p.id)
         ),
-        None => println!("Once your partner joins and answers, you will see both side by side."),
-    }
+        None => "Once your partner joins and answers, you will see both side by side.".to_owned(),
+    };
+    session.say(next);
     Ok(())
 }
 
@@ -126,21 +141,12 @@ fn walk(template: &Template, doc: &SpaceDoc, me: &PersonId, week: Week) -> Resul
         "Answer on your own and honestly; nothing is shown to your partner until you have both answered.\n"
     );
     let mut answers = Answers::default();
-    let earlier: Vec<Commitment> = doc
-        .open_commitments(me)
-        .into_iter()
-        .filter(|c| c.week < week)
-        .collect();
-    if !earlier.is_empty() {
-        eprintln!("Last time you said you would:");
-        for c in &earlier {
-            eprintln!("  • {} ({})", c.text, c.week);
-        }
+    let earlier = to_follow_up(doc.open_commitments(me), week);
+    if let Some(value) = ask_follow_up(&earlier, week)? {
+        template.check(FOLLOWUP, &value)?;
+        answers.insert(FOLLOWUP, value);
     }
-    for question in &template.questions {
-        if question.key == "followup" && earlier.is_empty() {
-            continue;
-        }
+    for question in after_follow_up(template) {
         if !template.applies(question.key, &answers) {
             continue;
         }
@@ -159,6 +165,90 @@ fn walk(template: &Template, doc: &SpaceDoc, me: &PersonId, week: Week) -> Resul
         user_error!("not submitted; nothing was saved. Run `hearth checkin` again when you like");
     }
     Ok(Some(answers))
+}
+
+/// The question that follows up earlier commitments. Its key and option keys are a stable
+/// contract (docs/checkins.md); the walk only words the options its own way.
+const FOLLOWUP: &str = "followup";
+
+/// How the walk offers the follow-up answers, by option key.
+const FOLLOW_UP_CHOICES: [(&str, &str); 3] = [
+    ("done", "Done"),
+    ("partly", "Partly"),
+    ("no", "Not this time"),
+];
+
+/// The commitments to ask about in a check-in for `week`: the person's open ones from
+/// earlier weeks (a later week's cannot have been due yet).
+fn to_follow_up(open: Vec<Commitment>, week: Week) -> Vec<Commitment> {
+    open.into_iter().filter(|c| c.week < week).collect()
+}
+
+/// The template's questions in the order the walk asks them, once the follow-up has been
+/// asked first.
+fn after_follow_up(template: &Template) -> impl Iterator<Item = &Question> {
+    template.questions.iter().filter(|q| q.key != FOLLOWUP)
+}
+
+/// "Last week you said: cook on Friday", or for an older one, the week it was made in.
+fn said_line(c: &Commitment, week: Week) -> String {
+    if c.week == week.previous() {
+        format!("Last week you said: {}", c.text)
+    } else {
+        format!("In {} you said: {}", c.week, c.text)
+    }
+}
+
+/// Asks how the earlier commitments went, before anything else: the follow-up belongs to
+/// last week, and is easiest to answer while fresh. `None` when there is nothing to ask or
+/// the person skips it.
+fn ask_follow_up(earlier: &[Commitment], week: Week) -> Result<Option<AnswerValue>> {
+    if earlier.is_empty() {
+        return Ok(None);
+    }
+    eprintln!("First, last time's small thing for us.");
+    for c in earlier {
+        eprintln!("  {}", said_line(c, week));
+    }
+    eprintln!("No judgement either way: \"not this time\" is a fine answer.");
+    let prompt = if earlier.len() == 1 {
+        "Did it happen?"
+    } else {
+        "Did they happen?"
+    };
+    let mut items: Vec<&str> = FOLLOW_UP_CHOICES.iter().map(|(_, label)| *label).collect();
+    items.push("(skip)");
+    let picked = dialoguer::Select::new()
+        .with_prompt(prompt)
+        .items(&items)
+        .default(0)
+        .interact()
+        .context("reading your answer")?;
+    Ok(FOLLOW_UP_CHOICES
+        .get(picked)
+        .map(|(key, _)| AnswerValue::Choice((*key).to_owned())))
+}
+
+/// After a scripted check-in that left earlier commitments without a follow-up: one kind
+/// line naming them and how to say how they went next time.
+fn scripted_follow_up_hint(earlier: &[Commitment], week: Week) -> Option<String> {
+    let said: Vec<String> = earlier.iter().map(|c| said_line(c, week)).collect();
+    let (first, rest) = said.split_first()?;
+    let also: String = rest
+        .iter()
+        .map(|s| format!("; {}", lowercase_first(s)))
+        .collect();
+    Some(format!(
+        "{first}{also}. Whenever you like, say how it went in your next check-in with \
+         --answer followup=done, partly or no (\"not this time\" is a fine answer)."
+    ))
+}
+
+fn lowercase_first(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map_or_else(String::new, |c| c.to_lowercase().chain(chars).collect())
 }
 
 fn ask(q: &Question) -> Result<Option<AnswerValue>> {
@@ -474,5 +564,99 @@ fn kind_text(kind: &QuestionKind) -> String {
         ),
         QuestionKind::Text => "text".to_owned(),
         QuestionKind::List => "text; repeat the key for more items".to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use hearth_doc::{CommitmentStatus, EntryId, Millis};
+
+    use super::*;
+
+    fn commitment(week: &str, text: &str) -> Commitment {
+        Commitment {
+            id: EntryId::new(),
+            author: PersonId::random(),
+            text: text.into(),
+            week: week.parse().unwrap(),
+            status: CommitmentStatus::Open,
+            created_at: Millis(0),
+        }
+    }
+
+    #[test]
+    fn only_earlier_weeks_commitments_are_followed_up() {
+        let week: Week = "2026-W45".parse().unwrap();
+        let open = vec![
+            commitment("2026-W43", "call your mum"),
+            commitment("2026-W44", "cook on Friday"),
+            commitment("2026-W45", "this week's"),
+            commitment("2026-W46", "a later week's"),
+        ];
+        let asked: Vec<String> = to_follow_up(open, week)
+            .into_iter()
+            .map(|c| c.text)
+            .collect();
+        assert_eq!(asked, ["call your mum", "cook on Friday"]);
+    }
+
+    #[test]
+    fn the_follow_up_is_asked_first_and_not_again() {
+        let t = weekly_template();
+        let later: Vec<&str> = after_follow_up(&t).map(|q| q.key).collect();
+        assert!(!later.contains(&FOLLOWUP), "{later:?}");
+        assert_eq!(later.len(), t.questions.len() - 1);
+        // The walk's own wording keeps the stored keys of the template's options.
+        let Some(QuestionKind::Choice { options }) = t.question(FOLLOWUP).map(|q| &q.kind) else {
+            panic!("followup is a choice");
+        };
+        let keys: Vec<&str> = options.iter().map(|o| o.key).collect();
+        let walk: Vec<&str> = FOLLOW_UP_CHOICES.iter().map(|(k, _)| *k).collect();
+        assert_eq!(walk, keys);
+        for key in walk {
+            t.check(FOLLOWUP, &AnswerValue::Choice(key.into())).unwrap();
+        }
+    }
+
+    #[test]
+    fn commitments_are_named_by_when_they_were_made() {
+        let week: Week = "2026-W45".parse().unwrap();
+        assert_eq!(
+            said_line(&commitment("2026-W44", "cook on Friday"), week),
+            "Last week you said: cook on Friday"
+        );
+        assert_eq!(
+            said_line(&commitment("2026-W40", "call your mum"), week),
+            "In 2026-W40 you said: call your mum"
+        );
+    }
+
+    #[test]
+    fn the_scripted_hint_names_each_and_says_how_gently() {
+        let week: Week = "2026-W45".parse().unwrap();
+        assert_eq!(scripted_follow_up_hint(&[], week), None);
+        let one =
+            scripted_follow_up_hint(&[commitment("2026-W44", "cook on Friday")], week).unwrap();
+        assert!(
+            one.starts_with("Last week you said: cook on Friday."),
+            "{one}"
+        );
+        assert!(one.contains("--answer followup=done"), "{one}");
+        assert!(one.contains("not this time"), "{one}");
+        let two = scripted_follow_up_hint(
+            &[
+                commitment("2026-W40", "call your mum"),
+                commitment("2026-W44", "cook on Friday"),
+            ],
+            week,
+        )
+        .unwrap();
+        assert!(
+            two.starts_with(
+                "In 2026-W40 you said: call your mum; last week you said: cook on Friday."
+            ),
+            "{two}"
+        );
     }
 }

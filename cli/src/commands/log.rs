@@ -1,4 +1,5 @@
-//! `hearth log`: everything in one timeline, oldest first, including your private journal.
+//! `hearth log`: everything in one timeline, oldest first, including your private journal;
+//! filtered by kind, person and time when asked (the rules are in [`crate::log_filter`]).
 
 use std::collections::BTreeSet;
 
@@ -9,23 +10,49 @@ use hearth_doc::{EntryId, JournalEntry, ReplyKind, TimelineItem, TimelineKind};
 use serde::Serialize;
 
 use crate::args::LogArgs;
+use crate::exit::user_error;
+use crate::log_filter::{self, Filter};
 use crate::render::{self, Names};
 use crate::session::Session;
 
 pub fn run(session: &Session, args: LogArgs) -> Result<()> {
+    // Times are checked before the profile is opened: a typo costs nothing.
+    let now = chrono::Local::now();
+    let since = args.since.map(|w| w.start(&now));
+    let until = args.until.map(|w| w.end(&now));
+    if let (Some(s), Some(u)) = (since, until)
+        && s >= u
+    {
+        user_error!("--since is not before --until, so nothing could match; swap them?");
+    }
     let profile = session.open()?;
     let doc = profile.load()?;
     session.saw_checkin(&doc, profile.person_id());
+    let people = doc.people();
+    let by = match args.by.as_deref() {
+        Some(who) => match log_filter::person(who, &people, profile.person_id()) {
+            Ok(id) => Some(id),
+            Err(why) => user_error!("{why}"),
+        },
+        None => None,
+    };
+    let filter = Filter {
+        kinds: args.kind,
+        by,
+        since,
+        until,
+    };
+    let filtered = !filter.kinds.is_empty()
+        || filter.by.is_some()
+        || filter.since.is_some()
+        || filter.until.is_some();
     let private = profile.private_journal()?;
     let private_ids: BTreeSet<EntryId> = private.iter().map(|e| e.id.clone()).collect();
     let mut items = doc.timeline();
     items.extend(private.into_iter().map(journal_item));
     items.sort_by_key(|item| item.at);
-    if let Some(n) = args.limit {
-        let skip = items.len().saturating_sub(n);
-        items.drain(..skip);
-    }
-    let names = Names::of_doc(&doc);
+    let items = filter.select(items, args.limit);
+    let names = Names::of_people(&people);
 
     if session.json {
         let rows: Vec<LogRow<'_>> = items
@@ -40,6 +67,10 @@ pub fn run(session: &Session, args: LogArgs) -> Result<()> {
             })
             .collect();
         return render::print_json(&rows);
+    }
+    if items.is_empty() && filtered {
+        session.say("Nothing matches those filters.");
+        return Ok(());
     }
     if items.is_empty() {
         session.say("Nothing here yet. `hearth appreciate \"…\"` is a lovely way to start.");
