@@ -2,7 +2,7 @@
 //! for answering them.
 //!
 //! The questions themselves live in TOML files (`crates/hearth-doc/decks/`, read by
-//! [`crate::deck`]), not in the document, so every device asks the built-in ones the same
+//! `deck.rs`), not in the document, so every device asks the built-in ones the same
 //! way and stored answers stay small (just keys and values). A couple's own decks travel in
 //! the document as their TOML text. The answer keys are a stable contract: they are stored
 //! in the document, typed on the command line (`--answer feeling=8`) and documented one by
