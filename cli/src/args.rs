@@ -81,6 +81,44 @@ pub enum Command {
     /// A gentle nudge when this week's check-in is waiting for you (for a timer or your
     /// shell's startup file); `--install` sets up a weekly timer
     Remind(RemindArgs),
+    /// Question decks: the built-in ones and your own (TOML files), shared with your partner
+    #[command(subcommand)]
+    Deck(DeckCommand),
+    /// "How are you really doing?": one honest line, kept in your shared journal
+    Daily(DailyArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeckCommand {
+    /// List the decks: built in, and the ones the two of you added
+    List,
+    /// Show a deck's questions and their answer keys
+    Show {
+        /// The deck's id, e.g. gentle-v1 (or just gentle)
+        id: String,
+    },
+    /// Add your own deck from a TOML file (see docs/checkins.md, "Decks"); it reaches your
+    /// partner on the next sync
+    Add {
+        /// The deck file ("-" reads standard input)
+        file: PathBuf,
+        /// Replace a different deck of yours with the same id
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DailyArgs {
+    /// How you are really doing, in a line ("-" reads standard input; asked when left out
+    /// at a terminal)
+    pub text: Option<String>,
+    /// And as a number, 1 (running on empty) to 5 (doing well)
+    #[arg(long, value_name = "1-5")]
+    pub score: Option<String>,
+    /// Keep it to yourself: a private journal entry on this device only
+    #[arg(long)]
+    pub private: bool,
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +224,10 @@ pub struct CheckinArgs {
     /// The ISO week to answer for, e.g. 2026-W47 [default: this week]
     #[arg(long)]
     pub week: Option<String>,
+    /// Answer with another check-in deck, e.g. gentle or deeper (`hearth deck list`); a week
+    /// your partner has already opened keeps their deck [default: the week's, else weekly]
+    #[arg(long, value_name = "ID")]
+    pub deck: Option<String>,
     #[command(subcommand)]
     pub command: Option<CheckinCommand>,
 }
@@ -198,7 +240,11 @@ pub enum CheckinCommand {
         week: Option<String>,
     },
     /// List the questions and the keys to answer them with --answer
-    Keys,
+    Keys {
+        /// The deck's questions [default: the weekly check-in]
+        #[arg(long, value_name = "ID")]
+        deck: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -906,3 +906,139 @@ fn demo_dirs() -> Vec<std::path::PathBuf> {
     dirs.sort();
     dirs
 }
+
+const OUR_DECK: &str = r#"id = "our-sunday"
+title = "Our Sunday check-in"
+kind = "checkin"
+
+[[questions]]
+key = "feeling"
+prompt = "How are you feeling about us?"
+kind = "scale"
+min = 1
+max = 10
+required = true
+
+[[questions]]
+key = "sunday"
+prompt = "What would make Sunday lovely?"
+kind = "choice"
+options = [{ key = "slow", label = "A slow morning" }, { key = "out", label = "Going out" }]
+"#;
+
+#[test]
+fn an_own_deck_is_checked_by_line_then_added_listed_and_answered() {
+    let dev = device();
+    init(&dev, "Sam");
+    let bad = dev.scratch().join("bad.toml");
+    std::fs::write(&bad, OUR_DECK.replace("options = [", "#options = [")).unwrap();
+    let run = dev.run(["deck", "add", bad.to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("bad.toml line 16, column 8: question \"sunday\" has kind \"choice\" but no options; add options = ["),
+        "{}",
+        run.stderr
+    );
+    let ids = |dev: &Device| -> Vec<String> {
+        dev.json(["deck", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids(&dev),
+        ["weekly-v1", "gentle-v1", "deeper-v1", "daily-v1"],
+        "nothing stored"
+    );
+
+    let good = dev.scratch().join("our-sunday.toml");
+    std::fs::write(&good, OUR_DECK).unwrap();
+    let out = dev.ok(["deck", "add", good.to_str().unwrap()]);
+    assert!(
+        out.contains("reaches your partner on the next sync"),
+        "{out}"
+    );
+    assert!(ids(&dev).contains(&"our-sunday".to_owned()));
+    let list = dev.ok(["deck", "list"]);
+    assert!(
+        list.contains("our-sunday") && list.contains("2 questions"),
+        "{list}"
+    );
+    let show = dev.ok(["deck", "show", "our-sunday"]);
+    assert!(
+        show.contains("What would make Sunday lovely?") && show.contains("slow, out"),
+        "{show}"
+    );
+    let show = dev.ok(["deck", "show", "deeper"]);
+    assert!(show.contains("hesitant to share"), "{show}");
+
+    // A clash with a different deck of the same id needs --replace.
+    std::fs::write(&good, OUR_DECK.replace("A slow morning", "A lazy morning")).unwrap();
+    let run = dev.run(["deck", "add", good.to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("--replace"), "{}", run.stderr);
+    dev.ok(["deck", "add", "--replace", good.to_str().unwrap()]);
+
+    let keys = dev.ok(["checkin", "keys", "--deck", "our-sunday"]);
+    assert!(keys.contains("sunday"), "{keys}");
+    let out = dev.json([
+        "checkin",
+        "--deck",
+        "our-sunday",
+        "--answer",
+        "feeling=9",
+        "--answer",
+        "sunday=slow",
+    ]);
+    assert_eq!(out["deck"], "our-sunday");
+    let show = dev.ok(["checkin", "show"]);
+    assert!(show.contains("Our Sunday check-in"), "{show}");
+    assert!(
+        show.contains("What would make Sunday lovely?") && show.contains("A lazy morning"),
+        "{show}"
+    );
+    // An earlier week with the gentle deck; a daily deck is not a check-in.
+    dev.ok([
+        "checkin",
+        "--week",
+        "2026-W02",
+        "--deck",
+        "gentle",
+        "--answer",
+        "feeling=6",
+        "--answer",
+        "easier=an early night",
+    ]);
+    let run = dev.run([
+        "checkin",
+        "--week",
+        "2026-W03",
+        "--deck",
+        "daily",
+        "--answer",
+        "feeling=6",
+    ]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("hearth daily"), "{}", run.stderr);
+    let trend = dev.json(["trends"]);
+    assert!(
+        trend.to_string().contains('9') && trend.to_string().contains('6'),
+        "{trend}"
+    );
+}
+
+#[test]
+fn the_daily_question_is_kept_as_a_journal_entry_tagged_daily() {
+    let dev = device();
+    init(&dev, "Sam");
+    dev.ok(["daily", "tired but okay", "--score", "3"]);
+    let run = dev.run(["daily", "fine", "--score", "9"]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("from 1 to 5"), "{}", run.stderr);
+    let entries = dev.json(["journal", "list", "--tag", "daily"]);
+    assert_eq!(entries.as_array().unwrap().len(), 1, "{entries}");
+    assert_eq!(entries[0]["title"], "How are you really doing?");
+    assert_eq!(entries[0]["body"], "tired but okay\n\n3 of 5");
+}

@@ -16,7 +16,7 @@ use crate::session::Session;
 pub fn run(session: &Session, args: CheckinArgs) -> Result<()> {
     match args.command {
         Some(CheckinCommand::Show { week }) => show(session, week.as_deref()),
-        Some(CheckinCommand::Keys) => keys(session),
+        Some(CheckinCommand::Keys { deck }) => keys(session, deck.as_deref()),
         None => answer(session, args),
     }
 }
@@ -32,15 +32,7 @@ fn answer(session: &Session, args: CheckinArgs) -> Result<()> {
             "{week} has not started yet; answer for this week ({this_week}) or an earlier one"
         );
     }
-    let template = weekly_template();
-    // Parse scripted answers before touching the profile: a typo costs nothing.
-    let scripted = if args.answers.is_empty() {
-        None
-    } else {
-        let pairs = args.answers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        Some(template.parse_answers(pairs)?)
-    };
-    if scripted.is_none() && !session.interactive {
+    if args.answers.is_empty() && !session.interactive {
         user_error!(
             "there is no terminal to ask the questions: answer with --answer KEY=VALUE, at \
              least --answer feeling=1..10 (all keys: `hearth checkin keys`)"
@@ -49,10 +41,19 @@ fn answer(session: &Session, args: CheckinArgs) -> Result<()> {
 
     let mut profile = session.open()?;
     let me = profile.person_id().clone();
+    let doc = profile.load()?;
+    // The week's deck: a couple's own deck lives in the document, and a partner who
+    // opened the week first has chosen it for both.
+    let template = doc.checkin_deck(week, args.deck.as_deref())?;
+    let scripted = if args.answers.is_empty() {
+        None
+    } else {
+        let pairs = args.answers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        Some(template.parse_answers(pairs)?)
+    };
     let answers = match scripted {
         Some(answers) => answers,
         None => {
-            let doc = profile.load()?;
             if doc.checkin(week).is_some_and(|c| c.submitted_by(&me)) {
                 user_error!(
                     "you have already answered the check-in for {week}; see it with `hearth checkin show {week}`"
@@ -76,7 +77,7 @@ fn answer(session: &Session, args: CheckinArgs) -> Result<()> {
         } else {
             to_follow_up(doc.open_commitments(&me), week)
         };
-        doc.submit_checkin(week, &me, answers, render::now())?;
+        doc.submit_checkin_with(week, &me, Some(&template.id), answers, render::now())?;
         Ok((doc.people(), doc.checkin(week), not_followed_up))
     });
     let (people, checkin, not_followed_up) = match written {
@@ -89,7 +90,9 @@ fn answer(session: &Session, args: CheckinArgs) -> Result<()> {
     };
     let revealed = checkin.as_ref().is_some_and(|c| c.revealed(&people));
     if session.json {
-        return render::print_json(&json!({ "week": week, "revealed": revealed }));
+        return render::print_json(
+            &json!({ "week": week, "deck": template.id, "revealed": revealed }),
+        );
     }
     let names = Names::of_people(&people);
     session.say(format_args!(
@@ -147,12 +150,12 @@ fn walk(template: &Template, doc: &SpaceDoc, me: &PersonId, week: Week) -> Resul
         answers.insert(FOLLOWUP, value);
     }
     for question in after_follow_up(template) {
-        if !template.applies(question.key, &answers) {
+        if !template.applies(&question.key, &answers) {
             continue;
         }
         if let Some(value) = ask(question)? {
-            template.check(question.key, &value)?;
-            answers.insert(question.key, value);
+            template.check(&question.key, &value)?;
+            answers.insert(&question.key, value);
         }
     }
     eprintln!();
@@ -281,12 +284,12 @@ fn ask(q: &Question) -> Result<Option<AnswerValue>> {
             raw.trim().parse::<u8>().ok().map(AnswerValue::Scale)
         }
         QuestionKind::Choice { options } => {
-            let mut items: Vec<&str> = options.iter().map(|o| o.label).collect();
+            let mut items: Vec<&str> = options.iter().map(|o| o.label.as_str()).collect();
             if !q.required {
                 items.push("(skip)");
             }
             let picked = dialoguer::Select::new()
-                .with_prompt(q.prompt)
+                .with_prompt(&q.prompt)
                 .items(&items)
                 .default(0)
                 .interact()
@@ -296,7 +299,7 @@ fn ask(q: &Question) -> Result<Option<AnswerValue>> {
                 .map(|o| AnswerValue::Choice(o.key.to_owned()))
         }
         QuestionKind::MultiChoice { options } => {
-            let items: Vec<&str> = options.iter().map(|o| o.label).collect();
+            let items: Vec<&str> = options.iter().map(|o| o.label.as_str()).collect();
             let picked = dialoguer::MultiSelect::new()
                 .with_prompt(format!("{} (space to pick, Enter when done)", q.prompt))
                 .items(&items)
@@ -375,11 +378,18 @@ fn show(session: &Session, week: Option<&str>) -> Result<()> {
     }
 
     let names = Names::of_people(&people);
+    let deck = doc.deck(&checkin.template);
     println!(
         "Check-in {} (week of {})",
         checkin.week,
         checkin.week.monday().format("%a %-d %b %Y")
     );
+    if checkin.template != hearth_doc::WEEKLY_TEMPLATE_ID {
+        let title = deck
+            .as_ref()
+            .map_or(checkin.template.as_str(), |d| &d.title);
+        println!("  deck: {title}");
+    }
     for p in &people {
         let line = match checkin.submissions.get(&p.id) {
             Some(s) => format!(
@@ -392,7 +402,7 @@ fn show(session: &Session, week: Option<&str>) -> Result<()> {
         println!("  {}: {line}", p.name);
     }
     println!();
-    print_answers(&checkin, &visible, &names);
+    print_answers(&checkin, deck.as_ref(), &visible, &names);
     println!("{}", show_note(&checkin, &people, &me, &names));
     Ok(())
 }
@@ -468,10 +478,18 @@ pub fn visible_submitters(checkin: &Checkin) -> Vec<&PersonId> {
         .collect()
 }
 
-fn print_answers(checkin: &Checkin, visible: &[&PersonId], names: &Names) {
-    let template = hearth_doc::template(&checkin.template).unwrap_or_else(weekly_template);
-    let mut keys: Vec<String> = template.keys().into_iter().map(str::to_owned).collect();
-    // Answers from a newer template still show, after the known ones.
+/// The answers in the order of the week's deck; answers it does not have (or all of them,
+/// when the deck is not known here) still show, by key, after the known ones.
+fn print_answers(
+    checkin: &Checkin,
+    template: Option<&Template>,
+    visible: &[&PersonId],
+    names: &Names,
+) {
+    let question = |key: &str| template.and_then(|t| t.question(key));
+    let mut keys: Vec<String> = template
+        .map(|t| t.keys().into_iter().map(str::to_owned).collect())
+        .unwrap_or_default();
     for p in visible {
         if let Some(s) = checkin.submissions.get(*p) {
             for (k, _) in s.answers.iter().flat_map(Answers::iter) {
@@ -486,13 +504,13 @@ fn print_answers(checkin: &Checkin, visible: &[&PersonId], names: &Names) {
             .iter()
             .filter_map(|p| {
                 let value = checkin.submissions.get(*p)?.answers.as_ref()?.get(key)?;
-                Some((names.of(p), format_value(template.question(key), value)))
+                Some((names.of(p), format_value(question(key), value)))
             })
             .collect();
         if rows.is_empty() {
             continue;
         }
-        let prompt = template.question(key).map_or(key.as_str(), |q| q.prompt);
+        let prompt = question(key).map_or(key.as_str(), |q| q.prompt.as_str());
         println!("{prompt}");
         for (name, value) in rows {
             println!(
@@ -532,21 +550,32 @@ pub fn format_value(question: Option<&Question>, value: &AnswerValue) -> String 
     }
 }
 
-fn keys(session: &Session) -> Result<()> {
-    let template = weekly_template();
+fn keys(session: &Session, deck: Option<&str>) -> Result<()> {
+    let template = match deck {
+        None => weekly_template(),
+        Some(id) => super::deck::find(session, id)?,
+    };
+    print_keys(session, &template)
+}
+
+/// A deck's questions with their answer keys, for `--answer KEY=VALUE`.
+pub fn print_keys(session: &Session, template: &Template) -> Result<()> {
     if session.json {
         let rows: Vec<_> = template
             .questions
             .iter()
-            .map(|q| json!({ "key": q.key, "prompt": q.prompt, "kind": kind_text(&q.kind), "required": q.required }))
+            .map(|q| json!({ "key": q.key, "prompt": q.prompt, "kind": kind_text(&q.kind), "required": q.required, "when": q.when }))
             .collect();
         return render::print_json(&rows);
     }
     println!("Answer with --answer KEY=VALUE (repeat a list or multi-choice key to add more):\n");
     for q in &template.questions {
         let required = if q.required { ", required" } else { "" };
+        let when = q.when.as_ref().map_or(String::new(), |w| {
+            format!("; asked when {} is {}", w.question, w.is.join(" or "))
+        });
         println!("  {:<18} {}", q.key, q.prompt);
-        println!("  {:<18} {}{required}", "", kind_text(&q.kind));
+        println!("  {:<18} {}{required}{when}", "", kind_text(&q.kind));
     }
     Ok(())
 }
@@ -556,11 +585,19 @@ fn kind_text(kind: &QuestionKind) -> String {
         QuestionKind::Scale { min, max, .. } => format!("a number {min}–{max}"),
         QuestionKind::Choice { options } => format!(
             "one of: {}",
-            options.iter().map(|o| o.key).collect::<Vec<_>>().join(", ")
+            options
+                .iter()
+                .map(|o| o.key.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         QuestionKind::MultiChoice { options } => format!(
             "any of (comma-separated): {}",
-            options.iter().map(|o| o.key).collect::<Vec<_>>().join(", ")
+            options
+                .iter()
+                .map(|o| o.key.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         QuestionKind::Text => "text".to_owned(),
         QuestionKind::List => "text; repeat the key for more items".to_owned(),
@@ -604,14 +641,14 @@ mod tests {
     #[test]
     fn the_follow_up_is_asked_first_and_not_again() {
         let t = weekly_template();
-        let later: Vec<&str> = after_follow_up(&t).map(|q| q.key).collect();
+        let later: Vec<&str> = after_follow_up(&t).map(|q| q.key.as_str()).collect();
         assert!(!later.contains(&FOLLOWUP), "{later:?}");
         assert_eq!(later.len(), t.questions.len() - 1);
         // The walk's own wording keeps the stored keys of the template's options.
         let Some(QuestionKind::Choice { options }) = t.question(FOLLOWUP).map(|q| &q.kind) else {
             panic!("followup is a choice");
         };
-        let keys: Vec<&str> = options.iter().map(|o| o.key).collect();
+        let keys: Vec<&str> = options.iter().map(|o| o.key.as_str()).collect();
         let walk: Vec<&str> = FOLLOW_UP_CHOICES.iter().map(|(k, _)| *k).collect();
         assert_eq!(walk, keys);
         for key in walk {

@@ -200,8 +200,7 @@ fn to_markdown(
     }
     for c in &checkins {
         let _ = writeln!(md, "### {}\n", c.week);
-        let template =
-            hearth_doc::template(&c.template).unwrap_or_else(hearth_doc::weekly_template);
+        let template = doc.deck(&c.template);
         for p in visible_submitters(c) {
             let Some(s) = c.submissions.get(p) else {
                 continue;
@@ -213,8 +212,8 @@ fn to_markdown(
                 render::day(s.submitted_at)
             );
             for (key, value) in s.answers.iter().flat_map(Answers::iter) {
-                let question = template.question(key);
-                let prompt = question.map_or(key, |q| q.prompt);
+                let question = template.as_ref().and_then(|t| t.question(key));
+                let prompt = question.map_or(key, |q| q.prompt.as_str());
                 let value = format_value(question, value).replace('\n', "\n  ");
                 let _ = writeln!(md, "- {prompt}\n  {value}");
             }

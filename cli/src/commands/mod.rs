@@ -3,6 +3,8 @@
 
 mod appreciate;
 pub mod checkin;
+mod daily;
+mod deck;
 mod demo;
 mod device;
 mod export;
@@ -64,6 +66,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Watch => pairing::watch(&session),
         Command::Device(cmd) => device::run(&session, cmd),
         Command::Remind(args) => remind::run(&session, &args),
+        Command::Deck(cmd) => deck::run(&session, cmd),
+        Command::Daily(args) => daily::run(&session, args),
     };
     if result.is_ok() {
         crate::reminder::after_command(&session);

@@ -24,7 +24,7 @@ use crate::model::{Answers, Checkin, Commitment, CommitmentStatus, Seal, Submiss
 use crate::records::{RevealRecord, SubmissionMeta, SubmissionRecord, answers_from_json};
 use crate::seal::{self, Commitment as SealCommitment, SealKey, Sealed};
 use crate::space::OwnKey;
-use crate::template;
+use crate::template::Template;
 use crate::week::Week;
 
 /// A submission's contents as stored.
@@ -314,17 +314,18 @@ pub(crate) fn choose<'a>(
 }
 
 /// Settles every submission of one week: which are open, which only this device can read
-/// (`own_keys`), which are broken.
+/// (`own_keys`), which are broken. `template` is the week's deck, if it is known here: it
+/// gives answers read back from JSON their precise kinds.
 pub(crate) fn settle(
     c: &WeekCheckin,
+    template: Option<&Template>,
     reveals: &[Reveal],
     own_keys: &HashMap<SealCommitment, OwnKey>,
 ) -> Checkin {
     let week = c.week;
-    let template = template::template(&c.template);
     let read = |value: &serde_json::Value| -> Answers {
         let mut answers = answers_from_json(value);
-        if let Some(t) = &template {
+        if let Some(t) = template {
             t.restore_kinds(&mut answers);
         }
         answers

@@ -100,6 +100,67 @@ pub enum DocError {
         keys: Vec<String>,
     },
 
+    /// A deck file (or a deck stored in the space) has a problem at `line`.
+    #[error("{file} line {line}, column {column}: {message}")]
+    Deck {
+        /// The file's name as the caller gave it, or `deck ID` for a stored deck.
+        file: String,
+        /// The 1-based line of the problem.
+        line: usize,
+        /// The 1-based column (in characters).
+        column: usize,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+
+    /// No deck, built in or in the space, has this id.
+    #[error(
+        "there is no deck `{id}`; see the decks with `hearth deck list` (if your partner has \
+         just added it, sync first)"
+    )]
+    UnknownDeck {
+        /// The id as given.
+        id: String,
+    },
+
+    /// A deck being added has the id (or short name) of a built-in deck.
+    #[error("`{id}` is the id of a built-in deck; give your deck another id")]
+    BuiltinDeckId {
+        /// The id.
+        id: String,
+    },
+
+    /// A deck being added has the id of a different deck already in the space.
+    #[error(
+        "your space already has a different deck `{id}`; give yours another id, or replace \
+         it on purpose (`hearth deck add --replace`)"
+    )]
+    DeckExists {
+        /// The id.
+        id: String,
+    },
+
+    /// The week's check-in was opened with another deck than the one asked for.
+    #[error(
+        "the check-in for {week} is answered with the deck `{deck}`, so yours uses it too \
+         (both of you answer the same questions); leave out --deck, or use --deck {deck}"
+    )]
+    DeckMismatch {
+        /// The week.
+        week: Week,
+        /// The deck the week's check-in uses.
+        deck: String,
+        /// The deck asked for.
+        asked: String,
+    },
+
+    /// A daily deck was asked for where a check-in deck is needed.
+    #[error("`{id}` is a daily deck, not a check-in; answer it with `hearth daily`")]
+    NotACheckinDeck {
+        /// The id.
+        id: String,
+    },
+
     /// The stored document could not be loaded.
     #[error(
         "could not load the space document; the stored copy may be damaged, so restore a backup \

@@ -18,6 +18,7 @@
 //! journal:       list of "{id, author, created_at, title?, body, tags?}"
 //! commitments:   list of "{id, author, text, week, status, created_at}"
 //! edits:         map  "<entry id>/<field>" -> value   (title, body, tags, edited_at, status)
+//! decks:         map  deck id -> the deck's TOML text, exactly as added
 //! ```
 //!
 //! Why: Automerge 0.12 spends about 1 µs per operation when loading and about 5 µs per
@@ -30,6 +31,13 @@
 //! scalar per entry and field, so concurrent edits of different fields both survive and
 //! edits of the same field resolve identically everywhere. New entries go to the front of
 //! their list (see `space.rs`); readers sort, so list order means nothing.
+//!
+//! A couple's own question decks (`hearth deck add`) are kept as the TOML text the person
+//! wrote, not as parsed data: that is what both devices validate with the same rules, what
+//! `hearth deck show` can hand back, and it leaves the deck format free to grow. Adding a
+//! deck again with the same id replaces it (last writer wins, like any field); check-ins
+//! keep only the deck's id, in their `template` field. Spaces created before decks existed
+//! lack the map until the first deck is added.
 //!
 //! Readers also accept entries stored as maps of fields, the literal DESIGN.md §3 form
 //! (converted to JSON on the fly), so a client that writes that form still reads here.
@@ -60,9 +68,10 @@ pub(crate) const JOURNAL: &str = "journal";
 pub(crate) const COMMITMENTS: &str = "commitments";
 pub(crate) const EDITS: &str = "edits";
 pub(crate) const REVEALS: &str = "reveals";
+pub(crate) const DECKS: &str = "decks";
 
 /// The root collections and their types, in the order `create` makes them.
-pub(crate) const COLLECTIONS: [(&str, ObjType); 10] = [
+pub(crate) const COLLECTIONS: [(&str, ObjType); 11] = [
     (PEOPLE, ObjType::Map),
     (CHECKINS, ObjType::Map),
     (SUBMISSIONS, ObjType::Map),
@@ -73,6 +82,7 @@ pub(crate) const COLLECTIONS: [(&str, ObjType); 10] = [
     (COMMITMENTS, ObjType::List),
     (EDITS, ObjType::Map),
     (REVEALS, ObjType::List),
+    (DECKS, ObjType::Map),
 ];
 
 // Fields of a person map.

@@ -2,8 +2,9 @@
 //!
 //! The couple's shared space as one [Automerge](automerge) document, with a typed API on
 //! top: people, appreciations, kind feedback and replies, a shared journal, weekly check-ins
-//! and the small commitments they produce. It also holds the weekly check-in
-//! [template](weekly_template) and the views built from the document (timeline, trend).
+//! and the small commitments they produce. It also holds the question decks (the weekly
+//! check-in [template](weekly_template) and the others, TOML files read by [`parse_deck`])
+//! and the views built from the document (timeline, trend).
 //!
 //! This crate does no I/O and knows nothing about encryption or the network: it turns user
 //! actions into Automerge changes, turns bytes from other devices back into state, and reads
@@ -99,6 +100,7 @@
 //! journal:       list of "{id, author, created_at, title?, body, tags?}"
 //! commitments:   list of "{id, author, text, week, status, created_at}"
 //! edits:         map  "<entry id>/<field>" -> value
+//! decks:         map  deck id -> the deck's TOML text, as added
 //! ```
 //!
 //! Automerge 0.12 pays per operation when loading and per object when reading; a map per
@@ -124,6 +126,7 @@
 
 mod checkins;
 mod chunks;
+mod deck;
 mod error;
 mod ids;
 mod layout;
@@ -131,6 +134,7 @@ mod model;
 mod queries;
 mod records;
 pub mod seal;
+mod shared_decks;
 mod space;
 mod template;
 mod timeline;
@@ -138,6 +142,7 @@ mod week;
 
 pub use automerge::ChangeHash;
 
+pub use deck::{MAX_DECK_BYTES, builtin_deck, builtin_decks, parse_deck};
 pub use error::DocError;
 pub use ids::{EntryId, Millis, PersonId};
 pub use model::{
@@ -148,7 +153,8 @@ pub use model::{
 pub use queries::MIN_HANDLE_LEN;
 pub use space::{OwnKey, SpaceDoc};
 pub use template::{
-    Opt, Question, QuestionKind, Template, WEEKLY_TEMPLATE_ID, template, weekly_template,
+    Condition, DeckKind, Opt, Question, QuestionKind, Template, WEEKLY_TEMPLATE_ID, template,
+    weekly_template,
 };
 pub use timeline::{TimelineItem, TimelineKind};
 pub use week::Week;

@@ -22,6 +22,7 @@ use crate::records::{
     ReplyRecord,
 };
 use crate::space::SpaceDoc;
+use crate::template::Template;
 use crate::week::Week;
 
 /// The shortest suffix of an id [`SpaceDoc::find_entry`] accepts.
@@ -197,11 +198,16 @@ impl SpaceDoc {
 
     fn settled(&self, week: Option<Week>) -> Vec<Checkin> {
         let reveals = checkins::reveals(&self.doc, week);
+        // Each deck is looked up (and a couple's own parsed) once, however many weeks use it.
+        let mut decks: HashMap<String, Option<Template>> = HashMap::new();
         checkins::merge(checkins::raw_checkins(&self.doc, true, week))
             .into_iter()
             .map(|c| {
                 let released = reveals.get(&c.week).map_or(&[][..], Vec::as_slice);
-                checkins::settle(&c, released, &self.own_keys)
+                let deck = decks
+                    .entry(c.template.clone())
+                    .or_insert_with(|| self.deck(&c.template));
+                checkins::settle(&c, deck.as_ref(), released, &self.own_keys)
             })
             .collect()
     }

@@ -24,7 +24,6 @@ use crate::records::{
     RevealRecord, SealedRecord, SubmissionRecord,
 };
 use crate::seal::{self, Commitment, SealKey};
-use crate::template::weekly_template;
 use crate::week::Week;
 
 /// One couple space, as an Automerge document with a typed API.
@@ -313,7 +312,7 @@ impl SpaceDoc {
     }
 
     /// Runs `write` as one Automerge change, or not at all.
-    fn change<T>(
+    pub(crate) fn change<T>(
         &mut self,
         write: impl FnOnce(&mut AutoCommit) -> Result<T, DocError>,
     ) -> Result<T, DocError> {
@@ -518,7 +517,27 @@ impl SpaceDoc {
         })
     }
 
-    /// Submits one person's answers to the check-in for `week`, as one change.
+    /// Submits one person's answers to the check-in for `week`, as one change, with the
+    /// deck the week already uses (the weekly one for a new week). See
+    /// [`submit_checkin_with`](Self::submit_checkin_with).
+    ///
+    /// # Errors
+    ///
+    /// As [`submit_checkin_with`](Self::submit_checkin_with).
+    pub fn submit_checkin(
+        &mut self,
+        week: Week,
+        person: &PersonId,
+        answers: Answers,
+        now: Millis,
+    ) -> Result<(), DocError> {
+        self.submit_checkin_with(week, person, None, answers, now)
+    }
+
+    /// Submits one person's answers to the check-in for `week`, as one change, answered
+    /// with the deck `deck` (an id; `None` for the one the week already uses, else the
+    /// weekly one). The deck id is stored in the check-in's `template` field; a partner
+    /// answering the same week answers the same deck ([`SpaceDoc::checkin_deck`]).
     ///
     /// Also records the answer to `commit` as a new open [`Commitment`](crate::Commitment)
     /// for this week, and applies the answer to `followup` (done / partly / no) to this
@@ -529,17 +548,19 @@ impl SpaceDoc {
     ///
     /// # Errors
     ///
-    /// [`DocError::AlreadySubmitted`] if this person already submitted for `week`, or the
-    /// template's validation errors ([`DocError::InvalidAnswer`],
-    /// [`DocError::UnknownQuestion`], [`DocError::MissingAnswers`]).
-    pub fn submit_checkin(
+    /// [`DocError::AlreadySubmitted`] if this person already submitted for `week`, the deck
+    /// errors of [`SpaceDoc::checkin_deck`], or the deck's validation errors
+    /// ([`DocError::InvalidAnswer`], [`DocError::UnknownQuestion`],
+    /// [`DocError::MissingAnswers`]).
+    pub fn submit_checkin_with(
         &mut self,
         week: Week,
         person: &PersonId,
+        deck: Option<&str>,
         answers: Answers,
         now: Millis,
     ) -> Result<(), DocError> {
-        let template = weekly_template();
+        let template = self.checkin_deck(week, deck)?;
         template.validate(&answers)?;
         let this_week = checkins::raw_checkins(&self.doc, false, Some(week));
         if this_week.iter().any(|c| c.submissions.contains_key(person)) {
@@ -555,7 +576,7 @@ impl SpaceDoc {
             None => {
                 let record = CheckinRecord {
                     week,
-                    template: template.id.to_owned(),
+                    template: template.id.clone(),
                     opened_by: Some(person.clone()),
                     opened_at: Some(now),
                     answers: None,

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::model::{AnswerValue, Seal};
+use crate::template::weekly_template;
 use crate::timeline::TimelineKind;
 
 const T0: i64 = 1_763_900_000_000;
@@ -1287,9 +1288,155 @@ fn sealed_answers_with_an_odd_value_still_open_the_rest() {
         .collect(),
     };
     let keys = [(own.commitment, own)].into_iter().collect();
-    let settled = checkins::settle(&c, &[], &keys);
+    let weekly = weekly_template();
+    let settled = checkins::settle(&c, Some(&weekly), &[], &keys);
     let answers = settled.submissions[&ana()].answers.as_ref().unwrap();
     assert_eq!(answers.scale("feeling"), Some(8));
     assert_eq!(answers.text("connected"), Some("the lake"));
     assert!(answers.get("mystery").is_none());
+}
+
+const OUR_DECK: &str = r#"id = "our-sunday"
+title = "Our Sunday check-in"
+kind = "checkin"
+
+[[questions]]
+key = "feeling"
+prompt = "How are you feeling about us?"
+kind = "scale"
+min = 1
+max = 10
+required = true
+
+[[questions]]
+key = "sunday"
+prompt = "What would make Sunday lovely?"
+kind = "choice"
+options = [{ key = "slow", label = "A slow morning" }, { key = "out", label = "Going out" }]
+"#;
+
+#[test]
+fn a_deck_added_on_one_device_reaches_the_partner_and_seals_a_check_in_for_both() {
+    let (mut laptop, mut phone) = couple();
+    let (deck, written) = laptop.add_deck("our-sunday.toml", OUR_DECK, false).unwrap();
+    assert!(written);
+    assert_eq!(deck.id, "our-sunday");
+    assert!(phone.deck("our-sunday").is_none(), "not synced yet");
+    sync(&mut laptop, &mut phone);
+    assert_eq!(phone.deck("our-sunday"), Some(deck.clone()));
+    assert_eq!(phone.own_decks(), std::slice::from_ref(&deck));
+
+    let w = week("2026-W48");
+    let mine = deck
+        .parse_answers([("feeling", "8"), ("sunday", "slow")])
+        .unwrap();
+    laptop
+        .submit_checkin_with(w, &ana(), Some("our-sunday"), mine, at(10))
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    // Ben is asked the same deck, whatever he asks for.
+    assert_eq!(phone.checkin_deck(w, None).unwrap().id, "our-sunday");
+    assert!(matches!(
+        phone.checkin_deck(w, Some("gentle")),
+        Err(DocError::DeckMismatch { deck, asked, .. }) if deck == "our-sunday" && asked == "gentle-v1"
+    ));
+    let c = phone.checkin(w).unwrap();
+    assert_eq!(c.template, "our-sunday");
+    assert_eq!(c.submissions[&ana()].seal, Seal::Sealed);
+    assert!(c.submissions[&ana()].answers.is_none(), "sealed to Ben");
+
+    let his = deck
+        .parse_answers([("feeling", "6"), ("sunday", "out")])
+        .unwrap();
+    phone.submit_checkin(w, &ben(), his, at(20)).unwrap();
+    sync(&mut laptop, &mut phone);
+    assert_eq!(laptop.release_due_keys(&ana(), at(30)).unwrap(), [w]);
+    sync(&mut laptop, &mut phone);
+    for doc in [&laptop, &phone] {
+        let c = doc.checkin(w).unwrap();
+        assert!(c.revealed(&doc.people()));
+        let ana_answers = c.submissions[&ana()].answers.as_ref().unwrap();
+        assert_eq!(
+            ana_answers.get("sunday"),
+            Some(&AnswerValue::Choice("slow".into()))
+        );
+        let ben_answers = c.submissions[&ben()].answers.as_ref().unwrap();
+        assert_eq!(
+            ben_answers.get("sunday"),
+            Some(&AnswerValue::Choice("out".into()))
+        );
+    }
+    assert_eq!(
+        laptop.trend()[0].feeling[&ben()],
+        6,
+        "trends cover every deck"
+    );
+}
+
+#[test]
+fn adding_decks_refuses_bad_files_built_in_ids_and_silent_replacement() {
+    let (mut doc, _) = couple();
+    let changes = change_count(&mut doc);
+    let bad = OUR_DECK.replace("kind = \"choice\"", "kind = \"choise\"");
+    let err = doc.add_deck("bad.toml", &bad, false).unwrap_err();
+    assert!(matches!(&err, DocError::Deck { line: 16, .. }), "{err}");
+    let weekly = OUR_DECK.replace("our-sunday", "gentle");
+    assert!(matches!(
+        doc.add_deck("g.toml", &weekly, false),
+        Err(DocError::BuiltinDeckId { .. })
+    ));
+    assert_eq!(change_count(&mut doc), changes, "nothing written");
+
+    doc.add_deck("ours.toml", OUR_DECK, false).unwrap();
+    assert!(
+        !doc.add_deck("ours.toml", OUR_DECK, false).unwrap().1,
+        "same text: no-op"
+    );
+    let changed = OUR_DECK.replace("A slow morning", "A lazy morning");
+    assert!(matches!(
+        doc.add_deck("ours.toml", &changed, false),
+        Err(DocError::DeckExists { .. })
+    ));
+    let (deck, written) = doc.add_deck("ours.toml", &changed, true).unwrap();
+    assert!(written);
+    assert_eq!(doc.deck("our-sunday"), Some(deck));
+    assert!(matches!(
+        doc.checkin_deck(week("2026-W48"), Some("daily")),
+        Err(DocError::NotACheckinDeck { .. })
+    ));
+    assert!(matches!(
+        doc.checkin_deck(week("2026-W48"), Some("nope")),
+        Err(DocError::UnknownDeck { .. })
+    ));
+}
+
+#[test]
+fn a_check_in_whose_deck_is_unknown_still_shows_its_answers_by_key() {
+    let (mut laptop, mut phone) = couple();
+    laptop.add_deck("ours.toml", OUR_DECK, false).unwrap();
+    let w = week("2026-W48");
+    let deck = laptop.deck("our-sunday").unwrap();
+    let mine = deck
+        .parse_answers([("feeling", "8"), ("sunday", "slow")])
+        .unwrap();
+    laptop
+        .submit_checkin_with(w, &ana(), Some("our-sunday"), mine, at(10))
+        .unwrap();
+    // The deck entry vanishes (as if written by a newer hearth this one cannot read).
+    let decks = layout::root_for_write(&mut laptop.doc, layout::DECKS, ObjType::Map).unwrap();
+    laptop
+        .doc
+        .put(&decks, "our-sunday", "id = 'our-sunday'\nfuture = 1\n")
+        .unwrap();
+    laptop.doc.commit();
+    sync(&mut laptop, &mut phone);
+    assert!(phone.deck("our-sunday").is_none());
+    let c = laptop.checkin(w).unwrap();
+    let answers = c.submissions[&ana()].answers.as_ref().unwrap();
+    assert_eq!(answers.scale("feeling"), Some(8));
+    assert_eq!(
+        answers.text("sunday"),
+        Some("slow"),
+        "shown by key, as stored"
+    );
 }
