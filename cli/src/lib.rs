@@ -33,6 +33,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Runs `hearth` with the process's arguments and environment.
 pub fn main() -> ExitCode {
     init_tracing();
+    quiet_on_a_closed_pipe();
     // clap exits with 2 on a usage error, which hearth reserves for "sync unavailable".
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -49,6 +50,29 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => exit::report(&err),
     }
+}
+
+/// `println!` panics when standard output cannot be written. Two cases are not bugs:
+/// `hearth log | head` closes the pipe early (stop quietly, as other tools do, and exit 0
+/// so `set -o pipefail` scripts are not failed by a reader that had enough), and output
+/// redirected to a full disk or a closed file (say so plainly, exit 1). Everything else
+/// keeps the default report.
+fn quiet_on_a_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload_as_str().unwrap_or_default();
+        if let Some(why) = message.strip_prefix("failed printing to stdout: ") {
+            if why.to_ascii_lowercase().contains("broken pipe") {
+                std::process::exit(0);
+            }
+            eprintln!(
+                "hearth: cannot write the output ({why}); nothing else was changed. Free some \
+                 space or write it somewhere else"
+            );
+            std::process::exit(i32::from(exit::USER));
+        }
+        default(info);
+    }));
 }
 
 /// Logs go to stderr, off unless `RUST_LOG` asks for them. They carry ids and sizes only.

@@ -104,3 +104,32 @@ fn at_a_terminal_colour_follows_no_color() {
         assert!(!plain.contains(ESC), "{env:?}: {plain:?}");
     }
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_hearth_quietly_and_a_full_disk_is_named() {
+    let dev = sam();
+    // `hearth checkin keys | head -1`: the reader is gone before hearth writes.
+    let mut child = dev.command(["checkin", "keys"]).spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    #[cfg(target_os = "linux")]
+    {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = dev
+            .command(["checkin", "keys"])
+            .stdout(full)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("cannot write the output"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
