@@ -141,7 +141,7 @@ fn walk(template: &Template, doc: &SpaceDoc, me: &PersonId, week: Week) -> Resul
         return Ok(None);
     }
     eprintln!(
-        "Answer on your own and honestly; nothing is shown to your partner until you have both answered.\n"
+        "Answer on your own and honestly. Your answers are sealed: your partner\nsees nothing of them until you have both answered.\n"
     );
     let mut answers = Answers::default();
     let earlier = to_follow_up(doc.open_commitments(me), week);
