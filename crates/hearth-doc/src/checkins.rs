@@ -21,8 +21,10 @@ use automerge::AutoCommit;
 use crate::ids::{EntryId, Millis, PersonId};
 use crate::layout::{self, Stored};
 use crate::model::{Answers, Checkin, Commitment, CommitmentStatus, Seal, Submission};
-use crate::records::{RevealRecord, SubmissionMeta, SubmissionRecord, answers_from_json};
-use crate::seal::{self, Commitment as SealCommitment, SealKey, Sealed};
+use crate::records::{
+    RevealRecord, SealedSubmission, SubmissionMeta, SubmissionRecord, answers_from_json,
+};
+use crate::seal::{self, Commitment as SealCommitment, Sealed};
 use crate::space::OwnKey;
 use crate::template::Template;
 use crate::week::Week;
@@ -128,21 +130,35 @@ fn raw_submission(
     with_body: bool,
 ) -> Option<(PersonId, RawSubmission)> {
     let person: PersonId = person.parse().ok()?;
-    let submission = if with_body {
-        let record = stored.decode::<SubmissionRecord>()?;
-        let body = match record.sealed {
-            Some(sealed) => sealed.to_sealed().map_or(Body::Unread, Body::Sealed),
-            None => Body::Clear(record.answers),
-        };
-        RawSubmission {
-            submitted_at: record.submitted_at,
-            body,
+    let submission = match (&stored, with_body) {
+        (Stored::Bytes(bytes), true) => {
+            // Sealed answers. A damaged record still counts as submitted.
+            match SealedSubmission::decode(bytes) {
+                Some(s) => RawSubmission {
+                    submitted_at: s.submitted_at,
+                    body: Body::Sealed(s.sealed),
+                },
+                None => RawSubmission {
+                    submitted_at: SealedSubmission::submitted_at(bytes)?,
+                    body: Body::Unread,
+                },
+            }
         }
-    } else {
-        RawSubmission {
+        (Stored::Bytes(bytes), false) => RawSubmission {
+            submitted_at: SealedSubmission::submitted_at(bytes)?,
+            body: Body::Unread,
+        },
+        (_, true) => {
+            let record = stored.decode::<SubmissionRecord>()?;
+            RawSubmission {
+                submitted_at: record.submitted_at,
+                body: Body::Clear(record.answers),
+            }
+        }
+        (_, false) => RawSubmission {
             submitted_at: stored.decode::<SubmissionMeta>()?.submitted_at,
             body: Body::Unread,
-        }
+        },
     };
     Some((person, submission))
 }
@@ -183,13 +199,7 @@ pub(crate) fn merge(mut raw: Vec<RawCheckin>) -> Vec<WeekCheckin> {
 }
 
 /// A released key, as read from the document.
-pub(crate) struct Reveal {
-    pub(crate) person: PersonId,
-    pub(crate) commitment: SealCommitment,
-    pub(crate) key: SealKey,
-    pub(crate) seen: Option<SealCommitment>,
-    pub(crate) released_at: Millis,
-}
+pub(crate) type Reveal = RevealRecord;
 
 /// Every released key, by week. Malformed records are skipped.
 pub(crate) fn reveals(doc: &AutoCommit, week: Option<Week>) -> HashMap<Week, Vec<Reveal>> {
@@ -199,28 +209,16 @@ pub(crate) fn reveals(doc: &AutoCommit, week: Option<Week>) -> HashMap<Week, Vec
         if week_text.as_deref().is_some_and(|w| !stored.may_contain(w)) {
             continue;
         }
-        let Some(r) = stored.decode::<RevealRecord>() else {
+        let Stored::Bytes(bytes) = &stored else {
+            continue;
+        };
+        let Some(r) = RevealRecord::decode(bytes) else {
             continue;
         };
         if week.is_some_and(|w| w != r.week) {
             continue;
         }
-        let (Ok(commitment), Some(key)) = (
-            SealCommitment::parse(&r.commitment),
-            SealKey::from_hex(&r.key),
-        ) else {
-            continue;
-        };
-        out.entry(r.week).or_default().push(Reveal {
-            person: r.person,
-            commitment,
-            key,
-            seen: r
-                .seen
-                .as_deref()
-                .and_then(|s| SealCommitment::parse(s).ok()),
-            released_at: r.released_at,
-        });
+        out.entry(r.week).or_default().push(r);
     }
     out
 }

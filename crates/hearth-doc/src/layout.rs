@@ -10,8 +10,8 @@
 //! schema: 1
 //! people:        map  person id -> map { name, joined_at }
 //! checkins:      map  check-in id -> "{week, template, opened_by, opened_at}"
-//! submissions:   map  "<check-in id>/<person id>" -> "{submitted_at, sealed: {commitment, nonce, ciphertext}}"
-//! reveals:       list of "{week, person, commitment, key, seen, released_at}"
+//! submissions:   map  "<check-in id>/<person id>" -> bytes (sealed answers, `records.rs`)
+//! reveals:       list of bytes (released keys, `records.rs`)
 //! appreciations: list of "{id, author, text, created_at}"
 //! feedback:      list of "{id, author, observation, feeling, need, request, created_at}"
 //! replies:       list of "{feedback, author, kind, text, created_at}"
@@ -141,6 +141,8 @@ pub(crate) fn root_for_write(
 pub(crate) enum Stored<'a> {
     Text(Cow<'a, str>),
     Value(serde_json::Value),
+    /// A binary record (sealed check-in answers and released keys).
+    Bytes(Cow<'a, [u8]>),
 }
 
 impl Stored<'_> {
@@ -149,6 +151,7 @@ impl Stored<'_> {
         match self {
             Stored::Text(text) => serde_json::from_str(text).ok(),
             Stored::Value(value) => T::deserialize(value).ok(),
+            Stored::Bytes(_) => None,
         }
     }
 
@@ -158,6 +161,9 @@ impl Stored<'_> {
         match self {
             Stored::Text(text) => text.contains(needle),
             Stored::Value(_) => true,
+            Stored::Bytes(bytes) => bytes
+                .windows(needle.len().max(1))
+                .any(|w| w == needle.as_bytes()),
         }
     }
 }
@@ -169,6 +175,7 @@ fn stored<'a>(
 ) -> Option<Stored<'a>> {
     match value {
         ValueRef::Scalar(ScalarValueRef::Str(text)) => Some(Stored::Text(text)),
+        ValueRef::Scalar(ScalarValueRef::Bytes(bytes)) => Some(Stored::Bytes(bytes)),
         ValueRef::Object(ObjType::Map) => {
             Some(Stored::Value(object_json(doc, &id(), ObjType::Map, 0)))
         }
@@ -197,6 +204,7 @@ pub(crate) fn map_entries_all<'a>(
                 let s = match value {
                     Value::Scalar(scalar) => match scalar.as_ref() {
                         ScalarValue::Str(text) => Stored::Text(Cow::Owned(text.to_string())),
+                        ScalarValue::Bytes(bytes) => Stored::Bytes(Cow::Owned(bytes.clone())),
                         _ => continue,
                     },
                     Value::Object(ObjType::Map) => {

@@ -7,12 +7,9 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-
 use crate::ids::{EntryId, Millis, PersonId};
 use crate::model::{AnswerValue, Answers, CommitmentStatus, ReplyKind};
-use crate::seal::{Commitment, Sealed};
+use crate::seal::{Commitment, SealKey, Sealed};
 use crate::template::WEEKLY_TEMPLATE_ID;
 use crate::week::Week;
 
@@ -134,69 +131,146 @@ fn lenient_or_weekly<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error
     Ok(lenient::<D, String>(d)?.unwrap_or_else(weekly))
 }
 
-/// A submission: sealed answers, or (from before sealing) the answers in the clear.
+/// A submission from before sealing: the answers in the clear.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SubmissionRecord {
     pub(crate) submitted_at: Millis,
-    /// Unsealed answers from before sealing, as a JSON object (or as JSON text, which the
-    /// map form stores).
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    /// The answers, as a JSON object (or as JSON text, which the map form stores).
+    #[serde(default)]
     pub(crate) answers: serde_json::Value,
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub(crate) sealed: Option<SealedRecord>,
 }
 
-/// Sealed answers in the document: hex commitment and nonce, base64 ciphertext.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct SealedRecord {
-    pub(crate) commitment: String,
-    pub(crate) nonce: String,
-    pub(crate) ciphertext: String,
+/// Sealed answers as stored: Automerge bytes, not JSON, since ciphertext and hashes do
+/// not compress and base64 or hex would grow them by a third or double them.
+///
+/// `0x01 || submitted_at (i64, big-endian) || commitment (32) || nonce (24) || ciphertext`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SealedSubmission {
+    pub(crate) submitted_at: Millis,
+    pub(crate) sealed: Sealed,
 }
 
-impl SealedRecord {
-    pub(crate) fn from_sealed(sealed: &Sealed) -> SealedRecord {
-        SealedRecord {
-            commitment: sealed.commitment.to_string(),
-            nonce: hex::encode(sealed.nonce),
-            ciphertext: BASE64.encode(&sealed.ciphertext),
-        }
+const SEALED_V1: u8 = 1;
+const SEALED_HEAD: usize = 1 + 8 + 32 + 24;
+
+impl SealedSubmission {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SEALED_HEAD + self.sealed.ciphertext.len());
+        out.push(SEALED_V1);
+        out.extend_from_slice(&self.submitted_at.0.to_be_bytes());
+        out.extend_from_slice(self.sealed.commitment.as_bytes());
+        out.extend_from_slice(&self.sealed.nonce);
+        out.extend_from_slice(&self.sealed.ciphertext);
+        out
     }
 
-    /// The sealed answers, or `None` if any part is malformed.
-    pub(crate) fn to_sealed(&self) -> Option<Sealed> {
-        let mut nonce = [0u8; 24];
-        hex::decode_to_slice(&self.nonce, &mut nonce).ok()?;
-        Some(Sealed {
-            nonce,
-            ciphertext: BASE64.decode(&self.ciphertext).ok()?,
-            commitment: Commitment::parse(&self.commitment).ok()?,
+    /// `None` for another version or a damaged record.
+    pub(crate) fn decode(bytes: &[u8]) -> Option<SealedSubmission> {
+        let submitted_at = Self::submitted_at(bytes)?;
+        let commitment: [u8; 32] = bytes.get(9..41)?.try_into().ok()?;
+        let nonce: [u8; 24] = bytes.get(41..SEALED_HEAD)?.try_into().ok()?;
+        Some(SealedSubmission {
+            submitted_at,
+            sealed: Sealed {
+                nonce,
+                ciphertext: bytes.get(SEALED_HEAD..)?.to_vec(),
+                commitment: Commitment::from_bytes(commitment),
+            },
         })
+    }
+
+    /// Only the time, for views that need no answers.
+    pub(crate) fn submitted_at(bytes: &[u8]) -> Option<Millis> {
+        if bytes.first() != Some(&SEALED_V1) || bytes.len() < SEALED_HEAD {
+            return None;
+        }
+        Some(Millis(i64::from_be_bytes(
+            bytes.get(1..9)?.try_into().ok()?,
+        )))
     }
 }
 
 /// A released key: `person`'s key for their sealed answers `commitment` in `week`, released
-/// after seeing the partner's sealed answers `seen`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// after seeing the partner's sealed answers `seen`. Stored as Automerge bytes:
+///
+/// `0x01 || len || week || len || person || commitment (32) || key (32) || 0 or 1 || seen
+/// (32, if 1) || released_at (i64, big-endian)`
+///
+/// The week and person stay text so a reader can skip other weeks without decoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RevealRecord {
     pub(crate) week: Week,
     pub(crate) person: PersonId,
-    pub(crate) commitment: String,
-    pub(crate) key: String,
-    #[serde(
-        default,
-        deserialize_with = "lenient",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub(crate) seen: Option<String>,
+    pub(crate) commitment: Commitment,
+    pub(crate) key: SealKey,
+    pub(crate) seen: Option<Commitment>,
     pub(crate) released_at: Millis,
 }
 
-/// A submission without its answers: enough for the timeline, and much cheaper to read.
+const REVEAL_V1: u8 = 1;
+
+impl RevealRecord {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let week = self.week.to_string();
+        let mut out = Vec::with_capacity(160);
+        out.push(REVEAL_V1);
+        for text in [week.as_str(), self.person.as_str()] {
+            out.push(u8::try_from(text.len()).unwrap_or(u8::MAX));
+            out.extend_from_slice(text.as_bytes());
+        }
+        out.extend_from_slice(self.commitment.as_bytes());
+        out.extend_from_slice(self.key.as_bytes());
+        match &self.seen {
+            Some(seen) => {
+                out.push(1);
+                out.extend_from_slice(seen.as_bytes());
+            }
+            None => out.push(0),
+        }
+        out.extend_from_slice(&self.released_at.0.to_be_bytes());
+        out
+    }
+
+    /// `None` for another version or a damaged record.
+    pub(crate) fn decode(bytes: &[u8]) -> Option<RevealRecord> {
+        let (&version, mut rest) = bytes.split_first()?;
+        if version != REVEAL_V1 {
+            return None;
+        }
+        let mut text = || -> Option<&str> {
+            let (&len, tail) = rest.split_first()?;
+            let (text, tail) = tail.split_at_checked(usize::from(len))?;
+            rest = tail;
+            std::str::from_utf8(text).ok()
+        };
+        let week: Week = text()?.parse().ok()?;
+        let person: PersonId = text()?.parse().ok()?;
+        let (commitment, rest) = rest.split_first_chunk::<32>()?;
+        let (key, rest) = rest.split_first_chunk::<32>()?;
+        let (&flag, rest) = rest.split_first()?;
+        let (seen, rest) = match flag {
+            0 => (None, rest),
+            1 => {
+                let (seen, rest) = rest.split_first_chunk::<32>()?;
+                (Some(Commitment::from_bytes(*seen)), rest)
+            }
+            _ => return None,
+        };
+        let (released_at, rest) = rest.split_first_chunk::<8>()?;
+        if !rest.is_empty() {
+            return None;
+        }
+        Some(RevealRecord {
+            week,
+            person,
+            commitment: Commitment::from_bytes(*commitment),
+            key: SealKey::from_bytes(*key),
+            seen,
+            released_at: Millis(i64::from_be_bytes(*released_at)),
+        })
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct SubmissionMeta {
     pub(crate) submitted_at: Millis,
@@ -301,5 +375,67 @@ mod tests {
         let text = serde_json::Value::String(r#"{"feeling": 3}"#.into());
         assert_eq!(answers_from_json(&text).scale("feeling"), Some(3));
         assert!(answers_from_json(&serde_json::Value::String("garbage".into())).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod binary_tests {
+    use super::*;
+
+    #[test]
+    fn sealed_submissions_and_released_keys_read_back_and_refuse_damage() {
+        let week: Week = "2026-W47".parse().unwrap();
+        let person = PersonId::random();
+        let (key, sealed) = crate::seal::seal(week, &person, b"{\"feeling\":8}").unwrap();
+        let submission = SealedSubmission {
+            submitted_at: Millis(1_763_900_000_000),
+            sealed: sealed.clone(),
+        };
+        let bytes = submission.encode();
+        assert_eq!(SealedSubmission::decode(&bytes), Some(submission.clone()));
+        assert_eq!(
+            SealedSubmission::submitted_at(&bytes),
+            Some(submission.submitted_at)
+        );
+        for reveal in [
+            RevealRecord {
+                week,
+                person: person.clone(),
+                commitment: sealed.commitment,
+                key: key.clone(),
+                seen: Some(sealed.commitment),
+                released_at: Millis(7),
+            },
+            RevealRecord {
+                week,
+                person: person.clone(),
+                commitment: sealed.commitment,
+                key: key.clone(),
+                seen: None,
+                released_at: Millis(-1),
+            },
+        ] {
+            let bytes = reveal.encode();
+            assert_eq!(RevealRecord::decode(&bytes), Some(reveal.clone()));
+            for cut in 0..bytes.len() {
+                assert_eq!(RevealRecord::decode(&bytes[..cut]), None, "cut at {cut}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(RevealRecord::decode(&longer), None);
+            let mut other = bytes;
+            other[0] = 2;
+            assert_eq!(RevealRecord::decode(&other), None, "a newer version");
+        }
+        for cut in 0..65 {
+            assert_eq!(
+                SealedSubmission::decode(&bytes[..cut]),
+                None,
+                "cut at {cut}"
+            );
+        }
+        let mut other = bytes;
+        other[0] = 2;
+        assert_eq!(SealedSubmission::decode(&other), None, "a newer version");
     }
 }

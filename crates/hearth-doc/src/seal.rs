@@ -40,17 +40,6 @@ impl SealKey {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
-
-    /// Lowercase hex, as stored in the document once released.
-    pub(crate) fn to_hex(&self) -> String {
-        hex::encode(*self.0)
-    }
-
-    pub(crate) fn from_hex(text: &str) -> Option<SealKey> {
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        hex::decode_to_slice(text, &mut bytes[..]).ok()?;
-        Some(SealKey(bytes))
-    }
 }
 
 impl fmt::Debug for SealKey {
@@ -67,6 +56,11 @@ impl Commitment {
     /// The commitment's bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// A commitment from its bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Commitment {
+        Commitment(bytes)
     }
 
     /// Reads the hex form.
@@ -242,8 +236,7 @@ mod tests {
         assert_eq!(text.len(), 64);
         assert_eq!(Commitment::parse(&text).unwrap(), sealed.commitment);
         assert!(Commitment::parse("abc").is_err());
-        assert_eq!(SealKey::from_hex(&key.to_hex()).unwrap(), key);
-        assert!(SealKey::from_hex("zz").is_none());
+        assert_eq!(SealKey::from_bytes(*key.as_bytes()), key);
         assert_eq!(format!("{key:?}"), "SealKey(…)", "keys never reach a log");
     }
 }

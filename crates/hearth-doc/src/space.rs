@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use automerge::transaction::Transactable;
-use automerge::{ActorId, AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc};
+use automerge::{ActorId, AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue};
 use serde::Serialize;
 
 use crate::checkins::{self, Choice};
@@ -21,7 +21,7 @@ use crate::model::{Answers, CommitmentStatus, FeedbackDraft, JournalDraft, Reply
 use crate::queries;
 use crate::records::{
     self, AppreciationRecord, CheckinRecord, FeedbackRecord, JournalRecord, ReplyRecord,
-    RevealRecord, SealedRecord, SubmissionRecord,
+    RevealRecord, SealedSubmission,
 };
 use crate::seal::{self, Commitment, SealKey};
 use crate::week::Week;
@@ -591,14 +591,13 @@ impl SpaceDoc {
         let plaintext = serde_json::to_vec(&answers)
             .expect("answers are strings and small numbers, which always serialise");
         let (key, sealed) = seal::seal(week, person, &plaintext)?;
-        let submission = SubmissionRecord {
+        let submission = SealedSubmission {
             submitted_at: now,
-            answers: serde_json::Value::Null,
-            sealed: Some(SealedRecord::from_sealed(&sealed)),
+            sealed,
         };
         let own = OwnKey {
             week,
-            commitment: sealed.commitment,
+            commitment: submission.sealed.commitment,
             key,
         };
         // If the partner has already sealed theirs, this key goes out in the same change.
@@ -607,8 +606,8 @@ impl SpaceDoc {
             .map(|seen| RevealRecord {
                 week,
                 person: person.clone(),
-                commitment: own.commitment.to_string(),
-                key: own.key.to_hex(),
+                commitment: own.commitment,
+                key: own.key.clone(),
                 seen,
                 released_at: now,
             });
@@ -621,10 +620,10 @@ impl SpaceDoc {
             doc.put(
                 &submissions,
                 layout::submission_key(&checkin_id, person.as_str()),
-                records::to_json(&submission),
+                ScalarValue::Bytes(submission.encode()),
             )?;
             if let Some(record) = &release {
-                append(doc, layout::REVEALS, record)?;
+                append_bytes(doc, layout::REVEALS, record.encode())?;
             }
             Ok(())
         })?;
@@ -636,7 +635,7 @@ impl SpaceDoc {
     /// Whether someone other than `person` has submitted for `week`, and if so the
     /// commitment of their sealed answers that counts (`Some(None)` for answers from before
     /// sealing).
-    fn partner_commitment(&self, week: Week, person: &PersonId) -> Option<Option<String>> {
+    fn partner_commitment(&self, week: Week, person: &PersonId) -> Option<Option<Commitment>> {
         let c = checkins::merge(checkins::raw_checkins(&self.doc, true, Some(week)))
             .into_iter()
             .next()?;
@@ -700,8 +699,8 @@ impl SpaceDoc {
             due.push(RevealRecord {
                 week: c.week,
                 person: person.clone(),
-                commitment: mine.to_string(),
-                key: key.to_hex(),
+                commitment: mine,
+                key: key.clone(),
                 seen,
                 released_at: now,
             });
@@ -711,7 +710,7 @@ impl SpaceDoc {
         }
         self.change(|doc| {
             for record in &due {
-                append(doc, layout::REVEALS, record)?;
+                append_bytes(doc, layout::REVEALS, record.encode())?;
             }
             Ok(())
         })?;
@@ -780,10 +779,13 @@ impl SpaceDoc {
 
 /// The partner's submission that counts, as `person` would name it when releasing a key:
 /// `None` if nobody else has submitted, `Some(None)` if theirs has no commitment.
-fn seen_by(chosen: &BTreeMap<&PersonId, Choice<'_>>, person: &PersonId) -> Option<Option<String>> {
+fn seen_by(
+    chosen: &BTreeMap<&PersonId, Choice<'_>>,
+    person: &PersonId,
+) -> Option<Option<Commitment>> {
     let (_, theirs) = chosen.iter().find(|(p, _)| **p != person)?;
     Some(match theirs {
-        Choice::Chosen { submission, .. } => submission.commitment().map(|c| c.to_string()),
+        Choice::Chosen { submission, .. } => submission.commitment(),
         Choice::Replaced => None,
     })
 }
@@ -837,6 +839,13 @@ fn put_person(
     let person = doc.put_object(&people, id.as_str(), ObjType::Map)?;
     doc.put(&person, layout::NAME, name)?;
     doc.put(&person, layout::JOINED_AT, layout::timestamp(joined_at))?;
+    Ok(())
+}
+
+/// Adds one binary record to a root list, at the front like [`append`].
+fn append_bytes(doc: &mut AutoCommit, collection: &str, record: Vec<u8>) -> Result<(), DocError> {
+    let list = layout::root_for_write(doc, collection, ObjType::List)?;
+    doc.insert(&list, 0, ScalarValue::Bytes(record))?;
     Ok(())
 }
 

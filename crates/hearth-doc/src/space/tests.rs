@@ -1074,21 +1074,19 @@ fn swap_anas_answers(laptop: &mut SpaceDoc, w: Week, new: &Answers, release: boo
     assert_eq!(bens.submissions[&ben()].seal, Seal::Open);
     let seen = checkins::merge(checkins::raw_checkins(&laptop.doc, true, Some(w)))[0].submissions
         [&ben()][0]
-        .commitment()
-        .map(|c| c.to_string());
+        .commitment();
     let (key, sealed) = seal::seal(w, &ana(), &serde_json::to_vec(new).unwrap()).unwrap();
-    let record = SubmissionRecord {
-        submitted_at: at(40),
-        answers: serde_json::Value::Null,
-        sealed: Some(SealedRecord::from_sealed(&sealed)),
-    };
     let reveal = RevealRecord {
         week: w,
         person: ana(),
-        commitment: sealed.commitment.to_string(),
-        key: key.to_hex(),
+        commitment: sealed.commitment,
+        key,
         seen,
         released_at: at(41),
+    };
+    let record = SealedSubmission {
+        submitted_at: at(40),
+        sealed,
     };
     laptop
         .change(|doc| {
@@ -1096,10 +1094,10 @@ fn swap_anas_answers(laptop: &mut SpaceDoc, w: Week, new: &Answers, release: boo
             doc.put(
                 &submissions,
                 layout::submission_key(&checkin_id, ana().as_str()),
-                records::to_json(&record),
+                ScalarValue::Bytes(record.encode()),
             )?;
             if release {
-                append(doc, layout::REVEALS, &reveal)?;
+                append_bytes(doc, layout::REVEALS, reveal.encode())?;
             }
             Ok(())
         })
@@ -1199,13 +1197,13 @@ fn a_released_key_that_opens_nothing_is_reported_not_trusted() {
     let wrong = RevealRecord {
         week: w,
         person: ana(),
-        commitment: mine.to_string(),
-        key: hex::encode([7u8; 32]),
-        seen: c.submissions[&ben()][0].commitment().map(|c| c.to_string()),
+        commitment: mine,
+        key: seal::SealKey::from_bytes([7u8; 32]),
+        seen: c.submissions[&ben()][0].commitment(),
         released_at: at(30),
     };
     laptop
-        .change(|doc| append(doc, layout::REVEALS, &wrong))
+        .change(|doc| append_bytes(doc, layout::REVEALS, wrong.encode()))
         .unwrap();
     sync(&mut laptop, &mut phone);
     let s = &phone.checkin(w).unwrap().submissions[&ana()];
