@@ -907,24 +907,8 @@ fn demo_dirs() -> Vec<std::path::PathBuf> {
     dirs
 }
 
-const OUR_DECK: &str = r#"id = "our-sunday"
-title = "Our Sunday check-in"
-kind = "checkin"
-
-[[questions]]
-key = "feeling"
-prompt = "How are you feeling about us?"
-kind = "scale"
-min = 1
-max = 10
-required = true
-
-[[questions]]
-key = "sunday"
-prompt = "What would make Sunday lovely?"
-kind = "choice"
-options = [{ key = "slow", label = "A slow morning" }, { key = "out", label = "Going out" }]
-"#;
+/// A couple's own deck, shared with hearth-doc's tests.
+const OUR_DECK: &str = include_str!("../../crates/hearth-doc/tests/data/our-sunday.toml");
 
 #[test]
 fn an_own_deck_is_checked_by_line_then_added_listed_and_answered() {

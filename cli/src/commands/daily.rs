@@ -8,7 +8,7 @@
 //! answers.
 
 use anyhow::Result;
-use hearth_doc::{JournalDraft, JournalEntry, builtin_deck};
+use hearth_doc::{JournalDraft, builtin_deck};
 use serde_json::json;
 
 use crate::args::DailyArgs;
@@ -55,15 +55,7 @@ pub fn run(session: &Session, args: DailyArgs) -> Result<()> {
         body,
         tags: vec!["daily".to_owned()],
     };
-    let mut profile = session.open()?;
-    let me = profile.person_id().clone();
-    let id = if args.private {
-        let entry = JournalEntry::new_private(me, draft, render::now());
-        profile.add_private_journal(&entry)?;
-        entry.id
-    } else {
-        profile.write(|doc| doc.add_journal(&me, &draft, render::now()))?
-    };
+    let id = super::journal::keep(session, draft, args.private)?;
     if session.json {
         return render::print_json(&json!({ "id": id, "private": args.private }));
     }

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 
 use anyhow::Result;
-use hearth_doc::{JournalDraft, JournalEntry};
+use hearth_doc::{EntryId, JournalDraft, JournalEntry};
 use serde_json::json;
 
 use crate::args::{JournalAddArgs, JournalCommand, JournalListArgs};
@@ -42,19 +42,7 @@ fn add(session: &Session, args: JournalAddArgs) -> Result<()> {
     };
     // Open (and unlock) only after the text is in hand: a long editor session should not
     // hold the profile's write lock.
-    let mut profile = session.open()?;
-    let me = profile.person_id().clone();
-    let id = if args.private {
-        let entry = JournalEntry::new_private(me, draft, render::now());
-        profile.add_private_journal(&entry)?;
-        entry.id
-    } else {
-        profile.write(|doc| {
-            let id = doc.add_journal(&me, &draft, render::now())?;
-            session.saw_checkin(doc, &me);
-            Ok(id)
-        })?
-    };
+    let id = keep(session, draft, args.private)?;
     if session.json {
         return render::print_json(&json!({ "id": id, "private": args.private }));
     }
@@ -70,6 +58,23 @@ fn add(session: &Session, args: JournalAddArgs) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Keeps an entry: a private one sealed in this profile only, a shared one in the
+/// document. Returns its id.
+pub(super) fn keep(session: &Session, draft: JournalDraft, private: bool) -> Result<EntryId> {
+    let mut profile = session.open()?;
+    let me = profile.person_id().clone();
+    if private {
+        let entry = JournalEntry::new_private(me, draft, render::now());
+        profile.add_private_journal(&entry)?;
+        return Ok(entry.id);
+    }
+    Ok(profile.write(|doc| {
+        let id = doc.add_journal(&me, &draft, render::now())?;
+        session.saw_checkin(doc, &me);
+        Ok(id)
+    })?)
 }
 
 fn clean_tags(tags: &[String]) -> Result<Vec<String>> {

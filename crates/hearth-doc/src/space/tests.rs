@@ -1294,24 +1294,8 @@ fn sealed_answers_with_an_odd_value_still_open_the_rest() {
     assert!(answers.get("mystery").is_none());
 }
 
-const OUR_DECK: &str = r#"id = "our-sunday"
-title = "Our Sunday check-in"
-kind = "checkin"
-
-[[questions]]
-key = "feeling"
-prompt = "How are you feeling about us?"
-kind = "scale"
-min = 1
-max = 10
-required = true
-
-[[questions]]
-key = "sunday"
-prompt = "What would make Sunday lovely?"
-kind = "choice"
-options = [{ key = "slow", label = "A slow morning" }, { key = "out", label = "Going out" }]
-"#;
+/// A couple's own deck, shared with the CLI tests.
+const OUR_DECK: &str = include_str!("../../tests/data/our-sunday.toml");
 
 #[test]
 fn a_deck_added_on_one_device_reaches_the_partner_and_seals_a_check_in_for_both() {
