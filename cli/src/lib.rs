@@ -33,7 +33,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Runs `hearth` with the process's arguments and environment.
 pub fn main() -> ExitCode {
     init_tracing();
-    quiet_on_a_closed_pipe();
+    handle_unwritable_stdout();
     // clap exits with 2 on a usage error, which hearth reserves for "sync unavailable".
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -57,7 +57,7 @@ pub fn main() -> ExitCode {
 /// so `set -o pipefail` scripts are not failed by a reader that had enough), and output
 /// redirected to a full disk or a closed file (say so plainly, exit 1). Everything else
 /// keeps the default report.
-fn quiet_on_a_closed_pipe() {
+fn handle_unwritable_stdout() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let message = info.payload_as_str().unwrap_or_default();

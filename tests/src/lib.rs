@@ -304,3 +304,16 @@ pub async fn invited(
         .expect("the invite is accepted")
         .profile
 }
+
+/// A couple on `relay`: `first` creates a space there as `first_name`, and `second` joins
+/// it as the partner `second_name` through a real invite.
+pub async fn paired(first: &Path, first_name: &str, second: &Path, second_name: &str, relay: &str) {
+    let mut profile = new_profile(first, first_name);
+    profile
+        .start_space(relay)
+        .expect("the space starts on the relay");
+    hearth_client::sync::sync_once(&mut profile, std::time::Duration::from_secs(20))
+        .await
+        .expect("the first sync");
+    invited(second, &mut profile, Some(second_name)).await;
+}

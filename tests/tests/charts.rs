@@ -6,14 +6,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::time::Duration;
 
 use base64::Engine as _;
 use hearth_doc::Week;
-use hearth_tests::{Device, TestRelay, invited, new_profile};
+use hearth_tests::{Device, TestRelay, paired};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hearth-test-bin");
-const T: Duration = Duration::from_secs(20);
 const BLUE: &str = "#0072B2";
 const ORANGE: &str = "#E69F00";
 
@@ -63,14 +61,7 @@ async fn the_couples_picture_names_both_and_breaks_where_a_week_was_missed() {
     let relay = TestRelay::start(&dir.path().join("relay.db")).await;
     let sam = device();
     let jordan = device();
-    {
-        let mut profile = new_profile(&sam.home(), "Sam");
-        profile.start_space(&relay.url).unwrap();
-        hearth_client::sync::sync_once(&mut profile, T)
-            .await
-            .unwrap();
-        invited(&jordan.home(), &mut profile, Some("Jordan")).await;
-    }
+    paired(&sam.home(), "Sam", &jordan.home(), "Jordan", &relay.url).await;
 
     // Twelve weeks up to this one. Nobody checked in two weeks in the middle, and Jordan
     // missed one more near the end.

@@ -6,13 +6,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::time::Duration;
 
-use hearth_tests::{Device, TestRelay, files_containing, invited, new_profile};
+use hearth_tests::{Device, TestRelay, files_containing, paired};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hearth-test-bin");
-const T: Duration = Duration::from_secs(20);
 
 const WEEKS: [&str; 3] = ["2026-W45", "2026-W46", "2026-W47"];
 
@@ -87,14 +85,7 @@ async fn two_partners_keep_the_weekly_ritual_for_three_weeks_over_a_relay() {
     let relay = TestRelay::start(&relay_dir.join("relay.db")).await;
     let ana = Device::new(BIN);
     let ben = Device::new(BIN);
-    {
-        let mut profile = new_profile(&ana.home(), "Ana");
-        profile.start_space(&relay.url).unwrap();
-        hearth_client::sync::sync_once(&mut profile, T)
-            .await
-            .unwrap();
-        invited(&ben.home(), &mut profile, Some("Ben")).await;
-    }
+    paired(&ana.home(), "Ana", &ben.home(), "Ben", &relay.url).await;
 
     // Week 1. Ana answers first; her answers are sealed.
     let w1 = WEEKS[0];
