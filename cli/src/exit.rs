@@ -1,7 +1,11 @@
-//! Exit codes and error messages. Every failure maps to one of the codes of DESIGN §7 and a
-//! message that says what happened and what to do next:
-//! 0 success, 1 something to fix in the command, 2 sync or relay unavailable (data kept
-//! locally), 3 a data or key problem (wrong passphrase, damaged or tampered data).
+//! Exit codes and error messages. Every failure maps to one of the codes in the README
+//! ("Exit codes") and a message that says what happened and what to do next:
+//! 0 success, 1 something to fix in the command or a failure hearth does not classify
+//! (a missing folder, a permission), 2 sync or relay unavailable (data kept locally),
+//! 3 a data or key problem (wrong passphrase, damaged or tampered data).
+//!
+//! 3 is a claim that the user's data or keys are in question, so only errors that are known
+//! to mean that map to it; anything unclassified is 1.
 
 use std::process::ExitCode;
 
@@ -10,7 +14,8 @@ use hearth_client::sync::{JoinError, SyncError};
 use hearth_doc::DocError;
 use hearth_proto::RejectCode;
 
-/// Exit code: the user can fix the command and run it again.
+/// Exit code: the user can fix the command and run it again, or a failure that is not
+/// classified (never a claim about their data).
 pub const USER: u8 = 1;
 /// Exit code: sync or the relay is unavailable; data is kept locally.
 pub const SYNC: u8 = 2;
@@ -75,7 +80,7 @@ fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
             return classify_sync(e);
         }
     }
-    (DATA, None)
+    (USER, None)
 }
 
 fn classify_sync(err: &SyncError) -> (u8, Option<String>) {
@@ -159,8 +164,23 @@ fn classify_client(err: &ClientError) -> (u8, Option<String>) {
                     .into(),
             ),
         ),
-        _ => (DATA, None),
+        ClientError::Proto(_) => (DATA, None),
+        ClientError::Database(e) if database_damaged(e) => (
+            DATA,
+            Some("Nothing was changed. Restore the profile directory from a backup.".into()),
+        ),
+        // Not paired, already paired, a file that cannot be read or written, a database
+        // that is busy or read-only: something to look at, not damaged data.
+        _ => (USER, None),
     }
+}
+
+/// Whether SQLite says the file itself is damaged (as opposed to busy, locked or read-only).
+fn database_damaged(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
 }
 
 fn doc_code(err: &DocError) -> u8 {
@@ -170,5 +190,56 @@ fn doc_code(err: &DocError) -> u8 {
         | DocError::NoData
         | DocError::Automerge { .. } => DATA,
         _ => USER,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(err: anyhow::Error) -> u8 {
+        classify(&err).0
+    }
+
+    #[test]
+    fn a_missing_folder_is_something_to_fix_not_damaged_data() {
+        let missing = std::fs::File::create("/nonexistent-hearth-dir/us.md")
+            .expect_err("the folder does not exist");
+        assert_eq!(
+            code(anyhow::Error::new(missing).context("writing us.md")),
+            USER
+        );
+        let client = ClientError::Io {
+            path: "/nonexistent-hearth-dir/us.md".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert_eq!(code(anyhow::Error::new(client)), USER);
+    }
+
+    #[test]
+    fn damaged_data_and_wrong_keys_keep_exit_code_3() {
+        let corrupt = ClientError::Corrupt {
+            home: "/h".into(),
+            reason: "chunk 3 does not open".into(),
+        };
+        assert_eq!(code(anyhow::Error::new(corrupt)), DATA);
+        let not_a_db = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
+            None,
+        );
+        assert_eq!(
+            code(anyhow::Error::new(ClientError::Database(not_a_db))),
+            DATA
+        );
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        assert_eq!(code(anyhow::Error::new(ClientError::Database(busy))), USER);
+    }
+
+    #[test]
+    fn an_unclassified_error_is_exit_code_1() {
+        assert_eq!(code(anyhow::anyhow!("something unexpected")), USER);
     }
 }
