@@ -16,7 +16,7 @@
 //!   last byte for a while, then emptied.
 //!
 //! Then the writing stops and the devices, still live, must converge by themselves. The
-//! check ([`verify`]): both devices of every pair hold identical heads and every entry
+//! check (`verify`): both devices of every pair hold identical heads and every entry
 //! either of them wrote, exactly once; the relay's database holds, for every device, each
 //! envelope counter from 1 to its last exactly once (every one was committed: the outbox
 //! only empties on `Committed`), each one decodes, verifies and decrypts, and every

@@ -1,4 +1,4 @@
-//! Writes every fuzz target's seed inputs into DIR/<target>/, as a starting corpus.
+//! Writes every fuzz target's seed inputs into `DIR/<target>/`, as a starting corpus.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
