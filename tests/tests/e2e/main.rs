@@ -12,7 +12,6 @@ mod relay_crash;
 mod reminders;
 mod restore;
 mod ritual;
-mod soak;
 mod sync;
 mod sync_property;
 mod terminal;
