@@ -4,20 +4,20 @@
 #![allow(clippy::unwrap_used)] // a panic in a test is the failure report
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ed25519_dalek::{Signer, SigningKey};
 use futures_util::{SinkExt, StreamExt};
 use hearth_proto::{
-    AclBody, AclRecord, ClientFrame, DeviceId, Envelope, EnvelopeHeader, EnvelopeKind, InviteId,
-    InviteRole, Limits, PROTOCOL_VERSION, RejectCode, RelayFrame, SpaceId, auth_message,
-    decode_relay, encode_client,
+    AclBody, AclRecord, ClientFrame, EnvelopeKind, InviteRole, Limits, PROTOCOL_VERSION,
+    RejectCode, RelayFrame, SpaceId, auth_message, decode_relay, encode_client,
 };
-use hearth_relay::{RelayConfig, RelayError};
+use hearth_relay::RelayConfig;
+use hearth_testkit::{
+    acl_record, device_id, invite_id, key, now_ms, signed_changes, signed_envelope,
+};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -25,70 +25,10 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 const WAIT: Duration = Duration::from_secs(10);
 const MAX: usize = 1024 * 1024;
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-fn key(seed: u8) -> SigningKey {
-    SigningKey::from_bytes(&[seed; 32])
-}
-
-fn dev(key: &SigningKey) -> DeviceId {
-    DeviceId::from_bytes(key.verifying_key().to_bytes())
-}
-
-fn inv(key: &SigningKey) -> InviteId {
-    InviteId::from_bytes(key.verifying_key().to_bytes())
-}
-
-fn acl(prev: [u8; 32], body: AclBody, signers: &[&SigningKey]) -> AclRecord {
-    let message = AclRecord::signing_message(&prev, &body);
-    AclRecord {
-        prev,
-        body,
-        signatures: signers
-            .iter()
-            .map(|k| (k.verifying_key().to_bytes(), k.sign(&message).to_bytes()))
-            .collect(),
-    }
-}
-
-fn envelope(author: &SigningKey, space: SpaceId, counter: u64, body: &[u8]) -> Vec<u8> {
-    sealed(author, space, counter, EnvelopeKind::Changes, body)
-}
-
-fn sealed(
-    author: &SigningKey,
-    space: SpaceId,
-    counter: u64,
-    kind: EnvelopeKind,
-    body: &[u8],
-) -> Vec<u8> {
-    let header = EnvelopeHeader {
-        kind,
-        space,
-        epoch: 0,
-        author: dev(author),
-        counter,
-    };
-    let nonce = [counter as u8; 24];
-    let message = Envelope::signed_message(&header, &nonce, body);
-    Envelope::from_parts(
-        header,
-        nonce,
-        body.to_vec(),
-        author.sign(&message).to_bytes(),
-    )
-    .encode()
-}
-
+/// A relay of the test kit with its database in a temporary folder of its own.
 struct TestRelay {
     addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), RelayError>>,
+    relay: hearth_testkit::TestRelay,
     _dir: tempfile::TempDir,
 }
 
@@ -107,20 +47,13 @@ impl TestRelay {
 
     async fn start_with_config(config: RelayConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config = RelayConfig {
+        let relay = hearth_testkit::TestRelay::start(RelayConfig {
             db: dir.path().join("relay.db"),
             ..config
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(hearth_relay::serve(config, listener, async move {
-            let _ = stopped.await;
-        }));
+        });
         Self {
-            addr,
-            stop: Some(stop),
-            task,
+            addr: relay.addr(),
+            relay,
             _dir: dir,
         }
     }
@@ -151,12 +84,10 @@ impl TestRelay {
         response
     }
 
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        timeout(WAIT, self.task)
+    async fn stop(self) {
+        timeout(WAIT, self.relay.stop())
             .await
             .expect("serve did not return after shutdown")
-            .unwrap()
             .unwrap();
     }
 }
@@ -247,7 +178,7 @@ impl Client {
         as_invite: bool,
         time_ms: u64,
     ) -> RelayFrame {
-        let device = dev(signer);
+        let device = device_id(signer);
         let message = auth_message(
             &self.relay_id,
             &self.nonce,
@@ -331,11 +262,11 @@ async fn create_space(
         RelayFrame::AclChanged { records: vec![] },
         "a new space authenticates for creation"
     );
-    let genesis = acl(
+    let genesis = acl_record(
         [0; 32],
         AclBody::Genesis {
             space,
-            device: dev(creator),
+            device: device_id(creator),
             recipient: [7; 32],
             epoch: 0,
             key_check: [8; 32],
@@ -361,13 +292,13 @@ async fn couple(relay: &TestRelay) -> Couple {
     let space = SpaceId::from_bytes([0x5a; 16]);
     let (a_key, b_key, invite_key) = (key(1), key(2), key(3));
     let (mut a, genesis) = create_space(relay, &a_key, space).await;
-    let invite = acl(
+    let invite = acl_record(
         genesis.hash(),
         AclBody::Invite {
-            invite: inv(&invite_key),
+            invite: invite_id(&invite_key),
             expires_at_ms: now_ms() + 3_600_000,
             role: InviteRole::Partner,
-            by: dev(&a_key),
+            by: device_id(&a_key),
         },
         &[&a_key],
     );
@@ -381,7 +312,7 @@ async fn couple(relay: &TestRelay) -> Couple {
         }
     );
     a.send(&ClientFrame::PutLockbox {
-        device: dev(&invite_key),
+        device: device_id(&invite_key),
         epoch: 0,
         blob: b"epoch key sealed to the invite".to_vec(),
     })
@@ -407,19 +338,19 @@ async fn couple(relay: &TestRelay) -> Couple {
         }
     );
     let refused = joining
-        .push(envelope(&invite_key, space, 1, b"not yet"))
+        .push(signed_changes(&invite_key, space, 1, b"not yet"))
         .await;
     assert_eq!(
         reject_code(&refused),
         RejectCode::Invalid,
         "an invite key cannot push"
     );
-    let add = acl(
+    let add = acl_record(
         invite.hash(),
         AclBody::AddDevice {
-            device: dev(&b_key),
+            device: device_id(&b_key),
             recipient: [7; 32],
-            invite: inv(&invite_key),
+            invite: invite_id(&invite_key),
         },
         &[&b_key, &invite_key],
     );
@@ -463,7 +394,7 @@ async fn partner_joins_with_an_invite_and_sees_pushes_live() {
     } = couple(&relay).await;
     assert!(b.subscribe(space, 0).await.is_empty());
 
-    let sealed = envelope(&a_key, space, 1, b"an appreciation, sealed");
+    let sealed = signed_changes(&a_key, space, 1, b"an appreciation, sealed");
     assert_eq!(
         a.push(sealed.clone()).await,
         RelayFrame::Committed { seq: 1, counter: 1 }
@@ -489,7 +420,7 @@ async fn duplicate_push_answers_the_original_seq_and_is_stored_once() {
         mut b,
         ..
     } = couple(&relay).await;
-    let first = envelope(&a_key, space, 1, b"first");
+    let first = signed_changes(&a_key, space, 1, b"first");
     assert_eq!(
         a.push(first.clone()).await,
         RelayFrame::Committed { seq: 1, counter: 1 }
@@ -499,7 +430,7 @@ async fn duplicate_push_answers_the_original_seq_and_is_stored_once() {
         RelayFrame::Committed { seq: 1, counter: 1 }
     );
     assert_eq!(
-        a.push(envelope(&a_key, space, 2, b"second")).await,
+        a.push(signed_changes(&a_key, space, 2, b"second")).await,
         RelayFrame::Committed { seq: 2, counter: 2 }
     );
     let stored = b.subscribe(space, 0).await;
@@ -521,7 +452,7 @@ async fn reconnecting_with_since_seq_gets_only_newer_envelopes() {
     } = couple(&relay).await;
     let mut sent = Vec::new();
     for counter in 1..=5 {
-        let bytes = envelope(
+        let bytes = signed_changes(
             &a_key,
             space,
             counter,
@@ -546,7 +477,7 @@ async fn reconnecting_with_since_seq_gets_only_newer_envelopes() {
     ));
     assert_eq!(again.subscribe(space, 3).await, sent[3..].to_vec());
     // And live events follow the batch.
-    let sixth = envelope(&a_key, space, 6, b"change 6");
+    let sixth = signed_changes(&a_key, space, 6, b"change 6");
     assert_eq!(
         a.push(sixth.clone()).await,
         RelayFrame::Committed { seq: 6, counter: 6 }
@@ -598,12 +529,12 @@ async fn bad_auth_signature_is_unauthorized() {
         &[0; 32],
         time_ms,
         &space,
-        &dev(&a_key),
+        &device_id(&a_key),
         false,
     );
     let reply = client
         .request(&ClientFrame::Auth {
-            device: dev(&a_key),
+            device: device_id(&a_key),
             space,
             time_ms,
             signature: a_key.sign(&message).to_bytes(),
@@ -636,7 +567,7 @@ async fn tampered_envelope_is_rejected_and_nothing_stored() {
         mut b,
         ..
     } = couple(&relay).await;
-    let mut tampered = envelope(&a_key, space, 1, b"the original text");
+    let mut tampered = signed_changes(&a_key, space, 1, b"the original text");
     let middle = tampered.len() / 2;
     tampered[middle] ^= 1;
     let reply = a.push(tampered).await;
@@ -661,7 +592,7 @@ async fn push_as_another_author_is_rejected() {
         ..
     } = couple(&relay).await;
     // B relays a validly signed envelope of A's: only its author may push it.
-    let reply = b.push(envelope(&a_key, space, 1, b"A's words")).await;
+    let reply = b.push(signed_changes(&a_key, space, 1, b"A's words")).await;
     assert_eq!(reject_code(&reply), RejectCode::NotMember);
     assert!(a.subscribe(space, 0).await.is_empty());
     relay.stop().await;
@@ -709,10 +640,12 @@ async fn oversized_frame_is_refused_and_the_relay_keeps_serving() {
     let a_key = key(1);
     let space = SpaceId::from_bytes([9; 16]);
     let (mut a, _) = create_space(&relay, &a_key, space).await;
-    let reply = a.push(envelope(&a_key, space, 1, &[1; 40 * 1024])).await;
+    let reply = a
+        .push(signed_changes(&a_key, space, 1, &[1; 40 * 1024]))
+        .await;
     assert_eq!(reject_code(&reply), RejectCode::TooLarge);
     assert_eq!(
-        a.push(envelope(&a_key, space, 1, b"small")).await,
+        a.push(signed_changes(&a_key, space, 1, b"small")).await,
         RelayFrame::Committed { seq: 1, counter: 1 }
     );
     relay.stop().await;
@@ -745,7 +678,7 @@ async fn healthz_and_metrics_answer() {
         ..
     } = couple(&relay).await;
     assert!(matches!(
-        a.push(envelope(&a_key, space, 1, b"counted")).await,
+        a.push(signed_changes(&a_key, space, 1, b"counted")).await,
         RelayFrame::Committed { .. }
     ));
     let health = relay.http_get("/healthz").await;
@@ -783,11 +716,11 @@ async fn removed_device_is_told_and_can_no_longer_sync() {
         mut b,
     } = couple(&relay).await;
     assert!(b.subscribe(space, 0).await.is_empty());
-    let remove = acl(
+    let remove = acl_record(
         head,
         AclBody::RemoveDevice {
-            device: dev(&b_key),
-            by: dev(&a_key),
+            device: device_id(&b_key),
+            by: device_id(&a_key),
             last_counter: 0,
         },
         &[&a_key],
@@ -816,12 +749,12 @@ async fn removed_device_is_told_and_can_no_longer_sync() {
     let reply = again.auth(&b_key, space, false).await;
     assert_eq!(reject_code(&reply), RejectCode::Unauthorized);
     // A record that no longer follows the head loses the race.
-    let stale = acl(
+    let stale = acl_record(
         head,
         AclBody::RotateEpoch {
             epoch: 1,
             key_check: [9; 32],
-            by: dev(&a_key),
+            by: device_id(&a_key),
         },
         &[&a_key],
     );
@@ -848,18 +781,18 @@ async fn a_lockbox_for_an_epoch_the_acl_has_not_reached_is_refused() {
     // rotate cannot leave lockboxes that disagree with the chain.
     let early = a
         .request(&ClientFrame::PutLockbox {
-            device: dev(&b_key),
+            device: device_id(&b_key),
             epoch: 1,
             blob: b"a key for an epoch that does not exist yet".to_vec(),
         })
         .await;
     assert_eq!(reject_code(&early), RejectCode::Invalid);
-    let rotate = acl(
+    let rotate = acl_record(
         head,
         AclBody::RotateEpoch {
             epoch: 1,
             key_check: [9; 32],
-            by: dev(&a_key),
+            by: device_id(&a_key),
         },
         &[&a_key],
     );
@@ -871,7 +804,7 @@ async fn a_lockbox_for_an_epoch_the_acl_has_not_reached_is_refused() {
         RelayFrame::AclChanged { .. }
     ));
     a.send(&ClientFrame::PutLockbox {
-        device: dev(&b_key),
+        device: device_id(&b_key),
         epoch: 1,
         blob: b"the new key, wrapped for b".to_vec(),
     })
@@ -898,13 +831,13 @@ async fn used_and_expired_invites_are_refused_with_their_reason() {
     assert_eq!(reject_code(&reply), RejectCode::InviteUsed);
 
     let late = key(4);
-    let expired = acl(
+    let expired = acl_record(
         head,
         AclBody::Invite {
-            invite: inv(&late),
+            invite: invite_id(&late),
             expires_at_ms: now_ms() - 1,
             role: InviteRole::OwnDevice,
-            by: dev(&a_key),
+            by: device_id(&a_key),
         },
         &[&a_key],
     );
@@ -932,10 +865,10 @@ async fn pushes_over_the_rate_limit_are_refused() {
     let space = SpaceId::from_bytes([8; 16]);
     let (mut a, _) = create_space(&relay, &a_key, space).await;
     assert!(matches!(
-        a.push(envelope(&a_key, space, 1, b"one")).await,
+        a.push(signed_changes(&a_key, space, 1, b"one")).await,
         RelayFrame::Committed { .. }
     ));
-    let reply = a.push(envelope(&a_key, space, 2, b"two")).await;
+    let reply = a.push(signed_changes(&a_key, space, 2, b"two")).await;
     assert_eq!(reject_code(&reply), RejectCode::RateLimited);
     relay.stop().await;
 }
@@ -952,11 +885,12 @@ async fn snapshot_stands_in_for_the_envelopes_it_covers() {
     } = couple(&relay).await;
     for counter in 1..=3 {
         assert!(matches!(
-            a.push(envelope(&a_key, space, counter, b"change")).await,
+            a.push(signed_changes(&a_key, space, counter, b"change"))
+                .await,
             RelayFrame::Committed { .. }
         ));
     }
-    let snapshot = sealed(
+    let snapshot = signed_envelope(
         &a_key,
         space,
         4,
@@ -1051,7 +985,7 @@ async fn subscriber_sees_every_seq_once_in_order_under_concurrent_pushes() {
 
     let pusher = |mut client: Client, key: SigningKey| async move {
         for counter in 1..=EACH {
-            let bytes = envelope(&key, space, counter, &counter.to_be_bytes());
+            let bytes = signed_changes(&key, space, counter, &counter.to_be_bytes());
             client.send(&ClientFrame::Push { envelope: bytes }).await;
         }
         for _ in 1..=EACH {
@@ -1152,7 +1086,7 @@ async fn a_member_can_delete_the_space_and_everyone_is_told() {
         ..
     } = couple(&relay).await;
     assert!(matches!(
-        a.push(envelope(&a_key, space, 1, b"soon gone")).await,
+        a.push(signed_changes(&a_key, space, 1, b"soon gone")).await,
         RelayFrame::Committed { .. }
     ));
     assert_eq!(b.subscribe(space, 0).await.len(), 1);
@@ -1198,7 +1132,7 @@ async fn every_stored_push_reaches_live_subscribers_even_if_its_pusher_vanished(
     // B sends a burst of pushes and is gone without reading a single answer.
     let mut b = b;
     for counter in 1..=PUSHES {
-        let bytes = envelope(&b_key, space, counter, &counter.to_be_bytes());
+        let bytes = signed_changes(&b_key, space, counter, &counter.to_be_bytes());
         b.send(&ClientFrame::Push { envelope: bytes }).await;
     }
     drop(b);

@@ -1,5 +1,6 @@
-//! Helpers for the end-to-end tests: a fresh profile directory per test and a way to run
-//! the real `hearth` program in it, without a terminal, the way a script would.
+//! The driver of the end-to-end tests: a fresh profile directory per test and a way to run
+//! the real `hearth` program in it, without a terminal, the way a script would. What the
+//! tests share beyond the program (keys, a relay, a paired couple) is in hearth-testkit.
 #![forbid(unsafe_code)]
 
 use std::ffi::OsStr;
@@ -215,105 +216,4 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
         .filter(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle))
         .map(|(path, _)| path)
         .collect()
-}
-
-/// A new profile (no passphrase) for `name` in `home`, for tests that drive the client
-/// library directly.
-pub fn new_profile(home: &Path, name: &str) -> hearth_client::Profile {
-    hearth_client::Profile::create(
-        home,
-        name,
-        hearth_client::Protection::None,
-        hearth_doc::Millis::now(),
-    )
-    .expect("a new profile")
-}
-
-/// Writes one appreciation as the profile's person.
-pub fn appreciate(profile: &mut hearth_client::Profile, text: &str) {
-    let me = profile.person_id().clone();
-    profile
-        .write(|doc| doc.add_appreciation(&me, text, hearth_doc::Millis::now()))
-        .expect("an appreciation is written");
-}
-
-/// Every appreciation's text, sorted, duplicates kept.
-pub fn appreciations(profile: &hearth_client::Profile) -> Vec<String> {
-    let mut texts: Vec<String> = profile
-        .load()
-        .expect("the profile loads")
-        .appreciations()
-        .into_iter()
-        .map(|a| a.text)
-        .collect();
-    texts.sort();
-    texts
-}
-
-/// A real relay on 127.0.0.1:0 with its SQLite file at a given path, for async tests.
-#[derive(Debug)]
-pub struct TestRelay {
-    /// Its websocket URL.
-    pub url: String,
-    relay: hearth_relay::LocalRelay,
-}
-
-impl TestRelay {
-    /// Starts it; it is bound (ready for clients) when this returns.
-    pub async fn start(db: &Path) -> TestRelay {
-        // It runs its own runtime, so start it off this one's workers.
-        let db = db.to_owned();
-        let relay = tokio::task::spawn_blocking(move || hearth_relay::LocalRelay::start(db))
-            .await
-            .expect("the relay's start-up task")
-            .expect("the relay starts");
-        TestRelay {
-            url: relay.url().to_owned(),
-            relay,
-        }
-    }
-
-    /// Stops it and waits until its database is closed.
-    pub async fn stop(self) {
-        // Shutting down joins the relay's thread: keep that off this runtime's workers.
-        tokio::task::spawn_blocking(move || drop(self.relay))
-            .await
-            .expect("the relay stops");
-    }
-}
-
-/// A new device in `home`, joined to `inviter`'s space by an invite minted and accepted
-/// over the real relay (as the partner named `name`, or as another device of the inviter's
-/// person when `name` is `None`).
-pub async fn invited(
-    home: &Path,
-    inviter: &mut hearth_client::Profile,
-    name: Option<&str>,
-) -> hearth_client::Profile {
-    let t = std::time::Duration::from_secs(20);
-    let role = if name.is_some() {
-        hearth_proto::InviteRole::Partner
-    } else {
-        hearth_proto::InviteRole::OwnDevice
-    };
-    let code = hearth_client::sync::invite(inviter, role, std::time::Duration::from_secs(3600), t)
-        .await
-        .expect("an invite");
-    hearth_client::sync::join(home, &code, name, hearth_client::Protection::None, t)
-        .await
-        .expect("the invite is accepted")
-        .profile
-}
-
-/// A couple on `relay`: `first` creates a space there as `first_name`, and `second` joins
-/// it as the partner `second_name` through a real invite.
-pub async fn paired(first: &Path, first_name: &str, second: &Path, second_name: &str, relay: &str) {
-    let mut profile = new_profile(first, first_name);
-    profile
-        .start_space(relay)
-        .expect("the space starts on the relay");
-    hearth_client::sync::sync_once(&mut profile, std::time::Duration::from_secs(20))
-        .await
-        .expect("the first sync");
-    invited(second, &mut profile, Some(second_name)).await;
 }

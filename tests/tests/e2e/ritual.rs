@@ -7,7 +7,9 @@
 
 use std::path::Path;
 
-use hearth_tests::{Device, TestRelay, files_containing, paired};
+use hearth_testkit::TestRelay;
+use hearth_testkit::couple::paired;
+use hearth_tests::{Device, files_containing};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hearth-test-bin");
@@ -82,7 +84,7 @@ async fn two_partners_keep_the_weekly_ritual_for_three_weeks_over_a_relay() {
     let dir = tempfile::tempdir().unwrap();
     let relay_dir = dir.path().join("relay");
     std::fs::create_dir(&relay_dir).unwrap();
-    let relay = TestRelay::start(&relay_dir.join("relay.db")).await;
+    let relay = TestRelay::at(&relay_dir.join("relay.db"));
     let ana = Device::new(BIN);
     let ben = Device::new(BIN);
     paired(&ana.home(), "Ana", &ben.home(), "Ben", &relay.url).await;
@@ -297,5 +299,5 @@ async fn two_partners_keep_the_weekly_ritual_for_three_weeks_over_a_relay() {
         keys, 1,
         "released keys are forgotten, the unreleased one kept"
     );
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }

@@ -13,7 +13,7 @@ use hearth_client::{Profile, Protection};
 use hearth_doc::Appreciation;
 use hearth_proto::InviteRole;
 use hearth_relay::LocalRelay;
-use hearth_tests::{appreciate, new_profile};
+use hearth_testkit::couple::{appreciate, new_profile};
 use proptest::prelude::*;
 
 const T: Duration = Duration::from_secs(20);

@@ -18,8 +18,8 @@ use hearth_proto::{
     ClientFrame, DeviceId, Envelope, EnvelopeHeader, EnvelopeKind, PROTOCOL_VERSION, RejectCode,
     RelayFrame, SpaceId, decode_relay, encode_client,
 };
-use hearth_relay::LocalRelay;
-use hearth_tests::{appreciate, appreciations, invited, new_profile};
+use hearth_testkit::TestRelay;
+use hearth_testkit::couple::{appreciate, appreciations, invited, new_profile};
 use rusqlite::{Connection, params};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -29,39 +29,30 @@ const T: Duration = Duration::from_secs(20);
 /// same file (on a new port).
 struct Relay {
     db: PathBuf,
-    running: Option<LocalRelay>,
+    running: Option<TestRelay>,
     url: String,
 }
 
 impl Relay {
-    async fn start(db: PathBuf) -> Relay {
+    fn start(db: PathBuf) -> Relay {
         let mut relay = Relay {
             db,
             running: None,
             url: String::new(),
         };
-        relay.start_again().await;
+        relay.start_again();
         relay
     }
 
-    async fn start_again(&mut self) {
-        // Bound before it returns; it runs its own runtime, so start it off this one's
-        // workers.
-        let db = self.db.clone();
-        let relay = tokio::task::spawn_blocking(move || LocalRelay::start(db))
-            .await
-            .unwrap()
-            .unwrap();
-        self.url = relay.url().to_owned();
+    fn start_again(&mut self) {
+        let relay = TestRelay::at(&self.db);
+        self.url = relay.url.clone();
         self.running = Some(relay);
     }
 
     async fn stop(&mut self) {
         if let Some(relay) = self.running.take() {
-            // Shutting down joins the relay's thread: keep that off this runtime's workers.
-            tokio::task::spawn_blocking(move || drop(relay))
-                .await
-                .unwrap();
+            relay.stop().await.unwrap();
         }
     }
 
@@ -71,7 +62,7 @@ impl Relay {
         let conn = Connection::open(&self.db).unwrap();
         let out = edit(&conn);
         drop(conn);
-        self.start_again().await;
+        self.start_again();
         out
     }
 }
@@ -159,7 +150,7 @@ struct Couple {
 impl Couple {
     async fn new() -> Couple {
         let dir = tempfile::tempdir().unwrap();
-        let relay = Relay::start(dir.path().join("relay.db")).await;
+        let relay = Relay::start(dir.path().join("relay.db"));
         let mut sam = new_profile(&dir.path().join("sam"), "Sam");
         sam.start_space(&relay.url).unwrap();
         appreciate(&mut sam, "SAM-FIRST");

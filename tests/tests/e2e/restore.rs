@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use hearth_client::Profile;
 use hearth_client::sync::{self, SyncReport};
-use hearth_tests::{TestRelay, appreciate, appreciations, invited, new_profile};
+use hearth_testkit::TestRelay;
+use hearth_testkit::couple::{appreciate, appreciations, invited, new_profile};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -43,7 +44,7 @@ fn envelopes(db: &Path) -> i64 {
 
 /// A relay on `dir/relay.db`; Sam starts a space on it and Jordan joins as a partner.
 async fn couple(dir: &Path) -> (TestRelay, Profile, Profile) {
-    let relay = TestRelay::start(&dir.join("relay.db")).await;
+    let relay = TestRelay::at(&dir.join("relay.db"));
     let mut sam = new_profile(&dir.join("sam"), "Sam");
     sam.start_space(&relay.url).unwrap();
     let jordan = invited(&dir.join("jordan"), &mut sam, Some("Jordan")).await;
@@ -57,9 +58,9 @@ async fn restart_from(
     db: &Path,
     devices: &mut [&mut Profile],
 ) -> TestRelay {
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
     restore(saved, db);
-    let relay = TestRelay::start(db).await;
+    let relay = TestRelay::at(db);
     for device in devices {
         device.set_relay(&relay.url).unwrap();
     }
@@ -150,7 +151,7 @@ async fn after_a_restore_from_an_older_backup_the_devices_resend_and_converge() 
     sync(&mut phone).await;
     assert_eq!(appreciations(&phone), before_restore);
     assert!(envelopes(&db) > 0);
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,7 +186,7 @@ async fn a_relay_that_lost_everything_but_the_space_is_refilled_by_one_sync() {
     let mut sam_phone = invited(&dir.path().join("sam-phone"), &mut sam, None).await;
     sync(&mut sam_phone).await;
     assert_eq!(appreciations(&sam_phone), all);
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 /// Found by `hearth-bench soak` (relay restarted from a copy of its files, 1,000 pairs):
@@ -242,7 +243,7 @@ async fn a_device_that_returns_after_the_restored_relay_moved_past_its_cursor_st
     // And it settles: the next round finds nothing amiss.
     assert_eq!(sync(&mut jordan).await.relay_behind, None);
     assert_eq!(sync(&mut sam).await.relay_behind, None);
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -315,5 +316,5 @@ async fn a_partners_envelope_pushed_again_into_the_same_place_does_not_hide_the_
     assert!(all.contains(&"the phone, after the restore".to_owned()));
     assert_eq!(appreciations(&jordan), all);
     assert_eq!(appreciations(&phone), all);
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }

@@ -908,7 +908,7 @@ fn demo_dirs() -> Vec<std::path::PathBuf> {
 }
 
 /// A couple's own deck, shared with hearth-doc's tests.
-const OUR_DECK: &str = include_str!("../../crates/hearth-doc/tests/data/our-sunday.toml");
+const OUR_DECK: &str = include_str!("../../../crates/hearth-doc/tests/data/our-sunday.toml");
 
 #[test]
 fn an_own_deck_is_checked_by_line_then_added_listed_and_answered() {

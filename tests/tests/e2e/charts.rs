@@ -9,7 +9,9 @@ use std::path::Path;
 
 use base64::Engine as _;
 use hearth_doc::Week;
-use hearth_tests::{Device, TestRelay, paired};
+use hearth_testkit::TestRelay;
+use hearth_testkit::couple::paired;
+use hearth_tests::Device;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hearth-test-bin");
 const BLUE: &str = "#0072B2";
@@ -58,7 +60,7 @@ fn checkin(dev: &Device, week: Week, feeling: u8) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_couples_picture_names_both_and_breaks_where_a_week_was_missed() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = TestRelay::start(&dir.path().join("relay.db")).await;
+    let relay = TestRelay::at(&dir.path().join("relay.db"));
     let sam = device();
     let jordan = device();
     paired(&sam.home(), "Sam", &jordan.home(), "Jordan", &relay.url).await;
@@ -191,7 +193,7 @@ async fn the_couples_picture_names_both_and_breaks_where_a_week_was_missed() {
         "{inline}"
     );
 
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 #[test]

@@ -8,14 +8,16 @@ use std::time::Duration;
 use hearth_client::Protection;
 use hearth_client::sync::{self, JoinError};
 use hearth_proto::InviteRole;
-use hearth_tests::{TestRelay, appreciate, appreciations, files_containing, invited, new_profile};
+use hearth_testkit::TestRelay;
+use hearth_testkit::couple::{appreciate, appreciations, invited, new_profile};
+use hearth_tests::files_containing;
 
 const T: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partners_pair_by_invite_and_converge_and_the_relay_sees_only_ciphertext() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = TestRelay::start(&dir.path().join("relay.db")).await;
+    let relay = TestRelay::at(&dir.path().join("relay.db"));
 
     let mut sam = new_profile(&dir.path().join("sam"), "Sam");
     sam.start_space(&relay.url).unwrap();
@@ -80,7 +82,7 @@ async fn partners_pair_by_invite_and_converge_and_the_relay_sees_only_ciphertext
     assert!(matches!(again, Err(JoinError::Used)), "{again:?}");
     assert!(!dir.path().join("eve").join("profile.db").exists());
 
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
     for marker in [
         "MARKER-SAM-BEFORE-PAIRING",
         "MARKER-SAM-OFFLINE",
@@ -123,7 +125,7 @@ async fn a_relay_that_is_down_keeps_changes_local_for_later() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_device_of_the_same_person_receives_the_whole_history() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = TestRelay::start(&dir.path().join("relay.db")).await;
+    let relay = TestRelay::at(&dir.path().join("relay.db"));
     let mut phone = new_profile(&dir.path().join("phone"), "Sam");
     phone.start_space(&relay.url).unwrap();
     for i in 0..20 {
@@ -165,7 +167,7 @@ async fn a_second_device_of_the_same_person_receives_the_whole_history() {
         "written by Sam, from another device"
     );
     assert_eq!(doc.people().len(), 1, "still one person in the space");
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 /// Journal entries of ~2,000 characters that do not compress, enough to pass the
@@ -204,7 +206,7 @@ fn relay_rows(db: &Path, sql: &str) -> i64 {
 async fn a_snapshot_stands_in_for_a_long_history_and_everyone_still_converges() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("relay.db");
-    let relay = TestRelay::start(&db).await;
+    let relay = TestRelay::at(&db);
     let mut sam = new_profile(&dir.path().join("sam"), "Sam");
     sam.start_space(&relay.url).unwrap();
     sync::sync_once(&mut sam, T).await.unwrap();
@@ -269,5 +271,5 @@ async fn a_snapshot_stands_in_for_a_long_history_and_everyone_still_converges() 
         appreciations(&tablet.profile),
         vec!["written by Jordan meanwhile"]
     );
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use hearth_client::sync::{self, SyncError};
 use hearth_client::{Profile, Protection};
 use hearth_proto::InviteRole;
-use hearth_tests::{appreciate, appreciations, new_profile};
+use hearth_testkit::couple::{appreciate, appreciations, new_profile};
 
 /// The bound on every wait: a bug fails the test instead of hanging it.
 const T: Duration = Duration::from_secs(20);

@@ -9,7 +9,8 @@ use std::time::Duration;
 use hearth_client::Protection;
 use hearth_client::sync::{self, JoinError, SyncError};
 use hearth_proto::{Envelope, InviteRole};
-use hearth_tests::{TestRelay, appreciate, appreciations, invited, new_profile};
+use hearth_testkit::TestRelay;
+use hearth_testkit::couple::{appreciate, appreciations, invited, new_profile};
 
 const T: Duration = Duration::from_secs(20);
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -30,7 +31,7 @@ fn stored_envelopes(db: &Path) -> Vec<Envelope> {
 async fn a_removed_device_can_neither_sync_nor_read_what_comes_after() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("relay.db");
-    let relay = TestRelay::start(&db).await;
+    let relay = TestRelay::at(&db);
 
     let mut laptop = new_profile(&dir.path().join("laptop"), "Sam");
     laptop.start_space(&relay.url).unwrap();
@@ -142,13 +143,13 @@ async fn a_removed_device_can_neither_sync_nor_read_what_comes_after() {
         laptop.load().unwrap().timeline()
     );
 
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_that_leaves_is_rotated_out_by_the_others() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = TestRelay::start(&dir.path().join("relay.db")).await;
+    let relay = TestRelay::at(&dir.path().join("relay.db"));
     let mut sam = new_profile(&dir.path().join("sam"), "Sam");
     sam.start_space(&relay.url).unwrap();
     sync::sync_once(&mut sam, T).await.unwrap();
@@ -172,5 +173,5 @@ async fn a_device_that_leaves_is_rotated_out_by_the_others() {
     let report = sync::sync_once(&mut jordan, T).await.unwrap();
     assert_eq!(report.received, 1);
     assert_eq!(appreciations(&jordan), vec!["after the old phone left"]);
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }

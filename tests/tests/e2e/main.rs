@@ -1,0 +1,17 @@
+//! The end-to-end tests, as one test binary: the real `hearth` program and relay, driven
+//! as people and operators would. One binary links the workspace once instead of once per
+//! file; each module is one area of behaviour.
+
+mod adversarial;
+mod charts;
+mod devices;
+mod follow_through;
+mod offline;
+mod pairing_cli;
+mod relay_crash;
+mod reminders;
+mod restore;
+mod ritual;
+mod sync;
+mod sync_property;
+mod terminal;
