@@ -29,7 +29,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::RelayConfig;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::store::{SpaceKey, SqliteStore, StoreError, StoreLimits};
+use crate::store::{SpaceKey, SqliteStore, StoreError};
 use crate::worker::StoreHandle;
 
 /// How many store jobs may wait for the store thread before senders wait.
@@ -104,12 +104,13 @@ impl AppState {
                 id
             }
         };
+        let metrics = Metrics::new(store.stats());
         Ok(Self {
             shared: Arc::new(Shared {
                 config,
                 relay_id,
                 store,
-                metrics: Metrics::default(),
+                metrics,
                 hub: Hub::default(),
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
@@ -129,9 +130,9 @@ impl AppState {
         self.shared.tracker.clone()
     }
 
-    /// The relay's counters in the Prometheus text format (what `/metrics` serves).
+    /// The relay's counters in the OpenMetrics text format (what `/metrics` serves).
     pub fn metrics_text(&self) -> String {
-        self.shared.metrics.render(self.shared.store.stats())
+        self.shared.metrics.render()
     }
 }
 
@@ -268,7 +269,7 @@ async fn healthz() -> &'static str {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.metrics_text(),
     )
         .into_response()
@@ -287,16 +288,12 @@ impl Relay {
     /// # Errors
     /// [`RelayError::OpenStore`], [`RelayError::StoreThread`], [`RelayError::Random`].
     pub fn open(config: RelayConfig) -> Result<Self, RelayError> {
-        let limits = StoreLimits {
-            max_spaces: u64::from(config.limits.max_spaces),
-            max_bytes_per_space: config.limits.max_bytes_per_space,
-            max_db_bytes: config.max_db_bytes,
-        };
-        let store =
-            SqliteStore::open(&config.db, limits).map_err(|source| RelayError::OpenStore {
+        let store = SqliteStore::open(&config.db, config.store_limits()).map_err(|source| {
+            RelayError::OpenStore {
                 path: config.db.clone(),
                 source,
-            })?;
+            }
+        })?;
         let (handle, store_thread) = StoreHandle::spawn(store, STORE_QUEUE, STORE_MAX_BATCH)
             .map_err(RelayError::StoreThread)?;
         let state = AppState::new(config, handle)?;

@@ -1,4 +1,5 @@
-//! The `hearth-relay` command line: parses flags and environment, binds the listener,
+//! The `hearth-relay` command line: puts the settings together (defaults, `--config` file,
+//! `HEARTH_RELAY_*` environment, flags: see [`RelayConfig::load`]), binds the listener,
 //! prints `listening on ADDR` once it accepts connections, and serves until SIGINT or
 //! SIGTERM. The binary is a thin wrapper around [`main`], so that other packages (the
 //! end-to-end tests) can build the very same program under their own name.
@@ -8,28 +9,49 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::config::CONFIG_ENV;
 use crate::{Relay, RelayConfig};
 use anyhow::Context as _;
 use clap::Parser;
+use serde::Serialize;
 
 /// hearth's self-hosted relay: stores and forwards encrypted envelopes it cannot read.
-#[derive(Debug, Parser)]
+///
+/// Settings come from the defaults, then the TOML file given with --config, then
+/// HEARTH_RELAY_* environment variables, then these flags, each overriding the one before
+/// (docs/self-hosting.md lists them all).
+#[derive(Debug, Parser, Serialize)]
 #[command(version, about)]
 struct Args {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "HEARTH_RELAY_LISTEN", default_value = "127.0.0.1:7878")]
-    listen: SocketAddr,
-    /// SQLite database file (created if missing).
-    #[arg(long, env = "HEARTH_RELAY_DB", default_value = "hearth-relay.db")]
-    db: PathBuf,
+    /// TOML file with the relay's settings; it must exist if given.
+    #[arg(long, env = CONFIG_ENV, value_name = "PATH")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Print the settings the relay would run with, as a config file, and exit.
+    #[arg(long)]
+    #[serde(skip)]
+    print_config: bool,
+    /// Address to listen on (port 0 picks a free port) [env: HEARTH_RELAY_LISTEN]
+    /// [default: 127.0.0.1:7878].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<SocketAddr>,
+    /// SQLite database file, created if missing [env: HEARTH_RELAY_DB]
+    /// [default: hearth-relay.db].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    db: Option<PathBuf>,
     /// The most the database may grow to, in MiB; past it, pushes are refused as on a full
-    /// disk (clients keep their data and retry). Default: as far as the disk allows.
-    #[arg(long, env = "HEARTH_RELAY_MAX_DB_MIB", value_name = "MIB")]
+    /// disk (clients keep their data and retry). Default: as far as the disk allows
+    /// [env: HEARTH_RELAY_MAX_DB_MIB].
+    #[arg(long, value_name = "MIB")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_db_mib: Option<u64>,
 }
 
-/// Runs the relay as the `hearth-relay` binary does: flags from `std::env::args`, logs
-/// to stderr, `listening on ADDR` on stdout once ready; returns the exit code.
+/// Runs the relay as the `hearth-relay` binary does: settings from the file, environment
+/// and `std::env::args`, logs to stderr, `listening on ADDR` on stdout once ready; returns
+/// the exit code.
 pub fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -49,17 +71,23 @@ pub fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    let config = RelayConfig::load(args.config.as_deref(), RelayConfig::env(), &args)?;
+    if args.print_config {
+        let text = config
+            .to_toml()
+            .context("cannot write the settings as TOML")?;
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .context("cannot write to stdout")?;
+        return Ok(());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let config = RelayConfig {
-            listen: args.listen,
-            db: args.db,
-            max_db_bytes: args.max_db_mib.map(|mib| mib.saturating_mul(1024 * 1024)),
-            ..RelayConfig::default()
-        };
         let relay = Relay::open(config.clone())?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

@@ -3,7 +3,9 @@
 //! withhold data, but never read or forge it (DESIGN.md §5).
 //!
 //! - [`cli`]: the `hearth-relay` command line ([`cli::main`]).
-//! - [`config`]: the relay's settings ([`RelayConfig`]).
+//! - [`config`]: the relay's settings ([`RelayConfig`]), from defaults, file, environment
+//!   and flags.
+//! - [`metrics`]: the counters `GET /metrics` serves.
 //! - [`app`](mod@app): the HTTP router ([`app()`]) with `GET /v1/sync`, `/healthz` and `/metrics`,
 //!   and [`serve`], which runs it on a listener the caller bound and shuts down cleanly.
 //! - `connection`: one websocket, from `Hello` to close, enforcing the ACL.
@@ -32,7 +34,7 @@ pub mod store;
 pub mod worker;
 
 pub use app::{AppState, Relay, RelayError, app, serve};
-pub use config::{Creation, RelayConfig};
+pub use config::{ConfigError, Creation, RelayConfig};
 pub use local::LocalRelay;
 pub use store::{Push, PushOutcome, SqliteStore, Storage, StoreError, StoreLimits};
 pub use worker::{StoreHandle, StoreStats};

@@ -23,6 +23,18 @@ impl LocalRelay {
     /// [`RelayError::Serve`] if the runtime or the socket cannot be set up;
     /// [`RelayError::StoreThread`] if its thread cannot start.
     pub fn start(db: PathBuf) -> Result<LocalRelay, RelayError> {
+        Self::start_with(RelayConfig {
+            db,
+            ..RelayConfig::default()
+        })
+    }
+
+    /// Starts a relay with `config` (its `listen` is ignored: the relay takes a free port
+    /// of 127.0.0.1), for callers that want other limits or timeouts.
+    ///
+    /// # Errors
+    /// As [`LocalRelay::start`].
+    pub fn start_with(config: RelayConfig) -> Result<LocalRelay, RelayError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -32,10 +44,6 @@ impl LocalRelay {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .map_err(RelayError::Serve)?;
         let addr = listener.local_addr().map_err(RelayError::Serve)?;
-        let config = RelayConfig {
-            db,
-            ..RelayConfig::default()
-        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("local-relay".into())

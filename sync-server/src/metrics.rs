@@ -1,133 +1,251 @@
-//! Counters the relay exposes at `GET /metrics` in the Prometheus text format, so an
-//! operator can watch load and refusals without the relay ever logging payloads. Plain
-//! atomics: the hot paths only ever add one.
+//! The counters the relay exposes at `GET /metrics` (OpenMetrics text, which Prometheus
+//! reads), so an operator can watch load and refusals without the relay ever logging
+//! payloads. `prometheus-client` keeps the exposition format, the `_total` suffixes and one
+//! series per reject code right; the hot paths only ever add one to an atomic.
+//!
+//! The store thread counts its own work ([`StoreStats`]); those counters are registered
+//! here too, so one scrape shows both sides.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use hearth_proto::RejectCode;
 
 use crate::worker::StoreStats;
 
-/// Every reject code the relay sends, with its metric label.
-const REJECT_LABELS: &[(RejectCode, &str)] = &[
-    (RejectCode::UnsupportedVersion, "unsupported_version"),
-    (RejectCode::BadFrame, "bad_frame"),
-    (RejectCode::TooLarge, "too_large"),
-    (RejectCode::RateLimited, "rate_limited"),
-    (RejectCode::Unauthorized, "unauthorized"),
-    (RejectCode::NotMember, "not_member"),
-    (RejectCode::Conflict, "conflict"),
-    (RejectCode::QuotaExceeded, "quota_exceeded"),
-    (RejectCode::StorageUnavailable, "storage_unavailable"),
-    (RejectCode::Internal, "internal"),
-    (RejectCode::InviteExpired, "invite_expired"),
-    (RejectCode::InviteUsed, "invite_used"),
-    (RejectCode::Invalid, "invalid"),
-    (RejectCode::InviteRevoked, "invite_revoked"),
+/// Every reject code the relay sends, each shown from the start (at 0), so an alert on
+/// `increase(...)` sees the first one.
+const REJECT_CODES: [RejectCode; 14] = [
+    RejectCode::UnsupportedVersion,
+    RejectCode::BadFrame,
+    RejectCode::TooLarge,
+    RejectCode::RateLimited,
+    RejectCode::Unauthorized,
+    RejectCode::NotMember,
+    RejectCode::Conflict,
+    RejectCode::QuotaExceeded,
+    RejectCode::StorageUnavailable,
+    RejectCode::Internal,
+    RejectCode::InviteExpired,
+    RejectCode::InviteUsed,
+    RejectCode::Invalid,
+    RejectCode::InviteRevoked,
 ];
 
-/// The relay's counters.
-#[derive(Debug, Default)]
+/// A reject code's label value.
+fn reject_label(code: RejectCode) -> &'static str {
+    match code {
+        RejectCode::UnsupportedVersion => "unsupported_version",
+        RejectCode::BadFrame => "bad_frame",
+        RejectCode::TooLarge => "too_large",
+        RejectCode::RateLimited => "rate_limited",
+        RejectCode::Unauthorized => "unauthorized",
+        RejectCode::NotMember => "not_member",
+        RejectCode::Conflict => "conflict",
+        RejectCode::QuotaExceeded => "quota_exceeded",
+        RejectCode::StorageUnavailable => "storage_unavailable",
+        RejectCode::Internal => "internal",
+        RejectCode::InviteExpired => "invite_expired",
+        RejectCode::InviteUsed => "invite_used",
+        RejectCode::Invalid => "invalid",
+        RejectCode::InviteRevoked => "invite_revoked",
+        // A code added to the protocol before it is named here still counts.
+        _ => "other",
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectLabels {
+    code: &'static str,
+}
+
+/// The relay's counters and the registry that renders them.
+#[derive(Debug)]
 pub struct Metrics {
-    connections_open: AtomicU64,
-    frames_in: AtomicU64,
-    frames_out: AtomicU64,
-    pushes_committed: AtomicU64,
-    bytes_stored: AtomicU64,
-    rejects: [AtomicU64; 14],
+    registry: Registry,
+    connections_open: Gauge,
+    frames_in: Counter,
+    frames_out: Counter,
+    pushes_committed: Counter,
+    bytes_stored: Counter,
+    rejects: Family<RejectLabels, Counter>,
 }
 
 impl Metrics {
+    /// The relay's counters, with the store thread's `store` counters beside them.
+    pub fn new(store: &StoreStats) -> Self {
+        let mut registry = Registry::with_prefix("hearth_relay");
+        let connections_open = Gauge::default();
+        let frames_in = Counter::default();
+        let frames_out = Counter::default();
+        let pushes_committed = Counter::default();
+        let bytes_stored = Counter::default();
+        let rejects = Family::<RejectLabels, Counter>::default();
+        for code in REJECT_CODES {
+            // Creating the series is the point; the guard it returns is not needed.
+            drop(rejects.get_or_create(&RejectLabels {
+                code: reject_label(code),
+            }));
+        }
+        // Counter names are given without `_total`: the encoder adds it to the sample.
+        registry.register(
+            "connections_open",
+            "Websocket connections currently open",
+            connections_open.clone(),
+        );
+        registry.register(
+            "frames_in",
+            "Binary frames received from clients",
+            frames_in.clone(),
+        );
+        registry.register("frames_out", "Frames queued to clients", frames_out.clone());
+        registry.register(
+            "pushes_committed",
+            "Envelopes newly stored by Push (duplicates not counted)",
+            pushes_committed.clone(),
+        );
+        registry.register(
+            "bytes_stored",
+            "Envelope bytes newly stored by Push since start",
+            bytes_stored.clone(),
+        );
+        registry.register(
+            "store_pushes",
+            "Pushes the store thread took into a transaction, duplicates included",
+            store.pushes.clone(),
+        );
+        registry.register(
+            "store_batches",
+            "Transactions the store thread committed pushes in",
+            store.batches.clone(),
+        );
+        registry.register("rejects", "Reject frames sent, by code", rejects.clone());
+        Self {
+            registry,
+            connections_open,
+            frames_in,
+            frames_out,
+            pushes_committed,
+            bytes_stored,
+            rejects,
+        }
+    }
+
     pub(crate) fn connection_opened(&self) {
-        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        self.connections_open.inc();
     }
 
     pub(crate) fn connection_closed(&self) {
-        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+        self.connections_open.dec();
     }
 
     pub(crate) fn frame_in(&self) {
-        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        self.frames_in.inc();
     }
 
     pub(crate) fn frame_out(&self) {
-        self.frames_out.fetch_add(1, Ordering::Relaxed);
+        self.frames_out.inc();
     }
 
     pub(crate) fn stored(&self, bytes: usize) {
-        self.pushes_committed.fetch_add(1, Ordering::Relaxed);
-        self.bytes_stored.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.pushes_committed.inc();
+        self.bytes_stored
+            .inc_by(u64::try_from(bytes).unwrap_or(u64::MAX));
     }
 
     pub(crate) fn rejected(&self, code: RejectCode) {
-        let slot = usize::from(code.code()).min(self.rejects.len() - 1);
-        self.rejects[slot].fetch_add(1, Ordering::Relaxed);
+        self.rejects
+            .get_or_create(&RejectLabels {
+                code: reject_label(code),
+            })
+            .inc();
     }
 
-    /// The counters in the Prometheus text exposition format.
-    pub fn render(&self, store: &StoreStats) -> String {
+    /// The counters in the OpenMetrics text format, ending in `# EOF`.
+    pub fn render(&self) -> String {
         let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            let _ = writeln!(out, "{name} {value}");
-        };
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        metric(
-            "hearth_relay_connections_open",
-            "gauge",
-            "Websocket connections currently open.",
-            get(&self.connections_open),
-        );
-        metric(
-            "hearth_relay_frames_in_total",
-            "counter",
-            "Frames received from clients.",
-            get(&self.frames_in),
-        );
-        metric(
-            "hearth_relay_frames_out_total",
-            "counter",
-            "Frames sent to clients.",
-            get(&self.frames_out),
-        );
-        metric(
-            "hearth_relay_pushes_committed_total",
-            "counter",
-            "Envelopes newly stored (duplicates not counted).",
-            get(&self.pushes_committed),
-        );
-        metric(
-            "hearth_relay_bytes_stored_total",
-            "counter",
-            "Envelope bytes newly stored since start.",
-            get(&self.bytes_stored),
-        );
-        metric(
-            "hearth_relay_store_pushes_total",
-            "counter",
-            "Pushes the store thread handled, duplicates included.",
-            get(&store.pushes),
-        );
-        metric(
-            "hearth_relay_store_batches_total",
-            "counter",
-            "Transactions the store thread committed pushes in.",
-            get(&store.batches),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP hearth_relay_rejects_total Reject frames sent, by code.\n# TYPE hearth_relay_rejects_total counter"
-        );
-        for (code, label) in REJECT_LABELS {
-            let slot = usize::from(code.code()).min(self.rejects.len() - 1);
-            let _ = writeln!(
-                out,
-                "hearth_relay_rejects_total{{code=\"{label}\"}} {}",
-                get(&self.rejects[slot])
-            );
+        // Writing to a String cannot fail; an encoder error would only drop the rest.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "could not render the metrics");
         }
         out
+    }
+}
+
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the sample line `name` (with its labels) in `text`.
+    fn sample(text: &str, name: &str) -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn each_reject_code_is_counted_under_its_own_label() {
+        let metrics = Metrics::new(&StoreStats::default());
+        metrics.rejected(RejectCode::Invalid);
+        metrics.rejected(RejectCode::InviteRevoked);
+        metrics.rejected(RejectCode::InviteRevoked);
+        metrics.rejected(RejectCode::UnsupportedVersion);
+        let text = metrics.render();
+        let rejects = |code: &str| {
+            sample(
+                &text,
+                &format!("hearth_relay_rejects_total{{code=\"{code}\"}}"),
+            )
+        };
+        assert_eq!(rejects("invalid"), Some(1), "{text}");
+        assert_eq!(rejects("invite_revoked"), Some(2), "{text}");
+        assert_eq!(rejects("unsupported_version"), Some(1), "{text}");
+        assert_eq!(
+            rejects("bad_frame"),
+            Some(0),
+            "every code is shown from the start"
+        );
+    }
+
+    #[test]
+    fn counters_keep_their_names_and_the_gauge_goes_down_again() {
+        let store = StoreStats::default();
+        let metrics = Metrics::new(&store);
+        metrics.connection_opened();
+        metrics.connection_opened();
+        metrics.connection_closed();
+        metrics.frame_in();
+        metrics.frame_out();
+        metrics.frame_out();
+        metrics.stored(100);
+        metrics.stored(23);
+        store.pushes.inc_by(3);
+        store.batches.inc();
+        let text = metrics.render();
+        for (name, value) in [
+            ("hearth_relay_connections_open", 1),
+            ("hearth_relay_frames_in_total", 1),
+            ("hearth_relay_frames_out_total", 2),
+            ("hearth_relay_pushes_committed_total", 2),
+            ("hearth_relay_bytes_stored_total", 123),
+            ("hearth_relay_store_pushes_total", 3),
+            ("hearth_relay_store_batches_total", 1),
+        ] {
+            assert_eq!(sample(&text, name), Some(value), "{name} in\n{text}");
+        }
+        assert!(
+            text.contains("# TYPE hearth_relay_frames_in counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE hearth_relay_connections_open gauge"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

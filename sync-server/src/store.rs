@@ -18,6 +18,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use hearth_proto::Limits;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 /// A space id as stored.
@@ -65,25 +66,36 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// Quotas the store enforces.
+/// Quotas the store enforces: the relay's announced [`Limits`] that bound storage, plus the
+/// database cap. Built from them ([`StoreLimits::new`], `RelayConfig::store_limits`), so a
+/// quota has one default, in [`Limits`].
 #[derive(Debug, Clone, Copy)]
 pub struct StoreLimits {
-    /// Spaces on this relay.
+    /// Spaces on this relay ([`Limits::max_spaces`]).
     pub max_spaces: u64,
-    /// Stored bytes (envelopes, snapshot, ACL, lockboxes) per space.
+    /// Stored bytes (envelopes, snapshot, ACL, lockboxes) per space
+    /// ([`Limits::max_bytes_per_space`]).
     pub max_bytes_per_space: u64,
     /// The most the database file may grow to (SQLite's `max_page_count`); a write past it
     /// fails as on a full disk ([`StoreError::DiskFull`]). `None`: no cap.
     pub max_db_bytes: Option<u64>,
 }
 
-impl Default for StoreLimits {
-    fn default() -> Self {
+impl StoreLimits {
+    /// The quotas for a relay announcing `limits`, its database capped at `max_db_bytes`.
+    pub fn new(limits: &Limits, max_db_bytes: Option<u64>) -> Self {
         Self {
-            max_spaces: 10_000,
-            max_bytes_per_space: 256 * 1024 * 1024,
-            max_db_bytes: None,
+            max_spaces: u64::from(limits.max_spaces),
+            max_bytes_per_space: limits.max_bytes_per_space,
+            max_db_bytes,
         }
+    }
+}
+
+impl Default for StoreLimits {
+    /// The quotas of the default [`Limits`], with no database cap.
+    fn default() -> Self {
+        Self::new(&Limits::default(), None)
     }
 }
 

@@ -12,12 +12,12 @@
 //! cost of a check, and while this thread is busy with one group the next one gathers.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
 use hearth_proto::{BatchVerifier, SignatureCheck};
+use prometheus_client::metrics::counter::Counter;
 
 use crate::store::{DeviceKey, Push, PushOutcome, SpaceKey, Storage, StoreError};
 
@@ -49,13 +49,14 @@ enum Job {
     Run(Work),
 }
 
-/// Counters about the store thread, for metrics.
+/// Counters about the store thread, for metrics (registered in [`crate::metrics`]).
 #[derive(Debug, Default)]
 pub struct StoreStats {
-    /// Pushes committed (including duplicates answered from the store).
-    pub pushes: AtomicU64,
+    /// Pushes taken into a transaction: stored, duplicates answered from the store, and
+    /// those the store refused (over quota); not those whose signature failed.
+    pub pushes: Counter,
     /// Transactions those pushes took.
-    pub batches: AtomicU64,
+    pub batches: Counter,
 }
 
 /// A cheap, cloneable handle to the store thread.
@@ -222,8 +223,8 @@ fn commit(
     let outcomes = store.push_batch(&pushes);
     stats
         .pushes
-        .fetch_add(pushes.len() as u64, Ordering::Relaxed);
-    stats.batches.fetch_add(1, Ordering::Relaxed);
+        .inc_by(u64::try_from(pushes.len()).unwrap_or(u64::MAX));
+    stats.batches.inc();
     drop(pushes);
     for (p, outcome) in genuine.into_iter().zip(outcomes) {
         // The pusher may have gone; its data is stored all the same.
@@ -340,12 +341,8 @@ mod tests {
         for t in tasks {
             t.await.unwrap().unwrap();
         }
-        assert_eq!(store.stats().pushes.load(Ordering::Relaxed), 50);
-        assert_eq!(
-            store.stats().batches.load(Ordering::Relaxed),
-            1,
-            "one transaction for all"
-        );
+        assert_eq!(store.stats().pushes.get(), 50);
+        assert_eq!(store.stats().batches.get(), 1, "one transaction for all");
         drop(store);
         thread.join().unwrap();
     }
@@ -381,7 +378,7 @@ mod tests {
         let head = store.run(|s| s.head(&SPACE)).await.unwrap();
         assert_eq!(head, 9, "only the nine genuine envelopes are stored");
         assert_eq!(
-            store.stats().batches.load(Ordering::Relaxed),
+            store.stats().batches.get(),
             1,
             "checked and committed as one group"
         );

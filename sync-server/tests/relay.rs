@@ -9,8 +9,8 @@ use std::time::Duration;
 use ed25519_dalek::{Signer, SigningKey};
 use futures_util::{SinkExt, StreamExt};
 use hearth_proto::{
-    AclBody, AclRecord, ClientFrame, EnvelopeKind, InviteRole, Limits, PROTOCOL_VERSION,
-    RejectCode, RelayFrame, SpaceId, auth_message, decode_relay, encode_client,
+    AclBody, AclRecord, ClientFrame, Envelope, EnvelopeHeader, EnvelopeKind, InviteRole, Limits,
+    PROTOCOL_VERSION, RejectCode, RelayFrame, SpaceId, auth_message, decode_relay, encode_client,
 };
 use hearth_relay::RelayConfig;
 use hearth_testkit::{
@@ -1163,5 +1163,139 @@ async fn every_stored_push_reaches_live_subscribers_even_if_its_pusher_vanished(
     }
     assert_eq!(seqs, (1..=stored).collect::<Vec<_>>());
     drop((a, c));
+    relay.stop().await;
+}
+
+/// The value of the sample `name` (with its labels) in a `/metrics` response.
+fn sample(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+}
+
+#[tokio::test]
+async fn metrics_count_exactly_the_traffic_the_relay_saw() {
+    let relay = TestRelay::start().await;
+    let space = SpaceId::from_bytes([0x3c; 16]);
+    let (a_key, invite_key) = (key(1), key(3));
+
+    // Hello, Auth, CreateSpace: 3 frames each way.
+    let (mut a, genesis) = create_space(&relay, &a_key, space).await;
+    // An invite, then a rotation that cancels it: 2 each way.
+    let invite = acl_record(
+        genesis.hash(),
+        AclBody::Invite {
+            invite: invite_id(&invite_key),
+            expires_at_ms: now_ms() + 3_600_000,
+            role: InviteRole::Partner,
+            by: device_id(&a_key),
+        },
+        &[&a_key],
+    );
+    let rotate = acl_record(
+        invite.hash(),
+        AclBody::RotateEpoch {
+            epoch: 1,
+            key_check: [9; 32],
+            by: device_id(&a_key),
+        },
+        &[&a_key],
+    );
+    for record in [&invite, &rotate] {
+        assert!(matches!(
+            a.request(&ClientFrame::PutAcl {
+                record: record.encode()
+            })
+            .await,
+            RelayFrame::AclChanged { .. }
+        ));
+    }
+    // Two envelopes stored, one of them pushed twice: 3 each way, 3 pushes through the
+    // store, 2 newly stored.
+    let first = signed_changes(&a_key, space, 1, b"first");
+    let second = signed_changes(&a_key, space, 2, b"the second one");
+    for bytes in [&first, &first, &second] {
+        assert!(matches!(
+            a.push(bytes.clone()).await,
+            RelayFrame::Committed { .. }
+        ));
+    }
+    // A forged envelope (A's header, another key's signature): refused as invalid after
+    // the store thread's signature check, never taken into a transaction. 1 each way.
+    let header = EnvelopeHeader {
+        kind: EnvelopeKind::Changes,
+        space,
+        epoch: 0,
+        author: device_id(&a_key),
+        counter: 3,
+    };
+    let nonce = [3; 24];
+    let forged_signature = key(9)
+        .sign(&Envelope::signed_message(&header, &nonce, b"forged"))
+        .to_bytes();
+    let forged = Envelope::from_parts(header, nonce, b"forged".to_vec(), forged_signature);
+    assert_eq!(
+        reject_code(&a.push(forged.encode()).await),
+        RejectCode::Invalid
+    );
+    // The cancelled invite: Hello and Auth, 2 each way, then closed.
+    let mut late = relay.greeted().await;
+    assert_eq!(
+        reject_code(&late.auth(&invite_key, space, true).await),
+        RejectCode::InviteRevoked
+    );
+    late.expect_closed().await;
+    // A client of another protocol version: 1 each way, then closed.
+    let mut old = relay.connect().await;
+    assert_eq!(
+        reject_code(
+            &old.request(&ClientFrame::Hello {
+                version: PROTOCOL_VERSION + 1,
+                client: "from the future".into(),
+            })
+            .await
+        ),
+        RejectCode::UnsupportedVersion
+    );
+    old.expect_closed().await;
+
+    // The relay counts a closed connection once its task ends, just after the close frame.
+    let metrics = timeout(WAIT, async {
+        loop {
+            let metrics = relay.http_get("/metrics").await;
+            if sample(&metrics, "hearth_relay_connections_open") == 1 {
+                return metrics;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the closed connections were never counted as closed");
+    assert!(
+        metrics.contains("content-type: application/openmetrics-text"),
+        "{metrics}"
+    );
+    let frames = 3 + 2 + 3 + 1 + 2 + 1;
+    for (name, want) in [
+        ("hearth_relay_frames_in_total", frames),
+        ("hearth_relay_frames_out_total", frames),
+        ("hearth_relay_pushes_committed_total", 2),
+        (
+            "hearth_relay_bytes_stored_total",
+            (first.len() + second.len()) as u64,
+        ),
+        ("hearth_relay_store_pushes_total", 3),
+        ("hearth_relay_store_batches_total", 3),
+        ("hearth_relay_rejects_total{code=\"invalid\"}", 1),
+        ("hearth_relay_rejects_total{code=\"invite_revoked\"}", 1),
+        (
+            "hearth_relay_rejects_total{code=\"unsupported_version\"}",
+            1,
+        ),
+        ("hearth_relay_rejects_total{code=\"unauthorized\"}", 0),
+    ] {
+        assert_eq!(sample(&metrics, name), want, "{name} in\n{metrics}");
+    }
     relay.stop().await;
 }
