@@ -37,6 +37,8 @@ pub mod invite;
 pub mod keyfile;
 pub mod lockbox;
 mod storage;
+#[cfg(test)]
+mod vectors;
 
 pub use acl::{AclSigner, sign_login, sign_record};
 pub use age::secrecy::{ExposeSecret, SecretString};

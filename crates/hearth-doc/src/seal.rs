@@ -229,6 +229,55 @@ mod tests {
         );
     }
 
+    // Sealed answers made by the first release with sealing, as the document stores them
+    // (`SealedSubmission`), with the key the sealing device kept. Existing check-ins must
+    // keep opening: read the old format beside a new one, never edit these to pass.
+    const VECTOR_WEEK: &str = "2026-W47";
+    const VECTOR_PERSON: &str = "0123456789abcdef0123456789abcdef";
+    const VECTOR_ANSWERS: &[u8] = b"{\"feeling\":8,\"need\":[\"time\"]}";
+    const VECTOR_KEY: &str = "4932375b5c136ba4ef33752c3134ef3c0b4f5d758186b16c0af894390cc342ee";
+    const VECTOR_SUBMISSION: &str = "010000019ab0a20700e6676171d7b1ecbd328cefc53cc756a397ce2cd04c4d658b4e1a3f7c962f5d6c0661ae68c1c9461606e6d7416a6a03fbb88c04bbd97e851a15350af9a94732bf59848876143632b898959090dc30a8ab29689223e26c7f7ca2cbb1b2a65eaf700d7ef05ca7";
+
+    #[test]
+    fn answers_sealed_by_the_first_release_still_open_and_are_rebuilt_byte_for_byte() {
+        let week: Week = VECTOR_WEEK.parse().unwrap();
+        let person: PersonId = VECTOR_PERSON.parse().unwrap();
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(VECTOR_KEY, &mut key).unwrap();
+        let key = SealKey::from_bytes(key);
+        let stored = hex::decode(VECTOR_SUBMISSION).unwrap();
+        let submission = crate::records::SealedSubmission::decode(&stored).unwrap();
+        assert_eq!(submission.submitted_at, crate::Millis(1_763_900_000_000));
+        let sealed = submission.sealed;
+        assert_eq!(open(week, &person, &sealed, &key).unwrap(), VECTOR_ANSWERS);
+
+        // XChaCha20-Poly1305 under the key itself, associated data "hearth sealed check-in
+        // answers v1" ‖ len ‖ week ‖ len ‖ person; the commitment a keyed BLAKE3 over
+        // week, person, key, nonce and ciphertext.
+        let aad = [
+            b"hearth sealed check-in answers v1".as_slice(),
+            &[8],
+            VECTOR_WEEK.as_bytes(),
+            &[32],
+            VECTOR_PERSON.as_bytes(),
+        ]
+        .concat();
+        let ciphertext = XChaCha20Poly1305::new(&(*key.as_bytes()).into())
+            .encrypt(
+                &XNonce::from(sealed.nonce),
+                Payload {
+                    msg: VECTOR_ANSWERS,
+                    aad: &aad,
+                },
+            )
+            .unwrap();
+        assert_eq!(ciphertext, sealed.ciphertext);
+        assert_eq!(
+            commit(week, &person, &key, &sealed.nonce, &ciphertext),
+            sealed.commitment
+        );
+    }
+
     #[test]
     fn commitments_and_keys_read_back_from_hex() {
         let (key, sealed) = seal(week(), &PersonId::random(), b"answers").unwrap();
