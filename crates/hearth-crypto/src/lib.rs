@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod acl;
+mod aead;
 mod device;
 pub mod envelope;
 mod epoch;

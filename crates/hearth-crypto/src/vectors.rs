@@ -4,12 +4,11 @@
 //! beside the new, never edit a vector to make it pass.
 //!
 //! Each vector was made once with the code of its time (random nonces, fixed keys); where
-//! the bytes are fully determined by key, nonce and input, the tests also rebuild them.
+//! the bytes are fully determined by key, nonce and input, the tests also rebuild them with [`crate::aead`]'s framing.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hearth_proto::{Envelope, EnvelopeHeader, EnvelopeKind, SpaceId};
 
+use crate::aead::{ENVELOPE as ENVELOPE_CONTENT, INVITE_LOCKBOX as LOCKBOX, STORAGE, SymmetricKey};
 use crate::{DeviceKeys, EpochKey, InviteCode, StorageKey, envelope};
 
 fn unhex(text: &str) -> Vec<u8> {
@@ -46,20 +45,6 @@ const INVITE_ID: &str = "f4d3c400ddc0e438b80a58a81242a2a8db6665550009beaadaa8838
 /// Its lockbox at epoch 1: K[0], K[1] and the person id "ab12".
 const INVITE_LOCKBOX: &str = "1ed36ddde2168b68cd9d95e6acb45d5d8baa2fe4b31307d8fecefc83fc16825b1f329a337b9d478551434d8ed2a2f8ac522bd32b50194f94ba3f1c2fe308630887f30b85e826e980f5d3ba3eb6d90e376c9112e321be511cdfa3b6ad057fe305cd9c8e7ee01d5e1f35c4c9e3e8";
 
-/// XChaCha20-Poly1305 as the first release used it, to rebuild vectors from their nonce.
-fn xchacha(key: &[u8; 32], nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-    let nonce: [u8; 24] = nonce.try_into().expect("24-byte nonce");
-    XChaCha20Poly1305::new(&(*key).into())
-        .encrypt(
-            &XNonce::from(nonce),
-            Payload {
-                msg: plaintext,
-                aad,
-            },
-        )
-        .expect("sealing cannot fail")
-}
-
 #[test]
 fn a_profile_value_sealed_by_the_first_release_still_opens_and_is_rebuilt_byte_for_byte() {
     let sealed = unhex(STORAGE_SEALED);
@@ -67,18 +52,12 @@ fn a_profile_value_sealed_by_the_first_release_still_opens_and_is_rebuilt_byte_f
     assert_eq!(&opened[..], STORAGE_PLAINTEXT);
 
     // version 1 ‖ nonce ‖ ciphertext, associated data "hearth/storage/v1" ‖ 0 ‖ domain
-    let aad = [b"hearth/storage/v1\0".as_slice(), STORAGE_DOMAIN].concat();
-    let rebuilt = [
-        &[1u8][..],
+    let rebuilt = SymmetricKey::from_bytes(*storage_key().as_bytes()).seal_for_vector(
+        &STORAGE,
         &sealed[1..25],
-        &xchacha(
-            storage_key().as_bytes(),
-            &sealed[1..25],
-            &aad,
-            STORAGE_PLAINTEXT,
-        ),
-    ]
-    .concat();
+        STORAGE_DOMAIN,
+        STORAGE_PLAINTEXT,
+    );
     assert_eq!(rebuilt, sealed);
 }
 
@@ -110,9 +89,13 @@ fn an_envelope_sealed_by_the_first_release_still_verifies_opens_and_is_rebuilt_b
         author: device.device_id(),
         counter: 7,
     };
-    let content_key = blake3::derive_key("hearth 2026 envelope content key v1", &EPOCH_KEY);
-    let ciphertext = xchacha(
-        &content_key,
+    let content_key = key.content_key_for_vector();
+    assert_eq!(
+        content_key.as_bytes(),
+        &blake3::derive_key("hearth 2026 envelope content key v1", &EPOCH_KEY)
+    );
+    let ciphertext = content_key.encrypt_for_vector(
+        &ENVELOPE_CONTENT,
         env.nonce(),
         &header.associated_data(),
         ENVELOPE_PLAINTEXT,
@@ -147,18 +130,12 @@ fn an_invite_lockbox_from_the_first_release_still_opens_and_is_rebuilt_byte_for_
 
     // nonce ‖ ciphertext (no version byte), under BLAKE3 derive_key("hearth 2026 invite
     // lockbox key v1", secret), associated data "hearth invite lockbox v1" ‖ space ‖ epoch.
-    let lockbox_key = blake3::derive_key("hearth 2026 invite lockbox key v1", &[0x5e; 32]);
-    let aad = [
-        b"hearth invite lockbox v1".as_slice(),
-        &[5; 16],
-        &1u32.to_be_bytes(),
-    ]
-    .concat();
+    let lockbox_key = SymmetricKey::from_bytes(blake3::derive_key(
+        "hearth 2026 invite lockbox key v1",
+        &[0x5e; 32],
+    ));
+    let context = [&[5; 16][..], &1u32.to_be_bytes()].concat();
     let plaintext = [&[4u8][..], b"ab12", &EPOCH_KEY, &[0x44; 32]].concat();
-    let rebuilt = [
-        &blob[..24],
-        &xchacha(&lockbox_key, &blob[..24], &aad, &plaintext),
-    ]
-    .concat();
+    let rebuilt = lockbox_key.seal_for_vector(&LOCKBOX, &blob[..24], &context, &plaintext);
     assert_eq!(rebuilt, blob);
 }
