@@ -9,7 +9,7 @@
 //! | profile store rows ([`STORAGE`])     | the storage key            | `1 ‖ nonce ‖ ciphertext`       | `"hearth/storage/v1" ‖ 0 ‖ row domain`        |
 //! | invite lockbox ([`INVITE_LOCKBOX`])  | derived from the secret    | `nonce ‖ ciphertext`           | `"hearth invite lockbox v1" ‖ space ‖ epoch`  |
 //! | envelope content ([`ENVELOPE`])      | derived from K\[e\]        | nonce in the envelope frame    | the header's canonical bytes                  |
-//! | check-in answers (hearth-doc, for now) | the submission's own key | nonce in the stored submission | `"hearth sealed check-in answers v1" ‖ week ‖ person` |
+//! | check-in answers ([`CHECKIN_ANSWERS`]) | the submission's own key | nonce in the stored submission | `"hearth sealed check-in answers v1" ‖ week ‖ person` |
 //!
 //! The layouts differ because the bytes are already out there: profiles on disk, lockboxes
 //! on relays, envelopes in every device's history, sealed answers in the shared document.
@@ -23,7 +23,7 @@
 //! [`SymmetricKey`] is the one 32-byte key type behind all of them: zeroized on drop, never
 //! printed. Public APIs wrap it in a type per role only where mixing two up would leak
 //! something: [`crate::StorageKey`] never leaves the device, [`crate::EpochKey`] is shared
-//! with every member, and the check-in answers key is published in the shared document
+//! with every member, and [`crate::answers::SealKey`] is published in the shared document
 //! once released; sealing profile rows under a key that is (or will be) shared, or releasing
 //! the storage key as an answers key, must not type-check. The invite lockbox key never
 //! leaves [`crate::InviteKeys`] and needs no wrapper.
@@ -246,6 +246,11 @@ pub(crate) const INVITE_LOCKBOX: Framing = Framing {
 /// envelope version. The prefix is empty because the content key is already derived for
 /// this one use (`"hearth 2026 envelope content key v1"`), and the bytes are on the wire.
 pub(crate) const ENVELOPE: Domain = Domain { aad_prefix: b"" };
+
+/// Sealed check-in answers; the context is the week and the person, each length-prefixed.
+pub(crate) const CHECKIN_ANSWERS: Domain = Domain {
+    aad_prefix: b"hearth sealed check-in answers v1",
+};
 
 #[cfg(test)]
 impl SymmetricKey {

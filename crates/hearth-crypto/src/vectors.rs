@@ -1,6 +1,6 @@
 //! Fixed vectors: bytes sealed by the first release of each format, checked in so that no
-//! later change can stop profiles, envelopes, invite codes or invite lockboxes made by an
-//! earlier release from opening. A failure here means a format changed: read the old one
+//! later change can stop profiles, envelopes, invite codes, invite lockboxes or sealed
+//! check-in answers made by an earlier release from opening. A failure here means a format changed: read the old one
 //! beside the new, never edit a vector to make it pass.
 //!
 //! Each vector was made once with the code of its time (random nonces, fixed keys); where
@@ -138,4 +138,41 @@ fn an_invite_lockbox_from_the_first_release_still_opens_and_is_rebuilt_byte_for_
     let plaintext = [&[4u8][..], b"ab12", &EPOCH_KEY, &[0x44; 32]].concat();
     let rebuilt = lockbox_key.seal_for_vector(&LOCKBOX, &blob[..24], &context, &plaintext);
     assert_eq!(rebuilt, blob);
+}
+
+/// Answers sealed by the first release with sealing (then in hearth-doc), taken apart from
+/// the submission the document stored: hearth-doc's records tests keep the whole record.
+const ANSWERS_WEEK: &str = "2026-W47";
+const ANSWERS_PERSON: &str = "0123456789abcdef0123456789abcdef";
+const ANSWERS_PLAINTEXT: &[u8] = b"{\"feeling\":8,\"need\":[\"time\"]}";
+const ANSWERS_KEY: &str = "4932375b5c136ba4ef33752c3134ef3c0b4f5d758186b16c0af894390cc342ee";
+const ANSWERS_COMMITMENT: &str = "e6676171d7b1ecbd328cefc53cc756a397ce2cd04c4d658b4e1a3f7c962f5d6c";
+const ANSWERS_NONCE: &str = "0661ae68c1c9461606e6d7416a6a03fbb88c04bbd97e851a";
+const ANSWERS_CIPHERTEXT: &str =
+    "15350af9a94732bf59848876143632b898959090dc30a8ab29689223e26c7f7ca2cbb1b2a65eaf700d7ef05ca7";
+
+#[test]
+fn answers_sealed_by_the_first_release_still_open_and_are_rebuilt_byte_for_byte() {
+    use crate::answers::{self, Commitment, SealKey, Sealed};
+
+    let key = SealKey::from_bytes(unhex(ANSWERS_KEY).try_into().unwrap());
+    let sealed = Sealed {
+        nonce: unhex(ANSWERS_NONCE).try_into().unwrap(),
+        ciphertext: unhex(ANSWERS_CIPHERTEXT),
+        commitment: Commitment::parse(ANSWERS_COMMITMENT).unwrap(),
+    };
+    assert_eq!(
+        answers::open(ANSWERS_WEEK, ANSWERS_PERSON, &sealed, &key).unwrap(),
+        ANSWERS_PLAINTEXT
+    );
+    // XChaCha20-Poly1305 under the key itself, associated data "hearth sealed check-in
+    // answers v1" ‖ len ‖ week ‖ len ‖ person; the commitment a BLAKE3 derive_key hash of
+    // week, person, key, nonce and ciphertext.
+    let rebuilt = key.seal_for_vector(
+        ANSWERS_WEEK,
+        ANSWERS_PERSON,
+        &sealed.nonce,
+        ANSWERS_PLAINTEXT,
+    );
+    assert_eq!(rebuilt, sealed);
 }
