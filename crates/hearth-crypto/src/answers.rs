@@ -2,7 +2,7 @@
 //! answers before both have answered, and neither can change theirs after reading.
 //!
 //! When a partner submits, their answers enter the shared document encrypted under a fresh
-//! random key ([`SealKey`]) with XChaCha20-Poly1305 (the [`crate::aead`] domain
+//! random key ([`SealKey`]) with XChaCha20-Poly1305 (the `aead.rs` domain
 //! `CHECKIN_ANSWERS`), next to a [`Commitment`]: a BLAKE3 hash over the week, the person,
 //! the key, the nonce and the ciphertext. The key stays on the device that sealed the
 //! answers. That device releases it (writes it into the document) only once it sees the

@@ -3,7 +3,7 @@
 //! derived from it (BLAKE3 `derive_key`, so the raw K[e] never keys a cipher directly and
 //! other uses can derive their own keys from it later).
 //!
-//! Content encryption is the [`crate::aead`] domain [`crate::aead::ENVELOPE`]:
+//! Content encryption is the `aead.rs` domain `ENVELOPE`:
 //! XChaCha20-Poly1305 with a random 24-byte nonce, carried in the envelope; the caller passes
 //! the envelope header's canonical bytes as associated data, so a ciphertext cannot be
 //! moved under another header (space, epoch, author, counter).
@@ -17,7 +17,7 @@ use crate::aead::{ENVELOPE, NONCE_LEN, SymmetricKey};
 
 const CONTENT_KEY_CONTEXT: &str = "hearth 2026 envelope content key v1";
 
-/// One epoch's content key, K[e]. Shared with every member device (through lockboxes), so
+/// One epoch's content key, `K[e]`. Shared with every member device (through lockboxes), so
 /// it has a type of its own: profile data is never sealed under it by mistake.
 #[derive(Clone)]
 pub struct EpochKey(SymmetricKey);

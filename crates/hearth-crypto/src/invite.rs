@@ -10,7 +10,7 @@
 //!
 //! The invite lockbox is sealed with XChaCha20-Poly1305 under that derived key rather than
 //! to an age recipient: whoever holds the code can open it either way, and this needs no
-//! second key pair. It uses the [`crate::aead`] framing `INVITE_LOCKBOX` (`nonce ‖
+//! second key pair. It uses the `aead.rs` framing `INVITE_LOCKBOX` (`nonce ‖
 //! ciphertext`, no version byte, as first shipped); its associated data binds the space and
 //! epoch.
 //!

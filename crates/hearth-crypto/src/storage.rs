@@ -1,7 +1,7 @@
 //! Sealing for data at rest: every chunk of the document, every private entry and every
 //! other secret row the profile store writes is sealed with the profile's storage key.
 //!
-//! Format (the [`crate::aead`] framing [`crate::aead::STORAGE`]): `version (1) || nonce (24)
+//! Format (the `aead.rs` framing `STORAGE`): `version (1) || nonce (24)
 //! || XChaCha20-Poly1305 ciphertext and tag`, with associated data `"hearth/storage/v1" || 0
 //! || domain`. The domain names what the bytes
 //! are (for example the table and row id), so a sealed value moved to another place in the

@@ -4,7 +4,7 @@
 //! beside the new, never edit a vector to make it pass.
 //!
 //! Each vector was made once with the code of its time (random nonces, fixed keys); where
-//! the bytes are fully determined by key, nonce and input, the tests also rebuild them with [`crate::aead`]'s framing.
+//! the bytes are fully determined by key, nonce and input, the tests also rebuild them with `aead.rs`'s framing.
 
 use hearth_proto::{Envelope, EnvelopeHeader, EnvelopeKind, SpaceId};
 
