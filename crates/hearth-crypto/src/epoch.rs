@@ -3,23 +3,24 @@
 //! derived from it (BLAKE3 `derive_key`, so the raw K[e] never keys a cipher directly and
 //! other uses can derive their own keys from it later).
 //!
-//! Content encryption is XChaCha20-Poly1305 with a random 24-byte nonce; the caller passes
+//! Content encryption is the `aead.rs` domain `ENVELOPE`:
+//! XChaCha20-Poly1305 with a random 24-byte nonce, carried in the envelope; the caller passes
 //! the envelope header's canonical bytes as associated data, so a ciphertext cannot be
 //! moved under another header (space, epoch, author, counter).
 
 use std::fmt;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
-use crate::{CryptoError, random_bytes};
+use crate::CryptoError;
+use crate::aead::{ENVELOPE, NONCE_LEN, SymmetricKey};
 
 const CONTENT_KEY_CONTEXT: &str = "hearth 2026 envelope content key v1";
 
-/// One epoch's content key, K[e].
+/// One epoch's content key, `K[e]`. Shared with every member device (through lockboxes), so
+/// it has a type of its own: profile data is never sealed under it by mistake.
 #[derive(Clone)]
-pub struct EpochKey(Zeroizing<[u8; 32]>);
+pub struct EpochKey(SymmetricKey);
 
 impl EpochKey {
     /// A fresh random key.
@@ -27,45 +28,37 @@ impl EpochKey {
     /// # Errors
     /// [`CryptoError::Random`] if the random source fails.
     pub fn generate() -> Result<Self, CryptoError> {
-        Ok(Self(Zeroizing::new(random_bytes()?)))
+        Ok(Self(SymmetricKey::generate()?))
     }
 
     pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(Zeroizing::new(bytes))
+        Self(SymmetricKey::from_bytes(bytes))
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
+        self.0.as_bytes()
     }
 
     /// The commitment to this key as epoch `epoch` of `space` that the ACL carries
     /// ([`hearth_proto::key_check`]).
     pub fn check(&self, space: &hearth_proto::SpaceId, epoch: u32) -> [u8; 32] {
-        hearth_proto::key_check(space, epoch, &self.0)
+        hearth_proto::key_check(space, epoch, self.as_bytes())
     }
 
-    fn cipher(&self) -> XChaCha20Poly1305 {
-        let key = Zeroizing::new(blake3::derive_key(CONTENT_KEY_CONTEXT, &*self.0));
-        XChaCha20Poly1305::new(&(*key).into())
+    fn content_key(&self) -> SymmetricKey {
+        self.0.derive(CONTENT_KEY_CONTEXT)
     }
 
     /// Encrypts `plaintext` with a fresh random nonce, binding `aad`.
     ///
     /// # Errors
     /// [`CryptoError::Random`] if no nonce could be drawn.
-    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<([u8; 24], Vec<u8>), CryptoError> {
-        let nonce: [u8; 24] = random_bytes()?;
-        let ciphertext = self
-            .cipher()
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
-            )
-            .map_err(|_| CryptoError::Tampered)?;
-        Ok((nonce, ciphertext))
+    pub fn seal(
+        &self,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<([u8; NONCE_LEN], Vec<u8>), CryptoError> {
+        self.content_key().seal_detached(&ENVELOPE, aad, plaintext)
     }
 
     /// Decrypts what [`EpochKey::seal`] produced under the same `aad`.
@@ -75,19 +68,16 @@ impl EpochKey {
     pub fn open(
         &self,
         aad: &[u8],
-        nonce: &[u8; 24],
+        nonce: &[u8; NONCE_LEN],
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        self.cipher()
-            .decrypt(
-                &XNonce::from(*nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| CryptoError::Tampered)
+        self.content_key()
+            .open_detached(&ENVELOPE, aad, nonce, ciphertext)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn content_key_for_vector(&self) -> SymmetricKey {
+        self.content_key()
     }
 }
 

@@ -72,6 +72,9 @@ pub enum CryptoError {
         "this invite code is not valid ({0}); ask your partner for a new invite with `hearth invite`"
     )]
     InvalidInvite(String),
+    /// A check-in commitment (as a profile keeps it) is not 64 hex digits.
+    #[error("{0:?} is not a check-in commitment (64 hex digits); the profile may be damaged")]
+    InvalidCommitment(String),
     /// An ACL record needs a signature from a key that was not given.
     #[error("the record needs a signature from key {0}…, which is not at hand")]
     MissingSigner(String),

@@ -10,7 +10,9 @@
 //!
 //! The invite lockbox is sealed with XChaCha20-Poly1305 under that derived key rather than
 //! to an age recipient: whoever holds the code can open it either way, and this needs no
-//! second key pair. Its associated data binds the space and epoch.
+//! second key pair. It uses the `aead.rs` framing `INVITE_LOCKBOX` (`nonce ‖
+//! ciphertext`, no version byte, as first shipped); its associated data binds the space and
+//! epoch.
 //!
 //! Code format (one line, safe to paste into a shell):
 //! `hearth1.<relay URL, base64url>.<space id, hex>.<secret, base64url>.<checksum, hex>` where
@@ -22,17 +24,15 @@ use std::str::FromStr;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use ed25519_dalek::SigningKey;
 use zeroize::Zeroizing;
 
+use crate::aead::{INVITE_LOCKBOX, SymmetricKey};
 use crate::{CryptoError, EpochKey, random_bytes};
 
 const PREFIX: &str = "hearth1";
 const SIGNING_CONTEXT: &str = "hearth 2026 invite signing key v1";
 const LOCKBOX_CONTEXT: &str = "hearth 2026 invite lockbox key v1";
-const LOCKBOX_AAD: &[u8] = b"hearth invite lockbox v1";
 const MAX_URL: usize = 2048;
 
 /// An invite: where to go, which space, and the one-time secret.
@@ -72,7 +72,7 @@ impl InviteCode {
         let seed = Zeroizing::new(blake3::derive_key(SIGNING_CONTEXT, &*self.secret));
         InviteKeys {
             signing: SigningKey::from_bytes(&seed),
-            lockbox: Zeroizing::new(blake3::derive_key(LOCKBOX_CONTEXT, &*self.secret)),
+            lockbox: SymmetricKey::from_bytes(blake3::derive_key(LOCKBOX_CONTEXT, &*self.secret)),
         }
     }
 
@@ -169,7 +169,7 @@ impl FromStr for InviteCode {
 /// The keys derived from an invite secret.
 pub struct InviteKeys {
     signing: SigningKey,
-    lockbox: Zeroizing<[u8; 32]>,
+    lockbox: SymmetricKey,
 }
 
 impl InviteKeys {
@@ -184,8 +184,9 @@ impl InviteKeys {
         self.signing.sign(message).to_bytes()
     }
 
-    fn aad(space: &[u8; 16], epoch: u32) -> Vec<u8> {
-        [LOCKBOX_AAD, space, &epoch.to_be_bytes()].concat()
+    /// What the lockbox's associated data binds after its domain prefix.
+    fn context(space: &[u8; 16], epoch: u32) -> Vec<u8> {
+        [&space[..], &epoch.to_be_bytes()].concat()
     }
 
     /// Seals the space's keys, `keys[e]` being epoch `e`'s and the last the current one,
@@ -212,25 +213,14 @@ impl InviteKeys {
             .checked_sub(1)
             .and_then(|e| u32::try_from(e).ok())
             .ok_or(CryptoError::Tampered)?;
-        let nonce: [u8; 24] = random_bytes()?;
-        let cipher = XChaCha20Poly1305::new(&(*self.lockbox).into());
-        let aad = Self::aad(space, current);
         let mut plain = Zeroizing::new(Vec::with_capacity(1 + person.len() + 32 * keys.len()));
         plain.push(person_len);
         plain.extend_from_slice(person);
         for key in keys {
             plain.extend_from_slice(key.as_bytes());
         }
-        let ct = cipher
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: &plain,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| CryptoError::Tampered)?;
-        Ok([&nonce[..], &ct].concat())
+        self.lockbox
+            .seal(&INVITE_LOCKBOX, &Self::context(space, current), &plain)
     }
 
     /// Opens an invite lockbox sealed when `space` was at epoch `epoch`: the keys of epochs
@@ -245,18 +235,9 @@ impl InviteKeys {
         space: &[u8; 16],
         epoch: u32,
     ) -> Result<(Vec<EpochKey>, Option<String>), CryptoError> {
-        if blob.len() < 24 {
-            return Err(CryptoError::Tampered);
-        }
-        let (nonce, ct) = blob.split_at(24);
-        let nonce: [u8; 24] = nonce.try_into().map_err(|_| CryptoError::Tampered)?;
-        let cipher = XChaCha20Poly1305::new(&(*self.lockbox).into());
-        let aad = Self::aad(space, epoch);
-        let plain = Zeroizing::new(
-            cipher
-                .decrypt(&XNonce::from(nonce), Payload { msg: ct, aad: &aad })
-                .map_err(|_| CryptoError::Tampered)?,
-        );
+        let plain = self
+            .lockbox
+            .open(&INVITE_LOCKBOX, &Self::context(space, epoch), blob)?;
         let (&person_len, rest) = plain.split_first().ok_or(CryptoError::Tampered)?;
         let (person, keys) = rest
             .split_at_checked(usize::from(person_len))

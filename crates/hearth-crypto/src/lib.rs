@@ -1,4 +1,5 @@
-//! hearth's cryptography: the keys a device holds and how its secrets rest on disk.
+//! hearth's cryptography: the keys a device holds, how its secrets rest on disk, and
+//! everything hearth seals or signs for others to open.
 //!
 //! This is the only hearth crate that imports `age`. Everything that must stay secret on
 //! a device flows through here:
@@ -7,9 +8,18 @@
 //!   age X25519 identity that partners will wrap space keys to.
 //! - [`StorageKey`]: a random 32-byte key that seals everything the profile store writes
 //!   (XChaCha20-Poly1305 with a random nonce and a domain string as associated data).
+//! - [`EpochKey`], [`envelope`], [`lockbox`], [`invite`]: the space's shared keys, how
+//!   changes travel sealed and signed, and how a device or a joiner gets the keys.
+//! - [`answers`]: sealed check-in answers and their commitments, which hearth-doc calls
+//!   when a check-in is submitted and when it settles who may read what.
 //! - [`keyfile`]: the device's key file, age-encrypted with the user's passphrase (scrypt,
 //!   with an explicit work factor) or, when the user chooses no passphrase, protected only by
 //!   0600 permissions.
+//!
+//! Every symmetric encryption goes through one framing (XChaCha20-Poly1305, a domain prefix
+//! in the associated data, a version byte for anything new) and one 32-byte key type, each
+//! role wrapped in its own type where mixing two up would leak something; the private
+//! module `aead.rs` documents the byte layout of each.
 //!
 //! ```
 //! use hearth_crypto::{ProfileSecrets, Protection, SecretString, keyfile};
@@ -29,6 +39,8 @@
 #![warn(missing_docs)]
 
 pub mod acl;
+mod aead;
+pub mod answers;
 mod device;
 pub mod envelope;
 mod epoch;
@@ -37,6 +49,8 @@ pub mod invite;
 pub mod keyfile;
 pub mod lockbox;
 mod storage;
+#[cfg(test)]
+mod vectors;
 
 pub use acl::{AclSigner, sign_login, sign_record};
 pub use age::secrecy::{ExposeSecret, SecretString};

@@ -1,4 +1,4 @@
-//! Lockboxes: an epoch key K[e] wrapped for one member device, so the relay can hold them
+//! Lockboxes: an epoch key `K[e]` wrapped for one member device, so the relay can hold them
 //! as opaque blobs and a device fetches its own.
 //!
 //! A lockbox is an age file (X25519) to the device's age recipient. age has no sender

@@ -1,26 +1,23 @@
 //! Sealing for data at rest: every chunk of the document, every private entry and every
 //! other secret row the profile store writes is sealed with the profile's storage key.
 //!
-//! Format: `version (1) || nonce (24) || XChaCha20-Poly1305 ciphertext and tag`, with
-//! associated data `"hearth/storage/v1" || 0 || domain`. The domain names what the bytes
+//! Format (the `aead.rs` framing `STORAGE`): `version (1) || nonce (24)
+//! || XChaCha20-Poly1305 ciphertext and tag`, with associated data `"hearth/storage/v1" || 0
+//! || domain`. The domain names what the bytes
 //! are (for example the table and row id), so a sealed value moved to another place in the
 //! store fails to open instead of being misread.
 
 use std::fmt;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
-use crate::{CryptoError, random_bytes};
+use crate::CryptoError;
+use crate::aead::{STORAGE, SymmetricKey};
 
-const VERSION: u8 = 1;
-const NONCE_LEN: usize = 24;
-const TAG_LEN: usize = 16;
-const AD_PREFIX: &[u8] = b"hearth/storage/v1\0";
-
-/// The symmetric key that seals a profile's stored data.
-pub struct StorageKey(Zeroizing<[u8; 32]>);
+/// The symmetric key that seals a profile's stored data. It never leaves the device, so it
+/// has a type of its own: nothing shared can be sealed under it by mistake, and it cannot be
+/// handed out as another key.
+pub struct StorageKey(SymmetricKey);
 
 impl StorageKey {
     /// A fresh random key.
@@ -28,19 +25,15 @@ impl StorageKey {
     /// # Errors
     /// [`CryptoError::Random`] if the random source fails.
     pub fn generate() -> Result<Self, CryptoError> {
-        Ok(Self(Zeroizing::new(random_bytes()?)))
+        Ok(Self(SymmetricKey::generate()?))
     }
 
     pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(Zeroizing::new(bytes))
+        Self(SymmetricKey::from_bytes(bytes))
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    fn cipher(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new(&(*self.0).into())
+        self.0.as_bytes()
     }
 
     /// Seals `plaintext` for storage under `domain`.
@@ -48,23 +41,7 @@ impl StorageKey {
     /// # Errors
     /// [`CryptoError::Random`] if no nonce could be drawn.
     pub fn seal(&self, domain: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let nonce: [u8; NONCE_LEN] = random_bytes()?;
-        let aad = associated_data(domain);
-        let ciphertext = self
-            .cipher()
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| CryptoError::Tampered)?;
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
-        out.push(VERSION);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ciphertext);
-        Ok(out)
+        self.0.seal(&STORAGE, domain, plaintext)
     }
 
     /// Opens a value sealed by [`StorageKey::seal`] under the same `domain`.
@@ -73,33 +50,9 @@ impl StorageKey {
     /// [`CryptoError::Tampered`] if the bytes were changed, truncated, sealed under another
     /// domain or with another key; [`CryptoError::UnsupportedVersion`] for an unknown format.
     pub fn open(&self, domain: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let (&version, rest) = sealed.split_first().ok_or(CryptoError::Tampered)?;
-        if version != VERSION {
-            return Err(CryptoError::UnsupportedVersion {
-                got: version,
-                want: VERSION,
-            });
-        }
-        if rest.len() < NONCE_LEN + TAG_LEN {
-            return Err(CryptoError::Tampered);
-        }
-        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| CryptoError::Tampered)?;
-        let aad = associated_data(domain);
-        self.cipher()
-            .decrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: &aad,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| CryptoError::Tampered)
+        self.0.open(&STORAGE, domain, sealed)
     }
-}
 
-impl StorageKey {
     /// Seals an epoch key for storage under `domain`.
     ///
     /// # Errors
@@ -128,10 +81,6 @@ impl StorageKey {
             .map_err(|_| CryptoError::Tampered)?;
         Ok(crate::EpochKey::from_bytes(key))
     }
-}
-
-fn associated_data(domain: &[u8]) -> Vec<u8> {
-    [AD_PREFIX, domain].concat()
 }
 
 impl fmt::Debug for StorageKey {

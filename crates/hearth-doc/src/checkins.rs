@@ -24,10 +24,10 @@ use crate::model::{Answers, Checkin, Commitment, CommitmentStatus, Seal, Submiss
 use crate::records::{
     RevealRecord, SealedSubmission, SubmissionMeta, SubmissionRecord, answers_from_json,
 };
-use crate::seal::{self, Commitment as SealCommitment, Sealed};
 use crate::space::OwnKey;
 use crate::template::Template;
 use crate::week::Week;
+use hearth_crypto::answers::{self, Commitment as SealCommitment, SealKey, Sealed};
 
 /// A submission's contents as stored.
 pub(crate) enum Body {
@@ -237,6 +237,17 @@ pub(crate) enum Choice<'a> {
     },
 }
 
+/// Opens `person`'s sealed answers for `week` with `key`; `None` if the key is not the one
+/// committed to, or the answers were moved from another week or person.
+pub(crate) fn open_answers(
+    week: Week,
+    person: &PersonId,
+    sealed: &Sealed,
+    key: &SealKey,
+) -> Option<Vec<u8>> {
+    answers::open(&week.to_string(), person.as_str(), sealed, key)
+}
+
 /// Settles which submission of each person counts, given the week's released keys.
 pub(crate) fn choose<'a>(
     c: &'a WeekCheckin,
@@ -255,7 +266,7 @@ pub(crate) fn choose<'a>(
                     Body::Sealed(sealed) if sealed.commitment == r.commitment => Some(sealed),
                     _ => None,
                 })?;
-                let bytes = seal::open(week, person, sealed, &r.key)?;
+                let bytes = open_answers(week, person, sealed, &r.key)?;
                 Some((person, (*r, r.commitment, bytes)))
             })
         })
@@ -295,7 +306,7 @@ pub(crate) fn choose<'a>(
             (Body::Sealed(sealed), _) => sorted
                 .iter()
                 .filter(|r| r.person == *person && r.commitment == sealed.commitment)
-                .find_map(|r| Some((*r, seal::open(week, person, sealed, &r.key)?))),
+                .find_map(|r| Some((*r, open_answers(week, person, sealed, &r.key)?))),
             _ => None,
         };
         let mismatch = opened.is_none() && reveals.iter().any(|r| r.person == *person);
@@ -362,7 +373,7 @@ pub(crate) fn settle(
                         (Body::Sealed(sealed), None) => {
                             let own = own_keys
                                 .get(&sealed.commitment)
-                                .and_then(|own| seal::open(week, person, sealed, &own.key))
+                                .and_then(|own| open_answers(week, person, sealed, &own.key))
                                 .and_then(|bytes| read_bytes(&bytes));
                             (Seal::Sealed, at, None, own)
                         }

@@ -6,9 +6,12 @@
 //! check-in [template](weekly_template) and the others, TOML files read by [`parse_deck`])
 //! and the views built from the document (timeline, trend).
 //!
-//! This crate does no I/O and knows nothing about encryption or the network: it turns user
+//! This crate does no I/O, no networking and no cryptography of its own: it turns user
 //! actions into Automerge changes, turns bytes from other devices back into state, and reads
-//! typed views out. The client stores and ships the bytes.
+//! typed views out. The client stores and ships the bytes (encrypted, by hearth-crypto).
+//! Check-in answers enter the document sealed: this crate holds the sealed bytes and the
+//! rules of who may read them when, and calls hearth-crypto's `answers` module to seal and
+//! open them.
 //!
 //! ## The model in one example
 //!
@@ -55,8 +58,8 @@
 //!
 //! A check-in is answered with [`Template::parse_answers`] (for `--answer KEY=VALUE`
 //! flags) or value by value with [`Template::check`], then submitted with
-//! [`SpaceDoc::submit_checkin`]. Answers are shown to the partner only once
-//! [`Checkin::revealed`] says both have submitted.
+//! [`SpaceDoc::submit_checkin`], which seals them (see [`Seal`]). Answers are shown to the
+//! partner only once [`Checkin::revealed`] says both have submitted.
 //!
 //! ```
 //! use hearth_doc::{weekly_template, Millis, PersonId, SpaceDoc, Week};
@@ -133,7 +136,6 @@ mod layout;
 mod model;
 mod queries;
 mod records;
-pub mod seal;
 mod shared_decks;
 mod space;
 mod template;
@@ -158,3 +160,12 @@ pub use template::{
 };
 pub use timeline::{TimelineItem, TimelineKind};
 pub use week::Week;
+
+/// The sealed-answers types this crate's API names ([`OwnKey`]'s key and commitment).
+///
+/// They belong to hearth-crypto, which seals and opens check-in answers
+/// ([`hearth_crypto::answers`]); they are re-exported so a caller of this crate can keep the
+/// keys it is handed without naming the crypto crate.
+pub mod seal {
+    pub use hearth_crypto::answers::{Commitment, SealKey};
+}

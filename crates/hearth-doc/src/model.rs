@@ -419,7 +419,7 @@ impl Answers {
 
 /// Where one person's answers to a check-in stand.
 ///
-/// Answers are sealed when submitted (see [`crate::seal`]): encrypted under a key only the
+/// Answers are sealed when submitted (by [`hearth_crypto::answers`]): encrypted under a key only the
 /// submitting device holds, with a commitment that binds them. That device releases the key
 /// once it sees the partner's sealed answers for the same week, naming the commitment it
 /// saw. Readers trust only what the keys and commitments prove.

@@ -9,9 +9,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::ids::{EntryId, Millis, PersonId};
 use crate::model::{AnswerValue, Answers, CommitmentStatus, ReplyKind};
-use crate::seal::{Commitment, SealKey, Sealed};
 use crate::template::WEEKLY_TEMPLATE_ID;
 use crate::week::Week;
+use hearth_crypto::answers::{Commitment, SealKey, Sealed};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct AppreciationRecord {
@@ -382,11 +382,34 @@ mod tests {
 mod binary_tests {
     use super::*;
 
+    /// A submission sealed by the first release with sealing, as the document stores it,
+    /// with the key its device kept (hearth-crypto's vectors pin the sealing itself).
+    /// Existing check-ins must keep reading: never edit this to make a test pass.
+    const STORED_SUBMISSION: &str = "010000019ab0a20700e6676171d7b1ecbd328cefc53cc756a397ce2cd04c4d658b4e1a3f7c962f5d6c0661ae68c1c9461606e6d7416a6a03fbb88c04bbd97e851a15350af9a94732bf59848876143632b898959090dc30a8ab29689223e26c7f7ca2cbb1b2a65eaf700d7ef05ca7";
+    const STORED_KEY: &str = "4932375b5c136ba4ef33752c3134ef3c0b4f5d758186b16c0af894390cc342ee";
+
+    #[test]
+    fn a_submission_stored_by_the_first_release_still_reads_and_opens() {
+        let bytes = hex::decode(STORED_SUBMISSION).unwrap();
+        let submission = SealedSubmission::decode(&bytes).unwrap();
+        assert_eq!(submission.submitted_at, Millis(1_763_900_000_000));
+        assert_eq!(submission.encode(), bytes, "it writes back byte for byte");
+        let key = SealKey::from_bytes(hex::decode(STORED_KEY).unwrap().try_into().unwrap());
+        let week: Week = "2026-W47".parse().unwrap();
+        let person: PersonId = "0123456789abcdef0123456789abcdef".parse().unwrap();
+        let answers = crate::checkins::open_answers(week, &person, &submission.sealed, &key);
+        assert_eq!(
+            answers.as_deref(),
+            Some(&b"{\"feeling\":8,\"need\":[\"time\"]}"[..])
+        );
+    }
+
     #[test]
     fn sealed_submissions_and_released_keys_read_back_and_refuse_damage() {
         let week: Week = "2026-W47".parse().unwrap();
         let person = PersonId::random();
-        let (key, sealed) = crate::seal::seal(week, &person, b"{\"feeling\":8}").unwrap();
+        let (key, sealed) =
+            hearth_crypto::answers::seal("2026-W47", person.as_str(), b"{\"feeling\":8}").unwrap();
         let submission = SealedSubmission {
             submitted_at: Millis(1_763_900_000_000),
             sealed: sealed.clone(),

@@ -23,8 +23,8 @@ use crate::records::{
     self, AppreciationRecord, CheckinRecord, FeedbackRecord, JournalRecord, ReplyRecord,
     RevealRecord, SealedSubmission,
 };
-use crate::seal::{self, Commitment, SealKey};
 use crate::week::Week;
+use hearth_crypto::answers::{self, Commitment, SealKey};
 
 /// One couple space, as an Automerge document with a typed API.
 ///
@@ -45,7 +45,7 @@ pub struct SpaceDoc {
 }
 
 /// The key to one of this device's sealed check-ins, which the device must keep until it
-/// is released (see [`crate::seal`]).
+/// is released (see [`hearth_crypto::answers`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnKey {
     /// The check-in's week.
@@ -590,7 +590,8 @@ impl SpaceDoc {
         // nothing of the answers is written in the clear.
         let plaintext = serde_json::to_vec(&answers)
             .expect("answers are strings and small numbers, which always serialise");
-        let (key, sealed) = seal::seal(week, person, &plaintext)?;
+        let (key, sealed) = answers::seal(&week.to_string(), person.as_str(), &plaintext)
+            .map_err(|e| DocError::Random(e.to_string()))?;
         let submission = SealedSubmission {
             submitted_at: now,
             sealed,

@@ -1075,7 +1075,12 @@ fn swap_anas_answers(laptop: &mut SpaceDoc, w: Week, new: &Answers, release: boo
     let seen = checkins::merge(checkins::raw_checkins(&laptop.doc, true, Some(w)))[0].submissions
         [&ben()][0]
         .commitment();
-    let (key, sealed) = seal::seal(w, &ana(), &serde_json::to_vec(new).unwrap()).unwrap();
+    let (key, sealed) = answers::seal(
+        &w.to_string(),
+        ana().as_str(),
+        &serde_json::to_vec(new).unwrap(),
+    )
+    .unwrap();
     let reveal = RevealRecord {
         week: w,
         person: ana(),
@@ -1198,7 +1203,7 @@ fn a_released_key_that_opens_nothing_is_reported_not_trusted() {
         week: w,
         person: ana(),
         commitment: mine,
-        key: seal::SealKey::from_bytes([7u8; 32]),
+        key: SealKey::from_bytes([7u8; 32]),
         seen: c.submissions[&ben()][0].commitment(),
         released_at: at(30),
     };
@@ -1266,7 +1271,7 @@ fn released_keys_are_reported_so_the_client_can_forget_them() {
 fn sealed_answers_with_an_odd_value_still_open_the_rest() {
     let w = week("2026-W47");
     let odd = br#"{"feeling":8,"connected":"the lake","mystery":{"nested":true}}"#;
-    let (key, sealed) = seal::seal(w, &ana(), odd).unwrap();
+    let (key, sealed) = answers::seal(&w.to_string(), ana().as_str(), odd).unwrap();
     let own = OwnKey {
         week: w,
         commitment: sealed.commitment,
