@@ -4,7 +4,7 @@
 //! never diverge).
 
 use hearth_crypto::{EpochKey, InviteCode, sign_record};
-use hearth_proto::{AclBody, AclRecord, AclState, DeviceId, InviteId, InviteRole, Limits};
+use hearth_proto::{AclBody, AclRecord, AclState, DeviceId, InviteId, InviteRole};
 
 use crate::{Error, Profile};
 
@@ -36,7 +36,7 @@ impl Profile {
             .map(|r| AclRecord::decode(r))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.corrupt(format!("its ACL record does not decode: {e}")))?;
-        AclState::from_records(&decoded, &Limits::default())
+        AclState::from_records(&decoded, &self.relay_limits()?)
             .map(Some)
             .map_err(|e| self.corrupt(format!("its ACL chain does not verify: {e}")))
     }
@@ -196,13 +196,8 @@ impl Profile {
         let last_counter = if device == self.device_id() {
             self.last_counter()?
         } else {
-            let held: Option<i64> = self.conn.query_row(
-                "SELECT MAX(counter) FROM (SELECT counter FROM seen WHERE device = ?1 \
-                 UNION ALL SELECT counter FROM parked WHERE device = ?1)",
-                [&device.as_bytes()[..]],
-                |r| r.get(0),
-            )?;
-            held.map_or(0, |c| u64::try_from(c).unwrap_or(0))
+            crate::store::envelopes::highest_held(&self.conn, &device.as_bytes()[..])?
+                .map_or(0, |c| u64::try_from(c).unwrap_or(0))
         };
         let record = sign_record(
             state.head(),

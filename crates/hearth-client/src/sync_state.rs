@@ -9,10 +9,9 @@
 //! and `seen` dedupes incoming envelopes) but never skips one.
 
 use hearth_crypto::{EpochKey, envelope};
-use hearth_doc::ChangeHash;
-use hearth_proto::{DeviceId, Envelope, EnvelopeHeader, EnvelopeKind, SpaceId};
-use rusqlite::{OptionalExtension, params};
+use hearth_proto::{DeviceId, Envelope, EnvelopeHeader, EnvelopeKind, Limits, SpaceId};
 
+use crate::store::sync_state::{Counter, Mark};
 use crate::store::{self, ChunkKind};
 use crate::{Error, Profile};
 
@@ -50,32 +49,6 @@ impl Landmark {
             counter: header.counter,
         }
     }
-
-    /// As kept in the profile's `meta`: `SEQ AUTHOR-HEX COUNTER`.
-    fn encode(&self) -> String {
-        format!(
-            "{} {} {}",
-            self.seq,
-            hex::encode(self.author.as_bytes()),
-            self.counter
-        )
-    }
-
-    fn decode(stored: &str) -> Option<Landmark> {
-        let mut parts = stored.split(' ');
-        let seq = parts.next()?.parse().ok()?;
-        let author = hex::decode(parts.next()?).ok()?;
-        let counter = parts.next()?.parse().ok()?;
-        Some(Landmark {
-            seq,
-            author: DeviceId::from_bytes(author.try_into().ok()?),
-            counter,
-        })
-    }
-}
-
-fn get_landmark(conn: &rusqlite::Connection, key: &str) -> Result<Option<Landmark>, Error> {
-    Ok(store::get_meta(conn, key)?.and_then(|v| Landmark::decode(&v)))
 }
 
 /// Moves the cursor forward to `seq` (never back), naming the envelope there (`header`, if
@@ -85,17 +58,14 @@ fn advance_cursor(
     seq: u64,
     header: Option<&EnvelopeHeader>,
 ) -> Result<(), Error> {
-    if seq <= meta_u64(tx, "cursor")?.unwrap_or(0) {
+    if seq <= store::sync_state::get(tx, Counter::Cursor)? {
         return Ok(());
     }
-    store::set_meta(tx, "cursor", &seq.to_string())?;
+    store::sync_state::set(tx, Counter::Cursor, seq)?;
     match header {
-        Some(h) => store::set_meta(tx, "cursor_mark", &Landmark::at(seq, h).encode())?,
-        None => {
-            tx.execute("DELETE FROM meta WHERE key = 'cursor_mark'", [])?;
-        }
+        Some(h) => store::sync_state::set_landmark(tx, Mark::Cursor, &Landmark::at(seq, h)),
+        None => store::sync_state::forget_landmark(tx, Mark::Cursor),
     }
-    Ok(())
 }
 
 /// What happened to an incoming envelope.
@@ -136,7 +106,7 @@ impl Profile {
     /// # Errors
     /// A database error.
     pub fn relay(&self) -> Result<Option<String>, Error> {
-        store::get_meta(&self.conn, "relay_url")
+        store::meta::get(&self.conn, "relay_url")
     }
 
     /// Sets the relay this profile syncs with.
@@ -144,7 +114,25 @@ impl Profile {
     /// # Errors
     /// A database error.
     pub fn set_relay(&mut self, url: &str) -> Result<(), Error> {
-        store::set_meta(&self.conn, "relay_url", url)
+        store::meta::set(&self.conn, "relay_url", url)
+    }
+
+    /// The limits the relay announced at the last login; before the first, the defaults
+    /// every relay starts from. Checks made offline (the ACL chain, the envelope budget)
+    /// use them, so they agree with what the relay enforces.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn relay_limits(&self) -> Result<Limits, Error> {
+        Ok(store::sync_state::relay_limits(&self.conn)?.unwrap_or_default())
+    }
+
+    /// Keeps the limits the relay announced at login, for the checks made offline.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn set_relay_limits(&mut self, limits: &Limits) -> Result<(), Error> {
+        store::sync_state::set_relay_limits(&self.conn, limits)
     }
 
     /// The space's ACL chain as last verified, in order.
@@ -152,11 +140,7 @@ impl Profile {
     /// # Errors
     /// A database error.
     pub fn acl_records(&self) -> Result<Vec<Vec<u8>>, Error> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT record FROM acl ORDER BY idx")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        store::acl::records(&self.conn)
     }
 
     /// Replaces the stored ACL chain with `records`, which the caller has verified.
@@ -165,13 +149,7 @@ impl Profile {
     /// A database error; the old chain is kept then.
     pub fn replace_acl(&mut self, records: &[Vec<u8>]) -> Result<(), Error> {
         let tx = self.begin_write()?;
-        tx.execute("DELETE FROM acl", [])?;
-        for (i, record) in records.iter().enumerate() {
-            tx.execute(
-                "INSERT INTO acl (idx, record) VALUES (?1, ?2)",
-                params![i as i64, record],
-            )?;
-        }
+        store::acl::replace_records(&tx, records)?;
         tx.commit()?;
         Ok(())
     }
@@ -185,15 +163,7 @@ impl Profile {
     /// # Errors
     /// [`Error::Corrupt`] if the stored key fails its integrity check.
     pub fn epoch_key(&self, epoch: u32) -> Result<Option<EpochKey>, Error> {
-        let sealed: Option<Vec<u8>> = self
-            .conn
-            .query_row(
-                "SELECT sealed FROM epoch_keys WHERE epoch = ?1",
-                [epoch],
-                |r| r.get(0),
-            )
-            .optional()?;
-        sealed
+        store::acl::epoch_key(&self.conn, epoch)?
             .map(|s| {
                 self.secrets
                     .storage
@@ -214,12 +184,7 @@ impl Profile {
             .secrets
             .storage
             .seal_epoch_key(&self.epoch_domain(epoch), key)?;
-        self.conn.execute(
-            "INSERT INTO epoch_keys (epoch, sealed) VALUES (?1, ?2)
-             ON CONFLICT (epoch) DO UPDATE SET sealed = excluded.sealed",
-            params![epoch, sealed],
-        )?;
-        Ok(())
+        store::acl::put_epoch_key(&self.conn, epoch, &sealed)
     }
 
     /// The newest epoch whose key this device made and has wrapped for the other members
@@ -228,9 +193,9 @@ impl Profile {
     /// # Errors
     /// A database error.
     pub fn shared_epoch(&self) -> Result<u32, Error> {
-        Ok(store::get_meta(&self.conn, "shared_epoch")?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0))
+        let epoch = store::sync_state::get(&self.conn, Counter::SharedEpoch)?;
+        u32::try_from(epoch)
+            .map_err(|_| self.corrupt(format!("its shared epoch {epoch} is out of range")))
     }
 
     /// Records that the key of `epoch` is wrapped for every other member.
@@ -238,7 +203,7 @@ impl Profile {
     /// # Errors
     /// A database error.
     pub fn set_shared_epoch(&mut self, epoch: u32) -> Result<(), Error> {
-        store::set_meta(&self.conn, "shared_epoch", &epoch.to_string())
+        store::sync_state::set(&self.conn, Counter::SharedEpoch, u64::from(epoch))
     }
 
     /// The relay sequence number of the last envelope applied (0 before the first).
@@ -246,7 +211,7 @@ impl Profile {
     /// # Errors
     /// A database error.
     pub fn cursor(&self) -> Result<u64, Error> {
-        Ok(meta_u64(&self.conn, "cursor")?.unwrap_or(0))
+        store::sync_state::get(&self.conn, Counter::Cursor)
     }
 
     /// The counter of the last envelope this device sealed (0 before the first): once its
@@ -255,7 +220,7 @@ impl Profile {
     /// # Errors
     /// A database error.
     pub fn last_counter(&self) -> Result<u64, Error> {
-        Ok(meta_u64(&self.conn, "next_counter")?.map_or(0, |next| next.saturating_sub(1)))
+        Ok(store::sync_state::get(&self.conn, Counter::NextCounter)?.saturating_sub(1))
     }
 
     /// Seals every change the relay has not been given yet into envelopes of `epoch` (as
@@ -271,17 +236,14 @@ impl Profile {
         let space = self.space()?;
         let tx = self.begin_write()?;
         let (mut doc, _) = self.load_from(&tx)?;
-        let pushed = parse_heads(store::get_meta(&tx, "pushed_heads")?.as_deref())
-            .map_err(|e| self.corrupt(e))?;
+        let pushed = store::sync_state::pushed_heads(&tx)?;
         // Room for the envelope's header, nonce, tag and signature.
-        let budget = hearth_proto::Limits::default()
-            .envelope_bytes()
-            .saturating_sub(1024);
+        let budget = self.relay_limits()?.envelope_bytes().saturating_sub(1024);
         let batches = doc.changes_since_batched(&pushed, budget)?;
         if batches.is_empty() {
             return Ok(None);
         }
-        let first = meta_u64(&tx, "next_counter")?.unwrap_or(1);
+        let first = store::sync_state::get(&tx, Counter::NextCounter)?;
         let mut counter = first;
         for changes in &batches {
             let header = EnvelopeHeader {
@@ -292,15 +254,11 @@ impl Profile {
                 counter,
             };
             let sealed = envelope::seal(&self.secrets.device, &key, header, changes)?;
-            tx.execute(
-                "INSERT INTO outbox (counter, envelope) VALUES (?1, ?2)",
-                params![counter as i64, sealed.encode()],
-            )?;
+            store::envelopes::put_outbox(&tx, counter, &sealed.encode())?;
             counter += 1;
         }
-        let heads: Vec<String> = doc.heads().iter().map(ToString::to_string).collect();
-        store::set_meta(&tx, "pushed_heads", &heads.join(","))?;
-        store::set_meta(&tx, "next_counter", &counter.to_string())?;
+        store::sync_state::set_pushed_heads(&tx, &doc.heads())?;
+        store::sync_state::set(&tx, Counter::NextCounter, counter)?;
         tx.commit()?;
         Ok(Some(first))
     }
@@ -323,20 +281,11 @@ impl Profile {
     /// A database error; nothing changed then.
     pub fn relay_rewound(&mut self) -> Result<(), Error> {
         let tx = self.begin_write()?;
-        store::set_meta(&tx, "cursor", "0")?;
-        store::set_meta(&tx, "pushed_heads", "")?;
-        // Per author, the highest counter applied so far: what may come again.
-        let mut stmt = tx.prepare("SELECT device, MAX(counter) FROM seen GROUP BY device")?;
-        let applied = stmt
-            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?
-            .map(|row| row.map(|(device, counter)| format!("{}:{counter}", hex::encode(device))))
-            .collect::<Result<Vec<_>, _>>()?;
-        drop(stmt);
-        store::set_meta(&tx, "applied_before_rewind", &applied.join(","))?;
-        tx.execute(
-            "DELETE FROM meta WHERE key IN ('cursor_mark', 'own_mark')",
-            [],
-        )?;
+        store::sync_state::set(&tx, Counter::Cursor, 0)?;
+        store::sync_state::set_pushed_heads(&tx, &[])?;
+        store::sync_state::remember_applied_before_rewind(&tx)?;
+        store::sync_state::forget_landmark(&tx, Mark::Cursor)?;
+        store::sync_state::forget_landmark(&tx, Mark::Own)?;
         tx.commit()?;
         Ok(())
     }
@@ -372,8 +321,9 @@ impl Profile {
     pub fn landmarks(&self) -> Result<Vec<Landmark>, Error> {
         let cursor = self.cursor()?;
         // Only while it still names the cursor's place.
-        let received = get_landmark(&self.conn, "cursor_mark")?.filter(|m| m.seq == cursor);
-        let own = get_landmark(&self.conn, "own_mark")?
+        let received =
+            store::sync_state::landmark(&self.conn, Mark::Cursor)?.filter(|m| m.seq == cursor);
+        let own = store::sync_state::landmark(&self.conn, Mark::Own)?
             .filter(|m| m.seq + Self::OWN_LANDMARK_REACH >= cursor);
         let mut marks: Vec<Landmark> = received.into_iter().chain(own).collect();
         marks.sort_by_key(|m| m.seq);
@@ -386,7 +336,7 @@ impl Profile {
     /// # Errors
     /// A database error.
     pub fn unsnapshotted(&self) -> Result<u64, Error> {
-        Ok(meta_u64(&self.conn, "unsnapshotted")?.unwrap_or(0))
+        store::sync_state::get(&self.conn, Counter::Unsnapshotted)
     }
 
     /// Adds `bytes` to [`unsnapshotted`](Self::unsnapshotted).
@@ -395,7 +345,7 @@ impl Profile {
     /// A database error.
     pub fn add_unsnapshotted(&mut self, bytes: u64) -> Result<(), Error> {
         let total = self.unsnapshotted()?.saturating_add(bytes);
-        store::set_meta(&self.conn, "unsnapshotted", &total.to_string())
+        store::sync_state::set(&self.conn, Counter::Unsnapshotted, total)
     }
 
     /// Seals the whole document as a snapshot envelope of `epoch` standing in for every
@@ -420,7 +370,7 @@ impl Profile {
         if whole.len() + 1024 > max_bytes {
             return Ok(None);
         }
-        let counter = meta_u64(&tx, "next_counter")?.unwrap_or(1);
+        let counter = store::sync_state::get(&tx, Counter::NextCounter)?;
         let header = EnvelopeHeader {
             kind: EnvelopeKind::Snapshot { covers_seq },
             space,
@@ -429,12 +379,9 @@ impl Profile {
             counter,
         };
         let sealed = envelope::seal(&self.secrets.device, &key, header, &whole)?;
-        store::set_meta(&tx, "next_counter", &(counter + 1).to_string())?;
+        store::sync_state::set(&tx, Counter::NextCounter, counter + 1)?;
         // Its own snapshot counts as seen, like its own changes coming back.
-        tx.execute(
-            "INSERT OR IGNORE INTO seen (device, counter) VALUES (?1, ?2)",
-            params![&self.device_id().as_bytes()[..], counter as i64],
-        )?;
+        store::envelopes::mark_seen(&tx, &self.device_id().as_bytes()[..], counter as i64)?;
         tx.commit()?;
         Ok(Some((counter, sealed.encode())))
     }
@@ -444,8 +391,7 @@ impl Profile {
     /// # Errors
     /// A database error.
     pub fn snapshot_pushed(&mut self, covers_seq: u64) -> Result<(), Error> {
-        store::set_meta(&self.conn, "snapshot_seq", &covers_seq.to_string())?;
-        store::set_meta(&self.conn, "unsnapshotted", "0")
+        store::sync_state::set_snapshot(&self.conn, covers_seq)
     }
 
     /// Records a completed sync.
@@ -453,7 +399,7 @@ impl Profile {
     /// # Errors
     /// A database error.
     pub fn mark_synced(&mut self, at_ms: u64) -> Result<(), Error> {
-        store::set_meta(&self.conn, "last_sync_at", &at_ms.to_string())
+        store::sync_state::set_last_sync_at(&self.conn, at_ms)
     }
 
     /// When the last sync completed (UTC milliseconds).
@@ -461,7 +407,7 @@ impl Profile {
     /// # Errors
     /// A database error.
     pub fn last_sync(&self) -> Result<Option<u64>, Error> {
-        meta_u64(&self.conn, "last_sync_at")
+        store::sync_state::last_sync_at(&self.conn)
     }
 
     /// How many local changes the relay does not have yet: sealed envelopes waiting in the
@@ -470,10 +416,9 @@ impl Profile {
     /// # Errors
     /// [`Error::Corrupt`] if the stored heads are invalid.
     pub fn pending(&self, doc: &mut hearth_doc::SpaceDoc) -> Result<usize, Error> {
-        let pushed = parse_heads(store::get_meta(&self.conn, "pushed_heads")?.as_deref())
-            .map_err(|e| self.corrupt(e))?;
+        let pushed = store::sync_state::pushed_heads(&self.conn)?;
         let unsealed = usize::from(!doc.changes_since(&pushed).is_empty());
-        Ok(self.outbox()?.len() + unsealed)
+        Ok(store::envelopes::outbox_count(&self.conn)? + unsealed)
     }
 
     /// The envelopes waiting for the relay's `Committed`, oldest first.
@@ -481,11 +426,7 @@ impl Profile {
     /// # Errors
     /// A database error.
     pub fn outbox(&self) -> Result<Vec<(u64, Vec<u8>)>, Error> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT counter, envelope FROM outbox ORDER BY counter")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        store::envelopes::outbox(&self.conn)
     }
 
     /// The relay committed the envelope with `counter` as `seq`.
@@ -494,14 +435,14 @@ impl Profile {
     /// A database error.
     pub fn acknowledge(&mut self, counter: u64, seq: u64) -> Result<(), Error> {
         let tx = self.begin_write()?;
-        tx.execute("DELETE FROM outbox WHERE counter = ?1", [counter as i64])?;
-        if get_landmark(&tx, "own_mark")?.is_none_or(|own| seq > own.seq) {
+        store::envelopes::remove_outbox(&tx, counter)?;
+        if store::sync_state::landmark(&tx, Mark::Own)?.is_none_or(|own| seq > own.seq) {
             let own = Landmark {
                 seq,
                 author: self.device_id(),
                 counter,
             };
-            store::set_meta(&tx, "own_mark", &own.encode())?;
+            store::sync_state::set_landmark(&tx, Mark::Own, &own)?;
         }
         tx.commit()?;
         Ok(())
@@ -543,15 +484,6 @@ impl Profile {
         let mut outcomes = Vec::with_capacity(items.len());
         let mut last_seq = 0;
         let mut last_mark = None;
-        let before_rewind = store::get_meta(&tx, "applied_before_rewind")?.unwrap_or_default();
-        let expected_again = |author: &[u8], counter: i64| {
-            let author = hex::encode(author);
-            before_rewind.split(',').any(|entry| {
-                entry.split_once(':').is_some_and(|(a, c)| {
-                    a == author && c.parse::<i64>().is_ok_and(|c| counter <= c)
-                })
-            })
-        };
         for (seq, envelope, key) in items {
             if *seq >= last_seq {
                 last_seq = *seq;
@@ -567,12 +499,8 @@ impl Profile {
                     reason: e.to_string(),
                 },
                 Ok(plaintext) => {
-                    let seen: bool = tx.query_row(
-                        "SELECT EXISTS (SELECT 1 FROM seen WHERE device = ?1 AND counter = ?2)",
-                        params![author, counter],
-                        |r| r.get(0),
-                    )?;
-                    if seen && expected_again(author, counter) {
+                    let seen = store::envelopes::is_seen(&tx, author, counter)?;
+                    if seen && store::sync_state::applied_before_rewind(&tx, author, counter)? {
                         // Read or pushed again after the relay was found restored: expected.
                         Incoming::Known
                     } else if seen {
@@ -589,14 +517,12 @@ impl Profile {
         let after = doc.heads();
         let changed = after != before;
         if changed {
-            let stored = store::get_meta(&tx, "pushed_heads")?;
-            let mut pushed = parse_heads(stored.as_deref()).map_err(|e| self.corrupt(e))?;
+            let mut pushed = store::sync_state::pushed_heads(&tx)?;
             pushed.extend(after.iter().filter(|h| !before.contains(h)).copied());
             if doc.changes_since(&pushed).is_empty() {
                 pushed = after;
             }
-            let joined: Vec<String> = pushed.iter().map(ToString::to_string).collect();
-            store::set_meta(&tx, "pushed_heads", &joined.join(","))?;
+            store::sync_state::set_pushed_heads(&tx, &pushed)?;
         }
         // The partner's sealed answers may be here now: release this person's keys for those
         // weeks. That change is this device's own, so it is left out of `pushed_heads`.
@@ -608,7 +534,7 @@ impl Profile {
                 .secrets
                 .storage
                 .seal(&ChunkKind::Changes.domain(self.space_id()), &bytes)?;
-            store::append_chunk(&tx, ChunkKind::Changes, &sealed)?;
+            store::chunks::append(&tx, ChunkKind::Changes, &sealed)?;
         }
         advance_cursor(&tx, last_seq, last_mark.as_ref())?;
         tx.commit()?;
@@ -620,10 +546,7 @@ impl Profile {
     /// # Errors
     /// A database error.
     pub fn waiting(&self) -> Result<usize, Error> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM parked", [], |r| r.get(0))?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        store::envelopes::parked_count(&self.conn)
     }
 
     fn parked_domain(&self) -> Vec<u8> {
@@ -649,11 +572,7 @@ impl Profile {
         // Earlier arrivals that waited for changes this one may bring. Automerge holds
         // back what it cannot apply yet, in memory only, so they are applied again from
         // their sealed copies; after that the document waits exactly for what is missing.
-        let parked: Vec<Vec<u8>> = {
-            let mut stmt = tx.prepare_cached("SELECT sealed FROM parked")?;
-            let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
+        let parked = store::envelopes::parked(tx)?;
         if !parked.is_empty() {
             let domain = self.parked_domain();
             let opened = parked
@@ -668,47 +587,19 @@ impl Profile {
                 .secrets
                 .storage
                 .seal(&self.parked_domain(), plaintext)?;
-            tx.execute(
-                "INSERT INTO parked (device, counter, sealed) VALUES (?1, ?2, ?3)
-                 ON CONFLICT DO NOTHING",
-                params![author, counter, sealed],
-            )?;
+            store::envelopes::park(tx, author, counter, &sealed)?;
             return Ok(Incoming::Waiting);
         }
         // Everything is complete now: the parked envelopes count as applied too.
         if !parked.is_empty() {
-            tx.execute(
-                "INSERT OR IGNORE INTO seen (device, counter) SELECT device, counter FROM parked",
-                [],
-            )?;
-            tx.execute("DELETE FROM parked", [])?;
+            store::envelopes::unpark_all_as_seen(tx)?;
         }
-        tx.execute(
-            "INSERT INTO seen (device, counter) VALUES (?1, ?2)",
-            params![author, counter],
-        )?;
+        store::envelopes::mark_seen(tx, author, counter)?;
         Ok(if doc.heads() == before {
             Incoming::Known
         } else {
             Incoming::Applied
         })
-    }
-}
-
-fn meta_u64(conn: &rusqlite::Connection, key: &str) -> Result<Option<u64>, Error> {
-    Ok(store::get_meta(conn, key)?.and_then(|v| v.parse().ok()))
-}
-
-fn parse_heads(stored: Option<&str>) -> Result<Vec<ChangeHash>, String> {
-    match stored {
-        None | Some("") => Ok(Vec::new()),
-        Some(s) => s
-            .split(',')
-            .map(|h| {
-                h.parse::<ChangeHash>()
-                    .map_err(|_| format!("its pushed heads are invalid: {h:?}"))
-            })
-            .collect(),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use hearth_proto::{AclRecord, AclState, ClientFrame, Limits, RejectCode, RelayFrame};
+use hearth_proto::{AclRecord, AclState, ClientFrame, RejectCode, RelayFrame};
 
 use super::SyncError;
 use super::link::{Link, unexpected};
@@ -34,7 +34,7 @@ pub(super) fn adopt_chain(
         ));
     }
     let decoded = decode_chain(relay_chain)?;
-    let state = AclState::from_records(&decoded, &Limits::default())
+    let state = AclState::from_records(&decoded, &profile.relay_limits()?)
         .map_err(|e| SyncError::Protocol(format!("the relay's ACL does not verify: {e}")))?;
     if relay_chain.len() > local.len() {
         profile.replace_acl(relay_chain)?;
@@ -75,6 +75,7 @@ pub(super) async fn reconnect(profile: &mut Profile, timeout: Duration) -> Resul
     let space = profile.space()?;
     let mut link = Link::connect(&relay, timeout).await?;
     let chain = link.login(&profile.secrets.device, &space, false).await?;
+    profile.set_relay_limits(&link.limits)?;
     adopt_chain(profile, &chain)?;
     Ok(link)
 }
@@ -89,8 +90,10 @@ pub async fn refresh_acl(profile: &mut Profile, timeout: Duration) -> Result<Acl
     let space = profile.space()?;
     let mut link = Link::connect(&relay, timeout).await?;
     let chain = link.login(&profile.secrets.device, &space, false).await;
+    let limits = link.limits;
     link.close().await;
     let chain = chain?;
+    profile.set_relay_limits(&limits)?;
     if chain.is_empty() {
         // The space is not on the relay yet: the local chain is all there is.
         return profile.acl_state()?.ok_or(SyncError::NotPaired);

@@ -55,6 +55,7 @@ pub(super) async fn sync_attempt(
 
     let mut link = Link::connect(&relay, timeout).await?;
     let mut chain = link.login(&profile.secrets.device, &space, false).await?;
+    profile.set_relay_limits(&link.limits)?;
     if chain.is_empty() {
         let genesis = profile
             .acl_records()?

@@ -76,6 +76,7 @@ impl Live {
         let space = profile.space()?;
         let mut link = Link::connect(&relay, timeout).await?;
         let chain = link.login(&profile.secrets.device, &space, false).await?;
+        profile.set_relay_limits(&link.limits)?;
         let state = settle(profile, &mut link, &space, &chain).await?;
         let report = exchange(profile, &mut link, &space, &state).await?;
         profile.mark_synced(now_ms())?;

@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use hearth_proto::{
-    AclBody, AclState, ClientFrame, DeviceId, Limits, RejectCode, RelayFrame, SpaceId,
-};
+use hearth_proto::{AclBody, AclState, ClientFrame, DeviceId, RejectCode, RelayFrame, SpaceId};
 
 use super::chain::{append_record, decode_chain, reconnect};
 use super::exchange::{exchange, sync_once};
@@ -108,7 +106,7 @@ pub async fn join(
         }) => return Err(JoinError::Unknown),
         Err(e) => return Err(invite_refusal(e)),
     };
-    let state = AclState::from_records(&decode_chain(&chain)?, &Limits::default())
+    let state = AclState::from_records(&decode_chain(&chain)?, &link.limits)
         .map_err(|e| SyncError::Protocol(format!("the relay's ACL does not verify: {e}")))?;
     let info = state.invite(&invite_id).ok_or(JoinError::Unknown)?;
     if info.used_by.is_some() {
@@ -186,6 +184,7 @@ pub async fn join(
     }
     let mut link = Link::connect(code.relay(), timeout).await?;
     let chain = link.login(&profile.secrets.device, &space, false).await?;
+    profile.set_relay_limits(&link.limits)?;
     let state = settle(&mut profile, &mut link, &space, &chain).await?;
     let mut report = exchange(&mut profile, &mut link, &space, &state).await?;
     link.close().await;
