@@ -112,7 +112,7 @@ impl Profile {
     ///
     /// # Errors
     /// As [`Profile::create`].
-    pub fn create_joining(
+    pub(crate) fn create_joining(
         home: &Path,
         protection: Protection,
         secrets: ProfileSecrets,
@@ -240,6 +240,16 @@ impl Profile {
     /// The space this profile holds (hex).
     pub fn space_id(&self) -> &str {
         &self.space_id
+    }
+
+    /// The space id as the protocol knows it.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the stored id is not 16 bytes of hex.
+    pub fn space(&self) -> Result<hearth_proto::SpaceId, Error> {
+        self.space_id()
+            .parse()
+            .map_err(|_| self.corrupt("its space id is not valid".into()))
     }
 
     /// The profile's files.

@@ -158,16 +158,19 @@ mod tests {
         assert_eq!(private[0].body, "a private thought");
 
         assert_eq!(
-            profile.relay().unwrap().as_deref(),
+            profile.sync_book().relay().unwrap().as_deref(),
             Some("ws://127.0.0.1:47391/v1/sync")
         );
-        assert_eq!(profile.cursor().unwrap(), 5);
-        assert_eq!(profile.last_counter().unwrap(), 2);
-        assert_eq!(profile.shared_epoch().unwrap(), 1);
-        assert_eq!(profile.unsnapshotted().unwrap(), 3719);
-        assert_eq!(profile.last_sync().unwrap(), Some(1_796_218_847_755));
+        assert_eq!(profile.sync_book().cursor().unwrap(), 5);
+        assert_eq!(profile.sync_book().last_counter().unwrap(), 2);
+        assert_eq!(profile.sync_book().shared_epoch().unwrap(), 1);
+        assert_eq!(profile.sync_book().unsnapshotted().unwrap(), 3719);
         assert_eq!(
-            profile.landmarks().unwrap(),
+            profile.sync_book().last_sync().unwrap(),
+            Some(1_796_218_847_755)
+        );
+        assert_eq!(
+            profile.sync_book().landmarks().unwrap(),
             [
                 crate::Landmark {
                     seq: 4,
@@ -191,7 +194,7 @@ mod tests {
             ["20612febeb536aeca028b8b70aa4f6832fcec66664cb8071d90a593ca404d84e"]
         );
         assert_eq!(
-            profile.pending(&mut doc).unwrap(),
+            profile.sync_book().pending(&mut doc).unwrap(),
             0,
             "everything was pushed"
         );
@@ -204,12 +207,12 @@ mod tests {
                 "{who} {counter}"
             );
         }
-        let state = profile.acl_state().unwrap().unwrap();
+        let state = profile.sync_book().acl_state().unwrap().unwrap();
         assert_eq!(state.epoch(), 1);
-        assert_eq!(profile.devices().unwrap().len(), 2);
-        assert!(profile.epoch_key(1).unwrap().is_some());
-        assert_eq!(profile.waiting().unwrap(), 0);
-        assert!(profile.outbox().unwrap().is_empty());
+        assert_eq!(profile.sync_book().devices().unwrap().len(), 2);
+        assert!(profile.sync_book().epoch_key(1).unwrap().is_some());
+        assert_eq!(profile.sync_book().waiting().unwrap(), 0);
+        assert!(profile.sync_book().outbox().unwrap().is_empty());
 
         drop(profile);
         let again = Profile::open(&home, None).unwrap();

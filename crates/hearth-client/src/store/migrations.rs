@@ -15,11 +15,13 @@
 use hearth_doc::ChangeHash;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+/// Rust run after a migration's SQL, in the same transaction.
+type Conversion = fn(&Transaction<'_>) -> Result<(), Failed>;
+
 /// One step of the schema.
 struct Migration {
     sql: &'static str,
-    /// Runs after `sql`, in the same transaction.
-    convert: Option<fn(&Transaction<'_>) -> Result<(), Failed>>,
+    convert: Option<Conversion>,
 }
 
 const fn up(sql: &'static str) -> Migration {

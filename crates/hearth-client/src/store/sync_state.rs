@@ -7,7 +7,7 @@ use hearth_proto::{DeviceId, Limits};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::Error;
-use crate::sync_state::Landmark;
+use crate::Landmark;
 
 /// One integer of the `sync_state` row.
 #[derive(Debug, Clone, Copy)]
@@ -15,7 +15,7 @@ pub(crate) enum Counter {
     /// The relay sequence number of the last envelope applied or passed.
     Cursor,
     /// The counter the next envelope this device seals gets.
-    NextCounter,
+    Next,
     /// The newest epoch whose key this device made and wrapped for the other members.
     SharedEpoch,
     /// Bytes of envelopes moved since this device last pushed a snapshot.
@@ -26,7 +26,7 @@ impl Counter {
     fn select(self) -> &'static str {
         match self {
             Self::Cursor => "SELECT cursor FROM sync_state",
-            Self::NextCounter => "SELECT next_counter FROM sync_state",
+            Self::Next => "SELECT next_counter FROM sync_state",
             Self::SharedEpoch => "SELECT shared_epoch FROM sync_state",
             Self::Unsnapshotted => "SELECT unsnapshotted FROM sync_state",
         }
@@ -35,7 +35,7 @@ impl Counter {
     fn update(self) -> &'static str {
         match self {
             Self::Cursor => "UPDATE sync_state SET cursor = ?1",
-            Self::NextCounter => "UPDATE sync_state SET next_counter = ?1",
+            Self::Next => "UPDATE sync_state SET next_counter = ?1",
             Self::SharedEpoch => "UPDATE sync_state SET shared_epoch = ?1",
             Self::Unsnapshotted => "UPDATE sync_state SET unsnapshotted = ?1",
         }

@@ -10,6 +10,7 @@ use hearth_proto::{AclRecord, AclState, ClientFrame, RejectCode, RelayFrame};
 use super::SyncError;
 use super::link::{Link, unexpected};
 use crate::Profile;
+use crate::sync_book::{Unverified, VerifiedChain};
 
 pub(super) fn decode_chain(records: &[Vec<u8>]) -> Result<Vec<AclRecord>, SyncError> {
     records
@@ -25,7 +26,7 @@ pub(super) fn adopt_chain(
     profile: &mut Profile,
     relay_chain: &[Vec<u8>],
 ) -> Result<AclState, SyncError> {
-    let local = profile.acl_records()?;
+    let local = profile.sync_book().acl_records()?;
     if relay_chain.len() < local.len() || relay_chain[..local.len()] != local[..] {
         return Err(SyncError::Protocol(
             "the relay's ACL does not extend the one this device verified (a rollback or a \
@@ -33,13 +34,19 @@ pub(super) fn adopt_chain(
                 .into(),
         ));
     }
-    let decoded = decode_chain(relay_chain)?;
-    let state = AclState::from_records(&decoded, &profile.relay_limits()?)
-        .map_err(|e| SyncError::Protocol(format!("the relay's ACL does not verify: {e}")))?;
+    let limits = profile.sync_book().relay_limits()?;
+    let chain = VerifiedChain::verify(relay_chain.to_vec(), &limits).map_err(|e| match e {
+        Unverified::Undecodable(e) => {
+            SyncError::Protocol(format!("an ACL record does not decode: {e}"))
+        }
+        Unverified::Refused(e) => {
+            SyncError::Protocol(format!("the relay's ACL does not verify: {e}"))
+        }
+    })?;
     if relay_chain.len() > local.len() {
-        profile.replace_acl(relay_chain)?;
+        profile.sync_book_mut().replace_acl(&chain)?;
     }
-    Ok(state)
+    Ok(chain.into_state())
 }
 
 /// Offers `record` to the relay and, once it is accepted, appends it to the local chain.
@@ -64,18 +71,18 @@ pub(super) async fn append_record(
         }) => return Err(SyncError::AclMoved),
         Err(e) => return Err(e),
     }
-    let mut chain = profile.acl_records()?;
+    let mut chain = profile.sync_book().acl_records()?;
     chain.push(bytes);
     adopt_chain(profile, &chain)
 }
 
 /// A new connection, logged in as this device, with the relay's chain adopted.
 pub(super) async fn reconnect(profile: &mut Profile, timeout: Duration) -> Result<Link, SyncError> {
-    let relay = profile.relay()?.ok_or(SyncError::NotPaired)?;
+    let relay = profile.sync_book().relay()?.ok_or(SyncError::NotPaired)?;
     let space = profile.space()?;
     let mut link = Link::connect(&relay, timeout).await?;
     let chain = link.login(&profile.secrets.device, &space, false).await?;
-    profile.set_relay_limits(&link.limits)?;
+    profile.sync_book_mut().set_relay_limits(&link.limits)?;
     adopt_chain(profile, &chain)?;
     Ok(link)
 }
@@ -86,17 +93,17 @@ pub(super) async fn reconnect(profile: &mut Profile, timeout: Duration) -> Resul
 /// # Errors
 /// A [`SyncError`]; the local chain is unchanged then.
 pub async fn refresh_acl(profile: &mut Profile, timeout: Duration) -> Result<AclState, SyncError> {
-    let relay = profile.relay()?.ok_or(SyncError::NotPaired)?;
+    let relay = profile.sync_book().relay()?.ok_or(SyncError::NotPaired)?;
     let space = profile.space()?;
     let mut link = Link::connect(&relay, timeout).await?;
     let chain = link.login(&profile.secrets.device, &space, false).await;
     let limits = link.limits;
     link.close().await;
     let chain = chain?;
-    profile.set_relay_limits(&limits)?;
+    profile.sync_book_mut().set_relay_limits(&limits)?;
     if chain.is_empty() {
         // The space is not on the relay yet: the local chain is all there is.
-        return profile.acl_state()?.ok_or(SyncError::NotPaired);
+        return profile.sync_book().acl_state()?.ok_or(SyncError::NotPaired);
     }
     adopt_chain(profile, &chain)
 }

@@ -11,8 +11,8 @@ use super::keys::settle;
 use super::link::{Link, now_ms, unexpected};
 use super::screen::{receive, take_in};
 use super::{SyncError, SyncReport};
+use crate::Landmark;
 use crate::Profile;
-use crate::sync_state::Landmark;
 
 /// Pushes this device's changes and pulls everyone else's, once.
 ///
@@ -49,15 +49,19 @@ pub(super) async fn sync_attempt(
     profile: &mut Profile,
     timeout: Duration,
 ) -> Result<SyncReport, SyncError> {
-    let relay = profile.relay()?.ok_or(SyncError::NotPaired)?;
-    profile.acl_state()?.ok_or(SyncError::NotPaired)?;
+    let relay = profile.sync_book().relay()?.ok_or(SyncError::NotPaired)?;
+    profile
+        .sync_book()
+        .acl_state()?
+        .ok_or(SyncError::NotPaired)?;
     let space = profile.space()?;
 
     let mut link = Link::connect(&relay, timeout).await?;
     let mut chain = link.login(&profile.secrets.device, &space, false).await?;
-    profile.set_relay_limits(&link.limits)?;
+    profile.sync_book_mut().set_relay_limits(&link.limits)?;
     if chain.is_empty() {
         let genesis = profile
+            .sync_book()
             .acl_records()?
             .into_iter()
             .next()
@@ -83,7 +87,7 @@ pub(super) async fn sync_attempt(
     };
     link.close().await;
     if report.is_ok() {
-        profile.mark_synced(now_ms())?;
+        profile.sync_book_mut().mark_synced(now_ms())?;
     }
     report
 }
@@ -96,9 +100,9 @@ pub(super) async fn exchange(
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
     // Taken before pushing: the relay must still hold what this device last saw there.
-    let mut marks = profile.landmarks()?;
+    let mut marks = profile.sync_book().landmarks()?;
     let mut moved = push_staged(profile, link, state, &mut report).await?;
-    let cursor = profile.cursor()?;
+    let cursor = profile.sync_book().cursor()?;
     // Landmarks at or before the cursor are read again, only to compare them.
     let since_seq = marks
         .iter()
@@ -113,7 +117,7 @@ pub(super) async fn exchange(
     .await?;
     let behind = |profile: &mut Profile, head: u64, mark: Landmark| {
         // Restored from an older backup: what it lost is resent from here.
-        profile.relay_rewound()?;
+        profile.sync_book_mut().relay_rewound()?;
         Err(SyncError::RelayBehind {
             head,
             cursor: mark.seq,
@@ -173,9 +177,9 @@ pub(super) async fn exchange(
     }
     // Keys released on seeing the partner's sealed answers go out in this same sync.
     moved += push_staged(profile, link, state, &mut report).await?;
-    report.cursor = profile.cursor()?;
-    report.waiting = profile.waiting()?;
-    profile.add_unsnapshotted(moved)?;
+    report.cursor = profile.sync_book().cursor()?;
+    report.waiting = profile.sync_book().waiting()?;
+    profile.sync_book_mut().add_unsnapshotted(moved)?;
     Ok(report)
 }
 
@@ -187,14 +191,15 @@ pub(super) async fn push_staged(
     state: &AclState,
     report: &mut SyncReport,
 ) -> Result<u64, SyncError> {
-    profile.stage_outgoing(state.epoch())?;
+    profile.sync_book_mut().stage_outgoing(state.epoch())?;
     let mut moved = 0;
-    for (counter, envelope) in profile.outbox()? {
+    let outbox = profile.sync_book().outbox()?;
+    for (counter, envelope) in outbox {
         moved += envelope.len() as u64;
         link.send(&ClientFrame::Push { envelope }).await?;
         match link.recv().await? {
             RelayFrame::Committed { counter: c, seq } if c == counter => {
-                profile.acknowledge(counter, seq)?;
+                profile.sync_book_mut().acknowledge(counter, seq)?;
                 report.pushed += 1;
             }
             other => return Err(unexpected("Committed", &other)),
@@ -217,11 +222,17 @@ pub(super) async fn snapshot_if_due(
     state: &AclState,
     report: &SyncReport,
 ) -> Result<(), SyncError> {
-    if report.waiting > 0 || report.cursor == 0 || profile.unsnapshotted()? < SNAPSHOT_AFTER_BYTES {
+    if report.waiting > 0
+        || report.cursor == 0
+        || profile.sync_book().unsnapshotted()? < SNAPSHOT_AFTER_BYTES
+    {
         return Ok(());
     }
     let max = link.limits.envelope_bytes();
-    let Some((counter, envelope)) = profile.seal_snapshot(state.epoch(), report.cursor, max)?
+    let Some((counter, envelope)) =
+        profile
+            .sync_book_mut()
+            .seal_snapshot(state.epoch(), report.cursor, max)?
     else {
         tracing::info!("the document is over the relay's envelope limit; no snapshot");
         return Ok(());
@@ -229,13 +240,13 @@ pub(super) async fn snapshot_if_due(
     link.send(&ClientFrame::PushSnapshot { envelope }).await?;
     match link.recv().await {
         Ok(RelayFrame::Committed { counter: c, .. }) if c == counter => {
-            profile.snapshot_pushed(report.cursor)?;
+            profile.sync_book_mut().snapshot_pushed(report.cursor)?;
         }
         Ok(other) => return Err(unexpected("Committed", &other)),
         // The relay already holds a snapshot at least this new (the partner's): fine.
         Err(SyncError::Refused { code, message }) => {
             tracing::info!(?code, %message, "snapshot not taken");
-            profile.snapshot_pushed(report.cursor)?;
+            profile.sync_book_mut().snapshot_pushed(report.cursor)?;
         }
         Err(e) => return Err(e),
     }

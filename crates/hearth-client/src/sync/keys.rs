@@ -36,12 +36,12 @@ pub(super) async fn rotate(
     link: &mut Link,
     state: &AclState,
 ) -> Result<AclState, SyncError> {
-    let (record, key) = profile.rotation(state)?;
+    let (record, key) = profile.sync_book().rotation(state)?;
     let epoch = state.epoch() + 1;
     // Kept before the relay can accept the record: from then on this device alone holds
     // the key until its lockboxes are up. If the record loses a race instead, the key's
     // check will not match the chain and `fetch_keys` replaces it.
-    profile.put_epoch_key(epoch, &key)?;
+    profile.sync_book_mut().put_epoch_key(epoch, &key)?;
     let state = append_record(profile, link, &record).await?;
     tracing::info!(epoch, "rotated the space's key");
     Ok(state)
@@ -55,10 +55,14 @@ pub(super) async fn share_key(
     state: &AclState,
 ) -> Result<(), SyncError> {
     let epoch = state.epoch();
-    if epoch == 0 || state.epoch_by() != profile.device_id() || profile.shared_epoch()? >= epoch {
+    if epoch == 0
+        || state.epoch_by() != profile.device_id()
+        || profile.sync_book().shared_epoch()? >= epoch
+    {
         return Ok(());
     }
     let key = profile
+        .sync_book()
         .epoch_key(epoch)?
         .ok_or_else(|| SyncError::KeyUnavailable {
             epoch,
@@ -80,7 +84,7 @@ pub(super) async fn share_key(
         .await?;
     }
     confirm(link).await?;
-    profile.set_shared_epoch(epoch)?;
+    profile.sync_book_mut().set_shared_epoch(epoch)?;
     Ok(())
 }
 
@@ -105,7 +109,7 @@ pub(super) async fn fetch_keys(
 ) -> Result<(), SyncError> {
     for epoch in 0..=state.epoch() {
         let check = state.key_check(epoch).copied();
-        if let Some(key) = profile.epoch_key(epoch)?
+        if let Some(key) = profile.sync_book().epoch_key(epoch)?
             && Some(key.check(space, epoch)) == check
         {
             continue;
@@ -136,7 +140,7 @@ pub(super) async fn fetch_keys(
                 "the key in the relay's key box is not the one the space's ACL names",
             ));
         }
-        profile.put_epoch_key(epoch, &key)?;
+        profile.sync_book_mut().put_epoch_key(epoch, &key)?;
     }
     Ok(())
 }

@@ -71,15 +71,18 @@ impl Live {
         profile: &mut Profile,
         timeout: Duration,
     ) -> Result<(Live, SyncReport), SyncError> {
-        let relay = profile.relay()?.ok_or(SyncError::NotPaired)?;
-        profile.acl_state()?.ok_or(SyncError::NotPaired)?;
+        let relay = profile.sync_book().relay()?.ok_or(SyncError::NotPaired)?;
+        profile
+            .sync_book()
+            .acl_state()?
+            .ok_or(SyncError::NotPaired)?;
         let space = profile.space()?;
         let mut link = Link::connect(&relay, timeout).await?;
         let chain = link.login(&profile.secrets.device, &space, false).await?;
-        profile.set_relay_limits(&link.limits)?;
+        profile.sync_book_mut().set_relay_limits(&link.limits)?;
         let state = settle(profile, &mut link, &space, &chain).await?;
         let report = exchange(profile, &mut link, &space, &state).await?;
-        profile.mark_synced(now_ms())?;
+        profile.sync_book_mut().mark_synced(now_ms())?;
         Ok((
             Live {
                 link,
@@ -100,10 +103,14 @@ impl Live {
     /// # Errors
     /// A [`SyncError`]; unsent envelopes stay in the outbox.
     pub async fn push(&mut self, profile: &mut Profile) -> Result<usize, SyncError> {
-        if profile.stage_outgoing(self.state.epoch())?.is_none() {
+        if profile
+            .sync_book_mut()
+            .stage_outgoing(self.state.epoch())?
+            .is_none()
+        {
             return Ok(0);
         }
-        let outbox = profile.outbox()?;
+        let outbox = profile.sync_book().outbox()?;
         for (_, envelope) in &outbox {
             self.link
                 .send(&ClientFrame::Push {
@@ -140,14 +147,14 @@ impl Live {
                 LiveEvent::Received(report)
             }
             RelayFrame::Committed { counter, seq } => {
-                profile.acknowledge(counter, seq)?;
+                profile.sync_book_mut().acknowledge(counter, seq)?;
                 LiveEvent::Committed
             }
             RelayFrame::AclChanged { .. } => return Ok(LiveEvent::AclMoved),
             RelayFrame::Pong { .. } => LiveEvent::Idle,
             other => return Err(unexpected("Event", &other)),
         };
-        profile.mark_synced(now_ms())?;
+        profile.sync_book_mut().mark_synced(now_ms())?;
         Ok(event)
     }
 

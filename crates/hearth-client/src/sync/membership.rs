@@ -180,11 +180,11 @@ pub async fn join(
     let mut profile =
         Profile::create_joining(home, protection, secrets, &space, &person, code.relay())?;
     for (e, key) in (0..).zip(&keys) {
-        profile.put_epoch_key(e, key)?;
+        profile.sync_book_mut().put_epoch_key(e, key)?;
     }
     let mut link = Link::connect(code.relay(), timeout).await?;
     let chain = link.login(&profile.secrets.device, &space, false).await?;
-    profile.set_relay_limits(&link.limits)?;
+    profile.sync_book_mut().set_relay_limits(&link.limits)?;
     let state = settle(&mut profile, &mut link, &space, &chain).await?;
     let mut report = exchange(&mut profile, &mut link, &space, &state).await?;
     link.close().await;
@@ -219,7 +219,7 @@ pub async fn invite(
 ) -> Result<hearth_crypto::InviteCode, SyncError> {
     sync_once(profile, timeout).await?;
     let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-    let minted = profile.mint_invite(role, ttl_ms, now_ms())?;
+    let minted = profile.sync_book().mint_invite(role, ttl_ms, now_ms())?;
     let mut link = reconnect(profile, timeout).await?;
     append_record(profile, &mut link, &minted.record).await?;
     link.send(&ClientFrame::PutLockbox {
@@ -249,7 +249,7 @@ pub async fn remove_device(
     timeout: Duration,
 ) -> Result<SyncReport, SyncError> {
     sync_once(profile, timeout).await?;
-    let record = profile.removal(device)?;
+    let record = profile.sync_book().removal(device)?;
     let mut link = reconnect(profile, timeout).await?;
     let accepted = append_record(profile, &mut link, &record).await;
     link.close().await;

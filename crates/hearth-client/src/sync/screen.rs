@@ -43,7 +43,7 @@ pub(super) fn take_in<'a>(
     }
     deliver(profile, screened, report)?;
     if let Some((seq, header)) = passed {
-        profile.pass(seq, header.as_ref())?;
+        profile.sync_book_mut().pass(seq, header.as_ref())?;
     }
     Ok(())
 }
@@ -99,6 +99,7 @@ pub(super) fn screen(
     }
     // `settle` fetched every epoch's key up to the state's.
     let key = profile
+        .sync_book()
         .epoch_key(header.epoch)?
         .ok_or_else(|| SyncError::KeyUnavailable {
             epoch: header.epoch,
@@ -117,7 +118,7 @@ pub(super) fn deliver(
     if items.is_empty() {
         return Ok(());
     }
-    let outcomes = profile.apply_incoming_all(&items)?;
+    let outcomes = profile.sync_book_mut().apply_incoming_all(&items)?;
     for ((seq, envelope, _), outcome) in items.iter().zip(outcomes) {
         let author = Some(envelope.header().author);
         match outcome {
