@@ -21,7 +21,7 @@ pub fn run(session: &Session, command: DeviceCommand) -> Result<()> {
 
 fn paired(session: &Session) -> Result<Profile> {
     let profile = session.open()?;
-    if profile.relay()?.is_none() {
+    if profile.sync_book().relay()?.is_none() {
         user_error!(
             "this space is on this device only, so it has no other devices; to add one, run \
              `hearth invite --device --relay wss://…/v1/sync`"
@@ -41,7 +41,7 @@ fn whose(device: &DeviceInfo) -> &'static str {
 fn list(session: &Session) -> Result<()> {
     let mut profile = paired(session)?;
     let fresh = block_on(sync::refresh_acl(&mut profile, sync::DEFAULT_TIMEOUT))?;
-    let devices = profile.devices()?;
+    let devices = profile.sync_book().devices()?;
     if session.json {
         let rows: Vec<_> = devices
             .iter()
@@ -74,7 +74,7 @@ fn remove(session: &Session, args: &DeviceRemoveArgs) -> Result<()> {
             args.device
         );
     }
-    let devices = profile.devices()?;
+    let devices = profile.sync_book().devices()?;
     let matching: Vec<&DeviceInfo> = devices
         .iter()
         .filter(|d| d.id.to_string().starts_with(&wanted))

@@ -29,15 +29,15 @@ pub fn invite(session: &Session, args: InviteArgs) -> Result<()> {
     let mut profile = session.open()?;
     if let Some(url) = &args.relay {
         check_relay_url(url)?;
-        if profile.relay()?.is_some() {
+        if profile.sync_book().relay()?.is_some() {
             user_error!(
                 "this space already syncs through {}; leave out --relay",
-                profile.relay()?.unwrap_or_default()
+                profile.sync_book().relay()?.unwrap_or_default()
             );
         }
-        profile.start_space(url)?;
+        profile.sync_book_mut().start_space(url)?;
     }
-    if profile.relay()?.is_none() {
+    if profile.sync_book().relay()?.is_none() {
         user_error!(
             "this space is not on a relay yet: run `hearth invite --relay wss://…/v1/sync` with \
              your relay's address (see docs/self-hosting.md)"
@@ -202,7 +202,7 @@ fn check_relay_url(url: &str) -> Result<()> {
 /// delays that to the first `hearth sync`.
 pub fn start_on_relay(profile: &mut Profile, url: &str) -> Result<bool> {
     check_relay_url(url)?;
-    profile.start_space(url)?;
+    profile.sync_book_mut().start_space(url)?;
     match block_on(sync::sync_once(profile, sync::DEFAULT_TIMEOUT))? {
         Ok(_) => Ok(true),
         Err(e) => {
@@ -219,7 +219,7 @@ pub fn watch(session: &Session) -> Result<()> {
     use std::io::Write;
 
     let mut profile = session.open()?;
-    if profile.relay()?.is_none() {
+    if profile.sync_book().relay()?.is_none() {
         user_error!(
             "this space is not on a relay yet, so there is nothing to watch: see `hearth invite --relay`"
         );

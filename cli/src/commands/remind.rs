@@ -41,7 +41,7 @@ fn remind(session: &Session, args: &RemindArgs) -> Result<()> {
     let Some(mut profile) = open_without_asking(session, print)? else {
         return Ok(());
     };
-    if args.sync && profile.relay()?.is_some() {
+    if args.sync && profile.sync_book().relay()?.is_some() {
         // Reminding from what this device already has beats not reminding at all.
         if let Err(e) = block_on(sync::sync_once(&mut profile, sync::DEFAULT_TIMEOUT))?
             && print

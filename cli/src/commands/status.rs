@@ -23,11 +23,11 @@ pub fn run(session: &Session) -> Result<()> {
     let revealed = checkin.as_ref().is_some_and(|c| c.revealed(&people));
     let open = doc.open_commitments(&me);
     let private = profile.private_journal()?.len();
-    let relay = profile.relay()?;
+    let relay = profile.sync_book().relay()?;
     let mut doc = doc;
-    let pending = profile.pending(&mut doc)?;
-    let waiting = profile.waiting()?;
-    let last_sync = profile.last_sync()?;
+    let pending = profile.sync_book().pending(&mut doc)?;
+    let waiting = profile.sync_book().waiting()?;
+    let last_sync = profile.sync_book().last_sync()?;
     let reachable = match &relay {
         Some(url) => Some(super::pairing::block_on(
             hearth_client::sync::relay_reachable(url, std::time::Duration::from_secs(3)),

@@ -228,14 +228,14 @@ struct Status {
 
 /// Whether device `d` holds every entry of its pair and has nothing left to push.
 fn caught_up(profile: &Profile, ctl: &Control, d: usize, live: bool) -> Result<bool> {
-    let outbox = profile.outbox()?.len();
+    let outbox = profile.sync_book().outbox()?.len();
     let expected =
         ctl.written[d].load(Ordering::SeqCst) + ctl.written[d ^ 1].load(Ordering::SeqCst);
     let have = profile.load()?.journal().len() as u64;
     if let Ok(mut status) = ctl.status[d].lock() {
         status.state = format!(
             "live {live}, outbox {outbox}, holds {have} of {expected} entries, cursor {}",
-            profile.cursor()?
+            profile.sync_book().cursor()?
         );
     }
     Ok(live && outbox == 0 && have == expected)
@@ -270,8 +270,9 @@ fn note_error(ctl: &Control, d: usize, e: &SyncError) {
 
 /// Keeps the last few things device `d` did, to say when it does not converge.
 fn trace(ctl: &Control, d: usize, profile: &Profile, what: &str) {
-    let cursor = profile.cursor().unwrap_or(0);
+    let cursor = profile.sync_book().cursor().unwrap_or(0);
     let mark = profile
+        .sync_book()
         .landmarks()
         .ok()
         .and_then(|m| m.last().map(|m| m.seq))
@@ -568,7 +569,7 @@ async fn setup(opts: &Options, url: &str) -> Result<()> {
                     Protection::None,
                     Millis::now(),
                 )?;
-                a.start_space(&url)?;
+                a.sync_book_mut().start_space(&url)?;
                 let code =
                     sync::invite(&mut a, InviteRole::Partner, Duration::from_secs(3600), T).await?;
                 sync::join(
@@ -875,6 +876,7 @@ fn verify(ctl: &Control, db: Option<&Path>) -> Result<Verified> {
         let Some(conn) = conn.as_ref() else { continue };
         let space = pa.space()?;
         let key = pa
+            .sync_book()
             .epoch_key(0)?
             .context("device A has no key for epoch 0")?;
         let covers: Option<i64> = conn
@@ -894,7 +896,11 @@ fn verify(ctl: &Control, db: Option<&Path>) -> Result<Verified> {
             "pair {pair}: the relay's sequence is not dense ({rows} envelopes, head {head})"
         );
         for p in [&pa, &pb] {
-            ensure!(p.outbox()?.is_empty(), "{} still has an outbox", label(a));
+            ensure!(
+                p.sync_book().outbox()?.is_empty(),
+                "{} still has an outbox",
+                label(a)
+            );
             let device = p.device_id();
             let mut stmt = conn.prepare_cached(
                 "SELECT counter, bytes FROM envelopes WHERE space = ?1 AND device = ?2 ORDER BY counter",
@@ -918,7 +924,7 @@ fn verify(ctl: &Control, db: Option<&Path>) -> Result<Verified> {
                 })?;
                 counters.push(counter);
             }
-            let last = p.last_counter()?;
+            let last = p.sync_book().last_counter()?;
             out.envelopes += counters.len() as u64;
             out.devices += 1;
             if covers.is_none() {

@@ -254,7 +254,7 @@ async fn initial_sync(o: &Options, relay: &RelayProcess, dir: &Path) -> Result<V
     let shape = o.history;
     let start = Millis(end.0 - i64::from(shape.weeks) * 7 * 86_400_000);
     let mut h = Profile::create(&dir.join("history"), "Sam", Protection::None, start)?;
-    h.start_space(&relay.url)?;
+    h.sync_book_mut().start_space(&relay.url)?;
     let who = h.person_id().clone();
     let mut doc = h.load()?;
     history::generate(&mut doc, &who, shape, end)?;

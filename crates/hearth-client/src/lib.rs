@@ -24,16 +24,14 @@
 #![warn(missing_docs)]
 
 mod error;
-mod pairing;
 mod profile;
 mod store;
 pub mod sync;
-mod sync_state;
+mod sync_book;
 
 pub use error::Error;
 pub use hearth_crypto::{
     CryptoError, DeviceId, ExposeSecret, ProfileSecrets, Protection, SecretString,
 };
-pub use pairing::{DeviceInfo, MintedInvite};
 pub use profile::{Profile, ProfilePaths, default_home};
-pub use sync_state::{Incoming, Landmark};
+pub use sync_book::{DeviceInfo, Incoming, Landmark, MintedInvite, SyncBook};

@@ -112,7 +112,7 @@ impl Profile {
     ///
     /// # Errors
     /// As [`Profile::create`].
-    pub fn create_joining(
+    pub(crate) fn create_joining(
         home: &Path,
         protection: Protection,
         secrets: ProfileSecrets,
@@ -153,17 +153,17 @@ impl Profile {
         let _ = fs::remove_file(&partial);
         let built = (|| {
             let conn = store::open(&partial, home, true)?;
-            store::set_meta(&conn, "space_id", space_id)?;
-            store::set_meta(&conn, "person_id", person_id.as_str())?;
-            store::set_meta(&conn, "device_id", &device_id.to_string())?;
+            store::meta::set(&conn, "space_id", space_id)?;
+            store::meta::set(&conn, "person_id", person_id.as_str())?;
+            store::meta::set(&conn, "device_id", &device_id.to_string())?;
             for (key, value) in extra_meta {
-                store::set_meta(&conn, key, value)?;
+                store::meta::set(&conn, key, value)?;
             }
             if let Some(snapshot) = snapshot {
                 let sealed = secrets
                     .storage
                     .seal(&ChunkKind::Snapshot.domain(space_id), snapshot)?;
-                store::append_chunk(&conn, ChunkKind::Snapshot, &sealed)?;
+                store::chunks::append(&conn, ChunkKind::Snapshot, &sealed)?;
             }
             drop(conn);
             keyfile::create(&paths.key_file, &secrets, &protection)?;
@@ -203,7 +203,7 @@ impl Profile {
             reason,
         };
         let meta = |key: &str| {
-            store::get_meta(&conn, key)?
+            store::meta::get(&conn, key)?
                 .ok_or_else(|| corrupt(format!("its database has no {key}")))
         };
         let space_id = meta("space_id")?;
@@ -242,6 +242,16 @@ impl Profile {
         &self.space_id
     }
 
+    /// The space id as the protocol knows it.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the stored id is not 16 bytes of hex.
+    pub fn space(&self) -> Result<hearth_proto::SpaceId, Error> {
+        self.space_id()
+            .parse()
+            .map_err(|_| self.corrupt("its space id is not valid".into()))
+    }
+
     /// The profile's files.
     pub fn paths(&self) -> &ProfilePaths {
         &self.paths
@@ -256,7 +266,7 @@ impl Profile {
     }
 
     pub(crate) fn load_from(&self, conn: &Connection) -> Result<(SpaceDoc, i64), Error> {
-        let chunks = store::chunks(conn)?;
+        let chunks = store::chunks::all(conn)?;
         let last_seq = chunks.last().map_or(0, |c| c.seq);
         let mut plain = Vec::with_capacity(chunks.len());
         for chunk in &chunks {
@@ -271,7 +281,7 @@ impl Profile {
         }
         let Some((first, rest)) = plain.split_first() else {
             // A device that joined keeps no document until the space's history arrives.
-            if store::get_meta(conn, "joining")?.is_some() {
+            if store::meta::get(conn, "joining")?.is_some() {
                 return Ok((SpaceDoc::replica(self.device_id().as_bytes())?, last_seq));
             }
             return Err(self.corrupt("it holds no document".into()));
@@ -289,7 +299,7 @@ impl Profile {
     /// The keys of this device's sealed check-in answers that are not released yet.
     fn own_keys(&self, conn: &Connection) -> Result<Vec<OwnKey>, Error> {
         let mut out = Vec::new();
-        for (commitment, sealed) in store::seal_keys(conn)? {
+        for (commitment, sealed) in store::seal_keys::all(conn)? {
             let plain = Zeroizing::new(
                 self.secrets
                     .storage
@@ -334,10 +344,10 @@ impl Profile {
                 .secrets
                 .storage
                 .seal(&seal_key_domain(&commitment), &plain)?;
-            store::put_seal_key(tx, &commitment, &sealed)?;
+            store::seal_keys::put(tx, &commitment, &sealed)?;
         }
         for commitment in doc.released_own_keys() {
-            store::delete_seal_key(tx, &commitment.to_string())?;
+            store::seal_keys::delete(tx, &commitment.to_string())?;
         }
         Ok(())
     }
@@ -364,8 +374,8 @@ impl Profile {
                 .secrets
                 .storage
                 .seal(&ChunkKind::Changes.domain(&self.space_id), &bytes)?;
-            store::append_chunk(&tx, ChunkKind::Changes, &sealed)?;
-            compact = store::chunks_count(&tx)? > COMPACT_AFTER_CHUNKS;
+            store::chunks::append(&tx, ChunkKind::Changes, &sealed)?;
+            compact = store::chunks::count(&tx)? > COMPACT_AFTER_CHUNKS;
         }
         tx.commit()?;
         if compact {
@@ -389,7 +399,7 @@ impl Profile {
             .secrets
             .storage
             .seal(&ChunkKind::Snapshot.domain(&self.space_id), &snapshot)?;
-        store::replace_chunks(&tx, through, &sealed)?;
+        store::chunks::replace(&tx, through, &sealed)?;
         tx.commit()?;
         store::reclaim_free_pages(&self.conn)?;
         tracing::debug!(bytes = snapshot.len(), "profile compacted");
@@ -406,7 +416,7 @@ impl Profile {
             .secrets
             .storage
             .seal(&private_domain(&entry.id), &json)?;
-        store::put_private(&self.conn, entry.id.as_str(), &sealed)
+        store::private::put(&self.conn, entry.id.as_str(), &sealed)
     }
 
     /// This profile's private journal entries, oldest first.
@@ -415,7 +425,7 @@ impl Profile {
     /// [`Error::Corrupt`] if an entry fails its integrity check.
     pub fn private_journal(&self) -> Result<Vec<JournalEntry>, Error> {
         let mut out = Vec::new();
-        for (id, sealed) in store::private_entries(&self.conn)? {
+        for (id, sealed) in store::private::all(&self.conn)? {
             let entry_id: EntryId = id
                 .parse()
                 .map_err(|_| self.corrupt(format!("private entry id {id:?} is invalid")))?;
@@ -437,16 +447,13 @@ impl Profile {
     /// # Errors
     /// A database error.
     pub fn chunk_count(&self) -> Result<usize, Error> {
-        store::chunks_count(&self.conn)
+        store::chunks::count(&self.conn)
     }
 
     /// Starts a write transaction. `BEGIN IMMEDIATE` takes the database's write lock up
     /// front, so the document loaded inside it is the base every concurrent writer waits on.
     pub(crate) fn begin_write(&self) -> Result<rusqlite::Transaction<'_>, Error> {
-        Ok(rusqlite::Transaction::new_unchecked(
-            &self.conn,
-            rusqlite::TransactionBehavior::Immediate,
-        )?)
+        store::begin_write(&self.conn)
     }
 
     pub(crate) fn corrupt(&self, reason: String) -> Error {

@@ -1,111 +1,29 @@
-//! The profile's SQLite file: schema, migrations and the rows the profile reads and writes.
+//! The profile's SQLite file: how it is opened, its schema and migrations, and every
+//! statement the crate runs on it, one submodule per group of tables. Nothing outside this
+//! module writes SQL.
 //!
 //! Everything here is already sealed by the time it reaches SQL; the only plaintext columns
-//! are ids, kinds and sequence numbers. Migrations are append-only: a shipped one is never
-//! edited, and `PRAGMA user_version` records how many have run.
+//! are ids, kinds, sequence numbers and counters. Migrations are append-only: a shipped one
+//! is never edited, and `PRAGMA user_version` records how many have run.
 
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::Error;
 
-/// The newest profile format this build reads and writes.
-pub(crate) const FORMAT: i64 = 4;
+pub(crate) mod acl;
+pub(crate) mod chunks;
+pub(crate) mod envelopes;
+pub(crate) mod meta;
+mod migrations;
+pub(crate) mod private;
+pub(crate) mod seal_keys;
+pub(crate) mod sync_state;
 
-const MIGRATIONS: &[&str] = &[
-    // 1: the offline profile.
-    "CREATE TABLE meta (
-        key TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    ) STRICT;
-    -- The document as a snapshot plus incremental chunks, each sealed with the storage key.
-    CREATE TABLE doc_chunks (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        kind INTEGER NOT NULL,
-        sealed BLOB NOT NULL
-    ) STRICT;
-    -- Journal entries only their author sees; never part of the shared document.
-    CREATE TABLE private_entries (
-        id TEXT PRIMARY KEY,
-        sealed BLOB NOT NULL
-    ) STRICT;",
-    // 2: sync state (docs/architecture.md, "Sync").
-    "-- The space's verified ACL chain: public keys and signatures only.
-    CREATE TABLE acl (
-        idx INTEGER PRIMARY KEY,
-        record BLOB NOT NULL
-    ) STRICT;
-    -- Epoch keys K[e], sealed with the storage key.
-    CREATE TABLE epoch_keys (
-        epoch INTEGER PRIMARY KEY,
-        sealed BLOB NOT NULL
-    ) STRICT;
-    -- Envelopes (already encrypted and signed) the relay has not acknowledged yet.
-    CREATE TABLE outbox (
-        counter INTEGER PRIMARY KEY,
-        envelope BLOB NOT NULL
-    ) STRICT;
-    -- Every envelope applied, by author and counter, so a replay is recognised.
-    CREATE TABLE seen (
-        device BLOB NOT NULL,
-        counter INTEGER NOT NULL,
-        PRIMARY KEY (device, counter)
-    ) STRICT, WITHOUT ROWID;",
-    // 3: envelopes that arrived before changes they build on.
-    "-- Verified and decrypted envelopes whose changes wait for earlier ones that have not
-    -- arrived (reordered, or the earlier one was refused); their plaintext is sealed with
-    -- the storage key. Retried with every envelope applied; moved to `seen` once complete.
-    CREATE TABLE parked (
-        device BLOB NOT NULL,
-        counter INTEGER NOT NULL,
-        sealed BLOB NOT NULL,
-        PRIMARY KEY (device, counter)
-    ) STRICT, WITHOUT ROWID;",
-    // 4: keys of this device's sealed check-in answers (docs/security.md, "Sealed answers").
-    "-- Each key, sealed with the storage key, by the commitment it opens. Kept until the key
-    -- is released into the document; it exists nowhere else until then.
-    CREATE TABLE seal_keys (
-        commitment TEXT PRIMARY KEY,
-        sealed BLOB NOT NULL
-    ) STRICT;",
-];
-
-/// What a stored document chunk holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ChunkKind {
-    /// A full save of the document.
-    Snapshot = 0,
-    /// Changes made after the chunks before it.
-    Changes = 1,
-}
-
-impl ChunkKind {
-    fn from_i64(v: i64) -> Option<Self> {
-        match v {
-            0 => Some(Self::Snapshot),
-            1 => Some(Self::Changes),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn domain(self, space_id: &str) -> Vec<u8> {
-        let kind = match self {
-            Self::Snapshot => "snapshot",
-            Self::Changes => "changes",
-        };
-        format!("doc/{space_id}/{kind}").into_bytes()
-    }
-}
-
-/// One stored, still sealed, document chunk.
-#[derive(Debug)]
-pub(crate) struct StoredChunk {
-    pub seq: i64,
-    pub kind: ChunkKind,
-    pub sealed: Vec<u8>,
-}
+pub(crate) use chunks::ChunkKind;
+use migrations::FORMAT;
 
 /// Opens (and with `create`, creates) the profile database, applying pending migrations.
 pub(crate) fn open(path: &Path, home: &Path, create: bool) -> Result<Connection, Error> {
@@ -145,9 +63,17 @@ pub(crate) fn open(path: &Path, home: &Path, create: bool) -> Result<Connection,
     conn.pragma_update(None, "synchronous", "FULL")?;
     // Keep the WAL file from staying at its high-water mark after a compaction.
     conn.pragma_update(None, "journal_size_limit", 1024 * 1024)?;
-    migrate(&mut conn, home).map_err(|e| match e {
-        Error::Database(e) => corrupt(e),
-        other => other,
+    migrations::run(&mut conn).map_err(|e| match e {
+        migrations::Failed::Database(e) => corrupt(e),
+        migrations::Failed::Unreadable(reason) => Error::Corrupt {
+            home: home.to_owned(),
+            reason,
+        },
+        migrations::Failed::Newer { got } => Error::NewerFormat {
+            home: home.to_owned(),
+            got,
+            want: FORMAT,
+        },
     })?;
     Ok(conn)
 }
@@ -160,6 +86,15 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
     options.open(path).map(drop)
 }
 
+/// Starts a write transaction. `BEGIN IMMEDIATE` takes the database's write lock up front,
+/// so what is read inside it is the base every concurrent writer waits on.
+pub(crate) fn begin_write(conn: &Connection) -> Result<rusqlite::Transaction<'_>, Error> {
+    Ok(rusqlite::Transaction::new_unchecked(
+        conn,
+        rusqlite::TransactionBehavior::Immediate,
+    )?)
+}
+
 /// Returns the pages compaction freed to the file system.
 pub(crate) fn reclaim_free_pages(conn: &Connection) -> Result<(), Error> {
     // Each step of this pragma frees one page, so run it to completion.
@@ -169,125 +104,141 @@ pub(crate) fn reclaim_free_pages(conn: &Connection) -> Result<(), Error> {
     Ok(())
 }
 
-fn migrate(conn: &mut Connection, home: &Path) -> Result<(), Error> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version > FORMAT {
-        return Err(Error::NewerFormat {
-            home: home.to_owned(),
-            got: version,
-            want: FORMAT,
-        });
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::Profile;
+    use crate::store::sync_state::Counter;
+
+    const SAM: &str = "ede4ced5e251802e95c25502be5241ad50914acbaee76192ada35afbe9198c36";
+    const JORDAN: &str = "dfc01f15dddd6f0a9435e96bd41c9d8baec46567b268e8e87caf3d88ebe15473";
+
+    /// A copy of the profile format 4 wrote (see the fixture's README), to open and migrate.
+    fn format_4_profile(dir: &Path) -> PathBuf {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format4");
+        let home = dir.join("sam");
+        std::fs::create_dir(&home).unwrap();
+        for file in ["device.key", "profile.db"] {
+            std::fs::copy(fixture.join(file), home.join(file)).unwrap();
+        }
+        home
     }
-    let start = usize::try_from(version).unwrap_or(0);
-    if start >= MIGRATIONS.len() {
-        return Ok(());
+
+    fn device(hex: &str) -> hearth_proto::DeviceId {
+        hex.parse().unwrap()
     }
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(start) {
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+
+    #[test]
+    fn a_profile_written_by_format_4_opens_with_its_entries_and_sync_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = format_4_profile(dir.path());
+        let profile = Profile::open(&home, None).unwrap();
+        let version: i64 = profile
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, FORMAT);
+
+        let mut doc = profile.load().unwrap();
+        let mut texts: Vec<String> = doc.appreciations().into_iter().map(|a| a.text).collect();
+        texts.sort();
+        assert_eq!(
+            texts,
+            [
+                "and for the tea",
+                "thank you for letting the laptop go",
+                "thank you for the soup",
+                "thank you for the walk"
+            ]
+        );
+        let private = profile.private_journal().unwrap();
+        assert_eq!(private.len(), 1);
+        assert_eq!(private[0].body, "a private thought");
+
+        assert_eq!(
+            profile.sync_book().relay().unwrap().as_deref(),
+            Some("ws://127.0.0.1:47391/v1/sync")
+        );
+        assert_eq!(profile.sync_book().cursor().unwrap(), 5);
+        assert_eq!(profile.sync_book().last_counter().unwrap(), 2);
+        assert_eq!(profile.sync_book().shared_epoch().unwrap(), 1);
+        assert_eq!(profile.sync_book().unsnapshotted().unwrap(), 3719);
+        assert_eq!(
+            profile.sync_book().last_sync().unwrap(),
+            Some(1_796_218_847_755)
+        );
+        assert_eq!(
+            profile.sync_book().landmarks().unwrap(),
+            [
+                crate::Landmark {
+                    seq: 4,
+                    author: device(SAM),
+                    counter: 2
+                },
+                crate::Landmark {
+                    seq: 5,
+                    author: device(JORDAN),
+                    counter: 3
+                },
+            ]
+        );
+        let heads: Vec<String> = sync_state::pushed_heads(&profile.conn)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            heads,
+            ["20612febeb536aeca028b8b70aa4f6832fcec66664cb8071d90a593ca404d84e"]
+        );
+        assert_eq!(
+            profile.sync_book().pending(&mut doc).unwrap(),
+            0,
+            "everything was pushed"
+        );
+        for (who, counter, again) in [(JORDAN, 3, true), (JORDAN, 4, false), (SAM, 2, true)] {
+            let author = device(who);
+            assert_eq!(
+                sync_state::applied_before_rewind(&profile.conn, author.as_bytes(), counter)
+                    .unwrap(),
+                again,
+                "{who} {counter}"
+            );
+        }
+        let state = profile.sync_book().acl_state().unwrap().unwrap();
+        assert_eq!(state.epoch(), 1);
+        assert_eq!(profile.sync_book().devices().unwrap().len(), 2);
+        assert!(profile.sync_book().epoch_key(1).unwrap().is_some());
+        assert_eq!(profile.sync_book().waiting().unwrap(), 0);
+        assert!(profile.sync_book().outbox().unwrap().is_empty());
+
+        drop(profile);
+        let again = Profile::open(&home, None).unwrap();
+        assert_eq!(sync_state::get(&again.conn, Counter::Cursor).unwrap(), 5);
     }
-    tx.commit()?;
-    Ok(())
-}
 
-pub(crate) fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>, Error> {
-    Ok(conn
-        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-        .optional()?)
-}
-
-pub(crate) fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<(), Error> {
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![key, value],
-    )?;
-    Ok(())
-}
-
-pub(crate) fn chunks(conn: &Connection) -> Result<Vec<StoredChunk>, Error> {
-    let mut stmt = conn.prepare_cached("SELECT seq, kind, sealed FROM doc_chunks ORDER BY seq")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, Vec<u8>>(2)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (seq, kind, sealed) = row?;
-        // An unknown kind comes from a newer hearth or damage; the caller reports it.
-        let kind = ChunkKind::from_i64(kind).unwrap_or(ChunkKind::Changes);
-        out.push(StoredChunk { seq, kind, sealed });
+    #[test]
+    fn a_format_4_profile_with_an_unreadable_value_is_refused_and_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = format_4_profile(dir.path());
+        let db = home.join("profile.db");
+        Connection::open(&db)
+            .unwrap()
+            .execute(
+                "UPDATE meta SET value = 'one' WHERE key = 'shared_epoch'",
+                [],
+            )
+            .unwrap();
+        let err = Profile::open(&home, None).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("shared_epoch"), "{err}");
+        assert!(err.to_string().contains("\"one\""), "{err}");
+        let conn = Connection::open(&db).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 4, "nothing was migrated");
     }
-    Ok(out)
-}
-
-pub(crate) fn append_chunk(
-    conn: &Connection,
-    kind: ChunkKind,
-    sealed: &[u8],
-) -> Result<i64, Error> {
-    conn.prepare_cached("INSERT INTO doc_chunks (kind, sealed) VALUES (?1, ?2)")?
-        .execute(params![kind as i64, sealed])?;
-    Ok(conn.last_insert_rowid())
-}
-
-/// Replaces every chunk up to and including `through` with one snapshot.
-pub(crate) fn replace_chunks(
-    conn: &Connection,
-    through: i64,
-    snapshot: &[u8],
-) -> Result<(), Error> {
-    conn.execute("DELETE FROM doc_chunks WHERE seq <= ?1", [through])?;
-    append_chunk(conn, ChunkKind::Snapshot, snapshot)?;
-    Ok(())
-}
-
-pub(crate) fn put_private(conn: &Connection, id: &str, sealed: &[u8]) -> Result<(), Error> {
-    conn.execute(
-        "INSERT INTO private_entries (id, sealed) VALUES (?1, ?2)
-         ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed",
-        params![id, sealed],
-    )?;
-    Ok(())
-}
-
-pub(crate) fn private_entries(conn: &Connection) -> Result<Vec<(String, Vec<u8>)>, Error> {
-    let mut stmt = conn.prepare_cached("SELECT id, sealed FROM private_entries ORDER BY id")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-pub(crate) fn chunks_count(conn: &Connection) -> Result<usize, Error> {
-    let n: i64 = conn.query_row("SELECT COUNT(*) FROM doc_chunks", [], |r| r.get(0))?;
-    Ok(usize::try_from(n).unwrap_or(0))
-}
-
-pub(crate) fn put_seal_key(
-    conn: &Connection,
-    commitment: &str,
-    sealed: &[u8],
-) -> Result<(), Error> {
-    conn.prepare_cached(
-        "INSERT INTO seal_keys (commitment, sealed) VALUES (?1, ?2)
-         ON CONFLICT (commitment) DO UPDATE SET sealed = excluded.sealed",
-    )?
-    .execute(params![commitment, sealed])?;
-    Ok(())
-}
-
-pub(crate) fn seal_keys(conn: &Connection) -> Result<Vec<(String, Vec<u8>)>, Error> {
-    let mut stmt =
-        conn.prepare_cached("SELECT commitment, sealed FROM seal_keys ORDER BY commitment")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-pub(crate) fn delete_seal_key(conn: &Connection, commitment: &str) -> Result<(), Error> {
-    conn.prepare_cached("DELETE FROM seal_keys WHERE commitment = ?1")?
-        .execute([commitment])?;
-    Ok(())
 }

@@ -61,6 +61,7 @@ pub async fn invited(home: &Path, inviter: &mut Profile, name: Option<&str>) -> 
 pub async fn paired(first: &Path, first_name: &str, second: &Path, second_name: &str, relay: &str) {
     let mut profile = new_profile(first, first_name);
     profile
+        .sync_book_mut()
         .start_space(relay)
         .expect("the space starts on the relay");
     hearth_client::sync::sync_once(&mut profile, T)

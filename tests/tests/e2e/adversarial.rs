@@ -152,7 +152,7 @@ impl Couple {
         let dir = tempfile::tempdir().unwrap();
         let relay = Relay::start(dir.path().join("relay.db"));
         let mut sam = new_profile(&dir.path().join("sam"), "Sam");
-        sam.start_space(&relay.url).unwrap();
+        sam.sync_book_mut().start_space(&relay.url).unwrap();
         appreciate(&mut sam, "SAM-FIRST");
         sync::sync_once(&mut sam, T).await.unwrap();
 
@@ -170,7 +170,7 @@ impl Couple {
         assert_eq!(appreciations(&jordan), expected);
         assert_eq!(appreciations(&laptop), expected);
         assert_eq!(
-            jordan.acl_records().unwrap().len(),
+            jordan.sync_book().acl_records().unwrap().len(),
             5,
             "Genesis, the partner invite, Jordan, the device invite, the laptop"
         );
@@ -190,7 +190,7 @@ impl Couple {
         let space = self.space;
         let out = self.relay.edit(|conn| edit(conn, &space)).await;
         for p in [&mut self.sam, &mut self.laptop, &mut self.jordan] {
-            p.set_relay(&self.relay.url).unwrap();
+            p.sync_book_mut().set_relay(&self.relay.url).unwrap();
         }
         out
     }
@@ -431,8 +431,8 @@ async fn a_replayed_envelope_is_reported_and_applied_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acl_rollback_stops_the_sync_and_changes_nothing() {
     let mut c = Couple::new().await;
-    let acl_before = c.jordan.acl_records().unwrap();
-    let cursor_before = c.jordan.cursor().unwrap();
+    let acl_before = c.jordan.sync_book().acl_records().unwrap();
+    let cursor_before = c.jordan.sync_book().cursor().unwrap();
     let texts_before = appreciations(&c.jordan);
     let timeline_before = c.jordan.load().unwrap().timeline();
     // Something new on the relay, which must not be taken from a rolled-back relay.
@@ -474,15 +474,27 @@ async fn an_acl_rollback_stops_the_sync_and_changes_nothing() {
         }
         other => panic!("expected a protocol error about a rollback, got {other:?}"),
     }
-    assert_eq!(c.jordan.acl_records().unwrap(), acl_before, "ACL kept");
-    assert_eq!(c.jordan.cursor().unwrap(), cursor_before, "nothing pulled");
+    assert_eq!(
+        c.jordan.sync_book().acl_records().unwrap(),
+        acl_before,
+        "ACL kept"
+    );
+    assert_eq!(
+        c.jordan.sync_book().cursor().unwrap(),
+        cursor_before,
+        "nothing pulled"
+    );
     assert_eq!(
         appreciations(&c.jordan),
         with(&texts_before, &["JORDAN-WHILE-ROLLED-BACK"]),
         "nothing applied"
     );
     let mut doc = c.jordan.load().unwrap();
-    assert_eq!(c.jordan.pending(&mut doc).unwrap(), 1, "kept for later");
+    assert_eq!(
+        c.jordan.sync_book().pending(&mut doc).unwrap(),
+        1,
+        "kept for later"
+    );
     let stored = c.edit_relay(|conn, space| rows(conn, space).len()).await;
     assert_eq!(stored, envelopes, "nothing pushed to a rolled-back relay");
     assert_eq!(
@@ -826,7 +838,7 @@ async fn an_envelope_moved_from_another_space_is_refused_and_syncing_goes_on() {
     let before = appreciations(&c.jordan);
     // Another couple's space on the same relay.
     let mut other = new_profile(&c.path("other"), "Other");
-    other.start_space(&c.relay.url).unwrap();
+    other.sync_book_mut().start_space(&c.relay.url).unwrap();
     appreciate(&mut other, "FROM-ANOTHER-SPACE");
     sync::sync_once(&mut other, T).await.unwrap();
     let other_space = *other.space().unwrap().as_bytes();
@@ -877,7 +889,7 @@ async fn a_removed_device_cannot_add_to_the_history_even_through_a_relay_that_he
     appreciate(&mut c.laptop, "LAPTOP-BEFORE-REMOVAL");
     sync::sync_once(&mut c.laptop, T).await.unwrap();
     sync::remove_device(&mut c.sam, laptop, T).await.unwrap();
-    assert_eq!(c.sam.acl_state().unwrap().unwrap().epoch(), 1);
+    assert_eq!(c.sam.sync_book().acl_state().unwrap().unwrap().epoch(), 1);
 
     // An honest relay no longer lets it in.
     appreciate(&mut c.laptop, "LAPTOP-AFTER-REMOVAL");
@@ -886,8 +898,8 @@ async fn a_removed_device_cannot_add_to_the_history_even_through_a_relay_that_he
 
     // A relay that helps it stores what it seals under the old epoch, whose key it still
     // holds: a well-formed envelope with a valid signature from a device that was a member.
-    c.laptop.stage_outgoing(0).unwrap();
-    let (counter, forged) = c.laptop.outbox().unwrap().pop().unwrap();
+    c.laptop.sync_book_mut().stage_outgoing(0).unwrap();
+    let (counter, forged) = c.laptop.sync_book().outbox().unwrap().pop().unwrap();
     let seq = c
         .edit_relay(|conn, space| append(conn, space, laptop.as_bytes(), counter, &forged))
         .await;

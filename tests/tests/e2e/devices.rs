@@ -34,7 +34,7 @@ async fn a_removed_device_can_neither_sync_nor_read_what_comes_after() {
     let relay = TestRelay::at(&db);
 
     let mut laptop = new_profile(&dir.path().join("laptop"), "Sam");
-    laptop.start_space(&relay.url).unwrap();
+    laptop.sync_book_mut().start_space(&relay.url).unwrap();
     appreciate(&mut laptop, "from the laptop, before");
     sync::sync_once(&mut laptop, T).await.unwrap();
     let mut jordan = invited(&dir.path().join("jordan"), &mut laptop, Some("jordan")).await;
@@ -44,7 +44,7 @@ async fn a_removed_device_can_neither_sync_nor_read_what_comes_after() {
     sync::sync_once(&mut laptop, T).await.unwrap();
 
     // The laptop sees three devices: itself, Sam's phone, Jordan's.
-    let devices = laptop.devices().unwrap();
+    let devices = laptop.sync_book().devices().unwrap();
     assert_eq!(devices.len(), 3);
     let find = |id| devices.iter().find(|d| d.id == id).unwrap();
     assert!(find(laptop.device_id()).this_device);
@@ -52,7 +52,7 @@ async fn a_removed_device_can_neither_sync_nor_read_what_comes_after() {
     assert!(!find(jordan.device_id()).mine);
     // Jordan sees the same devices from the other side.
     sync::sync_once(&mut jordan, T).await.unwrap();
-    let theirs = jordan.devices().unwrap();
+    let theirs = jordan.sync_book().devices().unwrap();
     assert!(theirs.iter().any(|d| d.id == laptop.device_id() && !d.mine));
     assert!(
         theirs
@@ -70,10 +70,10 @@ async fn a_removed_device_can_neither_sync_nor_read_what_comes_after() {
     sync::remove_device(&mut laptop, phone.device_id(), T)
         .await
         .unwrap();
-    let state = laptop.acl_state().unwrap().unwrap();
+    let state = laptop.sync_book().acl_state().unwrap().unwrap();
     assert_eq!(state.epoch(), 1, "the removal rotated the key");
     assert!(!state.is_member(&phone.device_id()));
-    assert_eq!(laptop.devices().unwrap().len(), 2);
+    assert_eq!(laptop.sync_book().devices().unwrap().len(), 2);
 
     appreciate(&mut laptop, "MARKER-AFTER-REMOVAL from the laptop");
     sync::sync_once(&mut laptop, T).await.unwrap();
@@ -84,7 +84,7 @@ async fn a_removed_device_can_neither_sync_nor_read_what_comes_after() {
     );
     let report = sync::sync_once(&mut jordan, T).await.unwrap();
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);
-    assert_eq!(jordan.acl_state().unwrap().unwrap().epoch(), 1);
+    assert_eq!(jordan.sync_book().acl_state().unwrap().unwrap().epoch(), 1);
     sync::sync_once(&mut laptop, T).await.unwrap();
     let everything = vec![
         "MARKER-AFTER-REMOVAL from jordan, written offline".to_owned(),
@@ -111,8 +111,8 @@ async fn a_removed_device_can_neither_sync_nor_read_what_comes_after() {
     // Nor could it read the new entries if it got hold of the relay's database: every
     // envelope written since is under epoch 1, and no key the phone holds opens it.
     let space = laptop.space().unwrap();
-    assert!(phone.epoch_key(1).unwrap().is_none());
-    let phone_key = phone.epoch_key(0).unwrap().unwrap();
+    assert!(phone.sync_book().epoch_key(1).unwrap().is_none());
+    let phone_key = phone.sync_book().epoch_key(0).unwrap().unwrap();
     let envelopes = stored_envelopes(&db);
     let newer: Vec<&Envelope> = envelopes.iter().filter(|e| e.header().epoch == 1).collect();
     assert!(newer.len() >= 2, "both partners wrote under epoch 1");
@@ -151,7 +151,7 @@ async fn a_device_that_leaves_is_rotated_out_by_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let relay = TestRelay::at(&dir.path().join("relay.db"));
     let mut sam = new_profile(&dir.path().join("sam"), "Sam");
-    sam.start_space(&relay.url).unwrap();
+    sam.sync_book_mut().start_space(&relay.url).unwrap();
     sync::sync_once(&mut sam, T).await.unwrap();
     let mut jordan = invited(&dir.path().join("jordan"), &mut sam, Some("jordan")).await;
     let mut old_phone = invited(&dir.path().join("old"), &mut jordan, None).await;
@@ -169,7 +169,11 @@ async fn a_device_that_leaves_is_rotated_out_by_the_others() {
     ));
     appreciate(&mut sam, "after the old phone left");
     sync::sync_once(&mut sam, T).await.unwrap();
-    assert_eq!(sam.acl_state().unwrap().unwrap().epoch(), 1, "Sam rotated");
+    assert_eq!(
+        sam.sync_book().acl_state().unwrap().unwrap().epoch(),
+        1,
+        "Sam rotated"
+    );
     let report = sync::sync_once(&mut jordan, T).await.unwrap();
     assert_eq!(report.received, 1);
     assert_eq!(appreciations(&jordan), vec!["after the old phone left"]);

@@ -119,7 +119,7 @@ async fn sync_ok(p: &mut Profile) -> sync::SyncReport {
 /// Sam starts a space on `url`, Jordan joins it as a partner; both have synced once.
 async fn couple(dir: &Path, url: &str) -> (Profile, Profile) {
     let mut sam = new_profile(&dir.join("sam"), "Sam");
-    sam.start_space(url).unwrap();
+    sam.sync_book_mut().start_space(url).unwrap();
     appreciate(&mut sam, "sam-first");
     sync_ok(&mut sam).await;
     let code = sync::invite(&mut sam, InviteRole::Partner, Duration::from_secs(3600), T)
@@ -176,7 +176,12 @@ fn counters_of(rows: &[(u64, Vec<u8>, u64)], device: &[u8]) -> BTreeSet<u64> {
 }
 
 fn outbox_counters(p: &Profile) -> BTreeSet<u64> {
-    p.outbox().unwrap().into_iter().map(|(c, _)| c).collect()
+    p.sync_book()
+        .outbox()
+        .unwrap()
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,30 +198,30 @@ async fn sigkill_after_committed_loses_nothing_and_clients_resume_from_their_cur
         let report = sync_ok(&mut sam).await;
         assert_eq!(report.pushed, 1);
     }
-    assert!(sam.outbox().unwrap().is_empty());
+    assert!(sam.sync_book().outbox().unwrap().is_empty());
     let synced = appreciations(&sam);
     assert_eq!(synced.len(), N + 1);
-    let sam_cursor = sam.cursor().unwrap();
-    let jordan_cursor = jordan.cursor().unwrap();
+    let sam_cursor = sam.sync_book().cursor().unwrap();
+    let jordan_cursor = jordan.sync_book().cursor().unwrap();
     assert!(sam_cursor > jordan_cursor);
 
     relay.sigkill();
     let before = assert_relay_consistent(&db);
     let relay = RelayProcess::start(&db);
-    sam.set_relay(&relay.url).unwrap();
-    jordan.set_relay(&relay.url).unwrap();
+    sam.sync_book_mut().set_relay(&relay.url).unwrap();
+    jordan.sync_book_mut().set_relay(&relay.url).unwrap();
 
     // Jordan resumes from his cursor and gets exactly what Sam had synced.
     let report = sync_ok(&mut jordan).await;
     assert_eq!(report.received, N, "one envelope per sync of Sam's");
     assert_eq!(report.cursor, sam_cursor);
-    assert_eq!(jordan.cursor().unwrap(), sam_cursor);
+    assert_eq!(jordan.sync_book().cursor().unwrap(), sam_cursor);
     let on_jordan = appreciations(&jordan);
     assert_no_duplicates("Jordan", &on_jordan);
     assert_eq!(on_jordan, synced);
 
     // Sam has nothing left to push and nothing new to pull.
-    assert!(sam.outbox().unwrap().is_empty());
+    assert!(sam.sync_book().outbox().unwrap().is_empty());
     let report = sync_ok(&mut sam).await;
     assert_eq!((report.pushed, report.received), (0, 0));
     assert_eq!(report.cursor, sam_cursor);
@@ -227,10 +232,10 @@ async fn sigkill_after_committed_loses_nothing_and_clients_resume_from_their_cur
     sync_ok(&mut sam).await;
     sync_ok(&mut jordan).await;
     sync_ok(&mut sam).await;
-    assert!(sam.outbox().unwrap().is_empty());
-    assert!(jordan.outbox().unwrap().is_empty());
-    assert_eq!(sam.cursor().unwrap(), sam_cursor + 2);
-    assert_eq!(jordan.cursor().unwrap(), sam_cursor + 2);
+    assert!(sam.sync_book().outbox().unwrap().is_empty());
+    assert!(jordan.sync_book().outbox().unwrap().is_empty());
+    assert_eq!(sam.sync_book().cursor().unwrap(), sam_cursor + 2);
+    assert_eq!(jordan.sync_book().cursor().unwrap(), sam_cursor + 2);
     let all = appreciations(&sam);
     assert_no_duplicates("Sam", &all);
     assert_eq!(all.len(), N + 3);
@@ -262,12 +267,12 @@ async fn sigkill_during_a_burst_of_pushes_keeps_every_committed_push_and_stores_
     let base = relay_envelopes(&db).len();
 
     // One envelope per appreciation, all in the outbox before the sync starts.
-    let epoch = sam.acl_state().unwrap().unwrap().epoch();
+    let epoch = sam.sync_book().acl_state().unwrap().unwrap().epoch();
     for i in 0..BURST {
         appreciate(&mut sam, &format!("burst-{i:03}"));
-        assert!(sam.stage_outgoing(epoch).unwrap().is_some());
+        assert!(sam.sync_book_mut().stage_outgoing(epoch).unwrap().is_some());
     }
-    let sealed: BTreeMap<u64, Vec<u8>> = sam.outbox().unwrap().into_iter().collect();
+    let sealed: BTreeMap<u64, Vec<u8>> = sam.sync_book().outbox().unwrap().into_iter().collect();
     let staged: BTreeSet<u64> = sealed.keys().copied().collect();
     assert_eq!(staged.len(), BURST);
 
@@ -347,12 +352,12 @@ async fn sigkill_during_a_burst_of_pushes_keeps_every_committed_push_and_stores_
     assert!(left.intersection(&on_relay).count() >= 3);
 
     let relay = RelayProcess::start(&db);
-    sam.set_relay(&relay.url).unwrap();
-    jordan.set_relay(&relay.url).unwrap();
+    sam.sync_book_mut().set_relay(&relay.url).unwrap();
+    jordan.sync_book_mut().set_relay(&relay.url).unwrap();
     // The outbox is re-sent with the same counters; the relay dedupes what it had.
     let report = sync_ok(&mut sam).await;
     assert_eq!(report.pushed, left.len());
-    assert!(sam.outbox().unwrap().is_empty());
+    assert!(sam.sync_book().outbox().unwrap().is_empty());
     let report = sync_ok(&mut jordan).await;
     assert_eq!(report.received, BURST);
 
@@ -367,8 +372,8 @@ async fn sigkill_during_a_burst_of_pushes_keeps_every_committed_push_and_stores_
         BURST
     );
     let relay = RelayProcess::start(&db);
-    sam.set_relay(&relay.url).unwrap();
-    jordan.set_relay(&relay.url).unwrap();
+    sam.sync_book_mut().set_relay(&relay.url).unwrap();
+    jordan.sync_book_mut().set_relay(&relay.url).unwrap();
     appreciate(&mut sam, "sam-after-second-kill");
     appreciate(&mut jordan, "jordan-after-second-kill");
     sync_ok(&mut jordan).await;
@@ -385,8 +390,11 @@ async fn sigkill_during_a_burst_of_pushes_keeps_every_committed_push_and_stores_
         sam.load().unwrap().timeline(),
         jordan.load().unwrap().timeline()
     );
-    assert_eq!(sam.cursor().unwrap(), jordan.cursor().unwrap());
-    assert_eq!(sam.cursor().unwrap(), (base + BURST + 2) as u64);
+    assert_eq!(
+        sam.sync_book().cursor().unwrap(),
+        jordan.sync_book().cursor().unwrap()
+    );
+    assert_eq!(sam.sync_book().cursor().unwrap(), (base + BURST + 2) as u64);
 
     drop(relay);
     assert_eq!(assert_relay_consistent(&db).len(), base + BURST + 2);
@@ -498,12 +506,12 @@ async fn sigkill_of_hearth_sync_mid_push_and_mid_apply_loses_nothing() {
     assert_eq!(sam.load().unwrap().heads(), jordan.load().unwrap().heads());
 
     // Every envelope Jordan's device sealed is on the relay exactly once.
-    assert!(jordan.outbox().unwrap().is_empty());
+    assert!(jordan.sync_book().outbox().unwrap().is_empty());
     let rows = assert_relay_consistent(&db);
     let device = jordan.device_id();
     assert_eq!(
         counters_of(&rows, device.as_bytes()),
-        (1..=jordan.last_counter().unwrap()).collect::<BTreeSet<_>>()
+        (1..=jordan.sync_book().last_counter().unwrap()).collect::<BTreeSet<_>>()
     );
 }
 
@@ -561,11 +569,11 @@ async fn a_full_database_refuses_pushes_keeps_serving_and_loses_nothing() {
     // The operator makes room (here: lifts the cap); the devices sync as usual.
     relay.sigkill();
     let relay = RelayProcess::start(&db);
-    sam.set_relay(&relay.url).unwrap();
-    jordan.set_relay(&relay.url).unwrap();
+    sam.sync_book_mut().set_relay(&relay.url).unwrap();
+    jordan.sync_book_mut().set_relay(&relay.url).unwrap();
     sync_ok(&mut sam).await;
     sync_ok(&mut jordan).await;
-    assert!(sam.outbox().unwrap().is_empty());
+    assert!(sam.sync_book().outbox().unwrap().is_empty());
     let everything = appreciations(&sam);
     assert_eq!(appreciations(&jordan), everything);
     assert!(everything.len() > received);

@@ -46,7 +46,7 @@ fn envelopes(db: &Path) -> i64 {
 async fn couple(dir: &Path) -> (TestRelay, Profile, Profile) {
     let relay = TestRelay::at(&dir.join("relay.db"));
     let mut sam = new_profile(&dir.join("sam"), "Sam");
-    sam.start_space(&relay.url).unwrap();
+    sam.sync_book_mut().start_space(&relay.url).unwrap();
     let jordan = invited(&dir.join("jordan"), &mut sam, Some("Jordan")).await;
     (relay, sam, jordan)
 }
@@ -62,7 +62,7 @@ async fn restart_from(
     restore(saved, db);
     let relay = TestRelay::at(db);
     for device in devices {
-        device.set_relay(&relay.url).unwrap();
+        device.sync_book_mut().set_relay(&relay.url).unwrap();
     }
     relay
 }
@@ -213,8 +213,8 @@ async fn a_device_that_returns_after_the_restored_relay_moved_past_its_cursor_st
     appreciate(&mut jordan, "after the backup, from Jordan");
     let report = sync(&mut jordan).await;
     assert_eq!(report.received, 1);
-    let jordan_cursor = jordan.cursor().unwrap();
-    assert!(!jordan.landmarks().unwrap().is_empty());
+    let jordan_cursor = jordan.sync_book().cursor().unwrap();
+    assert!(!jordan.sync_book().landmarks().unwrap().is_empty());
 
     let relay = restart_from(relay, &saved, &db, &mut [&mut sam, &mut jordan]).await;
 
@@ -275,8 +275,8 @@ async fn a_partners_envelope_pushed_again_into_the_same_place_does_not_hide_the_
     appreciate(&mut jordan, "Jordan, lost by the restore");
     sync(&mut jordan).await;
     appreciate(&mut sam, "Sam, pushed twice");
-    let epoch = sam.acl_state().unwrap().unwrap().epoch();
-    sam.stage_outgoing(epoch).unwrap();
+    let epoch = sam.sync_book().acl_state().unwrap().unwrap().epoch();
+    sam.sync_book_mut().stage_outgoing(epoch).unwrap();
     // Sam's device as it was before it heard `Committed` (a crash right after the push).
     let sam_home = dir.path().join("sam");
     drop(sam);
@@ -285,14 +285,14 @@ async fn a_partners_envelope_pushed_again_into_the_same_place_does_not_hide_the_
     sync(&mut sam).await;
     let report = sync(&mut jordan).await;
     assert_eq!(report.received, 1);
-    let jordan_cursor = jordan.cursor().unwrap();
+    let jordan_cursor = jordan.sync_book().cursor().unwrap();
 
     let relay = restart_from(relay, &saved, &db, &mut [&mut jordan, &mut phone]).await;
     drop(sam);
     std::fs::remove_dir_all(&sam_home).unwrap();
     copy_dir(&dir.path().join("sam-before-ack"), &sam_home);
     let mut sam = Profile::open(&sam_home, None).unwrap();
-    sam.set_relay(&relay.url).unwrap();
+    sam.sync_book_mut().set_relay(&relay.url).unwrap();
 
     // The phone writes first, then Sam's device pushes its envelope again: it lands where
     // Jordan had it.

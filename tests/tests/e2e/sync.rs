@@ -20,7 +20,7 @@ async fn partners_pair_by_invite_and_converge_and_the_relay_sees_only_ciphertext
     let relay = TestRelay::at(&dir.path().join("relay.db"));
 
     let mut sam = new_profile(&dir.path().join("sam"), "Sam");
-    sam.start_space(&relay.url).unwrap();
+    sam.sync_book_mut().start_space(&relay.url).unwrap();
     appreciate(&mut sam, "MARKER-SAM-BEFORE-PAIRING");
     let first = sync::sync_once(&mut sam, T).await.unwrap();
     assert_eq!(first.pushed, 1);
@@ -109,7 +109,9 @@ async fn a_relay_that_is_down_keeps_changes_local_for_later() {
         .local_addr()
         .unwrap();
     let mut sam = new_profile(&dir.path().join("sam"), "Sam");
-    sam.start_space(&format!("ws://{addr}/v1/sync")).unwrap();
+    sam.sync_book_mut()
+        .start_space(&format!("ws://{addr}/v1/sync"))
+        .unwrap();
     appreciate(&mut sam, "kept");
     let err = sync::sync_once(&mut sam, Duration::from_secs(5))
         .await
@@ -118,7 +120,11 @@ async fn a_relay_that_is_down_keeps_changes_local_for_later() {
     // Sealed only once the relay says which key epoch is current; until then it waits
     // in the document, counted as pending.
     let mut doc = sam.load().unwrap();
-    assert_eq!(sam.pending(&mut doc).unwrap(), 1, "waiting to be sent");
+    assert_eq!(
+        sam.sync_book().pending(&mut doc).unwrap(),
+        1,
+        "waiting to be sent"
+    );
     assert_eq!(appreciations(&sam), vec!["kept"]);
 }
 
@@ -127,7 +133,7 @@ async fn a_second_device_of_the_same_person_receives_the_whole_history() {
     let dir = tempfile::tempdir().unwrap();
     let relay = TestRelay::at(&dir.path().join("relay.db"));
     let mut phone = new_profile(&dir.path().join("phone"), "Sam");
-    phone.start_space(&relay.url).unwrap();
+    phone.sync_book_mut().start_space(&relay.url).unwrap();
     for i in 0..20 {
         appreciate(&mut phone, &format!("old entry {i:02}"));
     }
@@ -208,7 +214,7 @@ async fn a_snapshot_stands_in_for_a_long_history_and_everyone_still_converges() 
     let db = dir.path().join("relay.db");
     let relay = TestRelay::at(&db);
     let mut sam = new_profile(&dir.path().join("sam"), "Sam");
-    sam.start_space(&relay.url).unwrap();
+    sam.sync_book_mut().start_space(&relay.url).unwrap();
     sync::sync_once(&mut sam, T).await.unwrap();
     let mut jordan = invited(&dir.path().join("jordan"), &mut sam, Some("Jordan")).await;
 

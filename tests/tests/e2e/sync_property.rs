@@ -81,7 +81,7 @@ impl World {
 
 async fn run(dir: &Path, relay: &str, sam_before: usize, ops: &[Op]) {
     let mut sam = new_profile(&dir.join("sam"), "Sam");
-    sam.start_space(relay).unwrap();
+    sam.sync_book_mut().start_space(relay).unwrap();
     let mut world_written = Vec::new();
     for i in 0..sam_before {
         let text = format!("Sam, before pairing, #{i}");

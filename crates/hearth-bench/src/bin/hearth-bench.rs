@@ -300,7 +300,7 @@ fn sync_bench(runs: usize) -> Result<()> {
     runtime.block_on(async {
         // One pair: write on A, sync A (push), sync B (pull), until B has it.
         let mut a = Profile::create(&temp.path().join("a"), "Sam", Protection::None, Millis::now())?;
-        a.start_space(&url)?;
+        a.sync_book_mut().start_space(&url)?;
         sync::sync_once(&mut a, timeout).await?;
         let code = sync::invite(&mut a, hearth_proto::InviteRole::Partner, Duration::from_secs(3600), timeout).await?;
         let mut b = sync::join(&temp.path().join("b"), &code, Some("Jordan"), Protection::None, timeout)
@@ -343,7 +343,7 @@ fn sync_bench(runs: usize) -> Result<()> {
         let shape = Shape::TEN_YEARS;
         let start = Millis(end.0 - i64::from(shape.weeks) * 7 * 86_400_000);
         let mut h = Profile::create(&temp.path().join("h"), "Sam", Protection::None, start)?;
-        h.start_space(&url)?;
+        h.sync_book_mut().start_space(&url)?;
         let who = h.person_id().clone();
         let mut doc = h.load()?;
         history::generate(&mut doc, &who, shape, end)?;

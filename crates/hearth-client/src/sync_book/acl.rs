@@ -1,11 +1,18 @@
-//! Starting a space on a relay and minting invites (DESIGN §4). These steps only prepare
+//! The space's ACL chain on this device: storing it only once verified, starting a space
+//! on a relay, minting invites, listing and removing devices. These steps only prepare
 //! signed records and sealed keys on this device; the sync engine uploads them, and the
 //! local ACL chain changes only when the relay has accepted a record (so the two chains
 //! never diverge).
 
 use hearth_crypto::{EpochKey, InviteCode, sign_record};
-use hearth_proto::{AclBody, AclRecord, AclState, DeviceId, InviteId, InviteRole, Limits};
+use hearth_proto::{
+    AclBody, AclRecord, AclState, DeviceId, InviteId, InviteRole, Limits, ProtoError,
+};
 
+use std::ops::{Deref, DerefMut};
+
+use super::SyncBook;
+use crate::store;
 use crate::{Error, Profile};
 
 /// An invite ready to hand out: the code for the other person, and what the relay needs.
@@ -21,97 +28,50 @@ pub struct MintedInvite {
     pub epoch: u32,
 }
 
-impl Profile {
-    /// The space's ACL as last verified on this device, if the space is on a relay.
+/// An ACL chain that verified. Only [`VerifiedChain::verify`] makes one, and it runs the
+/// records through `AclState::from_records`, so code that would store a chain nobody
+/// checked does not compile.
+#[derive(Debug)]
+pub(crate) struct VerifiedChain {
+    records: Vec<Vec<u8>>,
+    state: AclState,
+}
+
+/// Why a chain did not verify.
+#[derive(Debug)]
+pub(crate) enum Unverified {
+    /// A record does not decode.
+    Undecodable(ProtoError),
+    /// The records decode, but the chain breaks one of its rules.
+    Refused(ProtoError),
+}
+
+impl From<Unverified> for Error {
+    fn from(e: Unverified) -> Self {
+        match e {
+            Unverified::Undecodable(e) | Unverified::Refused(e) => Error::Proto(e),
+        }
+    }
+}
+
+impl VerifiedChain {
+    /// Decodes `records` and replays them from the genesis under `limits`.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if the stored chain does not verify.
-    pub fn acl_state(&self) -> Result<Option<AclState>, Error> {
-        let records = self.acl_records()?;
-        if records.is_empty() {
-            return Ok(None);
-        }
+    /// [`Unverified`] saying whether a record did not decode or the chain broke a rule.
+    pub(crate) fn verify(records: Vec<Vec<u8>>, limits: &Limits) -> Result<Self, Unverified> {
         let decoded = records
             .iter()
             .map(|r| AclRecord::decode(r))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.corrupt(format!("its ACL record does not decode: {e}")))?;
-        AclState::from_records(&decoded, &Limits::default())
-            .map(Some)
-            .map_err(|e| self.corrupt(format!("its ACL chain does not verify: {e}")))
+            .map_err(Unverified::Undecodable)?;
+        let state = AclState::from_records(&decoded, limits).map_err(Unverified::Refused)?;
+        Ok(VerifiedChain { records, state })
     }
 
-    /// Puts this profile's space on `relay`: a fresh epoch-0 key and the Genesis record,
-    /// both kept here until the first sync uploads them.
-    ///
-    /// # Errors
-    /// [`Error::AlreadyPaired`] if the space already has an ACL.
-    pub fn start_space(&mut self, relay: &str) -> Result<AclRecord, Error> {
-        if !self.acl_records()?.is_empty() {
-            return Err(Error::AlreadyPaired);
-        }
-        let space = self.space()?;
-        let key = EpochKey::generate()?;
-        let genesis = sign_record(
-            [0; 32],
-            AclBody::Genesis {
-                space,
-                device: self.device_id(),
-                recipient: self.secrets.device.recipient_bytes()?,
-                epoch: 0,
-                key_check: key.check(&space, 0),
-            },
-            &[&self.secrets.device],
-        )?;
-        self.put_epoch_key(0, &key)?;
-        self.replace_acl(&[genesis.encode()])?;
-        self.set_relay(relay)?;
-        Ok(genesis)
-    }
-
-    /// Mints a one-time invite for a partner or another device of yours, valid for
-    /// `ttl_ms` from `now_ms`.
-    ///
-    /// # Errors
-    /// [`Error::NotPaired`] if the space is not on a relay yet; [`Error::Corrupt`] if the
-    /// current epoch's key is missing.
-    pub fn mint_invite(
-        &self,
-        role: InviteRole,
-        ttl_ms: u64,
-        now_ms: u64,
-    ) -> Result<MintedInvite, Error> {
-        let state = self.acl_state()?.ok_or(Error::NotPaired)?;
-        let relay = self.relay()?.ok_or(Error::NotPaired)?;
-        let epoch = state.epoch();
-        // The joiner needs every epoch's key to read the whole history.
-        let keys = (0..=epoch)
-            .map(|e| {
-                self.epoch_key(e)?
-                    .ok_or_else(|| self.corrupt(format!("it has no key for epoch {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let space = self.space()?;
-        let code = InviteCode::generate(&relay, *space.as_bytes())?;
-        let invite = code.keys();
-        let record = sign_record(
-            state.head(),
-            AclBody::Invite {
-                invite: InviteId::from_bytes(invite.invite_id()),
-                expires_at_ms: now_ms.saturating_add(ttl_ms),
-                role,
-                by: self.device_id(),
-            },
-            &[&self.secrets.device],
-        )?;
-        let person = (role == InviteRole::OwnDevice).then(|| self.person_id().as_str());
-        let lockbox = invite.seal_lockbox(&keys, space.as_bytes(), person)?;
-        Ok(MintedInvite {
-            code,
-            record,
-            lockbox,
-            epoch,
-        })
+    /// The ACL the chain ends in.
+    pub(crate) fn into_state(self) -> AclState {
+        self.state
     }
 }
 
@@ -126,7 +86,81 @@ pub struct DeviceInfo {
     pub mine: bool,
 }
 
-impl Profile {
+impl<P: Deref<Target = Profile>> SyncBook<P> {
+    /// The space's ACL chain as last verified, in order.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn acl_records(&self) -> Result<Vec<Vec<u8>>, Error> {
+        store::acl::records(&self.profile.conn)
+    }
+
+    /// The space's ACL as last verified on this device, if the space is on a relay.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the stored chain does not verify.
+    pub fn acl_state(&self) -> Result<Option<AclState>, Error> {
+        let records = self.acl_records()?;
+        if records.is_empty() {
+            return Ok(None);
+        }
+        VerifiedChain::verify(records, &self.relay_limits()?)
+            .map(|chain| Some(chain.into_state()))
+            .map_err(|e| match e {
+                Unverified::Undecodable(e) => self
+                    .profile
+                    .corrupt(format!("its ACL record does not decode: {e}")),
+                Unverified::Refused(e) => self
+                    .profile
+                    .corrupt(format!("its ACL chain does not verify: {e}")),
+            })
+    }
+
+    /// Mints a one-time invite for a partner or another device of yours, valid for
+    /// `ttl_ms` from `now_ms`.
+    ///
+    /// # Errors
+    /// [`Error::NotPaired`] if the space is not on a relay yet; [`Error::Corrupt`] if the
+    /// current epoch's key is missing.
+    pub(crate) fn mint_invite(
+        &self,
+        role: InviteRole,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> Result<MintedInvite, Error> {
+        let state = self.acl_state()?.ok_or(Error::NotPaired)?;
+        let relay = self.relay()?.ok_or(Error::NotPaired)?;
+        let epoch = state.epoch();
+        // The joiner needs every epoch's key to read the whole history.
+        let keys = (0..=epoch)
+            .map(|e| {
+                self.epoch_key(e)?
+                    .ok_or_else(|| self.profile.corrupt(format!("it has no key for epoch {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let space = self.profile.space()?;
+        let code = InviteCode::generate(&relay, *space.as_bytes())?;
+        let invite = code.keys();
+        let record = sign_record(
+            state.head(),
+            AclBody::Invite {
+                invite: InviteId::from_bytes(invite.invite_id()),
+                expires_at_ms: now_ms.saturating_add(ttl_ms),
+                role,
+                by: self.profile.device_id(),
+            },
+            &[&self.profile.secrets.device],
+        )?;
+        let person = (role == InviteRole::OwnDevice).then(|| self.profile.person_id().as_str());
+        let lockbox = invite.seal_lockbox(&keys, space.as_bytes(), person)?;
+        Ok(MintedInvite {
+            code,
+            record,
+            lockbox,
+            epoch,
+        })
+    }
+
     /// The space's current devices in the order they joined, each marked as this device's
     /// person's or the partner's. People are not in the ACL, but who invited whom is: the
     /// creator's devices and the devices they add with own-device invites are one person's,
@@ -169,7 +203,7 @@ impl Profile {
                 AclBody::RemoveDevice { .. } | AclBody::RotateEpoch { .. } => {}
             }
         }
-        let me = self.device_id();
+        let me = self.profile.device_id();
         let my_side = side.get(&me).copied();
         Ok(order
             .into_iter()
@@ -188,30 +222,25 @@ impl Profile {
     /// # Errors
     /// [`Error::NotPaired`]; [`Error::Proto`] if the chain refuses it (not a member, the
     /// last device).
-    pub fn removal(&self, device: DeviceId) -> Result<AclRecord, Error> {
+    pub(crate) fn removal(&self, device: DeviceId) -> Result<AclRecord, Error> {
         let mut state = self.acl_state()?.ok_or(Error::NotPaired)?;
         // What of the removed device's writing counts: everything this device holds from
         // it (applied, or verified and waiting for earlier changes), or, when leaving,
         // everything it sealed. Its envelopes with higher counters are refused from now on.
-        let last_counter = if device == self.device_id() {
+        let last_counter = if device == self.profile.device_id() {
             self.last_counter()?
         } else {
-            let held: Option<i64> = self.conn.query_row(
-                "SELECT MAX(counter) FROM (SELECT counter FROM seen WHERE device = ?1 \
-                 UNION ALL SELECT counter FROM parked WHERE device = ?1)",
-                [&device.as_bytes()[..]],
-                |r| r.get(0),
-            )?;
-            held.map_or(0, |c| u64::try_from(c).unwrap_or(0))
+            crate::store::envelopes::highest_held(&self.profile.conn, &device.as_bytes()[..])?
+                .map_or(0, |c| u64::try_from(c).unwrap_or(0))
         };
         let record = sign_record(
             state.head(),
             AclBody::RemoveDevice {
                 device,
-                by: self.device_id(),
+                by: self.profile.device_id(),
                 last_counter,
             },
-            &[&self.secrets.device],
+            &[&self.profile.secrets.device],
         )?;
         // Checked here so a refusal names its rule before anything goes to the relay.
         state.replay(&record)?;
@@ -231,11 +260,53 @@ impl Profile {
             AclBody::RotateEpoch {
                 epoch,
                 key_check: key.check(&state.space(), epoch),
-                by: self.device_id(),
+                by: self.profile.device_id(),
             },
-            &[&self.secrets.device],
+            &[&self.profile.secrets.device],
         )?;
         Ok((record, key))
+    }
+}
+
+impl<P: DerefMut<Target = Profile>> SyncBook<P> {
+    /// Replaces the stored ACL chain with `chain`: only a chain that verified can be kept.
+    ///
+    /// # Errors
+    /// A database error; the old chain is kept then.
+    pub(crate) fn replace_acl(&mut self, chain: &VerifiedChain) -> Result<(), Error> {
+        let tx = self.profile.begin_write()?;
+        store::acl::replace_records(&tx, &chain.records)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Puts this profile's space on `relay`: a fresh epoch-0 key and the Genesis record,
+    /// both kept here until the first sync uploads them.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyPaired`] if the space already has an ACL.
+    pub fn start_space(&mut self, relay: &str) -> Result<AclRecord, Error> {
+        if !self.acl_records()?.is_empty() {
+            return Err(Error::AlreadyPaired);
+        }
+        let space = self.profile.space()?;
+        let key = EpochKey::generate()?;
+        let genesis = sign_record(
+            [0; 32],
+            AclBody::Genesis {
+                space,
+                device: self.profile.device_id(),
+                recipient: self.profile.secrets.device.recipient_bytes()?,
+                epoch: 0,
+                key_check: key.check(&space, 0),
+            },
+            &[&self.profile.secrets.device],
+        )?;
+        self.put_epoch_key(0, &key)?;
+        let chain = VerifiedChain::verify(vec![genesis.encode()], &self.relay_limits()?)?;
+        self.replace_acl(&chain)?;
+        self.set_relay(relay)?;
+        Ok(genesis)
     }
 }
 
@@ -250,22 +321,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut p =
             Profile::create(&dir.path().join("p"), "Sam", Protection::None, Millis(1)).unwrap();
-        assert!(p.acl_state().unwrap().is_none());
+        assert!(p.sync_book().acl_state().unwrap().is_none());
         assert!(matches!(
-            p.mint_invite(InviteRole::Partner, 1000, 0),
+            p.sync_book().mint_invite(InviteRole::Partner, 1000, 0),
             Err(Error::NotPaired)
         ));
 
-        p.start_space("ws://127.0.0.1:7878/v1/sync").unwrap();
-        let state = p.acl_state().unwrap().unwrap();
+        p.sync_book_mut()
+            .start_space("ws://127.0.0.1:7878/v1/sync")
+            .unwrap();
+        let state = p.sync_book().acl_state().unwrap().unwrap();
         assert!(state.is_member(&p.device_id()));
         assert_eq!(state.epoch(), 0);
         assert!(matches!(
-            p.start_space("ws://elsewhere"),
+            p.sync_book_mut().start_space("ws://elsewhere"),
             Err(Error::AlreadyPaired)
         ));
 
         let minted = p
+            .sync_book()
             .mint_invite(InviteRole::Partner, 86_400_000, 1_000)
             .unwrap();
         let mut state = state;
@@ -284,7 +358,7 @@ mod tests {
             state.key_check(0),
             "the genesis commits to the key"
         );
-        let ours = p.epoch_key(0).unwrap().unwrap();
+        let ours = p.sync_book().epoch_key(0).unwrap().unwrap();
         // Same key: what one seals, the other opens.
         let (nonce, ct) = ours.seal(b"aad", b"hello").unwrap();
         assert_eq!(&key.open(b"aad", &nonce, &ct).unwrap()[..], b"hello");

@@ -1,0 +1,216 @@
+//! The link to the relay: one websocket conversation (connect, Hello/Challenge, login, send
+//! and receive frames with a timeout). It exists so that everything else in `sync` talks in
+//! frames, never in sockets; the relay's announced limits and login challenge live here.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hearth_crypto::{AclSigner, sign_login};
+use hearth_proto::{
+    ClientFrame, DeviceId, Limits, PROTOCOL_VERSION, RejectCode, RelayFrame, SpaceId, decode_relay,
+    encode_client,
+};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::SyncError;
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// One websocket conversation.
+pub(crate) struct Link {
+    ws: Socket,
+    pub(super) relay: String,
+    timeout: Duration,
+    pub(crate) limits: Limits,
+    pub(crate) relay_id: [u8; 16],
+    pub(crate) nonce: [u8; 32],
+}
+
+fn install_tls_provider() {
+    // rustls needs a process-wide crypto provider; ring is the one compiled in. Installing
+    // twice is refused harmlessly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The client's websocket settings. A small read buffer: tungstenite's default (128 KiB)
+/// is zero-filled again on every read, measured at ~3% of a busy client's CPU; frames are
+/// mostly small, and a large one takes a few more reads. No Nagle delay either: frames are
+/// whole messages, sent when ready.
+pub fn websocket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8192)
+}
+
+impl Link {
+    /// Connects and exchanges Hello / Challenge.
+    pub(crate) async fn connect(relay: &str, timeout: Duration) -> Result<Link, SyncError> {
+        install_tls_provider();
+        let unreachable = |reason: String| SyncError::Unreachable {
+            relay: relay.to_owned(),
+            reason,
+        };
+        let connect =
+            tokio_tungstenite::connect_async_with_config(relay, Some(websocket_config()), true);
+        let (ws, _) = tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let mut link = Link {
+            ws,
+            relay: relay.to_owned(),
+            timeout,
+            limits: Limits::default(),
+            relay_id: [0; 16],
+            nonce: [0; 32],
+        };
+        link.send(&ClientFrame::Hello {
+            version: PROTOCOL_VERSION,
+            client: format!("hearth/{}", env!("CARGO_PKG_VERSION")),
+        })
+        .await?;
+        match link.recv().await? {
+            RelayFrame::Challenge {
+                relay_id,
+                nonce,
+                limits,
+                ..
+            } => {
+                link.limits = limits;
+                link.relay_id = relay_id;
+                link.nonce = nonce;
+                Ok(link)
+            }
+            other => Err(unexpected("Challenge", &other)),
+        }
+    }
+
+    pub(crate) async fn send(&mut self, frame: &ClientFrame) -> Result<(), SyncError> {
+        let bytes = encode_client(frame, self.limits.frame_bytes())
+            .map_err(|e| SyncError::Protocol(format!("cannot encode a frame: {e}")))?;
+        tokio::time::timeout(self.timeout, self.ws.send(Message::Binary(bytes.into())))
+            .await
+            .map_err(|_| SyncError::Timeout(self.timeout))?
+            .map_err(|e| SyncError::Unreachable {
+                relay: self.relay.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The next frame from the relay; a `Reject` becomes [`SyncError::Refused`].
+    pub(crate) async fn recv(&mut self) -> Result<RelayFrame, SyncError> {
+        let timeout = self.timeout;
+        tokio::time::timeout(timeout, self.recv_any())
+            .await
+            .map_err(|_| SyncError::Timeout(timeout))?
+    }
+
+    /// The next frame, however long it takes (for a connection that stays open).
+    pub(crate) async fn recv_any(&mut self) -> Result<RelayFrame, SyncError> {
+        loop {
+            let next = self.ws.next().await;
+            let message = match next {
+                None => return Err(self.closed()),
+                Some(Err(e)) => {
+                    return Err(SyncError::Unreachable {
+                        relay: self.relay.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+                Some(Ok(m)) => m,
+            };
+            match message {
+                Message::Binary(bytes) => {
+                    let frame = decode_relay(&bytes, self.limits.frame_bytes())
+                        .map_err(|e| SyncError::Protocol(format!("an unreadable frame: {e}")))?;
+                    if let RelayFrame::Reject { code, message } = frame {
+                        return Err(SyncError::Refused { code, message });
+                    }
+                    return Ok(frame);
+                }
+                Message::Close(_) => return Err(self.closed()),
+                // Pings are answered by tungstenite; text frames are not part of the protocol.
+                _ => {}
+            }
+        }
+    }
+
+    fn closed(&self) -> SyncError {
+        SyncError::Unreachable {
+            relay: self.relay.clone(),
+            reason: "the relay closed the connection".into(),
+        }
+    }
+
+    /// Logs in as `signer` for `space`; returns the relay's ACL chain (empty if the space
+    /// does not exist there yet).
+    pub(crate) async fn login(
+        &mut self,
+        signer: &(dyn AclSigner + Sync),
+        space: &SpaceId,
+        as_invite: bool,
+    ) -> Result<Vec<Vec<u8>>, SyncError> {
+        let time_ms = now_ms();
+        let (key, signature) = sign_login(
+            signer,
+            &self.relay_id,
+            &self.nonce,
+            time_ms,
+            space,
+            as_invite,
+        );
+        self.send(&ClientFrame::Auth {
+            device: DeviceId::from_bytes(key),
+            space: *space,
+            time_ms,
+            signature,
+            as_invite,
+        })
+        .await?;
+        match self.recv().await {
+            Ok(RelayFrame::AclChanged { records }) => Ok(records),
+            Ok(other) => Err(unexpected("AclChanged", &other)),
+            Err(SyncError::Refused {
+                code: RejectCode::Unauthorized,
+                ..
+            }) if !as_invite => Err(SyncError::NotAdmitted),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Closes the conversation politely; errors are irrelevant by then.
+    pub(crate) async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(None)).await;
+    }
+}
+
+pub(super) fn unexpected(wanted: &str, got: &RelayFrame) -> SyncError {
+    let name = match got {
+        RelayFrame::Challenge { .. } => "Challenge",
+        RelayFrame::Batch { .. } => "Batch",
+        RelayFrame::Committed { .. } => "Committed",
+        RelayFrame::Event { .. } => "Event",
+        RelayFrame::AclChanged { .. } => "AclChanged",
+        RelayFrame::Lockbox { .. } => "Lockbox",
+        RelayFrame::Reject { .. } => "Reject",
+        RelayFrame::Pong { .. } => "Pong",
+    };
+    SyncError::Protocol(format!("expected {wanted}, got {name}"))
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Whether the relay answers a handshake within `timeout`.
+pub async fn relay_reachable(relay: &str, timeout: Duration) -> bool {
+    match Link::connect(relay, timeout).await {
+        Ok(link) => {
+            link.close().await;
+            true
+        }
+        Err(_) => false,
+    }
+}

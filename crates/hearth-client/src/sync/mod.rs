@@ -1,0 +1,75 @@
+//! The sync engine: how a device exchanges the space with the relay (see docs/protocol.md).
+//!
+//! `sync_once` logs in, creates the space on the relay if it is not there yet, and adopts
+//! the relay's ACL chain only if it extends the one this device verified before. It then
+//! settles the keys: if a device was removed since the last rotation it moves the space to
+//! a new epoch whose key it wraps for the remaining devices only; it shares a key it made
+//! but has not shared yet (after a crash); and it fetches, from its lockboxes, every epoch's
+//! key it lacks, trusting each only if it matches the check the signed chain holds. Then it
+//! seals whatever this device wrote since its last push under the current epoch, pushes the
+//! outbox (each envelope removed only after its `Committed`), and pulls everything after
+//! its cursor. Every incoming envelope is verified (signature, space, epoch, author in the
+//! ACL), decrypted and applied atomically with its cursor; one that fails is reported with
+//! the device that sent it and skipped, and syncing goes on. One from an epoch newer than
+//! the adopted chain stops the sync before its cursor (the ACL moved meanwhile) and the
+//! sync runs again. Until a sync gets that far, local changes wait in the document.
+//!
+//! One module per concern: `link` talks to the socket, `chain` adopts the relay's
+//! ACL, `keys` settles the epoch keys, `exchange` is one sync's push and pull, `screen`
+//! judges incoming envelopes, `live` keeps a connection open, and `membership` joins,
+//! invites and removes devices.
+
+use std::time::Duration;
+
+use hearth_proto::DeviceId;
+
+mod chain;
+mod error;
+mod exchange;
+mod keys;
+mod link;
+mod live;
+mod membership;
+mod screen;
+
+pub use chain::refresh_acl;
+pub use error::SyncError;
+pub use exchange::{SNAPSHOT_AFTER_BYTES, sync_once};
+pub(crate) use link::now_ms;
+pub use link::{relay_reachable, websocket_config};
+pub use live::{Live, LiveEvent, watch};
+pub use membership::{JoinError, Joined, invite, join, remove_device};
+
+/// How long the engine waits for the relay before giving up.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// An envelope that was refused and skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedEnvelope {
+    /// Its sequence number on the relay.
+    pub seq: u64,
+    /// The device that claims to have written it (unverified if the signature failed).
+    pub device: Option<DeviceId>,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// What one sync did.
+#[derive(Debug, Default, Clone)]
+pub struct SyncReport {
+    /// Envelopes pushed and committed.
+    pub pushed: usize,
+    /// Envelopes received and applied.
+    pub received: usize,
+    /// Envelopes refused (warn the user: they name the device).
+    pub rejected: Vec<RejectedEnvelope>,
+    /// The relay cursor afterwards.
+    pub cursor: u64,
+    /// Envelopes received that still wait for earlier changes which have not arrived (the
+    /// relay withheld or reordered them, or one was refused); they apply once those do.
+    pub waiting: usize,
+    /// The relay had gone back in time (restored from a backup?): `(its head, the place of
+    /// the landmark it no longer held)` when that was found. This sync read its history
+    /// again and sent it everything.
+    pub relay_behind: Option<(u64, u64)>,
+}

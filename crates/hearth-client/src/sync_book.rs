@@ -1,0 +1,230 @@
+//! What a profile keeps to sync, behind one type the sync engine works through: the relay
+//! it uses and the limits that relay announced, the space's ACL chain, its epoch keys, the
+//! outbox of envelopes the relay has not acknowledged, the relay cursor, the landmarks and
+//! the set of envelopes already applied. [`crate::Profile`] is the front door for what a
+//! person does (write, read, keep a private journal); [`SyncBook`] is the ledger a sync
+//! reads and writes, reached with [`Profile::sync_book`] (to read) and
+//! [`Profile::sync_book_mut`] (to change it).
+//!
+//! Each step that moves data and the bookkeeping that describes it happen in one
+//! transaction: sealing a push and advancing the pushed heads and the device counter;
+//! applying an incoming envelope, recording it as seen and advancing the cursor. A crash
+//! between steps therefore repeats a step (harmless: the relay dedupes pushes by counter,
+//! and `seen` dedupes incoming envelopes) but never skips one.
+
+use std::ops::{Deref, DerefMut};
+
+use hearth_crypto::EpochKey;
+use hearth_proto::Limits;
+
+use crate::store;
+use crate::store::sync_state::{Counter, Mark};
+use crate::{Error, Profile};
+
+mod acl;
+mod incoming;
+mod landmark;
+mod outgoing;
+
+pub use acl::{DeviceInfo, MintedInvite};
+pub(crate) use acl::{Unverified, VerifiedChain};
+pub use incoming::Incoming;
+pub use landmark::Landmark;
+use landmark::OWN_LANDMARK_REACH;
+
+/// A profile's sync bookkeeping. `P` is how it holds the profile: `&Profile` reads,
+/// `&mut Profile` also writes, so a shared borrow of a profile cannot change its sync state.
+#[derive(Debug)]
+pub struct SyncBook<P> {
+    profile: P,
+}
+
+impl Profile {
+    /// The profile's sync bookkeeping, to read.
+    pub fn sync_book(&self) -> SyncBook<&Profile> {
+        SyncBook { profile: self }
+    }
+
+    /// The profile's sync bookkeeping, to read and change.
+    pub fn sync_book_mut(&mut self) -> SyncBook<&mut Profile> {
+        SyncBook { profile: self }
+    }
+}
+
+impl<P: Deref<Target = Profile>> SyncBook<P> {
+    /// The relay this profile syncs with, if one is set.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn relay(&self) -> Result<Option<String>, Error> {
+        store::meta::get(&self.profile.conn, "relay_url")
+    }
+
+    /// The limits the relay announced at the last login; before the first, the defaults
+    /// every relay starts from. Checks made offline (the ACL chain, the envelope budget)
+    /// use them, so they agree with what the relay enforces.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn relay_limits(&self) -> Result<Limits, Error> {
+        Ok(store::sync_state::relay_limits(&self.profile.conn)?.unwrap_or_default())
+    }
+
+    /// The relay sequence number of the last envelope applied (0 before the first).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn cursor(&self) -> Result<u64, Error> {
+        store::sync_state::get(&self.profile.conn, Counter::Cursor)
+    }
+
+    /// The counter of the last envelope this device sealed (0 before the first): once its
+    /// outbox is empty, the relay has committed every counter from 1 to this.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn last_counter(&self) -> Result<u64, Error> {
+        Ok(store::sync_state::get(&self.profile.conn, Counter::Next)?.saturating_sub(1))
+    }
+
+    /// The envelopes this device can name by their place on the relay, in order: the one at
+    /// its cursor (the last it applied) and the last of its own the relay committed (if it
+    /// is at most 32 behind the cursor). An
+    /// honest relay still holds them there; [`crate::sync`] checks that on every sync, to
+    /// notice a relay restored from a backup even after it took new writes. The own one
+    /// matters most: only this device can ever push its envelopes, and once committed it
+    /// never pushes one again, so nothing but the original can sit in its place; a partner
+    /// re-pushing an envelope whose `Committed` the restore lost could land it at the very
+    /// seq this device had it at.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn landmarks(&self) -> Result<Vec<Landmark>, Error> {
+        let cursor = self.cursor()?;
+        // Only while it still names the cursor's place.
+        let received = store::sync_state::landmark(&self.profile.conn, Mark::Cursor)?
+            .filter(|m| m.seq == cursor);
+        let own = store::sync_state::landmark(&self.profile.conn, Mark::Own)?
+            .filter(|m| m.seq + OWN_LANDMARK_REACH >= cursor);
+        let mut marks: Vec<Landmark> = received.into_iter().chain(own).collect();
+        marks.sort_by_key(|m| m.seq);
+        marks.dedup_by_key(|m| m.seq);
+        Ok(marks)
+    }
+
+    /// Bytes of envelopes sent or received since this device last pushed a snapshot.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn unsnapshotted(&self) -> Result<u64, Error> {
+        store::sync_state::get(&self.profile.conn, Counter::Unsnapshotted)
+    }
+
+    /// When the last sync completed (UTC milliseconds).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn last_sync(&self) -> Result<Option<u64>, Error> {
+        store::sync_state::last_sync_at(&self.profile.conn)
+    }
+
+    /// The newest epoch whose key this device made and has wrapped for the other members
+    /// (0 before any).
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn shared_epoch(&self) -> Result<u32, Error> {
+        let epoch = store::sync_state::get(&self.profile.conn, Counter::SharedEpoch)?;
+        u32::try_from(epoch).map_err(|_| {
+            self.profile
+                .corrupt(format!("its shared epoch {epoch} is out of range"))
+        })
+    }
+
+    fn epoch_domain(&self, epoch: u32) -> Vec<u8> {
+        format!("epoch/{}/{epoch}", self.profile.space_id()).into_bytes()
+    }
+
+    /// The content key of `epoch`, if this device holds it.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the stored key fails its integrity check.
+    pub fn epoch_key(&self, epoch: u32) -> Result<Option<EpochKey>, Error> {
+        store::acl::epoch_key(&self.profile.conn, epoch)?
+            .map(|s| {
+                self.profile
+                    .secrets
+                    .storage
+                    .open_epoch_key(&self.epoch_domain(epoch), &s)
+                    .map_err(|e| {
+                        self.profile
+                            .corrupt(format!("the key of epoch {epoch} is unreadable: {e}"))
+                    })
+            })
+            .transpose()
+    }
+}
+
+impl<P: DerefMut<Target = Profile>> SyncBook<P> {
+    /// Sets the relay this profile syncs with.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn set_relay(&mut self, url: &str) -> Result<(), Error> {
+        store::meta::set(&self.profile.conn, "relay_url", url)
+    }
+
+    /// Keeps the limits the relay announced at login, for the checks made offline.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn set_relay_limits(&mut self, limits: &Limits) -> Result<(), Error> {
+        store::sync_state::set_relay_limits(&self.profile.conn, limits)
+    }
+
+    /// Adds `bytes` to [`unsnapshotted`](Self::unsnapshotted).
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn add_unsnapshotted(&mut self, bytes: u64) -> Result<(), Error> {
+        let total = self.unsnapshotted()?.saturating_add(bytes);
+        store::sync_state::set(&self.profile.conn, Counter::Unsnapshotted, total)
+    }
+
+    /// Records that the relay holds a snapshot of everything up to `covers_seq`.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn snapshot_pushed(&mut self, covers_seq: u64) -> Result<(), Error> {
+        store::sync_state::set_snapshot(&self.profile.conn, covers_seq)
+    }
+
+    /// Records a completed sync.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn mark_synced(&mut self, at_ms: u64) -> Result<(), Error> {
+        store::sync_state::set_last_sync_at(&self.profile.conn, at_ms)
+    }
+
+    /// Records that the key of `epoch` is wrapped for every other member.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn set_shared_epoch(&mut self, epoch: u32) -> Result<(), Error> {
+        store::sync_state::set(&self.profile.conn, Counter::SharedEpoch, u64::from(epoch))
+    }
+
+    /// Keeps the content key of `epoch`, sealed.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn put_epoch_key(&mut self, epoch: u32, key: &EpochKey) -> Result<(), Error> {
+        let sealed = self
+            .profile
+            .secrets
+            .storage
+            .seal_epoch_key(&self.epoch_domain(epoch), key)?;
+        store::acl::put_epoch_key(&self.profile.conn, epoch, &sealed)
+    }
+}

@@ -1,0 +1,496 @@
+//! Envelopes coming in: applying what the relay delivered (verified, decrypted, recorded as
+//! seen, the cursor advanced, all in one transaction), parking what waits for earlier
+//! changes, passing what was refused, and rewinding when the relay went back in time.
+
+use std::ops::{Deref, DerefMut};
+
+use hearth_crypto::{EpochKey, envelope};
+use hearth_proto::{Envelope, EnvelopeHeader};
+
+use super::{Landmark, SyncBook};
+use crate::store::sync_state::{Counter, Mark};
+use crate::store::{self, ChunkKind};
+use crate::{Error, Profile};
+
+/// Moves the cursor forward to `seq` (never back), naming the envelope there (`header`, if
+/// it decoded) as the cursor's landmark.
+fn advance_cursor(
+    tx: &rusqlite::Transaction<'_>,
+    seq: u64,
+    header: Option<&EnvelopeHeader>,
+) -> Result<(), Error> {
+    if seq <= store::sync_state::get(tx, Counter::Cursor)? {
+        return Ok(());
+    }
+    store::sync_state::set(tx, Counter::Cursor, seq)?;
+    match header {
+        Some(h) => store::sync_state::set_landmark(tx, Mark::Cursor, &Landmark::at(seq, h)),
+        None => store::sync_state::forget_landmark(tx, Mark::Cursor),
+    }
+}
+
+/// What happened to an incoming envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Incoming {
+    /// Verified, decrypted and applied.
+    Applied,
+    /// Already applied before (same author and counter): a replay, ignored.
+    Replayed,
+    /// Verified, but its changes build on changes that have not arrived (the relay
+    /// reordered them, or an earlier one was refused). Kept, and applied as soon as what it
+    /// needs arrives.
+    Waiting,
+    /// Verified and taken, but it brought nothing new (this device's own envelope coming
+    /// back, or changes that arrived another way).
+    Known,
+    /// Refused: it failed to verify, decrypt or apply. Nothing from it was applied.
+    Rejected {
+        /// Why, for the warning shown to the user.
+        reason: String,
+    },
+}
+
+impl<P: Deref<Target = Profile>> SyncBook<P> {
+    /// How many envelopes wait for earlier changes that have not arrived.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn waiting(&self) -> Result<usize, Error> {
+        store::envelopes::parked_count(&self.profile.conn)
+    }
+
+    fn parked_domain(&self) -> Vec<u8> {
+        format!("parked/{}", self.profile.space_id()).into_bytes()
+    }
+
+    /// Applies a verified envelope's plaintext to `doc`, together with every parked one,
+    /// and records it as seen (or parked) in `tx`. Saving `doc` is the caller's.
+    fn apply_verified(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        doc: &mut hearth_doc::SpaceDoc,
+        author: &[u8],
+        counter: i64,
+        plaintext: &[u8],
+    ) -> Result<Incoming, Error> {
+        let before = doc.heads();
+        if let Err(e) = doc.apply(plaintext) {
+            return Ok(Incoming::Rejected {
+                reason: e.to_string(),
+            });
+        }
+        // Earlier arrivals that waited for changes this one may bring. Automerge holds
+        // back what it cannot apply yet, in memory only, so they are applied again from
+        // their sealed copies; after that the document waits exactly for what is missing.
+        let parked = store::envelopes::parked(tx)?;
+        if !parked.is_empty() {
+            let domain = self.parked_domain();
+            let opened = parked
+                .iter()
+                .map(|sealed| self.profile.secrets.storage.open(&domain, sealed))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    self.profile
+                        .corrupt(format!("a waiting envelope is unreadable: {e}"))
+                })?;
+            doc.apply_all(opened.iter().map(|p| p.as_slice()))?;
+        }
+        if doc.waiting() {
+            let sealed = self
+                .profile
+                .secrets
+                .storage
+                .seal(&self.parked_domain(), plaintext)?;
+            store::envelopes::park(tx, author, counter, &sealed)?;
+            return Ok(Incoming::Waiting);
+        }
+        // Everything is complete now: the parked envelopes count as applied too.
+        if !parked.is_empty() {
+            store::envelopes::unpark_all_as_seen(tx)?;
+        }
+        store::envelopes::mark_seen(tx, author, counter)?;
+        Ok(if doc.heads() == before {
+            Incoming::Known
+        } else {
+            Incoming::Applied
+        })
+    }
+}
+
+impl<P: DerefMut<Target = Profile>> SyncBook<P> {
+    /// The relay no longer holds the history this device received: its head is below this
+    /// device's [`landmarks`](Self::landmarks), or another envelope sits where one of them
+    /// was. It was restored from an older backup (or a copy of its files) or lost its
+    /// database, and may have taken new writes since. Rewinds the cursor to the start, so
+    /// the next sync reads the relay's whole history again (what this device already has is
+    /// recognised and skipped), and marks everything as not yet pushed, so it seals
+    /// the whole document this device holds (its own changes and everyone else's) and
+    /// pushes it again: the relay gets back what it lost, and every device converges.
+    /// Envelopes still in the outbox stay there and go out as well.
+    ///
+    /// From then on, the relay delivering again an envelope this device had already applied
+    /// is expected, not reported as a replay: reading the history again brings them all, and
+    /// a device whose `Committed` the restore lost pushes them once more.
+    ///
+    /// # Errors
+    /// A database error; nothing changed then.
+    pub(crate) fn relay_rewound(&mut self) -> Result<(), Error> {
+        let tx = self.profile.begin_write()?;
+        store::sync_state::set(&tx, Counter::Cursor, 0)?;
+        store::sync_state::set_pushed_heads(&tx, &[])?;
+        store::sync_state::remember_applied_before_rewind(&tx)?;
+        store::sync_state::forget_landmark(&tx, Mark::Cursor)?;
+        store::sync_state::forget_landmark(&tx, Mark::Own)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Moves the cursor past `seq`, an envelope refused before it was opened (`header`, if
+    /// it decoded), so it is not read and reported again.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn pass(&mut self, seq: u64, header: Option<&EnvelopeHeader>) -> Result<(), Error> {
+        let tx = self.profile.begin_write()?;
+        advance_cursor(&tx, seq, header)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Applies the envelope the relay delivered as `seq`, sealed under `key` (its epoch's),
+    /// atomically with recording it as seen and advancing the cursor. The caller has
+    /// checked the author against the ACL. An envelope that fails is recorded as passed
+    /// (so syncing goes on) and nothing from it is applied. One whose changes build on
+    /// changes not here yet is kept, sealed, and applied with the envelope that completes
+    /// it.
+    ///
+    /// # Errors
+    /// A database error; nothing changed then.
+    #[cfg(test)]
+    pub(crate) fn apply_incoming(
+        &mut self,
+        seq: u64,
+        envelope: &Envelope,
+        key: &EpochKey,
+    ) -> Result<Incoming, Error> {
+        let mut outcomes = self.apply_incoming_all(&[(seq, envelope.clone(), key.clone())])?;
+        Ok(outcomes.pop().unwrap_or(Incoming::Known))
+    }
+
+    /// [`apply_incoming`](Self::apply_incoming) for several envelopes (`(seq, envelope,
+    /// key)`, in the relay's order) in one transaction over one load of the document: a
+    /// batch from the relay costs one load and one write, not one per envelope.
+    ///
+    /// # Errors
+    /// A database error; nothing changed then.
+    pub(crate) fn apply_incoming_all(
+        &mut self,
+        items: &[(u64, Envelope, EpochKey)],
+    ) -> Result<Vec<Incoming>, Error> {
+        let space = self.profile.space()?;
+        let tx = self.profile.begin_write()?;
+        let (mut doc, _) = self.profile.load_from(&tx)?;
+        let before = doc.heads();
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut last_seq = 0;
+        let mut last_mark = None;
+        for (seq, envelope, key) in items {
+            if *seq >= last_seq {
+                last_seq = *seq;
+                last_mark = Some(*envelope.header());
+            }
+            let header = *envelope.header();
+            let author = &header.author.as_bytes()[..];
+            let counter = header.counter as i64;
+            // Verified first, so a damaged copy of an envelope applied before is reported
+            // as damaged, not as a replay.
+            let outcome = match envelope::open(envelope, &space, header.epoch, key) {
+                Err(e) => Incoming::Rejected {
+                    reason: e.to_string(),
+                },
+                Ok(plaintext) => {
+                    let seen = store::envelopes::is_seen(&tx, author, counter)?;
+                    if seen && store::sync_state::applied_before_rewind(&tx, author, counter)? {
+                        // Read or pushed again after the relay was found restored: expected.
+                        Incoming::Known
+                    } else if seen {
+                        Incoming::Replayed
+                    } else {
+                        self.apply_verified(&tx, &mut doc, author, counter, &plaintext)?
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+        // The relay has what it delivered: count those changes as pushed, so the next push
+        // carries only this device's own.
+        let after = doc.heads();
+        let changed = after != before;
+        if changed {
+            let mut pushed = store::sync_state::pushed_heads(&tx)?;
+            pushed.extend(after.iter().filter(|h| !before.contains(h)).copied());
+            if doc.changes_since(&pushed).is_empty() {
+                pushed = after;
+            }
+            store::sync_state::set_pushed_heads(&tx, &pushed)?;
+        }
+        // The partner's sealed answers may be here now: release this person's keys for those
+        // weeks. That change is this device's own, so it is left out of `pushed_heads`.
+        if changed {
+            self.profile.settle_keys(&tx, &mut doc)?;
+        }
+        if let Some(bytes) = doc.take_unsaved() {
+            let sealed = self
+                .profile
+                .secrets
+                .storage
+                .seal(&ChunkKind::Changes.domain(self.profile.space_id()), &bytes)?;
+            store::chunks::append(&tx, ChunkKind::Changes, &sealed)?;
+        }
+        advance_cursor(&tx, last_seq, last_mark.as_ref())?;
+        tx.commit()?;
+        Ok(outcomes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_crypto::Protection;
+    use hearth_doc::Millis;
+
+    fn profile(dir: &std::path::Path, name: &str) -> Profile {
+        Profile::create(&dir.join(name), name, Protection::None, Millis(1)).unwrap()
+    }
+
+    fn appreciate(p: &mut Profile, text: &str) {
+        let me = p.person_id().clone();
+        p.write(|doc| doc.add_appreciation(&me, text, Millis::now()))
+            .unwrap();
+    }
+
+    /// A copy of a profile's directory: the same space and document, as a second device
+    /// would hold after pairing (pairing itself is the sync engine's job).
+    fn copy_profile(from: &std::path::Path, to: &std::path::Path) -> Profile {
+        std::fs::create_dir_all(to).unwrap();
+        for f in ["device.key", "profile.db"] {
+            std::fs::copy(from.join(f), to.join(f)).unwrap();
+        }
+        Profile::open(to, None).unwrap()
+    }
+
+    #[test]
+    fn staged_changes_open_on_another_device_and_replays_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = profile(dir.path(), "a");
+        let key = EpochKey::generate().unwrap();
+        a.sync_book_mut().put_epoch_key(0, &key).unwrap();
+        let mut b = copy_profile(&dir.path().join("a"), &dir.path().join("b"));
+
+        appreciate(&mut a, "thank you for the walk");
+        let counter = a.sync_book_mut().stage_outgoing(0).unwrap().unwrap();
+        assert_eq!(counter, 1);
+        assert_eq!(
+            a.sync_book_mut().stage_outgoing(0).unwrap(),
+            None,
+            "nothing new to push"
+        );
+        let outbox = a.sync_book().outbox().unwrap();
+        assert_eq!(outbox.len(), 1);
+        assert!(
+            !outbox[0].1.windows(10).any(|w| w == b"thank you "),
+            "ciphertext only"
+        );
+
+        let env = Envelope::decode(&outbox[0].1).unwrap();
+        assert_eq!(
+            b.sync_book_mut().apply_incoming(1, &env, &key).unwrap(),
+            Incoming::Applied
+        );
+        let texts: Vec<String> = b
+            .load()
+            .unwrap()
+            .appreciations()
+            .into_iter()
+            .map(|x| x.text)
+            .collect();
+        assert_eq!(texts, vec!["thank you for the walk"]);
+        assert_eq!(b.sync_book().cursor().unwrap(), 1);
+        // The same envelope again, even under a new seq: a replay, applied once.
+        assert_eq!(
+            b.sync_book_mut().apply_incoming(2, &env, &key).unwrap(),
+            Incoming::Replayed
+        );
+        assert_eq!(b.sync_book().cursor().unwrap(), 2);
+        assert_eq!(b.load().unwrap().appreciations().len(), 1);
+
+        a.sync_book_mut().acknowledge(counter, 1).unwrap();
+        assert!(a.sync_book().outbox().unwrap().is_empty());
+        appreciate(&mut a, "and for dinner");
+        assert_eq!(
+            a.sync_book_mut().stage_outgoing(0).unwrap(),
+            Some(2),
+            "counters keep rising"
+        );
+        let env = Envelope::decode(&a.sync_book().outbox().unwrap()[0].1).unwrap();
+        assert_eq!(
+            b.sync_book_mut().apply_incoming(3, &env, &key).unwrap(),
+            Incoming::Applied
+        );
+        assert_eq!(
+            b.load().unwrap().appreciations().len(),
+            2,
+            "only the new change was sent"
+        );
+    }
+
+    #[test]
+    fn after_a_rewind_what_was_applied_before_may_come_again_but_later_replays_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = profile(dir.path(), "a");
+        let key = EpochKey::generate().unwrap();
+        a.sync_book_mut().put_epoch_key(0, &key).unwrap();
+        let mut b = copy_profile(&dir.path().join("a"), &dir.path().join("b"));
+        let mut sealed = |text: &str| {
+            appreciate(&mut a, text);
+            a.sync_book_mut().stage_outgoing(0).unwrap();
+            let (counter, bytes) = a.sync_book().outbox().unwrap().pop().unwrap();
+            a.sync_book_mut().acknowledge(counter, counter).unwrap();
+            Envelope::decode(&bytes).unwrap()
+        };
+        let first = sealed("before the restore");
+        assert_eq!(
+            b.sync_book_mut().apply_incoming(1, &first, &key).unwrap(),
+            Incoming::Applied
+        );
+
+        // The relay was found restored: B reads everything again, and A pushes again what
+        // the restore lost. Neither is a replay worth a warning.
+        b.sync_book_mut().relay_rewound().unwrap();
+        assert_eq!(b.sync_book().cursor().unwrap(), 0);
+        assert_eq!(
+            b.sync_book_mut().apply_incoming(1, &first, &key).unwrap(),
+            Incoming::Known
+        );
+        assert_eq!(
+            b.sync_book_mut().apply_incoming(7, &first, &key).unwrap(),
+            Incoming::Known
+        );
+
+        // What arrives after the rewind is judged as ever.
+        let second = sealed("after the restore");
+        assert_eq!(
+            b.sync_book_mut().apply_incoming(8, &second, &key).unwrap(),
+            Incoming::Applied
+        );
+        assert_eq!(
+            b.sync_book_mut().apply_incoming(9, &second, &key).unwrap(),
+            Incoming::Replayed
+        );
+        assert_eq!(b.load().unwrap().appreciations().len(), 2);
+    }
+
+    #[test]
+    fn a_tampered_or_foreign_envelope_applies_nothing_and_syncing_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = profile(dir.path(), "a");
+        let key = EpochKey::generate().unwrap();
+        a.sync_book_mut().put_epoch_key(0, &key).unwrap();
+        appreciate(&mut a, "hello");
+        a.sync_book_mut().stage_outgoing(0).unwrap();
+        let mut bytes = a.sync_book().outbox().unwrap()[0].1.clone();
+        let before = a.chunk_count().unwrap();
+        // Another space's profile refuses it.
+        let mut c = profile(dir.path(), "c");
+        let env = Envelope::decode(&bytes).unwrap();
+        assert!(matches!(
+            c.sync_book_mut().apply_incoming(5, &env, &key).unwrap(),
+            Incoming::Rejected { .. }
+        ));
+        assert_eq!(c.sync_book().cursor().unwrap(), 5, "the cursor passes it");
+        // A flipped ciphertext byte fails the signature.
+        let mid = bytes.len() - 80;
+        bytes[mid] ^= 1;
+        if let Ok(bad) = Envelope::decode(&bytes) {
+            assert!(matches!(
+                a.sync_book_mut().apply_incoming(6, &bad, &key).unwrap(),
+                Incoming::Rejected { .. }
+            ));
+        }
+        assert_eq!(a.chunk_count().unwrap(), before);
+    }
+
+    #[test]
+    fn an_envelope_that_arrives_before_what_it_builds_on_waits_and_is_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = profile(dir.path(), "a");
+        let key = EpochKey::generate().unwrap();
+        a.sync_book_mut().put_epoch_key(0, &key).unwrap();
+        let mut b = copy_profile(&dir.path().join("a"), &dir.path().join("b"));
+        appreciate(&mut a, "first");
+        a.sync_book_mut().stage_outgoing(0).unwrap();
+        appreciate(&mut a, "second, which builds on the first");
+        a.sync_book_mut().stage_outgoing(0).unwrap();
+        let outbox = a.sync_book().outbox().unwrap();
+        let first = Envelope::decode(&outbox[0].1).unwrap();
+        let second = Envelope::decode(&outbox[1].1).unwrap();
+
+        // The relay hands them over the wrong way round.
+        assert_eq!(
+            b.sync_book_mut().apply_incoming(1, &second, &key).unwrap(),
+            Incoming::Waiting
+        );
+        assert_eq!(b.sync_book().waiting().unwrap(), 1);
+        assert!(b.load().unwrap().appreciations().is_empty());
+        drop(b);
+        // Kept across a restart, sealed.
+        let mut b = Profile::open(&dir.path().join("b"), None).unwrap();
+        assert_eq!(
+            b.sync_book_mut().apply_incoming(2, &first, &key).unwrap(),
+            Incoming::Applied
+        );
+        assert_eq!(b.sync_book().waiting().unwrap(), 0);
+        assert_eq!(b.load().unwrap().appreciations().len(), 2);
+        // Both count as seen now.
+        assert_eq!(
+            b.sync_book_mut().apply_incoming(3, &second, &key).unwrap(),
+            Incoming::Replayed
+        );
+        drop(b);
+        for file in std::fs::read_dir(dir.path().join("b")).unwrap() {
+            let bytes = std::fs::read(file.unwrap().path()).unwrap();
+            assert!(
+                !bytes.windows(6).any(|w| w == b"second"),
+                "parked plaintext is sealed"
+            );
+        }
+    }
+
+    #[test]
+    fn sync_state_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = profile(dir.path(), "a");
+        a.sync_book_mut()
+            .start_space("ws://127.0.0.1:7878/v1/sync")
+            .unwrap();
+        let limits = hearth_proto::Limits {
+            max_devices_per_space: 3,
+            ..hearth_proto::Limits::default()
+        };
+        a.sync_book_mut().set_relay_limits(&limits).unwrap();
+        let key = EpochKey::generate().unwrap();
+        a.sync_book_mut().put_epoch_key(3, &key).unwrap();
+        drop(a);
+        let a = Profile::open(&dir.path().join("a"), None).unwrap();
+        assert_eq!(
+            a.sync_book().relay().unwrap().as_deref(),
+            Some("ws://127.0.0.1:7878/v1/sync")
+        );
+        assert_eq!(a.sync_book().acl_records().unwrap().len(), 1);
+        assert_eq!(a.sync_book().relay_limits().unwrap(), limits);
+        assert!(a.sync_book().epoch_key(0).unwrap().is_some());
+        assert!(a.sync_book().epoch_key(3).unwrap().is_some());
+        assert!(a.sync_book().epoch_key(4).unwrap().is_none());
+    }
+}

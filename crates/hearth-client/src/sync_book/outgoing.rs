@@ -1,0 +1,138 @@
+//! Envelopes going out: sealing this device's new changes (and whole-document snapshots)
+//! into the outbox under the space's current key, and clearing them once the relay commits.
+
+use std::ops::{Deref, DerefMut};
+
+use hearth_crypto::envelope;
+use hearth_proto::{EnvelopeHeader, EnvelopeKind};
+
+use super::{Landmark, SyncBook};
+use crate::store;
+use crate::store::sync_state::{Counter, Mark};
+use crate::{Error, Profile};
+
+impl<P: Deref<Target = Profile>> SyncBook<P> {
+    /// How many local changes the relay does not have yet: sealed envelopes waiting in the
+    /// outbox, plus one if `doc` holds changes not sealed yet.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the stored heads are invalid.
+    pub fn pending(&self, doc: &mut hearth_doc::SpaceDoc) -> Result<usize, Error> {
+        let pushed = store::sync_state::pushed_heads(&self.profile.conn)?;
+        let unsealed = usize::from(!doc.changes_since(&pushed).is_empty());
+        Ok(store::envelopes::outbox_count(&self.profile.conn)? + unsealed)
+    }
+
+    /// The envelopes waiting for the relay's `Committed`, oldest first.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn outbox(&self) -> Result<Vec<(u64, Vec<u8>)>, Error> {
+        store::envelopes::outbox(&self.profile.conn)
+    }
+}
+
+impl<P: DerefMut<Target = Profile>> SyncBook<P> {
+    /// Seals every change the relay has not been given yet into envelopes of `epoch` (as
+    /// few as fit the envelope limit), adds them to the outbox and returns the first one's
+    /// counter; `None` if there is nothing new.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the key of `epoch` is missing or the stored heads are invalid.
+    pub fn stage_outgoing(&mut self, epoch: u32) -> Result<Option<u64>, Error> {
+        let key = self.epoch_key(epoch)?.ok_or_else(|| {
+            self.profile
+                .corrupt(format!("it has no key for epoch {epoch}"))
+        })?;
+        let space = self.profile.space()?;
+        let tx = self.profile.begin_write()?;
+        let (mut doc, _) = self.profile.load_from(&tx)?;
+        let pushed = store::sync_state::pushed_heads(&tx)?;
+        // Room for the envelope's header, nonce, tag and signature.
+        let budget = self.relay_limits()?.envelope_bytes().saturating_sub(1024);
+        let batches = doc.changes_since_batched(&pushed, budget)?;
+        if batches.is_empty() {
+            return Ok(None);
+        }
+        let first = store::sync_state::get(&tx, Counter::Next)?;
+        let mut counter = first;
+        for changes in &batches {
+            let header = EnvelopeHeader {
+                kind: EnvelopeKind::Changes,
+                space,
+                epoch,
+                author: self.profile.device_id(),
+                counter,
+            };
+            let sealed = envelope::seal(&self.profile.secrets.device, &key, header, changes)?;
+            store::envelopes::put_outbox(&tx, counter, &sealed.encode())?;
+            counter += 1;
+        }
+        store::sync_state::set_pushed_heads(&tx, &doc.heads())?;
+        store::sync_state::set(&tx, Counter::Next, counter)?;
+        tx.commit()?;
+        Ok(Some(first))
+    }
+
+    /// Seals the whole document as a snapshot envelope of `epoch` standing in for every
+    /// envelope up to relay seq `covers_seq`, using up one device counter; `None` if it
+    /// would be larger than `max_bytes`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the key of `epoch` is missing.
+    pub(crate) fn seal_snapshot(
+        &mut self,
+        epoch: u32,
+        covers_seq: u64,
+        max_bytes: usize,
+    ) -> Result<Option<(u64, Vec<u8>)>, Error> {
+        let key = self.epoch_key(epoch)?.ok_or_else(|| {
+            self.profile
+                .corrupt(format!("it has no key for epoch {epoch}"))
+        })?;
+        let space = self.profile.space()?;
+        let tx = self.profile.begin_write()?;
+        let (mut doc, _) = self.profile.load_from(&tx)?;
+        let whole = doc.save_snapshot();
+        if whole.len() + 1024 > max_bytes {
+            return Ok(None);
+        }
+        let counter = store::sync_state::get(&tx, Counter::Next)?;
+        let header = EnvelopeHeader {
+            kind: EnvelopeKind::Snapshot { covers_seq },
+            space,
+            epoch,
+            author: self.profile.device_id(),
+            counter,
+        };
+        let sealed = envelope::seal(&self.profile.secrets.device, &key, header, &whole)?;
+        store::sync_state::set(&tx, Counter::Next, counter + 1)?;
+        // Its own snapshot counts as seen, like its own changes coming back.
+        store::envelopes::mark_seen(
+            &tx,
+            &self.profile.device_id().as_bytes()[..],
+            counter as i64,
+        )?;
+        tx.commit()?;
+        Ok(Some((counter, sealed.encode())))
+    }
+
+    /// The relay committed the envelope with `counter` as `seq`.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn acknowledge(&mut self, counter: u64, seq: u64) -> Result<(), Error> {
+        let tx = self.profile.begin_write()?;
+        store::envelopes::remove_outbox(&tx, counter)?;
+        if store::sync_state::landmark(&tx, Mark::Own)?.is_none_or(|own| seq > own.seq) {
+            let own = Landmark {
+                seq,
+                author: self.profile.device_id(),
+                counter,
+            };
+            store::sync_state::set_landmark(&tx, Mark::Own, &own)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
