@@ -68,9 +68,9 @@
 use std::collections::BTreeMap;
 
 use crate::cursor::Cursor;
+use crate::error::AclRule;
 use crate::ids::{DeviceId, InviteId, SpaceId};
 use crate::signature::verify_signature;
-use crate::error::AclRule;
 use crate::{Limits, ProtoError};
 
 /// The ACL record format version this build writes and reads.

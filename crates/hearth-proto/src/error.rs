@@ -93,9 +93,7 @@ pub enum AclRule {
     #[error("a device key must not be the invite key it joins with")]
     DeviceIsInviteKey,
     /// An AddDevice consumes an invite that died with its device or with a key rotation.
-    #[error(
-        "this invite was revoked (its device was removed, or the space rotated its key since)"
-    )]
+    #[error("this invite was revoked (its device was removed, or the space rotated its key since)")]
     InviteRevoked,
     /// An AddDevice adds a device that is already a member.
     #[error("the device is already a member")]

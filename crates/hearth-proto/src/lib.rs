@@ -33,8 +33,8 @@ pub mod frame;
 mod ids;
 mod limits;
 mod signature;
-#[cfg(test)]
-mod test_support;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 
 pub use acl::{AclBody, AclRecord, AclState, InviteInfo, InviteRole, key_check};
 pub use envelope::{Envelope, EnvelopeHeader, EnvelopeKind};
