@@ -1169,3 +1169,6 @@ impl<C: Clock> Session<C> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
