@@ -8,7 +8,11 @@
 //! - [`metrics`]: the counters `GET /metrics` serves.
 //! - [`app`](mod@app): the HTTP router ([`app()`]) with `GET /v1/sync`, `/healthz` and `/metrics`,
 //!   and [`serve`], which runs it on a listener the caller bound and shuts down cleanly.
-//! - `connection`: one websocket, from `Hello` to close, enforcing the ACL.
+//! - `session`: every protocol decision about one connection's frames (the handshake,
+//!   the ACL checks, rejects, rate limits), pure and unit-tested; `reject` maps each
+//!   failure to its reject code; `feed` keeps a subscriber's place in the live stream.
+//! - `connection`: one websocket, from `Hello` to close: moves bytes and runs what the
+//!   session decides.
 //! - [`store`] and [`worker`]: durable storage behind the [`Storage`] trait (SQLite) and
 //!   the store thread async tasks hand their work to, with group commit.
 //!
@@ -26,10 +30,13 @@ pub mod app;
 pub mod cli;
 pub mod config;
 mod connection;
+mod feed;
 mod hub;
 pub mod listener;
 pub mod local;
 pub mod metrics;
+mod reject;
+mod session;
 pub mod store;
 pub mod worker;
 

@@ -68,6 +68,7 @@
 use std::collections::BTreeMap;
 
 use crate::cursor::Cursor;
+use crate::error::AclRule;
 use crate::ids::{DeviceId, InviteId, SpaceId};
 use crate::signature::verify_signature;
 use crate::{Limits, ProtoError};
@@ -326,8 +327,8 @@ impl AclRecord {
     /// nothing about whether the signers may make this change: that is [`AclState`]'s job.
     ///
     /// # Errors
-    /// [`ProtoError::AclRefused`] if the signers are not the required ones, and
-    /// [`ProtoError::BadSignature`] if a signature does not verify.
+    /// [`ProtoError::AclRefused`] ([`AclRule::WrongSigners`]) if the signers are not the
+    /// required ones, and [`ProtoError::BadSignature`] if a signature does not verify.
     pub fn verify_signatures(&self) -> Result<(), ProtoError> {
         let required = self.body.required_signers();
         if self.signatures.len() != required.len()
@@ -337,9 +338,7 @@ impl AclRecord {
                 .zip(&required)
                 .any(|((signer, _), want)| signer != want)
         {
-            return Err(ProtoError::AclRefused(
-                "the record is not signed by exactly the keys it needs",
-            ));
+            return Err(ProtoError::AclRefused(AclRule::WrongSigners));
         }
         let message = Self::signing_message(&self.prev, &self.body);
         for (signer, signature) in &self.signatures {
@@ -459,7 +458,7 @@ impl AclState {
     pub fn from_records(records: &[AclRecord], limits: &Limits) -> Result<Self, ProtoError> {
         let (first, rest) = records
             .split_first()
-            .ok_or(ProtoError::AclRefused("the chain is empty"))?;
+            .ok_or(ProtoError::AclRefused(AclRule::EmptyChain))?;
         let AclBody::Genesis {
             space,
             device,
@@ -468,7 +467,7 @@ impl AclState {
             key_check,
         } = first.body
         else {
-            return Err(ProtoError::AclRefused("the chain must start with genesis"));
+            return Err(ProtoError::AclRefused(AclRule::GenesisFirst));
         };
         if first.prev != [0; 32] {
             return Err(ProtoError::BrokenChain(
@@ -476,7 +475,7 @@ impl AclState {
             ));
         }
         if epoch != 0 {
-            return Err(ProtoError::AclRefused("genesis must start at epoch 0"));
+            return Err(ProtoError::AclRefused(AclRule::GenesisEpoch));
         }
         first.verify_signatures()?;
         let mut state = Self {
@@ -614,7 +613,7 @@ impl AclState {
         record.verify_signatures()?;
         match record.body {
             AclBody::Genesis { .. } => {
-                return Err(ProtoError::AclRefused("a space has exactly one genesis"));
+                return Err(ProtoError::AclRefused(AclRule::OneGenesis));
             }
             AclBody::Invite {
                 invite,
@@ -624,12 +623,10 @@ impl AclState {
             } => {
                 self.member(&by)?;
                 if self.invites.contains_key(&invite) {
-                    return Err(ProtoError::AclRefused("this invite key was already issued"));
+                    return Err(ProtoError::AclRefused(AclRule::InviteReissued));
                 }
                 if role == InviteRole::Partner && self.partner_joined {
-                    return Err(ProtoError::AclRefused(
-                        "a partner has already joined this space",
-                    ));
+                    return Err(ProtoError::AclRefused(AclRule::PartnerJoined));
                 }
                 self.invites.insert(
                     invite,
@@ -651,17 +648,13 @@ impl AclState {
                 if device.as_bytes() == invite.as_bytes() {
                     // The invite secret travels in the invite code, so whoever else saw
                     // the code could sign as this device.
-                    return Err(ProtoError::AclRefused(
-                        "a device key must not be the invite key it joins with",
-                    ));
+                    return Err(ProtoError::AclRefused(AclRule::DeviceIsInviteKey));
                 }
                 if info.used_by.is_some() {
                     return Err(ProtoError::InviteUsed);
                 }
                 if info.revoked {
-                    return Err(ProtoError::AclRefused(
-                        "this invite was revoked (its device was removed, or the space rotated its key since)",
-                    ));
+                    return Err(ProtoError::AclRefused(AclRule::InviteRevoked));
                 }
                 if now_ms.is_some_and(|now| now >= info.expires_at_ms) {
                     return Err(ProtoError::InviteExpired {
@@ -669,22 +662,16 @@ impl AclState {
                     });
                 }
                 if self.is_member(&device) {
-                    return Err(ProtoError::AclRefused("the device is already a member"));
+                    return Err(ProtoError::AclRefused(AclRule::AlreadyMember));
                 }
                 if self.removed.contains_key(&device) {
-                    return Err(ProtoError::AclRefused(
-                        "a removed device cannot rejoin; it needs a new device key",
-                    ));
+                    return Err(ProtoError::AclRefused(AclRule::RemovedCannotRejoin));
                 }
                 if info.role == InviteRole::Partner && self.partner_joined {
-                    return Err(ProtoError::AclRefused(
-                        "a partner has already joined this space",
-                    ));
+                    return Err(ProtoError::AclRefused(AclRule::PartnerJoined));
                 }
                 if self.members.len() >= usize::try_from(self.max_devices).unwrap_or(usize::MAX) {
-                    return Err(ProtoError::AclRefused(
-                        "the space already has the most devices this relay allows",
-                    ));
+                    return Err(ProtoError::AclRefused(AclRule::SpaceFull));
                 }
                 let role = info.role;
                 if let Some(info) = self.invites.get_mut(&invite) {
@@ -700,12 +687,10 @@ impl AclState {
             } => {
                 self.member(&by)?;
                 if !self.is_member(&device) {
-                    return Err(ProtoError::AclRefused("the device is not a member"));
+                    return Err(ProtoError::AclRefused(AclRule::RemovedNotMember));
                 }
                 if self.members.len() == 1 {
-                    return Err(ProtoError::AclRefused(
-                        "the last device of a space cannot be removed",
-                    ));
+                    return Err(ProtoError::AclRefused(AclRule::LastDevice));
                 }
                 self.members.remove(&device);
                 self.removed.insert(device, last_counter);
@@ -723,9 +708,7 @@ impl AclState {
             } => {
                 self.member(&by)?;
                 if Some(epoch) != self.epoch.checked_add(1) {
-                    return Err(ProtoError::AclRefused(
-                        "the epoch must advance by exactly one",
-                    ));
+                    return Err(ProtoError::AclRefused(AclRule::EpochStep));
                 }
                 self.epoch = epoch;
                 self.key_checks.push(key_check);
@@ -932,7 +915,7 @@ mod tests {
         };
         assert!(matches!(
             chain.push(again, &[&alice]),
-            Err(ProtoError::AclRefused(_))
+            Err(ProtoError::AclRefused(AclRule::OneGenesis))
         ));
     }
 
@@ -1142,7 +1125,7 @@ mod tests {
         chain.invite(&alice, &key(103), InviteRole::OwnDevice);
         assert!(matches!(
             chain.join(&bob, &key(103)),
-            Err(ProtoError::AclRefused(_))
+            Err(ProtoError::AclRefused(AclRule::RemovedCannotRejoin))
         ));
     }
 
@@ -1171,7 +1154,7 @@ mod tests {
         assert!(chain.state.invite(&inv(&key(101))).unwrap().revoked);
         assert!(matches!(
             chain.join(&key(3), &key(101)),
-            Err(ProtoError::AclRefused(_))
+            Err(ProtoError::AclRefused(AclRule::InviteRevoked))
         ));
         chain.invite(&alice, &key(102), InviteRole::OwnDevice);
         chain.join(&key(3), &key(102)).unwrap();
@@ -1219,7 +1202,7 @@ mod tests {
                     },
                     &[&alice]
                 ),
-                Err(ProtoError::AclRefused(_))
+                Err(ProtoError::AclRefused(AclRule::EpochStep))
             ));
         }
         chain
@@ -1283,7 +1266,7 @@ mod tests {
         chain.join(&key(2), &key(100)).unwrap();
         assert!(matches!(
             chain.join(&key(3), &key(101)),
-            Err(ProtoError::AclRefused(_))
+            Err(ProtoError::AclRefused(AclRule::PartnerJoined))
         ));
         let another = AclBody::Invite {
             invite: inv(&key(102)),
@@ -1309,7 +1292,7 @@ mod tests {
         chain.invite(&key(1), &key(101), InviteRole::OwnDevice);
         assert!(matches!(
             chain.join(&key(3), &key(101)),
-            Err(ProtoError::AclRefused(_))
+            Err(ProtoError::AclRefused(AclRule::SpaceFull))
         ));
     }
 
@@ -1327,11 +1310,11 @@ mod tests {
         assert!(chain.push(again, &[&alice]).is_err());
         assert!(matches!(
             chain.join(&key(100), &key(100)),
-            Err(ProtoError::AclRefused(_))
+            Err(ProtoError::AclRefused(AclRule::DeviceIsInviteKey))
         ));
         assert!(matches!(
             chain.join(&alice, &key(100)),
-            Err(ProtoError::AclRefused(_))
+            Err(ProtoError::AclRefused(AclRule::AlreadyMember))
         ));
     }
 

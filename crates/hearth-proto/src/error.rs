@@ -57,9 +57,62 @@ pub enum ProtoError {
     /// An invite was used a second time (invites are one-time).
     #[error("this invite was already used: ask your partner for a new invite code")]
     InviteUsed,
-    /// An ACL record breaks one of the chain's other rules.
+    /// An ACL record breaks one of the chain's other rules (which one: the [`AclRule`]).
     #[error("acl record refused: {0}")]
-    AclRefused(&'static str),
+    AclRefused(AclRule),
+}
+
+/// The rule of the ACL chain a record broke, so that a caller can answer each one its own
+/// way (the relay sends `InviteRevoked` for a revoked invite, `Invalid` for the others).
+/// The rules themselves are described in [`crate::acl`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum AclRule {
+    /// The signatures are not exactly the ones the record's body requires, in order.
+    #[error("the record is not signed by exactly the keys it needs")]
+    WrongSigners,
+    /// A chain must hold at least its Genesis.
+    #[error("the chain is empty")]
+    EmptyChain,
+    /// The first record of a chain is not a Genesis.
+    #[error("the chain must start with genesis")]
+    GenesisFirst,
+    /// Genesis names an epoch other than 0.
+    #[error("genesis must start at epoch 0")]
+    GenesisEpoch,
+    /// A second Genesis after the first.
+    #[error("a space has exactly one genesis")]
+    OneGenesis,
+    /// An Invite reuses a key the chain already issued.
+    #[error("this invite key was already issued")]
+    InviteReissued,
+    /// A Partner invite is issued or consumed after a partner joined.
+    #[error("a partner has already joined this space")]
+    PartnerJoined,
+    /// An AddDevice's device key is the invite key it consumes.
+    #[error("a device key must not be the invite key it joins with")]
+    DeviceIsInviteKey,
+    /// An AddDevice consumes an invite that died with its device or with a key rotation.
+    #[error("this invite was revoked (its device was removed, or the space rotated its key since)")]
+    InviteRevoked,
+    /// An AddDevice adds a device that is already a member.
+    #[error("the device is already a member")]
+    AlreadyMember,
+    /// An AddDevice adds a device that was removed before.
+    #[error("a removed device cannot rejoin; it needs a new device key")]
+    RemovedCannotRejoin,
+    /// An AddDevice would take the space over `max_devices_per_space`.
+    #[error("the space already has the most devices this relay allows")]
+    SpaceFull,
+    /// A RemoveDevice names a device that is not a member.
+    #[error("the device is not a member")]
+    RemovedNotMember,
+    /// A RemoveDevice would remove the space's last device.
+    #[error("the last device of a space cannot be removed")]
+    LastDevice,
+    /// A RotateEpoch does not name the current epoch + 1.
+    #[error("the epoch must advance by exactly one")]
+    EpochStep,
 }
 
 impl ProtoError {

@@ -33,12 +33,12 @@ pub mod frame;
 mod ids;
 mod limits;
 mod signature;
-#[cfg(test)]
-mod test_support;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 
 pub use acl::{AclBody, AclRecord, AclState, InviteInfo, InviteRole, key_check};
 pub use envelope::{Envelope, EnvelopeHeader, EnvelopeKind};
-pub use error::ProtoError;
+pub use error::{AclRule, ProtoError};
 pub use frame::{
     ClientFrame, PROTOCOL_VERSION, RejectCode, RelayFrame, auth_message, check_version,
     decode_client, decode_relay, delete_space_message, encode_client, encode_relay,

@@ -1,34 +1,69 @@
-//! Proptest strategies and fixed test keys shared by the codec tests of every module, so
-//! each round-trip and tamper test draws from the same space of values.
+//! Fixed test keys and signing helpers, and the proptest strategies shared by the codec
+//! tests of every module, so each round-trip and tamper test draws from the same space of
+//! values.
+//!
+//! The signing helpers are public behind the `test-support` feature, so the relay's unit
+//! tests sign envelopes and ACL records with the same keys as this crate's own tests; the
+//! strategies stay private to this crate's tests.
 
 use ed25519_dalek::{Signer, SigningKey};
+#[cfg(test)]
 use proptest::collection::vec;
+#[cfg(test)]
 use proptest::prelude::*;
 
+#[cfg(test)]
 use crate::Limits;
-use crate::acl::{AclBody, AclRecord, InviteRole};
-use crate::envelope::{Envelope, EnvelopeHeader, EnvelopeKind};
+#[cfg(test)]
+use crate::acl::InviteRole;
+use crate::acl::{AclBody, AclRecord};
+#[cfg(test)]
+use crate::envelope::EnvelopeKind;
+use crate::envelope::{Envelope, EnvelopeHeader};
+#[cfg(test)]
 use crate::frame::{ClientFrame, RejectCode, RelayFrame};
-use crate::ids::{DeviceId, InviteId, SpaceId};
+#[cfg(test)]
+use crate::ids::SpaceId;
+use crate::ids::{DeviceId, InviteId};
 
 /// A deterministic signing key: every byte of the seed is `seed`.
-pub(crate) fn key(seed: u8) -> SigningKey {
+pub fn key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
 }
 
+/// The device id of `key`.
+pub fn device(key: &SigningKey) -> DeviceId {
+    DeviceId::from_bytes(key.verifying_key().to_bytes())
+}
+
+/// The invite id of `key`, for a key used as an invite key.
+pub fn invite(key: &SigningKey) -> InviteId {
+    InviteId::from_bytes(key.verifying_key().to_bytes())
+}
+
+/// An ACL record after `prev` with `body`, signed by `signers` in order.
+pub fn signed_acl(prev: [u8; 32], body: AclBody, signers: &[&SigningKey]) -> AclRecord {
+    let message = AclRecord::signing_message(&prev, &body);
+    AclRecord {
+        prev,
+        body,
+        signatures: signers
+            .iter()
+            .map(|k| (k.verifying_key().to_bytes(), k.sign(&message).to_bytes()))
+            .collect(),
+    }
+}
+
 /// An envelope over `ciphertext` validly signed by [`key`]`(seed)`, which becomes the author.
-pub(crate) fn signed_envelope(
-    seed: u8,
-    mut header: EnvelopeHeader,
-    ciphertext: Vec<u8>,
-) -> Envelope {
+pub fn signed_envelope(seed: u8, mut header: EnvelopeHeader, ciphertext: Vec<u8>) -> Envelope {
     let key = key(seed);
-    header.author = DeviceId::from_bytes(key.verifying_key().to_bytes());
+    header.author = device(&key);
     let nonce = [seed; 24];
     let message = Envelope::signed_message(&header, &nonce, &ciphertext);
     Envelope::from_parts(header, nonce, ciphertext, key.sign(&message).to_bytes())
 }
 
+#[cfg(test)]
 fn sig64() -> impl Strategy<Value = [u8; 64]> {
     vec(any::<u8>(), 64).prop_map(|v| {
         let mut out = [0u8; 64];
@@ -37,18 +72,22 @@ fn sig64() -> impl Strategy<Value = [u8; 64]> {
     })
 }
 
+#[cfg(test)]
 pub(crate) fn any_space() -> impl Strategy<Value = SpaceId> {
     any::<[u8; 16]>().prop_map(SpaceId::from_bytes)
 }
 
+#[cfg(test)]
 pub(crate) fn any_device() -> impl Strategy<Value = DeviceId> {
     any::<[u8; 32]>().prop_map(DeviceId::from_bytes)
 }
 
+#[cfg(test)]
 fn any_invite() -> impl Strategy<Value = InviteId> {
     any::<[u8; 32]>().prop_map(InviteId::from_bytes)
 }
 
+#[cfg(test)]
 pub(crate) fn any_header() -> impl Strategy<Value = EnvelopeHeader> {
     let kind = prop_oneof![
         Just(EnvelopeKind::Changes),
@@ -65,10 +104,12 @@ pub(crate) fn any_header() -> impl Strategy<Value = EnvelopeHeader> {
     )
 }
 
+#[cfg(test)]
 fn any_role() -> impl Strategy<Value = InviteRole> {
     prop_oneof![Just(InviteRole::Partner), Just(InviteRole::OwnDevice)]
 }
 
+#[cfg(test)]
 fn any_body() -> impl Strategy<Value = AclBody> {
     prop_oneof![
         (
@@ -119,6 +160,7 @@ fn any_body() -> impl Strategy<Value = AclBody> {
     ]
 }
 
+#[cfg(test)]
 pub(crate) fn any_acl_record() -> impl Strategy<Value = AclRecord> {
     (
         any::<[u8; 32]>(),
@@ -132,10 +174,12 @@ pub(crate) fn any_acl_record() -> impl Strategy<Value = AclRecord> {
         })
 }
 
+#[cfg(test)]
 fn bytes() -> impl Strategy<Value = Vec<u8>> {
     vec(any::<u8>(), 0..200)
 }
 
+#[cfg(test)]
 fn any_limits() -> impl Strategy<Value = Limits> {
     (
         any::<u32>(),
@@ -155,6 +199,7 @@ fn any_limits() -> impl Strategy<Value = Limits> {
         })
 }
 
+#[cfg(test)]
 pub(crate) fn any_client_frame() -> impl Strategy<Value = ClientFrame> {
     prop_oneof![
         (any::<u16>(), "[a-z0-9/.\\- ]{0,64}")
@@ -196,6 +241,7 @@ pub(crate) fn any_client_frame() -> impl Strategy<Value = ClientFrame> {
     ]
 }
 
+#[cfg(test)]
 fn any_reject_code() -> impl Strategy<Value = RejectCode> {
     prop_oneof![
         (1u16..=13).prop_map(RejectCode::from),
@@ -203,6 +249,7 @@ fn any_reject_code() -> impl Strategy<Value = RejectCode> {
     ]
 }
 
+#[cfg(test)]
 pub(crate) fn any_relay_frame() -> impl Strategy<Value = RelayFrame> {
     prop_oneof![
         (
