@@ -1,23 +1,10 @@
 //! Keys drawn from one byte, so that a test names its devices 1, 2, 3 and every run signs
-//! the same bytes: a failure replays exactly.
+//! the same bytes: a failure replays exactly. The keys themselves come from hearth-proto's
+//! `test_support`, which that crate's own unit tests use too, so there is one definition.
 
-use ed25519_dalek::SigningKey;
-use hearth_proto::{DeviceId, InviteId};
-
-/// A signing key whose 32-byte seed is `seed` repeated.
-pub fn key(seed: u8) -> SigningKey {
-    SigningKey::from_bytes(&[seed; 32])
-}
-
-/// The device id of a device that signs with `key`.
-pub fn device_id(key: &SigningKey) -> DeviceId {
-    DeviceId::from_bytes(key.verifying_key().to_bytes())
-}
-
-/// The invite id of an invite whose key is `key`.
-pub fn invite_id(key: &SigningKey) -> InviteId {
-    InviteId::from_bytes(key.verifying_key().to_bytes())
-}
+pub use hearth_proto::test_support::{
+    device as device_id, invite as invite_id, key, signed_acl as acl_record,
+};
 
 /// Now, in milliseconds since the Unix epoch, as the protocol carries time.
 pub fn now_ms() -> u64 {

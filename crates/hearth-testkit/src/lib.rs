@@ -12,6 +12,6 @@ pub mod keys;
 pub mod records;
 pub mod relay;
 
-pub use keys::{device_id, invite_id, key, now_ms};
-pub use records::{acl_record, signed_changes, signed_envelope};
+pub use keys::{acl_record, device_id, invite_id, key, now_ms};
+pub use records::{signed_changes, signed_envelope};
 pub use relay::TestRelay;

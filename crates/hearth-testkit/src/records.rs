@@ -1,23 +1,10 @@
-//! ACL records and envelopes validly signed with test keys, built the way the client
+//! Envelopes validly signed with test keys (ACL records: [`crate::acl_record`]), built the way the client
 //! builds them, so that a test can hand the relay exactly the bytes it means to.
 
 use ed25519_dalek::{Signer, SigningKey};
-use hearth_proto::{AclBody, AclRecord, Envelope, EnvelopeHeader, EnvelopeKind, SpaceId};
+use hearth_proto::{Envelope, EnvelopeHeader, EnvelopeKind, SpaceId};
 
 use crate::keys::device_id;
-
-/// The record `body` after the record hashing to `prev`, signed by each of `signers`.
-pub fn acl_record(prev: [u8; 32], body: AclBody, signers: &[&SigningKey]) -> AclRecord {
-    let message = AclRecord::signing_message(&prev, &body);
-    AclRecord {
-        prev,
-        body,
-        signatures: signers
-            .iter()
-            .map(|k| (k.verifying_key().to_bytes(), k.sign(&message).to_bytes()))
-            .collect(),
-    }
-}
 
 /// An encoded `Changes` envelope of epoch 0 carrying `body`, signed by `author`.
 pub fn signed_changes(author: &SigningKey, space: SpaceId, counter: u64, body: &[u8]) -> Vec<u8> {
