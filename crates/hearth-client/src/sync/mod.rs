@@ -26,6 +26,8 @@ use hearth_proto::DeviceId;
 mod chain;
 mod error;
 mod exchange;
+#[cfg(test)]
+mod fixtures;
 mod keys;
 mod link;
 mod live;
