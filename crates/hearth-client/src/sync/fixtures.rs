@@ -117,8 +117,29 @@ pub(crate) fn sealed(
     counter: u64,
     plaintext: &[u8],
 ) -> Vec<u8> {
+    sealed_as(
+        EnvelopeKind::Changes,
+        author,
+        key,
+        space,
+        epoch,
+        counter,
+        plaintext,
+    )
+}
+
+/// [`sealed`], of any kind (a snapshot, say).
+pub(crate) fn sealed_as(
+    kind: EnvelopeKind,
+    author: &DeviceKeys,
+    key: &EpochKey,
+    space: SpaceId,
+    epoch: u32,
+    counter: u64,
+    plaintext: &[u8],
+) -> Vec<u8> {
     let header = EnvelopeHeader {
-        kind: EnvelopeKind::Changes,
+        kind,
         space,
         epoch,
         author: author.device_id(),
