@@ -265,6 +265,19 @@ impl Profile {
     /// # Errors
     /// [`Error::Corrupt`] if the key of `epoch` is missing or the stored heads are invalid.
     pub fn stage_outgoing(&mut self, epoch: u32) -> Result<Option<u64>, Error> {
+        self.stage_outgoing_within(epoch, &hearth_proto::Limits::default())
+    }
+
+    /// [`stage_outgoing`](Self::stage_outgoing) with envelopes sized for the `limits` a relay
+    /// announced.
+    ///
+    /// # Errors
+    /// As [`stage_outgoing`](Self::stage_outgoing).
+    pub fn stage_outgoing_within(
+        &mut self,
+        epoch: u32,
+        limits: &hearth_proto::Limits,
+    ) -> Result<Option<u64>, Error> {
         let key = self
             .epoch_key(epoch)?
             .ok_or_else(|| self.corrupt(format!("it has no key for epoch {epoch}")))?;
@@ -274,9 +287,7 @@ impl Profile {
         let pushed = parse_heads(store::get_meta(&tx, "pushed_heads")?.as_deref())
             .map_err(|e| self.corrupt(e))?;
         // Room for the envelope's header, nonce, tag and signature.
-        let budget = hearth_proto::Limits::default()
-            .envelope_bytes()
-            .saturating_sub(1024);
+        let budget = limits.envelope_bytes().saturating_sub(1024);
         let batches = doc.changes_since_batched(&pushed, budget)?;
         if batches.is_empty() {
             return Ok(None);

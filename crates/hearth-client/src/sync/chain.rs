@@ -16,26 +16,23 @@ pub(super) fn decode_chain(records: &[Vec<u8>]) -> Result<Vec<AclRecord>, SyncEr
         .iter()
         .map(|r| AclRecord::decode(r))
         .collect::<Result<_, _>>()
-        .map_err(|e| SyncError::Protocol(format!("an ACL record does not decode: {e}")))
+        .map_err(SyncError::InvalidChain)
 }
 
-/// Takes the relay's chain if it verifies and extends the one this device already has: a
-/// relay can withhold records, but it cannot make a device forget or rewrite one.
+/// Takes the relay's chain if it verifies (under the `limits` the relay announced) and
+/// extends the one this device already has: a relay can withhold records, but it cannot
+/// make a device forget or rewrite one.
 pub(super) fn adopt_chain(
     profile: &mut Profile,
     relay_chain: &[Vec<u8>],
+    limits: &Limits,
 ) -> Result<AclState, SyncError> {
     let local = profile.acl_records()?;
     if relay_chain.len() < local.len() || relay_chain[..local.len()] != local[..] {
-        return Err(SyncError::Protocol(
-            "the relay's ACL does not extend the one this device verified (a rollback or a \
-             fork); nothing was changed"
-                .into(),
-        ));
+        return Err(SyncError::ChainRollback);
     }
     let decoded = decode_chain(relay_chain)?;
-    let state = AclState::from_records(&decoded, &Limits::default())
-        .map_err(|e| SyncError::Protocol(format!("the relay's ACL does not verify: {e}")))?;
+    let state = AclState::from_records(&decoded, limits).map_err(SyncError::InvalidChain)?;
     if relay_chain.len() > local.len() {
         profile.replace_acl(relay_chain)?;
     }
@@ -66,7 +63,7 @@ pub(super) async fn append_record(
     }
     let mut chain = profile.acl_records()?;
     chain.push(bytes);
-    adopt_chain(profile, &chain)
+    adopt_chain(profile, &chain, &link.limits)
 }
 
 /// A new connection, logged in as this device, with the relay's chain adopted.
@@ -75,7 +72,7 @@ pub(super) async fn reconnect(profile: &mut Profile, timeout: Duration) -> Resul
     let space = profile.space()?;
     let mut link = Link::connect(&relay, timeout).await?;
     let chain = link.login(&profile.secrets.device, &space, false).await?;
-    adopt_chain(profile, &chain)?;
+    adopt_chain(profile, &chain, &link.limits)?;
     Ok(link)
 }
 
@@ -89,11 +86,12 @@ pub async fn refresh_acl(profile: &mut Profile, timeout: Duration) -> Result<Acl
     let space = profile.space()?;
     let mut link = Link::connect(&relay, timeout).await?;
     let chain = link.login(&profile.secrets.device, &space, false).await;
+    let limits = link.limits;
     link.close().await;
     let chain = chain?;
     if chain.is_empty() {
         // The space is not on the relay yet: the local chain is all there is.
         return profile.acl_state()?.ok_or(SyncError::NotPaired);
     }
-    adopt_chain(profile, &chain)
+    adopt_chain(profile, &chain, &limits)
 }

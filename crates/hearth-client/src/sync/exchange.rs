@@ -194,7 +194,7 @@ pub(super) async fn push_staged(
     state: &AclState,
     report: &mut SyncReport,
 ) -> Result<u64, SyncError> {
-    profile.stage_outgoing(state.epoch())?;
+    profile.stage_outgoing_within(state.epoch(), &link.limits)?;
     let mut moved = 0;
     for (counter, envelope) in profile.outbox()? {
         moved += envelope.len() as u64;
@@ -502,5 +502,32 @@ mod tests {
     fn a_sync_that_succeeded_or_failed_otherwise_is_done() {
         assert_eq!(after_attempt(1, &Ok(SyncReport::default())), Attempt::Done);
         assert_eq!(after_attempt(1, &Err(SyncError::NotPaired)), Attempt::Done);
+    }
+
+    #[test]
+    fn outgoing_changes_are_sealed_in_envelopes_the_relay_announced_it_takes() {
+        use hearth_crypto::Protection;
+        use hearth_doc::Millis;
+        use hearth_proto::{Envelope, Limits};
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Profile::create(dir.path(), "Sam", Protection::None, Millis(1)).unwrap();
+        p.start_space("ws://relay.invalid").unwrap();
+        let me = p.person_id().clone();
+        for text in ["one", "two", "three"] {
+            p.write(|doc| doc.add_appreciation(&me, text, Millis::now()))
+                .unwrap();
+        }
+        // A relay that takes small envelopes only: about one change in each.
+        let small = Limits {
+            max_envelope_bytes: 1024 + 400,
+            ..Limits::default()
+        };
+        p.stage_outgoing_within(0, &small).unwrap().unwrap();
+        let outbox = p.outbox().unwrap();
+        assert!(outbox.len() > 1, "{} envelope(s)", outbox.len());
+        for (_, bytes) in &outbox {
+            Envelope::decode(bytes).unwrap();
+        }
     }
 }

@@ -99,7 +99,10 @@ impl Live {
     /// # Errors
     /// A [`SyncError`]; unsent envelopes stay in the outbox.
     pub async fn push(&mut self, profile: &mut Profile) -> Result<usize, SyncError> {
-        if profile.stage_outgoing(self.state.epoch())?.is_none() {
+        if profile
+            .stage_outgoing_within(self.state.epoch(), &self.link.limits)?
+            .is_none()
+        {
             return Ok(0);
         }
         let outbox = profile.outbox()?;
