@@ -94,8 +94,8 @@ pub enum SyncError {
     /// The relay no longer holds what this device received from it (its head is behind,
     /// or another envelope sits where one this device saw was): it was restored from an
     /// older backup or lost its database. This device rewound to the start: it reads the
-    /// relay's history again and sends it everything on the next attempt ([`sync_once`]
-    /// makes it at once).
+    /// relay's history again and sends it everything on the next attempt
+    /// ([`sync_once`](super::sync_once) makes it at once).
     #[error(
         "the relay no longer holds update {cursor} as this device received it (it holds \
          {head}): it was probably restored from a backup; this device will read its history \
