@@ -83,6 +83,10 @@ fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
     (USER, None)
 }
 
+/// The hint for a relay that broke the protocol.
+const TAMPERING: &str =
+    "Nothing from this sync was applied. If it persists, check which relay you use.";
+
 fn classify_sync(err: &SyncError) -> (u8, Option<String>) {
     let kept = "Your changes are kept on this device and will sync next time (`hearth sync`).";
     match err {
@@ -108,8 +112,17 @@ fn classify_sync(err: &SyncError) -> (u8, Option<String>) {
             Some("Put the space on a relay with `hearth invite --relay wss://…/v1/sync`.".into()),
         ),
         SyncError::Profile(e) => classify_client(e),
+        // Over the relay's size limit: nothing is damaged, and the change waits here.
+        SyncError::Unsendable(_) => (SYNC, Some(kept.into())),
+        // Its message says to ask for a new invite; nothing was created here.
+        SyncError::BadInvite(_) => (DATA, None),
         // A relay that breaks the protocol may be tampering: nothing was applied.
-        _ => (DATA, Some("Nothing from this sync was applied. If it persists, check which relay you use.".into())),
+        SyncError::UnexpectedFrame { .. }
+        | SyncError::UnreadableFrame(_)
+        | SyncError::InvalidChain(_)
+        | SyncError::ChainRollback => (DATA, Some(TAMPERING.into())),
+        // A kind added later: as cautious as for a relay that misbehaves.
+        _ => (DATA, Some(TAMPERING.into())),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use hearth_proto::{AclRecord, AclState, ClientFrame, RejectCode, RelayFrame};
+use hearth_proto::{AclRecord, AclState, ClientFrame, Limits, RejectCode, RelayFrame};
 
 use super::SyncError;
 use super::link::{Link, unexpected};
@@ -17,31 +17,23 @@ pub(super) fn decode_chain(records: &[Vec<u8>]) -> Result<Vec<AclRecord>, SyncEr
         .iter()
         .map(|r| AclRecord::decode(r))
         .collect::<Result<_, _>>()
-        .map_err(|e| SyncError::Protocol(format!("an ACL record does not decode: {e}")))
+        .map_err(SyncError::InvalidChain)
 }
 
-/// Takes the relay's chain if it verifies and extends the one this device already has: a
-/// relay can withhold records, but it cannot make a device forget or rewrite one.
+/// Takes the relay's chain if it verifies (under the `limits` the relay announced) and
+/// extends the one this device already has: a relay can withhold records, but it cannot
+/// make a device forget or rewrite one.
 pub(super) fn adopt_chain(
     profile: &mut Profile,
     relay_chain: &[Vec<u8>],
+    limits: &Limits,
 ) -> Result<AclState, SyncError> {
     let local = profile.sync_book().acl_records()?;
     if relay_chain.len() < local.len() || relay_chain[..local.len()] != local[..] {
-        return Err(SyncError::Protocol(
-            "the relay's ACL does not extend the one this device verified (a rollback or a \
-             fork); nothing was changed"
-                .into(),
-        ));
+        return Err(SyncError::ChainRollback);
     }
-    let limits = profile.sync_book().relay_limits()?;
-    let chain = VerifiedChain::verify(relay_chain.to_vec(), &limits).map_err(|e| match e {
-        Unverified::Undecodable(e) => {
-            SyncError::Protocol(format!("an ACL record does not decode: {e}"))
-        }
-        Unverified::Refused(e) => {
-            SyncError::Protocol(format!("the relay's ACL does not verify: {e}"))
-        }
+    let chain = VerifiedChain::verify(relay_chain.to_vec(), limits).map_err(|e| match e {
+        Unverified::Undecodable(e) | Unverified::Refused(e) => SyncError::InvalidChain(e),
     })?;
     if relay_chain.len() > local.len() {
         profile.sync_book_mut().replace_acl(&chain)?;
@@ -73,7 +65,7 @@ pub(super) async fn append_record(
     }
     let mut chain = profile.sync_book().acl_records()?;
     chain.push(bytes);
-    adopt_chain(profile, &chain)
+    adopt_chain(profile, &chain, &link.limits)
 }
 
 /// A new connection, logged in as this device, with the relay's chain adopted.
@@ -83,7 +75,7 @@ pub(super) async fn reconnect(profile: &mut Profile, timeout: Duration) -> Resul
     let mut link = Link::connect(&relay, timeout).await?;
     let chain = link.login(&profile.secrets.device, &space, false).await?;
     profile.sync_book_mut().set_relay_limits(&link.limits)?;
-    adopt_chain(profile, &chain)?;
+    adopt_chain(profile, &chain, &link.limits)?;
     Ok(link)
 }
 
@@ -105,5 +97,5 @@ pub async fn refresh_acl(profile: &mut Profile, timeout: Duration) -> Result<Acl
         // The space is not on the relay yet: the local chain is all there is.
         return profile.sync_book().acl_state()?.ok_or(SyncError::NotPaired);
     }
-    adopt_chain(profile, &chain)
+    adopt_chain(profile, &chain, &limits)
 }

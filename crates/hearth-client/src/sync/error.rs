@@ -27,9 +27,42 @@ pub enum SyncError {
         /// Its message.
         message: String,
     },
-    /// The relay answered something the protocol does not allow.
-    #[error("the relay broke the protocol: {0}")]
-    Protocol(String),
+    /// The relay answered with a frame the conversation does not allow at that point.
+    #[error(
+        "the relay broke the protocol: expected {wanted}, got {got}; nothing more was sent or \
+         applied. If it persists, check which relay you use"
+    )]
+    UnexpectedFrame {
+        /// The frame the conversation was waiting for.
+        wanted: &'static str,
+        /// The frame the relay sent.
+        got: &'static str,
+    },
+    /// The relay sent bytes that are not a frame (or a frame over the size it announced).
+    #[error(
+        "the relay sent an unreadable frame ({0}); nothing from it was applied. If it \
+         persists, check which relay you use"
+    )]
+    UnreadableFrame(#[source] hearth_proto::ProtoError),
+    /// A frame this device would send is over the size the relay accepts.
+    #[error(
+        "cannot send to the relay: {0}. The change stays on this device; the relay's \
+         operator can raise the limit"
+    )]
+    Unsendable(#[source] hearth_proto::ProtoError),
+    /// The relay's ACL chain does not decode or verify.
+    #[error("the relay's ACL does not verify ({0}); nothing was changed")]
+    InvalidChain(#[source] hearth_proto::ProtoError),
+    /// The relay's ACL chain does not extend the one this device verified before: it
+    /// dropped or rewrote records.
+    #[error(
+        "the relay's ACL does not extend the one this device verified (a rollback or a \
+         fork); nothing was changed"
+    )]
+    ChainRollback,
+    /// The invite the relay holds for a code does not hold together.
+    #[error("{0}; nothing was created here. Ask for a new invite with `hearth invite`")]
+    BadInvite(InviteFault),
     /// The relay did not answer in time.
     #[error("the relay did not answer within {0:?}")]
     Timeout(Duration),
@@ -61,8 +94,8 @@ pub enum SyncError {
     /// The relay no longer holds what this device received from it (its head is behind,
     /// or another envelope sits where one this device saw was): it was restored from an
     /// older backup or lost its database. This device rewound to the start: it reads the
-    /// relay's history again and sends it everything on the next attempt ([`sync_once`]
-    /// makes it at once).
+    /// relay's history again and sends it everything on the next attempt
+    /// ([`sync_once`](super::sync_once) makes it at once).
     #[error(
         "the relay no longer holds update {cursor} as this device received it (it holds \
          {head}): it was probably restored from a backup; this device will read its history \
@@ -78,4 +111,22 @@ pub enum SyncError {
     /// The local profile failed.
     #[error(transparent)]
     Profile(#[from] Error),
+}
+
+/// What is wrong with an invite as the relay holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InviteFault {
+    /// Its key box does not open with the code.
+    #[error("the invite's key box does not open with this code")]
+    KeyBoxSealed,
+    /// Its key box holds keys the space's ACL does not name.
+    #[error("the invite's key box holds keys the space's ACL does not name")]
+    KeysNotInChain,
+    /// A device invite names no valid person to join as.
+    #[error("the invite names an invalid person")]
+    InvalidPerson,
+    /// A device invite names no person at all.
+    #[error("a device invite without its person")]
+    MissingPerson,
 }

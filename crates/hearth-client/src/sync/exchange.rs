@@ -26,9 +26,10 @@ pub async fn sync_once(profile: &mut Profile, timeout: Duration) -> Result<SyncR
     let mut behind = None;
     loop {
         attempts += 1;
-        match sync_attempt(profile, timeout).await {
-            Err(SyncError::AclMoved) if attempts < 3 => {}
-            Err(SyncError::RelayBehind { head, cursor }) if attempts < 3 => {
+        let result = sync_attempt(profile, timeout).await;
+        match after_attempt(attempts, &result) {
+            Attempt::Again => {}
+            Attempt::AgainAfterRewind { head, cursor } => {
                 tracing::warn!(
                     head,
                     cursor,
@@ -36,12 +37,45 @@ pub async fn sync_once(profile: &mut Profile, timeout: Duration) -> Result<SyncR
                 );
                 behind = Some((head, cursor));
             }
-            Ok(mut report) => {
-                report.relay_behind = behind;
-                return Ok(report);
+            Attempt::Done => {
+                return result.map(|mut report| {
+                    report.relay_behind = behind;
+                    report
+                });
             }
-            done => return done,
         }
+    }
+}
+
+/// How many times [`sync_once`] runs a sync that the relay moved under it.
+const ATTEMPTS: u32 = 3;
+
+/// What [`sync_once`] does after an attempt.
+#[derive(Debug, PartialEq, Eq)]
+enum Attempt {
+    /// The ACL moved while syncing: run again, which adopts it.
+    Again,
+    /// The relay went back in time and this device rewound: run again, which resends.
+    AgainAfterRewind {
+        /// The relay's head.
+        head: u64,
+        /// The landmark it no longer held.
+        cursor: u64,
+    },
+    /// Return this result.
+    Done,
+}
+
+/// Whether attempt number `attempts` (from 1), which gave `result`, is worth another.
+fn after_attempt(attempts: u32, result: &Result<SyncReport, SyncError>) -> Attempt {
+    match result {
+        _ if attempts >= ATTEMPTS => Attempt::Done,
+        Err(SyncError::AclMoved) => Attempt::Again,
+        Err(SyncError::RelayBehind { head, cursor }) => Attempt::AgainAfterRewind {
+            head: *head,
+            cursor: *cursor,
+        },
+        _ => Attempt::Done,
     }
 }
 
@@ -103,13 +137,7 @@ pub(super) async fn exchange(
     let mut marks = profile.sync_book().landmarks()?;
     let mut moved = push_staged(profile, link, state, &mut report).await?;
     let cursor = profile.sync_book().cursor()?;
-    // Landmarks at or before the cursor are read again, only to compare them.
-    let since_seq = marks
-        .iter()
-        .map(|m| m.seq)
-        .filter(|seq| *seq <= cursor)
-        .min()
-        .map_or(cursor, |seq| seq - 1);
+    let since_seq = since_seq(&marks, cursor);
     link.send(&ClientFrame::Subscribe {
         space: *space,
         since_seq,
@@ -126,45 +154,25 @@ pub(super) async fn exchange(
     loop {
         match link.recv().await? {
             RelayFrame::Batch { items, head } => {
-                if let Some(mark) = marks.iter().rev().find(|m| head < m.seq) {
-                    return behind(profile, head, *mark);
-                }
-                let done = items.last().is_none_or(|(seq, _)| *seq >= head);
-                let mut kept = Vec::with_capacity(items.len());
-                for (seq, bytes) in items {
-                    // The first landmark not checked yet, once the batch reaches its place.
-                    if let Some(mark) = marks.first().copied()
-                        && seq >= mark.seq
-                    {
-                        match mark.check(seq, &bytes) {
-                            Some(true) => {
-                                marks.remove(0);
-                            }
-                            // A snapshot replaced them: the relay compacted, not rewound.
-                            None => marks.clear(),
-                            Some(false) => return behind(profile, head, mark),
-                        }
-                    }
-                    if seq <= cursor {
-                        // Applied before: asked for only to compare.
-                        continue;
-                    }
-                    moved += bytes.len() as u64;
-                    kept.push((seq, bytes));
-                }
+                let batch = match read_batch(&mut marks, cursor, head, items) {
+                    Ok(batch) => batch,
+                    Err(mark) => return behind(profile, head, mark),
+                };
+                moved += batch.bytes;
                 take_in(
                     profile,
                     space,
                     state,
-                    kept.iter().map(|(seq, bytes)| (*seq, bytes.as_slice())),
+                    batch
+                        .kept
+                        .iter()
+                        .map(|(seq, bytes)| (*seq, bytes.as_slice())),
                     &mut report,
                 )?;
-                if done {
-                    if let Some(mark) = marks.first() {
-                        // It holds later envelopes but not the landmark's.
-                        return behind(profile, head, *mark);
-                    }
-                    break;
+                match batch.then {
+                    AfterBatch::More => {}
+                    AfterBatch::Done => break,
+                    AfterBatch::Behind(mark) => return behind(profile, head, mark),
                 }
             }
             RelayFrame::Event { seq, envelope } => {
@@ -197,13 +205,9 @@ pub(super) async fn push_staged(
     for (counter, envelope) in outbox {
         moved += envelope.len() as u64;
         link.send(&ClientFrame::Push { envelope }).await?;
-        match link.recv().await? {
-            RelayFrame::Committed { counter: c, seq } if c == counter => {
-                profile.sync_book_mut().acknowledge(counter, seq)?;
-                report.pushed += 1;
-            }
-            other => return Err(unexpected("Committed", &other)),
-        }
+        let seq = committed(link.recv().await?, counter)?;
+        profile.sync_book_mut().acknowledge(counter, seq)?;
+        report.pushed += 1;
     }
     Ok(moved)
 }
@@ -222,10 +226,7 @@ pub(super) async fn snapshot_if_due(
     state: &AclState,
     report: &SyncReport,
 ) -> Result<(), SyncError> {
-    if report.waiting > 0
-        || report.cursor == 0
-        || profile.sync_book().unsnapshotted()? < SNAPSHOT_AFTER_BYTES
-    {
+    if !snapshot_due(report, profile.sync_book().unsnapshotted()?) {
         return Ok(());
     }
     let max = link.limits.envelope_bytes();
@@ -251,4 +252,292 @@ pub(super) async fn snapshot_if_due(
         Err(e) => return Err(e),
     }
     Ok(())
+}
+
+/// The first relay seq a sync asks for: just after the cursor, or earlier to read again
+/// the landmarks at or before it, only to compare them.
+fn since_seq(marks: &[Landmark], cursor: u64) -> u64 {
+    marks
+        .iter()
+        .map(|m| m.seq)
+        .filter(|seq| *seq <= cursor)
+        .min()
+        .map_or(cursor, |seq| seq - 1)
+}
+
+/// What one `Batch` brings this sync.
+#[derive(Debug, PartialEq, Eq)]
+struct Batch {
+    /// The envelopes after the cursor, to screen and apply.
+    kept: Vec<(u64, Vec<u8>)>,
+    /// Their bytes, towards the next snapshot.
+    bytes: u64,
+    /// What comes after applying them.
+    then: AfterBatch,
+}
+
+/// What follows a batch once its envelopes are applied.
+#[derive(Debug, PartialEq, Eq)]
+enum AfterBatch {
+    /// More batches follow.
+    More,
+    /// The relay's head is reached.
+    Done,
+    /// The relay holds envelopes after this landmark but not the landmark: it went back in
+    /// time.
+    Behind(Landmark),
+}
+
+/// Reads a `Batch` of `items` up to the relay's `head` against the `marks` not checked yet
+/// (each removed once the relay shows it in its place) and this device's `cursor`. `Err`
+/// names a landmark the relay no longer holds as it was: it went back in time, and nothing
+/// of the batch is taken.
+fn read_batch(
+    marks: &mut Vec<Landmark>,
+    cursor: u64,
+    head: u64,
+    items: Vec<(u64, Vec<u8>)>,
+) -> Result<Batch, Landmark> {
+    if let Some(mark) = marks.iter().rev().find(|m| head < m.seq) {
+        return Err(*mark);
+    }
+    let done = items.last().is_none_or(|(seq, _)| *seq >= head);
+    let mut kept = Vec::with_capacity(items.len());
+    let mut bytes_kept = 0;
+    for (seq, bytes) in items {
+        // The first landmark not checked yet, once the batch reaches its place.
+        if let Some(mark) = marks.first().copied()
+            && seq >= mark.seq
+        {
+            match mark.check(seq, &bytes) {
+                Some(true) => {
+                    marks.remove(0);
+                }
+                // A snapshot replaced them: the relay compacted, not rewound.
+                None => marks.clear(),
+                Some(false) => return Err(mark),
+            }
+        }
+        if seq <= cursor {
+            // Applied before: asked for only to compare.
+            continue;
+        }
+        bytes_kept += bytes.len() as u64;
+        kept.push((seq, bytes));
+    }
+    let then = match (done, marks.first()) {
+        (false, _) => AfterBatch::More,
+        (true, None) => AfterBatch::Done,
+        // It holds later envelopes but not the landmark's.
+        (true, Some(mark)) => AfterBatch::Behind(*mark),
+    };
+    Ok(Batch {
+        kept,
+        bytes: bytes_kept,
+        then,
+    })
+}
+
+/// Whether a snapshot is due after a sync that ended as `report`, with `unsnapshotted`
+/// bytes of envelopes since the last one. Not while envelopes wait for missing changes
+/// (the snapshot would leave them out), nor before anything is on the relay.
+fn snapshot_due(report: &SyncReport, unsnapshotted: u64) -> bool {
+    report.waiting == 0 && report.cursor > 0 && unsnapshotted >= SNAPSHOT_AFTER_BYTES
+}
+
+/// The relay's answer to a `Push` of `counter`: the seq it committed the envelope at.
+fn committed(reply: RelayFrame, counter: u64) -> Result<u64, SyncError> {
+    match reply {
+        RelayFrame::Committed { counter: c, seq } if c == counter => Ok(seq),
+        other => Err(unexpected("Committed", &other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hearth_proto::EnvelopeKind;
+
+    use super::*;
+    use crate::sync::fixtures::{Couple, sealed, sealed_as};
+
+    /// The owner's envelope with `counter`, delivered at `seq`.
+    fn item(c: &Couple, seq: u64, counter: u64) -> (u64, Vec<u8>) {
+        (seq, sealed(&c.owner, &c.keys[1], c.space, 1, counter, b"x"))
+    }
+
+    fn mark(c: &Couple, seq: u64, counter: u64) -> Landmark {
+        Landmark {
+            seq,
+            author: c.owner.device_id(),
+            counter,
+        }
+    }
+
+    fn seqs(batch: &Batch) -> Vec<u64> {
+        batch.kept.iter().map(|(seq, _)| *seq).collect()
+    }
+
+    #[test]
+    fn a_pull_starts_after_the_cursor_or_at_the_earliest_landmark_it_must_compare() {
+        let c = Couple::new();
+        assert_eq!(since_seq(&[], 7), 7);
+        assert_eq!(since_seq(&[mark(&c, 5, 1), mark(&c, 7, 2)], 7), 4);
+        // A landmark past the cursor is checked when the pull reaches it anyway.
+        assert_eq!(since_seq(&[mark(&c, 9, 1)], 7), 7);
+    }
+
+    #[test]
+    fn a_batch_that_reaches_the_head_ends_the_pull_and_one_short_of_it_asks_for_more() {
+        let c = Couple::new();
+        let items = vec![item(&c, 1, 1), item(&c, 2, 2)];
+        let size: u64 = items.iter().map(|(_, b)| b.len() as u64).sum();
+        let batch = read_batch(&mut Vec::new(), 0, 2, items.clone()).unwrap();
+        assert_eq!(seqs(&batch), [1, 2]);
+        assert_eq!(batch.bytes, size);
+        assert_eq!(batch.then, AfterBatch::Done);
+        let batch = read_batch(&mut Vec::new(), 0, 9, items).unwrap();
+        assert_eq!(batch.then, AfterBatch::More);
+        let batch = read_batch(&mut Vec::new(), 0, 0, Vec::new()).unwrap();
+        assert_eq!(batch.then, AfterBatch::Done, "an empty space is caught up");
+    }
+
+    #[test]
+    fn envelopes_at_or_before_the_cursor_are_compared_but_not_taken_again() {
+        let c = Couple::new();
+        let mut marks = vec![mark(&c, 2, 2)];
+        let items = vec![item(&c, 2, 2), item(&c, 3, 3)];
+        let batch = read_batch(&mut marks, 2, 3, items).unwrap();
+        assert_eq!(seqs(&batch), [3]);
+        assert!(marks.is_empty(), "the landmark was found in its place");
+        assert_eq!(batch.then, AfterBatch::Done);
+    }
+
+    #[test]
+    fn a_relay_whose_head_is_below_a_landmark_went_back_in_time() {
+        let c = Couple::new();
+        let lost = mark(&c, 5, 5);
+        let mut marks = vec![mark(&c, 2, 2), lost];
+        assert_eq!(
+            read_batch(&mut marks, 5, 4, vec![item(&c, 2, 2)]),
+            Err(lost)
+        );
+    }
+
+    #[test]
+    fn another_envelope_in_a_landmarks_place_means_the_relay_went_back_in_time() {
+        let c = Couple::new();
+        let lost = mark(&c, 2, 2);
+        // The same place holds another counter; or the landmark's place is skipped.
+        for items in [vec![item(&c, 2, 9)], vec![item(&c, 3, 2)]] {
+            let mut marks = vec![lost];
+            assert_eq!(read_batch(&mut marks, 2, 3, items), Err(lost));
+        }
+    }
+
+    #[test]
+    fn a_snapshot_in_a_landmarks_place_is_compaction_not_a_rewind() {
+        let c = Couple::new();
+        let snapshot = sealed_as(
+            EnvelopeKind::Snapshot { covers_seq: 3 },
+            &c.owner,
+            &c.keys[1],
+            c.space,
+            1,
+            4,
+            b"x",
+        );
+        let mut marks = vec![mark(&c, 2, 2), mark(&c, 3, 3)];
+        let batch = read_batch(&mut marks, 3, 4, vec![(4, snapshot)]).unwrap();
+        assert!(marks.is_empty());
+        assert_eq!(seqs(&batch), [4]);
+        assert_eq!(batch.then, AfterBatch::Done);
+    }
+
+    #[test]
+    fn a_relay_that_names_a_head_past_a_landmark_but_sends_nothing_went_back_in_time() {
+        let c = Couple::new();
+        let lost = mark(&c, 3, 3);
+        let mut marks = vec![lost];
+        let batch = read_batch(&mut marks, 3, 4, Vec::new()).unwrap();
+        assert!(batch.kept.is_empty());
+        assert_eq!(batch.then, AfterBatch::Behind(lost));
+    }
+
+    #[test]
+    fn a_snapshot_is_due_only_after_enough_bytes_with_nothing_waiting_and_something_on_the_relay() {
+        let ready = SyncReport {
+            cursor: 10,
+            ..SyncReport::default()
+        };
+        assert!(snapshot_due(&ready, SNAPSHOT_AFTER_BYTES));
+        assert!(!snapshot_due(&ready, SNAPSHOT_AFTER_BYTES - 1));
+        let waiting = SyncReport {
+            waiting: 1,
+            ..ready.clone()
+        };
+        assert!(!snapshot_due(&waiting, SNAPSHOT_AFTER_BYTES));
+        assert!(!snapshot_due(&SyncReport::default(), SNAPSHOT_AFTER_BYTES));
+    }
+
+    #[test]
+    fn a_push_is_done_only_when_the_relay_commits_that_counter() {
+        assert_eq!(
+            committed(RelayFrame::Committed { counter: 4, seq: 9 }, 4).unwrap(),
+            9
+        );
+        assert!(committed(RelayFrame::Committed { counter: 3, seq: 9 }, 4).is_err());
+        assert!(committed(RelayFrame::Pong { nonce: 1 }, 4).is_err());
+    }
+
+    #[test]
+    fn a_sync_the_acl_moved_under_runs_again_up_to_three_times() {
+        let moved = Err(SyncError::AclMoved);
+        assert_eq!(after_attempt(1, &moved), Attempt::Again);
+        assert_eq!(after_attempt(2, &moved), Attempt::Again);
+        assert_eq!(after_attempt(3, &moved), Attempt::Done);
+    }
+
+    #[test]
+    fn a_sync_that_found_the_relay_behind_runs_again_to_resend() {
+        let behind = Err(SyncError::RelayBehind { head: 2, cursor: 5 });
+        assert_eq!(
+            after_attempt(1, &behind),
+            Attempt::AgainAfterRewind { head: 2, cursor: 5 }
+        );
+        assert_eq!(after_attempt(3, &behind), Attempt::Done);
+    }
+
+    #[test]
+    fn a_sync_that_succeeded_or_failed_otherwise_is_done() {
+        assert_eq!(after_attempt(1, &Ok(SyncReport::default())), Attempt::Done);
+        assert_eq!(after_attempt(1, &Err(SyncError::NotPaired)), Attempt::Done);
+    }
+
+    #[test]
+    fn outgoing_changes_are_sealed_in_envelopes_the_relay_announced_it_takes() {
+        use hearth_crypto::Protection;
+        use hearth_doc::Millis;
+        use hearth_proto::{Envelope, Limits};
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Profile::create(dir.path(), "Sam", Protection::None, Millis(1)).unwrap();
+        p.sync_book_mut().start_space("ws://relay.invalid").unwrap();
+        let me = p.person_id().clone();
+        for text in ["one", "two", "three"] {
+            p.write(|doc| doc.add_appreciation(&me, text, Millis::now()))
+                .unwrap();
+        }
+        // A relay that takes small envelopes only: about one change in each.
+        let small = Limits {
+            max_envelope_bytes: 1024 + 400,
+            ..Limits::default()
+        };
+        p.sync_book_mut().set_relay_limits(&small).unwrap();
+        p.sync_book_mut().stage_outgoing(0).unwrap().unwrap();
+        let outbox = p.sync_book().outbox().unwrap();
+        assert!(outbox.len() > 1, "{} envelope(s)", outbox.len());
+        for (_, bytes) in &outbox {
+            Envelope::decode(bytes).unwrap();
+        }
+    }
 }

@@ -21,7 +21,7 @@ pub(super) async fn settle(
     space: &SpaceId,
     chain: &[Vec<u8>],
 ) -> Result<AclState, SyncError> {
-    let mut state = adopt_chain(profile, chain)?;
+    let mut state = adopt_chain(profile, chain, &link.limits)?;
     if state.needs_rotation() {
         state = rotate(profile, link, &state).await?;
     }

@@ -60,6 +60,7 @@ impl Link {
             ws,
             relay: relay.to_owned(),
             timeout,
+            // Until the relay announces its own in `Challenge`.
             limits: Limits::default(),
             relay_id: [0; 16],
             nonce: [0; 32],
@@ -86,8 +87,8 @@ impl Link {
     }
 
     pub(crate) async fn send(&mut self, frame: &ClientFrame) -> Result<(), SyncError> {
-        let bytes = encode_client(frame, self.limits.frame_bytes())
-            .map_err(|e| SyncError::Protocol(format!("cannot encode a frame: {e}")))?;
+        let bytes =
+            encode_client(frame, self.limits.frame_bytes()).map_err(SyncError::Unsendable)?;
         tokio::time::timeout(self.timeout, self.ws.send(Message::Binary(bytes.into())))
             .await
             .map_err(|_| SyncError::Timeout(self.timeout))?
@@ -122,7 +123,7 @@ impl Link {
             match message {
                 Message::Binary(bytes) => {
                     let frame = decode_relay(&bytes, self.limits.frame_bytes())
-                        .map_err(|e| SyncError::Protocol(format!("an unreadable frame: {e}")))?;
+                        .map_err(SyncError::UnreadableFrame)?;
                     if let RelayFrame::Reject { code, message } = frame {
                         return Err(SyncError::Refused { code, message });
                     }
@@ -184,7 +185,7 @@ impl Link {
     }
 }
 
-pub(super) fn unexpected(wanted: &str, got: &RelayFrame) -> SyncError {
+pub(super) fn unexpected(wanted: &'static str, got: &RelayFrame) -> SyncError {
     let name = match got {
         RelayFrame::Challenge { .. } => "Challenge",
         RelayFrame::Batch { .. } => "Batch",
@@ -195,7 +196,7 @@ pub(super) fn unexpected(wanted: &str, got: &RelayFrame) -> SyncError {
         RelayFrame::Reject { .. } => "Reject",
         RelayFrame::Pong { .. } => "Pong",
     };
-    SyncError::Protocol(format!("expected {wanted}, got {name}"))
+    SyncError::UnexpectedFrame { wanted, got: name }
 }
 
 pub(crate) fn now_ms() -> u64 {

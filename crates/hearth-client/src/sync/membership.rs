@@ -10,7 +10,7 @@ use super::chain::{append_record, decode_chain, reconnect};
 use super::exchange::{exchange, sync_once};
 use super::keys::{confirm, settle};
 use super::link::{Link, now_ms, unexpected};
-use super::{SyncError, SyncReport};
+use super::{InviteFault, SyncError, SyncReport};
 use crate::{Error, Profile};
 
 /// Why joining a space failed. Nothing was created locally unless joining succeeded.
@@ -107,7 +107,7 @@ pub async fn join(
         Err(e) => return Err(invite_refusal(e)),
     };
     let state = AclState::from_records(&decode_chain(&chain)?, &link.limits)
-        .map_err(|e| SyncError::Protocol(format!("the relay's ACL does not verify: {e}")))?;
+        .map_err(SyncError::InvalidChain)?;
     let info = state.invite(&invite_id).ok_or(JoinError::Unknown)?;
     if info.used_by.is_some() {
         return Err(JoinError::Used);
@@ -131,26 +131,21 @@ pub async fn join(
     };
     let (keys, inviter) = invite
         .open_lockbox(&blob, space.as_bytes(), epoch)
-        .map_err(|_| {
-            SyncError::Protocol("the invite's key box does not open with this code".into())
-        })?;
+        .map_err(|_| SyncError::BadInvite(InviteFault::KeyBoxSealed))?;
     // The key box is only as good as the chain says: each key must match its epoch's check.
     let vouched = (0..=epoch)
         .zip(&keys)
         .all(|(e, key)| state.key_check(e) == Some(&key.check(&space, e)));
     if !vouched {
-        return Err(SyncError::Protocol(
-            "the invite's key box holds keys the space's ACL does not name".into(),
-        )
-        .into());
+        return Err(SyncError::BadInvite(InviteFault::KeysNotInChain).into());
     }
     let person = match (as_partner, inviter) {
         (true, _) => hearth_doc::PersonId::random(),
         (false, Some(p)) => p
             .parse()
-            .map_err(|_| SyncError::Protocol("the invite names an invalid person".into()))?,
+            .map_err(|_| SyncError::BadInvite(InviteFault::InvalidPerson))?,
         (false, None) => {
-            return Err(SyncError::Protocol("a device invite without its person".into()).into());
+            return Err(SyncError::BadInvite(InviteFault::MissingPerson).into());
         }
     };
 

@@ -26,6 +26,8 @@ use hearth_proto::DeviceId;
 mod chain;
 mod error;
 mod exchange;
+#[cfg(test)]
+mod fixtures;
 mod keys;
 mod link;
 mod live;
@@ -33,7 +35,7 @@ mod membership;
 mod screen;
 
 pub use chain::refresh_acl;
-pub use error::SyncError;
+pub use error::{InviteFault, SyncError};
 pub use exchange::{SNAPSHOT_AFTER_BYTES, sync_once};
 pub(crate) use link::now_ms;
 pub use link::{relay_reachable, websocket_config};
