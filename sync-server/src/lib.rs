@@ -1,6 +1,6 @@
 //! hearth-relay: the small self-hosted server that stores and forwards the couple's
 //! encrypted envelopes. It sees ciphertext, ids and sizes only; it can lose, delay or
-//! withhold data, but never read or forge it (DESIGN.md §5).
+//! withhold data, but never read or forge it (docs/security.md, "The relay operator").
 //!
 //! - [`cli`]: the `hearth-relay` command line ([`cli::main`]).
 //! - [`config`]: the relay's settings ([`RelayConfig`]), from defaults, file, environment

@@ -1,6 +1,7 @@
 //! `hearth-bench compare`: hearth's relay next to the Automerge reference sync servers.
 //!
-//! The peer harness lives outside the workspace, in `../shared/peers/automerge-repo`
+//! The peer harness (the Automerge reference relays' benchmark) lives outside the workspace,
+//! in the folder [`peer_dir`] names
 //! (`run.sh`, `loadgen.mjs`, `summarize.mjs`). It measures the published automerge-repo sync
 //! server (`official`) and the same server on automerge-repo 2.x (`repo2`) and prints one JSON
 //! line per result (`"bench":"automerge-relay"`). hearth's own benchmark prints lines of the
@@ -29,8 +30,8 @@ pub const PEER_BENCH: &str = "automerge-relay";
 /// How many trailing lines of the harness's output an error message quotes.
 const TAIL_LINES: usize = 25;
 
-/// Where the peer harness lives: `$HEARTH_PEER_DIR` if set, else
-/// `<workspace root>/../shared/peers/automerge-repo`.
+/// Where the peer harness lives: `$HEARTH_PEER_DIR` if set, else the folder
+/// `shared/peers/automerge-repo` beside the checkout, where the workplace keeps it.
 pub fn peer_dir() -> PathBuf {
     let dir = match std::env::var_os(PEER_DIR_ENV) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),

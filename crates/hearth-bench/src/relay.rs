@@ -1,4 +1,4 @@
-//! The relay workloads of the peer benchmark (../shared/peers/automerge-repo), against a
+//! The relay workloads of the peer benchmark (`HEARTH_PEER_DIR`, see `compare`), against a
 //! real `hearth-relay` process on loopback: fan-out latency, throughput with a bounded
 //! in-flight window, relay CPU per delivered entry, relay memory, idle connections.
 //!

@@ -1,10 +1,10 @@
-//! Sealing and opening envelopes (DESIGN §4): XChaCha20-Poly1305 under the epoch's content
+//! Sealing and opening envelopes (docs/protocol.md): XChaCha20-Poly1305 under the epoch's content
 //! key with the header as associated data, then an Ed25519 signature by the author over
 //! hearth-proto's domain-separated hash of header, nonce and ciphertext.
 //!
 //! Opening checks in the order that keeps a forgery from costing anything: the signature
 //! first (authenticity comes from it, not from the AEAD: age and a shared epoch key give no
-//! sender authentication, DESIGN §8), then that the envelope is for the expected space and
+//! sender authentication, docs/architecture.md, "Pitfalls"), then that the envelope is for the expected space and
 //! epoch, and only then decrypts. Whether the author may write to the space (a member, not
 //! removed at that epoch) is the ACL's question and is asked by the caller.
 

@@ -2,7 +2,7 @@
 //! as opaque blobs and a device fetches its own.
 //!
 //! A lockbox is an age file (X25519) to the device's age recipient. age has no sender
-//! authentication (DESIGN §8): anyone holding the recipient can make a lockbox that opens
+//! authentication (docs/architecture.md, "Pitfalls"): anyone holding the recipient can make a lockbox that opens
 //! cleanly. So the plaintext names the space and epoch it is for, and [`open`] checks them;
 //! callers trust a key only as far as the signed ACL says its epoch exists, and every
 //! envelope is still checked against its author's signature before it is decrypted.

@@ -1,4 +1,4 @@
-//! The space's access-control list (DESIGN §4): a hash-chained log of signed records that
+//! The space's access-control list (docs/protocol.md, "ACL records"): a hash-chained log of signed records that
 //! says which devices belong to a space and which key epoch is current. Every client
 //! verifies the whole chain and the relay enforces it too, so a device that is not in the
 //! chain cannot even push. Records carry public keys, ids, epochs and expiries only; names

@@ -1,4 +1,4 @@
-//! The signed envelope (DESIGN §4): the only thing that carries a couple's data over the
+//! The signed envelope (docs/protocol.md): the only thing that carries a couple's data over the
 //! wire and through the relay. The relay stores envelopes verbatim and checks their
 //! signatures; only members' devices can open them. Sealing and opening happen in
 //! hearth-crypto, which holds the keys; this module fixes the bytes both sides agree on.

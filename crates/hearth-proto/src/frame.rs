@@ -1,4 +1,4 @@
-//! The websocket frames of the relay protocol (DESIGN §5): one enum per direction, encoded
+//! The websocket frames of the relay protocol (docs/protocol.md): one enum per direction, encoded
 //! with postcard, one frame per binary websocket message. Envelopes and ACL records travel
 //! inside frames as their own canonical bytes, so the relay can check them, store them
 //! verbatim and fan them out without re-encoding.

@@ -17,13 +17,13 @@ use serde_json::json;
 
 const USAGE: &str = "usage: hearth-bench offline|sync|relay|compare|attacks|soak [--runs N] [--hearth PATH] [--keep DIR] [--quick]
 
-  compare   runs the peer harness (../shared/peers/automerge-repo/run.sh, Node; installs
+  compare   runs the peer harness ($HEARTH_PEER_DIR/run.sh, Node; installs
             its packages from the npm registry the first time) and `relay` interleaved,
             --runs times (default 3), plus `offline` once, and prints metric, better peer,
             hearth, ratio and the issue's target as a Markdown table. Results go to
             --keep DIR (default target/bench-results/compare-<time>/).
 
-  relay     the peer benchmark's workloads (../shared/peers/automerge-repo) against a
+  relay     the peer benchmark's workloads (the peer harness's) against a
             hearth-relay process on loopback (the binary beside this one): fan-out latency
             for 1, 10, 100 and 1,000 pairs, throughput with 4 entries in flight per pair,
             relay CPU per delivered entry, initial sync of a 10,000-record history to fresh
