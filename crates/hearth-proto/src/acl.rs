@@ -64,6 +64,14 @@
 //! now: the relay on `PutAcl`, a device about to upload) checks expiry against `now_ms`,
 //! while [`AclState::from_records`] and [`AclState::replay`] (for records already
 //! accepted by the relay) check every other rule but not the clock.
+//!
+//! # Room in the space
+//!
+//! `max_devices_per_space` is the relay's admission policy at the moment a device joins,
+//! like the clock: [`AclState::apply`] checks it, replaying records already accepted does
+//! not. Otherwise the limits a relay announces (or an operator lowers later) could make a
+//! chain every member already verified read as broken, and a device that re-checks its
+//! stored chain would refuse to sync for good.
 
 use std::collections::BTreeMap;
 
@@ -121,7 +129,7 @@ pub enum AclBody {
         recipient: [u8; 32],
         /// Always 0.
         epoch: u32,
-        /// [`key_check`](crate::key_check) of the epoch-0 key.
+        /// [`key_check`] of the epoch-0 key.
         key_check: [u8; 32],
     },
     /// Commits to a one-time invite key.
@@ -158,7 +166,7 @@ pub enum AclBody {
     RotateEpoch {
         /// The new epoch: the current one plus one.
         epoch: u32,
-        /// [`key_check`](crate::key_check) of the new epoch's key.
+        /// [`key_check`] of the new epoch's key.
         key_check: [u8; 32],
         /// The member device rotating.
         by: DeviceId,
@@ -670,7 +678,10 @@ impl AclState {
                 if info.role == InviteRole::Partner && self.partner_joined {
                     return Err(ProtoError::AclRefused(AclRule::PartnerJoined));
                 }
-                if self.members.len() >= usize::try_from(self.max_devices).unwrap_or(usize::MAX) {
+                // Room is judged when a join is offered (see "Room in the space").
+                if now_ms.is_some()
+                    && self.members.len() >= usize::try_from(self.max_devices).unwrap_or(usize::MAX)
+                {
                     return Err(ProtoError::AclRefused(AclRule::SpaceFull));
                 }
                 let role = info.role;
@@ -1292,6 +1303,36 @@ mod tests {
         chain.invite(&key(1), &key(101), InviteRole::OwnDevice);
         assert!(matches!(
             chain.join(&key(3), &key(101)),
+            Err(ProtoError::AclRefused(AclRule::SpaceFull))
+        ));
+    }
+
+    #[test]
+    fn a_chain_already_accepted_replays_under_a_smaller_limit_but_admits_no_one_more() {
+        let mut chain = Chain::new();
+        chain.invite(&key(1), &key(100), InviteRole::Partner);
+        chain.join(&key(2), &key(100)).unwrap();
+        chain.invite(&key(1), &key(101), InviteRole::OwnDevice);
+        let one = Limits {
+            max_devices_per_space: 1,
+            ..Limits::default()
+        };
+        // A relay announcing (or an operator configuring) room for one device cannot make
+        // the members' two-device chain read as broken...
+        let mut state = AclState::from_records(&chain.records, &one).unwrap();
+        assert_eq!(state.members().count(), 2);
+        // ...but a join offered now is judged by it.
+        let join = signed(
+            state.head(),
+            AclBody::AddDevice {
+                device: dev(&key(3)),
+                recipient: [3; 32],
+                invite: inv(&key(101)),
+            },
+            &[&key(3), &key(101)],
+        );
+        assert!(matches!(
+            state.apply(&join, NOW),
             Err(ProtoError::AclRefused(AclRule::SpaceFull))
         ));
     }

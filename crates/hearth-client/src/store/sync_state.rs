@@ -221,7 +221,9 @@ pub(crate) fn set_relay_limits(conn: &Connection, limits: &Limits) -> Result<(),
         limits.max_envelope_bytes,
         limits.max_devices_per_space,
         limits.max_spaces,
-        signed(limits.max_bytes_per_space)?,
+        // A relay may announce any u64 ("no limit" as u64::MAX); past i64::MAX it is as good
+        // as unlimited, and refusing it would stop every sync at login.
+        i64::try_from(limits.max_bytes_per_space).unwrap_or(i64::MAX),
         limits.max_pushes_per_sec
     ])?;
     Ok(())

@@ -363,4 +363,49 @@ mod tests {
         let (nonce, ct) = ours.seal(b"aad", b"hello").unwrap();
         assert_eq!(&key.open(b"aad", &nonce, &ct).unwrap()[..], b"hello");
     }
+
+    #[test]
+    fn a_relay_announcing_a_smaller_space_cannot_make_the_stored_chain_read_as_broken() {
+        use hearth_crypto::DeviceKeys;
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut p =
+            Profile::create(&dir.path().join("p"), "Sam", Protection::None, Millis(1)).unwrap();
+        p.sync_book_mut().start_space("ws://relay.invalid").unwrap();
+        let minted = p
+            .sync_book()
+            .mint_invite(InviteRole::Partner, 86_400_000, 1_000)
+            .unwrap();
+        let invite_keys = minted.code.keys();
+        let partner = DeviceKeys::generate().unwrap();
+        let join = sign_record(
+            minted.record.hash(),
+            AclBody::AddDevice {
+                device: partner.device_id(),
+                recipient: partner.recipient_bytes().unwrap(),
+                invite: InviteId::from_bytes(invite_keys.invite_id()),
+            },
+            &[&partner, &invite_keys],
+        )
+        .unwrap();
+        let mut records = p.sync_book().acl_records().unwrap();
+        records.push(minted.record.encode());
+        records.push(join.encode());
+        let chain = VerifiedChain::verify(records, &Limits::default()).unwrap();
+        p.sync_book_mut().replace_acl(&chain).unwrap();
+
+        // A relay that says a space holds one device, and "no limit" on bytes as u64::MAX.
+        let hostile = Limits {
+            max_devices_per_space: 1,
+            max_bytes_per_space: u64::MAX,
+            ..Limits::default()
+        };
+        p.sync_book_mut().set_relay_limits(&hostile).unwrap();
+        let state = p.sync_book().acl_state().unwrap().unwrap();
+        assert_eq!(state.members().count(), 2, "both devices are still members");
+        assert!(p.sync_book().devices().is_ok());
+        let saved = p.sync_book().relay_limits().unwrap();
+        assert_eq!(saved.max_devices_per_space, 1);
+        assert_eq!(saved.max_bytes_per_space, i64::MAX as u64);
+    }
 }
