@@ -898,6 +898,23 @@ impl<C: Clock> Session<C> {
         }
     }
 
+    /// For a request that needs this device to still be a member: its login and the
+    /// space's chain, or the decision that ends the request (the store failed, or the
+    /// device was removed meanwhile).
+    fn admitted(
+        &self,
+        chain: Result<Option<Arc<Chain>>, StoreError>,
+    ) -> Result<(Authed, Arc<Chain>), Box<Decision>> {
+        let Phase::Ready(authed) = self.phase else {
+            return Err(Box::new(Decision::done()));
+        };
+        match self.member_chain(chain) {
+            Err(e) => Err(Box::new(Decision::store_failed(&e))),
+            Ok(None) => Err(Box::new(Decision::reject(RejectCode::NotMember, REMOVED))),
+            Ok(Some(chain)) => Ok((authed, chain)),
+        }
+    }
+
     /// Checks a pushed envelope, all but its signature and the chain: a push's signature is
     /// checked by the store thread, in a batch with the others waiting (see worker.rs); a
     /// snapshot's once the chain has admitted it.
@@ -958,13 +975,9 @@ impl<C: Clock> Session<C> {
         bytes: Vec<u8>,
         chain: Result<Option<Arc<Chain>>, StoreError>,
     ) -> Decision {
-        let Phase::Ready(authed) = self.phase else {
-            return Decision::done();
-        };
-        let chain = match self.member_chain(chain) {
-            Err(e) => return Decision::store_failed(&e),
-            Ok(None) => return Decision::reject(RejectCode::NotMember, REMOVED),
-            Ok(Some(chain)) => chain,
+        let (authed, chain) = match self.admitted(chain) {
+            Ok(admitted) => admitted,
+            Err(decision) => return *decision,
         };
         let header = *envelope.header();
         if header.epoch > chain.state.epoch() {
@@ -1127,13 +1140,9 @@ impl<C: Clock> Session<C> {
         blob: Vec<u8>,
         chain: Result<Option<Arc<Chain>>, StoreError>,
     ) -> Decision {
-        let Phase::Ready(authed) = self.phase else {
-            return Decision::done();
-        };
-        let chain = match self.member_chain(chain) {
-            Err(e) => return Decision::store_failed(&e),
-            Ok(None) => return Decision::reject(RejectCode::NotMember, REMOVED),
-            Ok(Some(chain)) => chain,
+        let (authed, chain) = match self.admitted(chain) {
+            Ok(admitted) => admitted,
+            Err(decision) => return *decision,
         };
         if epoch > chain.state.epoch() {
             // Keys are wrapped only once the ACL has moved to their epoch, so two devices

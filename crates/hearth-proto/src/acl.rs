@@ -745,7 +745,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::test_support::{any_acl_record, key};
+    use crate::test_support::{any_acl_record, key, signed_acl as signed};
 
     const NOW: u64 = 1_000_000;
     const LATER: u64 = NOW + 60_000;
@@ -756,18 +756,6 @@ mod tests {
 
     fn inv(k: &SigningKey) -> InviteId {
         InviteId::from_bytes(k.verifying_key().to_bytes())
-    }
-
-    fn signed(prev: [u8; 32], body: AclBody, signers: &[&SigningKey]) -> AclRecord {
-        let message = AclRecord::signing_message(&prev, &body);
-        AclRecord {
-            prev,
-            body,
-            signatures: signers
-                .iter()
-                .map(|k| (k.verifying_key().to_bytes(), k.sign(&message).to_bytes()))
-                .collect(),
-        }
     }
 
     /// A space created by `alice` (seed 1), ready for more records.

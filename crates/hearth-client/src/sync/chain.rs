@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use hearth_proto::{AclRecord, AclState, ClientFrame, Limits, RejectCode, RelayFrame};
+use hearth_proto::{AclRecord, AclState, ClientFrame, Limits, RejectCode, RelayFrame, SpaceId};
 
 use super::SyncError;
 use super::link::{Link, unexpected};
@@ -68,13 +68,28 @@ pub(super) async fn append_record(
     adopt_chain(profile, &chain, &link.limits)
 }
 
-/// A new connection, logged in as this device, with the relay's chain adopted.
-pub(super) async fn reconnect(profile: &mut Profile, timeout: Duration) -> Result<Link, SyncError> {
+/// A new connection to this device's relay, logged in as this device (the space must be
+/// on a relay, with a chain, or it is [`SyncError::NotPaired`]), with the limits the relay
+/// announced saved. Returns the link, the space and the relay's chain, not yet adopted.
+pub(super) async fn login(
+    profile: &mut Profile,
+    timeout: Duration,
+) -> Result<(Link, SpaceId, Vec<Vec<u8>>), SyncError> {
     let relay = profile.sync_book().relay()?.ok_or(SyncError::NotPaired)?;
+    profile
+        .sync_book()
+        .acl_state()?
+        .ok_or(SyncError::NotPaired)?;
     let space = profile.space()?;
     let mut link = Link::connect(&relay, timeout).await?;
     let chain = link.login(&profile.secrets.device, &space, false).await?;
     profile.sync_book_mut().set_relay_limits(&link.limits)?;
+    Ok((link, space, chain))
+}
+
+/// A new connection, logged in as this device, with the relay's chain adopted.
+pub(super) async fn reconnect(profile: &mut Profile, timeout: Duration) -> Result<Link, SyncError> {
+    let (link, _, chain) = login(profile, timeout).await?;
     adopt_chain(profile, &chain, &link.limits)?;
     Ok(link)
 }

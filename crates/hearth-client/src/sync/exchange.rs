@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use hearth_proto::{AclState, ClientFrame, RelayFrame, SpaceId};
 
+use super::chain::login;
 use super::keys::settle;
 use super::link::{Link, now_ms, unexpected};
 use super::screen::{receive, take_in};
@@ -83,16 +84,7 @@ pub(super) async fn sync_attempt(
     profile: &mut Profile,
     timeout: Duration,
 ) -> Result<SyncReport, SyncError> {
-    let relay = profile.sync_book().relay()?.ok_or(SyncError::NotPaired)?;
-    profile
-        .sync_book()
-        .acl_state()?
-        .ok_or(SyncError::NotPaired)?;
-    let space = profile.space()?;
-
-    let mut link = Link::connect(&relay, timeout).await?;
-    let mut chain = link.login(&profile.secrets.device, &space, false).await?;
-    profile.sync_book_mut().set_relay_limits(&link.limits)?;
+    let (mut link, space, mut chain) = login(profile, timeout).await?;
     if chain.is_empty() {
         let genesis = profile
             .sync_book()

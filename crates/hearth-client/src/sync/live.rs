@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use hearth_proto::{AclState, ClientFrame, RelayFrame, SpaceId};
 
+use super::chain::login;
 use super::exchange::exchange;
 use super::keys::settle;
 use super::link::{Link, now_ms, unexpected};
@@ -71,15 +72,7 @@ impl Live {
         profile: &mut Profile,
         timeout: Duration,
     ) -> Result<(Live, SyncReport), SyncError> {
-        let relay = profile.sync_book().relay()?.ok_or(SyncError::NotPaired)?;
-        profile
-            .sync_book()
-            .acl_state()?
-            .ok_or(SyncError::NotPaired)?;
-        let space = profile.space()?;
-        let mut link = Link::connect(&relay, timeout).await?;
-        let chain = link.login(&profile.secrets.device, &space, false).await?;
-        profile.sync_book_mut().set_relay_limits(&link.limits)?;
+        let (mut link, space, chain) = login(profile, timeout).await?;
         let state = settle(profile, &mut link, &space, &chain).await?;
         let report = exchange(profile, &mut link, &space, &state).await?;
         profile.sync_book_mut().mark_synced(now_ms())?;

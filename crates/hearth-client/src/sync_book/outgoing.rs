@@ -30,6 +30,15 @@ impl<P: Deref<Target = Profile>> SyncBook<P> {
     pub fn outbox(&self) -> Result<Vec<(u64, Vec<u8>)>, Error> {
         store::envelopes::outbox(&self.profile.conn)
     }
+
+    /// The key this device seals under at `epoch`: sync settles every epoch's key before
+    /// anything is sealed, so a missing one means the profile lost it.
+    fn own_epoch_key(&self, epoch: u32) -> Result<hearth_crypto::EpochKey, Error> {
+        self.epoch_key(epoch)?.ok_or_else(|| {
+            self.profile
+                .corrupt(format!("it has no key for epoch {epoch}"))
+        })
+    }
 }
 
 impl<P: DerefMut<Target = Profile>> SyncBook<P> {
@@ -40,10 +49,7 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
     /// # Errors
     /// [`Error::Corrupt`] if the key of `epoch` is missing or the stored heads are invalid.
     pub fn stage_outgoing(&mut self, epoch: u32) -> Result<Option<u64>, Error> {
-        let key = self.epoch_key(epoch)?.ok_or_else(|| {
-            self.profile
-                .corrupt(format!("it has no key for epoch {epoch}"))
-        })?;
+        let key = self.own_epoch_key(epoch)?;
         let space = self.profile.space()?;
         let tx = self.profile.begin_write()?;
         let (mut doc, _) = self.profile.load_from(&tx)?;
@@ -86,10 +92,7 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
         covers_seq: u64,
         max_bytes: usize,
     ) -> Result<Option<(u64, Vec<u8>)>, Error> {
-        let key = self.epoch_key(epoch)?.ok_or_else(|| {
-            self.profile
-                .corrupt(format!("it has no key for epoch {epoch}"))
-        })?;
+        let key = self.own_epoch_key(epoch)?;
         let space = self.profile.space()?;
         let tx = self.profile.begin_write()?;
         let (mut doc, _) = self.profile.load_from(&tx)?;
