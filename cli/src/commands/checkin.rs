@@ -3,8 +3,8 @@
 
 use anyhow::{Context, Result};
 use hearth_doc::{
-    AnswerValue, Answers, Checkin, Commitment, Person, PersonId, Question, QuestionKind, Seal,
-    SpaceDoc, Submission, Template, Week, weekly_template,
+    AnswerValue, Answers, Checkin, Commitment, Deck, Person, PersonId, Question, QuestionKind,
+    Seal, SpaceDoc, Submission, Week, weekly_deck,
 };
 use serde_json::json;
 
@@ -44,12 +44,12 @@ fn answer(session: &Session, args: CheckinArgs) -> Result<()> {
     let doc = profile.load()?;
     // The week's deck: a couple's own deck lives in the document, and a partner who
     // opened the week first has chosen it for both.
-    let template = doc.checkin_deck(week, args.deck.as_deref())?;
+    let deck = doc.checkin_deck(week, args.deck.as_deref())?;
     let scripted = if args.answers.is_empty() {
         None
     } else {
         let pairs = args.answers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        Some(template.parse_answers(pairs)?)
+        Some(deck.parse_answers(pairs)?)
     };
     let answers = match scripted {
         Some(answers) => answers,
@@ -59,7 +59,7 @@ fn answer(session: &Session, args: CheckinArgs) -> Result<()> {
                     "you have already answered the check-in for {week}; see it with `hearth checkin show {week}`"
                 );
             }
-            match walk(&template, &doc, &me, week)? {
+            match walk(&deck, &doc, &me, week)? {
                 Some(answers) => answers,
                 None => {
                     session.say("That's okay. The check-in will be here when you are ready.");
@@ -77,7 +77,7 @@ fn answer(session: &Session, args: CheckinArgs) -> Result<()> {
         } else {
             to_follow_up(doc.open_commitments(&me), week)
         };
-        doc.submit_checkin_with(week, &me, Some(&template.id), answers, render::now())?;
+        doc.submit_checkin_with(week, &me, Some(&deck.id), answers, render::now())?;
         Ok((doc.people(), doc.checkin(week), not_followed_up))
     });
     let (people, checkin, not_followed_up) = match written {
@@ -90,9 +90,7 @@ fn answer(session: &Session, args: CheckinArgs) -> Result<()> {
     };
     let revealed = checkin.as_ref().is_some_and(|c| c.revealed(&people));
     if session.json {
-        return render::print_json(
-            &json!({ "week": week, "deck": template.id, "revealed": revealed }),
-        );
+        return render::print_json(&json!({ "week": week, "deck": deck.id, "revealed": revealed }));
     }
     let names = Names::of_people(&people);
     session.say(format_args!(
@@ -130,8 +128,8 @@ fn answer(session: &Session, args: CheckinArgs) -> Result<()> {
     Ok(())
 }
 
-/// Walks through the template on the terminal. `None` when the person is not ready now.
-fn walk(template: &Template, doc: &SpaceDoc, me: &PersonId, week: Week) -> Result<Option<Answers>> {
+/// Walks through the deck on the terminal. `None` when the person is not ready now.
+fn walk(deck: &Deck, doc: &SpaceDoc, me: &PersonId, week: Week) -> Result<Option<Answers>> {
     let ready = dialoguer::Confirm::new()
         .with_prompt("Are you in a good headspace for this right now?")
         .default(true)
@@ -146,15 +144,15 @@ fn walk(template: &Template, doc: &SpaceDoc, me: &PersonId, week: Week) -> Resul
     let mut answers = Answers::default();
     let earlier = to_follow_up(doc.open_commitments(me), week);
     if let Some(value) = ask_follow_up(&earlier, week)? {
-        template.check(FOLLOWUP, &value)?;
+        deck.check(FOLLOWUP, &value)?;
         answers.insert(FOLLOWUP, value);
     }
-    for question in after_follow_up(template) {
-        if !template.applies(&question.key, &answers) {
+    for question in after_follow_up(deck) {
+        if !deck.applies(&question.key, &answers) {
             continue;
         }
         if let Some(value) = ask(question)? {
-            template.check(&question.key, &value)?;
+            deck.check(&question.key, &value)?;
             answers.insert(&question.key, value);
         }
     }
@@ -187,10 +185,10 @@ fn to_follow_up(open: Vec<Commitment>, week: Week) -> Vec<Commitment> {
     open.into_iter().filter(|c| c.week < week).collect()
 }
 
-/// The template's questions in the order the walk asks them, once the follow-up has been
+/// The deck's questions in the order the walk asks them, once the follow-up has been
 /// asked first.
-fn after_follow_up(template: &Template) -> impl Iterator<Item = &Question> {
-    template.questions.iter().filter(|q| q.key != FOLLOWUP)
+fn after_follow_up(deck: &Deck) -> impl Iterator<Item = &Question> {
+    deck.questions.iter().filter(|q| q.key != FOLLOWUP)
 }
 
 /// "Last week you said: cook on Friday", or for an older one, the week it was made in.
@@ -378,16 +376,14 @@ fn show(session: &Session, week: Option<&str>) -> Result<()> {
     }
 
     let names = Names::of_people(&people);
-    let deck = doc.deck(&checkin.template);
+    let deck = doc.deck(&checkin.deck);
     println!(
         "Check-in {} (week of {})",
         checkin.week,
         checkin.week.monday().format("%a %-d %b %Y")
     );
-    if checkin.template != hearth_doc::WEEKLY_TEMPLATE_ID {
-        let title = deck
-            .as_ref()
-            .map_or(checkin.template.as_str(), |d| &d.title);
+    if checkin.deck != hearth_doc::WEEKLY_DECK_ID {
+        let title = deck.as_ref().map_or(checkin.deck.as_str(), |d| &d.title);
         println!("  deck: {title}");
     }
     for p in &people {
@@ -480,14 +476,9 @@ pub fn visible_submitters(checkin: &Checkin) -> Vec<&PersonId> {
 
 /// The answers in the order of the week's deck; answers it does not have (or all of them,
 /// when the deck is not known here) still show, by key, after the known ones.
-fn print_answers(
-    checkin: &Checkin,
-    template: Option<&Template>,
-    visible: &[&PersonId],
-    names: &Names,
-) {
-    let question = |key: &str| template.and_then(|t| t.question(key));
-    let mut keys: Vec<String> = template
+fn print_answers(checkin: &Checkin, deck: Option<&Deck>, visible: &[&PersonId], names: &Names) {
+    let question = |key: &str| deck.and_then(|t| t.question(key));
+    let mut keys: Vec<String> = deck
         .map(|t| t.keys().into_iter().map(str::to_owned).collect())
         .unwrap_or_default();
     for p in visible {
@@ -551,17 +542,17 @@ pub fn format_value(question: Option<&Question>, value: &AnswerValue) -> String 
 }
 
 fn keys(session: &Session, deck: Option<&str>) -> Result<()> {
-    let template = match deck {
-        None => weekly_template(),
+    let deck = match deck {
+        None => weekly_deck(),
         Some(id) => super::deck::find(session, id)?,
     };
-    print_keys(session, &template)
+    print_keys(session, &deck)
 }
 
 /// A deck's questions with their answer keys, for `--answer KEY=VALUE`.
-pub fn print_keys(session: &Session, template: &Template) -> Result<()> {
+pub fn print_keys(session: &Session, deck: &Deck) -> Result<()> {
     if session.json {
-        let rows: Vec<_> = template
+        let rows: Vec<_> = deck
             .questions
             .iter()
             .map(|q| json!({ "key": q.key, "prompt": q.prompt, "kind": kind_text(&q.kind), "required": q.required, "when": q.when }))
@@ -569,7 +560,7 @@ pub fn print_keys(session: &Session, template: &Template) -> Result<()> {
         return render::print_json(&rows);
     }
     println!("Answer with --answer KEY=VALUE (repeat a list or multi-choice key to add more):\n");
-    for q in &template.questions {
+    for q in &deck.questions {
         let required = if q.required { ", required" } else { "" };
         let when = q.when.as_ref().map_or(String::new(), |w| {
             format!("; asked when {} is {}", w.question, w.is.join(" or "))
@@ -640,11 +631,11 @@ mod tests {
 
     #[test]
     fn the_follow_up_is_asked_first_and_not_again() {
-        let t = weekly_template();
+        let t = weekly_deck();
         let later: Vec<&str> = after_follow_up(&t).map(|q| q.key.as_str()).collect();
         assert!(!later.contains(&FOLLOWUP), "{later:?}");
         assert_eq!(later.len(), t.questions.len() - 1);
-        // The walk's own wording keeps the stored keys of the template's options.
+        // The walk's own wording keeps the stored keys of the deck's options.
         let Some(QuestionKind::Choice { options }) = t.question(FOLLOWUP).map(|q| &q.kind) else {
             panic!("followup is a choice");
         };

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use hearth_doc::{DocError, MAX_DECK_BYTES, Template, builtin_deck, builtin_decks};
+use hearth_doc::{Deck, DocError, MAX_DECK_BYTES, builtin_deck, builtin_decks};
 use serde_json::json;
 
 use crate::args::DeckCommand;
@@ -21,7 +21,7 @@ pub fn run(session: &Session, cmd: DeckCommand) -> Result<()> {
 }
 
 /// The deck `id`: a built-in one needs no profile, a couple's own is read from the space.
-pub fn find(session: &Session, id: &str) -> Result<Template> {
+pub fn find(session: &Session, id: &str) -> Result<Deck> {
     if let Some(deck) = builtin_deck(id) {
         return Ok(deck.clone());
     }
@@ -34,7 +34,7 @@ pub fn find(session: &Session, id: &str) -> Result<Template> {
 fn list(session: &Session) -> Result<()> {
     let doc = session.open()?.load()?;
     let own = doc.own_decks();
-    let rows: Vec<(&Template, bool)> = builtin_decks()
+    let rows: Vec<(&Deck, bool)> = builtin_decks()
         .iter()
         .map(|d| (d, true))
         .chain(own.iter().map(|d| (d, false)))

@@ -148,7 +148,8 @@ fn to_json(
                 .collect();
             json!({
                 "week": c.week,
-                "template": c.template,
+                // The export names it as the document stores it.
+                "template": c.deck,
                 "revealed": c.revealed(&people),
                 "submitted_by": c.submissions.keys().collect::<Vec<_>>(),
                 "answers": answers,
@@ -200,7 +201,7 @@ fn to_markdown(
     }
     for c in &checkins {
         let _ = writeln!(md, "### {}\n", c.week);
-        let template = doc.deck(&c.template);
+        let deck = doc.deck(&c.deck);
         for p in visible_submitters(c) {
             let Some(s) = c.submissions.get(p) else {
                 continue;
@@ -212,7 +213,7 @@ fn to_markdown(
                 render::day(s.submitted_at)
             );
             for (key, value) in s.answers.iter().flat_map(Answers::iter) {
-                let question = template.as_ref().and_then(|t| t.question(key));
+                let question = deck.as_ref().and_then(|t| t.question(key));
                 let prompt = question.map_or(key, |q| q.prompt.as_str());
                 let value = format_value(question, value).replace('\n', "\n  ");
                 let _ = writeln!(md, "- {prompt}\n  {value}");

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use automerge::AutoCommit;
 
+use crate::deck::Deck;
 use crate::ids::{EntryId, Millis, PersonId};
 use crate::layout::{self, Stored};
 use crate::model::{Answers, Checkin, Commitment, CommitmentStatus, Seal, Submission};
@@ -25,7 +26,6 @@ use crate::records::{
     RevealRecord, SealedSubmission, SubmissionMeta, SubmissionRecord, answers_from_json,
 };
 use crate::space::OwnKey;
-use crate::template::Template;
 use crate::week::Week;
 use hearth_crypto::answers::{self, Commitment as SealCommitment, SealKey, Sealed};
 
@@ -64,7 +64,7 @@ impl RawSubmission {
 pub(crate) struct RawCheckin {
     pub(crate) id: String,
     pub(crate) week: Week,
-    pub(crate) template: String,
+    pub(crate) deck: String,
     pub(crate) opened_at: Millis,
     /// Every submission of each person, in no particular order.
     pub(crate) submissions: BTreeMap<PersonId, Vec<RawSubmission>>,
@@ -96,7 +96,7 @@ pub(crate) fn raw_checkins(
         let mut raw = RawCheckin {
             id: id.into_owned(),
             week: record.week,
-            template: record.template,
+            deck: record.deck,
             opened_at: record.opened_at.unwrap_or(Millis(0)),
             submissions: BTreeMap::new(),
         };
@@ -167,19 +167,19 @@ fn raw_submission(
 /// the one that counts is settled.
 pub(crate) struct WeekCheckin {
     pub(crate) week: Week,
-    pub(crate) template: String,
+    pub(crate) deck: String,
     pub(crate) submissions: BTreeMap<PersonId, Vec<RawSubmission>>,
 }
 
 /// Groups stored check-ins by week. Within a week, check-ins are taken oldest first (then by
-/// id) so the same one supplies the template everywhere.
+/// id) so the same one supplies the deck everywhere.
 pub(crate) fn merge(mut raw: Vec<RawCheckin>) -> Vec<WeekCheckin> {
     raw.sort_by(|a, b| (a.week, a.opened_at, &a.id).cmp(&(b.week, b.opened_at, &b.id)));
     let mut by_week: BTreeMap<Week, WeekCheckin> = BTreeMap::new();
     for c in raw {
         let merged = by_week.entry(c.week).or_insert_with(|| WeekCheckin {
             week: c.week,
-            template: c.template,
+            deck: c.deck,
             submissions: BTreeMap::new(),
         });
         for (person, subs) in c.submissions {
@@ -323,18 +323,18 @@ pub(crate) fn choose<'a>(
 }
 
 /// Settles every submission of one week: which are open, which only this device can read
-/// (`own_keys`), which are broken. `template` is the week's deck, if it is known here: it
+/// (`own_keys`), which are broken. `deck` is the week's deck, if it is known here: it
 /// gives answers read back from JSON their precise kinds.
 pub(crate) fn settle(
     c: &WeekCheckin,
-    template: Option<&Template>,
+    deck: Option<&Deck>,
     reveals: &[Reveal],
     own_keys: &HashMap<SealCommitment, OwnKey>,
 ) -> Checkin {
     let week = c.week;
     let read = |value: &serde_json::Value| -> Answers {
         let mut answers = answers_from_json(value);
-        if let Some(t) = template {
+        if let Some(t) = deck {
             t.restore_kinds(&mut answers);
         }
         answers
@@ -343,7 +343,7 @@ pub(crate) fn settle(
     // forgiving way, value by value.
     let read_bytes = |bytes: &[u8]| match serde_json::from_slice::<Answers>(bytes) {
         Ok(mut answers) => {
-            if let Some(t) = &template {
+            if let Some(t) = &deck {
                 t.restore_kinds(&mut answers);
             }
             Some(answers)
@@ -393,7 +393,7 @@ pub(crate) fn settle(
         .collect();
     Checkin {
         week,
-        template: c.template.clone(),
+        deck: c.deck.clone(),
         submissions,
     }
 }

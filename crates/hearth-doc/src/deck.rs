@@ -32,6 +32,9 @@
 //! deck it used. Parsing is strict (an unknown field is an error, so a typo never silently
 //! drops a question); a deck stored by a newer hearth that this version cannot read is
 //! treated as unknown, and its check-ins still show their answers by key.
+//!
+//! What a deck is once parsed, and how answers to it are checked, is in `deck/model.rs`; the
+//! couple's own decks, stored in the document, are in `own_decks.rs`.
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -41,7 +44,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::DocError;
-use crate::template::{Condition, DeckKind, Opt, Question, QuestionKind, Template};
+
+mod model;
+
+pub use model::{
+    Condition, Deck, DeckKind, Opt, Question, QuestionKind, WEEKLY_DECK_ID, weekly_deck,
+};
 
 /// The largest deck file accepted, in bytes: decks travel in the shared document.
 pub const MAX_DECK_BYTES: usize = 32 * 1024;
@@ -57,7 +65,7 @@ const BUILTIN_FILES: [(&str, &str); 4] = [
     ("daily.toml", include_str!("../decks/daily.toml")),
 ];
 
-static BUILTIN: LazyLock<Vec<Template>> = LazyLock::new(|| {
+static BUILTIN: LazyLock<Vec<Deck>> = LazyLock::new(|| {
     BUILTIN_FILES
         .iter()
         .map(|(file, text)| {
@@ -67,13 +75,13 @@ static BUILTIN: LazyLock<Vec<Template>> = LazyLock::new(|| {
 });
 
 /// The decks that come with hearth: weekly, gentle, deeper (check-ins) and daily.
-pub fn builtin_decks() -> &'static [Template] {
+pub fn builtin_decks() -> &'static [Deck] {
     &BUILTIN
 }
 
 /// The built-in deck `id`. Its id without the version suffix works too (`gentle` for
 /// `gentle-v1`), so people can type the short name.
-pub fn builtin_deck(id: &str) -> Option<&'static Template> {
+pub fn builtin_deck(id: &str) -> Option<&'static Deck> {
     BUILTIN
         .iter()
         .find(|d| d.id == id || d.id.strip_suffix("-v1") == Some(id))
@@ -87,7 +95,7 @@ pub fn builtin_deck(id: &str) -> Option<&'static Template> {
 /// about it: TOML syntax, an unknown or missing field, a duplicate key, an unknown kind, a
 /// scale whose `min` is not below `max`, a choice without options, a `when` naming an
 /// unknown question or option, a check-in deck without the `feeling` 1–10 scale.
-pub fn parse_deck(file: &str, text: &str) -> Result<Template, DocError> {
+pub fn parse_deck(file: &str, text: &str) -> Result<Deck, DocError> {
     let at = |span: Range<usize>, message: String| deck_error(file, text, span.start, message);
     if text.len() > MAX_DECK_BYTES {
         return Err(at(
@@ -172,7 +180,7 @@ pub fn parse_deck(file: &str, text: &str) -> Result<Template, DocError> {
     if kind == DeckKind::Checkin {
         check_feeling(&raw, &questions, &at)?;
     }
-    Ok(Template {
+    Ok(Deck {
         id: id.to_owned(),
         title: raw.title.get_ref().trim().to_owned(),
         description: raw.description.trim().to_owned(),

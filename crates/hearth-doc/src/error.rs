@@ -72,12 +72,12 @@ pub enum DocError {
         expected: &'static str,
     },
 
-    /// A check-in answer named a question the template does not have.
+    /// A check-in answer named a question the deck does not have.
     #[error("there is no check-in question `{key}`; the questions are: {valid}")]
     UnknownQuestion {
         /// The key as given.
         key: String,
-        /// The template's keys, comma separated.
+        /// The deck's keys, comma separated.
         valid: String,
     },
 

@@ -3,7 +3,7 @@
 //! The couple's shared space as one [Automerge](automerge) document, with a typed API on
 //! top: people, appreciations, kind feedback and replies, a shared journal, weekly check-ins
 //! and the small commitments they produce. It also holds the question decks (the weekly
-//! check-in [template](weekly_template) and the others, TOML files read by [`parse_deck`])
+//! check-in's [deck](weekly_deck) and the others, TOML files read by [`parse_deck`])
 //! and the views built from the document (timeline, trend).
 //!
 //! This crate does no I/O, no networking and no cryptography of its own: it turns user
@@ -56,19 +56,19 @@
 //!
 //! ## Check-ins
 //!
-//! A check-in is answered with [`Template::parse_answers`] (for `--answer KEY=VALUE`
-//! flags) or value by value with [`Template::check`], then submitted with
+//! A check-in is answered with [`Deck::parse_answers`] (for `--answer KEY=VALUE`
+//! flags) or value by value with [`Deck::check`], then submitted with
 //! [`SpaceDoc::submit_checkin`], which seals them (see [`Seal`]). Answers are shown to the
 //! partner only once [`Checkin::revealed`] says both have submitted.
 //!
 //! ```
-//! use hearth_doc::{weekly_template, Millis, PersonId, SpaceDoc, Week};
+//! use hearth_doc::{weekly_deck, Millis, PersonId, SpaceDoc, Week};
 //!
 //! # fn main() -> Result<(), hearth_doc::DocError> {
 //! let ana = PersonId::random();
 //! let mut doc = SpaceDoc::create(b"ana-laptop", &ana, "Ana", Millis(0))?;
 //! let week: Week = "2026-W47".parse()?;
-//! let answers = weekly_template().parse_answers([
+//! let answers = weekly_deck().parse_answers([
 //!     ("feeling", "8"),
 //!     ("need", "time,fun"),
 //!     ("commit", "Cook on Thursday"),
@@ -134,17 +134,19 @@ mod error;
 mod ids;
 mod layout;
 mod model;
+mod own_decks;
 mod queries;
 mod records;
-mod shared_decks;
 mod space;
-mod template;
 mod timeline;
 mod week;
 
 pub use automerge::ChangeHash;
 
-pub use deck::{MAX_DECK_BYTES, builtin_deck, builtin_decks, parse_deck};
+pub use deck::{
+    Condition, Deck, DeckKind, MAX_DECK_BYTES, Opt, Question, QuestionKind, WEEKLY_DECK_ID,
+    builtin_deck, builtin_decks, parse_deck, weekly_deck,
+};
 pub use error::DocError;
 pub use ids::{EntryId, Millis, PersonId};
 pub use model::{
@@ -154,10 +156,6 @@ pub use model::{
 };
 pub use queries::MIN_HANDLE_LEN;
 pub use space::{OwnKey, SpaceDoc};
-pub use template::{
-    Condition, DeckKind, Opt, Question, QuestionKind, Template, WEEKLY_TEMPLATE_ID, template,
-    weekly_template,
-};
 pub use timeline::{TimelineItem, TimelineKind};
 pub use week::Week;
 

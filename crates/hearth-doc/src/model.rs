@@ -309,7 +309,7 @@ pub struct Commitment {
 ///
 /// Serialised without a tag (a number, a string or a list of strings) so exported answers
 /// read naturally; reading one back yields `Scale`, `Text` or `List`, and the document
-/// restores `Choice`/`Choices` from the template.
+/// restores `Choice`/`Choices` from the deck.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum AnswerValue {
@@ -492,8 +492,10 @@ impl Submission {
 pub struct Checkin {
     /// The week.
     pub week: Week,
-    /// The template id the questions came from (`weekly-v1`).
-    pub template: String,
+    /// The id of the deck the questions came from (`weekly-v1`). Serialised as `template`,
+    /// as the document stores it.
+    #[serde(rename = "template")]
+    pub deck: String,
     /// Submissions by person.
     pub submissions: BTreeMap<PersonId, Submission>,
 }
@@ -584,7 +586,7 @@ mod tests {
         };
         let mut c = Checkin {
             week: "2026-W47".parse().unwrap(),
-            template: "weekly-v1".into(),
+            deck: "weekly-v1".into(),
             submissions: BTreeMap::new(),
         };
         let submit = |c: &mut Checkin, p: &Person| {

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use automerge::{AutoCommit, ObjType, ReadDoc, ScalarValueRef, ValueRef};
 
 use crate::checkins;
+use crate::deck::Deck;
 use crate::error::DocError;
 use crate::ids::{EntryId, Millis, PersonId};
 use crate::layout::{self, Stored};
@@ -22,7 +23,6 @@ use crate::records::{
     ReplyRecord,
 };
 use crate::space::SpaceDoc;
-use crate::template::Template;
 use crate::week::Week;
 
 /// The shortest suffix of an id [`SpaceDoc::find_entry`] accepts.
@@ -199,14 +199,14 @@ impl SpaceDoc {
     fn settled(&self, week: Option<Week>) -> Vec<Checkin> {
         let reveals = checkins::reveals(&self.doc, week);
         // Each deck is looked up (and a couple's own parsed) once, however many weeks use it.
-        let mut decks: HashMap<String, Option<Template>> = HashMap::new();
+        let mut decks: HashMap<String, Option<Deck>> = HashMap::new();
         checkins::merge(checkins::raw_checkins(&self.doc, true, week))
             .into_iter()
             .map(|c| {
                 let released = reveals.get(&c.week).map_or(&[][..], Vec::as_slice);
                 let deck = decks
-                    .entry(c.template.clone())
-                    .or_insert_with(|| self.deck(&c.template));
+                    .entry(c.deck.clone())
+                    .or_insert_with(|| self.deck(&c.deck));
                 checkins::settle(&c, deck.as_ref(), released, &self.own_keys)
             })
             .collect()

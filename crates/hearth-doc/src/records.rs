@@ -7,9 +7,9 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::deck::WEEKLY_DECK_ID;
 use crate::ids::{EntryId, Millis, PersonId};
 use crate::model::{AnswerValue, Answers, CommitmentStatus, ReplyKind};
-use crate::template::WEEKLY_TEMPLATE_ID;
 use crate::week::Week;
 use hearth_crypto::answers::{Commitment, SealKey, Sealed};
 
@@ -103,8 +103,16 @@ fn open() -> CommitmentStatus {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct CheckinRecord {
     pub(crate) week: Week,
-    #[serde(default = "weekly", deserialize_with = "lenient_or_weekly")]
-    pub(crate) template: String,
+    /// The id of the deck the check-in is answered with. Stored as `template`, the name the
+    /// field had before decks were called decks: the document format does not change with
+    /// the word, so older and newer hearths read each other's check-ins (the `decks` map of
+    /// a couple's own decks keeps its name too).
+    #[serde(
+        rename = "template",
+        default = "weekly",
+        deserialize_with = "lenient_or_weekly"
+    )]
+    pub(crate) deck: String,
     #[serde(
         default,
         deserialize_with = "lenient",
@@ -124,7 +132,7 @@ pub(crate) struct CheckinRecord {
 }
 
 fn weekly() -> String {
-    WEEKLY_TEMPLATE_ID.to_owned()
+    WEEKLY_DECK_ID.to_owned()
 }
 
 fn lenient_or_weekly<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

@@ -536,7 +536,7 @@ impl SpaceDoc {
 
     /// Submits one person's answers to the check-in for `week`, as one change, answered
     /// with the deck `deck` (an id; `None` for the one the week already uses, else the
-    /// weekly one). The deck id is stored in the check-in's `template` field; a partner
+    /// weekly one). The deck id is stored with the check-in; a partner
     /// answering the same week answers the same deck ([`SpaceDoc::checkin_deck`]).
     ///
     /// Also records the answer to `commit` as a new open [`Commitment`](crate::Commitment)
@@ -560,8 +560,8 @@ impl SpaceDoc {
         answers: Answers,
         now: Millis,
     ) -> Result<(), DocError> {
-        let template = self.checkin_deck(week, deck)?;
-        template.validate(&answers)?;
+        let deck = self.checkin_deck(week, deck)?;
+        deck.validate(&answers)?;
         let this_week = checkins::raw_checkins(&self.doc, false, Some(week));
         if this_week.iter().any(|c| c.submissions.contains_key(person)) {
             return Err(DocError::AlreadySubmitted {
@@ -576,7 +576,7 @@ impl SpaceDoc {
             None => {
                 let record = CheckinRecord {
                     week,
-                    template: template.id.clone(),
+                    deck: deck.id.clone(),
                     opened_by: Some(person.clone()),
                     opened_at: Some(now),
                     answers: None,

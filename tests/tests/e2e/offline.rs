@@ -320,7 +320,7 @@ fn last_weeks_small_thing_comes_back_until_it_is_followed_up() {
     let log = dev.json(["log", "--kind", "commitment"]);
     assert_eq!(log[0]["text"], "cook on Friday");
     assert_eq!(log[0]["status"], "done");
-    // Stored under the stable key, as the template's option key.
+    // Stored under the stable key, as the deck's option key.
     let me = dev.json(["status"])["person"]["id"]
         .as_str()
         .unwrap()

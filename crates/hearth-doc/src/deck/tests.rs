@@ -1,6 +1,5 @@
 use super::*;
 use crate::model::{AnswerValue, Answers};
-use crate::template::{WEEKLY_TEMPLATE_ID, weekly_template};
 
 /// The line and the whole message of the error parsing `text` gives.
 fn error_at(text: &str) -> (usize, String) {
@@ -58,12 +57,12 @@ fn every_built_in_deck_parses_and_every_check_in_deck_asks_feeling() {
 }
 
 /// The weekly deck's keys are stored in existing documents: the TOML file must describe
-/// exactly the template hearth had in Rust code (frozen as JSON when it moved to TOML).
+/// exactly the deck hearth had in Rust code (frozen as JSON when it moved to TOML).
 #[test]
-fn weekly_deck_is_exactly_the_template_it_replaced() {
+fn weekly_deck_is_exactly_the_rust_deck_it_replaced() {
     let snapshot: serde_json::Value =
         serde_json::from_str(include_str!("weekly-v1.snapshot.json")).unwrap();
-    let mut now = serde_json::to_value(weekly_template()).unwrap();
+    let mut now = serde_json::to_value(weekly_deck()).unwrap();
     let top = now.as_object_mut().unwrap();
     assert_eq!(top.remove("kind"), Some("checkin".into()));
     top.remove("description");
@@ -71,13 +70,13 @@ fn weekly_deck_is_exactly_the_template_it_replaced() {
         q.as_object_mut().unwrap().remove("when");
     }
     assert_eq!(now, snapshot);
-    assert_eq!(weekly_template().id, WEEKLY_TEMPLATE_ID);
+    assert_eq!(weekly_deck().id, WEEKLY_DECK_ID);
 }
 
-/// What the Rust template's `applies()` did: `raise_*` only once `raise` is small or talk.
+/// What the Rust deck's `applies()` did: `raise_*` only once `raise` is small or talk.
 #[test]
 fn weekly_deck_asks_the_four_part_form_exactly_when_the_old_rule_did() {
-    let t = weekly_template();
+    let t = weekly_deck();
     for raise in [None, Some("nothing"), Some("small"), Some("talk")] {
         let mut a = Answers::default();
         if let Some(r) = raise {

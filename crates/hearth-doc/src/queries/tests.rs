@@ -188,7 +188,7 @@ fn check_ins_written_as_nested_maps_merge_with_ours() {
     assert_eq!(
         c.submissions[&ben].answers.as_ref().unwrap().get("raise"),
         Some(&crate::AnswerValue::Choice("small".into())),
-        "kinds are restored from the template"
+        "kinds are restored from the deck"
     );
     assert!(
         c.submissions[&ben]
@@ -199,7 +199,7 @@ fn check_ins_written_as_nested_maps_merge_with_ours() {
             .is_none()
     );
     // Ana's submission joins the existing check-in rather than opening a second one.
-    let answers = crate::weekly_template()
+    let answers = crate::weekly_deck()
         .parse_answers([("feeling", "8")])
         .unwrap();
     doc.submit_checkin(week, &ana(), answers, Millis(10))
@@ -211,7 +211,7 @@ fn check_ins_written_as_nested_maps_merge_with_ours() {
         doc.submit_checkin(
             week,
             &ben,
-            crate::weekly_template()
+            crate::weekly_deck()
                 .parse_answers([("feeling", "1")])
                 .unwrap(),
             Millis(11)
@@ -245,8 +245,8 @@ fn a_submission_with_unreadable_answers_still_counts_as_submitted() {
     });
     let c = doc.checkin("2026-W47".parse().unwrap()).unwrap();
     assert_eq!(
-        c.template, "weekly-v1",
-        "a missing template reads as the weekly one"
+        c.deck, "weekly-v1",
+        "a check-in stored without its deck id reads as the weekly deck"
     );
     assert_eq!(
         c.submissions.len(),
@@ -264,7 +264,7 @@ fn a_submission_with_unreadable_answers_still_counts_as_submitted() {
 #[test]
 fn odd_edits_are_ignored_and_unknown_statuses_hide_their_commitment() {
     let mut doc = space();
-    let answers = crate::weekly_template()
+    let answers = crate::weekly_deck()
         .parse_answers([("feeling", "7"), ("commit", "walk")])
         .unwrap();
     doc.submit_checkin("2026-W47".parse().unwrap(), &ana(), answers, Millis(5))
@@ -370,7 +370,7 @@ fn a_collection_of_the_wrong_type_reads_as_empty_and_is_replaced_on_write() {
     )
     .unwrap();
     assert_eq!(doc.journal().len(), 1);
-    let answers = crate::weekly_template()
+    let answers = crate::weekly_deck()
         .parse_answers([("feeling", "5")])
         .unwrap();
     doc.submit_checkin("2026-W47".parse().unwrap(), &ana(), answers, Millis(3))

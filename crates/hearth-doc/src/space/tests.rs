@@ -1,8 +1,8 @@
 //! The story of one space: creating, writing, syncing, and every refusal along the way.
 
 use super::*;
+use crate::deck::weekly_deck;
 use crate::model::{AnswerValue, Seal};
-use crate::template::weekly_template;
 use crate::timeline::TimelineKind;
 
 const T0: i64 = 1_763_900_000_000;
@@ -48,9 +48,7 @@ fn change_count(doc: &mut SpaceDoc) -> usize {
 }
 
 fn answers(pairs: &[(&str, &str)]) -> Answers {
-    weekly_template()
-        .parse_answers(pairs.iter().copied())
-        .unwrap()
+    weekly_deck().parse_answers(pairs.iter().copied()).unwrap()
 }
 
 #[test]
@@ -469,7 +467,7 @@ fn a_check_in_records_answers_and_turns_commit_into_a_commitment() {
     ]);
     doc.submit_checkin(w, &ana(), a.clone(), at(10)).unwrap();
     let c = doc.checkin(w).unwrap();
-    assert_eq!(c.template, "weekly-v1");
+    assert_eq!(c.deck, "weekly-v1");
     let s = &c.submissions[&ana()];
     assert_eq!(
         s.answers.as_ref(),
@@ -510,7 +508,7 @@ fn a_second_check_in_for_the_same_week_is_refused() {
 }
 
 #[test]
-fn check_in_answers_are_validated_against_the_template() {
+fn check_in_answers_are_validated_against_the_deck() {
     let (mut doc, _) = couple();
     let w = week("2026-W47");
     let mut bad = Answers::default();
@@ -1279,7 +1277,7 @@ fn sealed_answers_with_an_odd_value_still_open_the_rest() {
     };
     let c = checkins::WeekCheckin {
         week: w,
-        template: "weekly-v1".into(),
+        deck: "weekly-v1".into(),
         submissions: [(
             ana(),
             vec![checkins::RawSubmission {
@@ -1291,7 +1289,7 @@ fn sealed_answers_with_an_odd_value_still_open_the_rest() {
         .collect(),
     };
     let keys = [(own.commitment, own)].into_iter().collect();
-    let weekly = weekly_template();
+    let weekly = weekly_deck();
     let settled = checkins::settle(&c, Some(&weekly), &[], &keys);
     let answers = settled.submissions[&ana()].answers.as_ref().unwrap();
     assert_eq!(answers.scale("feeling"), Some(8));
@@ -1328,7 +1326,7 @@ fn a_deck_added_on_one_device_reaches_the_partner_and_seals_a_check_in_for_both(
         Err(DocError::DeckMismatch { deck, asked, .. }) if deck == "our-sunday" && asked == "gentle-v1"
     ));
     let c = phone.checkin(w).unwrap();
-    assert_eq!(c.template, "our-sunday");
+    assert_eq!(c.deck, "our-sunday");
     assert_eq!(c.submissions[&ana()].seal, Seal::Sealed);
     assert!(c.submissions[&ana()].answers.is_none(), "sealed to Ben");
 

@@ -3,7 +3,7 @@
 
 use hearth_doc::{
     CommitmentStatus, FeedbackDraft, JournalDraft, Millis, PersonId, ReplyKind, SpaceDoc, Week,
-    weekly_template,
+    weekly_deck,
 };
 use proptest::prelude::*;
 
@@ -242,7 +242,7 @@ fn write(doc: &mut SpaceDoc, who: &PersonId, op: &Op, now: Millis) {
             if let Some(f) = followup {
                 pairs.push(("followup", ["done", "partly", "no"][*f]));
             }
-            let answers = weekly_template().parse_answers(pairs).expect("answers");
+            let answers = weekly_deck().parse_answers(pairs).expect("answers");
             match doc.submit_checkin(week, who, answers, now) {
                 Ok(()) | Err(hearth_doc::DocError::AlreadySubmitted { .. }) => {}
                 Err(e) => panic!("check-in failed: {e}"),

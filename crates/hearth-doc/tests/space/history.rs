@@ -7,7 +7,7 @@
 #![allow(dead_code)] // the example and the test each use a different part
 
 use hearth_doc::{
-    FeedbackDraft, JournalDraft, Millis, PersonId, ReplyKind, SpaceDoc, Week, weekly_template,
+    FeedbackDraft, JournalDraft, Millis, PersonId, ReplyKind, SpaceDoc, Week, weekly_deck,
 };
 
 /// What was written.
@@ -96,7 +96,7 @@ pub fn build(years: usize) -> History {
         .add_person(&ben, "Ben", Millis(start.0 + 1000))
         .expect("add ben");
 
-    let template = weekly_template();
+    let weekly = weekly_deck();
     let mut words = Words(7);
     let mut counts = Counts::default();
     let days = years * 365;
@@ -174,7 +174,7 @@ pub fn build(years: usize) -> History {
                         },
                     ));
                 }
-                let answers = template.parse_answers(pairs).expect("answers");
+                let answers = weekly.parse_answers(pairs).expect("answers");
                 doc.submit_checkin(week, who, answers, at(10 * 3_600_000 + offset))
                     .expect("check-in");
                 counts.submissions += 1;

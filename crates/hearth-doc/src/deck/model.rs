@@ -1,8 +1,8 @@
-//! Check-in templates (question decks as loaded): their questions, in order, and the rules
-//! for answering them.
+//! What a question deck is once loaded: its questions, in order, and the rules for
+//! answering them.
 //!
-//! The questions themselves live in TOML files (`crates/hearth-doc/decks/`, read by
-//! `deck.rs`), not in the document, so every device asks the built-in ones the same
+//! The questions themselves live in TOML files (`crates/hearth-doc/decks/`, read by the
+//! parent module), not in the document, so every device asks the built-in ones the same
 //! way and stored answers stay small (just keys and values). A couple's own decks travel in
 //! the document as their TOML text. The answer keys are a stable contract: they are stored
 //! in the document, typed on the command line (`--answer feeling=8`) and documented one by
@@ -11,16 +11,17 @@
 
 use serde::Serialize;
 
-use crate::deck;
+use crate::deck::builtin_deck;
 use crate::error::DocError;
 use crate::model::{AnswerValue, Answers};
 
-/// The id of [`weekly_template`].
-pub const WEEKLY_TEMPLATE_ID: &str = "weekly-v1";
+/// The id of [`weekly_deck`].
+pub const WEEKLY_DECK_ID: &str = "weekly-v1";
 
-/// A check-in template (a question deck): an ordered list of questions.
+/// A question deck: an ordered list of questions, for a weekly check-in or the daily
+/// question.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Template {
+pub struct Deck {
     /// Stable id, stored with each check-in.
     pub id: String,
     /// A short title to show above the questions.
@@ -53,7 +54,7 @@ impl DeckKind {
     }
 }
 
-/// One question of a template.
+/// One question of a deck.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Question {
     /// The stable answer key.
@@ -134,23 +135,18 @@ pub struct Opt {
     pub label: String,
 }
 
-/// The built-in template `id`, if this version of hearth has it. A couple's own decks are
-/// found with [`SpaceDoc::deck`](crate::SpaceDoc::deck).
-pub fn template(id: &str) -> Option<Template> {
-    deck::builtin_deck(id).cloned()
-}
-
 /// The weekly check-in (`decks/weekly.toml`), in the order of `CHECKINS.md`.
 ///
 /// The readiness question ("are you in a good headspace for this?") comes first but is not
-/// part of the template: it is asked by the client and never stored.
-pub fn weekly_template() -> Template {
-    deck::builtin_deck(WEEKLY_TEMPLATE_ID)
+/// part of the deck: it is asked by the client and never stored. A couple's own decks are
+/// found with [`SpaceDoc::deck`](crate::SpaceDoc::deck).
+pub fn weekly_deck() -> Deck {
+    builtin_deck(WEEKLY_DECK_ID)
         .expect("the weekly deck is built in")
         .clone()
 }
 
-impl Template {
+impl Deck {
     /// The question with this key.
     pub fn question(&self, key: &str) -> Option<&Question> {
         self.questions.iter().find(|q| q.key == key)
@@ -340,12 +336,12 @@ impl Template {
         }
     }
 
-    /// Validates a whole set of answers: each one with [`Template::check`], then the
+    /// Validates a whole set of answers: each one with [`Deck::check`], then the
     /// required questions.
     ///
     /// # Errors
     ///
-    /// The first problem found, as [`Template::check`] reports it, or
+    /// The first problem found, as [`Deck::check`] reports it, or
     /// [`DocError::MissingAnswers`].
     pub fn validate(&self, answers: &Answers) -> Result<(), DocError> {
         for (key, value) in answers.iter() {
@@ -356,7 +352,7 @@ impl Template {
 
     /// Gives answers read back from JSON their precise kinds again: a string answering a
     /// choice question becomes a `Choice`, a list answering a multiple choice becomes
-    /// `Choices`. Keys this template does not know are left as they are.
+    /// `Choices`. Keys this deck does not know are left as they are.
     pub(crate) fn restore_kinds(&self, answers: &mut Answers) {
         for (key, value) in answers.0.iter_mut() {
             let Some(q) = self.question(key) else {
@@ -442,7 +438,7 @@ mod tests {
     use super::*;
 
     fn parse(pairs: &[(&str, &str)]) -> Result<Answers, DocError> {
-        weekly_template().parse_answers(pairs.iter().copied())
+        weekly_deck().parse_answers(pairs.iter().copied())
     }
 
     fn reason(err: DocError) -> String {
@@ -453,8 +449,8 @@ mod tests {
     }
 
     #[test]
-    fn weekly_template_has_the_stable_keys_in_order() {
-        let t = weekly_template();
+    fn weekly_deck_has_the_stable_keys_in_order() {
+        let t = weekly_deck();
         assert_eq!(t.id, "weekly-v1");
         assert_eq!(
             t.keys(),
@@ -485,8 +481,8 @@ mod tests {
             .map(|q| q.key.as_str())
             .collect();
         assert_eq!(required, ["feeling"]);
-        assert_eq!(template("weekly-v1"), Some(t));
-        assert_eq!(template("weekly-v0"), None);
+        assert_eq!(builtin_deck("weekly-v1"), Some(&t));
+        assert_eq!(builtin_deck("weekly-v0"), None);
     }
 
     #[test]
@@ -519,7 +515,7 @@ mod tests {
         );
         assert_eq!(a.get("raise"), Some(&AnswerValue::Choice("small".into())));
         assert_eq!(a.choice("followup"), Some("partly"));
-        weekly_template().validate(&a).unwrap();
+        weekly_deck().validate(&a).unwrap();
     }
 
     #[test]
@@ -565,7 +561,7 @@ mod tests {
 
     #[test]
     fn check_validates_typed_values() {
-        let t = weekly_template();
+        let t = weekly_deck();
         t.check("feeling", &AnswerValue::Scale(10)).unwrap();
         assert!(t.check("feeling", &AnswerValue::Scale(0)).is_err());
         assert!(t.check("feeling", &AnswerValue::Text("8".into())).is_err());
@@ -592,7 +588,7 @@ mod tests {
 
     #[test]
     fn the_four_part_form_applies_only_when_something_is_raised() {
-        let t = weekly_template();
+        let t = weekly_deck();
         let mut a = Answers::default();
         assert!(!t.applies("raise_observation", &a));
         a.insert("raise", AnswerValue::Choice("nothing".into()));
@@ -605,7 +601,7 @@ mod tests {
 
     #[test]
     fn restore_kinds_turns_json_strings_back_into_choices() {
-        let t = weekly_template();
+        let t = weekly_deck();
         let mut a = Answers::default();
         a.insert("raise", AnswerValue::Text("small".into()));
         a.insert("need", AnswerValue::List(vec!["fun".into()]));
@@ -626,7 +622,7 @@ mod tests {
 
     #[test]
     fn docs_checkins_md_explains_every_key_prompt_and_option() {
-        let doc = include_str!("../../../docs/checkins.md");
+        let doc = include_str!("../../../../docs/checkins.md");
         for q in crate::deck::builtin_decks()
             .iter()
             .flat_map(|d| &d.questions)

@@ -16,17 +16,16 @@ use automerge::ObjType;
 use automerge::transaction::Transactable;
 
 use crate::checkins;
-use crate::deck::{self, parse_deck};
+use crate::deck::{self, Deck, DeckKind, WEEKLY_DECK_ID, parse_deck};
 use crate::error::DocError;
 use crate::layout::{self, Stored};
 use crate::space::SpaceDoc;
-use crate::template::{DeckKind, Template, WEEKLY_TEMPLATE_ID};
 use crate::week::Week;
 
 impl SpaceDoc {
     /// The deck `id`: a built-in one (also by its short name, `gentle` for `gentle-v1`),
     /// else one the couple added. `None` if there is none this version can read.
-    pub fn deck(&self, id: &str) -> Option<Template> {
+    pub fn deck(&self, id: &str) -> Option<Deck> {
         if let Some(builtin) = deck::builtin_deck(id) {
             return Some(builtin.clone());
         }
@@ -37,8 +36,8 @@ impl SpaceDoc {
     }
 
     /// The decks the couple added, by id; ones this version cannot read are left out.
-    pub fn own_decks(&self) -> Vec<Template> {
-        let mut decks: Vec<Template> = self
+    pub fn own_decks(&self) -> Vec<Deck> {
+        let mut decks: Vec<Deck> = self
             .stored_decks()
             .into_iter()
             .filter_map(|(key, text)| read_stored(&key, &text))
@@ -61,7 +60,7 @@ impl SpaceDoc {
         file: &str,
         text: &str,
         replace: bool,
-    ) -> Result<(Template, bool), DocError> {
+    ) -> Result<(Deck, bool), DocError> {
         let deck = parse_deck(file, text)?;
         // Short names count too: `--deck gentle` must never be ambiguous.
         if deck::builtin_deck(&deck.id).is_some() {
@@ -92,7 +91,7 @@ impl SpaceDoc {
     /// [`DocError::DeckMismatch`] if the week already uses another deck than `asked`,
     /// [`DocError::UnknownDeck`] if the deck is not here (not yet synced, or from a newer
     /// hearth), [`DocError::NotACheckinDeck`] for a daily deck.
-    pub fn checkin_deck(&self, week: Week, asked: Option<&str>) -> Result<Template, DocError> {
+    pub fn checkin_deck(&self, week: Week, asked: Option<&str>) -> Result<Deck, DocError> {
         let unknown = |id: &str| DocError::UnknownDeck { id: id.to_owned() };
         let asked = asked
             .map(|id| self.deck(id).ok_or_else(|| unknown(id)))
@@ -108,7 +107,7 @@ impl SpaceDoc {
             (Some(existing), None) => self.deck(&existing).ok_or_else(|| unknown(&existing))?,
             (_, Some(asked)) => asked,
             (None, None) => self
-                .deck(WEEKLY_TEMPLATE_ID)
+                .deck(WEEKLY_DECK_ID)
                 .expect("the weekly deck is built in"),
         };
         if deck.kind == DeckKind::Checkin {
@@ -123,7 +122,7 @@ impl SpaceDoc {
         checkins::raw_checkins(&self.doc, false, Some(week))
             .into_iter()
             .min_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)))
-            .map(|c| c.template)
+            .map(|c| c.deck)
     }
 
     /// Every stored deck text by id, the winner of a conflict first.
@@ -142,7 +141,7 @@ impl SpaceDoc {
 }
 
 /// A stored deck, if it parses and really has the id it is stored under.
-fn read_stored(key: &str, text: &str) -> Option<Template> {
+fn read_stored(key: &str, text: &str) -> Option<Deck> {
     let deck = parse_deck(&format!("deck {key}"), text).ok()?;
     (deck.id == key && deck::builtin_deck(key).is_none()).then_some(deck)
 }
