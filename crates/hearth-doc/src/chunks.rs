@@ -1,8 +1,8 @@
 //! Checking bytes from other devices before any of them touch the document.
 //!
 //! Automerge's `load_incremental` applies every chunk it can parse and quietly drops the
-//! rest, so a damaged batch would be half applied with no error. DESIGN.md §4 wants the
-//! opposite: all or nothing, with a warning. So incoming bytes are split into chunks and
+//! rest, so a damaged batch would be half applied with no error. hearth wants the
+//! opposite (docs/architecture.md, "Pitfalls"): all or nothing, with a warning. So incoming bytes are split into chunks and
 //! every chunk is parsed (and its checksum checked) first; only then is anything applied.
 //!
 //! Chunk framing (Automerge binary format): 4 magic bytes, a 4-byte checksum (the first

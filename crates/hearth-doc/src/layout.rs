@@ -1,7 +1,7 @@
 //! Where things live inside the Automerge document, and forgiving ways to get them out.
 //!
 //! The layout is a contract with every other copy of hearth, older and newer, so its key
-//! names are spelled once, here. It follows DESIGN.md §3 in what it promises (lists that
+//! names are spelled once, here. It keeps the promises of `docs/document.md` (lists that
 //! merge concurrent appends, check-ins under random ids grouped by week, answers as one
 //! JSON value, plain-string bodies, last-writer-wins per edited field) but stores each
 //! entry as **one JSON string** instead of a map of fields:
@@ -39,7 +39,7 @@
 //! keep only the deck's id, in their `template` field. Spaces created before decks existed
 //! lack the map until the first deck is added.
 //!
-//! Readers also accept entries stored as maps of fields, the literal DESIGN.md §3 form
+//! Readers also accept entries stored as maps of fields, the form a client that models each entry as a map would write
 //! (converted to JSON on the fly), so a client that writes that form still reads here.
 //! Anything unreadable is skipped, entry by entry.
 

@@ -84,34 +84,20 @@
 //!
 //! ## Document layout
 //!
-//! The promises of DESIGN.md §3 hold: the root has `schema: 1`; `people` maps person ids to
-//! `{name, joined_at}`; check-ins live under random ids and are grouped by ISO week when
-//! read; appreciations, feedback, replies, journal entries and commitments are Automerge
-//! lists, so concurrent appends on two devices all survive; a submission's answers are one
-//! JSON value; journal bodies are plain strings; an edited field is last-writer-wins, per
-//! field. Each entry is stored as **one JSON string** rather than a map of fields, and later
-//! edits (journal fields, commitment status) as one scalar per entry and field in `edits`:
-//!
-//! ```text
-//! schema: 1
-//! people:        map  person id -> map { name, joined_at }
-//! checkins:      map  check-in id -> "{week, template, opened_by, opened_at}"
-//! submissions:   map  "<check-in id>/<person id>" -> "{submitted_at, answers}"
-//! appreciations: list of "{id, author, text, created_at}"
-//! feedback:      list of "{id, author, observation, feeling, need, request, created_at}"
-//! replies:       list of "{feedback, author, kind, text, created_at}"
-//! journal:       list of "{id, author, created_at, title?, body, tags?}"
-//! commitments:   list of "{id, author, text, week, status, created_at}"
-//! edits:         map  "<entry id>/<field>" -> value
-//! decks:         map  deck id -> the deck's TOML text, as added
-//! ```
+//! The schema is written once, in `docs/document.md`, and spelled in code once, in
+//! `layout.rs`: the root has `schema: 1`; `people` maps person ids to `{name, joined_at}`;
+//! check-ins live under random ids and are grouped by ISO week when read; appreciations,
+//! feedback, replies, journal entries and commitments are Automerge lists, so concurrent
+//! appends on two devices all survive; each entry is **one JSON string** rather than a map
+//! of fields, and later edits (journal fields, commitment status) are one scalar per entry
+//! and field in `edits`; a submission's answers are sealed bytes (`records.rs`); a couple's
+//! own decks are their TOML text in `decks`.
 //!
 //! Automerge 0.12 pays per operation when loading and per object when reading; a map per
 //! entry made a ten-year history load in ~135 ms and read its timeline in ~135 ms, one
 //! string per entry brings that to ~50 ms and ~20 ms (see below). Readers also accept
-//! entries written as maps of fields (DESIGN.md §3 taken literally), and tolerate unknown
-//! keys, missing optional fields and values of the wrong type by skipping what they cannot
-//! read, entry by entry.
+//! entries written as maps of fields, and tolerate unknown keys, missing optional fields and
+//! values of the wrong type by skipping what they cannot read, entry by entry.
 //!
 //! ## Performance
 //!

@@ -36,7 +36,7 @@ pub(crate) struct FeedbackRecord {
     #[serde(default, deserialize_with = "lenient")]
     pub(crate) request: Option<String>,
     pub(crate) created_at: Millis,
-    /// Replies nested in the entry, as the map form of DESIGN.md §3 has them. This crate
+    /// Replies nested in the entry, as the map form of an entry has them. This crate
     /// writes replies to the root `replies` list instead.
     #[serde(default, deserialize_with = "lenient_vec", skip_serializing)]
     pub(crate) replies: Vec<ReplyRecord>,
@@ -126,7 +126,7 @@ pub(crate) struct CheckinRecord {
     )]
     pub(crate) opened_at: Option<Millis>,
     /// Submissions nested in the check-in (person id -> submission), as the map form of
-    /// DESIGN.md §3 has them. This crate writes them to the root `submissions` map.
+    /// an entry has them. This crate writes them to the root `submissions` map.
     #[serde(default, deserialize_with = "lenient", skip_serializing)]
     pub(crate) answers: Option<serde_json::Map<String, serde_json::Value>>,
 }

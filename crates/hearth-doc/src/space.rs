@@ -223,7 +223,7 @@ impl SpaceDoc {
     /// `take_unsaved`, `save_snapshot` or `load`, local or from other devices), or `None`.
     ///
     /// Automerge's own `save_incremental` returns the whole history after a load
-    /// (DESIGN.md §8), so this tracks the saved heads itself.
+    /// (docs/architecture.md, "Pitfalls"), so this tracks the saved heads itself.
     pub fn take_unsaved(&mut self) -> Option<Vec<u8>> {
         let heads = self.doc.get_heads();
         if heads == self.saved {
@@ -450,8 +450,8 @@ impl SpaceDoc {
                 what: "journal entry",
             });
         }
-        // The body is a plain string inside the record, never Automerge Text: DESIGN.md §3
-        // measured Text bodies at 20x the load time, and an entry is edited as a whole.
+        // The body is a plain string inside the record, never Automerge Text: Text bodies
+        // measured 20x the load time (docs/document.md), and an entry is edited as a whole.
         let record = JournalRecord {
             id: EntryId::new(),
             author: author.clone(),

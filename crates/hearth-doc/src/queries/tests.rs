@@ -73,7 +73,7 @@ fn odd_list_entries_are_skipped_one_by_one() {
 
 #[test]
 fn entries_written_as_maps_of_fields_are_read_too() {
-    // The literal form of DESIGN.md §3, as a client that follows it would write it.
+    // The map-of-fields form, as a client that models each entry as a map would write it.
     let mut doc = space();
     raw(&mut doc, |d| {
         let list = root(d, layout::JOURNAL);
