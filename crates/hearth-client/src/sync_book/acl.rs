@@ -5,6 +5,7 @@
 //! never diverge).
 
 use hearth_crypto::{EpochKey, InviteCode, sign_record};
+use hearth_doc::authorship::{People, PersonKey};
 use hearth_proto::{
     AclBody, AclRecord, AclState, DeviceId, InviteId, InviteRole, Limits, ProtoError,
 };
@@ -86,6 +87,49 @@ pub struct DeviceInfo {
     pub mine: bool,
 }
 
+/// Which person each device of a space belongs to, from its ACL records (a chain that
+/// verified), for the authorship rule (`hearth_doc::authorship`).
+///
+/// People are not in the ACL, but who invited whom is: the device that created the space
+/// founds one person and the device that consumed the partner invite the other, and a
+/// device that consumed an own-device invite belongs to the person of the device that
+/// issued it. Removed devices keep their person, so what they wrote stays theirs. Nothing
+/// a profile says about its own person counts here.
+pub(crate) fn people_of(records: &[AclRecord]) -> People {
+    let mut people = std::collections::BTreeMap::new();
+    let mut invites = std::collections::BTreeMap::new();
+    for record in records {
+        match record.body {
+            AclBody::Genesis { device, .. } => {
+                people.insert(device, PersonKey::from_founding_device(*device.as_bytes()));
+            }
+            AclBody::Invite {
+                invite, role, by, ..
+            } => {
+                invites.insert(invite, (role, by));
+            }
+            AclBody::AddDevice { device, invite, .. } => {
+                let person = match invites.get(&invite) {
+                    Some((InviteRole::Partner, _)) => {
+                        Some(PersonKey::from_founding_device(*device.as_bytes()))
+                    }
+                    Some((InviteRole::OwnDevice, by)) => people.get(by).copied(),
+                    // A verified chain has neither; such a device belongs to nobody.
+                    None => None,
+                };
+                if let Some(person) = person {
+                    people.insert(device, person);
+                }
+            }
+            AclBody::RemoveDevice { .. } | AclBody::RotateEpoch { .. } => {}
+        }
+    }
+    people
+        .into_iter()
+        .map(|(device, person)| (*device.as_bytes(), person))
+        .collect()
+}
+
 impl<P: Deref<Target = Profile>> SyncBook<P> {
     /// The space's ACL chain as last verified, in order.
     ///
@@ -162,9 +206,7 @@ impl<P: Deref<Target = Profile>> SyncBook<P> {
     }
 
     /// The space's current devices in the order they joined, each marked as this device's
-    /// person's or the partner's. People are not in the ACL, but who invited whom is: the
-    /// creator's devices and the devices they add with own-device invites are one person's,
-    /// the partner's (joined by the partner invite) and theirs the other's.
+    /// person's or the partner's (by [`people_of`]).
     ///
     /// # Errors
     /// [`Error::NotPaired`] if the space is not on a relay; [`Error::Corrupt`] if the stored
@@ -176,42 +218,20 @@ impl<P: Deref<Target = Profile>> SyncBook<P> {
             .iter()
             .map(|r| AclRecord::decode(r))
             .collect::<Result<Vec<_>, _>>()?;
-        // Side `true`: the creator's person.
-        let mut side = std::collections::BTreeMap::new();
-        let mut order = Vec::new();
-        let mut invites = std::collections::BTreeMap::new();
-        for record in &records {
-            match record.body {
-                AclBody::Genesis { device, .. } => {
-                    side.insert(device, true);
-                    order.push(device);
-                }
-                AclBody::Invite {
-                    invite, role, by, ..
-                } => {
-                    invites.insert(invite, (role, by));
-                }
-                AclBody::AddDevice { device, invite, .. } => {
-                    let joined = match invites.get(&invite) {
-                        Some((InviteRole::Partner, _)) => Some(false),
-                        Some((InviteRole::OwnDevice, by)) => side.get(by).copied(),
-                        None => None,
-                    };
-                    side.insert(device, joined.unwrap_or(false));
-                    order.push(device);
-                }
-                AclBody::RemoveDevice { .. } | AclBody::RotateEpoch { .. } => {}
-            }
-        }
+        let people = people_of(&records);
         let me = self.profile.device_id();
-        let my_side = side.get(&me).copied();
-        Ok(order
-            .into_iter()
+        let my_person = people.person(me.as_bytes());
+        Ok(records
+            .iter()
+            .filter_map(|record| match record.body {
+                AclBody::Genesis { device, .. } | AclBody::AddDevice { device, .. } => Some(device),
+                _ => None,
+            })
             .filter(|d| state.is_member(d))
             .map(|id| DeviceInfo {
                 id,
                 this_device: id == me,
-                mine: side.get(&id).copied() == my_side,
+                mine: people.person(id.as_bytes()) == my_person,
             })
             .collect())
     }
@@ -315,6 +335,95 @@ mod tests {
     use super::*;
     use hearth_crypto::Protection;
     use hearth_doc::Millis;
+
+    #[test]
+    fn people_follow_who_invited_whom_in_a_signed_chain_and_removed_devices_keep_theirs() {
+        use hearth_crypto::DeviceKeys;
+        use hearth_proto::SpaceId;
+
+        let space = SpaceId::from_bytes([7; 16]);
+        let laptop = DeviceKeys::generate().unwrap();
+        let phone = DeviceKeys::generate().unwrap();
+        let tablet = DeviceKeys::generate().unwrap();
+        let desktop = DeviceKeys::generate().unwrap();
+        let key = EpochKey::generate().unwrap();
+        let mut records = vec![
+            sign_record(
+                [0; 32],
+                AclBody::Genesis {
+                    space,
+                    device: laptop.device_id(),
+                    recipient: laptop.recipient_bytes().unwrap(),
+                    epoch: 0,
+                    key_check: key.check(&space, 0),
+                },
+                &[&laptop],
+            )
+            .unwrap(),
+        ];
+        // `by` invites `joining` with `role`: the Invite and the AddDevice that consumes it.
+        let mut join = |by: &DeviceKeys, joining: &DeviceKeys, role: InviteRole| {
+            let code = InviteCode::generate("ws://relay.invalid", *space.as_bytes()).unwrap();
+            let invite = code.keys();
+            let id = InviteId::from_bytes(invite.invite_id());
+            let offer = sign_record(
+                records.last().unwrap().hash(),
+                AclBody::Invite {
+                    invite: id,
+                    expires_at_ms: u64::MAX,
+                    role,
+                    by: by.device_id(),
+                },
+                &[by],
+            )
+            .unwrap();
+            let add = sign_record(
+                offer.hash(),
+                AclBody::AddDevice {
+                    device: joining.device_id(),
+                    recipient: joining.recipient_bytes().unwrap(),
+                    invite: id,
+                },
+                &[joining, &invite],
+            )
+            .unwrap();
+            records.extend([offer, add]);
+        };
+        join(&laptop, &phone, InviteRole::Partner);
+        join(&phone, &tablet, InviteRole::OwnDevice);
+        join(&laptop, &desktop, InviteRole::OwnDevice);
+        let removal = sign_record(
+            records.last().unwrap().hash(),
+            AclBody::RemoveDevice {
+                device: desktop.device_id(),
+                by: laptop.device_id(),
+                last_counter: 0,
+            },
+            &[&laptop],
+        )
+        .unwrap();
+        records.push(removal);
+        let encoded = records.iter().map(AclRecord::encode).collect();
+        VerifiedChain::verify(encoded, &Limits::default()).unwrap();
+
+        let people = people_of(&records);
+        let person = |d: &DeviceKeys| people.person(d.device_id().as_bytes());
+        let creator = PersonKey::from_founding_device(*laptop.device_id().as_bytes());
+        let partner = PersonKey::from_founding_device(*phone.device_id().as_bytes());
+        assert_eq!(person(&laptop), Some(creator));
+        assert_eq!(
+            person(&desktop),
+            Some(creator),
+            "removed, still the creator's"
+        );
+        assert_eq!(person(&phone), Some(partner));
+        assert_eq!(
+            person(&tablet),
+            Some(partner),
+            "added by the partner's phone"
+        );
+        assert_eq!(people.len(), 4);
+    }
 
     #[test]
     fn a_started_space_mints_invites_that_open_to_its_key() {
