@@ -206,7 +206,7 @@ impl<P: Deref<Target = Profile>> SyncBook<P> {
     }
 
     /// The space's current devices in the order they joined, each marked as this device's
-    /// person's or the partner's (by [`people_of`]).
+    /// person's or the partner's (by `people_of`).
     ///
     /// # Errors
     /// [`Error::NotPaired`] if the space is not on a relay; [`Error::Corrupt`] if the stored
