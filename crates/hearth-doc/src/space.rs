@@ -694,7 +694,10 @@ impl SpaceDoc {
             else {
                 continue;
             };
-            let Some(seen) = seen_by(&chosen, person) else {
+            // Only against the partner's *sealed* answers: a submission without a
+            // commitment (the format from before sealing, or a modified client's) binds them
+            // to nothing, so releasing against it would let them read first and answer after.
+            let Some(Some(seen)) = seen_by(&chosen, person) else {
                 continue;
             };
             due.push(RevealRecord {
@@ -702,7 +705,7 @@ impl SpaceDoc {
                 person: person.clone(),
                 commitment: mine,
                 key: key.clone(),
-                seen,
+                seen: Some(seen),
                 released_at: now,
             });
         }

@@ -561,6 +561,47 @@ fn answers_are_revealed_once_both_partners_submitted() {
 }
 
 #[test]
+fn no_key_is_released_against_partner_answers_that_carry_no_commitment() {
+    let (mut laptop, mut phone) = couple();
+    let w = week("2026-W47");
+    laptop
+        .submit_checkin(w, &ana(), answers(&[("feeling", "7")]), at(10))
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    // Ben's modified client writes answers in the format from before sealing: readable,
+    // bound to nothing, so he could change them after reading Ana's.
+    let checkin_id = checkins::raw_checkins(&phone.doc, false, Some(w))[0]
+        .id
+        .clone();
+    phone
+        .change(|doc| {
+            let submissions = layout::root_for_write(doc, layout::SUBMISSIONS, ObjType::Map)?;
+            doc.put(
+                &submissions,
+                layout::submission_key(&checkin_id, ben().as_str()),
+                r#"{"submitted_at":20,"answers":{"feeling":5}}"#,
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    assert_eq!(
+        laptop.checkin(w).unwrap().submissions[&ben()].seal,
+        Seal::Unsealed,
+        "the old format is still read"
+    );
+    assert!(
+        laptop.release_due_keys(&ana(), at(30)).unwrap().is_empty(),
+        "but it is never the basis of a release"
+    );
+    sync(&mut laptop, &mut phone);
+    assert_eq!(
+        phone.checkin(w).unwrap().submissions[&ana()].seal,
+        Seal::Sealed
+    );
+}
+
+#[test]
 fn check_ins_opened_offline_on_both_devices_for_the_same_week_merge() {
     let (mut laptop, mut phone) = couple();
     let w = week("2026-W47");
