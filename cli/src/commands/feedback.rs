@@ -99,7 +99,11 @@ fn reply(session: &Session, args: ReplyArgs) -> Result<()> {
     let me = profile.person_id().clone();
     let thread = profile.write(|doc| {
         let id = doc.find_entry(&args.id)?;
-        doc.add_reply(&id, &me, kind, text.trim(), render::now())?;
+        // `--heard` is the speaker's answer to "Did I get it?"; the document checks the role.
+        match kind {
+            ReplyKind::Acknowledge => doc.answer_heard(&id, &me, text.trim(), render::now())?,
+            _ => doc.add_reply(&id, &me, kind, text.trim(), render::now())?,
+        }
         session.saw_checkin(doc, &me);
         Ok(id)
     })?;

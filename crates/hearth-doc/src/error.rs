@@ -61,6 +61,16 @@ pub enum DocError {
         person: PersonId,
     },
 
+    /// A reply in a role that is not the replier's: in a feedback thread the listener
+    /// reflects back, and the one who raised it says whether they felt heard.
+    #[error("only {who} can {what}")]
+    WrongRole {
+        /// Who may ("your partner", "the one who raised it").
+        who: &'static str,
+        /// What they tried.
+        what: &'static str,
+    },
+
     /// A value typed by the user (an id, a week, a status…) could not be parsed.
     #[error("`{input}` is not a valid {what}; expected {expected}")]
     Invalid {

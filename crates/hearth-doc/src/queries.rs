@@ -396,8 +396,9 @@ pub(crate) fn find_journal(doc: &AutoCommit, id: &EntryId) -> Option<JournalEntr
     Some(journal_entry(record, &Edits::read(doc)))
 }
 
-pub(crate) fn feedback_exists(doc: &AutoCommit, id: &EntryId) -> bool {
-    find_record::<FeedbackRecord>(doc, layout::FEEDBACK, id, |r| &r.id).is_some()
+/// Who raised the feedback `id`, if it exists.
+pub(crate) fn feedback_author(doc: &AutoCommit, id: &EntryId) -> Option<PersonId> {
+    find_record::<FeedbackRecord>(doc, layout::FEEDBACK, id, |r| &r.id).map(|r| r.author)
 }
 
 fn find_record<T: serde::de::DeserializeOwned>(

@@ -402,12 +402,13 @@ impl SpaceDoc {
         Ok(record.id)
     }
 
-    /// Replies to a piece of feedback.
+    /// Replies to a piece of feedback. The listener reflects back: the one who raised it
+    /// cannot reflect their own feedback.
     ///
     /// # Errors
     ///
     /// [`DocError::NotFound`] if there is no such feedback, [`DocError::Empty`] for a blank
-    /// reply.
+    /// reply, [`DocError::WrongRole`] for a reflection of one's own feedback.
     pub fn add_reply(
         &mut self,
         feedback: &EntryId,
@@ -417,8 +418,14 @@ impl SpaceDoc {
         now: Millis,
     ) -> Result<(), DocError> {
         let text = non_empty(text, "reply")?;
-        if !queries::feedback_exists(&self.doc, feedback) {
+        let Some(speaker) = queries::feedback_author(&self.doc, feedback) else {
             return Err(not_found("feedback", feedback));
+        };
+        if kind == ReplyKind::Reflect && speaker == *author {
+            return Err(DocError::WrongRole {
+                who: "your partner",
+                what: "reflect back what they heard in feedback you raised",
+            });
         }
         let record = ReplyRecord {
             feedback: Some(feedback.clone()),
@@ -430,6 +437,28 @@ impl SpaceDoc {
         // Replies go to one root list rather than a list inside each feedback entry: both
         // merge concurrent appends, and this one is read in a single pass.
         self.change(|doc| append(doc, layout::REPLIES, &record))
+    }
+
+    /// The answer of the one who raised `feedback` to "Did I get it?" (`text`: "yes",
+    /// "partly" or "no", and any note), stored as an acknowledgement. Only they may give it.
+    ///
+    /// # Errors
+    ///
+    /// As [`SpaceDoc::add_reply`], and [`DocError::WrongRole`] if `author` did not raise it.
+    pub fn answer_heard(
+        &mut self,
+        feedback: &EntryId,
+        author: &PersonId,
+        text: &str,
+        now: Millis,
+    ) -> Result<(), DocError> {
+        match queries::feedback_author(&self.doc, feedback) {
+            Some(speaker) if speaker != *author => Err(DocError::WrongRole {
+                who: "the one who raised it",
+                what: "say whether they felt heard",
+            }),
+            _ => self.add_reply(feedback, author, ReplyKind::Acknowledge, text, now),
+        }
     }
 
     /// Adds a shared journal entry. (Private entries never enter the document: see

@@ -85,15 +85,30 @@ fn feedback_list_shows_whether_the_listener_reflected_and_the_speaker_felt_heard
     assert!(quiet.contains("waiting for you to reflect back"), "{quiet}");
     assert!(!quiet.contains("you could"), "{quiet}");
 
-    // The speaker restating it is not the listener reflecting it back.
-    sam.ok([
+    // The speaker cannot reflect their own feedback back: that is the listener's part.
+    let run = sam.run([
         "feedback",
         "reply",
         short,
         "--reflect",
         "to be clear: evenings",
     ]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("only your partner can reflect back"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(only_thread(&sam)["reflected"], false);
+    // Nor can the listener say whether the speaker felt heard.
+    let run = jordan.run(["feedback", "reply", short, "--heard", "yes"]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("only the one who raised it can say whether they felt heard"),
+        "{}",
+        run.stderr
+    );
 
     jordan.ok([
         "feedback",
@@ -151,7 +166,11 @@ fn feedback_list_shows_whether_the_listener_reflected_and_the_speaker_felt_heard
     sam.ok(["feedback", "reply", short, "--heard", "yes"]);
     let thread = only_thread(&sam);
     assert_eq!(thread["felt_heard"], "yes");
-    assert_eq!(thread["replies"].as_array().unwrap().len(), 5, "{thread}");
+    assert_eq!(
+        thread["replies"].as_array().unwrap().len(),
+        4,
+        "two reflections and two answers; the refused replies left nothing"
+    );
     let list = sam.ok(["feedback", "list"]);
     assert!(
         list.contains("reflected back ✓ · felt heard: yes"),

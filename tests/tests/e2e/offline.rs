@@ -99,13 +99,20 @@ fn a_week_of_hearth_on_one_device() {
     ]);
     let fb_id = fb["id"].as_str().unwrap().to_owned();
     let short = &fb_id[fb_id.len() - 8..];
-    dev.ok([
+    // Reflecting back is the listener's part: the one who raised it is told so.
+    let run = dev.run([
         "feedback",
         "reply",
         short,
         "--reflect",
         "What I'm hearing is that evenings feel lopsided",
     ]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("only your partner can reflect back"),
+        "{}",
+        run.stderr
+    );
     dev.ok([
         "feedback",
         "reply",
@@ -120,10 +127,7 @@ fn a_week_of_hearth_on_one_device() {
         list.contains("the dishes stayed in the sink overnight"),
         "{list}"
     );
-    assert!(
-        list.contains("reflected: What I'm hearing is that evenings feel lopsided"),
-        "{list}"
-    );
+    assert!(!list.contains("What I'm hearing"), "{list}");
     assert!(list.contains("felt heard?: yes — thank you"), "{list}");
 
     // Journal: TEXT with tags, $EDITOR, standard input, and a private entry.
@@ -217,7 +221,8 @@ fn a_week_of_hearth_on_one_device() {
     assert_eq!(export["journal"].as_array().unwrap().len(), 4);
     assert_eq!(
         export["feedback"][0]["replies"].as_array().unwrap().len(),
-        2
+        1,
+        "the speaker's answer; their own reflection was refused"
     );
     assert_eq!(export["checkins"].as_array().unwrap().len(), 2);
     let md_path = dev.scratch().join("hearth.md");
@@ -406,7 +411,7 @@ fn markers_written_through_every_command_never_rest_in_plaintext() {
             "MARKER-REQUEST-C4",
         ]);
         let id = fb["id"].as_str().unwrap().to_owned();
-        dev.ok(["feedback", "reply", &id, "--reflect", "MARKER-REFLECT-D1"]);
+        dev.ok(["feedback", "reply", &id, "--respond", "MARKER-REFLECT-D1"]);
         dev.ok([
             "journal",
             "add",

@@ -316,6 +316,42 @@ fn a_reply_to_missing_feedback_or_an_empty_reply_is_refused() {
 }
 
 #[test]
+fn the_listener_reflects_and_only_the_one_who_raised_it_says_whether_they_felt_heard() {
+    let (mut doc, _) = couple();
+    let id = doc
+        .add_feedback(&ana(), &draft("o", "f", "n", "r"), at(2))
+        .unwrap();
+    assert!(matches!(
+        doc.add_reply(&id, &ana(), ReplyKind::Reflect, "what I hear is", at(3)),
+        Err(DocError::WrongRole { .. })
+    ));
+    assert!(matches!(
+        doc.answer_heard(&id, &ben(), "yes", at(3)),
+        Err(DocError::WrongRole { .. })
+    ));
+    doc.add_reply(&id, &ben(), ReplyKind::Reflect, "what I hear is", at(4))
+        .unwrap();
+    doc.answer_heard(&id, &ana(), "partly", at(5)).unwrap();
+    // Either may still answer the request or say "I hear you".
+    doc.add_reply(&id, &ana(), ReplyKind::Respond, "thank you", at(6))
+        .unwrap();
+    let thread = doc.feedback().into_iter().find(|f| f.id == id).unwrap();
+    let kinds: Vec<_> = thread
+        .replies
+        .iter()
+        .map(|r| (r.kind, r.author.clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (ReplyKind::Reflect, ben()),
+            (ReplyKind::Acknowledge, ana()),
+            (ReplyKind::Respond, ana())
+        ]
+    );
+}
+
+#[test]
 fn journal_entries_are_normalised_and_edited_per_field() {
     let (mut doc, _) = couple();
     let id = doc

@@ -223,8 +223,14 @@ fn write(doc: &mut SpaceDoc, who: &PersonId, op: &Op, now: Millis) {
             if threads.is_empty() {
                 return;
             }
-            let id = threads[pick % threads.len()].id.clone();
-            doc.add_reply(&id, who, ReplyKind::ALL[*kind], word(*text), now)
+            let thread = &threads[pick % threads.len()];
+            let kind = ReplyKind::ALL[*kind];
+            if kind == ReplyKind::Reflect && thread.author == *who {
+                // The one who raised it cannot reflect it (the listener does).
+                return;
+            }
+            let id = thread.id.clone();
+            doc.add_reply(&id, who, kind, word(*text), now)
                 .expect("reply");
         }
         Op::Checkin {
