@@ -72,6 +72,16 @@ impl PersonKey {
         Self(device)
     }
 
+    /// The person a device with Automerge actor `actor` founds when no ACL says otherwise
+    /// (a space that never met a relay): the actor itself if it is a 32-byte device id,
+    /// else a hash of it.
+    pub fn for_actor(actor: &[u8]) -> Self {
+        match <[u8; 32]>::try_from(actor) {
+            Ok(device) => Self(device),
+            Err(_) => Self(*blake3::hash(actor).as_bytes()),
+        }
+    }
+
     /// The founding device's id.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
@@ -104,9 +114,29 @@ pub fn person_container_key(person: &PersonKey) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct People {
     devices: HashMap<[u8; 32], PersonKey>,
+    /// The device that created the space (its Genesis record), if known.
+    founder: Option<[u8; 32]>,
 }
 
 impl People {
+    /// The same people, with `device` named as the one that created the space: in a space
+    /// of the first layout it made the shared collections at the root (see [`Legacy`]).
+    #[must_use]
+    pub fn with_founder(mut self, device: [u8; 32]) -> Self {
+        self.founder = Some(device);
+        self
+    }
+
+    /// The device that created the space, if known.
+    pub fn founder(&self) -> Option<&[u8; 32]> {
+        self.founder.as_ref()
+    }
+
+    /// Every known device with its person.
+    pub fn devices(&self) -> impl Iterator<Item = (&[u8; 32], &PersonKey)> {
+        self.devices.iter()
+    }
+
     /// The person `device` belongs to, if the ACL knows the device.
     pub fn person(&self, device: &[u8]) -> Option<PersonKey> {
         let device: &[u8; 32] = device.try_into().ok()?;
@@ -132,6 +162,7 @@ impl FromIterator<([u8; 32], PersonKey)> for People {
     fn from_iter<I: IntoIterator<Item = ([u8; 32], PersonKey)>>(iter: I) -> Self {
         Self {
             devices: iter.into_iter().collect(),
+            founder: None,
         }
     }
 }
@@ -140,12 +171,16 @@ impl FromIterator<([u8; 32], PersonKey)> for People {
 /// for an actor no device of the ACL has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    /// The change's Automerge actor is not the device that signed it.
+    /// The change's Automerge actor is not a device of the person whose device sent it:
+    /// it came through someone who cannot vouch for it. Not remembered (see
+    /// [`Refusal::lasting`]): the change may still arrive from its own device.
     ActorIsNotAuthor {
         /// The actor id the change carries.
         actor: Vec<u8>,
     },
-    /// The signing device is not in the ACL, so it belongs to no person.
+    /// The signing device (or, inside a snapshot, the change's actor) is not in the ACL,
+    /// so it belongs to no person. Not remembered: the ACL may not have reached this
+    /// device yet.
     UnknownDevice,
     /// An op targets an object another person's device created.
     OutsideOwnContainer {
@@ -185,7 +220,7 @@ impl fmt::Display for Refusal {
         match self {
             Self::ActorIsNotAuthor { actor } => write!(
                 f,
-                "it is written under actor {}, not the device that signed it",
+                "it is written under device {}, which is not one of the sender's own",
                 hex::encode(&actor[..actor.len().min(4)])
             ),
             Self::UnknownDevice => f.write_str("its device is not in the space's ACL"),
@@ -205,19 +240,116 @@ impl fmt::Display for Refusal {
     }
 }
 
+impl Refusal {
+    /// Whether the change is refused for good, whoever brings it: what it does breaks the
+    /// rule. Its hash is then remembered so that changes depending on it are refused too
+    /// ([`screen`]'s `refused`). A change refused only for who brought it
+    /// ([`Refusal::ActorIsNotAuthor`], [`Refusal::UnknownDevice`]) is not: its own device
+    /// may still send it, and changes built on it wait for it as for any change that has
+    /// not arrived.
+    pub fn lasting(&self) -> bool {
+        !matches!(self, Self::ActorIsNotAuthor { .. } | Self::UnknownDevice)
+    }
+}
+
+/// The root keys of the first layout (`schema: 1`), where both partners wrote into the
+/// same lists and maps. Spaces made before per-person containers keep them; see
+/// [`Legacy`].
+pub const LEGACY_ROOT_KEYS: [&str; 13] = [
+    "schema",
+    "people",
+    "checkins",
+    "submissions",
+    "appreciations",
+    "feedback",
+    "replies",
+    "journal",
+    "commitments",
+    "edits",
+    "reveals",
+    "decks",
+    // A key some early builds wrote and readers never used; accepted so that old
+    // histories still screen.
+    "templates",
+];
+
+/// The objects of the first layout: the shared collections under [`LEGACY_ROOT_KEYS`],
+/// named by the op that created each (counter, actor).
+///
+/// Both partners wrote into them before the upgrade, and a partner still on an older
+/// release writes into them after it, so they take *additions* from anyone: inserting at
+/// the head of a list or after one's own element, putting a key nobody wrote, overwriting or
+/// deleting one's own values. Nothing there can be changed or removed by the other person.
+/// Readers attribute what is in them by the actor of the op that wrote it, never by what it
+/// says about its author (see `docs/security.md`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Legacy {
+    objects: HashSet<(u64, ActorId)>,
+}
+
+impl Legacy {
+    /// The legacy objects among `(counter, actor)` op ids of root objects.
+    pub fn from_ids(ids: impl IntoIterator<Item = (u64, ActorId)>) -> Self {
+        Self {
+            objects: ids.into_iter().collect(),
+        }
+    }
+
+    fn contains(&self, id: &OpId) -> bool {
+        self.objects.contains(&(id.counter(), id.actor().clone()))
+    }
+
+    /// Adds the legacy collections `change` creates at the root, so that later changes in
+    /// the same batch may write into them.
+    fn learn(&mut self, change: &Change) {
+        let Ok(expanded) = catch_unwind(AssertUnwindSafe(|| change.decode())) else {
+            return;
+        };
+        let mut counter = change.start_op().get();
+        for op in &expanded.operations {
+            if matches!(op.obj, ObjectId::Root)
+                && matches!(op.action, OpType::Make(_))
+                && matches!(&op.key, Key::Map(k) if LEGACY_ROOT_KEYS.contains(&k.as_str()))
+            {
+                self.objects.insert((counter, change.actor_id().clone()));
+            }
+            counter += 1;
+        }
+    }
+}
+
 /// Whether `change`, signed by device `signer`, may be applied: `Ok` if every op stays
 /// within objects of the signer's person (see the module docs), else the first reason.
+/// Knows no legacy objects: see [`check_change_in`].
 ///
 /// # Errors
 ///
 /// The [`Refusal`] for the first rule the change breaks.
 pub fn check_change(people: &People, signer: &[u8; 32], change: &Change) -> Result<(), Refusal> {
-    if change.actor_id().to_bytes() != signer {
+    check_change_in(people, &Legacy::default(), signer, change)
+}
+
+/// [`check_change`] in a space that may hold the first layout's shared collections
+/// (`legacy`), which take additions from anyone (see [`Legacy`]).
+///
+/// # Errors
+///
+/// The [`Refusal`] for the first rule the change breaks.
+pub fn check_change_in(
+    people: &People,
+    legacy: &Legacy,
+    signer: &[u8; 32],
+    change: &Change,
+) -> Result<(), Refusal> {
+    let me = people.person(signer).ok_or(Refusal::UnknownDevice)?;
+    // The actor must be one of the sender's own person's devices: a person's devices may
+    // carry each other's changes (after a relay lost its history each device pushes what
+    // it holds), but nobody can vouch for the other person's.
+    if people.owner(change.actor_id()) != Some(me) {
         return Err(Refusal::ActorIsNotAuthor {
             actor: change.actor_id().to_bytes().to_vec(),
         });
     }
-    let me = people.person(signer).ok_or(Refusal::UnknownDevice)?;
     // automerge 0.12 unwraps an op's actor index into the change's actor table when
     // expanding, without checking it was in range; `Change::from_bytes` does not check it
     // either, so hostile bytes could panic here.
@@ -226,13 +358,21 @@ pub fn check_change(people: &People, signer: &[u8; 32], change: &Change) -> Resu
     let mine = |id: &OpId| people.owner(id.actor()) == Some(me);
     let owner = |id: &OpId| people.owner(id.actor());
     let own_container = person_container_key(&me);
+    // The first layout's collections are made at the root by the device that created the
+    // space, and by anyone once the space has them (an old release fills in one it lacks).
+    let may_make_legacy = !legacy.objects.is_empty() || people.founder() == Some(signer);
     for op in &expanded.operations {
         match &op.obj {
             ObjectId::Root => {
                 let creates_own_container = matches!(op.action, OpType::Make(ObjType::Map))
                     && !op.insert
                     && matches!(&op.key, Key::Map(k) if k.as_str() == own_container);
-                if !creates_own_container {
+                // The first layout's collections and schema, as old releases create them.
+                let legacy_root = may_make_legacy
+                    && !op.insert
+                    && matches!(&op.key, Key::Map(k) if LEGACY_ROOT_KEYS.contains(&k.as_str()))
+                    && matches!(op.action, OpType::Make(_) | OpType::Put(_));
+                if !creates_own_container && !legacy_root {
                     return Err(Refusal::RootWrite {
                         key: match &op.key {
                             Key::Map(k) => k.to_string(),
@@ -242,7 +382,7 @@ pub fn check_change(people: &People, signer: &[u8; 32], change: &Change) -> Resu
                     });
                 }
             }
-            ObjectId::Id(obj) if !mine(obj) => {
+            ObjectId::Id(obj) if !mine(obj) && !legacy.contains(obj) => {
                 return Err(Refusal::OutsideOwnContainer { owner: owner(obj) });
             }
             ObjectId::Id(_) => {}
@@ -275,22 +415,39 @@ pub struct Verdict {
 /// the hashes refused before, or in this batch) is refused with
 /// [`Refusal::DependsOnRefused`]. Returns one verdict per change, in order.
 ///
-/// The caller keeps every refused hash (whatever the reason) in `refused` for the next
-/// batch, so a change that arrives long after the one it depends on is still caught.
+/// The caller keeps every hash refused for good ([`Refusal::lasting`]) in `refused` for
+/// the next batch, so a change that arrives long after the one it depends on is still
+/// caught.
 pub fn screen<'a>(
     people: &People,
     changes: impl IntoIterator<Item = (&'a [u8; 32], &'a Change)>,
     refused: &HashSet<ChangeHash>,
 ) -> Vec<Verdict> {
+    screen_in(people, &Legacy::default(), changes, refused)
+}
+
+/// [`screen`] in a space that may hold the first layout's collections (`legacy`, which
+/// grows by the ones the batch itself creates).
+pub fn screen_in<'a>(
+    people: &People,
+    legacy: &Legacy,
+    changes: impl IntoIterator<Item = (&'a [u8; 32], &'a Change)>,
+    refused: &HashSet<ChangeHash>,
+) -> Vec<Verdict> {
+    let mut legacy = legacy.clone();
     let mut verdicts: Vec<Verdict> = Vec::new();
     let mut dependents: HashMap<ChangeHash, Vec<usize>> = HashMap::new();
     for (i, (signer, change)) in changes.into_iter().enumerate() {
         for dep in change.deps() {
             dependents.entry(*dep).or_default().push(i);
         }
+        let outcome = check_change_in(people, &legacy, signer, change);
+        if outcome.is_ok() {
+            legacy.learn(change);
+        }
         verdicts.push(Verdict {
             hash: change.hash(),
-            outcome: check_change(people, signer, change),
+            outcome,
         });
     }
     let mut fallen: VecDeque<ChangeHash> = refused
@@ -299,7 +456,7 @@ pub fn screen<'a>(
         .chain(
             verdicts
                 .iter()
-                .filter(|v| v.outcome.is_err())
+                .filter(|v| v.outcome.as_ref().is_err_and(Refusal::lasting))
                 .map(|v| v.hash),
         )
         .collect();

@@ -38,6 +38,18 @@ impl PersonId {
         PersonId(id)
     }
 
+    /// The id of the person `key` names, in a space made since per-person containers: the
+    /// same on every device, and bound to the person's key, so no one else can claim it.
+    pub fn of(key: &crate::authorship::PersonKey) -> PersonId {
+        let hash = blake3::derive_key("hearth 2026-12 person id v1", key.as_bytes());
+        let mut id = String::with_capacity(32);
+        for b in &hash[..16] {
+            id.push(hex_digit(b >> 4));
+            id.push(hex_digit(b & 0x0f));
+        }
+        PersonId(id)
+    }
+
     /// The id as 32 lowercase hex characters.
     pub fn as_str(&self) -> &str {
         &self.0

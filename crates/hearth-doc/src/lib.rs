@@ -142,7 +142,7 @@ pub use model::{
     TrendPoint,
 };
 pub use queries::MIN_HANDLE_LEN;
-pub use space::{OwnKey, SpaceDoc};
+pub use space::{OwnKey, RefusedChange, Screened, SpaceDoc};
 pub use timeline::{TimelineItem, TimelineKind};
 pub use week::Week;
 

@@ -6,12 +6,13 @@
 //! exactly what the local store does not have yet, whether it was written here or arrived
 //! from another device. Reads live in `queries.rs`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue};
 use serde::Serialize;
 
+use crate::authorship::{self, Legacy, People, PersonKey, Refusal};
 use crate::checkins::{self, Choice};
 use crate::chunks;
 use crate::error::DocError;
@@ -42,6 +43,29 @@ pub struct SpaceDoc {
     pub(crate) own_keys: HashMap<Commitment, OwnKey>,
     /// Keys made by sealing since the last [`SpaceDoc::take_new_keys`].
     new_keys: Vec<OwnKey>,
+    /// Who is whom, from the space's signed ACL ([`SpaceDoc::set_people`]).
+    pub(crate) people: People,
+}
+
+/// What [`SpaceDoc::apply_screened`] did with bytes from another device.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Screened {
+    /// Whether anything new arrived.
+    pub changed: bool,
+    /// The changes that were not applied, with why. Those refused for good
+    /// ([`Refusal::lasting`]) belong in the caller's `refused` set from now on.
+    pub refused: Vec<RefusedChange>,
+}
+
+/// One change [`SpaceDoc::apply_screened`] did not apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedChange {
+    /// The change's hash.
+    pub hash: ChangeHash,
+    /// The device it was written under (its Automerge actor).
+    pub actor: Vec<u8>,
+    /// Why.
+    pub reason: Refusal,
 }
 
 /// The key to one of this device's sealed check-ins, which the device must keep until it
@@ -75,6 +99,7 @@ impl SpaceDoc {
             saved: Vec::new(),
             own_keys: HashMap::new(),
             new_keys: Vec::new(),
+            people: People::default(),
         };
         space.change(|doc| {
             doc.put(ROOT, layout::SCHEMA, layout::SCHEMA_VERSION)?;
@@ -98,6 +123,7 @@ impl SpaceDoc {
             saved: Vec::new(),
             own_keys: HashMap::new(),
             new_keys: Vec::new(),
+            people: People::default(),
         })
     }
 
@@ -134,6 +160,7 @@ impl SpaceDoc {
             saved: Vec::new(),
             own_keys: HashMap::new(),
             new_keys: Vec::new(),
+            people: People::default(),
         };
         // One batch for all chunks: Automerge's cost per apply call grows with the
         // document, so 64 chunks applied one by one took longer than the snapshot itself.
@@ -187,6 +214,107 @@ impl SpaceDoc {
         }
         self.apply_incoming(all).map_err(DocError::apply)?;
         Ok(self.doc.get_heads() != before)
+    }
+
+    /// Tells the document who is whom: each device's person, from the space's signed ACL
+    /// (never from what a profile says about itself). Writes go into this device's
+    /// person's container; reads of the first layout attribute entries by it; and
+    /// [`apply_screened`](Self::apply_screened) judges changes by it.
+    pub fn set_people(&mut self, people: People) {
+        self.people = people;
+    }
+
+    /// The person this device writes as: its person in the ACL, or, before this device
+    /// knows the ACL (a space that never met a relay), the person it founds itself.
+    pub fn writer(&self) -> PersonKey {
+        let actor = self.doc.get_actor().to_bytes();
+        self.people
+            .person(actor)
+            .unwrap_or_else(|| PersonKey::for_actor(actor))
+    }
+
+    /// Applies bytes from other devices, each message `(sender, bytes)` judged by the
+    /// authorship rule ([`authorship`]) before anything is applied: changes by the device
+    /// that sent them (or another device of its person), and, inside a whole document (a
+    /// snapshot), each change by its own actor. Only the changes that pass are applied;
+    /// the others are returned with why. Changes that depend on a hash in `refused` (those
+    /// refused for good before) are refused too.
+    ///
+    /// # Errors
+    ///
+    /// [`DocError::Apply`] if any message is not valid document data; nothing is applied
+    /// then.
+    pub fn apply_screened<'a>(
+        &mut self,
+        messages: impl IntoIterator<Item = (&'a [u8; 32], &'a [u8])>,
+        refused: &HashSet<ChangeHash>,
+    ) -> Result<Screened, DocError> {
+        let before = self.doc.get_heads();
+        let mut offered: Vec<([u8; 32], automerge::Change)> = Vec::new();
+        let mut whole: Vec<AutoCommit> = Vec::new();
+        let mut loose = 0;
+        for (sender, bytes) in messages {
+            let incoming = chunks::parse(bytes).map_err(DocError::apply)?;
+            loose += incoming.changes.len();
+            offered.extend(incoming.changes.into_iter().map(|c| (*sender, c)));
+            for mut doc in incoming.documents {
+                // A snapshot carries everyone's changes; each is vouched for by its own
+                // actor (a device the ACL names), and judged as that device's.
+                for change in doc.get_changes(&[]) {
+                    let actor = change.actor_id().to_bytes();
+                    let signer = <[u8; 32]>::try_from(actor).unwrap_or([0; 32]);
+                    offered.push((signer, change));
+                }
+                whole.push(doc);
+            }
+        }
+        let legacy = self.legacy_objects();
+        let verdicts = authorship::screen_in(
+            &self.people,
+            &legacy,
+            offered.iter().map(|(s, c)| (s, c)),
+            refused,
+        );
+        let mut accepted = Vec::with_capacity(offered.len());
+        let mut out = Screened::default();
+        for ((_, change), verdict) in offered.into_iter().zip(verdicts) {
+            match verdict.outcome {
+                Ok(()) => accepted.push(change),
+                Err(reason) => out.refused.push(RefusedChange {
+                    hash: verdict.hash,
+                    actor: change.actor_id().to_bytes().to_vec(),
+                    reason,
+                }),
+            }
+        }
+        // A whole document that passed in full, arriving at an empty one, is taken as it
+        // is: applying it change by change is many times slower than the load parsing did.
+        if out.refused.is_empty() && loose == 0 && whole.len() == 1 && before.is_empty() {
+            let actor = self.doc.get_actor().clone();
+            let doc = whole.pop().expect("one document");
+            self.doc = doc.with_actor(actor);
+            out.changed = !self.doc.get_heads().is_empty();
+            return Ok(out);
+        }
+        if !accepted.is_empty() {
+            self.doc.apply_changes(accepted).map_err(DocError::apply)?;
+        }
+        out.changed = self.doc.get_heads() != before;
+        Ok(out)
+    }
+
+    /// The first layout's shared collections in this document (see [`Legacy`]).
+    pub(crate) fn legacy_objects(&self) -> Legacy {
+        Legacy::from_ids(authorship::LEGACY_ROOT_KEYS.iter().flat_map(|key| {
+            self.doc
+                .get_all(ROOT, *key)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(_, id)| match id {
+                    automerge::ObjId::Id(counter, actor, _) => Some((counter, actor)),
+                    automerge::ObjId::Root => None,
+                })
+        }))
     }
 
     /// Whether changes applied to this instance wait for earlier changes it has not seen
