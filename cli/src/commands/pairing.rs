@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use hearth_client::sync::{self, SyncReport};
-use hearth_client::{Profile, Protection};
+use hearth_client::{Profile, Protection, Whose};
 use hearth_proto::InviteRole;
 use serde_json::json;
 
@@ -101,6 +101,7 @@ pub fn join(session: &Session, args: JoinArgs) -> Result<()> {
         protection,
         sync::DEFAULT_TIMEOUT,
     ))??;
+    warn_refused_changes(&joined.report);
     let doc = joined.profile.load()?;
     if session.json {
         return render::print_json(&json!({
@@ -132,7 +133,28 @@ pub fn sync(session: &Session) -> Result<()> {
     print_report(session, &report)
 }
 
+/// The warning for a change the authorship rule refused: who brought it, what it did, and
+/// that none of it was applied (the rest of its envelope was).
+pub(crate) fn refused_change_warning(r: &hearth_client::RefusedChangeReport) -> String {
+    let from = match r.person {
+        Whose::Partners => format!("your partner's device {}", r.device.short()),
+        Whose::Yours => format!("your own device {}", r.device.short()),
+        Whose::Unknown => format!("device {}, which is not in this space", r.device.short()),
+    };
+    format!(
+        "warning: refused a change from {from}: {}; nothing from it was applied",
+        r.reason
+    )
+}
+
+fn warn_refused_changes(report: &SyncReport) {
+    for r in &report.refused_changes {
+        eprintln!("{}", refused_change_warning(r));
+    }
+}
+
 fn print_report(session: &Session, report: &SyncReport) -> Result<()> {
+    warn_refused_changes(report);
     for r in &report.rejected {
         let device = r.device.map_or_else(
             || "an unknown device".to_owned(),
@@ -165,6 +187,7 @@ fn print_report(session: &Session, report: &SyncReport) -> Result<()> {
             "received": report.received,
             "waiting": report.waiting,
             "rejected": report.rejected.len(),
+            "refused_changes": report.refused_changes.len(),
             "cursor": report.cursor,
             "relay_behind": report.relay_behind.map(|(head, cursor)| json!({ "relay_head": head, "cursor": cursor })),
         }));
@@ -251,7 +274,7 @@ pub fn watch(session: &Session) -> Result<()> {
         let mut backoff = Duration::from_secs(1);
         loop {
             let watched = tokio::select! {
-                result = sync::watch(&mut profile, sync::DEFAULT_TIMEOUT, Duration::from_secs(2), &mut show_new) => result,
+                result = sync::watch(&mut profile, sync::DEFAULT_TIMEOUT, Duration::from_secs(2), &mut show_new, |r| eprintln!("{}", refused_change_warning(r))) => result,
                 _ = tokio::signal::ctrl_c() => return Ok(()),
             };
             match watched {

@@ -34,4 +34,6 @@ pub use hearth_crypto::{
     CryptoError, DeviceId, ExposeSecret, ProfileSecrets, Protection, SecretString,
 };
 pub use profile::{Profile, ProfilePaths, default_home};
-pub use sync_book::{DeviceInfo, Incoming, Landmark, MintedInvite, SyncBook};
+pub use sync_book::{
+    DeviceInfo, Incoming, Landmark, MintedInvite, RefusedChangeReport, SyncBook, Whose,
+};

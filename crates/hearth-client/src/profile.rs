@@ -12,8 +12,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use hearth_crypto::{DeviceId, ProfileSecrets, Protection, SecretString, keyfile};
+use hearth_doc::authorship::{People, PersonKey};
 use hearth_doc::seal::{Commitment, SealKey};
 use hearth_doc::{DocError, EntryId, JournalEntry, Millis, OwnKey, PersonId, SpaceDoc};
+use hearth_proto::{AclBody, AclRecord};
 use rusqlite::Connection;
 use zeroize::Zeroizing;
 
@@ -90,7 +92,11 @@ impl Profile {
         now: Millis,
     ) -> Result<Profile, Error> {
         let secrets = ProfileSecrets::generate()?;
-        let person_id = PersonId::random();
+        // Bound to the person key the space's Genesis will give this device, so the id
+        // in the entries and the container they are written into name the same person.
+        let person_id = PersonId::of(&PersonKey::from_founding_device(
+            *secrets.device.device_id().as_bytes(),
+        ));
         let space_id = hex::encode(hearth_crypto::random_bytes::<16>()?);
         let mut doc =
             SpaceDoc::create(secrets.device.device_id().as_bytes(), &person_id, name, now)?;
@@ -293,7 +299,40 @@ impl Profile {
         )
         .map_err(|e| self.corrupt(format!("its document does not load: {e}")))?;
         doc.add_own_keys(self.own_keys(conn)?);
+        doc.set_people(self.people(conn)?);
         Ok((doc, last_seq))
+    }
+
+    /// Who is whom in this space, from the ACL chain stored here (the authorship rule's
+    /// view, `hearth_doc::authorship`): never from the `person_id` row, which anyone can
+    /// edit on their own machine.
+    ///
+    /// The chain was verified before it was stored (`SyncBook::replace_acl` takes only a
+    /// `VerifiedChain`), and the file is this device's own, so the records are only
+    /// decoded here, not verified again: this runs on every load, that is on every
+    /// command. A space that never met a relay has no chain; this device is then the
+    /// only one, founding its own person and the space.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if a stored record does not decode or the chain has no Genesis.
+    pub(crate) fn people(&self, conn: &Connection) -> Result<People, Error> {
+        let stored = store::acl::records(conn)?;
+        if stored.is_empty() {
+            let own = *self.device_id().as_bytes();
+            return Ok(std::iter::once((own, PersonKey::from_founding_device(own)))
+                .collect::<People>()
+                .with_founder(own));
+        }
+        let records = stored
+            .iter()
+            .map(|r| AclRecord::decode(r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.corrupt(format!("its ACL record does not decode: {e}")))?;
+        let Some(AclBody::Genesis { device, .. }) = records.first().map(|r| &r.body) else {
+            return Err(self.corrupt("its ACL chain does not start with a Genesis".into()));
+        };
+        let founder = *device.as_bytes();
+        Ok(crate::sync_book::people_of(&records).with_founder(founder))
     }
 
     /// The keys of this device's sealed check-in answers that are not released yet.

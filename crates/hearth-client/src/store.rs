@@ -19,6 +19,7 @@ pub(crate) mod envelopes;
 pub(crate) mod meta;
 mod migrations;
 pub(crate) mod private;
+pub(crate) mod refused;
 pub(crate) mod seal_keys;
 pub(crate) mod sync_state;
 

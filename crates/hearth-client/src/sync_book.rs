@@ -27,8 +27,8 @@ mod landmark;
 mod outgoing;
 
 pub use acl::{DeviceInfo, MintedInvite};
-pub(crate) use acl::{Unverified, VerifiedChain};
-pub use incoming::Incoming;
+pub(crate) use acl::{Unverified, VerifiedChain, people_of};
+pub use incoming::{Incoming, RefusedChangeReport, Whose};
 pub use landmark::Landmark;
 use landmark::OWN_LANDMARK_REACH;
 

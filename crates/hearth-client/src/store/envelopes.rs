@@ -52,9 +52,13 @@ pub(crate) fn highest_held(conn: &Connection, device: &[u8]) -> Result<Option<i6
     )?)
 }
 
-pub(crate) fn parked(conn: &Connection) -> Result<Vec<Vec<u8>>, Error> {
-    let mut stmt = conn.prepare_cached("SELECT sealed FROM parked")?;
-    let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+/// Every parked envelope's plaintext (sealed) with its author, who vouches for its changes
+/// when they are screened again.
+pub(crate) fn parked(conn: &Connection) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+    let mut stmt = conn.prepare_cached("SELECT device, sealed FROM parked")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

@@ -159,6 +159,23 @@ const MIGRATIONS: &[Migration] = &[
     ) STRICT;",
         convert: Some(sync_state_from_meta),
     },
+    // 6: changes the authorship rule refused (docs/security.md, "Who may write what").
+    up(
+        "-- Every change an incoming envelope carried that was not applied, by its hash: the
+    -- lasting ones (what the change does breaks the rule) are refused again whoever brings
+    -- them, and so is every change that depends on one; the others (refused only for who
+    -- brought them) are kept so each is reported once, and are accepted from their own
+    -- device. `reason` is the rule's name, never content.
+    CREATE TABLE refused_changes (
+        hash BLOB PRIMARY KEY CHECK (length(hash) = 32),
+        -- The device whose envelope brought it (its signed author).
+        device BLOB NOT NULL CHECK (length(device) = 32),
+        lasting INTEGER NOT NULL CHECK (lasting IN (0, 1)),
+        reason TEXT NOT NULL,
+        -- When it was refused (Unix time in ms).
+        refused_at INTEGER NOT NULL CHECK (refused_at >= 0)
+    ) STRICT, WITHOUT ROWID;",
+    ),
 ];
 
 /// The newest profile format this build reads and writes.

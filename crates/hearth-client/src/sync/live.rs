@@ -160,7 +160,8 @@ impl Live {
 /// Stays connected: syncs, then applies the partner's envelopes as the relay forwards them
 /// and pushes this device's own changes as they appear (checked every `push_every`).
 /// Calls `on_applied` once caught up (so the caller knows it is live) and after each batch
-/// of incoming changes, with the profile, so the caller can show what is new.
+/// of incoming changes, with the profile, so the caller can show what is new; and
+/// `on_refused` for each change the authorship rule refused, so the caller can warn.
 ///
 /// Returns `Ok(())` when the space's ACL changed (a device joined or left, or the key
 /// rotated): call it again at once to pick the change up.
@@ -172,8 +173,10 @@ pub async fn watch(
     timeout: Duration,
     push_every: Duration,
     mut on_applied: impl FnMut(&mut Profile),
+    mut on_refused: impl FnMut(&crate::RefusedChangeReport),
 ) -> Result<(), SyncError> {
-    let (mut live, _) = Live::open(profile, timeout).await?;
+    let (mut live, caught_up) = Live::open(profile, timeout).await?;
+    caught_up.refused_changes.iter().for_each(&mut on_refused);
     // Called once connected and caught up, whatever arrived: the caller learns it is live.
     on_applied(profile);
     let mut tick = tokio::time::interval(push_every);
@@ -187,6 +190,7 @@ pub async fn watch(
                     for r in &report.rejected {
                         tracing::warn!(seq = r.seq, reason = %r.reason, "envelope refused while watching");
                     }
+                    report.refused_changes.iter().for_each(&mut on_refused);
                     if report.received > 0 {
                         on_applied(profile);
                     }

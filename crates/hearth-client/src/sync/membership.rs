@@ -139,8 +139,16 @@ pub async fn join(
     if !vouched {
         return Err(SyncError::BadInvite(InviteFault::KeysNotInChain).into());
     }
+    // Generated before the person id: a partner's id is bound to the person key its
+    // device founds (the device consuming the partner invite), as the reading side
+    // derives it from the signed chain.
+    let secrets = hearth_crypto::ProfileSecrets::generate().map_err(Error::from)?;
     let person = match (as_partner, inviter) {
-        (true, _) => hearth_doc::PersonId::random(),
+        (true, _) => {
+            hearth_doc::PersonId::of(&hearth_doc::authorship::PersonKey::from_founding_device(
+                *secrets.device.device_id().as_bytes(),
+            ))
+        }
         (false, Some(p)) => p
             .parse()
             .map_err(|_| SyncError::BadInvite(InviteFault::InvalidPerson))?,
@@ -149,7 +157,6 @@ pub async fn join(
         }
     };
 
-    let secrets = hearth_crypto::ProfileSecrets::generate().map_err(Error::from)?;
     let record = hearth_crypto::sign_record(
         state.head(),
         AclBody::AddDevice {
@@ -190,6 +197,7 @@ pub async fn join(
         report.pushed += pushed.pushed;
         report.received += pushed.received;
         report.rejected.extend(pushed.rejected);
+        report.refused_changes.extend(pushed.refused_changes);
         report.cursor = pushed.cursor;
         report.waiting = pushed.waiting;
     }

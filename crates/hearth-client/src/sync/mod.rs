@@ -65,6 +65,10 @@ pub struct SyncReport {
     pub received: usize,
     /// Envelopes refused (warn the user: they name the device).
     pub rejected: Vec<RejectedEnvelope>,
+    /// Changes inside envelopes that the authorship rule refused, each the first time it
+    /// was refused (warn the user: they name the device that brought it). The envelopes
+    /// carrying them were applied for their other changes.
+    pub refused_changes: Vec<crate::RefusedChangeReport>,
     /// The relay cursor afterwards.
     pub cursor: u64,
     /// Envelopes received that still wait for earlier changes which have not arrived (the

@@ -193,10 +193,11 @@ fn deliver(
     if items.is_empty() {
         return Ok(());
     }
-    let outcomes = profile.sync_book_mut().apply_incoming_all(&items)?;
-    for ((seq, envelope, _), outcome) in items.iter().zip(outcomes) {
+    let taken = profile.sync_book_mut().apply_incoming_all(&items)?;
+    for ((seq, envelope, _), outcome) in items.iter().zip(taken.outcomes) {
         account(report, *seq, Some(envelope.header().author), outcome);
     }
+    report.refused_changes.extend(taken.refused);
     Ok(())
 }
 

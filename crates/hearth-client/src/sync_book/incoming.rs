@@ -2,10 +2,13 @@
 //! seen, the cursor advanced, all in one transaction), parking what waits for earlier
 //! changes, passing what was refused, and rewinding when the relay went back in time.
 
+use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
 
 use hearth_crypto::{EpochKey, envelope};
-use hearth_proto::{Envelope, EnvelopeHeader};
+use hearth_doc::authorship::{People, PersonKey, Refusal};
+use hearth_doc::{ChangeHash, RefusedChange};
+use hearth_proto::{DeviceId, Envelope, EnvelopeHeader};
 
 use super::{Landmark, SyncBook};
 use crate::store::sync_state::{Counter, Mark};
@@ -51,6 +54,44 @@ pub enum Incoming {
     },
 }
 
+/// Whose device brought a refused change, as this device's ACL says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    /// A device of this device's own person (possibly this one).
+    Yours,
+    /// A device of the partner.
+    Partners,
+    /// A device the ACL does not know.
+    Unknown,
+}
+
+/// One change the authorship rule refused (`hearth_doc::authorship`): nothing from it was
+/// applied. Reported once, when it is first refused, not again when it arrives again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedChangeReport {
+    /// The relay seq of the envelope that brought it.
+    pub seq: u64,
+    /// The device that brought it: the envelope's signed author (or, for a change of an
+    /// envelope that had waited for earlier ones, the device it was written under).
+    pub device: DeviceId,
+    /// Whose device that is.
+    pub person: Whose,
+    /// Why, in words (the rule it breaks).
+    pub reason: String,
+    /// Whether it is refused for good, whoever brings it (else only for who brought it: it
+    /// is accepted from its own device).
+    pub lasting: bool,
+}
+
+/// What one batch of incoming envelopes did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Taken {
+    /// One outcome per envelope, in order.
+    pub(crate) outcomes: Vec<Incoming>,
+    /// The changes refused for the first time, in the order they were screened.
+    pub(crate) refused: Vec<RefusedChangeReport>,
+}
+
 impl<P: Deref<Target = Profile>> SyncBook<P> {
     /// How many envelopes wait for earlier changes that have not arrived.
     ///
@@ -66,37 +107,75 @@ impl<P: Deref<Target = Profile>> SyncBook<P> {
 
     /// Applies a verified envelope's plaintext to `doc`, together with every parked one,
     /// and records it as seen (or parked) in `tx`. Saving `doc` is the caller's.
+    ///
+    /// Every change is screened by the authorship rule first (`SpaceDoc::apply_screened`,
+    /// vouched for by `author`, the envelope's verified signer): a refused one applies
+    /// nothing, is recorded in `refusals`, and the envelope still counts as applied for
+    /// its other changes, so one refused change neither parks its envelope nor holds back
+    /// anything that does not build on it.
+    #[allow(clippy::too_many_arguments)]
     fn apply_verified(
         &self,
         tx: &rusqlite::Transaction<'_>,
         doc: &mut hearth_doc::SpaceDoc,
-        author: &[u8],
+        refusals: &mut Refusals,
+        seq: u64,
+        author: &[u8; 32],
         counter: i64,
         plaintext: &[u8],
     ) -> Result<Incoming, Error> {
         let before = doc.heads();
-        if let Err(e) = doc.apply(plaintext) {
-            return Ok(Incoming::Rejected {
-                reason: e.to_string(),
-            });
-        }
+        let screened = match doc.apply_screened([(author, plaintext)], &refusals.lasting) {
+            Ok(screened) => screened,
+            Err(e) => {
+                return Ok(Incoming::Rejected {
+                    reason: e.to_string(),
+                });
+            }
+        };
+        refusals.note(tx, seq, Some(author), screened.refused)?;
         // Earlier arrivals that waited for changes this one may bring. Automerge holds
         // back what it cannot apply yet, in memory only, so they are applied again from
         // their sealed copies; after that the document waits exactly for what is missing.
+        // Each is screened again under its own author: a change refused before stays
+        // refused (and is not reported again), one depending on it is refused now.
         let parked = store::envelopes::parked(tx)?;
         if !parked.is_empty() {
             let domain = self.parked_domain();
             let opened = parked
                 .iter()
-                .map(|sealed| self.profile.secrets.storage.open(&domain, sealed))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| {
-                    self.profile
-                        .corrupt(format!("a waiting envelope is unreadable: {e}"))
-                })?;
-            doc.apply_all(opened.iter().map(|p| p.as_slice()))?;
+                .map(|(device, sealed)| {
+                    let device = <[u8; 32]>::try_from(device.as_slice()).map_err(|_| {
+                        self.profile
+                            .corrupt("a waiting envelope names no device".into())
+                    })?;
+                    let plain =
+                        self.profile
+                            .secrets
+                            .storage
+                            .open(&domain, sealed)
+                            .map_err(|e| {
+                                self.profile
+                                    .corrupt(format!("a waiting envelope is unreadable: {e}"))
+                            })?;
+                    Ok((device, plain))
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
+            let screened = doc.apply_screened(
+                opened.iter().map(|(d, p)| (d, p.as_slice())),
+                &refusals.lasting,
+            )?;
+            // Which parked envelope brought a change is not known in a batch: name the
+            // change's own device, the one it was written under.
+            refusals.note(tx, seq, None, screened.refused)?;
         }
-        if doc.waiting() {
+        // A change refused for good never arrives: nothing waits for it (its dependents
+        // were refused with it), so it cannot keep an envelope parked.
+        let waiting = doc
+            .missing_deps()
+            .iter()
+            .any(|h| !refusals.lasting.contains(h));
+        if waiting {
             let sealed = self
                 .profile
                 .secrets
@@ -115,6 +194,94 @@ impl<P: Deref<Target = Profile>> SyncBook<P> {
         } else {
             Incoming::Applied
         })
+    }
+}
+
+/// The refused changes of one transaction: the hashes refused for good so far (what every
+/// screen in it takes as `refused`), and the reports of those refused for the first time.
+struct Refusals {
+    lasting: HashSet<ChangeHash>,
+    people: People,
+    me: Option<PersonKey>,
+    now_ms: u64,
+    reports: Vec<RefusedChangeReport>,
+}
+
+impl Refusals {
+    fn load(tx: &rusqlite::Transaction<'_>, people: People, me: &[u8; 32]) -> Result<Self, Error> {
+        Ok(Refusals {
+            lasting: store::refused::lasting(tx)?,
+            me: people.person(me),
+            people,
+            now_ms: crate::sync::now_ms(),
+            reports: Vec::new(),
+        })
+    }
+
+    /// Records `refused` (brought in the envelope at `seq` by `sender`, if known), and
+    /// reports each one this device had not refused before.
+    fn note(
+        &mut self,
+        tx: &rusqlite::Transaction<'_>,
+        seq: u64,
+        sender: Option<&[u8; 32]>,
+        refused: Vec<RefusedChange>,
+    ) -> Result<(), Error> {
+        for change in refused {
+            let lasting = change.reason.lasting();
+            if lasting {
+                self.lasting.insert(change.hash);
+            }
+            let device = sender
+                .copied()
+                .or_else(|| <[u8; 32]>::try_from(change.actor.as_slice()).ok())
+                .unwrap_or([0; 32]);
+            let news = store::refused::record(
+                tx,
+                &change.hash,
+                &device,
+                lasting,
+                rule_name(&change.reason),
+                self.now_ms,
+            )?;
+            tracing::warn!(
+                seq,
+                device = %hex::encode(&device[..4]),
+                reason = %change.reason,
+                news,
+                "change refused by the authorship rule"
+            );
+            if news {
+                let person = match self.people.person(&device) {
+                    None => Whose::Unknown,
+                    Some(p) if Some(p) == self.me => Whose::Yours,
+                    Some(_) => Whose::Partners,
+                };
+                self.reports.push(RefusedChangeReport {
+                    seq,
+                    device: DeviceId::from_bytes(device),
+                    person,
+                    reason: change.reason.to_string(),
+                    lasting,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The rule a refusal names, as stored: a name, never content (a refused root key is the
+/// sender's text).
+fn rule_name(reason: &Refusal) -> &'static str {
+    match reason {
+        Refusal::ActorIsNotAuthor { .. } => "actor-is-not-author",
+        Refusal::UnknownDevice => "unknown-device",
+        Refusal::OutsideOwnContainer { .. } => "outside-own-container",
+        Refusal::RootWrite { .. } => "root-write",
+        Refusal::OverwritesOther { .. } => "overwrites-other",
+        Refusal::ForeignElement { .. } => "foreign-element",
+        Refusal::DependsOnRefused { .. } => "depends-on-refused",
+        Refusal::Undecodable => "undecodable",
     }
 }
 
@@ -174,8 +341,8 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
         envelope: &Envelope,
         key: &EpochKey,
     ) -> Result<Incoming, Error> {
-        let mut outcomes = self.apply_incoming_all(&[(seq, envelope.clone(), key.clone())])?;
-        Ok(outcomes.pop().unwrap_or(Incoming::Known))
+        let mut taken = self.apply_incoming_all(&[(seq, envelope.clone(), key.clone())])?;
+        Ok(taken.outcomes.pop().unwrap_or(Incoming::Known))
     }
 
     /// [`apply_incoming`](Self::apply_incoming) for several envelopes (`(seq, envelope,
@@ -187,10 +354,15 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
     pub(crate) fn apply_incoming_all(
         &mut self,
         items: &[(u64, Envelope, EpochKey)],
-    ) -> Result<Vec<Incoming>, Error> {
+    ) -> Result<Taken, Error> {
         let space = self.profile.space()?;
         let tx = self.profile.begin_write()?;
         let (mut doc, _) = self.profile.load_from(&tx)?;
+        let mut refusals = Refusals::load(
+            &tx,
+            self.profile.people(&tx)?,
+            self.profile.device_id().as_bytes(),
+        )?;
         let before = doc.heads();
         let mut outcomes = Vec::with_capacity(items.len());
         let mut last_seq = 0;
@@ -201,7 +373,8 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
                 last_mark = Some(*envelope.header());
             }
             let header = *envelope.header();
-            let author = &header.author.as_bytes()[..];
+            let signer = header.author.as_bytes();
+            let author = &signer[..];
             let counter = header.counter as i64;
             // Verified first, so a damaged copy of an envelope applied before is reported
             // as damaged, not as a replay.
@@ -217,7 +390,15 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
                     } else if seen {
                         Incoming::Replayed
                     } else {
-                        self.apply_verified(&tx, &mut doc, author, counter, &plaintext)?
+                        self.apply_verified(
+                            &tx,
+                            &mut doc,
+                            &mut refusals,
+                            *seq,
+                            signer,
+                            counter,
+                            &plaintext,
+                        )?
                     }
                 }
             };
@@ -250,7 +431,10 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
         }
         advance_cursor(&tx, last_seq, last_mark.as_ref())?;
         tx.commit()?;
-        Ok(outcomes)
+        Ok(Taken {
+            outcomes,
+            refused: refusals.reports,
+        })
     }
 }
 
