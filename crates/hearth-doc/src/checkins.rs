@@ -18,6 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use automerge::AutoCommit;
 
+use crate::authors::{Authors, Writer};
+use crate::authorship::PersonKey;
 use crate::deck::Deck;
 use crate::ids::{EntryId, Millis, PersonId};
 use crate::layout::{self, Stored};
@@ -72,22 +74,33 @@ pub(crate) struct RawCheckin {
 
 /// Reads the stored check-ins (of one week, or all) with their submissions. Without
 /// `with_bodies` the answers are not decoded (the timeline only needs who submitted when).
+///
+/// A submission counts only as its writer's (`authors.rs`): in a person's container it is
+/// that person's, and it belongs to a check-in of the same container; in the first layout it
+/// is its key's person's only if a device of theirs wrote it.
 pub(crate) fn raw_checkins(
     doc: &AutoCommit,
+    authors: &Authors,
     with_bodies: bool,
     week: Option<Week>,
 ) -> Vec<RawCheckin> {
     use crate::records::CheckinRecord;
     let week_text = week.map(|w| w.to_string());
-    let mut checkins: BTreeMap<String, RawCheckin> = BTreeMap::new();
-    for (id, stored) in layout::map_entries(doc, layout::CHECKINS) {
-        if checkins.contains_key(id.as_ref()) {
+    // Check-ins by where they are and their id: a partner cannot hang answers on a
+    // check-in of yours by reusing its id.
+    let mut checkins: BTreeMap<(Option<PersonKey>, String), RawCheckin> = BTreeMap::new();
+    for (id, item) in layout::map_entries(doc, layout::CHECKINS) {
+        let place = container_of(&item.writer);
+        if checkins.contains_key(&(place, id.to_string())) {
             continue;
         }
-        if week_text.as_deref().is_some_and(|w| !stored.may_contain(w)) {
+        if week_text
+            .as_deref()
+            .is_some_and(|w| !item.stored.may_contain(w))
+        {
             continue;
         }
-        let Some(record) = stored.decode::<CheckinRecord>() else {
+        let Some(record) = item.stored.decode::<CheckinRecord>() else {
             continue;
         };
         if week.is_some_and(|w| w != record.week) {
@@ -100,36 +113,58 @@ pub(crate) fn raw_checkins(
             opened_at: record.opened_at.unwrap_or(Millis(0)),
             submissions: BTreeMap::new(),
         };
+        // Answers nested in a first-layout check-in have no op of their own: they count
+        // only as the check-in's writer's.
         for (person, value) in record.answers.unwrap_or_default() {
-            if let Some((p, s)) = raw_submission(person.as_str(), Stored::Value(value), with_bodies)
-            {
-                raw.submissions.entry(p).or_default().push(s);
+            let Ok(claimed) = person.parse::<PersonId>() else {
+                continue;
+            };
+            let Some(person) = authors.attribute(&item.writer, &claimed) else {
+                continue;
+            };
+            if let Some(s) = raw_submission(Stored::Value(value), with_bodies) {
+                raw.submissions.entry(person).or_default().push(s);
             }
         }
-        checkins.insert(raw.id.clone(), raw);
+        checkins.insert((place, raw.id.clone()), raw);
     }
-    for (key, stored) in layout::map_entries_all(doc, layout::SUBMISSIONS) {
+    for (key, item) in layout::map_entries_all(doc, layout::SUBMISSIONS) {
         let Some((checkin, person)) = key.rsplit_once('/') else {
             continue;
         };
-        let Some(raw) = checkins.get_mut(checkin) else {
+        let Ok(claimed) = person.parse::<PersonId>() else {
             continue;
         };
-        if let Some((p, s)) = raw_submission(person, stored, with_bodies) {
-            raw.submissions.entry(p).or_default().push(s);
+        let Some(person) = authors.attribute(&item.writer, &claimed) else {
+            continue;
+        };
+        // Sealed answers are bound to the person named when sealing: the key must name
+        // the writer, or they could not be read as theirs anyway.
+        if person != claimed {
+            continue;
+        }
+        let place = container_of(&item.writer);
+        let Some(raw) = checkins.get_mut(&(place, checkin.to_owned())) else {
+            continue;
+        };
+        if let Some(s) = raw_submission(item.stored, with_bodies) {
+            raw.submissions.entry(person).or_default().push(s);
         }
     }
     checkins.into_values().collect()
 }
 
+/// The container a stored value is in, `None` for the first layout.
+fn container_of(writer: &Writer) -> Option<PersonKey> {
+    match writer {
+        Writer::Container(key) => Some(*key),
+        Writer::Op(_) => None,
+    }
+}
+
 /// One submission. Unreadable answers still count as submitted: the partner is waiting on
 /// the fact of the submission, and hiding it would keep the check-in closed forever.
-fn raw_submission(
-    person: &str,
-    stored: Stored<'_>,
-    with_body: bool,
-) -> Option<(PersonId, RawSubmission)> {
-    let person: PersonId = person.parse().ok()?;
+fn raw_submission(stored: Stored<'_>, with_body: bool) -> Option<RawSubmission> {
     let submission = match (&stored, with_body) {
         (Stored::Bytes(bytes), true) => {
             // Sealed answers. A damaged record still counts as submitted.
@@ -160,7 +195,7 @@ fn raw_submission(
             body: Body::Unread,
         },
     };
-    Some((person, submission))
+    Some(submission)
 }
 
 /// A week's check-in: every candidate submission of each person, earliest first, before
@@ -201,21 +236,32 @@ pub(crate) fn merge(mut raw: Vec<RawCheckin>) -> Vec<WeekCheckin> {
 /// A released key, as read from the document.
 pub(crate) type Reveal = RevealRecord;
 
-/// Every released key, by week. Malformed records are skipped.
-pub(crate) fn reveals(doc: &AutoCommit, week: Option<Week>) -> HashMap<Week, Vec<Reveal>> {
+/// Every released key, by week. Malformed records are skipped, and so is a key its writer
+/// could not have released (one naming another person than the writer).
+pub(crate) fn reveals(
+    doc: &AutoCommit,
+    authors: &Authors,
+    week: Option<Week>,
+) -> HashMap<Week, Vec<Reveal>> {
     let week_text = week.map(|w| w.to_string());
     let mut out: HashMap<Week, Vec<Reveal>> = HashMap::new();
-    for stored in layout::list_entries(doc, layout::REVEALS) {
-        if week_text.as_deref().is_some_and(|w| !stored.may_contain(w)) {
+    for item in layout::list_entries(doc, layout::REVEALS) {
+        if week_text
+            .as_deref()
+            .is_some_and(|w| !item.stored.may_contain(w))
+        {
             continue;
         }
-        let Stored::Bytes(bytes) = &stored else {
+        let Stored::Bytes(bytes) = &item.stored else {
             continue;
         };
         let Some(r) = RevealRecord::decode(bytes) else {
             continue;
         };
         if week.is_some_and(|w| w != r.week) {
+            continue;
+        }
+        if authors.attribute(&item.writer, &r.person).as_ref() != Some(&r.person) {
             continue;
         }
         out.entry(r.week).or_default().push(r);
@@ -404,7 +450,7 @@ pub(crate) fn settle(
 /// commitment rather than guess) wins over a follow-up.
 pub(crate) fn commitments_in(
     checkins: &[Checkin],
-    explicit: impl Fn(&EntryId) -> Option<Option<CommitmentStatus>>,
+    explicit: impl Fn(&EntryId, &PersonId) -> Option<Option<CommitmentStatus>>,
 ) -> Vec<Commitment> {
     let mut out: Vec<Commitment> = Vec::new();
     for c in checkins {
@@ -416,7 +462,9 @@ pub(crate) fn commitments_in(
                 for earlier in out
                     .iter_mut()
                     .filter(|e| e.author == s.person && e.week < c.week)
-                    .filter(|e| e.status == CommitmentStatus::Open && explicit(&e.id).is_none())
+                    .filter(|e| {
+                        e.status == CommitmentStatus::Open && explicit(&e.id, &e.author).is_none()
+                    })
                 {
                     earlier.status = status;
                 }
@@ -429,7 +477,7 @@ pub(crate) fn commitments_in(
                 continue;
             };
             let id = commitment_id(c.week, &s.person);
-            let status = match explicit(&id) {
+            let status = match explicit(&id, &s.person) {
                 Some(Some(status)) => status,
                 Some(None) => continue,
                 None => CommitmentStatus::Open,

@@ -71,6 +71,19 @@ pub enum DocError {
         what: &'static str,
     },
 
+    /// A write in another person's name: each device writes only as the person the space's
+    /// signed device list says it belongs to.
+    #[error(
+        "this device writes as person {own}, not {asked}: each device writes only as the \
+         person it belongs to in the space"
+    )]
+    NotYourPerson {
+        /// The person this device belongs to.
+        own: PersonId,
+        /// The person the write named.
+        asked: PersonId,
+    },
+
     /// A value typed by the user (an id, a week, a status…) could not be parsed.
     #[error("`{input}` is not a valid {what}; expected {expected}")]
     Invalid {

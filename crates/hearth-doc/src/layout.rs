@@ -44,7 +44,6 @@
 //! Anything unreadable is skipped, entry by entry.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use automerge::transaction::Transactable;
 use automerge::{
@@ -53,10 +52,13 @@ use automerge::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::ids::Millis;
+use crate::authors::Writer;
+use crate::authorship::{PersonKey, person_container_key};
+use crate::ids::{Millis, PersonId};
 
 pub(crate) const SCHEMA: &str = "schema";
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+/// The schema of a person container (the first layout, all at the root, was 1).
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 pub(crate) const PEOPLE: &str = "people";
 pub(crate) const CHECKINS: &str = "checkins";
@@ -70,22 +72,8 @@ pub(crate) const EDITS: &str = "edits";
 pub(crate) const REVEALS: &str = "reveals";
 pub(crate) const DECKS: &str = "decks";
 
-/// The root collections and their types, in the order `create` makes them.
-pub(crate) const COLLECTIONS: [(&str, ObjType); 11] = [
-    (PEOPLE, ObjType::Map),
-    (CHECKINS, ObjType::Map),
-    (SUBMISSIONS, ObjType::Map),
-    (APPRECIATIONS, ObjType::List),
-    (FEEDBACK, ObjType::List),
-    (REPLIES, ObjType::List),
-    (JOURNAL, ObjType::List),
-    (COMMITMENTS, ObjType::List),
-    (EDITS, ObjType::Map),
-    (REVEALS, ObjType::List),
-    (DECKS, ObjType::Map),
-];
-
-// Fields of a person map.
+// Fields of a person container, and of a first-layout person map.
+pub(crate) const PERSON: &str = "person";
 pub(crate) const NAME: &str = "name";
 pub(crate) const JOINED_AT: &str = "joined_at";
 
@@ -112,8 +100,19 @@ pub(crate) fn submission_key(checkin: &str, person: &str) -> String {
 /// concurrently, Automerge keeps both as a conflict and shows only one; reading all of them
 /// means no entry written into the losing one is ever hidden.
 pub(crate) fn root_objects(doc: &AutoCommit, key: &str, ty: ObjType) -> Vec<ObjId> {
-    let all = doc.get_all(ROOT, key).unwrap_or_default();
-    let winner = doc.get(ROOT, key).ok().flatten().map(|(_, id)| id);
+    objects_at(doc, &ROOT, key, ty)
+}
+
+fn objects_at(doc: &AutoCommit, obj: &ObjId, key: &str, ty: ObjType) -> Vec<ObjId> {
+    let all = doc.get_all(obj, key).unwrap_or_default();
+    if all.len() == 1 {
+        return all
+            .into_iter()
+            .filter(|(v, _)| v.to_objtype() == Some(ty))
+            .map(|(_, id)| id)
+            .collect();
+    }
+    let winner = doc.get(obj, key).ok().flatten().map(|(_, id)| id);
     let mut objects: Vec<ObjId> = all
         .into_iter()
         .filter(|(v, _)| v.to_objtype() == Some(ty))
@@ -125,16 +124,111 @@ pub(crate) fn root_objects(doc: &AutoCommit, key: &str, ty: ObjType) -> Vec<ObjI
     objects
 }
 
-/// The collection new entries go into, created if an odd document lacks it.
-pub(crate) fn root_for_write(
+/// Every person container at the root, by its owner, with its map objects (one, unless
+/// two of the person's devices created it at once). Keys that do not spell a person key
+/// are ignored.
+pub(crate) fn containers(doc: &AutoCommit) -> Vec<(PersonKey, Vec<ObjId>)> {
+    let mut out = Vec::new();
+    for item in doc.map_range(ROOT, ..) {
+        let Some(hex) = item.key.strip_prefix("by/") else {
+            continue;
+        };
+        let mut bytes = [0u8; 32];
+        if hex::decode_to_slice(hex, &mut bytes).is_err() || hex.len() != 64 {
+            continue;
+        }
+        let key = PersonKey::from_founding_device(bytes);
+        if person_container_key(&key) != item.key {
+            continue;
+        }
+        let objects = objects_at(doc, &ROOT, &item.key, ObjType::Map);
+        if !objects.is_empty() {
+            out.push((key, objects));
+        }
+    }
+    out
+}
+
+/// Where a collection's object lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// In this person's container.
+    Container(PersonKey),
+    /// At the root, in the first layout.
+    Legacy,
+}
+
+/// Every object holding the collection `key` of type `ty`: each person's own, then the
+/// first layout's at the root.
+pub(crate) fn collections(doc: &AutoCommit, key: &str, ty: ObjType) -> Vec<(ObjId, Place)> {
+    let mut out = Vec::new();
+    for (person, objects) in containers(doc) {
+        for container in objects {
+            out.extend(
+                objects_at(doc, &container, key, ty)
+                    .into_iter()
+                    .map(|id| (id, Place::Container(person))),
+            );
+        }
+    }
+    out.extend(
+        root_objects(doc, key, ty)
+            .into_iter()
+            .map(|id| (id, Place::Legacy)),
+    );
+    out
+}
+
+/// This device's person's container, created (with its schema and the person's id) if
+/// there is none yet.
+pub(crate) fn own_container(
     doc: &mut AutoCommit,
+    me: &PersonKey,
+    person: &PersonId,
+) -> Result<ObjId, AutomergeError> {
+    let key = person_container_key(me);
+    match doc.get(ROOT, &key)? {
+        Some((v, id)) if v.to_objtype() == Some(ObjType::Map) => Ok(id),
+        _ => {
+            let container = doc.put_object(ROOT, &key, ObjType::Map)?;
+            doc.put(&container, SCHEMA, SCHEMA_VERSION)?;
+            doc.put(&container, PERSON, person.as_str())?;
+            Ok(container)
+        }
+    }
+}
+
+/// The collection new entries go into, in this device's person's container: created if
+/// the container lacks it.
+pub(crate) fn collection_for_write(
+    doc: &mut AutoCommit,
+    me: &PersonKey,
+    person: &PersonId,
     key: &str,
     ty: ObjType,
 ) -> Result<ObjId, AutomergeError> {
-    match doc.get(ROOT, key)? {
+    let container = own_container(doc, me, person)?;
+    match doc.get(&container, key)? {
         Some((v, id)) if v.to_objtype() == Some(ty) => Ok(id),
-        _ => doc.put_object(ROOT, key, ty),
+        _ => doc.put_object(&container, key, ty),
     }
+}
+
+/// Who wrote a value found in `place`: the container's owner, or the op's actor.
+fn writer(place: Place, id: impl FnOnce() -> ObjId) -> Option<Writer> {
+    match place {
+        Place::Container(key) => Some(Writer::Container(key)),
+        Place::Legacy => match id() {
+            ObjId::Id(_, actor, _) => Some(Writer::Op(actor)),
+            ObjId::Root => None,
+        },
+    }
+}
+
+/// A stored entry with who wrote it.
+pub(crate) struct Item<'a> {
+    pub(crate) stored: Stored<'a>,
+    pub(crate) writer: Writer,
 }
 
 /// One stored entry: the JSON text as written, or a map rebuilt as JSON.
@@ -186,22 +280,25 @@ fn stored<'a>(
 /// Like [`map_entries`], but where devices wrote one key concurrently (an Automerge
 /// conflict) every value is returned, not only the winner: a sealed check-in that lost such
 /// a conflict is still the one a partner may have committed against.
-pub(crate) fn map_entries_all<'a>(
-    doc: &'a AutoCommit,
-    key: &str,
-) -> Vec<(Cow<'a, str>, Stored<'a>)> {
+pub(crate) fn map_entries_all<'a>(doc: &'a AutoCommit, key: &str) -> Vec<(Cow<'a, str>, Item<'a>)> {
     let mut out = Vec::new();
-    for map in root_objects(doc, key, ObjType::Map) {
+    for (map, place) in collections(doc, key, ObjType::Map) {
         for item in doc.map_range(&map, ..) {
             if !item.conflict {
                 let id = item.id();
-                if let Some(s) = stored(doc, item.value, || id) {
-                    out.push((item.key, s));
+                let Some(writer) = writer(place, || id.clone()) else {
+                    continue;
+                };
+                if let Some(stored) = stored(doc, item.value, || id) {
+                    out.push((item.key, Item { stored, writer }));
                 }
                 continue;
             }
             for (value, id) in doc.get_all(&map, item.key.as_ref()).unwrap_or_default() {
-                let s = match value {
+                let Some(writer) = writer(place, || id.clone()) else {
+                    continue;
+                };
+                let stored = match value {
                     Value::Scalar(scalar) => match scalar.as_ref() {
                         ScalarValue::Str(text) => Stored::Text(Cow::Owned(text.to_string())),
                         ScalarValue::Bytes(bytes) => Stored::Bytes(Cow::Owned(bytes.clone())),
@@ -212,48 +309,73 @@ pub(crate) fn map_entries_all<'a>(
                     }
                     Value::Object(_) => continue,
                 };
-                out.push((item.key.clone(), s));
+                out.push((item.key.clone(), Item { stored, writer }));
             }
         }
     }
     out
 }
 
-/// The entries of the root list(s) `key`, in list order.
-pub(crate) fn list_entries<'a>(doc: &'a AutoCommit, key: &str) -> Vec<Stored<'a>> {
+/// The entries of every list `key` (each person's, then the first layout's), in list
+/// order, with who wrote each.
+pub(crate) fn list_entries<'a>(doc: &'a AutoCommit, key: &str) -> Vec<Item<'a>> {
     let mut out = Vec::new();
-    for list in root_objects(doc, key, ObjType::List) {
+    for (list, place) in collections(doc, key, ObjType::List) {
         out.extend(doc.list_range(&list, ..).filter_map(|item| {
             let id = item.id();
-            stored(doc, item.value, || id)
+            let writer = writer(place, || id.clone())?;
+            Some(Item {
+                stored: stored(doc, item.value, || id)?,
+                writer,
+            })
         }));
     }
     out
 }
 
-/// The entries of the root map(s) `key`, with their keys. Where two maps hold the same
-/// key (a conflict at the root), the winner's entry comes first.
-pub(crate) fn map_entries<'a>(doc: &'a AutoCommit, key: &str) -> Vec<(Cow<'a, str>, Stored<'a>)> {
+/// The entries of every map `key` (each person's, then the first layout's), with their
+/// keys and who wrote each (the winner of a conflict only).
+pub(crate) fn map_entries<'a>(doc: &'a AutoCommit, key: &str) -> Vec<(Cow<'a, str>, Item<'a>)> {
     let mut out = Vec::new();
-    for map in root_objects(doc, key, ObjType::Map) {
+    for (map, place) in collections(doc, key, ObjType::Map) {
         out.extend(doc.map_range(&map, ..).filter_map(|item| {
+            let writer = writer(place, || item.id())?;
             let id = item.id();
-            Some((item.key, stored(doc, item.value, || id)?))
+            Some((
+                item.key,
+                Item {
+                    stored: stored(doc, item.value, || id)?,
+                    writer,
+                },
+            ))
         }));
     }
     out
 }
 
-/// The scalars of the root map(s) `key`, keyed; nested objects are skipped.
+/// The scalars of every map `key`, keyed, with who wrote each; nested objects are
+/// skipped. In the first layout, every value of a conflict is listed (the winner last), so
+/// a reader can take the latest one its author wrote.
 pub(crate) fn map_scalars<'a>(
     doc: &'a AutoCommit,
     key: &str,
-) -> HashMap<Cow<'a, str>, ScalarValueRef<'a>> {
-    let mut out = HashMap::new();
-    for map in root_objects(doc, key, ObjType::Map) {
+) -> Vec<(Cow<'a, str>, ScalarValueRef<'a>, Writer)> {
+    let mut out = Vec::new();
+    for (map, place) in collections(doc, key, ObjType::Map) {
         for item in doc.map_range(&map, ..) {
+            if item.conflict && place == Place::Legacy {
+                for (value, id) in doc.get_all(&map, item.key.as_ref()).unwrap_or_default() {
+                    if let (Value::Scalar(s), Some(w)) = (value, writer(place, || id)) {
+                        out.push((item.key.clone(), ScalarValueRef::from(s.into_owned()), w));
+                    }
+                }
+                continue;
+            }
+            let Some(w) = writer(place, || item.id()) else {
+                continue;
+            };
             if let ValueRef::Scalar(value) = item.value {
-                out.entry(item.key).or_insert(value);
+                out.push((item.key, value, w));
             }
         }
     }

@@ -113,6 +113,7 @@
 // Tests may unwrap: a panic there is the failure report.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod authors;
 pub mod authorship;
 mod checkins;
 mod chunks;

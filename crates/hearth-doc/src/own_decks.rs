@@ -18,7 +18,9 @@ use automerge::transaction::Transactable;
 use crate::checkins;
 use crate::deck::{self, Deck, DeckKind, WEEKLY_DECK_ID, parse_deck};
 use crate::error::DocError;
-use crate::layout::{self, Stored};
+use automerge::ReadDoc;
+
+use crate::layout;
 use crate::space::SpaceDoc;
 use crate::week::Week;
 
@@ -75,8 +77,10 @@ impl SpaceDoc {
             Some(_) if !replace => return Err(DocError::DeckExists { id: deck.id }),
             _ => {}
         }
+        let (me, person) = self.me()?;
         self.change(|doc| {
-            let decks = layout::root_for_write(doc, layout::DECKS, ObjType::Map)?;
+            let decks =
+                layout::collection_for_write(doc, &me, &person, layout::DECKS, ObjType::Map)?;
             doc.put(&decks, deck.id.as_str(), text)?;
             Ok(())
         })?;
@@ -119,24 +123,35 @@ impl SpaceDoc {
 
     /// The deck id of the week's first-opened check-in (as readers merge them), if any.
     fn week_deck(&self, week: Week) -> Option<String> {
-        checkins::raw_checkins(&self.doc, false, Some(week))
+        checkins::raw_checkins(&self.doc, &self.authors(), false, Some(week))
             .into_iter()
             .min_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)))
             .map(|c| c.deck)
     }
 
-    /// Every stored deck text by id, the winner of a conflict first.
+    /// Every stored deck text by id. Where both partners stored a deck under one id, the
+    /// later write counts (by Automerge's op order, as last-writer-wins would have it in one
+    /// map): the same everywhere.
     fn stored_decks(&self) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = Vec::new();
-        for (key, stored) in layout::map_entries(&self.doc, layout::DECKS) {
-            if out.iter().any(|(k, _)| *k == key) {
-                continue;
-            }
-            if let Stored::Text(text) = stored {
-                out.push((key.into_owned(), text.into_owned()));
+        let mut out: Vec<(String, String, (u64, Vec<u8>))> = Vec::new();
+        for (map, _) in layout::collections(&self.doc, layout::DECKS, ObjType::Map) {
+            for item in self.doc.map_range(&map, ..) {
+                let automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(text)) = &item.value
+                else {
+                    continue;
+                };
+                let order = match item.id() {
+                    automerge::ObjId::Id(counter, actor, _) => (counter, actor.to_bytes().to_vec()),
+                    automerge::ObjId::Root => (0, Vec::new()),
+                };
+                match out.iter_mut().find(|(k, _, _)| *k == item.key) {
+                    Some(existing) if existing.2 >= order => {}
+                    Some(existing) => *existing = (item.key.to_string(), text.to_string(), order),
+                    None => out.push((item.key.to_string(), text.to_string(), order)),
+                }
             }
         }
-        out
+        out.into_iter().map(|(k, t, _)| (k, t)).collect()
     }
 }
 

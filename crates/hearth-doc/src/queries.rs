@@ -7,20 +7,20 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use automerge::{AutoCommit, ObjType, ReadDoc, ScalarValueRef, ValueRef};
+use automerge::{AutoCommit, ScalarValueRef};
 
+use crate::authors::Authors;
 use crate::checkins;
 use crate::deck::Deck;
 use crate::error::DocError;
 use crate::ids::{EntryId, Millis, PersonId};
-use crate::layout::{self, Stored};
+use crate::layout;
 use crate::model::{
     Appreciation, Checkin, Commitment, CommitmentStatus, Feedback, JournalEntry, Person, Reply,
-    TrendPoint,
+    ReplyKind, TrendPoint,
 };
 use crate::records::{
-    AppreciationRecord, CommitmentRecord, FeedbackRecord, IdOnly, JournalRecord, PersonRecord,
-    ReplyRecord,
+    AppreciationRecord, CommitmentRecord, FeedbackRecord, IdOnly, JournalRecord, ReplyRecord,
 };
 use crate::space::SpaceDoc;
 use crate::week::Week;
@@ -34,39 +34,23 @@ impl SpaceDoc {
     /// A person is listed even when their record is damaged (with an empty name), because
     /// leaving someone out would reveal check-in answers before they have answered.
     pub fn people(&self) -> Vec<Person> {
-        let mut people: BTreeMap<PersonId, Person> = BTreeMap::new();
-        for map in layout::root_objects(&self.doc, layout::PEOPLE, ObjType::Map) {
-            for item in self.doc.map_range(&map, ..) {
-                let Ok(id) = item.key.parse::<PersonId>() else {
-                    continue;
-                };
-                if people.contains_key(&id) {
-                    continue;
-                }
-                let record = match &item.value {
-                    ValueRef::Object(ObjType::Map) => {
-                        Stored::Value(layout::object_json(&self.doc, &item.id(), ObjType::Map, 0))
-                            .decode::<PersonRecord>()
-                    }
-                    ValueRef::Scalar(ScalarValueRef::Str(text)) => {
-                        Stored::Text(Cow::Borrowed(text.as_ref())).decode::<PersonRecord>()
-                    }
-                    _ => None,
-                };
-                let (name, joined_at) = record.map_or((None, None), |r| (r.name, r.joined_at));
-                people.insert(
-                    id.clone(),
-                    Person {
-                        id,
-                        name: name.unwrap_or_default(),
-                        joined_at: joined_at.unwrap_or(Millis(0)),
-                    },
-                );
-            }
-        }
-        let mut people: Vec<Person> = people.into_values().collect();
+        let authors = self.authors();
+        let mut people: Vec<Person> = authors
+            .everyone()
+            .map(|(_, named)| Person {
+                id: named.id.clone(),
+                name: named.name.clone().unwrap_or_default(),
+                joined_at: named.joined_at.unwrap_or(Millis(0)),
+            })
+            .collect();
         people.sort_by(|a, b| (a.joined_at, &a.id).cmp(&(b.joined_at, &b.id)));
+        people.dedup_by(|a, b| a.id == b.id);
         people
+    }
+
+    /// Who wrote what, for this read (see `authors.rs`).
+    pub(crate) fn authors(&self) -> Authors {
+        Authors::read(&self.doc, &self.people)
     }
 
     /// One person, if they are in the space.
@@ -76,38 +60,67 @@ impl SpaceDoc {
 
     /// All appreciations, by `created_at`, then id.
     pub fn appreciations(&self) -> Vec<Appreciation> {
+        self.appreciations_with(&self.authors())
+    }
+
+    pub(crate) fn appreciations_with(&self, authors: &Authors) -> Vec<Appreciation> {
         let mut out: Vec<Appreciation> = layout::list_entries(&self.doc, layout::APPRECIATIONS)
             .iter()
-            .filter_map(Stored::decode::<AppreciationRecord>)
-            .map(|r| Appreciation {
-                id: r.id,
-                author: r.author,
-                text: r.text,
-                created_at: r.created_at,
+            .filter_map(|item| {
+                let r = item.stored.decode::<AppreciationRecord>()?;
+                Some(Appreciation {
+                    author: authors.attribute(&item.writer, &r.author)?,
+                    id: r.id,
+                    text: r.text,
+                    created_at: r.created_at,
+                })
             })
             .collect();
-        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        dedup_by_id(&mut out, |a| &a.id);
+        out.sort_by(|a, b| (a.created_at, &a.id, &a.author).cmp(&(b.created_at, &b.id, &b.author)));
+        dedup_by_id(&mut out, |a| (&a.id, &a.author));
         out
     }
 
     /// All feedback with its replies, by `created_at`, then id.
+    ///
+    /// Replies are checked for their role: a reflection counts only from the listener
+    /// (not the one who raised it), and "did I get it?" is answered only by the one who
+    /// raised it; anything else is left out, whoever wrote it.
     pub fn feedback(&self) -> Vec<Feedback> {
+        self.feedback_with(&self.authors())
+    }
+
+    pub(crate) fn feedback_with(&self, authors: &Authors) -> Vec<Feedback> {
         let mut replies: HashMap<EntryId, Vec<Reply>> = HashMap::new();
-        for r in layout::list_entries(&self.doc, layout::REPLIES)
-            .iter()
-            .filter_map(Stored::decode::<ReplyRecord>)
-        {
+        for item in layout::list_entries(&self.doc, layout::REPLIES) {
+            let Some(r) = item.stored.decode::<ReplyRecord>() else {
+                continue;
+            };
+            let Some(author) = authors.attribute(&item.writer, &r.author) else {
+                continue;
+            };
             if let Some(feedback) = r.feedback.clone() {
-                replies.entry(feedback).or_default().push(reply(r));
+                replies.entry(feedback).or_default().push(reply(r, author));
             }
         }
         let mut out: Vec<Feedback> = layout::list_entries(&self.doc, layout::FEEDBACK)
             .iter()
-            .filter_map(Stored::decode::<FeedbackRecord>)
-            .map(|r| {
-                let mut thread: Vec<Reply> = r.replies.into_iter().map(reply).collect();
-                thread.extend(replies.remove(&r.id).unwrap_or_default());
+            .filter_map(|item| {
+                let r = item.stored.decode::<FeedbackRecord>()?;
+                let author = authors.attribute(&item.writer, &r.author)?;
+                Some((r, author))
+            })
+            .map(|(r, author)| {
+                // Replies nested in a first-layout entry carry no op of their own: they
+                // count as the entry's writer's, so only that person's kinds of reply.
+                let nested = r.replies.into_iter().map(|n| {
+                    let by = author.clone();
+                    reply(n, by)
+                });
+                let mut thread: Vec<Reply> = nested
+                    .chain(replies.remove(&r.id).unwrap_or_default())
+                    .filter(|reply| role_fits(reply, &author))
+                    .collect();
                 // By content, like every view, so both devices agree even on replies
                 // written in the same millisecond.
                 thread.sort_by(|a, b| {
@@ -120,7 +133,7 @@ impl SpaceDoc {
                 });
                 Feedback {
                     id: r.id,
-                    author: r.author,
+                    author,
                     observation: r.observation.unwrap_or_default(),
                     feeling: r.feeling.unwrap_or_default(),
                     need: r.need.unwrap_or_default(),
@@ -130,47 +143,58 @@ impl SpaceDoc {
                 }
             })
             .collect();
-        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        dedup_by_id(&mut out, |f| &f.id);
+        out.sort_by(|a, b| (a.created_at, &a.id, &a.author).cmp(&(b.created_at, &b.id, &b.author)));
+        dedup_by_id(&mut out, |f| (&f.id, &f.author));
         out
     }
 
     /// The shared journal, by `created_at`, then id, with edits applied.
     pub fn journal(&self) -> Vec<JournalEntry> {
-        self.journal_with(&Edits::read(&self.doc))
+        let authors = self.authors();
+        self.journal_with(&authors, &Edits::read(&self.doc, &authors))
     }
 
-    pub(crate) fn journal_with(&self, edits: &Edits<'_>) -> Vec<JournalEntry> {
+    pub(crate) fn journal_with(&self, authors: &Authors, edits: &Edits<'_>) -> Vec<JournalEntry> {
         let mut out: Vec<JournalEntry> = layout::list_entries(&self.doc, layout::JOURNAL)
             .iter()
-            .filter_map(Stored::decode::<JournalRecord>)
-            .map(|r| journal_entry(r, edits))
+            .filter_map(|item| {
+                let r = item.stored.decode::<JournalRecord>()?;
+                let author = authors.attribute(&item.writer, &r.author)?;
+                Some(journal_entry(r, author, edits))
+            })
             .collect();
-        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        dedup_by_id(&mut out, |j| &j.id);
+        out.sort_by(|a, b| (a.created_at, &a.id, &a.author).cmp(&(b.created_at, &b.id, &b.author)));
+        dedup_by_id(&mut out, |j| (&j.id, &j.author));
         out
     }
 
     /// All commitments, by `created_at`, then id, with their current status.
     pub fn commitments(&self) -> Vec<Commitment> {
-        self.commitments_with(&Edits::read(&self.doc))
+        let authors = self.authors();
+        self.commitments_with(&authors, &Edits::read(&self.doc, &authors))
     }
 
     /// Commitments written as records (by hearth before sealing) and those inside the
-    /// check-in answers this device can read.
-    pub(crate) fn commitments_with(&self, edits: &Edits<'_>) -> Vec<Commitment> {
+    /// check-in answers this device can read. A status counts only as its author set it.
+    pub(crate) fn commitments_with(&self, authors: &Authors, edits: &Edits<'_>) -> Vec<Commitment> {
         let mut out: Vec<Commitment> = layout::list_entries(&self.doc, layout::COMMITMENTS)
             .iter()
-            .filter_map(Stored::decode::<CommitmentRecord>)
-            .filter_map(|r| commitment(r, edits))
+            .filter_map(|item| {
+                let r = item.stored.decode::<CommitmentRecord>()?;
+                let author = authors.attribute(&item.writer, &r.author)?;
+                commitment(r, author, edits)
+            })
             .collect();
-        out.extend(checkins::commitments_in(&self.checkins(), |id| {
-            edits
-                .get(id, layout::STATUS)
-                .map(|v| layout::scalar_str(v).and_then(|s| s.parse().ok()))
-        }));
-        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        dedup_by_id(&mut out, |c| &c.id);
+        out.extend(checkins::commitments_in(
+            &self.settled_with(authors, None),
+            |id, author| {
+                edits
+                    .get(id, author, layout::STATUS)
+                    .map(|v| layout::scalar_str(v).and_then(|s| s.parse().ok()))
+            },
+        ));
+        out.sort_by(|a, b| (a.created_at, &a.id, &a.author).cmp(&(b.created_at, &b.id, &b.author)));
+        dedup_by_id(&mut out, |c| (&c.id, &c.author));
         out
     }
 
@@ -188,19 +212,21 @@ impl SpaceDoc {
     /// somehow submitted twice for a week (two of their devices, both offline), the earlier
     /// submission is shown.
     pub fn checkins(&self) -> Vec<Checkin> {
-        self.settled(None)
+        self.settled_with(&self.authors(), None)
     }
 
     /// The check-in for one week, if anyone has submitted.
     pub fn checkin(&self, week: Week) -> Option<Checkin> {
-        self.settled(Some(week)).into_iter().next()
+        self.settled_with(&self.authors(), Some(week))
+            .into_iter()
+            .next()
     }
 
-    fn settled(&self, week: Option<Week>) -> Vec<Checkin> {
-        let reveals = checkins::reveals(&self.doc, week);
+    pub(crate) fn settled_with(&self, authors: &Authors, week: Option<Week>) -> Vec<Checkin> {
+        let reveals = checkins::reveals(&self.doc, authors, week);
         // Each deck is looked up (and a couple's own parsed) once, however many weeks use it.
         let mut decks: HashMap<String, Option<Deck>> = HashMap::new();
-        checkins::merge(checkins::raw_checkins(&self.doc, true, week))
+        checkins::merge(checkins::raw_checkins(&self.doc, authors, true, week))
             .into_iter()
             .map(|c| {
                 let released = reveals.get(&c.week).map_or(&[][..], Vec::as_slice);
@@ -270,13 +296,17 @@ impl SpaceDoc {
 
 /// The same entry can only appear twice through a bug or a hand-edited document; showing it
 /// once keeps lookups by id unambiguous. Expects `items` sorted, so the kept copy is the
-/// same everywhere.
-fn dedup_by_id<T>(items: &mut Vec<T>, id: impl Fn(&T) -> &EntryId) {
+/// same everywhere. An entry is its id *and* its author: a copy of someone's id under
+/// another author is that other author's entry, and never hides the original.
+fn dedup_by_id<T>(items: &mut Vec<T>, id: impl Fn(&T) -> (&EntryId, &PersonId)) {
     let keep: Vec<bool> = {
         let mut seen = std::collections::HashSet::with_capacity(items.len());
         items
             .iter()
-            .map(|item| seen.insert(id(item).as_str()))
+            .map(|item| {
+                let (entry, author) = id(item);
+                seen.insert((entry.as_str(), author.as_str()))
+            })
             .collect()
     };
     if keep.iter().all(|k| *k) {
@@ -286,25 +316,38 @@ fn dedup_by_id<T>(items: &mut Vec<T>, id: impl Fn(&T) -> &EntryId) {
     items.retain(|_| keep.next().unwrap_or(true));
 }
 
-fn reply(r: ReplyRecord) -> Reply {
+/// Whether a reply's kind fits its author's role in the thread raised by `speaker`.
+fn role_fits(reply: &Reply, speaker: &PersonId) -> bool {
+    match reply.kind {
+        ReplyKind::Reflect => reply.author != *speaker,
+        ReplyKind::Acknowledge => reply.author == *speaker,
+        ReplyKind::Respond => true,
+    }
+}
+
+fn reply(r: ReplyRecord, author: PersonId) -> Reply {
     Reply {
-        author: r.author,
+        author,
         kind: r.kind,
         text: r.text,
         created_at: r.created_at,
     }
 }
 
-/// The `edits` map, indexed by entry id.
+/// The `edits` maps (each person's and the first layout's), indexed by entry id, each edit
+/// with the person who wrote it: an edit counts only as the entry's author's.
 pub(crate) struct Edits<'a> {
-    by_entry: HashMap<Cow<'a, str>, Vec<(Cow<'a, str>, ScalarValueRef<'a>)>>,
+    by_entry: HashMap<Cow<'a, str>, Vec<(Cow<'a, str>, ScalarValueRef<'a>, PersonId)>>,
 }
 
 impl<'a> Edits<'a> {
-    pub(crate) fn read(doc: &'a AutoCommit) -> Edits<'a> {
-        let mut by_entry: HashMap<Cow<'a, str>, Vec<(Cow<'a, str>, ScalarValueRef<'a>)>> =
+    pub(crate) fn read(doc: &'a AutoCommit, authors: &Authors) -> Edits<'a> {
+        let mut by_entry: HashMap<Cow<'a, str>, Vec<(Cow<'a, str>, ScalarValueRef<'a>, PersonId)>> =
             HashMap::new();
-        for (key, value) in layout::map_scalars(doc, layout::EDITS) {
+        for (key, value, writer) in layout::map_scalars(doc, layout::EDITS) {
+            let Some(by) = authors.person(&writer).map(|k| authors.id_of(&k)) else {
+                continue;
+            };
             // Keys borrow from the document; splitting them must not copy every one.
             let split = match key {
                 Cow::Borrowed(k) => k
@@ -315,55 +358,58 @@ impl<'a> Edits<'a> {
                     .map(|(e, f)| (Cow::Owned(e.to_owned()), Cow::Owned(f.to_owned()))),
             };
             if let Some((entry, field)) = split {
-                by_entry.entry(entry).or_default().push((field, value));
+                by_entry.entry(entry).or_default().push((field, value, by));
             }
         }
         Edits { by_entry }
     }
 
-    fn get(&self, entry: &EntryId, field: &str) -> Option<&ScalarValueRef<'a>> {
-        self.get_str(entry.as_str(), field)
-    }
-
-    fn get_str(&self, entry: &str, field: &str) -> Option<&ScalarValueRef<'a>> {
-        self.by_entry
-            .get(entry)?
-            .iter()
-            .find(|(f, _)| f == field)
-            .map(|(_, v)| v)
+    /// The edit of `field` of `entry` made by `author`'s person: in a container the first
+    /// (each person has one), in the first layout the latest.
+    fn get(&self, entry: &EntryId, author: &PersonId, field: &str) -> Option<&ScalarValueRef<'a>> {
+        let mut found = None;
+        for (f, v, by) in self.by_entry.get(entry.as_str())? {
+            if f == field && by == author {
+                found = Some(v);
+            }
+        }
+        found
     }
 }
 
 /// A journal record with its edits applied. An edit of the wrong type is ignored.
-pub(crate) fn journal_entry(r: JournalRecord, edits: &Edits<'_>) -> JournalEntry {
+pub(crate) fn journal_entry(r: JournalRecord, author: PersonId, edits: &Edits<'_>) -> JournalEntry {
     let mut title = r.title;
     let mut body = r.body;
     let mut tags = r.tags;
     let mut edited_at = r.edited_at;
-    match edits.get(&r.id, layout::TITLE) {
+    match edits.get(&r.id, &author, layout::TITLE) {
         Some(ScalarValueRef::Str(t)) => title = Some(t.to_string()),
         Some(ScalarValueRef::Null) => title = None,
         _ => {}
     }
-    if let Some(b) = edits.get(&r.id, layout::BODY).and_then(layout::scalar_str) {
+    if let Some(b) = edits
+        .get(&r.id, &author, layout::BODY)
+        .and_then(layout::scalar_str)
+    {
         body = b.to_owned();
     }
     if let Some(t) = edits
-        .get(&r.id, layout::TAGS)
+        .get(&r.id, &author, layout::TAGS)
         .and_then(layout::scalar_str)
         .and_then(|json| serde_json::from_str::<Vec<String>>(json).ok())
     {
         tags = t;
     }
     if let Some(at) = edits
-        .get(&r.id, layout::EDITED_AT)
+        .get(&r.id, &author, layout::EDITED_AT)
         .and_then(layout::scalar_millis)
     {
         edited_at = Some(at);
     }
     JournalEntry {
         id: r.id,
-        author: r.author,
+        author,
         created_at: r.created_at,
         title: title.filter(|t| !t.trim().is_empty()),
         body,
@@ -375,14 +421,14 @@ pub(crate) fn journal_entry(r: JournalRecord, edits: &Edits<'_>) -> JournalEntry
 
 /// A commitment record with its status edit applied; `None` for a status this version
 /// does not know.
-fn commitment(r: CommitmentRecord, edits: &Edits<'_>) -> Option<Commitment> {
-    let status = match edits.get(&r.id, layout::STATUS) {
+fn commitment(r: CommitmentRecord, author: PersonId, edits: &Edits<'_>) -> Option<Commitment> {
+    let status = match edits.get(&r.id, &author, layout::STATUS) {
         Some(value) => layout::scalar_str(value)?.parse().ok()?,
         None => r.status,
     };
     Some(Commitment {
         id: r.id,
-        author: r.author,
+        author,
         text: r.text,
         week: r.week,
         status,
@@ -390,28 +436,35 @@ fn commitment(r: CommitmentRecord, edits: &Edits<'_>) -> Option<Commitment> {
     })
 }
 
-/// The current state of one journal entry, without reading the others.
-pub(crate) fn find_journal(doc: &AutoCommit, id: &EntryId) -> Option<JournalEntry> {
-    let record = find_record::<JournalRecord>(doc, layout::JOURNAL, id, |r| &r.id)?;
-    Some(journal_entry(record, &Edits::read(doc)))
-}
-
-/// Who raised the feedback `id`, if it exists.
-pub(crate) fn feedback_author(doc: &AutoCommit, id: &EntryId) -> Option<PersonId> {
-    find_record::<FeedbackRecord>(doc, layout::FEEDBACK, id, |r| &r.id).map(|r| r.author)
-}
-
-fn find_record<T: serde::de::DeserializeOwned>(
+/// The current state of `author`'s journal entry `id`, without reading the others.
+pub(crate) fn find_journal(
     doc: &AutoCommit,
-    collection: &str,
+    authors: &Authors,
     id: &EntryId,
-    id_of: impl Fn(&T) -> &EntryId,
-) -> Option<T> {
-    layout::list_entries(doc, collection)
+    author: &PersonId,
+) -> Option<JournalEntry> {
+    let edits = Edits::read(doc, authors);
+    layout::list_entries(doc, layout::JOURNAL)
         .iter()
-        .filter(|stored| stored.may_contain(id.as_str()))
-        .filter_map(Stored::decode::<T>)
-        .find(|record| id_of(record) == id)
+        .filter(|item| item.stored.may_contain(id.as_str()))
+        .filter_map(|item| {
+            let r = item.stored.decode::<JournalRecord>()?;
+            let by = authors.attribute(&item.writer, &r.author)?;
+            (r.id == *id && by == *author).then(|| journal_entry(r, by, &edits))
+        })
+        .next()
+}
+
+/// Who may have raised the feedback `id`: everyone whose entry has that id (normally one).
+pub(crate) fn feedback_authors(doc: &AutoCommit, authors: &Authors, id: &EntryId) -> Vec<PersonId> {
+    layout::list_entries(doc, layout::FEEDBACK)
+        .iter()
+        .filter(|item| item.stored.may_contain(id.as_str()))
+        .filter_map(|item| {
+            let r = item.stored.decode::<FeedbackRecord>()?;
+            (r.id == *id).then(|| authors.attribute(&item.writer, &r.author))?
+        })
+        .collect()
 }
 
 /// Ids of every entry a handle can refer to, without decoding the rest of each entry.
@@ -424,7 +477,7 @@ fn entry_ids(doc: &AutoCommit) -> BTreeSet<EntryId> {
     ]
     .into_iter()
     .flat_map(|collection| layout::list_entries(doc, collection))
-    .filter_map(|stored| stored.decode::<IdOnly>())
+    .filter_map(|item| item.stored.decode::<IdOnly>())
     .map(|r| r.id)
     .collect()
 }

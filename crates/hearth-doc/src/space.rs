@@ -81,8 +81,8 @@ pub struct OwnKey {
 }
 
 impl SpaceDoc {
-    /// A new space document: `schema: 1`, empty collections, and `creator` as its first
-    /// person. Written as one change.
+    /// A new space document: `creator`'s container (`by/<person key>`, see `layout.rs`)
+    /// with their name, as its first person. Written as one change.
     ///
     /// # Errors
     ///
@@ -101,12 +101,12 @@ impl SpaceDoc {
             new_keys: Vec::new(),
             people: People::default(),
         };
+        let me = space.writer();
         space.change(|doc| {
-            doc.put(ROOT, layout::SCHEMA, layout::SCHEMA_VERSION)?;
-            for (key, ty) in layout::COLLECTIONS {
-                doc.put_object(ROOT, key, ty)?;
-            }
-            put_person(doc, creator, name, now)
+            let mine = layout::own_container(doc, &me, creator)?;
+            doc.put(&mine, layout::NAME, name)?;
+            doc.put(&mine, layout::JOINED_AT, layout::timestamp(now))?;
+            Ok(())
         })?;
         Ok(space)
     }
@@ -431,11 +431,58 @@ impl SpaceDoc {
         self.doc.get_actor().to_bytes()
     }
 
-    /// The document's schema version (1 today), if it has one.
+    /// The document's schema version, if it has one: the highest of the person
+    /// containers' (2 today), else the first layout's at the root (1).
     pub fn schema(&self) -> Option<i64> {
-        match self.doc.get(ROOT, layout::SCHEMA).ok().flatten()? {
-            (automerge::Value::Scalar(s), _) => s.as_i64(),
-            _ => None,
+        let number =
+            |obj: &automerge::ObjId| match self.doc.get(obj, layout::SCHEMA).ok().flatten()? {
+                (automerge::Value::Scalar(s), _) => s.as_i64(),
+                _ => None,
+            };
+        layout::containers(&self.doc)
+            .iter()
+            .flat_map(|(_, objects)| objects.iter().filter_map(number))
+            .max()
+            .or_else(|| number(&ROOT))
+    }
+
+    /// The id of the person this device writes as (see [`writer`](Self::writer)).
+    pub fn own_person(&self) -> PersonId {
+        self.authors().id_of(&self.writer())
+    }
+
+    /// The person this device writes as and their id in the space.
+    ///
+    /// # Errors
+    /// None today; a `Result` so that writes read alike.
+    pub(crate) fn me(&self) -> Result<(PersonKey, PersonId), DocError> {
+        let me = self.writer();
+        Ok((me, self.authors().id_of(&me)))
+    }
+
+    /// [`me`](Self::me), checking that a write naming `author` is in this device's own
+    /// person's name. Before the person has written anything, the first write names them
+    /// (an id no one else in the space has).
+    ///
+    /// # Errors
+    /// [`DocError::NotYourPerson`].
+    pub(crate) fn writing_as(&self, author: &PersonId) -> Result<(PersonKey, PersonId), DocError> {
+        let me = self.writer();
+        let authors = self.authors();
+        let own = if authors.knows(&me) {
+            authors.id_of(&me)
+        } else if authors.key_of(author).is_none_or(|k| k == me) {
+            author.clone()
+        } else {
+            PersonId::of(&me)
+        };
+        if own == *author {
+            Ok((me, own))
+        } else {
+            Err(DocError::NotYourPerson {
+                own,
+                asked: author.clone(),
+            })
         }
     }
 
@@ -464,22 +511,20 @@ impl SpaceDoc {
     /// [`DocError::Empty`] for a blank name.
     pub fn add_person(&mut self, id: &PersonId, name: &str, now: Millis) -> Result<(), DocError> {
         let name = non_empty(name, "name")?;
-        if let Some(existing) = self.person(id) {
-            if existing.name == name {
-                return Ok(());
-            }
-            return self.change(|doc| {
-                let people = layout::root_for_write(doc, layout::PEOPLE, ObjType::Map)?;
-                match doc.get(&people, id.as_str())? {
-                    Some((v, obj)) if v.to_objtype() == Some(ObjType::Map) => {
-                        doc.put(&obj, layout::NAME, name)?;
-                        Ok(())
-                    }
-                    _ => put_person(doc, id, name, existing.joined_at),
-                }
-            });
+        let (me, person) = self.writing_as(id)?;
+        let existing = self.person(&person);
+        if existing.as_ref().is_some_and(|p| p.name == name) {
+            return Ok(());
         }
-        self.change(|doc| put_person(doc, id, name, now))
+        let joined_at = existing.map_or(now, |p| p.joined_at);
+        self.change(|doc| {
+            let mine = layout::own_container(doc, &me, &person)?;
+            doc.put(&mine, layout::NAME, name)?;
+            if doc.get(&mine, layout::JOINED_AT)?.is_none() {
+                doc.put(&mine, layout::JOINED_AT, layout::timestamp(joined_at))?;
+            }
+            Ok(())
+        })
     }
 
     /// Adds an appreciation.
@@ -499,7 +544,8 @@ impl SpaceDoc {
             text: non_empty(text, "appreciation")?.to_owned(),
             created_at: now,
         };
-        self.change(|doc| append(doc, layout::APPRECIATIONS, &record))?;
+        let (me, person) = self.writing_as(author)?;
+        self.change(|doc| append(doc, (&me, &person), layout::APPRECIATIONS, &record))?;
         Ok(record.id)
     }
 
@@ -526,7 +572,8 @@ impl SpaceDoc {
             created_at: now,
             replies: Vec::new(),
         };
-        self.change(|doc| append(doc, layout::FEEDBACK, &record))?;
+        let (me, person) = self.writing_as(author)?;
+        self.change(|doc| append(doc, (&me, &person), layout::FEEDBACK, &record))?;
         Ok(record.id)
     }
 
@@ -546,13 +593,22 @@ impl SpaceDoc {
         now: Millis,
     ) -> Result<(), DocError> {
         let text = non_empty(text, "reply")?;
-        let Some(speaker) = queries::feedback_author(&self.doc, feedback) else {
+        let (me, person) = self.writing_as(author)?;
+        let speakers = queries::feedback_authors(&self.doc, &self.authors(), feedback);
+        if speakers.is_empty() {
             return Err(not_found("feedback", feedback));
-        };
-        if kind == ReplyKind::Reflect && speaker == *author {
+        }
+        let raised_it = speakers.contains(&person);
+        if kind == ReplyKind::Reflect && speakers.iter().all(|s| *s == person) {
             return Err(DocError::WrongRole {
                 who: "your partner",
                 what: "reflect back what they heard in feedback you raised",
+            });
+        }
+        if kind == ReplyKind::Acknowledge && !raised_it {
+            return Err(DocError::WrongRole {
+                who: "the one who raised it",
+                what: "say whether they felt heard",
             });
         }
         let record = ReplyRecord {
@@ -562,9 +618,9 @@ impl SpaceDoc {
             text: text.to_owned(),
             created_at: now,
         };
-        // Replies go to one root list rather than a list inside each feedback entry: both
-        // merge concurrent appends, and this one is read in a single pass.
-        self.change(|doc| append(doc, layout::REPLIES, &record))
+        // Replies go to one list per person rather than a list inside each feedback entry:
+        // only the replier writes their reply, and the lists are read in a single pass.
+        self.change(|doc| append(doc, (&me, &person), layout::REPLIES, &record))
     }
 
     /// The answer of the one who raised `feedback` to "Did I get it?" (`text`: "yes",
@@ -580,13 +636,7 @@ impl SpaceDoc {
         text: &str,
         now: Millis,
     ) -> Result<(), DocError> {
-        match queries::feedback_author(&self.doc, feedback) {
-            Some(speaker) if speaker != *author => Err(DocError::WrongRole {
-                who: "the one who raised it",
-                what: "say whether they felt heard",
-            }),
-            _ => self.add_reply(feedback, author, ReplyKind::Acknowledge, text, now),
-        }
+        self.add_reply(feedback, author, ReplyKind::Acknowledge, text, now)
     }
 
     /// Adds a shared journal entry. (Private entries never enter the document: see
@@ -618,7 +668,8 @@ impl SpaceDoc {
             tags: draft.tags,
             edited_at: None,
         };
-        self.change(|doc| append(doc, layout::JOURNAL, &record))?;
+        let (me, person) = self.writing_as(author)?;
+        self.change(|doc| append(doc, (&me, &person), layout::JOURNAL, &record))?;
         Ok(record.id)
     }
 
@@ -644,8 +695,17 @@ impl SpaceDoc {
                 what: "journal entry",
             });
         }
-        let current =
-            queries::find_journal(&self.doc, id).ok_or_else(|| not_found("journal entry", id))?;
+        let (me, person) = self.me()?;
+        let authors = self.authors();
+        let Some(current) = queries::find_journal(&self.doc, &authors, id, &person) else {
+            if self.journal().iter().any(|j| j.id == *id) {
+                return Err(DocError::WrongRole {
+                    who: "the one who wrote it",
+                    what: "edit a journal entry",
+                });
+            }
+            return Err(not_found("journal entry", id));
+        };
         let title_changed = current.title != draft.title;
         let body_changed = current.body != draft.body;
         let tags_changed = current.tags != draft.tags;
@@ -654,7 +714,8 @@ impl SpaceDoc {
         }
         let key = |field| layout::edit_key(id.as_str(), field);
         self.change(|doc| {
-            let edits = layout::root_for_write(doc, layout::EDITS, ObjType::Map)?;
+            let edits =
+                layout::collection_for_write(doc, &me, &person, layout::EDITS, ObjType::Map)?;
             if title_changed {
                 match &draft.title {
                     Some(t) => doc.put(&edits, key(layout::TITLE), t.as_str())?,
@@ -717,30 +778,27 @@ impl SpaceDoc {
         answers: Answers,
         now: Millis,
     ) -> Result<(), DocError> {
+        let (me, person_id) = self.writing_as(person)?;
+        let person = &person_id;
         let deck = self.checkin_deck(week, deck)?;
         deck.validate(&answers)?;
-        let this_week = checkins::raw_checkins(&self.doc, false, Some(week));
+        let this_week = checkins::raw_checkins(&self.doc, &self.authors(), false, Some(week));
         if this_week.iter().any(|c| c.submissions.contains_key(person)) {
             return Err(DocError::AlreadySubmitted {
                 week,
                 person: person.clone(),
             });
         }
-        // Join an existing check-in for the week if there is one (readers merge them anyway);
-        // the smallest id makes the choice the same on every device.
-        let (checkin_id, new_checkin) = match this_week.iter().map(|c| c.id.clone()).min() {
-            Some(id) => (id, None),
-            None => {
-                let record = CheckinRecord {
-                    week,
-                    deck: deck.id.clone(),
-                    opened_by: Some(person.clone()),
-                    opened_at: Some(now),
-                    answers: None,
-                };
-                (EntryId::new().to_string(), Some(record))
-            }
-        };
+        // Each person opens the week in their own container (readers merge check-ins of a
+        // week), with the deck the week already uses.
+        let checkin_id = EntryId::new().to_string();
+        let new_checkin = Some(CheckinRecord {
+            week,
+            deck: deck.id.clone(),
+            opened_by: Some(person.clone()),
+            opened_at: Some(now),
+            answers: None,
+        });
         // The answers are sealed: the document holds only ciphertext and a commitment until
         // this device releases the key. The commitment and follow-up inside them are read
         // from the answers by whoever can open them (`checkins::commitments_in`), so
@@ -769,19 +827,22 @@ impl SpaceDoc {
                 seen,
                 released_at: now,
             });
+        let mine = (&me, person);
         self.change(|doc| {
             if let Some(record) = &new_checkin {
-                let checkins = layout::root_for_write(doc, layout::CHECKINS, ObjType::Map)?;
+                let checkins =
+                    layout::collection_for_write(doc, &me, person, layout::CHECKINS, ObjType::Map)?;
                 doc.put(&checkins, checkin_id.as_str(), records::to_json(record))?;
             }
-            let submissions = layout::root_for_write(doc, layout::SUBMISSIONS, ObjType::Map)?;
+            let submissions =
+                layout::collection_for_write(doc, &me, person, layout::SUBMISSIONS, ObjType::Map)?;
             doc.put(
                 &submissions,
                 layout::submission_key(&checkin_id, person.as_str()),
                 ScalarValue::Bytes(submission.encode()),
             )?;
             if let Some(record) = &release {
-                append_bytes(doc, layout::REVEALS, record.encode())?;
+                append_bytes(doc, mine, layout::REVEALS, record.encode())?;
             }
             Ok(())
         })?;
@@ -794,10 +855,16 @@ impl SpaceDoc {
     /// commitment of their sealed answers that counts (`Some(None)` for answers from before
     /// sealing).
     fn partner_commitment(&self, week: Week, person: &PersonId) -> Option<Option<Commitment>> {
-        let c = checkins::merge(checkins::raw_checkins(&self.doc, true, Some(week)))
-            .into_iter()
-            .next()?;
-        let reveals = checkins::reveals(&self.doc, Some(week));
+        let authors = self.authors();
+        let c = checkins::merge(checkins::raw_checkins(
+            &self.doc,
+            &authors,
+            true,
+            Some(week),
+        ))
+        .into_iter()
+        .next()?;
+        let reveals = checkins::reveals(&self.doc, &authors, Some(week));
         let released = reveals.get(&week).map_or(&[][..], Vec::as_slice);
         seen_by(&checkins::choose(&c, released), person)
     }
@@ -816,8 +883,11 @@ impl SpaceDoc {
         if self.own_keys.is_empty() {
             return Ok(Vec::new());
         }
+        let (me, person_id) = self.writing_as(person)?;
+        let person = &person_id;
+        let authors = self.authors();
         // One pass over the released keys; then only weeks whose keys are still here.
-        let reveals = checkins::reveals(&self.doc, None);
+        let reveals = checkins::reveals(&self.doc, &authors, None);
         let out = self.released(&reveals);
         let weeks: BTreeSet<Week> = self
             .own_keys
@@ -831,7 +901,7 @@ impl SpaceDoc {
             _ => None,
         };
         let mut due = Vec::new();
-        for c in checkins::merge(checkins::raw_checkins(&self.doc, true, only)) {
+        for c in checkins::merge(checkins::raw_checkins(&self.doc, &authors, true, only)) {
             if !weeks.contains(&c.week) {
                 continue;
             }
@@ -871,7 +941,7 @@ impl SpaceDoc {
         }
         self.change(|doc| {
             for record in &due {
-                append_bytes(doc, layout::REVEALS, record.encode())?;
+                append_bytes(doc, (&me, person), layout::REVEALS, record.encode())?;
             }
             Ok(())
         })?;
@@ -891,7 +961,7 @@ impl SpaceDoc {
         if self.own_keys.is_empty() {
             return Vec::new();
         }
-        self.released(&checkins::reveals(&self.doc, None))
+        self.released(&checkins::reveals(&self.doc, &self.authors(), None))
             .into_iter()
             .collect()
     }
@@ -926,15 +996,21 @@ impl SpaceDoc {
         id: &EntryId,
         status: CommitmentStatus,
     ) -> Result<(), DocError> {
-        let current = self
-            .commitments()
-            .into_iter()
-            .find(|c| c.id == *id)
-            .ok_or_else(|| not_found("commitment", id))?;
+        let (me, person) = self.me()?;
+        let all = self.commitments();
+        let Some(current) = all.iter().find(|c| c.id == *id && c.author == person) else {
+            if all.iter().any(|c| c.id == *id) {
+                return Err(DocError::WrongRole {
+                    who: "the one who made it",
+                    what: "say how a commitment went",
+                });
+            }
+            return Err(not_found("commitment", id));
+        };
         if current.status == status {
             return Ok(());
         }
-        self.change(|doc| put_status(doc, id, status))
+        self.change(|doc| put_status(doc, (&me, &person), id, status))
     }
 }
 
@@ -954,10 +1030,11 @@ fn seen_by(
 /// Records a commitment's status as its own last-writer-wins edit.
 fn put_status(
     doc: &mut AutoCommit,
+    (me, person): (&PersonKey, &PersonId),
     id: &EntryId,
     status: CommitmentStatus,
 ) -> Result<(), DocError> {
-    let edits = layout::root_for_write(doc, layout::EDITS, ObjType::Map)?;
+    let edits = layout::collection_for_write(doc, me, person, layout::EDITS, ObjType::Map)?;
     doc.put(
         &edits,
         layout::edit_key(id.as_str(), layout::STATUS),
@@ -990,33 +1067,33 @@ fn not_found(what: &'static str, id: &EntryId) -> DocError {
     }
 }
 
-fn put_person(
-    doc: &mut AutoCommit,
-    id: &PersonId,
-    name: &str,
-    joined_at: Millis,
-) -> Result<(), DocError> {
-    let people = layout::root_for_write(doc, layout::PEOPLE, ObjType::Map)?;
-    let person = doc.put_object(&people, id.as_str(), ObjType::Map)?;
-    doc.put(&person, layout::NAME, name)?;
-    doc.put(&person, layout::JOINED_AT, layout::timestamp(joined_at))?;
-    Ok(())
-}
+/// The writer's person key and id, for writes into their container.
+type Mine<'a> = (&'a PersonKey, &'a PersonId);
 
-/// Adds one binary record to a root list, at the front like [`append`].
-fn append_bytes(doc: &mut AutoCommit, collection: &str, record: Vec<u8>) -> Result<(), DocError> {
-    let list = layout::root_for_write(doc, collection, ObjType::List)?;
+/// Adds one binary record to one of the writer's lists, at the front like [`append`].
+fn append_bytes(
+    doc: &mut AutoCommit,
+    (me, person): Mine<'_>,
+    collection: &str,
+    record: Vec<u8>,
+) -> Result<(), DocError> {
+    let list = layout::collection_for_write(doc, me, person, collection, ObjType::List)?;
     doc.insert(&list, 0, ScalarValue::Bytes(record))?;
     Ok(())
 }
 
-/// Adds one record to a root list.
+/// Adds one record to one of the writer's lists.
 ///
 /// At the front, not the end: readers sort by time and id, so list order carries no
 /// meaning, and Automerge finds the front of a list at once but walks the whole list to
 /// find its end (measured: 30x slower for 8,000 entries in a debug build, 3x in release).
-fn append(doc: &mut AutoCommit, collection: &str, record: &impl Serialize) -> Result<(), DocError> {
-    let list = layout::root_for_write(doc, collection, ObjType::List)?;
+fn append(
+    doc: &mut AutoCommit,
+    (me, person): Mine<'_>,
+    collection: &str,
+    record: &impl Serialize,
+) -> Result<(), DocError> {
+    let list = layout::collection_for_write(doc, me, person, collection, ObjType::List)?;
     doc.insert(&list, 0, records::to_json(record))?;
     Ok(())
 }

@@ -113,9 +113,10 @@ impl SpaceDoc {
     /// check-in submissions, which have none, come first among equals). Remaining ties keep
     /// a fixed order, so every device shows the same list.
     pub fn timeline(&self) -> Vec<TimelineItem> {
-        let edits = queries::Edits::read(&self.doc);
+        let authors = self.authors();
+        let edits = queries::Edits::read(&self.doc, &authors);
         let mut items = Vec::with_capacity(8192);
-        for a in self.appreciations() {
+        for a in self.appreciations_with(&authors) {
             items.push(TimelineItem {
                 at: a.created_at,
                 author: a.author,
@@ -125,7 +126,7 @@ impl SpaceDoc {
                 },
             });
         }
-        for f in self.feedback() {
+        for f in self.feedback_with(&authors) {
             items.push(TimelineItem {
                 at: f.created_at,
                 author: f.author,
@@ -149,7 +150,7 @@ impl SpaceDoc {
                 });
             }
         }
-        for j in self.journal_with(&edits) {
+        for j in self.journal_with(&authors, &edits) {
             items.push(TimelineItem {
                 at: j.created_at,
                 author: j.author,
@@ -162,7 +163,7 @@ impl SpaceDoc {
                 },
             });
         }
-        for c in checkins::merge(checkins::raw_checkins(&self.doc, false, None)) {
+        for c in checkins::merge(checkins::raw_checkins(&self.doc, &authors, false, None)) {
             for (person, subs) in c.submissions {
                 let Some(s) = subs.first() else {
                     continue;
@@ -174,7 +175,7 @@ impl SpaceDoc {
                 });
             }
         }
-        for c in self.commitments_with(&edits) {
+        for c in self.commitments_with(&authors, &edits) {
             items.push(TimelineItem {
                 at: c.created_at,
                 author: c.author,

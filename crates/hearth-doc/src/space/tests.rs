@@ -23,6 +23,35 @@ fn week(s: &str) -> Week {
     s.parse().unwrap()
 }
 
+const LAPTOP: [u8; 32] = [0xa1; 32];
+const DESKTOP: [u8; 32] = [0xa2; 32];
+const PHONE: [u8; 32] = [0xb1; 32];
+
+/// Ana's two devices and Ben's, as the space's signed device list would say.
+fn people() -> crate::authorship::People {
+    let ana = PersonKey::from_founding_device(LAPTOP);
+    let ben = PersonKey::from_founding_device(PHONE);
+    [(LAPTOP, ana), (DESKTOP, ana), (PHONE, ben)]
+        .into_iter()
+        .collect::<crate::authorship::People>()
+        .with_founder(LAPTOP)
+}
+
+/// Ana's laptop and desktop and Ben's phone, who know who is whom, all in sync.
+fn three_devices() -> (SpaceDoc, SpaceDoc, SpaceDoc) {
+    let mut laptop = SpaceDoc::create(&LAPTOP, &ana(), "Ana", at(0)).unwrap();
+    laptop.set_people(people());
+    let snapshot = laptop.save_snapshot();
+    let mut desktop = SpaceDoc::load(&DESKTOP, &snapshot, []).unwrap();
+    desktop.set_people(people());
+    let mut phone = SpaceDoc::load(&PHONE, &snapshot, []).unwrap();
+    phone.set_people(people());
+    phone.add_person(&ben(), "Ben", at(1)).unwrap();
+    sync(&mut laptop, &mut phone);
+    sync(&mut desktop, &mut phone);
+    (laptop, desktop, phone)
+}
+
 /// Ana's laptop and Ben's phone, both in the space and in sync.
 fn couple() -> (SpaceDoc, SpaceDoc) {
     let mut laptop = SpaceDoc::create(b"ana-laptop", &ana(), "Ana", at(0)).unwrap();
@@ -52,9 +81,9 @@ fn answers(pairs: &[(&str, &str)]) -> Answers {
 }
 
 #[test]
-fn a_new_space_has_schema_1_empty_collections_and_its_creator() {
+fn a_new_space_holds_only_its_creators_container() {
     let mut doc = SpaceDoc::create(b"ana-laptop", &ana(), "  Ana ", at(0)).unwrap();
-    assert_eq!(doc.schema(), Some(1));
+    assert_eq!(doc.schema(), Some(2));
     let people = doc.people();
     assert_eq!(people.len(), 1);
     assert_eq!(
@@ -71,9 +100,14 @@ fn a_new_space_has_schema_1_empty_collections_and_its_creator() {
     assert!(doc.feedback().is_empty() && doc.commitments().is_empty() && doc.timeline().is_empty());
     assert_eq!(change_count(&mut doc), 1, "creating a space is one change");
     assert_eq!(doc.actor(), b"ana-laptop");
-    for (key, _) in layout::COLLECTIONS {
-        assert!(doc.doc.get(ROOT, key).unwrap().is_some(), "{key}");
-    }
+    let keys: Vec<String> = doc.doc.keys(ROOT).collect();
+    assert_eq!(
+        keys,
+        [crate::authorship::person_container_key(
+            &PersonKey::for_actor(b"ana-laptop")
+        )],
+        "nothing at the root but Ana's container"
+    );
 }
 
 #[test]
@@ -103,7 +137,7 @@ fn every_action_is_exactly_one_change() {
         .add_feedback(&ana(), &draft("o", "f", "n", "r"), at(3))
         .unwrap();
     expect_one_more(&mut doc);
-    doc.add_reply(&fb, &ben(), ReplyKind::Reflect, "I hear you", at(4))
+    doc.add_reply(&fb, &ana(), ReplyKind::Respond, "and more", at(4))
         .unwrap();
     expect_one_more(&mut doc);
     let j = doc.add_journal(&ana(), &journal("a day"), at(5)).unwrap();
@@ -123,8 +157,34 @@ fn every_action_is_exactly_one_change() {
     doc.set_commitment_status(&c, CommitmentStatus::Done)
         .unwrap();
     expect_one_more(&mut doc);
-    doc.add_person(&ben(), "Benjamin", at(8)).unwrap();
+    doc.add_person(&ana(), "Anabel", at(8)).unwrap();
     expect_one_more(&mut doc);
+}
+
+#[test]
+fn a_device_writes_only_as_its_own_person() {
+    let (mut laptop, _) = couple();
+    let before = laptop.heads();
+    let asked_as_ben = [
+        laptop.add_appreciation(&ben(), "posing", at(2)).map(drop),
+        laptop.add_person(&ben(), "Ben?", at(2)),
+        laptop
+            .add_journal(&ben(), &journal("posing"), at(2))
+            .map(drop),
+        laptop.submit_checkin(
+            week("2026-W47"),
+            &ben(),
+            answers(&[("feeling", "1")]),
+            at(2),
+        ),
+    ];
+    for result in asked_as_ben {
+        assert!(
+            matches!(result, Err(DocError::NotYourPerson { ref own, .. }) if *own == ana()),
+            "{result:?}"
+        );
+    }
+    assert_eq!(laptop.heads(), before, "nothing was written");
 }
 
 #[test]
@@ -297,7 +357,7 @@ fn listener_reflects_and_speaker_acknowledges_on_the_same_thread() {
 fn a_reply_to_missing_feedback_or_an_empty_reply_is_refused() {
     let (mut doc, _) = couple();
     let err = doc
-        .add_reply(&EntryId::new(), &ben(), ReplyKind::Respond, "sure", at(2))
+        .add_reply(&EntryId::new(), &ana(), ReplyKind::Respond, "sure", at(2))
         .unwrap_err();
     assert!(matches!(
         err,
@@ -310,14 +370,14 @@ fn a_reply_to_missing_feedback_or_an_empty_reply_is_refused() {
         .add_feedback(&ana(), &draft("o", "f", "n", "r"), at(2))
         .unwrap();
     let err = doc
-        .add_reply(&id, &ben(), ReplyKind::Respond, " ", at(3))
+        .add_reply(&id, &ana(), ReplyKind::Respond, " ", at(3))
         .unwrap_err();
     assert!(matches!(err, DocError::Empty { what: "reply" }));
 }
 
 #[test]
 fn the_listener_reflects_and_only_the_one_who_raised_it_says_whether_they_felt_heard() {
-    let (mut doc, _) = couple();
+    let (mut doc, mut phone) = couple();
     let id = doc
         .add_feedback(&ana(), &draft("o", "f", "n", "r"), at(2))
         .unwrap();
@@ -325,12 +385,19 @@ fn the_listener_reflects_and_only_the_one_who_raised_it_says_whether_they_felt_h
         doc.add_reply(&id, &ana(), ReplyKind::Reflect, "what I hear is", at(3)),
         Err(DocError::WrongRole { .. })
     ));
+    sync(&mut doc, &mut phone);
     assert!(matches!(
-        doc.answer_heard(&id, &ben(), "yes", at(3)),
+        phone.answer_heard(&id, &ben(), "yes", at(3)),
         Err(DocError::WrongRole { .. })
     ));
-    doc.add_reply(&id, &ben(), ReplyKind::Reflect, "what I hear is", at(4))
+    assert!(matches!(
+        phone.add_reply(&id, &ben(), ReplyKind::Acknowledge, "yes", at(3)),
+        Err(DocError::WrongRole { .. })
+    ));
+    phone
+        .add_reply(&id, &ben(), ReplyKind::Reflect, "what I hear is", at(4))
         .unwrap();
+    sync(&mut doc, &mut phone);
     doc.answer_heard(&id, &ana(), "partly", at(5)).unwrap();
     // Either may still answer the request or say "I hear you".
     doc.add_reply(&id, &ana(), ReplyKind::Respond, "thank you", at(6))
@@ -438,12 +505,27 @@ fn journal_errors_name_the_problem() {
 }
 
 #[test]
-fn partners_editing_different_fields_at_once_both_keep_their_edit() {
-    let (mut laptop, mut phone) = couple();
+fn two_devices_editing_different_fields_at_once_both_keep_their_edit() {
+    let (mut laptop, mut phone, mut ben) = three_devices();
     let id = laptop
         .add_journal(&ana(), &journal("first draft"), at(10))
         .unwrap();
     sync(&mut laptop, &mut phone);
+    assert!(
+        matches!(
+            ben.edit_journal(&id, &journal("Ben's"), at(11)),
+            Err(DocError::NotFound { .. })
+        ),
+        "not synced to Ben yet"
+    );
+    sync(&mut phone, &mut ben);
+    assert!(matches!(
+        ben.edit_journal(&id, &journal("Ben's version"), at(11)),
+        Err(DocError::WrongRole {
+            who: "the one who wrote it",
+            ..
+        })
+    ));
     laptop
         .edit_journal(
             &id,
@@ -460,7 +542,7 @@ fn partners_editing_different_fields_at_once_both_keep_their_edit() {
             &id,
             &JournalDraft {
                 title: None,
-                body: "first draft, with Ben's memories".into(),
+                body: "first draft, written on the desktop".into(),
                 tags: vec![],
             },
             at(21),
@@ -470,25 +552,25 @@ fn partners_editing_different_fields_at_once_both_keep_their_edit() {
     let entry = &laptop.journal()[0];
     assert_eq!(laptop.journal(), phone.journal());
     assert_eq!(entry.title.as_deref(), Some("Our trip"));
-    assert_eq!(entry.body, "first draft, with Ben's memories");
+    assert_eq!(entry.body, "first draft, written on the desktop");
 }
 
 #[test]
-fn partners_editing_the_same_field_at_once_see_the_same_winner() {
-    let (mut laptop, mut phone) = couple();
+fn two_devices_editing_the_same_field_at_once_see_the_same_winner() {
+    let (mut laptop, mut phone, _) = three_devices();
     let id = laptop.add_journal(&ana(), &journal("v1"), at(10)).unwrap();
     sync(&mut laptop, &mut phone);
     laptop
         .edit_journal(&id, &journal("Ana's v2"), at(20))
         .unwrap();
     phone
-        .edit_journal(&id, &journal("Ben's v2"), at(20))
+        .edit_journal(&id, &journal("the desktop's v2"), at(20))
         .unwrap();
     sync(&mut laptop, &mut phone);
     assert_eq!(laptop.heads(), phone.heads());
     let body = laptop.journal()[0].body.clone();
     assert_eq!(body, phone.journal()[0].body);
-    assert!(body == "Ana's v2" || body == "Ben's v2");
+    assert!(body == "Ana's v2" || body == "the desktop's v2");
 }
 
 #[test]
@@ -606,12 +688,15 @@ fn no_key_is_released_against_partner_answers_that_carry_no_commitment() {
     sync(&mut laptop, &mut phone);
     // Ben's modified client writes answers in the format from before sealing: readable,
     // bound to nothing, so he could change them after reading Ana's.
-    let checkin_id = checkins::raw_checkins(&phone.doc, false, Some(w))[0]
-        .id
-        .clone();
+    let checkin_id = "ben-opens-the-week";
+    let (me, person) = phone.me().unwrap();
     phone
         .change(|doc| {
-            let submissions = layout::root_for_write(doc, layout::SUBMISSIONS, ObjType::Map)?;
+            let checkins =
+                layout::collection_for_write(doc, &me, &person, layout::CHECKINS, ObjType::Map)?;
+            doc.put(&checkins, checkin_id, r#"{"week":"2026-W47"}"#)?;
+            let submissions =
+                layout::collection_for_write(doc, &me, &person, layout::SUBMISSIONS, ObjType::Map)?;
             doc.put(
                 &submissions,
                 layout::submission_key(&checkin_id, ben().as_str()),
@@ -653,9 +738,7 @@ fn check_ins_opened_offline_on_both_devices_for_the_same_week_merge() {
     assert_eq!(phone.release_due_keys(&ben(), at(12)).unwrap(), [w]);
     sync(&mut laptop, &mut phone);
     assert_eq!(
-        laptop
-            .doc
-            .length(laptop.doc.get(ROOT, layout::CHECKINS).unwrap().unwrap().1),
+        checkins::raw_checkins(&laptop.doc, &laptop.authors(), false, Some(w)).len(),
         2,
         "two check-ins were opened, one on each device"
     );
@@ -667,16 +750,16 @@ fn check_ins_opened_offline_on_both_devices_for_the_same_week_merge() {
     }
     assert_eq!(laptop.checkins(), phone.checkins());
     assert!(matches!(
-        laptop.submit_checkin(w, &ben(), answers(&[("feeling", "5")]), at(12)),
+        phone.submit_checkin(w, &ben(), answers(&[("feeling", "5")]), at(12)),
         Err(DocError::AlreadySubmitted { .. })
     ));
 }
 
 #[test]
 fn one_person_submitting_on_two_offline_devices_keeps_the_earlier_answers() {
-    let (mut laptop, mut phone) = couple();
+    let (mut laptop, mut phone, _) = three_devices();
     let w = week("2026-W47");
-    // Ana answers on her laptop and, forgetting, again on the shared phone.
+    // Ana answers on her laptop and, forgetting, again on her desktop.
     laptop
         .submit_checkin(w, &ana(), answers(&[("feeling", "8")]), at(10))
         .unwrap();
@@ -705,7 +788,7 @@ fn one_person_submitting_on_two_offline_devices_keeps_the_earlier_answers() {
 
 #[test]
 fn followup_closes_earlier_open_commitments_of_that_person_only() {
-    let (mut doc, _) = couple();
+    let (mut doc, mut phone) = couple();
     let w1 = week("2026-W46");
     let w2 = week("2026-W47");
     doc.submit_checkin(
@@ -715,13 +798,17 @@ fn followup_closes_earlier_open_commitments_of_that_person_only() {
         at(1),
     )
     .unwrap();
-    doc.submit_checkin(
-        w1,
-        &ben(),
-        answers(&[("feeling", "7"), ("commit", "plan a walk")]),
-        at(2),
-    )
-    .unwrap();
+    sync(&mut doc, &mut phone);
+    phone
+        .submit_checkin(
+            w1,
+            &ben(),
+            answers(&[("feeling", "7"), ("commit", "plan a walk")]),
+            at(2),
+        )
+        .unwrap();
+    sync(&mut doc, &mut phone);
+    assert_eq!(doc.release_due_keys(&ana(), at(2)).unwrap(), [w1]);
     doc.submit_checkin(
         w2,
         &ana(),
@@ -751,13 +838,16 @@ fn followup_closes_earlier_open_commitments_of_that_person_only() {
         CommitmentStatus::Open,
         "this week's is new"
     );
-    doc.submit_checkin(
-        w2,
-        &ben(),
-        answers(&[("feeling", "6"), ("followup", "no")]),
-        at(4),
-    )
-    .unwrap();
+    sync(&mut doc, &mut phone);
+    phone
+        .submit_checkin(
+            w2,
+            &ben(),
+            answers(&[("feeling", "6"), ("followup", "no")]),
+            at(4),
+        )
+        .unwrap();
+    sync(&mut doc, &mut phone);
     assert_eq!(status(&doc, "plan a walk"), CommitmentStatus::Dropped);
     let w3 = w2.next();
     doc.submit_checkin(
@@ -773,6 +863,17 @@ fn followup_closes_earlier_open_commitments_of_that_person_only() {
         CommitmentStatus::Partly,
         "already followed up"
     );
+    // Ben cannot set the status of Ana's commitment.
+    sync(&mut doc, &mut phone);
+    let anas = doc
+        .commitments()
+        .into_iter()
+        .find(|c| c.text == "call mum together")
+        .unwrap();
+    assert!(matches!(
+        phone.set_commitment_status(&anas.id, CommitmentStatus::Done),
+        Err(DocError::WrongRole { .. })
+    ));
 }
 
 #[test]
@@ -805,7 +906,7 @@ fn commitment_status_can_be_set_directly() {
 
 #[test]
 fn adding_a_person_twice_renames_them_and_keeps_when_they_joined() {
-    let (mut doc, _) = couple();
+    let (_, mut doc) = couple();
     doc.add_person(&ben(), "Benjamin", at(99)).unwrap();
     let ben_now = doc.person(&ben()).unwrap();
     assert_eq!(
@@ -862,6 +963,7 @@ fn an_ambiguous_handle_lists_every_match() {
     .iter()
     .map(|s| s.parse().unwrap())
     .collect();
+    let (me, person) = doc.me().unwrap();
     for id in &ids {
         let record = crate::records::AppreciationRecord {
             id: id.clone(),
@@ -869,7 +971,7 @@ fn an_ambiguous_handle_lists_every_match() {
             text: "x".into(),
             created_at: at(1),
         };
-        doc.change(|d| append(d, layout::APPRECIATIONS, &record))
+        doc.change(|d| append(d, (&me, &person), layout::APPRECIATIONS, &record))
             .unwrap();
     }
     let err = doc.find_entry("beef").unwrap_err();
@@ -1142,13 +1244,20 @@ fn ben_answered_after_ana() -> (SpaceDoc, SpaceDoc, Week) {
 /// What a modified client could write on Ana's laptop: new sealed answers for her, under
 /// the same submission key, and (if `release`) their key, naming Ben's answers as seen.
 fn swap_anas_answers(laptop: &mut SpaceDoc, w: Week, new: &Answers, release: bool) {
-    let checkin_id = checkins::raw_checkins(&laptop.doc, false, Some(w))[0]
-        .id
-        .clone();
+    let checkin_id = checkins::raw_checkins(&laptop.doc, &laptop.authors(), false, Some(w))
+        .into_iter()
+        .find(|c| c.submissions.contains_key(&ana()))
+        .unwrap()
+        .id;
     let bens = laptop.checkin(w).unwrap();
     assert_eq!(bens.submissions[&ben()].seal, Seal::Open);
-    let seen = checkins::merge(checkins::raw_checkins(&laptop.doc, true, Some(w)))[0].submissions
-        [&ben()][0]
+    let seen = checkins::merge(checkins::raw_checkins(
+        &laptop.doc,
+        &laptop.authors(),
+        true,
+        Some(w),
+    ))[0]
+        .submissions[&ben()][0]
         .commitment();
     let (key, sealed) = answers::seal(
         &w.to_string(),
@@ -1168,16 +1277,18 @@ fn swap_anas_answers(laptop: &mut SpaceDoc, w: Week, new: &Answers, release: boo
         submitted_at: at(40),
         sealed,
     };
+    let (me, person) = laptop.me().unwrap();
     laptop
         .change(|doc| {
-            let submissions = layout::root_for_write(doc, layout::SUBMISSIONS, ObjType::Map)?;
+            let submissions =
+                layout::collection_for_write(doc, &me, &person, layout::SUBMISSIONS, ObjType::Map)?;
             doc.put(
                 &submissions,
                 layout::submission_key(&checkin_id, ana().as_str()),
                 ScalarValue::Bytes(record.encode()),
             )?;
             if release {
-                append_bytes(doc, layout::REVEALS, reveal.encode())?;
+                append_bytes(doc, (&me, &person), layout::REVEALS, reveal.encode())?;
             }
             Ok(())
         })
@@ -1269,7 +1380,12 @@ fn answers_swapped_even_without_a_key_are_reported_as_replaced() {
 #[test]
 fn a_released_key_that_opens_nothing_is_reported_not_trusted() {
     let (mut laptop, mut phone, w) = ben_answered_after_ana();
-    let checkin = checkins::merge(checkins::raw_checkins(&laptop.doc, true, Some(w)));
+    let checkin = checkins::merge(checkins::raw_checkins(
+        &laptop.doc,
+        &laptop.authors(),
+        true,
+        Some(w),
+    ));
     let [c] = &checkin[..] else {
         panic!("one week")
     };
@@ -1282,8 +1398,9 @@ fn a_released_key_that_opens_nothing_is_reported_not_trusted() {
         seen: c.submissions[&ben()][0].commitment(),
         released_at: at(30),
     };
+    let (me, person) = laptop.me().unwrap();
     laptop
-        .change(|doc| append_bytes(doc, layout::REVEALS, wrong.encode()))
+        .change(|doc| append_bytes(doc, (&me, &person), layout::REVEALS, wrong.encode()))
         .unwrap();
     sync(&mut laptop, &mut phone);
     let s = &phone.checkin(w).unwrap().submissions[&ana()];
@@ -1485,7 +1602,10 @@ fn a_check_in_whose_deck_is_unknown_still_shows_its_answers_by_key() {
         .submit_checkin_with(w, &ana(), Some("our-sunday"), mine, at(10))
         .unwrap();
     // The deck entry vanishes (as if written by a newer hearth this one cannot read).
-    let decks = layout::root_for_write(&mut laptop.doc, layout::DECKS, ObjType::Map).unwrap();
+    let (me, person) = laptop.me().unwrap();
+    let decks =
+        layout::collection_for_write(&mut laptop.doc, &me, &person, layout::DECKS, ObjType::Map)
+            .unwrap();
     laptop
         .doc
         .put(&decks, "our-sunday", "id = 'our-sunday'\nfuture = 1\n")

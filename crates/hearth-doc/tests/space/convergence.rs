@@ -9,12 +9,8 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Step {
-    /// Device `device` writes something, as person `person`.
-    Write {
-        device: usize,
-        person: usize,
-        op: Op,
-    },
+    /// Device `device` writes something, as its person.
+    Write { device: usize, op: Op },
     /// A device hands its unsaved changes to the network.
     SendChunk { device: usize },
     /// A device sends a full snapshot instead.
@@ -88,7 +84,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        5 => (0..2usize, 0..2usize, op()).prop_map(|(device, person, op)| Step::Write { device, person, op }),
+        5 => (0..2usize, op()).prop_map(|(device, op)| Step::Write { device, op }),
         2 => (0..2usize).prop_map(|device| Step::SendChunk { device }),
         1 => (0..2usize).prop_map(|device| Step::SendSnapshot { device }),
         3 => (any::<usize>(), any::<bool>()).prop_map(|(pick, keep)| Step::Deliver { pick, keep }),
@@ -128,9 +124,9 @@ impl World {
 
     fn run(&mut self, step: &Step) {
         match step {
-            Step::Write { device, person, op } => {
+            Step::Write { device, op } => {
                 let now = self.tick();
-                let who = self.people[*person].clone();
+                let who = self.people[*device].clone();
                 write(&mut self.devices[*device], &who, op, now);
             }
             Step::SendChunk { device } => {
@@ -197,7 +193,12 @@ fn write(doc: &mut SpaceDoc, who: &PersonId, op: &Op, now: Millis) {
             title,
             tags,
         } => {
-            let entries = doc.journal();
+            // Only the one who wrote an entry edits it.
+            let entries: Vec<_> = doc
+                .journal()
+                .into_iter()
+                .filter(|j| j.author == *who)
+                .collect();
             if entries.is_empty() {
                 return;
             }
@@ -225,8 +226,9 @@ fn write(doc: &mut SpaceDoc, who: &PersonId, op: &Op, now: Millis) {
             }
             let thread = &threads[pick % threads.len()];
             let kind = ReplyKind::ALL[*kind];
-            if kind == ReplyKind::Reflect && thread.author == *who {
-                // The one who raised it cannot reflect it (the listener does).
+            if (kind == ReplyKind::Reflect) == (thread.author == *who) && kind != ReplyKind::Respond
+            {
+                // The listener reflects; the one who raised it says whether they felt heard.
                 return;
             }
             let id = thread.id.clone();
@@ -255,7 +257,11 @@ fn write(doc: &mut SpaceDoc, who: &PersonId, op: &Op, now: Millis) {
             }
         }
         Op::Status { pick, status } => {
-            let all = doc.commitments();
+            let all: Vec<_> = doc
+                .commitments()
+                .into_iter()
+                .filter(|c| c.author == *who)
+                .collect();
             if all.is_empty() {
                 return;
             }
