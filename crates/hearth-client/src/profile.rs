@@ -288,7 +288,10 @@ impl Profile {
         let Some((first, rest)) = plain.split_first() else {
             // A device that joined keeps no document until the space's history arrives.
             if store::meta::get(conn, "joining")?.is_some() {
-                return Ok((SpaceDoc::replica(self.device_id().as_bytes())?, last_seq));
+                let mut doc = SpaceDoc::replica(self.device_id().as_bytes())?;
+                // The space's history arrives into this one: it is screened like any.
+                doc.set_people(self.people(conn)?);
+                return Ok((doc, last_seq));
             }
             return Err(self.corrupt("it holds no document".into()));
         };
