@@ -31,6 +31,7 @@ pub(crate) use acl::{Unverified, VerifiedChain, people_of};
 pub use incoming::{Incoming, RefusedChangeReport, Whose};
 pub use landmark::Landmark;
 use landmark::OWN_LANDMARK_REACH;
+pub(crate) use outgoing::SealedSnapshot;
 
 /// A profile's sync bookkeeping. `P` is how it holds the profile: `&Profile` reads,
 /// `&mut Profile` also writes, so a shared borrow of a profile cannot change its sync state.

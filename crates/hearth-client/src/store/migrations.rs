@@ -174,7 +174,13 @@ const MIGRATIONS: &[Migration] = &[
         reason TEXT NOT NULL,
         -- When it was refused (Unix time in ms).
         refused_at INTEGER NOT NULL CHECK (refused_at >= 0)
-    ) STRICT, WITHOUT ROWID;",
+    ) STRICT, WITHOUT ROWID;
+    -- 1 while this device owes a relay that went back in time the whole document: it is
+    -- sent as one snapshot, whose changes receivers judge each by its own device, rather
+    -- than as change envelopes, in which the partner's changes would be refused as
+    -- changes this device cannot vouch for.
+    ALTER TABLE sync_state ADD COLUMN resend INTEGER NOT NULL DEFAULT 0
+        CHECK (resend IN (0, 1));",
     ),
 ];
 

@@ -20,6 +20,9 @@ pub(crate) enum Counter {
     SharedEpoch,
     /// Bytes of envelopes moved since this device last pushed a snapshot.
     Unsnapshotted,
+    /// 1 while this device owes a relay that went back in time the whole document
+    /// (migration 6).
+    Resend,
 }
 
 impl Counter {
@@ -29,6 +32,7 @@ impl Counter {
             Self::Next => "SELECT next_counter FROM sync_state",
             Self::SharedEpoch => "SELECT shared_epoch FROM sync_state",
             Self::Unsnapshotted => "SELECT unsnapshotted FROM sync_state",
+            Self::Resend => "SELECT resend FROM sync_state",
         }
     }
 
@@ -38,6 +42,7 @@ impl Counter {
             Self::Next => "UPDATE sync_state SET next_counter = ?1",
             Self::SharedEpoch => "UPDATE sync_state SET shared_epoch = ?1",
             Self::Unsnapshotted => "UPDATE sync_state SET unsnapshotted = ?1",
+            Self::Resend => "UPDATE sync_state SET resend = ?1",
         }
     }
 }

@@ -127,6 +127,7 @@ pub(super) async fn exchange(
     let mut report = SyncReport::default();
     // Taken before pushing: the relay must still hold what this device last saw there.
     let mut marks = profile.sync_book().landmarks()?;
+    let resend = profile.sync_book().resend_pending()?;
     let mut moved = push_staged(profile, link, state, &mut report).await?;
     let cursor = profile.sync_book().cursor()?;
     let since_seq = since_seq(&marks, cursor);
@@ -175,6 +176,9 @@ pub(super) async fn exchange(
             other => return Err(unexpected("Batch", &other)),
         }
     }
+    if resend {
+        moved += resend_whole(profile, link, state).await?;
+    }
     // Keys released on seeing the partner's sealed answers go out in this same sync.
     moved += push_staged(profile, link, state, &mut report).await?;
     report.cursor = profile.sync_book().cursor()?;
@@ -204,6 +208,56 @@ pub(super) async fn push_staged(
     Ok(moved)
 }
 
+/// After the whole document went back to a relay that went back in time as change
+/// envelopes (see `SyncBook::relay_rewound`), sends it as one snapshot covering the cursor
+/// too. The change envelopes reach the devices that are past the snapshot; the snapshot
+/// reaches every device that reads from before it (a new one, or one that also rewound),
+/// and in it each change is judged by the device it was written under, so the partner's
+/// changes reach devices that only this one still has them for: in change envelopes
+/// signed by this device they are refused as unvouched. Skipped (the change envelopes
+/// stand alone) if envelopes wait for missing changes (the snapshot would leave them out
+/// while the relay drops what it covers), the document is over the envelope limit, or the
+/// relay refuses it. Returns the bytes pushed.
+async fn resend_whole(
+    profile: &mut Profile,
+    link: &mut Link,
+    state: &AclState,
+) -> Result<u64, SyncError> {
+    let cursor = profile.sync_book().cursor()?;
+    let sealed = if profile.sync_book().waiting()? == 0 && cursor > 0 {
+        profile.sync_book_mut().seal_snapshot(
+            state.epoch(),
+            cursor,
+            link.limits.envelope_bytes(),
+        )?
+    } else {
+        None
+    };
+    let Some(snapshot) = sealed else {
+        profile.sync_book_mut().resent()?;
+        return Ok(0);
+    };
+    let bytes = snapshot.envelope.len() as u64;
+    link.send(&ClientFrame::PushSnapshot {
+        envelope: snapshot.envelope,
+    })
+    .await?;
+    match link.recv().await {
+        Ok(RelayFrame::Committed { counter, .. }) if counter == snapshot.counter => {
+            profile.sync_book_mut().resent()?;
+            profile.sync_book_mut().snapshot_pushed(cursor)?;
+            Ok(bytes)
+        }
+        Ok(other) => Err(unexpected("Committed", &other)),
+        Err(SyncError::Refused { code, message }) => {
+            tracing::info!(?code, %message, "snapshot not taken after a rewind");
+            profile.sync_book_mut().resent()?;
+            Ok(0)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// After this many bytes of envelopes since the last snapshot, a device pushes a new one.
 pub const SNAPSHOT_AFTER_BYTES: u64 = 256 * 1024;
 
@@ -222,10 +276,11 @@ pub(super) async fn snapshot_if_due(
         return Ok(());
     }
     let max = link.limits.envelope_bytes();
-    let Some((counter, envelope)) =
-        profile
-            .sync_book_mut()
-            .seal_snapshot(state.epoch(), report.cursor, max)?
+    let Some(crate::sync_book::SealedSnapshot {
+        counter, envelope, ..
+    }) = profile
+        .sync_book_mut()
+        .seal_snapshot(state.epoch(), report.cursor, max)?
     else {
         tracing::info!("the document is over the relay's envelope limit; no snapshot");
         return Ok(());

@@ -291,10 +291,17 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
     /// was. It was restored from an older backup (or a copy of its files) or lost its
     /// database, and may have taken new writes since. Rewinds the cursor to the start, so
     /// the next sync reads the relay's whole history again (what this device already has is
-    /// recognised and skipped), and marks everything as not yet pushed, so it seals
-    /// the whole document this device holds (its own changes and everyone else's) and
-    /// pushes it again: the relay gets back what it lost, and every device converges.
-    /// Envelopes still in the outbox stay there and go out as well.
+    /// recognised and skipped), and marks everything as not yet pushed, so it seals the
+    /// whole document this device holds (its own changes and everyone else's) and pushes
+    /// it again, and, once it has read the history again, as one snapshot too: the relay
+    /// gets back what it lost, and every device converges. Envelopes still in the outbox
+    /// go out as well.
+    ///
+    /// The snapshot, because receivers take from a change envelope only changes of the
+    /// signer's own person (`hearth_doc::authorship`), whereas in a whole document they
+    /// judge each change by the device it was written under: a device that has only this
+    /// one's copy of the partner's changes (the partner's device lost meanwhile) gets them
+    /// from the snapshot.
     ///
     /// From then on, the relay delivering again an envelope this device had already applied
     /// is expected, not reported as a replay: reading the history again brings them all, and
@@ -306,6 +313,7 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
         let tx = self.profile.begin_write()?;
         store::sync_state::set(&tx, Counter::Cursor, 0)?;
         store::sync_state::set_pushed_heads(&tx, &[])?;
+        store::sync_state::set(&tx, Counter::Resend, 1)?;
         store::sync_state::remember_applied_before_rewind(&tx)?;
         store::sync_state::forget_landmark(&tx, Mark::Cursor)?;
         store::sync_state::forget_landmark(&tx, Mark::Own)?;

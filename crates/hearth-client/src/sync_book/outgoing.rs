@@ -11,6 +11,15 @@ use crate::store;
 use crate::store::sync_state::{Counter, Mark};
 use crate::{Error, Profile};
 
+/// A snapshot envelope sealed and counted, not pushed yet.
+#[derive(Debug)]
+pub(crate) struct SealedSnapshot {
+    /// Its device counter.
+    pub(crate) counter: u64,
+    /// The sealed envelope.
+    pub(crate) envelope: Vec<u8>,
+}
+
 impl<P: Deref<Target = Profile>> SyncBook<P> {
     /// How many local changes the relay does not have yet: sealed envelopes waiting in the
     /// outbox, plus one if `doc` holds changes not sealed yet.
@@ -29,6 +38,15 @@ impl<P: Deref<Target = Profile>> SyncBook<P> {
     /// A database error.
     pub fn outbox(&self) -> Result<Vec<(u64, Vec<u8>)>, Error> {
         store::envelopes::outbox(&self.profile.conn)
+    }
+
+    /// Whether this device owes the relay the whole document (it went back in time:
+    /// [`relay_rewound`](Self::relay_rewound)).
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn resend_pending(&self) -> Result<bool, Error> {
+        Ok(store::sync_state::get(&self.profile.conn, Counter::Resend)? != 0)
     }
 
     /// The key this device seals under at `epoch`: sync settles every epoch's key before
@@ -91,7 +109,7 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
         epoch: u32,
         covers_seq: u64,
         max_bytes: usize,
-    ) -> Result<Option<(u64, Vec<u8>)>, Error> {
+    ) -> Result<Option<SealedSnapshot>, Error> {
         let key = self.own_epoch_key(epoch)?;
         let space = self.profile.space()?;
         let tx = self.profile.begin_write()?;
@@ -117,7 +135,22 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
             counter as i64,
         )?;
         tx.commit()?;
-        Ok(Some((counter, sealed.encode())))
+        Ok(Some(SealedSnapshot {
+            counter,
+            envelope: sealed.encode(),
+        }))
+    }
+
+    /// The whole document went back to the relay after it went back in time, as change
+    /// envelopes and, if it could be sent, a snapshot.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn resent(&mut self) -> Result<(), Error> {
+        let tx = self.profile.begin_write()?;
+        store::sync_state::set(&tx, Counter::Resend, 0)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// The relay committed the envelope with `counter` as `seq`.
