@@ -6,6 +6,7 @@ mod adversarial;
 mod charts;
 mod devices;
 mod follow_through;
+mod hostile_partner;
 mod offline;
 mod pairing_cli;
 mod relay_crash;
