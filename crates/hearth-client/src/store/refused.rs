@@ -53,3 +53,33 @@ pub(crate) fn record(
         ])?;
     Ok(changed > 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Connection {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profile.db");
+        let conn = crate::store::open(&path, dir.path(), true).unwrap();
+        // The file stays open after the directory's handle goes: enough for a test.
+        std::mem::forget(dir);
+        conn
+    }
+
+    #[test]
+    fn a_refused_change_is_news_once_and_only_lasting_ones_are_refused_again() {
+        let conn = conn();
+        let (a, b) = (ChangeHash([1; 32]), ChangeHash([2; 32]));
+        let device = [9; 32];
+        assert!(record(&conn, &a, &device, true, "outside-own-container", 1).unwrap());
+        assert!(!record(&conn, &a, &device, true, "outside-own-container", 2).unwrap());
+        assert!(record(&conn, &b, &device, false, "actor-is-not-author", 3).unwrap());
+        assert!(!record(&conn, &b, &device, false, "actor-is-not-author", 4).unwrap());
+        assert_eq!(lasting(&conn).unwrap(), HashSet::from([a]));
+        // Refused for good later (it now depends on a refused change): news again.
+        assert!(record(&conn, &b, &device, true, "depends-on-refused", 5).unwrap());
+        assert!(!record(&conn, &b, &device, false, "actor-is-not-author", 6).unwrap());
+        assert_eq!(lasting(&conn).unwrap(), HashSet::from([a, b]));
+    }
+}
