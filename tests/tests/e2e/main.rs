@@ -15,3 +15,4 @@ mod ritual;
 mod sync;
 mod sync_property;
 mod terminal;
+mod upgrade;
