@@ -82,7 +82,10 @@ fn shown(p: &Profile) -> Vec<(String, String)> {
     for f in doc.feedback() {
         out.push((f.observation.clone(), name_of(&doc, &f.author)));
         for r in &f.replies {
-            out.push((format!("{:?}: {}", r.kind, r.text), name_of(&doc, &r.author)));
+            out.push((
+                format!("{:?}: {}", r.kind, r.text),
+                name_of(&doc, &r.author),
+            ));
         }
     }
     for c in doc.commitments() {
@@ -164,7 +167,14 @@ async fn a_first_layout_space_opens_intact_and_nothing_forged_is_attributed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_order_of_upgrading_keeps_every_entry_once_and_theirs() {
-    let orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+    let orders = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
     for order in orders {
         let mut c = Couple::open();
         let mut written = Vec::new();
@@ -182,7 +192,11 @@ async fn every_order_of_upgrading_keeps_every_entry_once_and_theirs() {
                 assert!(report.rejected.is_empty(), "{order:?}: {report:?}");
             }
         }
-        assert_history(&c, &written, &format!("after upgrading in the order {order:?}"));
+        assert_history(
+            &c,
+            &written,
+            &format!("after upgrading in the order {order:?}"),
+        );
         let heads: Vec<_> = c
             .devices
             .iter()
