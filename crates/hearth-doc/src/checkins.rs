@@ -376,6 +376,7 @@ pub(crate) fn settle(
     deck: Option<&Deck>,
     reveals: &[Reveal],
     own_keys: &HashMap<SealCommitment, OwnKey>,
+    people: &[PersonId],
 ) -> Checkin {
     let week = c.week;
     let read = |value: &serde_json::Value| -> Answers {
@@ -437,11 +438,60 @@ pub(crate) fn settle(
             (person.clone(), submission)
         })
         .collect();
+    let mut submissions: BTreeMap<PersonId, Submission> = submissions;
+    for (person, at) in deleted_after_release(c, reveals, people) {
+        submissions.entry(person.clone()).or_insert(Submission {
+            person,
+            submitted_at: at,
+            seal: Seal::Replaced,
+            released_at: None,
+            answers: None,
+        });
+    }
     Checkin {
         week,
         deck: c.deck.clone(),
         submissions,
     }
+}
+
+/// The people whose answers a partner's valid key names as seen, but who have no
+/// submission for the week any more: their answers were removed after the partner's were
+/// opened to them. They read as replaced (with the release's time), never as not answered.
+fn deleted_after_release(
+    c: &WeekCheckin,
+    reveals: &[Reveal],
+    people: &[PersonId],
+) -> Vec<(PersonId, Millis)> {
+    let missing: Vec<&PersonId> = people
+        .iter()
+        .filter(|p| !c.submissions.contains_key(*p))
+        .collect();
+    if missing.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for r in reveals.iter().filter(|r| r.seen.is_some()) {
+        let Some(subs) = c.submissions.get(&r.person) else {
+            continue;
+        };
+        let valid = subs.iter().any(|s| match &s.body {
+            Body::Sealed(sealed) => {
+                sealed.commitment == r.commitment
+                    && open_answers(c.week, &r.person, sealed, &r.key).is_some()
+            }
+            _ => false,
+        });
+        if !valid {
+            continue;
+        }
+        for p in missing.iter().filter(|p| ***p != r.person) {
+            if !out.iter().any(|(q, _)| q == *p) {
+                out.push(((*p).clone(), r.released_at));
+            }
+        }
+    }
+    out
 }
 
 /// The commitments ("one small thing I'll do for us") inside the answers this device can

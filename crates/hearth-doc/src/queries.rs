@@ -224,6 +224,7 @@ impl SpaceDoc {
 
     pub(crate) fn settled_with(&self, authors: &Authors, week: Option<Week>) -> Vec<Checkin> {
         let reveals = checkins::reveals(&self.doc, authors, week);
+        let people: Vec<PersonId> = authors.everyone().map(|(_, n)| n.id.clone()).collect();
         // Each deck is looked up (and a couple's own parsed) once, however many weeks use it.
         let mut decks: HashMap<String, Option<Deck>> = HashMap::new();
         checkins::merge(checkins::raw_checkins(&self.doc, authors, true, week))
@@ -233,7 +234,7 @@ impl SpaceDoc {
                 let deck = decks
                     .entry(c.deck.clone())
                     .or_insert_with(|| self.deck(&c.deck));
-                checkins::settle(&c, deck.as_ref(), released, &self.own_keys)
+                checkins::settle(&c, deck.as_ref(), released, &self.own_keys, &people)
             })
             .collect()
     }
