@@ -404,7 +404,18 @@ pub(crate) fn settle(
         .map(|(person, choice)| {
             let submitted_at = c.submissions[person][0].submitted_at;
             let (seal, submitted_at, released_at, answers) = match choice {
-                Choice::Replaced => (Seal::Replaced, submitted_at, None, None),
+                // Never shown as the answers, but the device that sealed them may still
+                // read what it answered.
+                Choice::Replaced => {
+                    let own = c.submissions[person].iter().find_map(|s| match &s.body {
+                        Body::Sealed(sealed) => own_keys
+                            .get(&sealed.commitment)
+                            .and_then(|own| open_answers(week, person, sealed, &own.key))
+                            .and_then(|bytes| read_bytes(&bytes)),
+                        _ => None,
+                    });
+                    (Seal::Replaced, submitted_at, None, own)
+                }
                 Choice::Chosen {
                     submission,
                     opened,
