@@ -152,21 +152,24 @@ const DAY: i64 = 86_400_000;
 const WEEK: i64 = 7 * DAY;
 
 /// Writes `shape` into two devices' documents, ending at `end`: `a` (already holding its
-/// author `person_a`) and a second device for `person_b`, created here from `a`. Both
-/// devices exchange changes every week; at the end `a` holds everything.
+/// author `person_a`) and `b`, a device of the partner `person_b` ("Jordan"). Each writes
+/// only as its own person; both exchange changes every week; at the end `a` holds
+/// everything.
 ///
 /// # Errors
 /// A document error, which would be a bug in the generator or the document.
 pub fn generate(
     a: &mut SpaceDoc,
     person_a: &PersonId,
+    b: &mut SpaceDoc,
+    person_b: &PersonId,
     shape: Shape,
     end: Millis,
-) -> Result<SpaceDoc, DocError> {
+) -> Result<(), DocError> {
     let mut rng = Rng::new(0x5eed_4ea7);
-    let person_b = PersonId::random();
+    let person_b = person_b.clone();
     let start = Millis(end.0 - i64::from(shape.weeks) * WEEK);
-    let mut b = SpaceDoc::load(&[0xb0; 32], &a.save_snapshot(), [])?;
+    exchange(&mut *a, &mut *b)?;
     b.add_person(&person_b, "Jordan", start)?;
 
     let weeks = i64::from(shape.weeks.max(1));
@@ -188,7 +191,7 @@ pub fn generate(
             let (doc, who) = if i % 2 == 0 {
                 (&mut *a, person_a)
             } else {
-                (&mut b, &person_b)
+                (&mut *b, &person_b)
             };
             let draft = JournalDraft {
                 title: (rng.below(3) == 0).then(|| rng.prose(20)),
@@ -202,12 +205,13 @@ pub fn generate(
             let (doc, who) = if i % 2 == 0 {
                 (&mut *a, person_a)
             } else {
-                (&mut b, &person_b)
+                (&mut *b, &person_b)
             };
             let text = rng.prose(60);
             let t = at(&mut rng);
             doc.add_appreciation(who, &text, t)?;
         }
+        let mut raised = Vec::new();
         for _ in 0..per_week(shape.feedback, w) {
             let draft = FeedbackDraft {
                 observation: rng.prose(60),
@@ -216,24 +220,33 @@ pub fn generate(
                 request: rng.prose(50),
             };
             let t = at(&mut rng);
-            let id = a.add_feedback(person_a, &draft, t)?;
-            let reflection = rng.prose(80);
-            a.add_reply(
-                &id,
-                &person_b,
-                ReplyKind::Reflect,
-                &reflection,
-                Millis(t.0 + 1000),
-            )?;
-            a.add_reply(
-                &id,
-                person_a,
-                ReplyKind::Acknowledge,
-                "yes",
-                Millis(t.0 + 2000),
-            )?;
+            raised.push((a.add_feedback(person_a, &draft, t)?, t));
         }
-        for (doc, who) in [(&mut *a, person_a), (&mut b, &person_b)] {
+        if !raised.is_empty() {
+            // The listener reflects on their own device; the one who raised it answers.
+            exchange(&mut *a, &mut *b)?;
+            for (id, t) in &raised {
+                let reflection = rng.prose(80);
+                b.add_reply(
+                    id,
+                    &person_b,
+                    ReplyKind::Reflect,
+                    &reflection,
+                    Millis(t.0 + 1000),
+                )?;
+            }
+            exchange(&mut *a, &mut *b)?;
+            for (id, t) in &raised {
+                a.add_reply(
+                    id,
+                    person_a,
+                    ReplyKind::Acknowledge,
+                    "yes",
+                    Millis(t.0 + 2000),
+                )?;
+            }
+        }
+        for (doc, who) in [(&mut *a, person_a), (&mut *b, &person_b)] {
             let mut answers = Answers::default();
             answers.insert("feeling", AnswerValue::Scale(3 + rng.below(8) as u8));
             answers.insert("feeling_word", AnswerValue::Text(rng.prose(8)));
@@ -249,12 +262,73 @@ pub fn generate(
         }
         // The weekly sync between the two devices, and the sealed answers' keys each
         // releases on seeing the other's.
-        exchange(&mut *a, &mut b)?;
+        exchange(&mut *a, &mut *b)?;
         a.release_due_keys(person_a, Millis(week_start + 7 * DAY))?;
         b.release_due_keys(&person_b, Millis(week_start + 7 * DAY))?;
-        exchange(&mut *a, &mut b)?;
+        exchange(&mut *a, &mut *b)?;
     }
-    Ok(b)
+    Ok(())
+}
+
+/// Who is whom in a couple of two devices, `a` (which created the space) and `b`, as the
+/// space's ACL would say.
+pub fn couple(a: [u8; 32], b: [u8; 32]) -> hearth_doc::authorship::People {
+    use hearth_doc::authorship::{People, PersonKey};
+    [
+        (a, PersonKey::from_founding_device(a)),
+        (b, PersonKey::from_founding_device(b)),
+    ]
+    .into_iter()
+    .collect::<People>()
+    .with_founder(a)
+}
+
+/// A partner for `profile`'s space, joined for real over its relay into `home`.
+///
+/// # Errors
+/// An invite or join that fails.
+pub async fn paired_partner(
+    profile: &mut hearth_client::Profile,
+    home: &std::path::Path,
+    timeout: std::time::Duration,
+) -> anyhow::Result<hearth_client::Profile> {
+    use hearth_client::{Protection, sync};
+    let code = sync::invite(
+        profile,
+        hearth_proto::InviteRole::Partner,
+        std::time::Duration::from_secs(3600),
+        timeout,
+    )
+    .await?;
+    Ok(
+        sync::join(home, &code, Some("Jordan"), Protection::None, timeout)
+            .await?
+            .profile,
+    )
+}
+
+/// [`generate`] for a real couple: `a`'s profile and its joined `partner`. Returns the
+/// whole history (what `a` ends with) and what the partner's device holds.
+///
+/// # Errors
+/// A document or profile error.
+pub fn generate_for(
+    a: &hearth_client::Profile,
+    partner: &hearth_client::Profile,
+    shape: Shape,
+    end: Millis,
+) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let mut doc = a.load()?;
+    let mut b = partner.load()?;
+    generate(
+        &mut doc,
+        a.person_id(),
+        &mut b,
+        partner.person_id(),
+        shape,
+        end,
+    )?;
+    Ok((doc.save_snapshot(), b.save_snapshot()))
 }
 
 /// Each device applies what the other has not saved yet.

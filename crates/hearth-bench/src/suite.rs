@@ -255,17 +255,19 @@ async fn initial_sync(o: &Options, relay: &RelayProcess, dir: &Path) -> Result<V
     let start = Millis(end.0 - i64::from(shape.weeks) * 7 * 86_400_000);
     let mut h = Profile::create(&dir.join("history"), "Sam", Protection::None, start)?;
     h.sync_book_mut().start_space(&relay.url)?;
-    let who = h.person_id().clone();
-    let mut doc = h.load()?;
-    history::generate(&mut doc, &who, shape, end)?;
-    let everything = doc.save_snapshot();
+    sync::sync_once(&mut h, timeout).await?;
+    let mut partner =
+        history::paired_partner(&mut h, &dir.join("history-partner"), timeout).await?;
+    let (everything, theirs) = history::generate_for(&h, &partner, shape, end)?;
     let doc_bytes = everything.len();
     let loading = Instant::now();
     hearth_doc::SpaceDoc::load(&[7; 32], &everything, [])?;
     let load_ms = loading.elapsed().as_secs_f64() * 1000.0;
     h.write(|d| d.apply(&everything))?;
+    partner.write(|d| d.apply(&theirs))?;
     let cpu_before = relay.cpu()?;
     let upload = Instant::now();
+    sync::sync_once(&mut partner, timeout).await?;
     sync::sync_once(&mut h, timeout).await?;
     let upload_ms = upload.elapsed().as_secs_f64() * 1000.0;
     let mut times = Vec::new();

@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use automerge::{ActorId, AutoCommit, ObjId, ObjType, ReadDoc, ScalarValueRef, Value};
+use automerge::{ActorId, AutoCommit, ObjId, ObjType, ReadDoc, Value};
 
 use crate::authorship::{People, PersonKey};
 use crate::ids::{Millis, PersonId};
@@ -54,34 +54,62 @@ pub(crate) struct Authors {
 
 impl Authors {
     pub(crate) fn read(doc: &AutoCommit, people: &People) -> Authors {
-        let mut legacy: BTreeMap<PersonKey, ((u64, ActorId), Named)> = BTreeMap::new();
-        let mut key_of: HashMap<PersonId, PersonKey> = HashMap::new();
+        // First-layout `people` entries: each id is bound to the person whose device wrote
+        // it *first* (every value of a conflict is looked at, so a partner's later write of
+        // the same key cannot take it; op counters run forward, which validated apply
+        // checks). Each person's own id is the earliest one bound to them.
+        #[allow(clippy::type_complexity)]
+        let mut first: HashMap<
+            PersonId,
+            ((u64, ActorId), PersonKey, ObjId, Value<'static>),
+        > = HashMap::new();
         for map in layout::root_objects(doc, layout::PEOPLE, ObjType::Map) {
-            for item in doc.map_range(&map, ..) {
-                let Ok(id) = item.key.parse::<PersonId>() else {
+            for key in doc.keys(&map) {
+                let Ok(id) = key.parse::<PersonId>() else {
                     continue;
                 };
-                let ObjId::Id(counter, actor, _) = item.id() else {
-                    continue;
-                };
-                let Some(key) = people.person(actor.to_bytes()) else {
-                    continue;
-                };
-                key_of.entry(id.clone()).or_insert(key);
-                let order = (counter, actor);
-                let (name, joined_at) = legacy_person(doc, people, key, &item.id(), &item.value);
-                let named = Named {
-                    id,
-                    name,
-                    joined_at,
-                };
-                match legacy.get(&key) {
-                    Some((earlier, _)) if *earlier <= order => {}
-                    _ => {
-                        legacy.insert(key, (order, named));
+                for (value, value_id) in doc.get_all(&map, key.as_str()).unwrap_or_default() {
+                    let ObjId::Id(counter, actor, _) = &value_id else {
+                        continue;
+                    };
+                    let Some(person) = people.person(actor.to_bytes()) else {
+                        continue;
+                    };
+                    let order = (*counter, actor.clone());
+                    match first.get(&id) {
+                        Some((earlier, ..)) if *earlier <= order => {}
+                        _ => {
+                            first.insert(
+                                id.clone(),
+                                (order, person, value_id.clone(), value.to_owned()),
+                            );
+                        }
                     }
                 }
             }
+        }
+        let mut legacy: BTreeMap<PersonKey, ((u64, ActorId), Named)> = BTreeMap::new();
+        let mut key_of: HashMap<PersonId, PersonKey> = HashMap::new();
+        for (id, (order, key, value_id, value)) in first {
+            key_of.insert(id.clone(), key);
+            if legacy
+                .get(&key)
+                .is_some_and(|(earlier, _)| *earlier <= order)
+            {
+                continue;
+            }
+            let (name, joined_at) = legacy_person(doc, people, key, &value_id, &value);
+            legacy.insert(
+                key,
+                (
+                    order,
+                    Named {
+                        id,
+                        name,
+                        joined_at,
+                    },
+                ),
+            );
         }
         let containers = layout::containers(doc);
         let mut by_key: BTreeMap<PersonKey, Named> = BTreeMap::new();
@@ -91,6 +119,33 @@ impl Authors {
             .chain(people.devices().map(|(_, k)| *k))
             .chain(legacy.keys().copied())
             .collect();
+        // Who declared each id first (op counters run forward, which validated apply
+        // checks): a later claim of someone's id in another container does not take it.
+        let mut declared_first: HashMap<PersonId, ((u64, ActorId), PersonKey)> = HashMap::new();
+        for (key, objects) in &containers {
+            for obj in objects {
+                let Ok(Some((Value::Scalar(value), ObjId::Id(counter, actor, _)))) =
+                    doc.get(obj, layout::PERSON)
+                else {
+                    continue;
+                };
+                let automerge::ScalarValue::Str(text) = value.as_ref() else {
+                    continue;
+                };
+                let Ok(id) = text.parse::<PersonId>() else {
+                    continue;
+                };
+                let order = (counter, actor);
+                match declared_first.get(&id) {
+                    Some((earlier, _)) if *earlier <= order => {}
+                    _ => {
+                        declared_first.insert(id, (order, *key));
+                    }
+                }
+            }
+        }
+        let declared_once =
+            |id: &PersonId, key: &PersonKey| declared_first.get(id).is_some_and(|(_, k)| k == key);
         for (key, objects) in &containers {
             let declared = objects
                 .iter()
@@ -111,6 +166,7 @@ impl Authors {
                     Some(d)
                         if d == PersonId::of(key)
                             || (key_of.get(&d).is_none_or(|k| k == key)
+                                && declared_once(&d, key)
                                 && known.iter().all(|k| k == key || PersonId::of(k) != d)) =>
                     {
                         d
@@ -194,10 +250,10 @@ fn legacy_person(
     people: &People,
     key: PersonKey,
     obj: &ObjId,
-    value: &automerge::ValueRef<'_>,
+    value: &Value<'_>,
 ) -> (Option<String>, Option<Millis>) {
     match value {
-        automerge::ValueRef::Object(ObjType::Map) => {
+        Value::Object(ObjType::Map) => {
             let own = |field: &str| {
                 doc.get_all(obj, field)
                     .unwrap_or_default()
@@ -219,11 +275,14 @@ fn legacy_person(
             let joined_at = own(layout::JOINED_AT).and_then(|s| millis(&s));
             (name, joined_at)
         }
-        automerge::ValueRef::Scalar(ScalarValueRef::Str(text)) => {
-            serde_json::from_str::<crate::records::PersonRecord>(text)
-                .map(|r| (r.name, r.joined_at))
-                .unwrap_or((None, None))
-        }
+        Value::Scalar(s) => match s.as_ref() {
+            automerge::ScalarValue::Str(text) => {
+                serde_json::from_str::<crate::records::PersonRecord>(text)
+                    .map(|r| (r.name, r.joined_at))
+                    .unwrap_or((None, None))
+            }
+            _ => (None, None),
+        },
         _ => (None, None),
     }
 }

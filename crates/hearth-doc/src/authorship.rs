@@ -209,6 +209,13 @@ pub enum Refusal {
     },
     /// The change's ops could not be decoded (they name an actor the change does not list).
     Undecodable,
+    /// The change is not something an Automerge document could have made: an op on an
+    /// object that does not exist, a key of the wrong kind for its object, an op that
+    /// names a later op as what it overwrites, counters that run backwards.
+    Malformed {
+        /// What is wrong with it.
+        what: &'static str,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -236,6 +243,7 @@ impl fmt::Display for Refusal {
             }
             Self::DependsOnRefused { on } => write!(f, "it depends on refused change {on}"),
             Self::Undecodable => f.write_str("its operations do not decode"),
+            Self::Malformed { what } => write!(f, "it is malformed: {what}"),
         }
     }
 }
@@ -360,7 +368,10 @@ pub fn check_change_in(
     let own_container = person_container_key(&me);
     // The first layout's collections are made at the root by the device that created the
     // space, and by anyone once the space has them (an old release fills in one it lacks).
-    let may_make_legacy = !legacy.objects.is_empty() || people.founder() == Some(signer);
+    // The founder only in the space's very first change: later, a root `people` map or
+    // list would let them bind the partner's id to themselves.
+    let may_make_legacy = !legacy.objects.is_empty()
+        || (people.founder() == Some(signer) && change.deps().is_empty());
     for op in &expanded.operations {
         match &op.obj {
             ObjectId::Root => {

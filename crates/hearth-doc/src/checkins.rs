@@ -376,6 +376,7 @@ pub(crate) fn settle(
     deck: Option<&Deck>,
     reveals: &[Reveal],
     own_keys: &HashMap<SealCommitment, OwnKey>,
+    people: &[PersonId],
 ) -> Checkin {
     let week = c.week;
     let read = |value: &serde_json::Value| -> Answers {
@@ -403,7 +404,18 @@ pub(crate) fn settle(
         .map(|(person, choice)| {
             let submitted_at = c.submissions[person][0].submitted_at;
             let (seal, submitted_at, released_at, answers) = match choice {
-                Choice::Replaced => (Seal::Replaced, submitted_at, None, None),
+                // Never shown as the answers, but the device that sealed them may still
+                // read what it answered.
+                Choice::Replaced => {
+                    let own = c.submissions[person].iter().find_map(|s| match &s.body {
+                        Body::Sealed(sealed) => own_keys
+                            .get(&sealed.commitment)
+                            .and_then(|own| open_answers(week, person, sealed, &own.key))
+                            .and_then(|bytes| read_bytes(&bytes)),
+                        _ => None,
+                    });
+                    (Seal::Replaced, submitted_at, None, own)
+                }
                 Choice::Chosen {
                     submission,
                     opened,
@@ -437,11 +449,60 @@ pub(crate) fn settle(
             (person.clone(), submission)
         })
         .collect();
+    let mut submissions: BTreeMap<PersonId, Submission> = submissions;
+    for (person, at) in deleted_after_release(c, reveals, people) {
+        submissions.entry(person.clone()).or_insert(Submission {
+            person,
+            submitted_at: at,
+            seal: Seal::Replaced,
+            released_at: None,
+            answers: None,
+        });
+    }
     Checkin {
         week,
         deck: c.deck.clone(),
         submissions,
     }
+}
+
+/// The people whose answers a partner's valid key names as seen, but who have no
+/// submission for the week any more: their answers were removed after the partner's were
+/// opened to them. They read as replaced (with the release's time), never as not answered.
+fn deleted_after_release(
+    c: &WeekCheckin,
+    reveals: &[Reveal],
+    people: &[PersonId],
+) -> Vec<(PersonId, Millis)> {
+    let missing: Vec<&PersonId> = people
+        .iter()
+        .filter(|p| !c.submissions.contains_key(*p))
+        .collect();
+    if missing.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for r in reveals.iter().filter(|r| r.seen.is_some()) {
+        let Some(subs) = c.submissions.get(&r.person) else {
+            continue;
+        };
+        let valid = subs.iter().any(|s| match &s.body {
+            Body::Sealed(sealed) => {
+                sealed.commitment == r.commitment
+                    && open_answers(c.week, &r.person, sealed, &r.key).is_some()
+            }
+            _ => false,
+        });
+        if !valid {
+            continue;
+        }
+        for p in missing.iter().filter(|p| ***p != r.person) {
+            if !out.iter().any(|(q, _)| q == *p) {
+                out.push(((*p).clone(), r.released_at));
+            }
+        }
+    }
+    out
 }
 
 /// The commitments ("one small thing I'll do for us") inside the answers this device can

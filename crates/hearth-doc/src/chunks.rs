@@ -40,6 +40,11 @@ fn refuse(why: impl Into<String>) -> ChunkError {
     ChunkError(why.into())
 }
 
+/// A refusal of incoming data for another reason than its framing.
+pub(crate) fn refuse_owned(why: String) -> ChunkError {
+    ChunkError(why)
+}
+
 /// Splits `bytes` into chunks and parses every one of them.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Incoming, ChunkError> {
     let mut incoming = Incoming {

@@ -1,31 +1,35 @@
 //! Where things live inside the Automerge document, and forgiving ways to get them out.
 //!
 //! The layout is a contract with every other copy of hearth, older and newer, so its key
-//! names are spelled once, here. It keeps the promises of `docs/document.md` (lists that
-//! merge concurrent appends, check-ins under random ids grouped by week, answers as one
-//! JSON value, plain-string bodies, last-writer-wins per edited field) but stores each
-//! entry as **one JSON string** instead of a map of fields:
+//! names are spelled once, here (and written down in `docs/document.md`). Each person writes
+//! only into their own container at the root, `by/<person key>`, which holds their name and
+//! every collection they write to:
 //!
 //! ```text
-//! schema: 1
-//! people:        map  person id -> map { name, joined_at }
-//! checkins:      map  check-in id -> "{week, template, opened_by, opened_at}"
-//! submissions:   map  "<check-in id>/<person id>" -> bytes (sealed answers, `records.rs`)
-//! reveals:       list of bytes (released keys, `records.rs`)
-//! appreciations: list of "{id, author, text, created_at}"
-//! feedback:      list of "{id, author, observation, feeling, need, request, created_at}"
-//! replies:       list of "{feedback, author, kind, text, created_at}"
-//! journal:       list of "{id, author, created_at, title?, body, tags?}"
-//! commitments:   list of "{id, author, text, week, status, created_at}"
-//! edits:         map  "<entry id>/<field>" -> value   (title, body, tags, edited_at, status)
-//! decks:         map  deck id -> the deck's TOML text, exactly as added
+//! by/<person key>:   map (one per person)
+//!   schema: 2, person: "<person id>", name, joined_at
+//!   checkins:        map  check-in id -> "{week, template, opened_by, opened_at}"
+//!   submissions:     map  "<check-in id>/<person id>" -> bytes (sealed answers, `records.rs`)
+//!   reveals:         list of bytes (released keys, `records.rs`)
+//!   appreciations:   list of "{id, author, text, created_at}"
+//!   feedback:        list of "{id, author, observation, feeling, need, request, created_at}"
+//!   replies:         list of "{feedback, author, kind, text, created_at}"
+//!   journal:         list of "{id, author, created_at, title?, body, tags?}"
+//!   edits:           map  "<entry id>/<field>" -> value   (title, body, tags, edited_at, status)
+//!   decks:           map  deck id -> the deck's TOML text, exactly as added
 //! ```
 //!
-//! Why: Automerge 0.12 spends about 1 µs per operation when loading and about 5 µs per
-//! nested object when reading (a list of strings reads at ~0.2 µs an item). A map per entry
-//! costs 5–8 operations and one object read; a JSON string costs one operation and is read
-//! straight out of its list. On the ten-year history (crate docs) that took `load` from
-//! ~135 ms to ~50 ms and `timeline` from ~135 ms to ~19 ms.
+//! Spaces made before containers hold the same collections (and `people`, `commitments`)
+//! shared at the root, as the first layout (`schema: 1`) wrote them; [`collections`] reads
+//! both, and says where each object is ([`Place`]), so that readers can attribute what they
+//! read (`authors.rs`).
+//!
+//! Each entry is **one JSON string** rather than a map of fields. Why: Automerge 0.12 spends
+//! about 1 µs per operation when loading and about 5 µs per nested object when reading (a
+//! list of strings reads at ~0.2 µs an item). A map per entry costs 5–8 operations and one
+//! object read; a JSON string costs one operation and is read straight out of its list. On
+//! the ten-year history (crate docs) that took `load` from ~135 ms to ~50 ms and `timeline`
+//! from ~135 ms to ~19 ms.
 //!
 //! Entries that change after they are written keep their promise through `edits`: one
 //! scalar per entry and field, so concurrent edits of different fields both survive and
@@ -34,14 +38,12 @@
 //!
 //! A couple's own question decks (`hearth deck add`) are kept as the TOML text the person
 //! wrote, not as parsed data: that is what both devices validate with the same rules, what
-//! `hearth deck show` can hand back, and it leaves the deck format free to grow. Adding a
-//! deck again with the same id replaces it (last writer wins, like any field); check-ins
-//! keep only the deck's id, in their `template` field. Spaces created before decks existed
-//! lack the map until the first deck is added.
+//! `hearth deck show` can hand back, and it leaves the deck format free to grow. Check-ins
+//! keep only the deck's id, in their `template` field.
 //!
-//! Readers also accept entries stored as maps of fields, the form a client that models each entry as a map would write
-//! (converted to JSON on the fly), so a client that writes that form still reads here.
-//! Anything unreadable is skipped, entry by entry.
+//! Readers also accept entries stored as maps of fields, the form a client that models each
+//! entry as a map would write (converted to JSON on the fly). Anything unreadable is
+//! skipped, entry by entry.
 
 use std::borrow::Cow;
 

@@ -85,13 +85,16 @@
 //! ## Document layout
 //!
 //! The schema is written once, in `docs/document.md`, and spelled in code once, in
-//! `layout.rs`: the root has `schema: 1`; `people` maps person ids to `{name, joined_at}`;
-//! check-ins live under random ids and are grouped by ISO week when read; appreciations,
-//! feedback, replies, journal entries and commitments are Automerge lists, so concurrent
-//! appends on two devices all survive; each entry is **one JSON string** rather than a map
-//! of fields, and later edits (journal fields, commitment status) are one scalar per entry
-//! and field in `edits`; a submission's answers are sealed bytes (`records.rs`); a couple's
-//! own decks are their TOML text in `decks`.
+//! `layout.rs`: each person writes only into their own container at the root
+//! (`by/<person key>`: their name, their check-ins and sealed submissions, released keys,
+//! appreciations, feedback, replies, journal entries, edits and decks), and every change
+//! from another device is checked against that rule before it is applied
+//! ([`authorship`], [`SpaceDoc::apply_screened`]). Readers merge the containers and
+//! attribute each entry by where it is, never by the author it names. Lists merge
+//! concurrent appends; each entry is **one JSON string** rather than a map of fields, and
+//! later edits are one scalar per entry and field in `edits`. Spaces made before
+//! containers keep their shared root collections, read with each value attributed by the
+//! device whose op wrote it.
 //!
 //! Automerge 0.12 pays per operation when loading and per object when reading; a map per
 //! entry made a ten-year history load in ~135 ms and read its timeline in ~135 ms, one

@@ -117,8 +117,10 @@ impl SpaceDoc {
                     let by = author.clone();
                     reply(n, by)
                 });
+                // Every entry with this id gets the replies to it (a copy of someone's id
+                // under another author must not take theirs); roles decide what shows.
                 let mut thread: Vec<Reply> = nested
-                    .chain(replies.remove(&r.id).unwrap_or_default())
+                    .chain(replies.get(&r.id).cloned().unwrap_or_default())
                     .filter(|reply| role_fits(reply, &author))
                     .collect();
                 // By content, like every view, so both devices agree even on replies
@@ -224,6 +226,7 @@ impl SpaceDoc {
 
     pub(crate) fn settled_with(&self, authors: &Authors, week: Option<Week>) -> Vec<Checkin> {
         let reveals = checkins::reveals(&self.doc, authors, week);
+        let people: Vec<PersonId> = authors.everyone().map(|(_, n)| n.id.clone()).collect();
         // Each deck is looked up (and a couple's own parsed) once, however many weeks use it.
         let mut decks: HashMap<String, Option<Deck>> = HashMap::new();
         checkins::merge(checkins::raw_checkins(&self.doc, authors, true, week))
@@ -233,7 +236,7 @@ impl SpaceDoc {
                 let deck = decks
                     .entry(c.deck.clone())
                     .or_insert_with(|| self.deck(&c.deck));
-                checkins::settle(&c, deck.as_ref(), released, &self.own_keys)
+                checkins::settle(&c, deck.as_ref(), released, &self.own_keys, &people)
             })
             .collect()
     }
@@ -272,14 +275,29 @@ impl SpaceDoc {
                 handle: handle.to_owned(),
             });
         }
-        let ids = entry_ids(&self.doc);
-        if let Some(exact) = ids.iter().find(|id| id.as_str() == wanted) {
+        let authors = self.authors();
+        let ids = entry_ids(&self.doc, &authors);
+        if let Some(exact) = ids.keys().find(|id| id.as_str() == wanted) {
             return Ok(exact.clone());
         }
         let mut matches: Vec<EntryId> = ids
-            .into_iter()
+            .keys()
             .filter(|id| id.as_str().ends_with(&wanted))
+            .cloned()
             .collect();
+        if matches.len() > 1 {
+            // A partner can mint an id that ends like one of yours: your own entry is the
+            // one your handle means.
+            let me = authors.id_of(&self.writer());
+            let own: Vec<EntryId> = matches
+                .iter()
+                .filter(|id| ids[*id].contains(&me))
+                .cloned()
+                .collect();
+            if own.len() == 1 {
+                matches = own;
+            }
+        }
         match matches.len() {
             0 => Err(DocError::NotFound {
                 what: "entry",
@@ -467,19 +485,27 @@ pub(crate) fn feedback_authors(doc: &AutoCommit, authors: &Authors, id: &EntryId
         .collect()
 }
 
-/// Ids of every entry a handle can refer to, without decoding the rest of each entry.
-fn entry_ids(doc: &AutoCommit) -> BTreeSet<EntryId> {
-    [
+/// Ids of every entry a handle can refer to, with who wrote each (entries attributed to
+/// no one are left out), without decoding the rest of each entry.
+fn entry_ids(doc: &AutoCommit, authors: &Authors) -> BTreeMap<EntryId, BTreeSet<PersonId>> {
+    let mut out: BTreeMap<EntryId, BTreeSet<PersonId>> = BTreeMap::new();
+    for collection in [
         layout::APPRECIATIONS,
         layout::FEEDBACK,
         layout::JOURNAL,
         layout::COMMITMENTS,
-    ]
-    .into_iter()
-    .flat_map(|collection| layout::list_entries(doc, collection))
-    .filter_map(|item| item.stored.decode::<IdOnly>())
-    .map(|r| r.id)
-    .collect()
+    ] {
+        for item in layout::list_entries(doc, collection) {
+            let Some(r) = item.stored.decode::<IdOnly>() else {
+                continue;
+            };
+            let Some(author) = authors.attribute(&item.writer, &r.author) else {
+                continue;
+            };
+            out.entry(r.id).or_default().insert(author);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

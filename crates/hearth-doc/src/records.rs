@@ -292,10 +292,11 @@ pub(crate) struct PersonRecord {
     pub(crate) joined_at: Option<Millis>,
 }
 
-/// Just the id of an entry, for lookups by handle.
+/// Just the id and claimed author of an entry, for lookups by handle.
 #[derive(Debug, Deserialize)]
 pub(crate) struct IdOnly {
     pub(crate) id: EntryId,
+    pub(crate) author: PersonId,
 }
 
 /// Answers from stored JSON, keeping every answer that reads and dropping the rest.

@@ -45,6 +45,9 @@ pub struct SpaceDoc {
     new_keys: Vec<OwnKey>,
     /// Who is whom, from the space's signed ACL ([`SpaceDoc::set_people`]).
     pub(crate) people: People,
+    /// Changes from other devices that wait for changes not here yet, with who vouched for
+    /// each; judged once they can be ([`SpaceDoc::apply_screened`]).
+    held: Vec<([u8; 32], automerge::Change)>,
 }
 
 /// What [`SpaceDoc::apply_screened`] did with bytes from another device.
@@ -100,6 +103,7 @@ impl SpaceDoc {
             own_keys: HashMap::new(),
             new_keys: Vec::new(),
             people: People::default(),
+            held: Vec::new(),
         };
         let me = space.writer();
         space.change(|doc| {
@@ -124,6 +128,7 @@ impl SpaceDoc {
             own_keys: HashMap::new(),
             new_keys: Vec::new(),
             people: People::default(),
+            held: Vec::new(),
         })
     }
 
@@ -161,6 +166,7 @@ impl SpaceDoc {
             own_keys: HashMap::new(),
             new_keys: Vec::new(),
             people: People::default(),
+            held: Vec::new(),
         };
         // One batch for all chunks: Automerge's cost per apply call grows with the
         // document, so 64 chunks applied one by one took longer than the snapshot itself.
@@ -234,11 +240,23 @@ impl SpaceDoc {
     }
 
     /// Applies bytes from other devices, each message `(sender, bytes)` judged by the
-    /// authorship rule ([`authorship`]) before anything is applied: changes by the device
-    /// that sent them (or another device of its person), and, inside a whole document (a
-    /// snapshot), each change by its own actor. Only the changes that pass are applied;
-    /// the others are returned with why. Changes that depend on a hash in `refused` (those
-    /// refused for good before) are refused too.
+    /// authorship rule ([`authorship`]) before anything is applied. Only the changes that
+    /// pass are applied; the others are returned with why. Changes that depend on a hash in
+    /// `refused` (those refused for good before) are refused too.
+    ///
+    /// Who vouches for a change: in an envelope, the device that signed it (the change must
+    /// be under a device of the sender's person). Inside a whole document (a snapshot),
+    /// each change is judged as its own actor's when this device joins from it (it holds
+    /// nothing yet), or when it is the sender's person's, or the snapshot is this device's
+    /// own person's; a change under one of *this device's person's* actors in the
+    /// partner's snapshot is judged as the sender's, so a partner cannot extend your
+    /// history through a snapshot.
+    ///
+    /// A change is judged only once everything it depends on is here (until then it is
+    /// held, and [`waiting`](Self::waiting) says so), so the verdict never depends on the
+    /// order of arrival. Each accepted change is also checked to be well-formed (its ops
+    /// target objects that exist, with keys of the right kind, and its counters run
+    /// forward), so that a crafted change cannot break the document.
     ///
     /// # Errors
     ///
@@ -250,57 +268,203 @@ impl SpaceDoc {
         refused: &HashSet<ChangeHash>,
     ) -> Result<Screened, DocError> {
         let before = self.doc.get_heads();
-        let mut offered: Vec<([u8; 32], automerge::Change)> = Vec::new();
+        let me = self.writer();
+        let mut offered: Vec<([u8; 32], automerge::Change)> = std::mem::take(&mut self.held);
         let mut whole: Vec<AutoCommit> = Vec::new();
         let mut loose = 0;
         for (sender, bytes) in messages {
             let incoming = chunks::parse(bytes).map_err(DocError::apply)?;
             loose += incoming.changes.len();
             offered.extend(incoming.changes.into_iter().map(|c| (*sender, c)));
+            let sender_person = self.people.person(sender);
             for mut doc in incoming.documents {
-                // A snapshot carries everyone's changes; each is vouched for by its own
-                // actor (a device the ACL names), and judged as that device's.
                 for change in doc.get_changes(&[]) {
                     let actor = change.actor_id().to_bytes();
-                    let signer = <[u8; 32]>::try_from(actor).unwrap_or([0; 32]);
+                    let own_actor = self.people.person(actor) == Some(me);
+                    let vouched_by_actor =
+                        before.is_empty() || !own_actor || sender_person == Some(me);
+                    let signer = if vouched_by_actor {
+                        <[u8; 32]>::try_from(actor).unwrap_or([0; 32])
+                    } else {
+                        *sender
+                    };
                     offered.push((signer, change));
                 }
                 whole.push(doc);
             }
         }
-        let legacy = self.legacy_objects();
-        let verdicts = authorship::screen_in(
-            &self.people,
-            &legacy,
-            offered.iter().map(|(s, c)| (s, c)),
-            refused,
-        );
-        let mut accepted = Vec::with_capacity(offered.len());
         let mut out = Screened::default();
-        for ((_, change), verdict) in offered.into_iter().zip(verdicts) {
-            match verdict.outcome {
-                Ok(()) => accepted.push(change),
-                Err(reason) => out.refused.push(RefusedChange {
-                    hash: verdict.hash,
-                    actor: change.actor_id().to_bytes().to_vec(),
-                    reason,
-                }),
+        // A whole document arriving at an empty one, whose every change passes, is taken
+        // as it is (Automerge built it, so it is well-formed): applying it change by change
+        // is many times slower than the load that parsing already did.
+        if loose == 0 && whole.len() == 1 && before.is_empty() {
+            let verdicts = authorship::screen_in(
+                &self.people,
+                &Legacy::default(),
+                offered.iter().map(|(s, c)| (s, c)),
+                refused,
+            );
+            if verdicts.iter().all(|v| v.outcome.is_ok()) {
+                let actor = self.doc.get_actor().clone();
+                let doc = whole.pop().expect("one document");
+                self.doc = doc.with_actor(actor);
+                out.changed = !self.doc.get_heads().is_empty();
+                return Ok(out);
             }
         }
-        // A whole document that passed in full, arriving at an empty one, is taken as it
-        // is: applying it change by change is many times slower than the load parsing did.
-        if out.refused.is_empty() && loose == 0 && whole.len() == 1 && before.is_empty() {
-            let actor = self.doc.get_actor().clone();
-            let doc = whole.pop().expect("one document");
-            self.doc = doc.with_actor(actor);
-            out.changed = !self.doc.get_heads().is_empty();
-            return Ok(out);
+        let mut seen: HashSet<ChangeHash> = HashSet::new();
+        offered.retain(|(_, c)| {
+            seen.insert(c.hash()) && self.doc.get_change_meta_by_hash(&c.hash()).is_none()
+        });
+        let mut refused_now: HashSet<ChangeHash> = refused.clone();
+        let mut pending = offered;
+        loop {
+            // The changes whose dependencies are all here, or ready before them in this
+            // round (batches come in causal order, so one round takes nearly everything),
+            // or refused (those are judged now, and fall with what they depend on).
+            let mut available: HashSet<ChangeHash> = HashSet::new();
+            let mut ready = Vec::new();
+            let mut rest = Vec::new();
+            for (signer, change) in pending {
+                let is_ready = change.deps().iter().all(|d| {
+                    available.contains(d)
+                        || refused_now.contains(d)
+                        || self.doc.get_change_meta_by_hash(d).is_some()
+                });
+                if is_ready {
+                    available.insert(change.hash());
+                    ready.push((signer, change));
+                } else {
+                    rest.push((signer, change));
+                }
+            }
+            pending = rest;
+            if ready.is_empty() {
+                break;
+            }
+            let legacy = self.legacy_objects();
+            let verdicts = authorship::screen_in(
+                &self.people,
+                &legacy,
+                ready.iter().map(|(s, c)| (s, c)),
+                &refused_now,
+            );
+            let mut accepted = Vec::new();
+            let mut made: HashMap<(u64, ActorId), ObjType> = HashMap::new();
+            let mut max_ops: HashMap<ChangeHash, u64> = HashMap::new();
+            for ((_, change), verdict) in ready.into_iter().zip(verdicts) {
+                let outcome = verdict
+                    .outcome
+                    .and_then(|()| self.well_formed(&change, &mut made, &max_ops));
+                match outcome {
+                    Ok(()) => {
+                        max_ops.insert(change.hash(), change.max_op());
+                        accepted.push(change);
+                    }
+                    Err(reason) => {
+                        if reason.lasting() {
+                            refused_now.insert(verdict.hash);
+                        }
+                        out.refused.push(RefusedChange {
+                            hash: verdict.hash,
+                            actor: change.actor_id().to_bytes().to_vec(),
+                            reason,
+                        });
+                    }
+                }
+            }
+            if accepted.is_empty() {
+                // Only refusals: what waits on them is judged in the next round.
+                continue;
+            }
+            // A backstop for what the checks above cannot see: Automerge panics on some
+            // impossible ops; that must not bring the device down.
+            let doc = &mut self.doc;
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                doc.apply_changes(accepted)
+            })) {
+                Ok(result) => result.map_err(DocError::apply)?,
+                Err(_) => {
+                    return Err(DocError::Apply {
+                        source: Box::new(chunks::refuse_owned(
+                            "a change breaks the document's structure".to_owned(),
+                        )),
+                    });
+                }
+            }
         }
-        if !accepted.is_empty() {
-            self.doc.apply_changes(accepted).map_err(DocError::apply)?;
-        }
+        // What is still missing something is held, judged once it can be.
+        self.held = pending;
         out.changed = self.doc.get_heads() != before;
         Ok(out)
+    }
+
+    /// Whether an accepted change is one an Automerge document could have made: its ops
+    /// target objects that exist (here or made earlier in the batch, `made`), with map
+    /// keys on maps and list positions on lists, overwrite and insert after earlier ops
+    /// only, and its first op comes after every op of what it depends on (`max_ops` for
+    /// changes earlier in the batch).
+    fn well_formed(
+        &mut self,
+        change: &automerge::Change,
+        made: &mut HashMap<(u64, ActorId), ObjType>,
+        max_ops: &HashMap<ChangeHash, u64>,
+    ) -> Result<(), Refusal> {
+        use automerge::legacy::{Key, ObjectId, OpType};
+        let malformed = |what| Err(Refusal::Malformed { what });
+        let start = change.start_op().get();
+        for dep in change.deps() {
+            let max = match max_ops.get(dep) {
+                Some(m) => Some(*m),
+                None => self.doc.get_change_meta_by_hash(dep).map(|m| m.max_op),
+            };
+            if max.is_some_and(|m| start <= m) {
+                return malformed("its counters do not come after what it builds on");
+            }
+        }
+        let expanded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change.decode()))
+            .map_err(|_| Refusal::Undecodable)?;
+        let actor = change.actor_id().clone();
+        for (i, op) in expanded.operations.iter().enumerate() {
+            let counter = start + i as u64;
+            let ty = match &op.obj {
+                ObjectId::Root => ObjType::Map,
+                ObjectId::Id(id) => {
+                    let key = (id.counter(), id.actor().clone());
+                    match made.get(&key) {
+                        Some(ty) => *ty,
+                        None => match self.doc.import(&format!(
+                            "{}@{}",
+                            id.counter(),
+                            id.actor().to_hex_string()
+                        )) {
+                            Ok((_, ty)) => ty,
+                            Err(_) => {
+                                return malformed("an op targets an object that does not exist");
+                            }
+                        },
+                    }
+                }
+            };
+            let sequence = matches!(ty, ObjType::List | ObjType::Text);
+            match (&op.key, sequence) {
+                (Key::Map(_), false) if !op.insert => {}
+                (Key::Seq(_), true) => {}
+                _ => return malformed("an op's key does not fit its object"),
+            }
+            if let Key::Seq(automerge::legacy::ElementId::Id(e)) = &op.key
+                && e.counter() >= counter
+            {
+                return malformed("an op names a later element");
+            }
+            if op.pred.iter().any(|p| p.counter() >= counter) {
+                return malformed("an op overwrites a later op");
+            }
+            if let OpType::Make(made_ty) = op.action {
+                made.insert((counter, actor.clone()), made_ty);
+            }
+        }
+        Ok(())
     }
 
     /// The first layout's shared collections in this document (see [`Legacy`]).
@@ -318,9 +482,9 @@ impl SpaceDoc {
     }
 
     /// Whether changes applied to this instance wait for earlier changes it has not seen
-    /// (Automerge holds them back, in memory only, until their dependencies arrive).
+    /// (held back, in memory only, until their dependencies arrive).
     pub fn waiting(&mut self) -> bool {
-        !self.doc.get_missing_deps(&[]).is_empty()
+        !self.held.is_empty() || !self.doc.get_missing_deps(&[]).is_empty()
     }
 
     fn apply_incoming(

@@ -16,3 +16,4 @@ mod ritual;
 mod sync;
 mod sync_property;
 mod terminal;
+mod upgrade;

@@ -199,7 +199,15 @@ fn offline(
     let mut profile = Profile::create(&home, "Sam", Protection::None, start)?;
     let me = profile.person_id().clone();
     let mut a = profile.load()?;
-    history::generate(&mut a, &me, shape, end)?;
+    // Offline, nobody checks the partner's device against an ACL; any id will do.
+    let partner = [0xb0; 32];
+    let own = *profile.device_id().as_bytes();
+    let mut b = hearth_doc::SpaceDoc::load(&partner, &a.save_snapshot(), [])?;
+    b.set_people(history::couple(own, partner));
+    let jordan = hearth_doc::PersonId::of(
+        &hearth_doc::authorship::PersonKey::from_founding_device(partner),
+    );
+    history::generate(&mut a, &me, &mut b, &jordan, shape, end)?;
     let everything = a.save_snapshot();
     profile.write(|doc| doc.apply(&everything))?;
     profile.compact()?;
@@ -344,12 +352,13 @@ fn sync_bench(runs: usize) -> Result<()> {
         let start = Millis(end.0 - i64::from(shape.weeks) * 7 * 86_400_000);
         let mut h = Profile::create(&temp.path().join("h"), "Sam", Protection::None, start)?;
         h.sync_book_mut().start_space(&url)?;
-        let who = h.person_id().clone();
-        let mut doc = h.load()?;
-        history::generate(&mut doc, &who, shape, end)?;
-        let everything = doc.save_snapshot();
-        h.write(|d| d.apply(&everything))?;
+        sync::sync_once(&mut h, timeout).await?;
+        let mut partner = history::paired_partner(&mut h, &temp.path().join("h-partner"), timeout).await?;
+        let (mine, theirs) = history::generate_for(&h, &partner, shape, end)?;
+        h.write(|d| d.apply(&mine))?;
+        partner.write(|d| d.apply(&theirs))?;
         let pushed = Instant::now();
+        sync::sync_once(&mut partner, timeout).await?;
         sync::sync_once(&mut h, timeout).await?;
         let push_time = pushed.elapsed();
         let code = sync::invite(&mut h, hearth_proto::InviteRole::OwnDevice, Duration::from_secs(3600), timeout).await?;

@@ -1378,6 +1378,42 @@ fn answers_swapped_even_without_a_key_are_reported_as_replaced() {
 }
 
 #[test]
+fn answers_deleted_after_the_partners_were_opened_read_as_replaced_everywhere() {
+    let (mut laptop, mut phone, w) = ben_answered_after_ana();
+    assert_eq!(
+        phone.checkin(w).unwrap().submissions[&ben()].seal,
+        Seal::Open,
+        "Ben's key is out (Ana's not yet): Ana can read Ben's answers"
+    );
+    // Ana's modified client removes her submission (her own value: the rule allows it).
+    let (me, person) = laptop.me().unwrap();
+    let subs = layout::collection_for_write(
+        &mut laptop.doc,
+        &me,
+        &person,
+        layout::SUBMISSIONS,
+        ObjType::Map,
+    )
+    .unwrap();
+    let keys: Vec<String> = laptop.doc.keys(&subs).collect();
+    for key in keys {
+        laptop.doc.delete(&subs, key.as_str()).unwrap();
+    }
+    laptop.doc.commit();
+    sync(&mut laptop, &mut phone);
+    for (device, doc) in [("Ben's phone", &phone), ("Ana's laptop", &laptop)] {
+        let c = doc.checkin(w).unwrap();
+        let s = &c.submissions[&ana()];
+        assert_eq!(
+            (s.seal, s.answers.as_ref()),
+            (Seal::Replaced, None),
+            "{device}: removed after Ben's key named them, never 'not answered'"
+        );
+        assert!(!c.revealed(&doc.people()), "{device}");
+    }
+}
+
+#[test]
 fn a_released_key_that_opens_nothing_is_reported_not_trusted() {
     let (mut laptop, mut phone, w) = ben_answered_after_ana();
     let checkin = checkins::merge(checkins::raw_checkins(
@@ -1484,7 +1520,7 @@ fn sealed_answers_with_an_odd_value_still_open_the_rest() {
     };
     let keys = [(own.commitment, own)].into_iter().collect();
     let weekly = weekly_deck();
-    let settled = checkins::settle(&c, Some(&weekly), &[], &keys);
+    let settled = checkins::settle(&c, Some(&weekly), &[], &keys, &[]);
     let answers = settled.submissions[&ana()].answers.as_ref().unwrap();
     assert_eq!(answers.scale("feeling"), Some(8));
     assert_eq!(answers.text("connected"), Some("the lake"));
