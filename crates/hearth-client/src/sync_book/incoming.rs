@@ -169,13 +169,9 @@ impl<P: Deref<Target = Profile>> SyncBook<P> {
             // change's own device, the one it was written under.
             refusals.note(tx, seq, None, screened.refused)?;
         }
-        // A change refused for good never arrives: nothing waits for it (its dependents
-        // were refused with it), so it cannot keep an envelope parked.
-        let waiting = doc
-            .missing_deps()
-            .iter()
-            .any(|h| !refusals.lasting.contains(h));
-        if waiting {
+        // A change refused for good keeps nothing waiting: its dependents are refused with
+        // it. One refused only for who brought it is waited for like any missing change.
+        if doc.waiting() {
             let sealed = self
                 .profile
                 .secrets
@@ -282,6 +278,7 @@ fn rule_name(reason: &Refusal) -> &'static str {
         Refusal::ForeignElement { .. } => "foreign-element",
         Refusal::DependsOnRefused { .. } => "depends-on-refused",
         Refusal::Undecodable => "undecodable",
+        Refusal::Malformed { .. } => "malformed",
     }
 }
 
