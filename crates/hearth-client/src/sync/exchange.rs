@@ -127,7 +127,11 @@ pub(super) async fn exchange(
     let mut report = SyncReport::default();
     // Taken before pushing: the relay must still hold what this device last saw there.
     let mut marks = profile.sync_book().landmarks()?;
-    let resend = profile.sync_book().resend_pending()?;
+    let mut resend = profile
+        .sync_book()
+        .resend_pending()?
+        .then(|| OwnPrefix::new(profile))
+        .transpose()?;
     let mut moved = push_staged(profile, link, state, &mut report).await?;
     let cursor = profile.sync_book().cursor()?;
     let since_seq = since_seq(&marks, cursor);
@@ -152,6 +156,14 @@ pub(super) async fn exchange(
                     Err(mark) => return behind(profile, head, mark),
                 };
                 moved += batch.bytes;
+                if let Some(prefix) = &mut resend {
+                    prefix.read(
+                        batch
+                            .kept
+                            .iter()
+                            .map(|(seq, bytes)| (*seq, bytes.as_slice())),
+                    );
+                }
                 take_in(
                     profile,
                     space,
@@ -169,6 +181,9 @@ pub(super) async fn exchange(
                 }
             }
             RelayFrame::Event { seq, envelope } => {
+                if let Some(prefix) = &mut resend {
+                    prefix.read([(seq, envelope.as_slice())]);
+                }
                 receive(profile, space, state, seq, &envelope, &mut report)?;
             }
             // A record added while we sync: the next sync adopts it with the whole chain.
@@ -176,8 +191,8 @@ pub(super) async fn exchange(
             other => return Err(unexpected("Batch", &other)),
         }
     }
-    if resend {
-        moved += resend_whole(profile, link, state).await?;
+    if let Some(prefix) = resend {
+        moved += resend_whole(profile, link, state, prefix.covers).await?;
     }
     // Keys released on seeing the partner's sealed answers go out in this same sync.
     moved += push_staged(profile, link, state, &mut report).await?;
@@ -208,22 +223,72 @@ pub(super) async fn push_staged(
     Ok(moved)
 }
 
+/// How far a snapshot sent after a rewind may reach: the longest run of the relay's
+/// envelopes from the start that this device's own person wrote.
+///
+/// A snapshot stands in for the envelopes it covers (the relay drops them), and a device
+/// that already holds part of the space takes from another person's snapshot none of its
+/// own person's changes (`hearth_doc::authorship`: it cannot tell them from forgeries). So
+/// a snapshot of this device covering the partner's envelopes could keep the partner's
+/// other devices from ever getting what was in them.
+struct OwnPrefix {
+    /// This device's person's devices.
+    mine: std::collections::HashSet<hearth_proto::DeviceId>,
+    /// The highest seq of the run so far (0: none).
+    covers: u64,
+    /// Whether the run still goes on.
+    open: bool,
+}
+
+impl OwnPrefix {
+    fn new(profile: &Profile) -> Result<OwnPrefix, SyncError> {
+        let mine = profile
+            .sync_book()
+            .devices()?
+            .into_iter()
+            .filter(|d| d.mine)
+            .map(|d| d.id)
+            .collect();
+        Ok(OwnPrefix {
+            mine,
+            covers: 0,
+            open: true,
+        })
+    }
+
+    /// Follows the relay's envelopes, in its order, from the start.
+    fn read<'a>(&mut self, items: impl IntoIterator<Item = (u64, &'a [u8])>) {
+        for (seq, bytes) in items {
+            if !self.open {
+                return;
+            }
+            let own = hearth_proto::Envelope::decode(bytes)
+                .is_ok_and(|e| self.mine.contains(&e.header().author));
+            if own {
+                self.covers = seq;
+            } else {
+                self.open = false;
+            }
+        }
+    }
+}
+
 /// After the whole document went back to a relay that went back in time as change
-/// envelopes (see `SyncBook::relay_rewound`), sends it as one snapshot covering the cursor
-/// too. The change envelopes reach the devices that are past the snapshot; the snapshot
-/// reaches every device that reads from before it (a new one, or one that also rewound),
-/// and in it each change is judged by the device it was written under, so the partner's
-/// changes reach devices that only this one still has them for: in change envelopes
-/// signed by this device they are refused as unvouched. Skipped (the change envelopes
-/// stand alone) if envelopes wait for missing changes (the snapshot would leave them out
-/// while the relay drops what it covers), the document is over the envelope limit, or the
-/// relay refuses it. Returns the bytes pushed.
+/// envelopes (see `SyncBook::relay_rewound`), sends it as one snapshot too, covering
+/// `covers` (see [`OwnPrefix`]). The snapshot reaches every device that reads from before
+/// it (a new one, or one that also rewound), and a new device judges each change in it by
+/// the device it was written under, so the partner's changes reach a new device even when
+/// only this one still has them: in change envelopes signed by this device they are
+/// refused as unvouched. Skipped (the change envelopes stand alone) if it would cover
+/// nothing, if envelopes wait for missing changes, if the document is over the envelope
+/// limit, or if the relay refuses it (it holds a newer one). Returns the bytes pushed.
 async fn resend_whole(
     profile: &mut Profile,
     link: &mut Link,
     state: &AclState,
+    covers: u64,
 ) -> Result<u64, SyncError> {
-    let cursor = profile.sync_book().cursor()?;
+    let cursor = covers;
     let sealed = if profile.sync_book().waiting()? == 0 && cursor > 0 {
         profile.sync_book_mut().seal_snapshot(
             state.epoch(),
