@@ -823,3 +823,29 @@ async fn a_snapshot_carrying_a_change_under_the_partners_actor_id_is_not_taken_a
     let texts = appreciations(&phone.profile);
     assert!(texts.iter().all(|t| !t.contains("FORGED")), "{texts:?}");
 }
+
+/// Not an attack: Bob's device doing what `snapshot_if_due` does (the whole document, as a
+/// snapshot covering its cursor), while Alice's phone is behind her laptop. The relay then
+/// drops the laptop's envelope the snapshot covers, so the phone can get the laptop's
+/// change only from Bob's snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "hearth-doc refuses one's own person's changes from the partner's snapshot, and the relay dropped the envelope they came in"]
+async fn an_honest_partner_snapshot_covering_your_other_devices_change_still_brings_it() {
+    let c = Couple::new().await;
+    let phone = new_device_of(&c.alice, "alice-phone").await;
+    let mut phone = phone.profile;
+    c.alice.ok(["appreciate", "ALICE-from the laptop"]);
+    c.alice.ok(["sync"]);
+    c.bob.ok(["sync"]);
+    let hostile = c.hostile_bob();
+    let mut doc = hostile.doc(*hostile.device().as_bytes());
+    let cursor = Couple::profile(&c.bob).sync_book().cursor().unwrap();
+    hostile.push_snapshot(&doc.save(), cursor).await;
+
+    sync::sync_once(&mut phone, T).await.unwrap();
+    let texts = appreciations(&phone);
+    assert!(
+        texts.contains(&"ALICE-from the laptop".to_owned()),
+        "{texts:?}"
+    );
+}
