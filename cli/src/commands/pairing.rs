@@ -295,3 +295,35 @@ pub fn watch(session: &Session) -> Result<()> {
         }
     })?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_client::{DeviceId, RefusedChangeReport};
+
+    fn refused(person: Whose) -> RefusedChangeReport {
+        RefusedChangeReport {
+            seq: 7,
+            device: DeviceId::from_bytes([0x1a; 32]),
+            person,
+            reason: "it writes into an object of person 5e6f7a8b".into(),
+            lasting: true,
+        }
+    }
+
+    #[test]
+    fn a_refused_change_is_one_line_naming_the_device_whose_it_is_and_that_nothing_applied() {
+        assert_eq!(
+            refused_change_warning(&refused(Whose::Partners)),
+            "warning: refused a change from your partner's device 1a1a1a1a: it writes into \
+             an object of person 5e6f7a8b; nothing from it was applied"
+        );
+        assert!(
+            refused_change_warning(&refused(Whose::Yours)).contains("your own device 1a1a1a1a")
+        );
+        assert!(
+            refused_change_warning(&refused(Whose::Unknown))
+                .contains("device 1a1a1a1a, which is not in this space")
+        );
+    }
+}
