@@ -58,18 +58,10 @@ pub(crate) fn record(
 mod tests {
     use super::*;
 
-    fn conn() -> Connection {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("profile.db");
-        let conn = crate::store::open(&path, dir.path(), true).unwrap();
-        // The file stays open after the directory's handle goes: enough for a test.
-        std::mem::forget(dir);
-        conn
-    }
-
     #[test]
     fn a_refused_change_is_news_once_and_only_lasting_ones_are_refused_again() {
-        let conn = conn();
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open(&dir.path().join("profile.db"), dir.path(), true).unwrap();
         let (a, b) = (ChangeHash([1; 32]), ChangeHash([2; 32]));
         let device = [9; 32];
         assert!(record(&conn, &a, &device, true, "outside-own-container", 1).unwrap());
