@@ -313,15 +313,13 @@ impl Legacy {
         let Ok(expanded) = catch_unwind(AssertUnwindSafe(|| change.decode())) else {
             return;
         };
-        let mut counter = change.start_op().get();
-        for op in &expanded.operations {
+        for (counter, op) in (change.start_op().get()..).zip(&expanded.operations) {
             if matches!(op.obj, ObjectId::Root)
                 && matches!(op.action, OpType::Make(_))
                 && matches!(&op.key, Key::Map(k) if LEGACY_ROOT_KEYS.contains(&k.as_str()))
             {
                 self.objects.insert((counter, change.actor_id().clone()));
             }
-            counter += 1;
         }
     }
 }

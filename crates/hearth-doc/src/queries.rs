@@ -352,16 +352,18 @@ fn reply(r: ReplyRecord, author: PersonId) -> Reply {
     }
 }
 
+/// The edits of one entry: field, value, and the person who wrote it.
+type EntryEdits<'a> = Vec<(Cow<'a, str>, ScalarValueRef<'a>, PersonId)>;
+
 /// The `edits` maps (each person's and the first layout's), indexed by entry id, each edit
 /// with the person who wrote it: an edit counts only as the entry's author's.
 pub(crate) struct Edits<'a> {
-    by_entry: HashMap<Cow<'a, str>, Vec<(Cow<'a, str>, ScalarValueRef<'a>, PersonId)>>,
+    by_entry: HashMap<Cow<'a, str>, EntryEdits<'a>>,
 }
 
 impl<'a> Edits<'a> {
     pub(crate) fn read(doc: &'a AutoCommit, authors: &Authors) -> Edits<'a> {
-        let mut by_entry: HashMap<Cow<'a, str>, Vec<(Cow<'a, str>, ScalarValueRef<'a>, PersonId)>> =
-            HashMap::new();
+        let mut by_entry: HashMap<Cow<'a, str>, EntryEdits<'a>> = HashMap::new();
         for (key, value, writer) in layout::map_scalars(doc, layout::EDITS) {
             let Some(by) = authors.person(&writer).map(|k| authors.id_of(&k)) else {
                 continue;

@@ -48,6 +48,10 @@ pub struct SpaceDoc {
     /// Changes from other devices that wait for changes not here yet, with who vouched for
     /// each; judged once they can be ([`SpaceDoc::apply_screened`]).
     held: Vec<([u8; 32], automerge::Change)>,
+    /// Changes under this device's own person's actors that came only inside the partner's
+    /// snapshot: not taken on the partner's word, but held until one of this person's own
+    /// devices vouches for them by building on them.
+    unvouched: Vec<automerge::Change>,
 }
 
 /// What [`SpaceDoc::apply_screened`] did with bytes from another device.
@@ -104,6 +108,7 @@ impl SpaceDoc {
             new_keys: Vec::new(),
             people: People::default(),
             held: Vec::new(),
+            unvouched: Vec::new(),
         };
         let me = space.writer();
         space.change(|doc| {
@@ -129,6 +134,7 @@ impl SpaceDoc {
             new_keys: Vec::new(),
             people: People::default(),
             held: Vec::new(),
+            unvouched: Vec::new(),
         })
     }
 
@@ -167,6 +173,7 @@ impl SpaceDoc {
             new_keys: Vec::new(),
             people: People::default(),
             held: Vec::new(),
+            unvouched: Vec::new(),
         };
         // One batch for all chunks: Automerge's cost per apply call grows with the
         // document, so 64 chunks applied one by one took longer than the snapshot itself.
@@ -270,6 +277,7 @@ impl SpaceDoc {
         let before = self.doc.get_heads();
         let me = self.writer();
         let mut offered: Vec<([u8; 32], automerge::Change)> = std::mem::take(&mut self.held);
+        let mut unvouched: Vec<automerge::Change> = std::mem::take(&mut self.unvouched);
         let mut whole: Vec<AutoCommit> = Vec::new();
         let mut loose = 0;
         for (sender, bytes) in messages {
@@ -283,12 +291,12 @@ impl SpaceDoc {
                     let own_actor = self.people.person(actor) == Some(me);
                     let vouched_by_actor =
                         before.is_empty() || !own_actor || sender_person == Some(me);
-                    let signer = if vouched_by_actor {
-                        <[u8; 32]>::try_from(actor).unwrap_or([0; 32])
+                    if vouched_by_actor {
+                        let signer = <[u8; 32]>::try_from(actor).unwrap_or([0; 32]);
+                        offered.push((signer, change));
                     } else {
-                        *sender
-                    };
-                    offered.push((signer, change));
+                        unvouched.push(change);
+                    }
                 }
                 whole.push(doc);
             }
@@ -316,6 +324,34 @@ impl SpaceDoc {
         offered.retain(|(_, c)| {
             seen.insert(c.hash()) && self.doc.get_change_meta_by_hash(&c.hash()).is_none()
         });
+        // An own change that came only in the partner's snapshot is taken once one of this
+        // person's devices vouches for it: a change it signed builds on it.
+        let mut unvouched: HashMap<ChangeHash, automerge::Change> = unvouched
+            .into_iter()
+            .filter(|c| {
+                !seen.contains(&c.hash()) && self.doc.get_change_meta_by_hash(&c.hash()).is_none()
+            })
+            .map(|c| (c.hash(), c))
+            .collect();
+        if !unvouched.is_empty() {
+            let mut vouching: Vec<ChangeHash> = offered
+                .iter()
+                .filter(|(signer, c)| {
+                    self.people.person(signer) == Some(me)
+                        && self.people.person(c.actor_id().to_bytes()) == Some(me)
+                })
+                .flat_map(|(_, c)| c.deps().to_vec())
+                .collect();
+            while let Some(hash) = vouching.pop() {
+                if let Some(change) = unvouched.remove(&hash) {
+                    vouching.extend(change.deps().iter().copied());
+                    let signer =
+                        <[u8; 32]>::try_from(change.actor_id().to_bytes()).unwrap_or([0; 32]);
+                    offered.push((signer, change));
+                }
+            }
+        }
+        self.unvouched = unvouched.into_values().collect();
         let mut refused_now: HashSet<ChangeHash> = refused.clone();
         let mut pending = offered;
         loop {
@@ -484,7 +520,9 @@ impl SpaceDoc {
     /// Whether changes applied to this instance wait for earlier changes it has not seen
     /// (held back, in memory only, until their dependencies arrive).
     pub fn waiting(&mut self) -> bool {
-        !self.held.is_empty() || !self.doc.get_missing_deps(&[]).is_empty()
+        !self.held.is_empty()
+            || !self.unvouched.is_empty()
+            || !self.doc.get_missing_deps(&[]).is_empty()
     }
 
     fn apply_incoming(
@@ -980,15 +1018,17 @@ impl SpaceDoc {
             commitment: submission.sealed.commitment,
             key,
         };
-        // If the partner has already sealed theirs, this key goes out in the same change.
+        // If the partner has already sealed theirs, this key goes out in the same change;
+        // never against answers without a commitment (they bind the partner to nothing).
         let release = self
             .partner_commitment(week, person)
+            .flatten()
             .map(|seen| RevealRecord {
                 week,
                 person: person.clone(),
                 commitment: own.commitment,
                 key: own.key.clone(),
-                seen,
+                seen: Some(seen),
                 released_at: now,
             });
         let mine = (&me, person);

@@ -893,7 +893,8 @@ fn a_change_with_a_huge_start_op_does_not_break_anas_device() {
 /// must keep reading, writing and syncing with her desktop.
 #[test]
 fn nonsense_ops_of_bobs_own_do_not_break_anas_device() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut ExpandedChange)>)> = vec![
+    type Edit = Box<dyn Fn(&mut ExpandedChange)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "object that does not exist",
             Box::new(|e: &mut ExpandedChange| {

@@ -52,9 +52,12 @@ pub(crate) fn highest_held(conn: &Connection, device: &[u8]) -> Result<Option<i6
     )?)
 }
 
+/// A parked envelope: its author's device id and its sealed plaintext.
+pub(crate) type Parked = (Vec<u8>, Vec<u8>);
+
 /// Every parked envelope's plaintext (sealed) with its author, who vouches for its changes
 /// when they are screened again.
-pub(crate) fn parked(conn: &Connection) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+pub(crate) fn parked(conn: &Connection) -> Result<Vec<Parked>, Error> {
     let mut stmt = conn.prepare_cached("SELECT device, sealed FROM parked")?;
     let rows = stmt.query_map([], |r| {
         Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))

@@ -699,7 +699,7 @@ fn no_key_is_released_against_partner_answers_that_carry_no_commitment() {
                 layout::collection_for_write(doc, &me, &person, layout::SUBMISSIONS, ObjType::Map)?;
             doc.put(
                 &submissions,
-                layout::submission_key(&checkin_id, ben().as_str()),
+                layout::submission_key(checkin_id, ben().as_str()),
                 r#"{"submitted_at":20,"answers":{"feeling":5}}"#,
             )?;
             Ok(())
@@ -719,6 +719,34 @@ fn no_key_is_released_against_partner_answers_that_carry_no_commitment() {
     assert_eq!(
         phone.checkin(w).unwrap().submissions[&ana()].seal,
         Seal::Sealed
+    );
+
+    // Nor when Ben's unsealed answers are there first and Ana answers after them.
+    let w2 = week("2026-W48");
+    phone
+        .change(|doc| {
+            let checkins =
+                layout::collection_for_write(doc, &me, &person, layout::CHECKINS, ObjType::Map)?;
+            doc.put(&checkins, "ben-opens-w48", r#"{"week":"2026-W48"}"#)?;
+            let submissions =
+                layout::collection_for_write(doc, &me, &person, layout::SUBMISSIONS, ObjType::Map)?;
+            doc.put(
+                &submissions,
+                layout::submission_key("ben-opens-w48", ben().as_str()),
+                r#"{"submitted_at":20,"answers":{"feeling":5}}"#,
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    laptop
+        .submit_checkin(w2, &ana(), answers(&[("feeling", "6")]), at(40))
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    assert_eq!(
+        phone.checkin(w2).unwrap().submissions[&ana()].seal,
+        Seal::Sealed,
+        "submitting after the partner's unsealed answers releases nothing"
     );
 }
 
