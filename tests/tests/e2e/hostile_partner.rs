@@ -701,24 +701,10 @@ async fn a_change_under_the_partners_actor_id_is_refused_and_both_sides_keep_syn
         let run = c.alice.run(["sync"]);
         assert_eq!(run.code, Some(0), "{}", run.stderr);
         assert!(!run.stderr.contains("warning"), "{}", run.stderr);
-        let report = Couple::sync(&c.bob).await;
-        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
-        assert!(
-            report.refused_changes.is_empty(),
-            "{:?}",
-            report.refused_changes
-        );
-        assert_eq!(report.waiting, 0);
+        assert_clean(&Couple::sync(&c.bob).await);
         c.bob.ok(["appreciate", &format!("BOB-after {round}")]);
         c.bob.ok(["sync"]);
-        let report = Couple::sync(&c.alice).await;
-        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
-        assert!(
-            report.refused_changes.is_empty(),
-            "{:?}",
-            report.refused_changes
-        );
-        assert_eq!(report.waiting, 0);
+        assert_clean(&Couple::sync(&c.alice).await);
     }
     let on_alice = appreciations_by(&c.alice);
     let on_bob = appreciations_by(&c.bob);
@@ -830,4 +816,15 @@ async fn an_honest_partner_snapshot_covering_your_other_devices_change_still_bri
         "{texts:?}"
     );
     assert_eq!(report.waiting, 0, "nothing is left waiting: {report:?}");
+}
+
+/// A sync that refused nothing and left nothing waiting.
+fn assert_clean(report: &SyncReport) {
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    assert!(
+        report.refused_changes.is_empty(),
+        "{:?}",
+        report.refused_changes
+    );
+    assert_eq!(report.waiting, 0);
 }
