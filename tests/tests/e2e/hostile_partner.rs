@@ -828,3 +828,89 @@ fn assert_clean(report: &SyncReport) {
     );
     assert_eq!(report.waiting, 0);
 }
+
+/// `hearth watch` says so, live, when it refuses a change: one warning line naming the
+/// partner's device, and it keeps watching (the partner's next honest entry still shows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hearth_watch_warns_of_a_refused_change_and_keeps_watching() {
+    use std::io::BufRead;
+
+    let c = Couple::new().await;
+    c.alice.ok(["appreciate", "ALICE-thank you for the walk"]);
+    c.alice.ok(["sync"]);
+    c.bob.ok(["sync"]);
+
+    let mut watcher = c.alice.command(["watch"]).spawn().unwrap();
+    let (lines, heard) = std::sync::mpsc::channel::<String>();
+    let stderr = watcher.stderr.take().unwrap();
+    let stdout = watcher.stdout.take().unwrap();
+    let to_err = lines.clone();
+    let readers = [
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if to_err.send(format!("err: {line}")).is_err() {
+                    break;
+                }
+            }
+        }),
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if lines.send(format!("out: {line}")).is_err() {
+                    break;
+                }
+            }
+        }),
+    ];
+    let wait_for = |what: &str| -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut said = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match heard.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(what);
+                    said.push(line);
+                    if found {
+                        return said;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("the watcher never said {what:?}; it said {said:?}");
+    };
+    wait_for("Connected; watching");
+
+    let hostile = c.hostile_bob();
+    let mut doc = hostile.doc(*hostile.device().as_bytes());
+    let list = collection(&doc, &c.alice, "appreciations");
+    let (at, _) = element(&doc, &list, "ALICE-thank you for the walk");
+    let deleted = change(&mut doc, |d| d.delete(&list, at).unwrap());
+    hostile.push(&deleted).await;
+    let said = wait_for("refused a change");
+    let warning = said.last().unwrap();
+    assert!(
+        warning.starts_with("err: warning: refused a change from your partner's device")
+            && warning.contains("nothing from it was applied"),
+        "{warning}"
+    );
+
+    c.bob.ok(["appreciate", "BOB-still here"]);
+    c.bob.ok(["sync"]);
+    wait_for("BOB-still here");
+    watcher.kill().unwrap();
+    let _ = watcher.wait();
+    for reader in readers {
+        let _ = reader.join();
+    }
+    assert!(
+        appreciations(&Couple::profile(&c.alice))
+            .contains(&"ALICE-thank you for the walk".to_owned()),
+        "her appreciation is still there"
+    );
+}
