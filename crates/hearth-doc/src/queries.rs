@@ -45,6 +45,20 @@ impl SpaceDoc {
             .collect();
         people.sort_by(|a, b| (a.joined_at, &a.id).cmp(&(b.joined_at, &b.id)));
         people.dedup_by(|a, b| a.id == b.id);
+        // Names are each person's own to choose, yours included: a partner who takes your
+        // name must not read as you wherever hearth shows names.
+        let me = authors.id_of(&self.writer());
+        let mine = people
+            .iter()
+            .find(|p| p.id == me)
+            .map(|p| normalized_name(&p.name));
+        if let Some(mine) = mine.filter(|n| !n.is_empty()) {
+            for p in people.iter_mut().filter(|p| p.id != me) {
+                if normalized_name(&p.name) == mine {
+                    p.name = format!("{} (partner)", p.name.trim());
+                }
+            }
+        }
         people
     }
 
@@ -332,6 +346,14 @@ fn dedup_by_id<T>(items: &mut Vec<T>, id: impl Fn(&T) -> (&EntryId, &PersonId)) 
     }
     let mut keep = keep.into_iter();
     items.retain(|_| keep.next().unwrap_or(true));
+}
+
+/// A display name as compared for look-alikes: trimmed, case and inner spacing ignored.
+fn normalized_name(name: &str) -> String {
+    name.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 /// Whether a reply's kind fits its author's role in the thread raised by `speaker`.

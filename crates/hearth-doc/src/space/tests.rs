@@ -933,6 +933,33 @@ fn commitment_status_can_be_set_directly() {
 }
 
 #[test]
+fn a_partner_who_takes_your_name_never_reads_as_you() {
+    let (mut laptop, mut phone) = couple();
+    phone.add_person(&ben(), " ana ", at(2)).unwrap();
+    phone
+        .add_appreciation(&ben(), "from the one now called Ana", at(3))
+        .unwrap();
+    sync(&mut laptop, &mut phone);
+    let names: Vec<(PersonId, String)> = laptop
+        .people()
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (ana(), "Ana".to_owned()),
+            (ben(), "ana (partner)".to_owned())
+        ],
+        "on Ana's device"
+    );
+    let on_phone: Vec<String> = phone.people().into_iter().map(|p| p.name).collect();
+    assert_eq!(on_phone, ["Ana (partner)", "ana"], "and on his own");
+    let a = &laptop.appreciations()[0];
+    assert_eq!(a.author, ben(), "the entry is his, by id");
+}
+
+#[test]
 fn adding_a_person_twice_renames_them_and_keeps_when_they_joined() {
     let (_, mut doc) = couple();
     doc.add_person(&ben(), "Benjamin", at(99)).unwrap();
