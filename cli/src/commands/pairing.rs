@@ -151,6 +151,29 @@ fn warn_refused_changes(report: &SyncReport) {
     for r in &report.refused_changes {
         eprintln!("{}", refused_change_warning(r));
     }
+    if let Some(w) = &report.withheld {
+        eprintln!("{}", withheld_warning(w));
+    }
+}
+
+/// The warning for envelopes the relay holds but did not hand over, even when asked twice.
+pub(crate) fn withheld_warning(w: &hearth_client::Withheld) -> String {
+    let what = match w.missing {
+        1 if w.from_seq == w.to_seq => format!("update {} but did not hand it over", w.from_seq),
+        1 => format!(
+            "1 update between {} and {} that it did not hand over",
+            w.from_seq, w.to_seq
+        ),
+        n => format!(
+            "{n} updates between {} and {} that it did not hand over",
+            w.from_seq, w.to_seq
+        ),
+    };
+    format!(
+        "warning: the relay holds {what}, even when asked twice. Nothing on this device is \
+         lost and they are asked for again on every sync; if this persists, the relay is \
+         withholding them."
+    )
 }
 
 fn print_report(session: &Session, report: &SyncReport) -> Result<()> {
@@ -190,6 +213,7 @@ fn print_report(session: &Session, report: &SyncReport) -> Result<()> {
             "refused_changes": report.refused_changes.len(),
             "cursor": report.cursor,
             "relay_behind": report.relay_behind.map(|(head, cursor)| json!({ "relay_head": head, "cursor": cursor })),
+            "withheld": report.withheld.map(|w| json!({ "from_seq": w.from_seq, "to_seq": w.to_seq, "missing": w.missing })),
         }));
     }
     let done = console::style("✓").green();
@@ -274,7 +298,7 @@ pub fn watch(session: &Session) -> Result<()> {
         let mut backoff = Duration::from_secs(1);
         loop {
             let watched = tokio::select! {
-                result = sync::watch(&mut profile, sync::DEFAULT_TIMEOUT, Duration::from_secs(2), &mut show_new, |r| eprintln!("{}", refused_change_warning(r))) => result,
+                result = sync::watch(&mut profile, sync::DEFAULT_TIMEOUT, Duration::from_secs(2), &mut show_new, |r| eprintln!("{}", refused_change_warning(r)), |w| eprintln!("{}", withheld_warning(w))) => result,
                 _ = tokio::signal::ctrl_c() => return Ok(()),
             };
             match watched {
@@ -325,5 +349,22 @@ mod tests {
             refused_change_warning(&refused(Whose::Unknown))
                 .contains("device 1a1a1a1a, which is not in this space")
         );
+    }
+
+    #[test]
+    fn withheld_updates_are_named_by_place_and_count() {
+        let w = |from_seq, to_seq, missing| hearth_client::Withheld {
+            from_seq,
+            to_seq,
+            missing,
+        };
+        assert_eq!(
+            withheld_warning(&w(5, 5, 1)),
+            "warning: the relay holds update 5 but did not hand it over, even when asked \
+             twice. Nothing on this device is lost and they are asked for again on every \
+             sync; if this persists, the relay is withholding them."
+        );
+        assert!(withheld_warning(&w(5, 9, 1)).contains("holds 1 update between 5 and 9 that"));
+        assert!(withheld_warning(&w(5, 9, 3)).contains("holds 3 updates between 5 and 9 that"));
     }
 }

@@ -35,5 +35,5 @@ pub use hearth_crypto::{
 };
 pub use profile::{Profile, ProfilePaths, default_home};
 pub use sync_book::{
-    DeviceInfo, Incoming, Landmark, MintedInvite, RefusedChangeReport, SyncBook, Whose,
+    DeviceInfo, Incoming, Landmark, MintedInvite, RefusedChangeReport, SyncBook, Whose, Withheld,
 };

@@ -22,12 +22,15 @@ use crate::store::sync_state::{Counter, Mark};
 use crate::{Error, Profile};
 
 mod acl;
+mod gaps;
 mod incoming;
 mod landmark;
 mod outgoing;
 
 pub use acl::{DeviceInfo, MintedInvite};
 pub(crate) use acl::{Unverified, VerifiedChain, people_of};
+pub use gaps::Withheld;
+pub(crate) use gaps::{Ahead, withheld};
 pub use incoming::{Incoming, RefusedChangeReport, Whose};
 pub use landmark::Landmark;
 use landmark::OWN_LANDMARK_REACH;
@@ -77,6 +80,14 @@ impl<P: Deref<Target = Profile>> SyncBook<P> {
     /// A database error.
     pub fn cursor(&self) -> Result<u64, Error> {
         store::sync_state::get(&self.profile.conn, Counter::Cursor)
+    }
+
+    /// The seqs taken past a gap in the relay's seqs, above the cursor.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn ahead(&self) -> Result<Ahead, Error> {
+        store::sync_state::ahead(&self.profile.conn)
     }
 
     /// The counter of the last envelope this device sealed (0 before the first): once its

@@ -917,3 +917,109 @@ async fn a_removed_device_cannot_add_to_the_history_even_through_a_relay_that_he
     assert_eq!(appreciations(&tablet), texts);
     c.stop().await;
 }
+
+/// No silent gaps (docs/security.md): a relay that leaves one of Sam's envelopes out of
+/// its history (the seq it gave it is missing) is caught by Jordan's device, which keeps
+/// its cursor before the gap, reports what is held back on every sync, and takes the
+/// envelope, and everything that waited for it, the moment the relay hands it over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_the_relay_holds_back_is_reported_and_taken_once_it_comes() {
+    let mut c = Couple::new().await;
+    let before = appreciations(&c.jordan);
+    appreciate(&mut c.sam, "HELD-BACK");
+    sync::sync_once(&mut c.sam, T).await.unwrap();
+    appreciate(&mut c.sam, "AFTER-THE-HELD-BACK-ONE");
+    sync::sync_once(&mut c.sam, T).await.unwrap();
+    let cursor = c.jordan.sync_book().cursor().unwrap();
+    let held = c
+        .edit_relay(|conn, space| {
+            let rows = rows(conn, space);
+            let held = rows[rows.len() - 2].clone();
+            conn.execute(
+                "DELETE FROM envelopes WHERE space = ?1 AND seq = ?2",
+                params![&space[..], held.seq as i64],
+            )
+            .unwrap();
+            held
+        })
+        .await;
+
+    for _ in 0..2 {
+        let report = sync::sync_once(&mut c.jordan, T).await.unwrap();
+        let withheld = report.withheld.expect("the gap is reported");
+        assert_eq!(withheld.from_seq, held.seq, "{withheld:?}");
+        assert_eq!(withheld.missing, 1, "{withheld:?}");
+        assert_eq!(
+            report.waiting, 1,
+            "the later one waits for the held-back one"
+        );
+        assert_eq!(appreciations(&c.jordan), before, "nothing half-applied");
+        assert_eq!(
+            c.jordan.sync_book().cursor().unwrap(),
+            cursor,
+            "the cursor stays before the gap"
+        );
+    }
+
+    // The relay hands it over after all: both arrive, and the cursor runs to the head.
+    c.edit_relay(|conn, space| {
+        conn.execute(
+            "INSERT INTO envelopes (space, seq, device, counter, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![&space[..], held.seq as i64, held.device, held.counter as i64, held.bytes],
+        )
+        .unwrap();
+    })
+    .await;
+    let report = sync::sync_once(&mut c.jordan, T).await.unwrap();
+    assert_eq!(report.withheld, None);
+    assert_eq!(report.waiting, 0);
+    assert!(
+        report.rejected.is_empty(),
+        "what came past the gap is not taken again: {:?}",
+        report.rejected
+    );
+    assert_eq!(
+        appreciations(&c.jordan),
+        with(&before, &["AFTER-THE-HELD-BACK-ONE", "HELD-BACK"])
+    );
+    assert_eq!(
+        c.jordan.sync_book().cursor().unwrap(),
+        held.seq + 1,
+        "the cursor reaches the head"
+    );
+    let again = sync::sync_once(&mut c.jordan, T).await.unwrap();
+    assert_eq!((again.received, again.withheld), (0, None));
+    c.stop().await;
+}
+
+/// A relay that names a head past the last envelope it hands over is holding the rest
+/// back: reported, and nothing moves past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_past_everything_the_relay_hands_over_is_reported_as_held_back() {
+    let mut c = Couple::new().await;
+    appreciate(&mut c.sam, "THE-LAST-ONE");
+    sync::sync_once(&mut c.sam, T).await.unwrap();
+    let cursor = c.jordan.sync_book().cursor().unwrap();
+    let head = c
+        .edit_relay(|conn, space| {
+            let last = rows(conn, space).pop().unwrap();
+            conn.execute(
+                "DELETE FROM envelopes WHERE space = ?1 AND seq = ?2",
+                params![&space[..], last.seq as i64],
+            )
+            .unwrap();
+            last.seq
+        })
+        .await;
+    let report = sync::sync_once(&mut c.jordan, T).await.unwrap();
+    assert_eq!(
+        report.withheld,
+        Some(hearth_client::Withheld {
+            from_seq: cursor + 1,
+            to_seq: head,
+            missing: head - cursor,
+        })
+    );
+    assert_eq!(c.jordan.sync_book().cursor().unwrap(), cursor);
+    c.stop().await;
+}

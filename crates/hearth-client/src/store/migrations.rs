@@ -182,6 +182,18 @@ const MIGRATIONS: &[Migration] = &[
     ALTER TABLE sync_state ADD COLUMN resend INTEGER NOT NULL DEFAULT 0
         CHECK (resend IN (0, 1));",
     ),
+    // 7: envelopes taken past a gap in the relay's seqs (docs/security.md, "No silent gaps").
+    up(
+        "-- The relay numbers a space's envelopes densely; the cursor moves only over seqs taken
+    -- one after another. What was taken above a gap waits here, with the envelope's place
+    -- (author and counter, when it decoded), until the gap fills and the cursor runs over
+    -- it; the relay delivering one of these again is not taken again.
+    CREATE TABLE received_ahead (
+        seq INTEGER PRIMARY KEY CHECK (seq > 0),
+        author BLOB CHECK (author IS NULL OR length(author) = 32),
+        counter INTEGER CHECK (counter IS NULL OR counter >= 0)
+    ) STRICT;",
+    ),
 ];
 
 /// The newest profile format this build reads and writes.

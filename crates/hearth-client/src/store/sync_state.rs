@@ -233,3 +233,39 @@ pub(crate) fn set_relay_limits(conn: &Connection, limits: &Limits) -> Result<(),
     ])?;
     Ok(())
 }
+
+/// The seqs taken above the cursor (migration 7), with the envelope each held.
+pub(crate) fn ahead(conn: &Connection) -> Result<crate::sync_book::Ahead, Error> {
+    let mut stmt = conn.prepare_cached("SELECT seq, author, counter FROM received_ahead")?;
+    let rows = stmt.query_map([], |r| {
+        let seq = unsigned(r, 0)?;
+        let author: Option<[u8; 32]> = r.get(1)?;
+        let counter: Option<i64> = r.get(2)?;
+        let mark = match (author, counter) {
+            (Some(author), Some(counter)) => Some(Landmark {
+                seq,
+                author: DeviceId::from_bytes(author),
+                counter: u64::try_from(counter).unwrap_or(0),
+            }),
+            _ => None,
+        };
+        Ok((seq, mark))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Replaces the seqs taken above the cursor with `ahead`.
+pub(crate) fn set_ahead(conn: &Connection, ahead: &crate::sync_book::Ahead) -> Result<(), Error> {
+    conn.prepare_cached("DELETE FROM received_ahead")?
+        .execute([])?;
+    let mut insert = conn
+        .prepare_cached("INSERT INTO received_ahead (seq, author, counter) VALUES (?1, ?2, ?3)")?;
+    for (seq, mark) in ahead {
+        insert.execute(params![
+            signed(*seq)?,
+            mark.map(|m| *m.author.as_bytes()),
+            mark.map(|m| signed(m.counter)).transpose()?
+        ])?;
+    }
+    Ok(())
+}

@@ -133,62 +133,37 @@ pub(super) async fn exchange(
         .then(|| OwnPrefix::new(profile))
         .transpose()?;
     let mut moved = push_staged(profile, link, state, &mut report).await?;
-    let cursor = profile.sync_book().cursor()?;
-    let since_seq = since_seq(&marks, cursor);
-    link.send(&ClientFrame::Subscribe {
-        space: *space,
-        since_seq,
-    })
-    .await?;
-    let behind = |profile: &mut Profile, head: u64, mark: Landmark| {
-        // Restored from an older backup: what it lost is resent from here.
-        profile.sync_book_mut().relay_rewound()?;
-        Err(SyncError::RelayBehind {
-            head,
-            cursor: mark.seq,
-        })
-    };
-    loop {
-        match link.recv().await? {
-            RelayFrame::Batch { items, head } => {
-                let batch = match read_batch(&mut marks, cursor, head, items) {
-                    Ok(batch) => batch,
-                    Err(mark) => return behind(profile, head, mark),
-                };
-                moved += batch.bytes;
-                if let Some(prefix) = &mut resend {
-                    prefix.read(
-                        batch
-                            .kept
-                            .iter()
-                            .map(|(seq, bytes)| (*seq, bytes.as_slice())),
-                    );
-                }
-                take_in(
-                    profile,
-                    space,
-                    state,
-                    batch
-                        .kept
-                        .iter()
-                        .map(|(seq, bytes)| (*seq, bytes.as_slice())),
-                    &mut report,
-                )?;
-                match batch.then {
-                    AfterBatch::More => {}
-                    AfterBatch::Done => break,
-                    AfterBatch::Behind(mark) => return behind(profile, head, mark),
-                }
-            }
-            RelayFrame::Event { seq, envelope } => {
-                if let Some(prefix) = &mut resend {
-                    prefix.read([(seq, envelope.as_slice())]);
-                }
-                receive(profile, space, state, seq, &envelope, &mut report)?;
-            }
-            // A record added while we sync: the next sync adopts it with the whole chain.
-            RelayFrame::AclChanged { .. } => {}
-            other => return Err(unexpected("Batch", &other)),
+    // A gap the relay leaves is asked for once more at once; if it is still there after
+    // that, it is reported, and every later sync asks again.
+    for pull in 0..PULLS {
+        let cursor = profile.sync_book().cursor()?;
+        let since_seq = if pull == 0 {
+            since_seq(&marks, cursor)
+        } else {
+            cursor
+        };
+        // The envelopes from the start are read only once for the resend's prefix.
+        let mut prefix = if pull == 0 { resend.take() } else { None };
+        let pulled = pull_once(
+            profile,
+            link,
+            space,
+            state,
+            since_seq,
+            &mut marks,
+            &mut prefix,
+            &mut report,
+        )
+        .await?;
+        if pull == 0 {
+            resend = prefix;
+        }
+        moved += pulled.bytes;
+        let cursor = profile.sync_book().cursor()?;
+        report.withheld =
+            crate::sync_book::withheld(cursor, &profile.sync_book().ahead()?, pulled.head);
+        if report.withheld.is_none() {
+            break;
         }
     }
     if let Some(prefix) = resend {
@@ -200,6 +175,100 @@ pub(super) async fn exchange(
     report.waiting = profile.sync_book().waiting()?;
     profile.sync_book_mut().add_unsnapshotted(moved)?;
     Ok(report)
+}
+
+/// How many times one sync pulls from its cursor: once, and once more if the relay left a
+/// gap.
+const PULLS: usize = 2;
+
+/// What one pull brought.
+struct Pulled {
+    /// Bytes of envelopes taken, towards the next snapshot.
+    bytes: u64,
+    /// The highest head the relay named.
+    head: u64,
+}
+
+/// Asks for everything after `since_seq`, and takes it: the relay's `Batch` pages and any
+/// `Event` pushed meanwhile, until the `Pong` to a `Ping` sent right after the
+/// `Subscribe` (the relay answers requests in order, so the `Pong` follows its last page
+/// whatever the pages hold or lack).
+#[allow(clippy::too_many_arguments)]
+async fn pull_once(
+    profile: &mut Profile,
+    link: &mut Link,
+    space: &SpaceId,
+    state: &AclState,
+    since_seq: u64,
+    marks: &mut Vec<Landmark>,
+    resend: &mut Option<OwnPrefix>,
+    report: &mut SyncReport,
+) -> Result<Pulled, SyncError> {
+    link.send(&ClientFrame::Subscribe {
+        space: *space,
+        since_seq,
+    })
+    .await?;
+    let nonce = now_ms();
+    link.send(&ClientFrame::Ping { nonce }).await?;
+    let behind = |profile: &mut Profile, head: u64, mark: Landmark| {
+        // Restored from an older backup: what it lost is resent from here.
+        profile.sync_book_mut().relay_rewound()?;
+        Err(SyncError::RelayBehind {
+            head,
+            cursor: mark.seq,
+        })
+    };
+    let mut pulled = Pulled { bytes: 0, head: 0 };
+    loop {
+        match link.recv().await? {
+            RelayFrame::Batch { mut items, head } => {
+                pulled.head = pulled.head.max(head);
+                // In seq order, whatever order the relay sent them in.
+                items.sort_by_key(|(seq, _)| *seq);
+                items.dedup_by_key(|(seq, _)| *seq);
+                if let Some(prefix) = resend {
+                    prefix.read(items.iter().map(|(seq, bytes)| (*seq, bytes.as_slice())));
+                }
+                let cursor = profile.sync_book().cursor()?;
+                let ahead = profile.sync_book().ahead()?;
+                let batch = match read_batch(marks, cursor, &ahead, head, items) {
+                    Ok(batch) => batch,
+                    Err(mark) => return behind(profile, head, mark),
+                };
+                pulled.bytes += batch.bytes;
+                take_in(
+                    profile,
+                    space,
+                    state,
+                    batch
+                        .kept
+                        .iter()
+                        .map(|(seq, bytes)| (*seq, bytes.as_slice())),
+                    report,
+                )?;
+            }
+            RelayFrame::Event { seq, envelope } => {
+                if let Some(prefix) = resend {
+                    prefix.read([(seq, envelope.as_slice())]);
+                }
+                let cursor = profile.sync_book().cursor()?;
+                if seq > cursor && !profile.sync_book().ahead()?.contains_key(&seq) {
+                    receive(profile, space, state, seq, &envelope, report)?;
+                }
+            }
+            RelayFrame::Pong { nonce: n } if n == nonce => break,
+            // A record added while we sync: the next sync adopts it with the whole chain.
+            RelayFrame::AclChanged { .. } => {}
+            other => return Err(unexpected("Batch", &other)),
+        }
+    }
+    // The relay holds envelopes past a landmark (or named a head past it) but did not show
+    // the landmark in its place.
+    if let Some(mark) = marks.first().copied() {
+        return behind(profile, pulled.head, mark);
+    }
+    Ok(pulled)
 }
 
 /// Stages this device's unsent changes and pushes the outbox, one `Committed` at a time.
@@ -380,40 +449,27 @@ fn since_seq(marks: &[Landmark], cursor: u64) -> u64 {
 /// What one `Batch` brings this sync.
 #[derive(Debug, PartialEq, Eq)]
 struct Batch {
-    /// The envelopes after the cursor, to screen and apply.
+    /// The envelopes after the cursor not taken yet, to screen and apply.
     kept: Vec<(u64, Vec<u8>)>,
     /// Their bytes, towards the next snapshot.
     bytes: u64,
-    /// What comes after applying them.
-    then: AfterBatch,
 }
 
-/// What follows a batch once its envelopes are applied.
-#[derive(Debug, PartialEq, Eq)]
-enum AfterBatch {
-    /// More batches follow.
-    More,
-    /// The relay's head is reached.
-    Done,
-    /// The relay holds envelopes after this landmark but not the landmark: it went back in
-    /// time.
-    Behind(Landmark),
-}
-
-/// Reads a `Batch` of `items` up to the relay's `head` against the `marks` not checked yet
-/// (each removed once the relay shows it in its place) and this device's `cursor`. `Err`
-/// names a landmark the relay no longer holds as it was: it went back in time, and nothing
-/// of the batch is taken.
+/// Reads a `Batch` of `items` (in seq order) up to the relay's `head` against the `marks`
+/// not checked yet (each removed once the relay shows it in its place), this device's
+/// `cursor` and what it took `ahead` of it. `Err` names a landmark the relay no longer
+/// holds as it was (or a seq taken ahead that now holds another envelope): it went back in
+/// time, and nothing of the batch is taken.
 fn read_batch(
     marks: &mut Vec<Landmark>,
     cursor: u64,
+    ahead: &crate::sync_book::Ahead,
     head: u64,
     items: Vec<(u64, Vec<u8>)>,
 ) -> Result<Batch, Landmark> {
     if let Some(mark) = marks.iter().rev().find(|m| head < m.seq) {
         return Err(*mark);
     }
-    let done = items.last().is_none_or(|(seq, _)| *seq >= head);
     let mut kept = Vec::with_capacity(items.len());
     let mut bytes_kept = 0;
     for (seq, bytes) in items {
@@ -434,19 +490,21 @@ fn read_batch(
             // Applied before: asked for only to compare.
             continue;
         }
+        if let Some(taken) = ahead.get(&seq) {
+            // Taken past a gap before: the same envelope must still be there.
+            if let Some(mark) = taken
+                && mark.check(seq, &bytes) == Some(false)
+            {
+                return Err(*mark);
+            }
+            continue;
+        }
         bytes_kept += bytes.len() as u64;
         kept.push((seq, bytes));
     }
-    let then = match (done, marks.first()) {
-        (false, _) => AfterBatch::More,
-        (true, None) => AfterBatch::Done,
-        // It holds later envelopes but not the landmark's.
-        (true, Some(mark)) => AfterBatch::Behind(*mark),
-    };
     Ok(Batch {
         kept,
         bytes: bytes_kept,
-        then,
     })
 }
 
@@ -498,19 +556,20 @@ mod tests {
         assert_eq!(since_seq(&[mark(&c, 9, 1)], 7), 7);
     }
 
+    fn none() -> crate::sync_book::Ahead {
+        crate::sync_book::Ahead::new()
+    }
+
     #[test]
-    fn a_batch_that_reaches_the_head_ends_the_pull_and_one_short_of_it_asks_for_more() {
+    fn a_batch_keeps_what_comes_after_the_cursor_with_its_bytes() {
         let c = Couple::new();
         let items = vec![item(&c, 1, 1), item(&c, 2, 2)];
         let size: u64 = items.iter().map(|(_, b)| b.len() as u64).sum();
-        let batch = read_batch(&mut Vec::new(), 0, 2, items.clone()).unwrap();
+        let batch = read_batch(&mut Vec::new(), 0, &none(), 2, items).unwrap();
         assert_eq!(seqs(&batch), [1, 2]);
         assert_eq!(batch.bytes, size);
-        assert_eq!(batch.then, AfterBatch::Done);
-        let batch = read_batch(&mut Vec::new(), 0, 9, items).unwrap();
-        assert_eq!(batch.then, AfterBatch::More);
-        let batch = read_batch(&mut Vec::new(), 0, 0, Vec::new()).unwrap();
-        assert_eq!(batch.then, AfterBatch::Done, "an empty space is caught up");
+        let batch = read_batch(&mut Vec::new(), 0, &none(), 0, Vec::new()).unwrap();
+        assert!(batch.kept.is_empty(), "an empty space is caught up");
     }
 
     #[test]
@@ -518,10 +577,29 @@ mod tests {
         let c = Couple::new();
         let mut marks = vec![mark(&c, 2, 2)];
         let items = vec![item(&c, 2, 2), item(&c, 3, 3)];
-        let batch = read_batch(&mut marks, 2, 3, items).unwrap();
+        let batch = read_batch(&mut marks, 2, &none(), 3, items).unwrap();
         assert_eq!(seqs(&batch), [3]);
         assert!(marks.is_empty(), "the landmark was found in its place");
-        assert_eq!(batch.then, AfterBatch::Done);
+    }
+
+    #[test]
+    fn envelopes_taken_past_a_gap_are_not_taken_again_when_they_come_again() {
+        let c = Couple::new();
+        let mut ahead = none();
+        ahead.insert(4, Some(mark(&c, 4, 4)));
+        let items = vec![item(&c, 3, 3), item(&c, 4, 4), item(&c, 5, 5)];
+        let batch = read_batch(&mut Vec::new(), 2, &ahead, 5, items).unwrap();
+        assert_eq!(seqs(&batch), [3, 5]);
+    }
+
+    #[test]
+    fn another_envelope_where_one_was_taken_past_a_gap_means_the_relay_went_back_in_time() {
+        let c = Couple::new();
+        let mut ahead = none();
+        let was = mark(&c, 4, 4);
+        ahead.insert(4, Some(was));
+        let items = vec![item(&c, 3, 3), item(&c, 4, 9)];
+        assert_eq!(read_batch(&mut Vec::new(), 2, &ahead, 4, items), Err(was));
     }
 
     #[test]
@@ -530,7 +608,7 @@ mod tests {
         let lost = mark(&c, 5, 5);
         let mut marks = vec![mark(&c, 2, 2), lost];
         assert_eq!(
-            read_batch(&mut marks, 5, 4, vec![item(&c, 2, 2)]),
+            read_batch(&mut marks, 5, &none(), 4, vec![item(&c, 2, 2)]),
             Err(lost)
         );
     }
@@ -542,7 +620,7 @@ mod tests {
         // The same place holds another counter; or the landmark's place is skipped.
         for items in [vec![item(&c, 2, 9)], vec![item(&c, 3, 2)]] {
             let mut marks = vec![lost];
-            assert_eq!(read_batch(&mut marks, 2, 3, items), Err(lost));
+            assert_eq!(read_batch(&mut marks, 2, &none(), 3, items), Err(lost));
         }
     }
 
@@ -559,20 +637,19 @@ mod tests {
             b"x",
         );
         let mut marks = vec![mark(&c, 2, 2), mark(&c, 3, 3)];
-        let batch = read_batch(&mut marks, 3, 4, vec![(4, snapshot)]).unwrap();
+        let batch = read_batch(&mut marks, 3, &none(), 4, vec![(4, snapshot)]).unwrap();
         assert!(marks.is_empty());
         assert_eq!(seqs(&batch), [4]);
-        assert_eq!(batch.then, AfterBatch::Done);
     }
 
     #[test]
-    fn a_relay_that_names_a_head_past_a_landmark_but_sends_nothing_went_back_in_time() {
+    fn a_relay_that_names_a_head_past_a_landmark_but_sends_nothing_leaves_it_unchecked() {
         let c = Couple::new();
         let lost = mark(&c, 3, 3);
         let mut marks = vec![lost];
-        let batch = read_batch(&mut marks, 3, 4, Vec::new()).unwrap();
+        let batch = read_batch(&mut marks, 3, &none(), 4, Vec::new()).unwrap();
         assert!(batch.kept.is_empty());
-        assert_eq!(batch.then, AfterBatch::Behind(lost));
+        assert_eq!(marks, [lost], "the pull reports it once the relay is done");
     }
 
     #[test]

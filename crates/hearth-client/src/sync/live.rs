@@ -136,7 +136,8 @@ impl Live {
                     Err(SyncError::AclMoved) => return Ok(LiveEvent::AclMoved),
                     other => other?,
                 }
-                report.cursor = seq;
+                report.cursor = profile.sync_book().cursor()?;
+                report.withheld = live_gap(profile, report.cursor, seq)?;
                 LiveEvent::Received(report)
             }
             RelayFrame::Committed { counter, seq } => {
@@ -157,11 +158,27 @@ impl Live {
     }
 }
 
+/// A gap below the live event at `seq` that this device's own envelopes still on their way
+/// cannot explain (the relay may commit one of them before an event and answer `Committed`
+/// after it): the relay skipped something.
+fn live_gap(
+    profile: &Profile,
+    cursor: u64,
+    seq: u64,
+) -> Result<Option<crate::Withheld>, SyncError> {
+    let gap = crate::sync_book::withheld(cursor, &profile.sync_book().ahead()?, seq);
+    let in_flight = profile.sync_book().outbox()?.len() as u64;
+    Ok(gap.filter(|g| g.missing > in_flight))
+}
+
 /// Stays connected: syncs, then applies the partner's envelopes as the relay forwards them
 /// and pushes this device's own changes as they appear (checked every `push_every`).
 /// Calls `on_applied` once caught up (so the caller knows it is live) and after each batch
-/// of incoming changes, with the profile, so the caller can show what is new; and
-/// `on_refused` for each change the authorship rule refused, so the caller can warn.
+/// of incoming changes, with the profile, so the caller can show what is new;
+/// `on_refused` for each change the authorship rule refused, so the caller can warn; and
+/// `on_withheld` when the relay holds back envelopes it has (see [`SyncReport::withheld`]).
+/// A live event that skips over a seq makes it reconnect once, which asks for the gap
+/// again; a gap that is still there is reported, once per place.
 ///
 /// Returns `Ok(())` when the space's ACL changed (a device joined or left, or the key
 /// rotated): call it again at once to pick the change up.
@@ -174,33 +191,58 @@ pub async fn watch(
     push_every: Duration,
     mut on_applied: impl FnMut(&mut Profile),
     mut on_refused: impl FnMut(&crate::RefusedChangeReport),
+    mut on_withheld: impl FnMut(&crate::Withheld),
 ) -> Result<(), SyncError> {
-    let (mut live, caught_up) = Live::open(profile, timeout).await?;
-    caught_up.refused_changes.iter().for_each(&mut on_refused);
-    // Called once connected and caught up, whatever arrived: the caller learns it is live.
-    on_applied(profile);
-    let mut tick = tokio::time::interval(push_every);
+    // The start of the last gap asked for again, and of the last one reported.
+    let mut asked = None;
+    let mut reported = None;
+    let mut first = true;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                live.push(profile).await?;
-            }
-            event = live.next(profile) => match event? {
-                LiveEvent::Received(report) => {
-                    for r in &report.rejected {
-                        tracing::warn!(seq = r.seq, reason = %r.reason, "envelope refused while watching");
-                    }
-                    report.refused_changes.iter().for_each(&mut on_refused);
-                    if report.received > 0 {
-                        on_applied(profile);
-                    }
+        let (mut live, caught_up) = Live::open(profile, timeout).await?;
+        caught_up.refused_changes.iter().for_each(&mut on_refused);
+        if let Some(gap) = caught_up.withheld
+            && reported != Some(gap.from_seq)
+        {
+            reported = Some(gap.from_seq);
+            on_withheld(&gap);
+        }
+        if first || caught_up.received > 0 {
+            // Called once connected and caught up, whatever arrived: the caller learns it
+            // is live.
+            on_applied(profile);
+            first = false;
+        }
+        let mut tick = tokio::time::interval(push_every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    live.push(profile).await?;
                 }
-                LiveEvent::AclMoved => {
-                    live.close().await;
-                    return Ok(());
+                event = live.next(profile) => match event? {
+                    LiveEvent::Received(report) => {
+                        for r in &report.rejected {
+                            tracing::warn!(seq = r.seq, reason = %r.reason, "envelope refused while watching");
+                        }
+                        report.refused_changes.iter().for_each(&mut on_refused);
+                        if report.received > 0 {
+                            on_applied(profile);
+                        }
+                        if let Some(gap) = report.withheld
+                            && asked != Some(gap.from_seq)
+                        {
+                            asked = Some(gap.from_seq);
+                            tracing::info!(from = gap.from_seq, to = gap.to_seq, "a gap in live events; asking again");
+                            break;
+                        }
+                    }
+                    LiveEvent::AclMoved => {
+                        live.close().await;
+                        return Ok(());
+                    }
+                    LiveEvent::Committed | LiveEvent::Idle => {}
                 }
-                LiveEvent::Committed | LiveEvent::Idle => {}
             }
         }
+        live.close().await;
     }
 }

@@ -78,4 +78,7 @@ pub struct SyncReport {
     /// the landmark it no longer held)` when that was found. This sync read its history
     /// again and sent it everything.
     pub relay_behind: Option<(u64, u64)>,
+    /// Envelopes the relay holds but did not hand over, even when asked twice (see
+    /// docs/security.md, "No silent gaps"): they are asked for again on every sync.
+    pub withheld: Option<crate::Withheld>,
 }

@@ -155,7 +155,7 @@ pub(super) fn take_in<'a>(
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
     let mut screened = Vec::new();
-    let mut passed = None;
+    let mut passed = Vec::new();
     for (seq, bytes) in items {
         match screen(space, state, bytes) {
             Verdict::Open(envelope) => {
@@ -171,14 +171,14 @@ pub(super) fn take_in<'a>(
             }
             Verdict::Refused { header, why } => {
                 refuse(report, seq, header.map(|h| h.author), why.to_string());
-                passed = Some((seq, header));
+                passed.push((seq, header));
             }
             Verdict::NewerEpoch => return Err(SyncError::AclMoved),
         }
     }
     deliver(profile, screened, report)?;
-    if let Some((seq, header)) = passed {
-        profile.sync_book_mut().pass(seq, header.as_ref())?;
+    if !passed.is_empty() {
+        profile.sync_book_mut().pass(&passed)?;
     }
     Ok(())
 }

@@ -8,27 +8,48 @@ use std::ops::{Deref, DerefMut};
 use hearth_crypto::{EpochKey, envelope};
 use hearth_doc::authorship::{People, PersonKey, Refusal};
 use hearth_doc::{ChangeHash, RefusedChange};
-use hearth_proto::{DeviceId, Envelope, EnvelopeHeader};
+use hearth_proto::{DeviceId, Envelope, EnvelopeHeader, EnvelopeKind};
 
+use super::gaps::{self, Take};
 use super::{Landmark, SyncBook};
 use crate::store::sync_state::{Counter, Mark};
 use crate::store::{self, ChunkKind};
 use crate::{Error, Profile};
 
-/// Moves the cursor forward to `seq` (never back), naming the envelope there (`header`, if
-/// it decoded) as the cursor's landmark.
-fn advance_cursor(
+/// Takes `takes` (seqs applied, known, waiting or passed) and moves the cursor as far as
+/// the seqs after it are taken one after another (see [`super::gaps`]), naming the envelope
+/// it stops on as the cursor's landmark.
+pub(super) fn take_seqs(
     tx: &rusqlite::Transaction<'_>,
-    seq: u64,
-    header: Option<&EnvelopeHeader>,
+    takes: impl IntoIterator<Item = Take>,
 ) -> Result<(), Error> {
-    if seq <= store::sync_state::get(tx, Counter::Cursor)? {
-        return Ok(());
+    let cursor = store::sync_state::get(tx, Counter::Cursor)?;
+    let mut ahead = store::sync_state::ahead(tx)?;
+    let before = ahead.clone();
+    let moved = gaps::advance(cursor, &mut ahead, takes);
+    if ahead != before {
+        store::sync_state::set_ahead(tx, &ahead)?;
     }
-    store::sync_state::set(tx, Counter::Cursor, seq)?;
-    match header {
-        Some(h) => store::sync_state::set_landmark(tx, Mark::Cursor, &Landmark::at(seq, h)),
+    let Some(mark) = moved.mark else {
+        return Ok(());
+    };
+    store::sync_state::set(tx, Counter::Cursor, moved.cursor)?;
+    match mark {
+        Some(m) => store::sync_state::set_landmark(tx, Mark::Cursor, &m),
         None => store::sync_state::forget_landmark(tx, Mark::Cursor),
+    }
+}
+
+/// The seq `seq` held `header` (if it decoded): what [`take_seqs`] takes for it.
+pub(super) fn take_of(seq: u64, header: Option<&EnvelopeHeader>, opened: bool) -> Take {
+    let covers = match header.map(|h| h.kind) {
+        Some(EnvelopeKind::Snapshot { covers_seq }) if opened => covers_seq,
+        _ => 0,
+    };
+    Take {
+        seq,
+        mark: header.map(|h| Landmark::at(seq, h)),
+        covers,
     }
 }
 
@@ -309,6 +330,7 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
     pub(crate) fn relay_rewound(&mut self) -> Result<(), Error> {
         let tx = self.profile.begin_write()?;
         store::sync_state::set(&tx, Counter::Cursor, 0)?;
+        store::sync_state::set_ahead(&tx, &gaps::Ahead::new())?;
         store::sync_state::set_pushed_heads(&tx, &[])?;
         store::sync_state::set(&tx, Counter::Resend, 1)?;
         store::sync_state::remember_applied_before_rewind(&tx)?;
@@ -318,14 +340,19 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
         Ok(())
     }
 
-    /// Moves the cursor past `seq`, an envelope refused before it was opened (`header`, if
-    /// it decoded), so it is not read and reported again.
+    /// Takes the places of `passed`, envelopes refused before they were opened (each seq
+    /// with its header, if it decoded), so they are not read and reported again.
     ///
     /// # Errors
     /// A database error.
-    pub(crate) fn pass(&mut self, seq: u64, header: Option<&EnvelopeHeader>) -> Result<(), Error> {
+    pub(crate) fn pass(&mut self, passed: &[(u64, Option<EnvelopeHeader>)]) -> Result<(), Error> {
         let tx = self.profile.begin_write()?;
-        advance_cursor(&tx, seq, header)?;
+        take_seqs(
+            &tx,
+            passed
+                .iter()
+                .map(|(seq, header)| take_of(*seq, header.as_ref(), false)),
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -370,13 +397,8 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
         )?;
         let before = doc.heads();
         let mut outcomes = Vec::with_capacity(items.len());
-        let mut last_seq = 0;
-        let mut last_mark = None;
+        let mut takes = Vec::with_capacity(items.len());
         for (seq, envelope, key) in items {
-            if *seq >= last_seq {
-                last_seq = *seq;
-                last_mark = Some(*envelope.header());
-            }
             let header = *envelope.header();
             let signer = header.author.as_bytes();
             let author = &signer[..];
@@ -407,6 +429,8 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
                     }
                 }
             };
+            let opened = !matches!(outcome, Incoming::Rejected { .. });
+            takes.push(take_of(*seq, Some(&header), opened));
             outcomes.push(outcome);
         }
         // The relay has what it delivered: count those changes as pushed, so the next push
@@ -434,7 +458,7 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
                 .seal(&ChunkKind::Changes.domain(self.profile.space_id()), &bytes)?;
             store::chunks::append(&tx, ChunkKind::Changes, &sealed)?;
         }
-        advance_cursor(&tx, last_seq, last_mark.as_ref())?;
+        take_seqs(&tx, takes)?;
         tx.commit()?;
         Ok(Taken {
             outcomes,
@@ -594,10 +618,10 @@ mod tests {
         let mut c = profile(dir.path(), "c");
         let env = Envelope::decode(&bytes).unwrap();
         assert!(matches!(
-            c.sync_book_mut().apply_incoming(5, &env, &key).unwrap(),
+            c.sync_book_mut().apply_incoming(1, &env, &key).unwrap(),
             Incoming::Rejected { .. }
         ));
-        assert_eq!(c.sync_book().cursor().unwrap(), 5, "the cursor passes it");
+        assert_eq!(c.sync_book().cursor().unwrap(), 1, "the cursor passes it");
         // A flipped ciphertext byte fails the signature.
         let mid = bytes.len() - 80;
         bytes[mid] ^= 1;

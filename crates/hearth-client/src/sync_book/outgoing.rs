@@ -168,6 +168,20 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
             };
             store::sync_state::set_landmark(&tx, Mark::Own, &own)?;
         }
+        // The relay holds it at `seq`: that place is taken, as if it had come back.
+        let own = Landmark {
+            seq,
+            author: self.profile.device_id(),
+            counter,
+        };
+        super::incoming::take_seqs(
+            &tx,
+            [super::gaps::Take {
+                seq,
+                mark: Some(own),
+                covers: 0,
+            }],
+        )?;
         tx.commit()?;
         Ok(())
     }
