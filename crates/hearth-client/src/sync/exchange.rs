@@ -1,7 +1,8 @@
 //! The exchange with the relay in one sync: log in, create the space if the relay does
-//! not hold it yet, settle the keys, push this device's outbox (each envelope removed only
-//! after its `Committed`), pull everything after the cursor, compare the landmarks that
-//! tell whether the relay went back in time, and push a snapshot when one is due.
+//! not hold it yet, settle the keys, pull everything after the cursor (comparing the
+//! landmarks that tell whether the relay went back in time, and the witnesses that tell
+//! whether it hides ACL records), push this device's outbox (each envelope removed only
+//! after its `Committed`), and push a snapshot when one is due.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use super::chain::login;
 use super::keys::settle;
 use super::link::{Link, now_ms, unexpected};
 use super::screen::{receive, take_in};
+use super::witness;
 use super::{SyncError, SyncReport};
 use crate::Landmark;
 use crate::Profile;
@@ -132,7 +134,11 @@ pub(super) async fn exchange(
         .resend_pending()?
         .then(|| OwnPrefix::new(profile))
         .transpose()?;
-    let mut moved = push_staged(profile, link, state, &mut report).await?;
+    // Nothing is sealed under a chain another device has seen past; and this device's
+    // writing is sealed only after the pull, so that what the pull brings (a partner's
+    // envelope under an epoch the relay hides from this device) is known first.
+    witness::check_and_note(profile, state)?;
+    let mut moved = 0;
     // A gap the relay leaves is asked for once more at once; if it is still there after
     // that, it is reported, and every later sync asks again.
     for pull in 0..PULLS {
@@ -169,7 +175,12 @@ pub(super) async fn exchange(
     if let Some(prefix) = resend {
         moved += resend_whole(profile, link, state, prefix.covers).await?;
     }
-    // Keys released on seeing the partner's sealed answers go out in this same sync.
+    // What arrived may say the relay hides records: then nothing more is sealed.
+    if report.received > 0 {
+        witness::check(profile, state)?;
+    }
+    // This device's writing, with the keys released on seeing the partner's sealed
+    // answers.
     moved += push_staged(profile, link, state, &mut report).await?;
     report.cursor = profile.sync_book().cursor()?;
     report.waiting = profile.sync_book().waiting()?;
