@@ -7,6 +7,7 @@ mod charts;
 mod devices;
 mod follow_through;
 mod hostile_partner;
+mod hostile_relay;
 mod offline;
 mod pairing_cli;
 mod relay_crash;
