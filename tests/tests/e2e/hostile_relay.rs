@@ -756,7 +756,7 @@ impl std::fmt::Debug for Raw {
 
 impl Raw {
     /// How long a raw client waits for the relay before the test fails.
-    const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+    pub const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
     /// Connects to `url`, says Hello and logs in as `device` for `space`; returns the
     /// connection and the relay's answer to the login.
@@ -825,61 +825,69 @@ impl Raw {
     }
 }
 
+/// Sam and Jordan, paired through the proxy in front of a real relay, both synced: the
+/// set-up of the tests that attack a couple through the proxy.
+pub struct Pair {
+    /// Where the relay's database and both profiles live.
+    pub dir: tempfile::TempDir,
+    /// The honest relay behind the proxy (its database is `dir/relay.db`).
+    pub _relay: hearth_testkit::TestRelay,
+    /// The proxy both devices sync through.
+    pub proxy: HostileRelay,
+    /// Sam's device, which created the space.
+    pub sam: hearth_client::Profile,
+    /// Jordan's device, Sam's partner.
+    pub jordan: hearth_client::Profile,
+}
+
+impl Pair {
+    /// Pairs the two over a new relay and proxy, and syncs each once.
+    pub async fn new() -> Pair {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = hearth_testkit::TestRelay::at(&dir.path().join("relay.db"));
+        let proxy = HostileRelay::start(&relay.url);
+        let (sam, jordan) = (dir.path().join("sam"), dir.path().join("jordan"));
+        hearth_testkit::couple::paired(&sam, "Sam", &jordan, "Jordan", &proxy.url).await;
+        let mut sam = hearth_client::Profile::open(&sam, None).unwrap();
+        let mut jordan = hearth_client::Profile::open(&jordan, None).unwrap();
+        for p in [&mut sam, &mut jordan] {
+            hearth_client::sync::sync_once(p, Raw::WAIT).await.unwrap();
+        }
+        Pair {
+            dir,
+            _relay: relay,
+            proxy,
+            sam,
+            jordan,
+        }
+    }
+
+    /// A path for something else of the test's (a third device, a copy).
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Sam writes `text` and syncs it.
+    pub async fn sam_writes(&mut self, text: &str) {
+        hearth_testkit::couple::appreciate(&mut self.sam, text);
+        hearth_client::sync::sync_once(&mut self.sam, Raw::WAIT)
+            .await
+            .unwrap();
+    }
+}
+
 /// The proxy's own tests: each rule acts, seen from a real client through a real relay.
 mod tests {
-    use std::path::PathBuf;
     use std::time::Duration;
 
     use hearth_client::Profile;
     use hearth_client::sync::{self, SyncError};
     use hearth_proto::{EnvelopeHeader, RejectCode, SpaceId};
-    use hearth_testkit::TestRelay;
-    use hearth_testkit::couple::{appreciate, appreciations, invited, paired};
+    use hearth_testkit::couple::{appreciations, invited};
 
     use super::*;
 
     const T: Duration = Duration::from_secs(20);
-
-    /// Sam and Jordan, paired through the proxy in front of a real relay, both synced.
-    pub(crate) struct Pair {
-        pub(crate) dir: tempfile::TempDir,
-        pub(crate) _relay: TestRelay,
-        pub(crate) proxy: HostileRelay,
-        pub(crate) sam: Profile,
-        pub(crate) jordan: Profile,
-    }
-
-    impl Pair {
-        pub(crate) async fn new() -> Pair {
-            let dir = tempfile::tempdir().unwrap();
-            let relay = TestRelay::at(&dir.path().join("relay.db"));
-            let proxy = HostileRelay::start(&relay.url);
-            let (sam, jordan) = (dir.path().join("sam"), dir.path().join("jordan"));
-            paired(&sam, "Sam", &jordan, "Jordan", &proxy.url).await;
-            let mut sam = Profile::open(&sam, None).unwrap();
-            let mut jordan = Profile::open(&jordan, None).unwrap();
-            for p in [&mut sam, &mut jordan] {
-                sync::sync_once(p, T).await.unwrap();
-            }
-            Pair {
-                dir,
-                _relay: relay,
-                proxy,
-                sam,
-                jordan,
-            }
-        }
-
-        pub(crate) fn path(&self, name: &str) -> PathBuf {
-            self.dir.path().join(name)
-        }
-
-        /// Sam writes `text` and syncs it.
-        pub(crate) async fn sam_writes(&mut self, text: &str) {
-            appreciate(&mut self.sam, text);
-            sync::sync_once(&mut self.sam, T).await.unwrap();
-        }
-    }
 
     fn has(profile: &Profile, text: &str) -> bool {
         appreciations(profile).iter().any(|t| t == text)

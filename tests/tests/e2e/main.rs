@@ -3,6 +3,7 @@
 //! file; each module is one area of behaviour.
 
 mod adversarial;
+mod caught_relay;
 mod charts;
 mod devices;
 mod follow_through;

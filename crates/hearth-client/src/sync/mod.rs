@@ -8,11 +8,12 @@
 //! key it lacks, trusting each only if it matches the check the signed chain holds. Then it
 //! seals whatever this device wrote since its last push under the current epoch, pushes the
 //! outbox (each envelope removed only after its `Committed`), and pulls everything after
-//! its cursor. Every incoming envelope is verified (signature, space, epoch, author in the
-//! ACL), decrypted and applied atomically with its cursor; one that fails is reported with
-//! the device that sent it and skipped, and syncing goes on. One from an epoch newer than
-//! the adopted chain stops the sync before its cursor (the ACL moved meanwhile) and the
-//! sync runs again. Until a sync gets that far, local changes wait in the document.
+//! its cursor. Every incoming envelope is verified (space, author in the ACL, signature,
+//! then epoch), decrypted and applied atomically with its cursor; one that fails is
+//! reported with the device it names and skipped, and syncing goes on. One validly signed
+//! by a member under an epoch newer than the adopted chain stops the sync before its
+//! cursor (the ACL moved meanwhile) and the sync runs again. Until a sync gets that far,
+//! local changes wait in the document.
 //!
 //! One module per concern: `link` talks to the socket, `chain` adopts the relay's
 //! ACL, `keys` settles the epoch keys, `exchange` is one sync's push and pull, `screen`
