@@ -392,6 +392,7 @@ const RELAY_KINDS: &[&str] = &[
     "Lockbox",
     "Reject",
     "Pong",
+    "SpaceDeleted",
     "unreadable",
 ];
 
@@ -421,6 +422,7 @@ fn relay_kind(frame: &RelayFrame) -> &'static str {
         RelayFrame::Lockbox { .. } => "Lockbox",
         RelayFrame::Reject { .. } => "Reject",
         RelayFrame::Pong { .. } => "Pong",
+        RelayFrame::SpaceDeleted { .. } => "SpaceDeleted",
     }
 }
 

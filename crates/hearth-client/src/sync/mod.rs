@@ -35,8 +35,8 @@ mod live;
 mod membership;
 mod screen;
 
-pub use chain::refresh_acl;
-pub use error::{InviteFault, SyncError};
+pub use chain::{check_space, refresh_acl};
+pub use error::{InviteFault, SpaceDeletion, SyncError};
 pub use exchange::{SNAPSHOT_AFTER_BYTES, sync_once};
 pub(crate) use link::now_ms;
 pub use link::{relay_reachable, websocket_config};
