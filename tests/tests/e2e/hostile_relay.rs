@@ -833,7 +833,7 @@ pub struct Pair {
     /// Where the relay's database and both profiles live.
     pub dir: tempfile::TempDir,
     /// The honest relay behind the proxy (its database is `dir/relay.db`).
-    pub _relay: hearth_testkit::TestRelay,
+    pub relay: hearth_testkit::TestRelay,
     /// The proxy both devices sync through.
     pub proxy: HostileRelay,
     /// Sam's device, which created the space.
@@ -857,7 +857,7 @@ impl Pair {
         }
         Pair {
             dir,
-            _relay: relay,
+            relay,
             proxy,
             sam,
             jordan,
