@@ -96,6 +96,10 @@ fn classify_sync(err: &SyncError) -> (u8, Option<String>) {
             | RejectCode::RateLimited
             | RejectCode::Internal
             | RejectCode::Unrecognized => (SYNC, Some(kept.into())),
+            RejectCode::SpaceDeleted => (
+                DATA,
+                Some("This space was deleted from the relay by one of its devices. Everything on this device is kept: `hearth export --format md` saves it; `hearth init` starts a new space.".into()),
+            ),
             RejectCode::Unauthorized | RejectCode::NotMember => (
                 DATA,
                 Some("This device is not (or no longer) in the space on that relay. Your data here is untouched.".into()),
@@ -103,9 +107,12 @@ fn classify_sync(err: &SyncError) -> (u8, Option<String>) {
             _ => (SYNC, Some(kept.into())),
         },
         // Their messages say what to do; the data here is untouched.
-        SyncError::NotAdmitted | SyncError::AclHidden { .. } | SyncError::AclForked { .. } => {
-            (DATA, None)
-        }
+        SyncError::NotAdmitted
+        | SyncError::AclHidden { .. }
+        | SyncError::AclForked { .. }
+        | SyncError::SpaceDeleted(_)
+        | SyncError::DeletionUnproven { .. }
+        | SyncError::SpaceMissing => (DATA, None),
         SyncError::KeyUnavailable { .. } | SyncError::AclMoved | SyncError::RelayBehind { .. } => {
             (SYNC, None)
         }
@@ -251,6 +258,35 @@ mod tests {
             None,
         );
         assert_eq!(code(anyhow::Error::new(ClientError::Database(busy))), USER);
+    }
+
+    #[test]
+    fn a_space_deleted_or_missing_on_the_relay_is_exit_code_3_and_an_unknown_code_2() {
+        let deleted = SyncError::SpaceDeleted(hearth_client::sync::SpaceDeletion {
+            by: hearth_client::DeviceId::from_bytes([1; 32]),
+            whose: hearth_client::Whose::Partners,
+            this_device: false,
+            deleted_at_ms: 0,
+        });
+        let unproven = SyncError::DeletionUnproven {
+            claimed: hearth_client::DeviceId::from_bytes([1; 32]),
+            why: "its signature does not verify".into(),
+        };
+        for err in [deleted, unproven, SyncError::SpaceMissing] {
+            assert_eq!(code(anyhow::Error::new(err)), DATA);
+        }
+        let refused = |code| SyncError::Refused {
+            code,
+            message: "m".into(),
+        };
+        assert_eq!(
+            code(anyhow::Error::new(refused(RejectCode::SpaceDeleted))),
+            DATA
+        );
+        assert_eq!(
+            code(anyhow::Error::new(refused(RejectCode::Unrecognized))),
+            SYNC
+        );
     }
 
     #[test]

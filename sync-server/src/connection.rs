@@ -429,9 +429,13 @@ impl Connection {
                         .await,
                 )
             }
-            Query::DeleteSpace { space } => {
+            Query::DeleteSpace { space, tombstone } => {
                 let key = *space.as_bytes();
-                Answer::Done(store.run(move |s| s.delete_space(&key)).await)
+                Answer::Done(store.run(move |s| s.delete_space(&key, &tombstone)).await)
+            }
+            Query::Tombstone { space } => {
+                let key = *space.as_bytes();
+                Answer::Tombstone(store.run(move |s| s.tombstone(&key)).await)
             }
         }
     }
@@ -546,8 +550,8 @@ impl Connection {
                 let decision = self.session.on_acl_changed(&record);
                 self.carry_out(decision).await
             }
-            Live::Deleted => {
-                let decision = self.session.on_space_deleted();
+            Live::Deleted(tombstone) => {
+                let decision = self.session.on_space_deleted(&tombstone);
                 self.carry_out(decision).await
             }
             Live::Event { seq, envelope } => {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::SpaceKey;
+use crate::store::{SpaceKey, Tombstone};
 
 /// Something that happened in a space, for its live subscribers.
 #[derive(Debug, Clone)]
@@ -22,8 +22,8 @@ pub(crate) enum Live {
     Event { seq: u64, envelope: Arc<[u8]> },
     /// An ACL record was appended.
     Acl(Arc<[u8]>),
-    /// The space was deleted.
-    Deleted,
+    /// The space was deleted; what it left, the proof for its members.
+    Deleted(Arc<Tombstone>),
 }
 
 #[derive(Debug)]
@@ -136,7 +136,15 @@ mod tests {
         let hub = Hub::default();
         let (queue, mut rx) = mpsc::channel(8);
         hub.subscribe([1; 16], 7, queue, CancellationToken::new());
-        hub.publish(&[1; 16], 7, &Live::Deleted);
+        let tombstone = Tombstone {
+            device: [2; 32],
+            relay_id: [3; 16],
+            nonce: [4; 32],
+            signature: [5; 64],
+            deleted_at_ms: 6,
+            members: vec![[2; 32]],
+        };
+        hub.publish(&[1; 16], 7, &Live::Deleted(Arc::new(tombstone)));
         assert!(rx.try_recv().is_err());
         hub.unsubscribe(&[1; 16], 7);
         assert!(hub.spaces.lock().unwrap().is_empty());

@@ -43,5 +43,5 @@ pub mod worker;
 pub use app::{AppState, Relay, RelayError, app, serve};
 pub use config::{ConfigError, Creation, RelayConfig};
 pub use local::LocalRelay;
-pub use store::{Push, PushOutcome, SqliteStore, Storage, StoreError, StoreLimits};
+pub use store::{Push, PushOutcome, SqliteStore, Storage, StoreError, StoreLimits, Tombstone};
 pub use worker::{StoreHandle, StoreStats};

@@ -18,7 +18,7 @@ use crate::worker::StoreStats;
 
 /// Every reject code the relay sends, each shown from the start (at 0), so an alert on
 /// `increase(...)` sees the first one.
-const REJECT_CODES: [RejectCode; 14] = [
+const REJECT_CODES: [RejectCode; 15] = [
     RejectCode::UnsupportedVersion,
     RejectCode::BadFrame,
     RejectCode::TooLarge,
@@ -33,6 +33,7 @@ const REJECT_CODES: [RejectCode; 14] = [
     RejectCode::InviteUsed,
     RejectCode::Invalid,
     RejectCode::InviteRevoked,
+    RejectCode::SpaceDeleted,
 ];
 
 /// A reject code's label value.
@@ -52,6 +53,7 @@ fn reject_label(code: RejectCode) -> &'static str {
         RejectCode::InviteUsed => "invite_used",
         RejectCode::Invalid => "invalid",
         RejectCode::InviteRevoked => "invite_revoked",
+        RejectCode::SpaceDeleted => "space_deleted",
         // A code added to the protocol before it is named here still counts.
         _ => "other",
     }

@@ -67,6 +67,7 @@ pub(crate) fn reject_code(failure: Failure<'_>) -> RejectCode {
         Failure::Store(error) => match error {
             StoreError::NoSuchSpace => RejectCode::NotMember,
             StoreError::SpaceExists | StoreError::Conflict(_) => RejectCode::Conflict,
+            StoreError::SpaceDeleted => RejectCode::SpaceDeleted,
             StoreError::QuotaExceeded(_) | StoreError::DiskFull => RejectCode::QuotaExceeded,
             StoreError::BadSignature => RejectCode::Invalid,
             StoreError::Unavailable(_) | StoreError::Database(_) => RejectCode::StorageUnavailable,
@@ -114,6 +115,9 @@ fn store_message(error: &StoreError) -> String {
         StoreError::NoSuchSpace => "the space no longer exists on this relay; stop syncing it".into(),
         StoreError::SpaceExists => {
             "a space with this id already exists; create the space again with a new id".into()
+        }
+        StoreError::SpaceDeleted => {
+            "this space was deleted by one of its devices and its id cannot be used again on this relay; stop syncing it, and start a new space".into()
         }
         StoreError::Conflict(m) => format!("{m}; fetch the latest state and retry"),
         StoreError::QuotaExceeded(m) => format!(
@@ -218,6 +222,7 @@ mod tests {
         let cases = [
             (StoreError::NoSuchSpace, RejectCode::NotMember),
             (StoreError::SpaceExists, RejectCode::Conflict),
+            (StoreError::SpaceDeleted, RejectCode::SpaceDeleted),
             (StoreError::Conflict("c".into()), RejectCode::Conflict),
             (
                 StoreError::QuotaExceeded("q".into()),

@@ -25,14 +25,14 @@ use hearth_proto::frame::{MAX_AUTH_SKEW_MS, SUPPORTED_VERSIONS};
 use hearth_proto::{
     AclBody, AclRecord, AclState, ClientFrame, DeviceId, Envelope, EnvelopeKind, InviteId,
     InviteRole, Limits, PROTOCOL_VERSION, ProtoError, RejectCode, RelayFrame, SpaceId,
-    auth_message, check_version, decode_client, delete_space_message, verify_signature,
+    auth_message, check_version, decode_client, verify_delete_space, verify_signature,
 };
 
 use crate::app::{Chain, verify_chain};
 use crate::config::Creation;
 use crate::hub::Live;
 use crate::reject::{Failure, Rejection, rejection};
-use crate::store::{PushOutcome, StoreError};
+use crate::store::{PushOutcome, StoreError, Tombstone};
 use crate::worker::Signed;
 
 /// The one answer to every failed `Auth`: a stranger learns nothing about the space.
@@ -172,8 +172,13 @@ pub(crate) enum Query {
         owner: DeviceId,
         epoch: u32,
     },
-    /// Delete the space and everything in it. [`Answer::Done`].
-    DeleteSpace { space: SpaceId },
+    /// Delete the space and everything in it, leaving `tombstone`. [`Answer::Done`].
+    DeleteSpace {
+        space: SpaceId,
+        tombstone: Tombstone,
+    },
+    /// The tombstone of a deleted space. [`Answer::Tombstone`].
+    Tombstone { space: SpaceId },
 }
 
 /// The store's answer to a [`Query`].
@@ -189,6 +194,8 @@ pub(crate) enum Answer {
     Acl(Result<Result<Chain, ProtoError>, StoreError>),
     /// A lockbox, if one is stored.
     Lockbox(Result<Option<Vec<u8>>, StoreError>),
+    /// The space's tombstone, if it was deleted.
+    Tombstone(Result<Option<Tombstone>, StoreError>),
 }
 
 /// What to do next: the effects in order, then the query if any.
@@ -257,6 +264,11 @@ enum Pending {
         as_invite: bool,
         now_ms: u64,
     },
+    /// A device login for a space that does not exist: was it deleted?
+    AuthTombstone {
+        space: SpaceId,
+        device: DeviceId,
+    },
     Create {
         space: SpaceId,
         device: DeviceId,
@@ -297,9 +309,12 @@ enum Pending {
     },
     DeleteChain {
         space: SpaceId,
+        signature: [u8; 64],
+        now_ms: u64,
     },
     Delete {
         space: SpaceId,
+        tombstone: Arc<Tombstone>,
     },
     StillMember,
 }
@@ -479,24 +494,49 @@ impl<C: Clock> Session<C> {
                 ),
                 Err(e) => Decision::store_failed(&e),
             },
-            (Some(Pending::DeleteChain { space }), Answer::Chain(chain)) => {
-                match self.member_chain(chain) {
-                    Err(e) => Decision::store_failed(&e),
-                    Ok(None) => Decision::reject(RejectCode::NotMember, REMOVED),
-                    Ok(Some(_)) => {
-                        self.pending = Some(Pending::Delete { space });
-                        Decision::ask(Query::DeleteSpace { space })
-                    }
-                }
+            (Some(Pending::AuthTombstone { space, device }), Answer::Tombstone(tombstone)) => {
+                self.deleted_or_new(space, device, tombstone)
             }
-            (Some(Pending::Delete { space }), Answer::Done(deleted)) => match deleted {
+            (
+                Some(Pending::DeleteChain {
+                    space,
+                    signature,
+                    now_ms,
+                }),
+                Answer::Chain(chain),
+            ) => match self.member_chain(chain) {
+                Err(e) => Decision::store_failed(&e),
+                Ok(None) => Decision::reject(RejectCode::NotMember, REMOVED),
+                Ok(Some(chain)) => {
+                    let Phase::Ready(authed) = self.phase else {
+                        return Decision::done();
+                    };
+                    let mut members: Vec<_> =
+                        chain.state.members().map(|d| *d.as_bytes()).collect();
+                    members.sort_unstable();
+                    let tombstone = Tombstone {
+                        device: *authed.key.as_bytes(),
+                        relay_id: self.relay_id,
+                        nonce: self.nonce,
+                        signature,
+                        deleted_at_ms: now_ms,
+                        members,
+                    };
+                    self.pending = Some(Pending::Delete {
+                        space,
+                        tombstone: Arc::new(tombstone.clone()),
+                    });
+                    Decision::ask(Query::DeleteSpace { space, tombstone })
+                }
+            },
+            (Some(Pending::Delete { space, tombstone }), Answer::Done(deleted)) => match deleted {
                 Err(e) => Decision::store_failed(&e),
                 Ok(()) => {
                     tracing::info!(connection = self.id, space = %space.short(), "space deleted");
                     Decision::with(Effect::Forget(space))
                         .then(Effect::Publish {
                             space,
-                            live: Live::Deleted,
+                            live: Live::Deleted(tombstone),
                         })
                         .then(Effect::Send(RelayFrame::AclChanged {
                             records: Vec::new(),
@@ -546,12 +586,15 @@ impl<C: Clock> Session<C> {
         }
     }
 
-    /// Another device deleted the space.
-    pub(crate) fn on_space_deleted(&self) -> Decision {
-        Decision::reject_and_close(
-            RejectCode::NotMember,
-            "the space was deleted by one of its devices; stop syncing it",
-        )
+    /// Another device deleted the space: this connection's device hears it with the
+    /// proof, and the connection closes.
+    pub(crate) fn on_space_deleted(&self, tombstone: &Tombstone) -> Decision {
+        match self.phase {
+            Phase::Ready(authed) => {
+                Decision::send(deleted_frame(authed.space, tombstone)).then(Effect::Close(CLOSING))
+            }
+            _ => Decision::with(Effect::Close(CLOSING)),
+        }
     }
 
     /// The hub dropped this subscriber because its queue was full.
@@ -653,11 +696,8 @@ impl<C: Clock> Session<C> {
         let chain = match chain {
             Ok(Some(chain)) => chain,
             Ok(None) if !as_invite => {
-                tracing::info!(connection = self.id, space = %space.short(), "authenticated to create a space");
-                self.phase = Phase::Create { space, device };
-                return Decision::send(RelayFrame::AclChanged {
-                    records: Vec::new(),
-                });
+                self.pending = Some(Pending::AuthTombstone { space, device });
+                return Decision::ask(Query::Tombstone { space });
             }
             Ok(None) => return self.unauthorized(space, device),
             Err(e) => return Decision::store_failed(&e).then(Effect::Close(CLOSING)),
@@ -706,6 +746,32 @@ impl<C: Clock> Session<C> {
         Decision::send(RelayFrame::AclChanged {
             records: chain.records.clone(),
         })
+    }
+
+    /// A device's login for a space that does not exist: its member hears the space was
+    /// deleted, with the proof; anyone else gets the same answer as for an existing space
+    /// they are not in; and a space that never existed may be created.
+    fn deleted_or_new(
+        &mut self,
+        space: SpaceId,
+        device: DeviceId,
+        tombstone: Result<Option<Tombstone>, StoreError>,
+    ) -> Decision {
+        match tombstone {
+            Err(e) => Decision::store_failed(&e).then(Effect::Close(CLOSING)),
+            Ok(Some(tombstone)) if tombstone.members.contains(device.as_bytes()) => {
+                tracing::info!(connection = self.id, space = %space.short(), device = %device.short(), "told a member its space was deleted");
+                Decision::send(deleted_frame(space, &tombstone)).then(Effect::Close(CLOSING))
+            }
+            Ok(Some(_)) => self.unauthorized(space, device),
+            Ok(None) => {
+                tracing::info!(connection = self.id, space = %space.short(), "authenticated to create a space");
+                self.phase = Phase::Create { space, device };
+                Decision::send(RelayFrame::AclChanged {
+                    records: Vec::new(),
+                })
+            }
+        }
     }
 
     fn unauthorized(&self, space: SpaceId, device: DeviceId) -> Decision {
@@ -867,16 +933,26 @@ impl<C: Clock> Session<C> {
                 })
             }
             ClientFrame::DeleteSpace { space, signature } => {
-                let message = delete_space_message(&self.relay_id, &self.nonce, &space);
                 if space != authed.space
-                    || verify_signature(authed.key.as_bytes(), &message, &signature).is_err()
+                    || verify_delete_space(
+                        &self.relay_id,
+                        &self.nonce,
+                        &space,
+                        &authed.key,
+                        &signature,
+                    )
+                    .is_err()
                 {
                     return Decision::reject(
                         RejectCode::Invalid,
                         "DeleteSpace must name the authenticated space and be signed by this device over this connection's challenge",
                     );
                 }
-                self.pending = Some(Pending::DeleteChain { space });
+                self.pending = Some(Pending::DeleteChain {
+                    space,
+                    signature,
+                    now_ms,
+                });
                 Decision::ask(Query::Chain {
                     space,
                     fresh: false,
@@ -1176,6 +1252,19 @@ impl<C: Clock> Session<C> {
             epoch,
             blob,
         })
+    }
+}
+
+/// The frame that tells a member device its space `space` was deleted, with the proof
+/// the tombstone keeps.
+fn deleted_frame(space: SpaceId, tombstone: &Tombstone) -> RelayFrame {
+    RelayFrame::SpaceDeleted {
+        space,
+        device: DeviceId::from_bytes(tombstone.device),
+        relay_id: tombstone.relay_id,
+        nonce: tombstone.nonce,
+        signature: tombstone.signature,
+        deleted_at_ms: tombstone.deleted_at_ms,
     }
 }
 

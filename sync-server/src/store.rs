@@ -10,7 +10,11 @@
 //! - [`Storage::push_batch`] commits many pushes in one transaction (group commit) while
 //!   judging each on its own: one push over quota does not fail its neighbours;
 //! - a snapshot that covers everything up to a sequence number replaces the envelopes it
-//!   covers, so a member can compact a space's history.
+//!   covers, so a member can compact a space's history;
+//! - a deleted space leaves a [`Tombstone`] (who deleted it, their signature, when, and
+//!   who its members were) and nothing else, and its id is never created again, so the
+//!   space's other devices are told it was deleted, with the proof, instead of finding
+//!   an empty relay.
 //!
 //! Ids are raw bytes here (16-byte space ids, 32-byte device keys); the relay's protocol
 //! layer gives them types.
@@ -36,6 +40,9 @@ pub enum StoreError {
     /// A space with this id already exists.
     #[error("the space already exists")]
     SpaceExists,
+    /// A space with this id was deleted; the id is not used again.
+    #[error("the space was deleted")]
+    SpaceDeleted,
     /// The request contradicts what is stored (a reused counter, a stale ACL index…).
     #[error("conflict: {0}")]
     Conflict(String),
@@ -121,12 +128,32 @@ pub struct PushOutcome {
     pub duplicate: bool,
 }
 
+/// What a deleted space leaves behind: the proof that one of its members deleted it (its
+/// signed `DeleteSpace`), when, and who the members were, so the relay can tell them, and
+/// only them, why their space is gone. Nothing of the space's content or ACL is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    /// The member device that deleted the space.
+    pub device: DeviceKey,
+    /// The relay id of the challenge its `DeleteSpace` was signed for.
+    pub relay_id: [u8; 16],
+    /// That challenge's nonce.
+    pub nonce: [u8; 32],
+    /// The device's signature over `delete_space_message(relay_id, nonce, space)`.
+    pub signature: [u8; 64],
+    /// When, by the relay's clock (UTC milliseconds).
+    pub deleted_at_ms: u64,
+    /// The space's member devices when it was deleted.
+    pub members: Vec<DeviceKey>,
+}
+
 /// The relay's durable storage.
 pub trait Storage: Send {
     /// Creates a space with its first ACL record.
     ///
     /// # Errors
-    /// [`StoreError::SpaceExists`], [`StoreError::QuotaExceeded`] (too many spaces).
+    /// [`StoreError::SpaceExists`], [`StoreError::SpaceDeleted`] (the id was used and
+    /// deleted), [`StoreError::QuotaExceeded`] (too many spaces).
     fn create_space(
         &mut self,
         space: &SpaceKey,
@@ -207,11 +234,17 @@ pub trait Storage: Send {
     /// # Errors
     /// [`StoreError::NoSuchSpace`].
     fn snapshot(&self, space: &SpaceKey) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
-    /// Deletes the space and everything in it.
+    /// Deletes the space and everything in it, leaving `tombstone` in the same
+    /// transaction.
     ///
     /// # Errors
     /// [`StoreError::NoSuchSpace`].
-    fn delete_space(&mut self, space: &SpaceKey) -> Result<(), StoreError>;
+    fn delete_space(&mut self, space: &SpaceKey, tombstone: &Tombstone) -> Result<(), StoreError>;
+    /// The tombstone of a deleted space, if this id was deleted.
+    ///
+    /// # Errors
+    /// A database error.
+    fn tombstone(&self, space: &SpaceKey) -> Result<Option<Tombstone>, StoreError>;
     /// Bytes the space uses.
     ///
     /// # Errors
@@ -219,7 +252,8 @@ pub trait Storage: Send {
     fn usage(&self, space: &SpaceKey) -> Result<u64, StoreError>;
 }
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE spaces (
         space BLOB PRIMARY KEY,
         created_at INTEGER NOT NULL,
@@ -253,7 +287,23 @@ const MIGRATIONS: &[&str] = &["
         covers_seq INTEGER NOT NULL,
         bytes BLOB NOT NULL
     ) STRICT;
-"];
+",
+    "
+    CREATE TABLE tombstones (
+        space BLOB PRIMARY KEY,
+        device BLOB NOT NULL,
+        relay_id BLOB NOT NULL,
+        nonce BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        deleted_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE tombstone_members (
+        space BLOB NOT NULL REFERENCES tombstones(space) ON DELETE CASCADE,
+        device BLOB NOT NULL,
+        PRIMARY KEY (space, device)
+    ) STRICT;
+",
+];
 
 /// [`Storage`] in one SQLite file (WAL, `synchronous = FULL`).
 #[derive(Debug)]
@@ -397,6 +447,14 @@ impl Storage for SqliteStore {
         )?;
         if exists {
             return Err(StoreError::SpaceExists);
+        }
+        let deleted: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM tombstones WHERE space = ?1)",
+            [&space[..]],
+            |r| r.get(0),
+        )?;
+        if deleted {
+            return Err(StoreError::SpaceDeleted);
         }
         let count: i64 = tx.query_row("SELECT COUNT(*) FROM spaces", [], |r| r.get(0))?;
         if count as u64 >= self.limits.max_spaces {
@@ -632,19 +690,89 @@ impl Storage for SqliteStore {
             .optional()?)
     }
 
-    fn delete_space(&mut self, space: &SpaceKey) -> Result<(), StoreError> {
-        let n = self
+    fn delete_space(&mut self, space: &SpaceKey, tombstone: &Tombstone) -> Result<(), StoreError> {
+        let tx = self
             .conn
-            .execute("DELETE FROM spaces WHERE space = ?1", [&space[..]])?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute("DELETE FROM spaces WHERE space = ?1", [&space[..]])?;
         if n == 0 {
             return Err(StoreError::NoSuchSpace);
         }
+        tx.execute(
+            "INSERT INTO tombstones (space, device, relay_id, nonce, signature, deleted_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                &space[..],
+                &tombstone.device[..],
+                &tombstone.relay_id[..],
+                &tombstone.nonce[..],
+                &tombstone.signature[..],
+                i64::try_from(tombstone.deleted_at_ms).unwrap_or(i64::MAX),
+            ],
+        )?;
+        for member in &tombstone.members {
+            tx.execute(
+                "INSERT OR IGNORE INTO tombstone_members (space, device) VALUES (?1, ?2)",
+                params![&space[..], &member[..]],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
+    }
+
+    fn tombstone(&self, space: &SpaceKey) -> Result<Option<Tombstone>, StoreError> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT device, relay_id, nonce, signature, deleted_at FROM tombstones \
+                 WHERE space = ?1",
+            )?
+            .query_row([&space[..]], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .optional()?;
+        let Some((device, relay_id, nonce, signature, deleted_at)) = row else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT device FROM tombstone_members WHERE space = ?1")?;
+        let members = stmt
+            .query_map([&space[..]], |r| r.get::<_, Vec<u8>>(0))?
+            .map(|m| fixed(m?))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Some(Tombstone {
+            device: fixed(device)?,
+            relay_id: fixed(relay_id)?,
+            nonce: fixed(nonce)?,
+            signature: fixed(signature)?,
+            deleted_at_ms: u64::try_from(deleted_at).unwrap_or(0),
+            members,
+        }))
     }
 
     fn usage(&self, space: &SpaceKey) -> Result<u64, StoreError> {
         Ok(self.space_row(space)?.1)
     }
+}
+
+/// A stored blob as the fixed-size array it was written from; another size means the
+/// database was damaged or edited.
+fn fixed<const N: usize>(bytes: Vec<u8>) -> Result<[u8; N], StoreError> {
+    let len = bytes.len();
+    bytes.try_into().map_err(|_| {
+        StoreError::Database(rusqlite::Error::InvalidColumnType(
+            0,
+            format!("a {len}-byte value where {N} bytes belong"),
+            rusqlite::types::Type::Blob,
+        ))
+    })
 }
 
 fn clone_err(e: &StoreError) -> StoreError {
@@ -916,10 +1044,25 @@ mod tests {
             s.create_space(&B, b"g", 1),
             Err(StoreError::QuotaExceeded(_))
         ));
-        s.delete_space(&A).unwrap();
+        s.delete_space(&A, &tombstone()).unwrap();
         assert!(!s.space_exists(&A).unwrap());
         s.create_space(&B, b"g", 1).unwrap();
-        assert!(matches!(s.delete_space(&A), Err(StoreError::NoSuchSpace)));
+        assert!(matches!(
+            s.delete_space(&A, &tombstone()),
+            Err(StoreError::NoSuchSpace)
+        ));
+    }
+
+    /// The phone's deletion of a space whose members were the phone and the laptop.
+    fn tombstone() -> Tombstone {
+        Tombstone {
+            device: PHONE,
+            relay_id: [3; 16],
+            nonce: [4; 32],
+            signature: [5; 64],
+            deleted_at_ms: 1_800_000_000_000,
+            members: vec![PHONE, LAPTOP],
+        }
     }
 
     #[test]
@@ -928,16 +1071,64 @@ mod tests {
         s.create_space(&A, b"g", 1).unwrap();
         one(&mut s, push(&A, &PHONE, 1, b"e")).unwrap();
         s.put_lockbox(&A, &PHONE, 0, b"box").unwrap();
-        s.delete_space(&A).unwrap();
-        for table in ["acl", "lockboxes", "envelopes", "snapshots"] {
+        s.put_snapshot(&A, 1, b"snapshot").unwrap();
+        s.delete_space(&A, &tombstone()).unwrap();
+        for table in ["spaces", "acl", "lockboxes", "envelopes", "snapshots"] {
             let n: i64 = s
                 .conn
                 .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
                 .unwrap();
             assert_eq!(n, 0, "{table}");
         }
-        // The same id can be used again, from seq 1.
-        s.create_space(&A, b"g", 2).unwrap();
-        assert_eq!(one(&mut s, push(&A, &PHONE, 1, b"e")).unwrap().seq, 1);
+        assert!(matches!(s.acl(&A), Err(StoreError::NoSuchSpace)));
+    }
+
+    #[test]
+    fn a_deleted_space_leaves_its_tombstone_and_its_id_is_never_created_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        let mut s = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+        s.create_space(&A, b"g", 1).unwrap();
+        s.create_space(&B, b"g", 1).unwrap();
+        assert_eq!(s.tombstone(&A).unwrap(), None);
+        s.delete_space(&A, &tombstone()).unwrap();
+        drop(s);
+        let mut s = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+        let mut kept = s.tombstone(&A).unwrap().unwrap();
+        kept.members.sort_unstable();
+        assert_eq!(kept, tombstone());
+        assert!(matches!(
+            s.create_space(&A, b"g", 2),
+            Err(StoreError::SpaceDeleted)
+        ));
+        assert!(!s.space_exists(&A).unwrap());
+        // Other spaces are untouched.
+        assert_eq!(s.tombstone(&B).unwrap(), None);
+        assert_eq!(s.acl(&B).unwrap(), vec![b"g".to_vec()]);
+    }
+
+    #[test]
+    fn a_database_from_before_tombstones_is_migrated_and_keeps_its_spaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO spaces (space, created_at) VALUES (?1, 1)",
+                [&A[..]],
+            )
+            .unwrap();
+        }
+        let mut s = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+        let version: i64 = s
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        assert!(s.space_exists(&A).unwrap());
+        s.delete_space(&A, &tombstone()).unwrap();
+        assert!(s.tombstone(&A).unwrap().is_some());
     }
 }

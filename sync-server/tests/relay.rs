@@ -90,6 +90,21 @@ impl TestRelay {
             .expect("serve did not return after shutdown")
             .unwrap();
     }
+
+    /// Stops the relay and starts it again on the same database (on a new port).
+    async fn restart(self) -> Self {
+        let Self { relay, _dir, .. } = self;
+        timeout(WAIT, relay.stop())
+            .await
+            .expect("serve did not return after shutdown")
+            .unwrap();
+        let relay = hearth_testkit::TestRelay::at(&_dir.path().join("relay.db"));
+        Self {
+            addr: relay.addr(),
+            relay,
+            _dir,
+        }
+    }
 }
 
 struct Client {
@@ -1076,11 +1091,12 @@ async fn connections_that_never_finish_their_http_request_are_closed() {
 }
 
 #[tokio::test]
-async fn a_member_can_delete_the_space_and_everyone_is_told() {
+async fn a_member_can_delete_the_space_and_everyone_is_told_with_the_proof() {
     let relay = TestRelay::start().await;
     let Couple {
         space,
         a_key,
+        b_key,
         mut a,
         mut b,
         ..
@@ -1091,22 +1107,86 @@ async fn a_member_can_delete_the_space_and_everyone_is_told() {
     ));
     assert_eq!(b.subscribe(space, 0).await.len(), 1);
     let message = hearth_proto::delete_space_message(&a.relay_id, &a.nonce, &space);
+    let signature = a_key.sign(&message).to_bytes();
     let reply = a
-        .request(&ClientFrame::DeleteSpace {
-            space,
-            signature: a_key.sign(&message).to_bytes(),
-        })
+        .request(&ClientFrame::DeleteSpace { space, signature })
         .await;
     assert_eq!(reply, RelayFrame::AclChanged { records: vec![] });
     a.expect_closed().await;
-    assert_eq!(reject_code(&b.recv().await), RejectCode::NotMember);
+    // The subscriber is shown who deleted it, with the signature, which verifies.
+    let told = b.recv().await;
+    let deleted_at_ms = deleted_at(&told);
+    assert!(deleted_at_ms.abs_diff(now_ms()) < 60_000, "{deleted_at_ms}");
+    let proof = RelayFrame::SpaceDeleted {
+        space,
+        device: device_id(&a_key),
+        relay_id: a.relay_id,
+        nonce: a.nonce,
+        signature,
+        deleted_at_ms,
+    };
+    assert_eq!(told, proof);
+    hearth_proto::verify_delete_space(
+        &a.relay_id,
+        &a.nonce,
+        &space,
+        &device_id(&a_key),
+        &signature,
+    )
+    .unwrap();
     b.expect_closed().await;
-    // Nothing is left: the space id is free again.
-    let mut again = relay.greeted().await;
-    assert_eq!(
-        again.auth(&a_key, space, false).await,
-        RelayFrame::AclChanged { records: vec![] }
-    );
+
+    // Ever after, even across a restart, its members' logins get the same proof, and the
+    // id is not free again.
+    let relay = relay.restart().await;
+    for member in [&a_key, &b_key] {
+        let mut again = relay.greeted().await;
+        assert_eq!(again.auth(member, space, false).await, proof);
+        again.expect_closed().await;
+    }
+    relay.stop().await;
+}
+
+/// When the `SpaceDeleted` frame `frame` says the space was deleted.
+fn deleted_at(frame: &RelayFrame) -> u64 {
+    match frame {
+        RelayFrame::SpaceDeleted { deleted_at_ms, .. } => *deleted_at_ms,
+        other => panic!("expected SpaceDeleted, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_space_is_neither_shown_to_strangers_nor_created_again() {
+    let relay = TestRelay::start().await;
+    let Couple {
+        space,
+        a_key,
+        mut a,
+        ..
+    } = couple(&relay).await;
+    let message = hearth_proto::delete_space_message(&a.relay_id, &a.nonce, &space);
+    a.request(&ClientFrame::DeleteSpace {
+        space,
+        signature: a_key.sign(&message).to_bytes(),
+    })
+    .await;
+    // A stranger, and the invite key B joined with, get what they get for any space they
+    // are not in.
+    for (who, as_invite) in [(key(66), false), (key(3), true)] {
+        let mut client = relay.greeted().await;
+        let answer = client.auth(&who, space, as_invite).await;
+        assert_eq!(reject_code(&answer), RejectCode::Unauthorized);
+        client.expect_closed().await;
+    }
+    // Nobody can create it again: a stranger does not get as far as `CreateSpace`, and a
+    // member is shown the deletion instead.
+    let mut member = relay.greeted().await;
+    assert!(matches!(
+        member.auth(&a_key, space, false).await,
+        RelayFrame::SpaceDeleted { .. }
+    ));
+    // Another space is created as usual.
+    let (_, _) = create_space(&relay, &key(67), SpaceId::from_bytes([0x77; 16])).await;
     relay.stop().await;
 }
 

@@ -4,11 +4,13 @@ use anyhow::Result;
 use console::style;
 use serde_json::json;
 
+use hearth_client::sync::{self, SyncError};
+
 use crate::render::{self, Names};
 use crate::session::Session;
 
 pub fn run(session: &Session) -> Result<()> {
-    let profile = session.open()?;
+    let mut profile = session.open()?;
     let doc = profile.load()?;
     let me = profile.person_id().clone();
     let people = doc.people();
@@ -28,12 +30,20 @@ pub fn run(session: &Session) -> Result<()> {
     let pending = profile.sync_book().pending(&mut doc)?;
     let waiting = profile.sync_book().waiting()?;
     let last_sync = profile.sync_book().last_sync()?;
-    let reachable = match &relay {
-        Some(url) => Some(super::pairing::block_on(
-            hearth_client::sync::relay_reachable(url, std::time::Duration::from_secs(3)),
-        )?),
+    // A login, not just a handshake: the relay's word on the space itself (deleted?)
+    // comes only to a device that proves who it is.
+    let standing = match &relay {
+        Some(_) => Some(super::pairing::block_on(sync::check_space(
+            &mut profile,
+            std::time::Duration::from_secs(3),
+        ))?),
         None => None,
     };
+    let reachable = standing.as_ref().map(answered);
+    let problem = standing
+        .as_ref()
+        .and_then(|s| s.as_ref().err())
+        .and_then(problem);
 
     if session.json {
         return render::print_json(&json!({
@@ -44,6 +54,8 @@ pub fn run(session: &Session) -> Result<()> {
             "space_id": profile.space_id(),
             "relay": relay,
             "relay_reachable": reachable,
+            "relay_problem": problem,
+            "space_deleted": standing.as_ref().and_then(|s| s.as_ref().err()).and_then(deletion_json),
             "pending_changes": pending,
             "received_waiting": waiting,
             "last_sync_at": last_sync,
@@ -79,6 +91,9 @@ pub fn run(session: &Session) -> Result<()> {
             "Relay:     {url} {}",
             style("(not reachable right now; changes wait here)").yellow()
         ),
+    }
+    if let Some(problem) = &problem {
+        println!("           {}", style(problem).red());
     }
     if relay.is_some() {
         let when = last_sync.map_or_else(
@@ -132,5 +147,43 @@ fn plural(n: usize, one: &str) -> String {
         (1, _) => format!("1 {one}"),
         (_, Some(stem)) => format!("{n} {stem}ies"),
         _ => format!("{n} {one}s"),
+    }
+}
+
+/// Whether the relay answered at all (a refusal is an answer; no connection is not).
+fn answered(standing: &Result<(), SyncError>) -> bool {
+    !matches!(
+        standing,
+        Err(SyncError::Unreachable { .. } | SyncError::Timeout(_))
+    )
+}
+
+/// What `status` says about the space on the relay when the relay would not have this
+/// device: deleted (proven or not), missing, or not admitted. Anything else (a busy relay)
+/// is for `hearth sync` to report.
+fn problem(error: &SyncError) -> Option<String> {
+    match error {
+        SyncError::SpaceDeleted(_)
+        | SyncError::DeletionUnproven { .. }
+        | SyncError::SpaceMissing
+        | SyncError::NotAdmitted => Some(error.to_string()),
+        _ => None,
+    }
+}
+
+/// The deletion the relay claims, for `--json`: who, when, and whether it is proven.
+fn deletion_json(error: &SyncError) -> Option<serde_json::Value> {
+    match error {
+        SyncError::SpaceDeleted(d) => Some(json!({
+            "proven": true,
+            "by": d.by.to_string(),
+            "deleted_at_ms": d.deleted_at_ms,
+        })),
+        SyncError::DeletionUnproven { claimed, why } => Some(json!({
+            "proven": false,
+            "by": claimed.to_string(),
+            "why": why,
+        })),
+        _ => None,
     }
 }

@@ -199,6 +199,30 @@ pub enum RelayFrame {
         /// The ping's nonce.
         nonce: u64,
     },
+    /// The space was deleted by one of its member devices: the answer to a member's `Auth`
+    /// for it ever after, and what the space's live subscribers hear when it happens. It
+    /// carries the deletion's proof, the `DeleteSpace` signature of that device, which a
+    /// client checks against the chain it verified ([`verify_delete_space`]); the relay
+    /// then closes the connection. Appended in this version: a client from before it
+    /// reads it as an unreadable frame and stops, changing nothing.
+    SpaceDeleted {
+        /// The deleted space.
+        space: SpaceId,
+        /// The member device that deleted it.
+        device: DeviceId,
+        /// The relay id of the challenge the deletion was signed for.
+        #[serde(with = "crate::byte_array")]
+        relay_id: [u8; 16],
+        /// That challenge's nonce.
+        #[serde(with = "crate::byte_array")]
+        nonce: [u8; 32],
+        /// `device`'s signature over [`delete_space_message`] of the three above.
+        #[serde(with = "crate::byte_array")]
+        signature: [u8; 64],
+        /// When it was deleted, by the relay's clock (UTC milliseconds; the relay's word,
+        /// not signed).
+        deleted_at_ms: u64,
+    },
 }
 
 /// Why the relay refused a request. The numbers are stable on the wire; a code this
@@ -249,6 +273,11 @@ pub enum RejectCode {
     /// The invite was cancelled (the device that made it was removed, or the space's key
     /// changed since): ask for a new invite code (sent as for `InviteExpired`).
     InviteRevoked = 14,
+    /// The space was deleted by one of its member devices and its id cannot be used
+    /// again on this relay (the answer to a `CreateSpace` for it). Stop syncing it; start
+    /// a new space. A member's login gets [`RelayFrame::SpaceDeleted`] instead, with the
+    /// proof.
+    SpaceDeleted = 15,
     /// A code this build does not know (sent by a newer relay): treat it like `Internal`.
     Unrecognized = 0xFFFF,
 }
@@ -283,6 +312,7 @@ impl From<u16> for RejectCode {
             12 => Self::InviteUsed,
             13 => Self::Invalid,
             14 => Self::InviteRevoked,
+            15 => Self::SpaceDeleted,
             _ => Self::Unrecognized,
         }
     }
@@ -335,6 +365,23 @@ pub fn delete_space_message(relay_id: &[u8; 16], nonce: &[u8; 32], space: &Space
         .update(space.as_bytes())
         .finalize()
         .as_bytes()
+}
+
+/// Checks a deletion's proof: `signature` must be `device`'s over
+/// [`delete_space_message`] for `space` and the challenge (`relay_id`, `nonce`) it was
+/// signed for. Whether `device` was a member is the caller's question, against its chain.
+///
+/// # Errors
+/// [`ProtoError::BadSignature`] if it does not verify.
+pub fn verify_delete_space(
+    relay_id: &[u8; 16],
+    nonce: &[u8; 32],
+    space: &SpaceId,
+    device: &DeviceId,
+    signature: &[u8; 64],
+) -> Result<(), ProtoError> {
+    let message = delete_space_message(relay_id, nonce, space);
+    crate::signature::verify_signature(device.as_bytes(), &message, signature)
 }
 
 /// Encodes a client frame, refusing one over `max_frame_bytes`.
@@ -523,6 +570,47 @@ mod tests {
         for other in others {
             assert!(verify_signature(device.as_bytes(), &other, &signature).is_err());
         }
+    }
+
+    #[test]
+    fn a_deletion_proof_verifies_only_for_its_device_space_and_challenge() {
+        let device_key = key(1);
+        let device = DeviceId::from_bytes(device_key.verifying_key().to_bytes());
+        let space = SpaceId::from_bytes([3; 16]);
+        let signature = device_key
+            .sign(&delete_space_message(&[1; 16], &[2; 32], &space))
+            .to_bytes();
+        verify_delete_space(&[1; 16], &[2; 32], &space, &device, &signature).unwrap();
+        let other = DeviceId::from_bytes(key(2).verifying_key().to_bytes());
+        let elsewhere = SpaceId::from_bytes([4; 16]);
+        for (relay_id, nonce, space, device) in [
+            ([9; 16], [2; 32], space, device),
+            ([1; 16], [9; 32], space, device),
+            ([1; 16], [2; 32], elsewhere, device),
+            ([1; 16], [2; 32], space, other),
+        ] {
+            assert_eq!(
+                verify_delete_space(&relay_id, &nonce, &space, &device, &signature),
+                Err(ProtoError::BadSignature)
+            );
+        }
+        assert!(verify_delete_space(&[1; 16], &[2; 32], &space, &device, &[0; 64]).is_err());
+    }
+
+    #[test]
+    fn space_deleted_is_appended_after_every_older_relay_frame() {
+        let frame = RelayFrame::SpaceDeleted {
+            space: SpaceId::from_bytes([3; 16]),
+            device: DeviceId::from_bytes([4; 32]),
+            relay_id: [1; 16],
+            nonce: [2; 32],
+            signature: [5; 64],
+            deleted_at_ms: 7,
+        };
+        let bytes = encode_relay(&frame, MAX).unwrap();
+        assert_eq!(bytes[0], 8, "the variant after Pong");
+        assert_eq!(decode_relay(&bytes, MAX).unwrap(), frame);
+        assert_eq!(RejectCode::SpaceDeleted.code(), 15);
     }
 
     proptest! {

@@ -42,6 +42,7 @@ pub use error::{AclRule, ProtoError};
 pub use frame::{
     ClientFrame, PROTOCOL_VERSION, RejectCode, RelayFrame, auth_message, check_version,
     decode_client, decode_relay, delete_space_message, encode_client, encode_relay,
+    verify_delete_space,
 };
 pub use ids::{DeviceId, InviteId, SpaceId};
 pub use limits::Limits;

@@ -244,7 +244,7 @@ pub(crate) fn any_client_frame() -> impl Strategy<Value = ClientFrame> {
 #[cfg(test)]
 fn any_reject_code() -> impl Strategy<Value = RejectCode> {
     prop_oneof![
-        (1u16..=13).prop_map(RejectCode::from),
+        (1u16..=15).prop_map(RejectCode::from),
         Just(RejectCode::Unrecognized)
     ]
 }
@@ -276,5 +276,25 @@ pub(crate) fn any_relay_frame() -> impl Strategy<Value = RelayFrame> {
         (any_reject_code(), ".{0,80}")
             .prop_map(|(code, message)| RelayFrame::Reject { code, message }),
         any::<u64>().prop_map(|nonce| RelayFrame::Pong { nonce }),
+        (
+            any_space(),
+            any_device(),
+            any::<[u8; 16]>(),
+            any::<[u8; 32]>(),
+            sig64(),
+            any::<u64>()
+        )
+            .prop_map(
+                |(space, device, relay_id, nonce, signature, deleted_at_ms)| {
+                    RelayFrame::SpaceDeleted {
+                        space,
+                        device,
+                        relay_id,
+                        nonce,
+                        signature,
+                        deleted_at_ms,
+                    }
+                }
+            ),
     ]
 }

@@ -642,7 +642,12 @@ fn creating(creation: Creation) -> Session<FakeRelativeClock> {
     let (mut session, _) = session_with(Limits::default(), creation);
     session.on_frame(hello(), NOW);
     session.on_frame(auth(&alice(), false), NOW);
-    let decision = session.resume(Answer::Chain(Ok(None)));
+    let asked = session.resume(Answer::Chain(Ok(None)));
+    assert!(matches!(
+        asked.query,
+        Some(Query::Tombstone { space: SPACE })
+    ));
+    let decision = session.resume(Answer::Tombstone(Ok(None)));
     assert!(matches!(
         sent(&decision).as_slice(),
         [RelayFrame::AclChanged { records }] if records.is_empty()
@@ -735,6 +740,73 @@ fn creating_a_space_that_appeared_meanwhile_is_a_conflict() {
     let decision = session.resume(Answer::Done(Err(StoreError::SpaceExists)));
     assert_eq!(rejected(&decision), RejectCode::Conflict);
     assert!(matches!(session.phase(), Phase::Create { .. }));
+}
+
+#[test]
+fn creating_a_space_deleted_meanwhile_is_refused_as_deleted() {
+    let mut session = creating(Creation::Open);
+    session.on_frame(create(&genesis(&alice(), SPACE, 0)), NOW);
+    let decision = session.resume(Answer::Done(Err(StoreError::SpaceDeleted)));
+    assert_eq!(rejected(&decision), RejectCode::SpaceDeleted);
+}
+
+/// What alice's deletion of the couple's space left.
+fn tombstone() -> Tombstone {
+    let message = hearth_proto::delete_space_message(&RELAY, &NONCE, &SPACE);
+    let mut members = vec![*device(&alice()).as_bytes(), *device(&bob()).as_bytes()];
+    members.sort_unstable();
+    Tombstone {
+        device: *device(&alice()).as_bytes(),
+        relay_id: RELAY,
+        nonce: NONCE,
+        signature: alice().sign(&message).to_bytes(),
+        deleted_at_ms: NOW,
+        members,
+    }
+}
+
+fn proof(tombstone: &Tombstone) -> RelayFrame {
+    RelayFrame::SpaceDeleted {
+        space: SPACE,
+        device: DeviceId::from_bytes(tombstone.device),
+        relay_id: tombstone.relay_id,
+        nonce: tombstone.nonce,
+        signature: tombstone.signature,
+        deleted_at_ms: tombstone.deleted_at_ms,
+    }
+}
+
+#[test]
+fn a_member_logging_in_to_its_deleted_space_is_shown_the_proof_and_closed() {
+    let mut session = session();
+    session.on_frame(hello(), NOW);
+    session.on_frame(auth(&bob(), false), NOW);
+    session.resume(Answer::Chain(Ok(None)));
+    let decision = session.resume(Answer::Tombstone(Ok(Some(tombstone()))));
+    assert_eq!(sent(&decision), [&proof(&tombstone())]);
+    assert_eq!(closes(&decision), Some(CLOSING));
+    assert!(
+        matches!(session.phase(), Phase::Auth),
+        "{:?}",
+        session.phase()
+    );
+}
+
+#[test]
+fn anyone_else_logging_in_to_a_deleted_space_is_unauthorized_as_for_an_existing_one() {
+    let mut session = session();
+    session.on_frame(hello(), NOW);
+    session.on_frame(auth(&stranger(), false), NOW);
+    session.resume(Answer::Chain(Ok(None)));
+    let decision = session.resume(Answer::Tombstone(Ok(Some(tombstone()))));
+    assert_eq!(rejected(&decision), RejectCode::Unauthorized);
+    assert_eq!(message(&decision), UNAUTHORIZED);
+    // An invite key is not asked about tombstones at all.
+    let mut invited = self::session();
+    invited.on_frame(hello(), NOW);
+    invited.on_frame(auth(&key(100), true), NOW);
+    let decision = invited.resume(Answer::Chain(Ok(None)));
+    assert_eq!(rejected(&decision), RejectCode::Unauthorized);
 }
 
 // --- requests once authenticated ---
@@ -1183,7 +1255,7 @@ fn a_missing_lockbox_is_a_conflict_to_retry() {
 }
 
 fn delete(by: &SigningKey, space: SpaceId) -> ClientFrame {
-    let message = delete_space_message(&RELAY, &NONCE, &space);
+    let message = hearth_proto::delete_space_message(&RELAY, &NONCE, &space);
     ClientFrame::DeleteSpace {
         space,
         signature: by.sign(&message).to_bytes(),
@@ -1191,24 +1263,37 @@ fn delete(by: &SigningKey, space: SpaceId) -> ClientFrame {
 }
 
 #[test]
-fn a_signed_delete_removes_the_space_tells_the_others_and_closes() {
+fn a_signed_delete_leaves_its_proof_removes_the_space_tells_the_others_and_closes() {
     let space = Space::couple();
     let mut session = ready(&alice(), &space);
     let decision = push_to_store(&mut session, delete(&alice(), SPACE), &space);
-    assert!(matches!(
-        decision.query,
-        Some(Query::DeleteSpace { space: SPACE })
-    ));
+    let Some(Query::DeleteSpace {
+        space: SPACE,
+        tombstone: left,
+    }) = decision.query
+    else {
+        panic!("expected the deletion, got {decision:?}");
+    };
+    assert_eq!(left, tombstone());
     let decision = session.resume(Answer::Done(Ok(())));
     assert!(matches!(
         decision.effects.as_slice(),
         [
             Effect::Forget(SPACE),
-            Effect::Publish { space: SPACE, live: Live::Deleted },
+            Effect::Publish { space: SPACE, live: Live::Deleted(told) },
             Effect::Send(RelayFrame::AclChanged { records }),
             Effect::Close(CLOSING),
-        ] if records.is_empty()
+        ] if records.is_empty() && **told == tombstone()
     ));
+}
+
+#[test]
+fn a_subscriber_whose_space_another_device_deleted_is_shown_the_proof_and_closed() {
+    let space = Space::couple();
+    let session = ready(&bob(), &space);
+    let decision = session.on_space_deleted(&tombstone());
+    assert_eq!(sent(&decision), [&proof(&tombstone())]);
+    assert_eq!(closes(&decision), Some(CLOSING));
 }
 
 #[test]
@@ -1265,8 +1350,6 @@ fn an_invite_connection_hears_of_changes_without_a_membership_check() {
 #[test]
 fn the_connection_level_refusals_close_with_their_codes() {
     let session = session();
-    let deleted = session.on_space_deleted();
-    assert_eq!(rejected(&deleted), RejectCode::NotMember);
     let behind = session.on_fell_behind();
     assert_eq!(rejected(&behind), RejectCode::RateLimited);
     assert_eq!(closes(&behind).map(|c| c.code), Some(1008));

@@ -3,10 +3,12 @@
 //! file; each module is one area of behaviour.
 
 mod adversarial;
+mod caught_relay;
 mod charts;
 mod devices;
 mod follow_through;
 mod hostile_partner;
+mod hostile_relay;
 mod offline;
 mod pairing_cli;
 mod relay_crash;

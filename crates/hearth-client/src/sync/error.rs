@@ -1,11 +1,12 @@
 //! Why a sync did not complete. Every variant leaves local data intact; the CLI matches
 //! on them to choose an exit code.
 
+use std::fmt;
 use std::time::Duration;
 
-use hearth_proto::RejectCode;
+use hearth_proto::{DeviceId, RejectCode};
 
-use crate::Error;
+use crate::{Error, Whose};
 
 /// Why a sync did not complete. Local data is intact in every case.
 #[derive(Debug, thiserror::Error)]
@@ -147,9 +148,83 @@ pub enum SyncError {
         /// The device whose chain differs.
         by: hearth_proto::DeviceId,
     },
+    /// The relay says one of the space's member devices deleted the space, and the
+    /// deletion's signature checked out against the chain this device verified. Nothing
+    /// was sent or re-created; local data is untouched.
+    #[error("{0}")]
+    SpaceDeleted(SpaceDeletion),
+    /// The relay says the space was deleted, but its proof does not hold: the signature
+    /// does not verify, or is not a member's as this device knows the members. Nothing was
+    /// sent or changed.
+    #[error(
+        "the relay says the space was deleted but shows no signature from a member; it may \
+         be lying ({why}). Nothing here was changed and nothing was sent; everything on this \
+         device is kept. If it persists, check which relay you use"
+    )]
+    DeletionUnproven {
+        /// The device the relay says deleted it.
+        claimed: DeviceId,
+        /// Why the proof does not hold.
+        why: String,
+    },
+    /// The relay answers as if the space never existed, though this device verified more
+    /// of its chain than its Genesis: creating it again could never work (the relay's
+    /// chain would not extend this device's), so nothing is sent.
+    #[error(
+        "the relay no longer has this space: it answers as if the space never existed, and \
+         shows no proof that one of its devices deleted it (it lost its data, or is hiding \
+         it). Nothing was sent or created there; everything on this device is kept. If it \
+         persists, ask the relay's operator, or check which relay you use"
+    )]
+    SpaceMissing,
     /// The local profile failed.
     #[error(transparent)]
     Profile(#[from] Error),
+}
+
+/// A deletion of the space on the relay, proven: the device that deleted it signed the
+/// deletion, and this device's verified chain names it as a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpaceDeletion {
+    /// The device that deleted the space.
+    pub by: DeviceId,
+    /// Whose device it is, as this device's chain says.
+    pub whose: Whose,
+    /// Whether it was this very device (through another program).
+    pub this_device: bool,
+    /// When, by the relay's clock (UTC milliseconds): the relay's word, not signed.
+    pub deleted_at_ms: u64,
+}
+
+impl SpaceDeletion {
+    /// Who deleted it, in words: "your partner's device 1a2b3c4d".
+    pub fn who(&self) -> String {
+        let short = self.by.short();
+        match (self.this_device, self.whose) {
+            (true, _) => format!("this device ({short})"),
+            (false, Whose::Yours) => format!("your other device {short}"),
+            (false, Whose::Partners) => format!("your partner's device {short}"),
+            (false, Whose::Unknown) => format!("device {short}"),
+        }
+    }
+
+    /// The day it was deleted, `YYYY-MM-DD` in UTC.
+    pub fn day(&self) -> String {
+        let ms = i64::try_from(self.deleted_at_ms).unwrap_or(i64::MAX);
+        hearth_doc::Millis(ms).to_utc().date_naive().to_string()
+    }
+}
+
+impl fmt::Display for SpaceDeletion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "this space was deleted from the relay by {} on {}; everything on this device is \
+             kept: `hearth export --format md` saves it; `hearth init` starts a new space",
+            self.who(),
+            self.day()
+        )
+    }
 }
 
 /// What is wrong with an invite as the relay holds it.
@@ -168,4 +243,54 @@ pub enum InviteFault {
     /// A device invite names no person at all.
     #[error("a device invite without its person")]
     MissingPerson,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deletion(whose: Whose, this_device: bool) -> SpaceDeletion {
+        SpaceDeletion {
+            by: DeviceId::from_bytes([0x1a; 32]),
+            whose,
+            this_device,
+            // 2026-12-07 12:00 UTC.
+            deleted_at_ms: 1_796_644_800_000,
+        }
+    }
+
+    #[test]
+    fn a_deletion_says_who_and_when_and_that_everything_here_is_kept() {
+        assert_eq!(
+            SyncError::SpaceDeleted(deletion(Whose::Partners, false)).to_string(),
+            "this space was deleted from the relay by your partner's device 1a1a1a1a on \
+             2026-12-07; everything on this device is kept: `hearth export --format md` saves it; \
+             `hearth init` starts a new space"
+        );
+        assert_eq!(
+            deletion(Whose::Yours, false).who(),
+            "your other device 1a1a1a1a"
+        );
+        assert_eq!(deletion(Whose::Yours, true).who(), "this device (1a1a1a1a)");
+    }
+
+    #[test]
+    fn an_unproven_deletion_says_the_relay_may_be_lying() {
+        let err = SyncError::DeletionUnproven {
+            claimed: DeviceId::from_bytes([0x1a; 32]),
+            why: "its signature does not verify".into(),
+        };
+        let message = err.to_string();
+        assert!(
+            message.starts_with(
+                "the relay says the space was deleted but shows no signature from a member; \
+                 it may be lying (its signature does not verify)"
+            ),
+            "{message}"
+        );
+        assert!(
+            message.contains("everything on this device is kept"),
+            "{message}"
+        );
+    }
 }

@@ -236,8 +236,9 @@ async fn pull_once(
             RelayFrame::Batch { mut items, head } => {
                 pulled.head = pulled.head.max(head);
                 // In seq order, whatever order the relay sent them in.
+                // Two items under one seq are both screened: one the relay slipped in must
+                // not push out the real one.
                 items.sort_by_key(|(seq, _)| *seq);
-                items.dedup_by_key(|(seq, _)| *seq);
                 if let Some(prefix) = resend {
                     prefix.read(items.iter().map(|(seq, bytes)| (*seq, bytes.as_slice())));
                 }
@@ -481,14 +482,31 @@ fn read_batch(
     if let Some(mark) = marks.iter().rev().find(|m| head < m.seq) {
         return Err(*mark);
     }
+    // Whether any item the relay put at `seq` is the one `mark` names: a relay that slips
+    // another item in beside it has not rewound for that.
+    let at = |seq: u64, mark: &Landmark| {
+        let checks: Vec<Option<bool>> = items
+            .iter()
+            .filter(|(s, _)| *s == seq)
+            .map(|(_, bytes)| mark.check(seq, bytes))
+            .collect();
+        if checks.contains(&Some(true)) {
+            Some(true)
+        } else if checks.contains(&None) {
+            None
+        } else {
+            Some(false)
+        }
+    };
     let mut kept = Vec::with_capacity(items.len());
     let mut bytes_kept = 0;
-    for (seq, bytes) in items {
+    for (seq, bytes) in &items {
+        let seq = *seq;
         // The first landmark not checked yet, once the batch reaches its place.
         if let Some(mark) = marks.first().copied()
             && seq >= mark.seq
         {
-            match mark.check(seq, &bytes) {
+            match at(seq, &mark) {
                 Some(true) => {
                     marks.remove(0);
                 }
@@ -504,14 +522,14 @@ fn read_batch(
         if let Some(taken) = ahead.get(&seq) {
             // Taken past a gap before: the same envelope must still be there.
             if let Some(mark) = taken
-                && mark.check(seq, &bytes) == Some(false)
+                && at(seq, mark) == Some(false)
             {
                 return Err(*mark);
             }
             continue;
         }
         bytes_kept += bytes.len() as u64;
-        kept.push((seq, bytes));
+        kept.push((seq, bytes.clone()));
     }
     Ok(Batch {
         kept,
@@ -611,6 +629,21 @@ mod tests {
         ahead.insert(4, Some(was));
         let items = vec![item(&c, 3, 3), item(&c, 4, 9)];
         assert_eq!(read_batch(&mut Vec::new(), 2, &ahead, 4, items), Err(was));
+    }
+
+    #[test]
+    fn an_item_slipped_in_beside_a_landmark_is_screened_and_not_taken_for_a_rewind() {
+        let c = Couple::new();
+        let mut marks = vec![mark(&c, 2, 2)];
+        let slipped = (2, b"not an envelope".to_vec());
+        let items = vec![slipped, item(&c, 2, 2), item(&c, 3, 3), (3, b"x".to_vec())];
+        let batch = read_batch(&mut marks, 1, &none(), 3, items).unwrap();
+        assert!(marks.is_empty(), "the landmark is there");
+        assert_eq!(
+            seqs(&batch),
+            [2, 2, 3, 3],
+            "both items of each place are screened"
+        );
     }
 
     #[test]

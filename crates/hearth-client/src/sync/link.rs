@@ -1,6 +1,9 @@
 //! The link to the relay: one websocket conversation (connect, Hello/Challenge, login, send
 //! and receive frames with a timeout). It exists so that everything else in `sync` talks in
 //! frames, never in sockets; the relay's announced limits and login challenge live here.
+//! So does the relay's word that the space was deleted (`SpaceDeleted`, at login or while
+//! subscribed): it becomes an error here, judged against this device's verified chain
+//! when the link was given one ([`Link::judge`]).
 
 use std::time::Duration;
 
@@ -15,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::SyncError;
+use super::chain::DeletionJudge;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -26,6 +30,9 @@ pub(crate) struct Link {
     pub(crate) limits: Limits,
     pub(crate) relay_id: [u8; 16],
     pub(crate) nonce: [u8; 32],
+    /// What a claim that the space was deleted is checked against (this device's verified
+    /// chain); without it, such a claim cannot be proven.
+    pub(crate) judge: Option<DeletionJudge>,
 }
 
 fn install_tls_provider() {
@@ -64,6 +71,7 @@ impl Link {
             limits: Limits::default(),
             relay_id: [0; 16],
             nonce: [0; 32],
+            judge: None,
         };
         link.send(&ClientFrame::Hello {
             version: PROTOCOL_VERSION,
@@ -98,7 +106,8 @@ impl Link {
             })
     }
 
-    /// The next frame from the relay; a `Reject` becomes [`SyncError::Refused`].
+    /// The next frame from the relay; a `Reject` becomes [`SyncError::Refused`], and
+    /// `SpaceDeleted` [`SyncError::SpaceDeleted`] or [`SyncError::DeletionUnproven`].
     pub(crate) async fn recv(&mut self) -> Result<RelayFrame, SyncError> {
         let timeout = self.timeout;
         tokio::time::timeout(timeout, self.recv_any())
@@ -124,10 +133,30 @@ impl Link {
                 Message::Binary(bytes) => {
                     let frame = decode_relay(&bytes, self.limits.frame_bytes())
                         .map_err(SyncError::UnreadableFrame)?;
-                    if let RelayFrame::Reject { code, message } = frame {
-                        return Err(SyncError::Refused { code, message });
-                    }
-                    return Ok(frame);
+                    return match frame {
+                        RelayFrame::Reject { code, message } => {
+                            Err(SyncError::Refused { code, message })
+                        }
+                        RelayFrame::SpaceDeleted {
+                            space,
+                            device,
+                            relay_id,
+                            nonce,
+                            signature,
+                            deleted_at_ms,
+                        } => Err(DeletionJudge::verdict(
+                            self.judge.as_ref(),
+                            &DeletionClaim {
+                                space,
+                                device,
+                                relay_id,
+                                nonce,
+                                signature,
+                                deleted_at_ms,
+                            },
+                        )),
+                        frame => Ok(frame),
+                    };
                 }
                 Message::Close(_) => return Err(self.closed()),
                 // Pings are answered by tungstenite; text frames are not part of the protocol.
@@ -185,6 +214,24 @@ impl Link {
     }
 }
 
+/// The relay's claim that the space was deleted, as `SpaceDeleted` carries it: the proof
+/// is the deleting device's signature over the deletion, not checked yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeletionClaim {
+    /// The space it names.
+    pub(crate) space: SpaceId,
+    /// The device it says deleted it.
+    pub(crate) device: DeviceId,
+    /// The challenge the deletion was signed for: relay id…
+    pub(crate) relay_id: [u8; 16],
+    /// …and nonce.
+    pub(crate) nonce: [u8; 32],
+    /// The device's signature.
+    pub(crate) signature: [u8; 64],
+    /// When, by the relay's clock.
+    pub(crate) deleted_at_ms: u64,
+}
+
 pub(super) fn unexpected(wanted: &'static str, got: &RelayFrame) -> SyncError {
     let name = match got {
         RelayFrame::Challenge { .. } => "Challenge",
@@ -195,6 +242,7 @@ pub(super) fn unexpected(wanted: &'static str, got: &RelayFrame) -> SyncError {
         RelayFrame::Lockbox { .. } => "Lockbox",
         RelayFrame::Reject { .. } => "Reject",
         RelayFrame::Pong { .. } => "Pong",
+        RelayFrame::SpaceDeleted { .. } => "SpaceDeleted",
     };
     SyncError::UnexpectedFrame { wanted, got: name }
 }

@@ -9,11 +9,12 @@
 //! pulls everything after its cursor, checks the chain against what other devices say they
 //! have seen (`witness`), and only then seals whatever this device wrote since its last
 //! push under the current epoch and pushes the outbox (each envelope removed only after its
-//! `Committed`). Every incoming envelope is verified (signature, space, epoch, author in the
-//! ACL), decrypted and applied atomically with its cursor; one that fails is reported with
-//! the device that sent it and skipped, and syncing goes on. One from an epoch newer than
-//! the adopted chain stops the sync before its cursor (the ACL moved meanwhile) and the
-//! sync runs again. Until a sync gets that far, local changes wait in the document.
+//! `Committed`). Every incoming envelope is verified (space, author in the ACL, signature,
+//! then epoch), decrypted and applied atomically with its cursor; one that fails is
+//! reported with the device it names and skipped, and syncing goes on. One validly signed
+//! by a member under an epoch newer than the adopted chain stops the sync before its
+//! cursor (the ACL moved meanwhile) and the sync runs again. Until a sync gets that far,
+//! local changes wait in the document.
 //!
 //! One module per concern: `link` talks to the socket, `chain` adopts the relay's
 //! ACL, `keys` settles the epoch keys, `exchange` is one sync's push and pull, `screen`
@@ -36,8 +37,8 @@ mod membership;
 mod screen;
 mod witness;
 
-pub use chain::refresh_acl;
-pub use error::{InviteFault, SyncError};
+pub use chain::{check_space, refresh_acl};
+pub use error::{InviteFault, SpaceDeletion, SyncError};
 pub use exchange::{SNAPSHOT_AFTER_BYTES, sync_once};
 pub(crate) use link::now_ms;
 pub use link::{relay_reachable, websocket_config};

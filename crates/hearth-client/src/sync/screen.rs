@@ -1,14 +1,18 @@
 //! Screening of incoming envelopes: each one the relay delivers is checked (it decodes,
-//! names this space and an epoch the chain has reached, its author may write under that
-//! epoch) before it is opened and applied atomically with its cursor. One that fails is
-//! reported with the device that sent it and passed; one from an epoch newer than the
-//! adopted chain stops the sync before its cursor.
+//! names this space, its author is a device the chain knows, its signature is that
+//! device's, and it names an epoch the chain has reached under which the author may write)
+//! before it is opened and applied atomically with its cursor. One that fails is reported
+//! with the device it names and passed; a validly signed one of a member from an epoch
+//! newer than the adopted chain stops the sync before its cursor.
 //!
 //! The checks made before opening are one pure function, [`screen`], over the verified
 //! ACL and the envelope's bytes; what opening and applying said becomes the report in
-//! [`account`]. The signature, decryption and the counter rules (a replay, a change that
-//! waits for an earlier one) are judged when the envelope is opened, by
-//! [`Profile::apply_incoming_all`], in the same transaction that records it as seen.
+//! [`account`]. The signature is checked here, before any header field other than the
+//! space and the author is acted on, so a relay (or anyone on the way) cannot stop a sync
+//! with a header it made up: an epoch from the future, a counter past a removal. Decryption
+//! and the counter rules (a replay, a change that waits for an earlier one) are judged when
+//! the envelope is opened, by [`Profile::apply_incoming_all`], in the same transaction that
+//! records it as seen (which checks the signature again, as opening always does).
 
 use std::fmt;
 
@@ -26,6 +30,9 @@ pub(crate) enum Refusal {
     OtherSpace,
     /// Its author is not, and never was, a member of this space.
     NotAMember,
+    /// Its signature is not the signature of the device it names: forged, or damaged on
+    /// the way. Nothing else in its header is believed.
+    Tampered,
     /// Its author was removed, and it came after the last envelope the removal allows, or
     /// under an epoch the author never held.
     RemovedBefore {
@@ -42,6 +49,10 @@ impl fmt::Display for Refusal {
             Self::Unreadable(e) => write!(f, "unreadable envelope: {e}"),
             Self::OtherSpace => f.write_str("it names another space"),
             Self::NotAMember => f.write_str("its author is not a member of this space"),
+            Self::Tampered => f.write_str(
+                "its signature does not match its author (forged or damaged on the way); \
+                 nothing in it was believed",
+            ),
             Self::RemovedBefore { last, counter } => write!(
                 f,
                 "its author was removed from this space after its envelope {last}; this one \
@@ -63,16 +74,22 @@ pub(crate) enum Verdict {
         /// Why.
         why: Refusal,
     },
-    /// Written under an epoch the adopted chain has not reached: after an ACL change this
-    /// sync has not adopted (or forged: the next run, with the newer chain, judges it). The
-    /// sync stops before it.
+    /// Signed by a current member under an epoch the adopted chain has not reached: the
+    /// chain moved after this sync adopted it (a rotation). The sync stops before it and
+    /// runs again with the newer chain, which judges it.
     NewerEpoch,
 }
 
-/// The checks an envelope passes before it is opened: it decodes, names `space` and an
-/// epoch the chain has reached, and its author may write under that epoch: a current
-/// member, or a removed one writing under an epoch it held, no later than the removal
-/// allows.
+/// The checks an envelope passes before it is opened, in this order: it decodes; it names
+/// `space`; its author is a device the chain knows (a member now or once); its signature
+/// is that device's; and only then its epoch and counter: a current member's envelope of
+/// an epoch the chain has not reached is [`Verdict::NewerEpoch`], otherwise the author
+/// must be a current member, or a removed one writing under an epoch it held, no later
+/// than the removal allows.
+///
+/// The signature comes before the epoch so that an envelope nobody signed (or that names
+/// a member it was not signed by) is refused and passed, not taken for news of a rotation
+/// that would stop every sync.
 pub(crate) fn screen(space: &SpaceId, state: &AclState, bytes: &[u8]) -> Verdict {
     let envelope = match Envelope::decode(bytes) {
         Ok(e) => e,
@@ -91,11 +108,19 @@ pub(crate) fn screen(space: &SpaceId, state: &AclState, bytes: &[u8]) -> Verdict
     if header.space != *space {
         return refused(Refusal::OtherSpace);
     }
-    if header.epoch > state.epoch() {
+    let member = state.is_member(&header.author);
+    let removed = state.removed_through(&header.author);
+    if !member && removed.is_none() {
+        return refused(Refusal::NotAMember);
+    }
+    if envelope.verify().is_err() {
+        return refused(Refusal::Tampered);
+    }
+    if member && header.epoch > state.epoch() {
         return Verdict::NewerEpoch;
     }
-    match state.removed_through(&header.author) {
-        _ if state.is_member(&header.author) => Verdict::Open(envelope),
+    match removed {
+        _ if member => Verdict::Open(envelope),
         Some(last) if header.epoch < state.epoch() && header.counter <= last => {
             Verdict::Open(envelope)
         }
@@ -130,9 +155,12 @@ pub(crate) fn account(
     }
 }
 
-/// Verifies, decrypts and applies one envelope the relay delivered as `seq`. A bad one is
-/// reported and passed; one this device cannot judge yet (a newer epoch than `state`)
-/// stops the sync before the cursor passes it.
+/// Verifies, decrypts and applies one envelope the relay pushed live as `seq` (an
+/// `Event`). A bad one is reported but does not take its place: the relay could send a
+/// made-up event under the seq of a real envelope still to come, which would then be
+/// skipped for good. A page of the store read later passes it (see [`take_in`]). One this
+/// device cannot judge yet (a newer epoch than `state`) stops the sync before the cursor
+/// passes it.
 pub(super) fn receive(
     profile: &mut Profile,
     space: &SpaceId,
@@ -141,18 +169,30 @@ pub(super) fn receive(
     bytes: &[u8],
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
-    take_in(profile, space, state, [(seq, bytes)], report)
+    take(profile, space, state, [(seq, bytes)], report, false)
 }
 
-/// Screens, opens and applies envelopes the relay delivered, in its order. The cursor
-/// passes a refused one as it passes an applied one, so it is reported once, not again on
-/// every sync.
+/// Screens, opens and applies envelopes of a `Batch` page, in seq order (two under one seq
+/// are both screened). The cursor passes a refused one as it passes an applied one, so it
+/// is reported once, not again on every sync.
 pub(super) fn take_in<'a>(
     profile: &mut Profile,
     space: &SpaceId,
     state: &AclState,
     items: impl IntoIterator<Item = (u64, &'a [u8])>,
     report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    take(profile, space, state, items, report, true)
+}
+
+/// [`take_in`], passing refused envelopes only if `pass`.
+fn take<'a>(
+    profile: &mut Profile,
+    space: &SpaceId,
+    state: &AclState,
+    items: impl IntoIterator<Item = (u64, &'a [u8])>,
+    report: &mut SyncReport,
+    pass: bool,
 ) -> Result<(), SyncError> {
     let mut screened = Vec::new();
     let mut passed = Vec::new();
@@ -171,7 +211,9 @@ pub(super) fn take_in<'a>(
             }
             Verdict::Refused { header, why } => {
                 refuse(report, seq, header.map(|h| h.author), why.to_string());
-                passed.push((seq, header));
+                if pass {
+                    passed.push((seq, header));
+                }
             }
             Verdict::NewerEpoch => {
                 // A witness that the chain moved on (see `witness`): kept, so that if the
@@ -320,23 +362,70 @@ mod tests {
     }
 
     #[test]
-    fn an_envelope_from_an_epoch_the_chain_has_not_reached_stops_the_sync() {
+    fn a_members_signed_envelope_from_an_epoch_the_chain_has_not_reached_stops_the_sync() {
         let c = Couple::new();
-        // Even from a stranger: the chain that would name it is not adopted yet.
-        for author in [&c.owner, &c.stranger] {
-            let bytes = sealed(author, &c.keys[1], c.space, 2, 1, b"x");
-            assert!(matches!(
-                screen(&c.space, &c.state(), &bytes),
-                Verdict::NewerEpoch
-            ));
+        let bytes = sealed(&c.owner, &c.keys[1], c.space, 2, 1, b"x");
+        assert!(matches!(
+            screen(&c.space, &c.state(), &bytes),
+            Verdict::NewerEpoch
+        ));
+    }
+
+    #[test]
+    fn a_future_epoch_from_a_stranger_or_a_removed_device_is_refused_not_waited_for() {
+        let c = Couple::new();
+        let bytes = sealed(&c.stranger, &c.keys[1], c.space, 99, 1, b"x");
+        let (author, why) = refusal(screen(&c.space, &c.state(), &bytes));
+        assert_eq!(
+            (author, why),
+            (Some(c.stranger.device_id()), Refusal::NotAMember)
+        );
+        // A removed device never rejoins, so it never holds a newer epoch's key.
+        let bytes = sealed(&c.removed, &c.keys[1], c.space, 99, 1, b"x");
+        let (author, why) = refusal(screen(&c.space, &c.state(), &bytes));
+        assert_eq!(author, Some(c.removed.device_id()));
+        assert!(matches!(why, Refusal::RemovedBefore { .. }), "{why:?}");
+    }
+
+    #[test]
+    fn a_forgery_in_a_members_name_is_refused_before_its_epoch_or_counter_is_believed() {
+        let c = Couple::new();
+        // Under the current epoch, under one the chain has not reached (99), and in a
+        // removed device's name with a counter its removal allows: all refused as tampered,
+        // naming the device they claim.
+        for (author, epoch, counter) in [
+            (&c.owner, 1, 1),
+            (&c.owner, 99, 1),
+            (&c.removed, 0, Couple::REMOVED_THROUGH),
+        ] {
+            let key = &c.keys[usize::try_from(epoch.min(1)).unwrap()];
+            let bytes = forged(&sealed(author, key, c.space, epoch, counter, b"x"));
+            let (claimed, why) = refusal(screen(&c.space, &c.state(), &bytes));
+            assert_eq!(claimed, Some(author.device_id()), "{epoch}");
+            assert_eq!(why, Refusal::Tampered, "{epoch}");
+            assert!(why.to_string().contains("signature"), "{why}");
         }
     }
 
     #[test]
-    fn the_screen_trusts_no_signature_so_a_forgery_in_a_members_name_goes_on_to_be_opened() {
+    fn an_envelope_signed_by_another_key_than_the_member_it_names_is_refused_as_tampered() {
         let c = Couple::new();
-        let bytes = forged(&sealed(&c.owner, &c.keys[1], c.space, 1, 1, b"x"));
-        assert!(opened(&screen(&c.space, &c.state(), &bytes)));
+        let theirs =
+            Envelope::decode(&sealed(&c.stranger, &c.keys[1], c.space, 99, 1, b"x")).unwrap();
+        let mut header = *theirs.header();
+        header.author = c.owner.device_id();
+        let bytes = Envelope::from_parts(
+            header,
+            *theirs.nonce(),
+            theirs.ciphertext().to_vec(),
+            *theirs.signature(),
+        )
+        .encode();
+        let (claimed, why) = refusal(screen(&c.space, &c.state(), &bytes));
+        assert_eq!(
+            (claimed, why),
+            (Some(c.owner.device_id()), Refusal::Tampered)
+        );
     }
 
     #[test]
@@ -594,6 +683,25 @@ mod tests {
             "{err}"
         );
         assert_eq!(p.me.sync_book().cursor().unwrap(), 0);
+    }
+
+    #[test]
+    fn an_unsigned_envelope_claiming_a_future_epoch_is_refused_and_the_rest_is_applied() {
+        let mut p = Pair::new();
+        let key = p.key();
+        let good = p.written("kept");
+        let claim = forged(&sealed(&p.me.secrets.device, &key, p.space, 99, 1, b"x"));
+        let report = p.take(&[(1, &good), (2, &claim)]).unwrap();
+        assert_eq!(report.received, 1);
+        assert_eq!(report.rejected.len(), 1);
+        assert_eq!(report.rejected[0].seq, 2);
+        assert_eq!(report.rejected[0].device, Some(p.me.device_id()));
+        assert_eq!(p.texts(), ["kept"]);
+        assert_eq!(
+            p.me.sync_book().cursor().unwrap(),
+            2,
+            "the cursor passes it"
+        );
     }
 
     #[test]
