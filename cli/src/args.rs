@@ -57,6 +57,9 @@ pub enum Command {
     Export(ExportArgs),
     /// Where things stand: your profile, this week's check-in, open commitments
     Status,
+    /// A code to compare with your partner side by side: the same code means you both see
+    /// the same devices and the same history
+    Verify,
     /// Invite your partner (or another device of yours): prints a one-time code
     Invite(InviteArgs),
     /// Join a space with an invite code, on this device

@@ -16,6 +16,7 @@ mod pairing;
 mod remind;
 mod status;
 mod trends;
+mod verify;
 
 use std::io::{IsTerminal, Read};
 
@@ -59,6 +60,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Trends(args) => trends::run(&session, args),
         Command::Export(args) => export::run(&session, args),
         Command::Status => status::run(&session),
+        Command::Verify => verify::run(&session),
         Command::Demo(args) => demo::run(&session, args),
         Command::Invite(args) => pairing::invite(&session, args),
         Command::Join(args) => pairing::join(&session, args),

@@ -30,6 +30,7 @@ pub fn run(session: &Session) -> Result<()> {
     let pending = profile.sync_book().pending(&mut doc)?;
     let waiting = profile.sync_book().waiting()?;
     let last_sync = profile.sync_book().last_sync()?;
+    let heard = last_heard(&profile)?;
     // A login, not just a handshake: the relay's word on the space itself (deleted?)
     // comes only to a device that proves who it is.
     let standing = match &relay {
@@ -59,6 +60,11 @@ pub fn run(session: &Session) -> Result<()> {
             "pending_changes": pending,
             "received_waiting": waiting,
             "last_sync_at": last_sync,
+            "last_heard": heard.iter().map(|(id, whose, at)| json!({
+                "device": id.to_string(),
+                "whose": whose,
+                "at_ms": at,
+            })).collect::<Vec<_>>(),
             "week": week,
             "checkin_due": !i_answered,
             "partner_answered": partner_answered,
@@ -101,6 +107,13 @@ pub fn run(session: &Session) -> Result<()> {
             |t| render::when(hearth_doc::Millis(t as i64)),
         );
         println!("Sync:      last {when}; {pending} change(s) waiting to be sent");
+        for (id, whose, at) in &heard {
+            let at = at.map_or_else(
+                || "never yet".to_owned(),
+                |t| render::when(hearth_doc::Millis(t as i64)),
+            );
+            println!("Heard:     {whose} device {}: {at}", id.short());
+        }
         if waiting > 0 {
             println!(
                 "           {waiting} received update(s) wait for earlier ones that have not \
@@ -140,6 +153,28 @@ pub fn run(session: &Session) -> Result<()> {
         plural(doc.checkins().len(), "check-in"),
     );
     Ok(())
+}
+
+/// The space's other devices with whose each is and when this device last received a
+/// verified envelope from it (`None`: never): a device long silent may be one whose writing
+/// the relay holds back, and `hearth verify` with your partner tells.
+fn last_heard(
+    profile: &hearth_client::Profile,
+) -> Result<Vec<(hearth_client::DeviceId, &'static str, Option<u64>)>> {
+    if profile.sync_book().relay()?.is_none() {
+        return Ok(Vec::new());
+    }
+    let heard = profile.sync_book().last_heard()?;
+    Ok(profile
+        .sync_book()
+        .devices()?
+        .into_iter()
+        .filter(|d| !d.this_device)
+        .map(|d| {
+            let at = heard.iter().find(|(id, _)| *id == d.id).map(|(_, at)| *at);
+            (d.id, if d.mine { "your" } else { "your partner's" }, at)
+        })
+        .collect())
 }
 
 fn plural(n: usize, one: &str) -> String {

@@ -28,6 +28,7 @@ mod profile;
 mod store;
 pub mod sync;
 mod sync_book;
+mod verify;
 
 pub use error::Error;
 pub use hearth_crypto::{
@@ -37,3 +38,4 @@ pub use profile::{Profile, ProfilePaths, default_home};
 pub use sync_book::{
     DeviceInfo, Incoming, Landmark, MintedInvite, RefusedChangeReport, SyncBook, Whose, Withheld,
 };
+pub use verify::{Verification, WriterLine, codes as verification_codes};

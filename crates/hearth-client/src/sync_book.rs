@@ -99,6 +99,18 @@ impl<P: Deref<Target = Profile>> SyncBook<P> {
         Ok(!doc.changes_since(&pushed).is_empty())
     }
 
+    /// When each other device was last heard from (a verified envelope of it arrived),
+    /// by this device's clock in Unix ms.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn last_heard(&self) -> Result<Vec<(hearth_proto::DeviceId, u64)>, Error> {
+        Ok(store::envelopes::last_heard(&self.profile.conn)?
+            .into_iter()
+            .map(|(d, at)| (hearth_proto::DeviceId::from_bytes(d), at))
+            .collect())
+    }
+
     /// The newest epoch a member's validly signed envelope was written under, with its
     /// author, if any was seen (see `sync::witness`).
     ///

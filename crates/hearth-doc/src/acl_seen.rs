@@ -270,3 +270,40 @@ mod tests {
         assert_eq!(compare(&seen(2, 9, 0), 5, 1, hash_at), Seen::Forked);
     }
 }
+
+/// One writer's part of the history a device holds: for `hearth verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterHistory {
+    /// The writer's actor id (a device key).
+    pub actor: Vec<u8>,
+    /// How many of its changes this document holds.
+    pub changes: u64,
+    /// The hash of its latest one (the highest sequence number): it names, by Automerge's
+    /// hash chain, every earlier one of its changes too.
+    pub last: crate::ChangeHash,
+}
+
+impl SpaceDoc {
+    /// Every writer of this document with how much of its history is here, by actor id.
+    pub fn history_by_writer(&mut self) -> Vec<WriterHistory> {
+        let mut by: std::collections::BTreeMap<Vec<u8>, (u64, u64, crate::ChangeHash)> =
+            std::collections::BTreeMap::new();
+        for change in self.doc.get_changes(&[]) {
+            let entry =
+                by.entry(change.actor_id().to_bytes().to_vec())
+                    .or_insert((0, 0, change.hash()));
+            entry.0 += 1;
+            if change.seq() >= entry.1 {
+                entry.1 = change.seq();
+                entry.2 = change.hash();
+            }
+        }
+        by.into_iter()
+            .map(|(actor, (changes, _, last))| WriterHistory {
+                actor,
+                changes,
+                last,
+            })
+            .collect()
+    }
+}

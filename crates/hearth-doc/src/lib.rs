@@ -133,7 +133,7 @@ mod space;
 mod timeline;
 mod week;
 
-pub use acl_seen::{AclSeen, Seen, compare as compare_acl_seen};
+pub use acl_seen::{AclSeen, Seen, WriterHistory, compare as compare_acl_seen};
 pub use automerge::ChangeHash;
 
 pub use deck::{

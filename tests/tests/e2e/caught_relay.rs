@@ -527,3 +527,80 @@ async fn a_made_up_envelope_under_a_real_ones_seq_does_not_push_it_out() {
     let again = sync::sync_once(&mut p.jordan, T).await.unwrap();
     assert!(again.rejected.is_empty(), "{:?}", again.rejected);
 }
+
+/// `hearth verify` (issue 15, part 4): after syncing, both partners' devices show the same
+/// code. A relay that withholds everything Sam's device writes from Jordan, with no gap to
+/// see (it hides the head too), is caught by comparing: the codes differ, the devices line
+/// is the same, and Sam's writer line is the one that differs. `hearth status` says when
+/// each device was last heard from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partners_comparing_verify_codes_catch_a_relay_that_withholds_everything_from_one() {
+    let mut p = Pair::new().await;
+    p.sam_writes("SAM-SEEN").await;
+    let dir = p.dir.path().to_owned();
+    let verify = |who: &str| -> serde_json::Value {
+        let run = hearth(&dir.join(who), &["verify", "--json"]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        serde_json::from_str(&run.stdout).unwrap()
+    };
+    let (sam, jordan) = (verify("sam"), verify("jordan"));
+    assert_eq!(sam["code"], jordan["code"], "{sam}\n{jordan}");
+    assert_eq!(sam["devices"], jordan["devices"]);
+    let text = hearth(&p.path("jordan"), &["verify"]);
+    assert!(
+        text.stdout.contains(sam["code"].as_str().unwrap()),
+        "{}",
+        text.stdout
+    );
+
+    let status = hearth(&p.path("jordan"), &["status"]);
+    assert!(
+        status.stdout.contains(&format!(
+            "Heard:     your partner's device {}:",
+            p.sam.device_id().short()
+        )),
+        "{}",
+        status.stdout
+    );
+
+    // From now on the relay hands Jordan nothing of Sam's, head lowered to match.
+    let sam_id = p.sam.device_id();
+    p.proxy.withhold(
+        Scope::Device(p.jordan.device_id()),
+        Times::ForGood,
+        move |i| i.author == sam_id,
+    );
+    p.sam_writes("SAM-HIDDEN").await;
+    let (sam, jordan) = (verify("sam"), verify("jordan"));
+    assert_ne!(sam["code"], jordan["code"]);
+    assert_eq!(sam["devices"], jordan["devices"], "the same devices");
+    let line = |v: &serde_json::Value| {
+        v["writers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["device"] == sam_id.to_string())
+            .cloned()
+            .unwrap()
+    };
+    assert_ne!(
+        line(&sam)["code"],
+        line(&jordan)["code"],
+        "Sam's writing differs"
+    );
+    let jordans = p.jordan.device_id().to_string();
+    let others = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        v["writers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["device"] == jordans)
+            .map(|w| w["code"].clone())
+            .collect()
+    };
+    assert_eq!(
+        others(&sam),
+        others(&jordan),
+        "Jordan's writing is the same on both"
+    );
+}

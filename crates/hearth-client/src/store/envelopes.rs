@@ -93,3 +93,23 @@ pub(crate) fn unpark_all_as_seen(conn: &Connection) -> Result<(), Error> {
     conn.execute("DELETE FROM parked", [])?;
     Ok(())
 }
+
+/// Records that a verified envelope of `device` arrived at `at_ms` (migration 9).
+pub(crate) fn heard(conn: &Connection, device: &[u8], at_ms: u64) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO heard (device, at_ms) VALUES (?1, ?2)
+         ON CONFLICT (device) DO UPDATE SET at_ms = MAX(at_ms, excluded.at_ms)",
+    )?
+    .execute(params![device, i64::try_from(at_ms).unwrap_or(i64::MAX)])?;
+    Ok(())
+}
+
+/// When each device was last heard from, by device id.
+pub(crate) fn last_heard(conn: &Connection) -> Result<Vec<([u8; 32], u64)>, Error> {
+    let mut stmt = conn.prepare_cached("SELECT device, at_ms FROM heard")?;
+    let rows = stmt.query_map([], |r| {
+        let at: i64 = r.get(1)?;
+        Ok((r.get::<_, [u8; 32]>(0)?, u64::try_from(at).unwrap_or(0)))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -205,6 +205,16 @@ const MIGRATIONS: &[Migration] = &[
     ALTER TABLE sync_state ADD COLUMN newer_epoch_by BLOB
         CHECK (newer_epoch_by IS NULL OR length(newer_epoch_by) = 32);",
     ),
+    // 9: when each device was last heard from (docs/security.md, "hearth verify").
+    up(
+        "-- The last time (this device's clock, Unix ms) an envelope signed by each device arrived
+    -- and verified: `hearth status` shows it for the other devices, the one answer to a relay
+    -- that withholds a device's writing altogether. Ids and times, no content.
+    CREATE TABLE heard (
+        device BLOB PRIMARY KEY CHECK (length(device) = 32),
+        at_ms INTEGER NOT NULL CHECK (at_ms >= 0)
+    ) STRICT, WITHOUT ROWID;",
+    ),
 ];
 
 /// The newest profile format this build reads and writes.

@@ -430,6 +430,9 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
                 }
             };
             let opened = !matches!(outcome, Incoming::Rejected { .. });
+            if opened {
+                store::envelopes::heard(&tx, author, refusals.now_ms)?;
+            }
             takes.push(take_of(*seq, Some(&header), opened));
             outcomes.push(outcome);
         }
