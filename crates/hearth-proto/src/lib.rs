@@ -36,7 +36,7 @@ mod signature;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 
-pub use acl::{AclBody, AclRecord, AclState, InviteInfo, InviteRole, key_check};
+pub use acl::{AclBody, AclRecord, AclState, InviteInfo, InviteRole, key_check, people};
 pub use envelope::{Envelope, EnvelopeHeader, EnvelopeKind};
 pub use error::{AclRule, ProtoError};
 pub use frame::{
