@@ -194,6 +194,20 @@ const MIGRATIONS: &[Migration] = &[
         counter INTEGER CHECK (counter IS NULL OR counter >= 0)
     ) STRICT;",
     ),
+    // 8: what this device knew at a relay seq, to judge snapshot proposals (docs/security.md,
+    // "Snapshots need both people").
+    up(
+        "-- The heads of what the relay has (pushed_heads) right after the cursor reached `seq`
+    -- with nothing taken past a gap and nothing in the outbox: every change they name came
+    -- from a relay seq at or below `seq`. Before countersigning another person's snapshot
+    -- covering seq N, this device requires the heads recorded at the largest seq <= N in
+    -- it. The newest few dozen seqs are kept; a relay found gone back in time clears them.
+    CREATE TABLE known_heads (
+        seq INTEGER NOT NULL CHECK (seq > 0),
+        hash BLOB NOT NULL CHECK (length(hash) = 32),
+        PRIMARY KEY (seq, hash)
+    ) STRICT, WITHOUT ROWID;",
+    ),
 ];
 
 /// The newest profile format this build reads and writes.
