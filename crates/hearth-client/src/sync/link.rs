@@ -195,6 +195,8 @@ pub(super) fn unexpected(wanted: &'static str, got: &RelayFrame) -> SyncError {
         RelayFrame::Lockbox { .. } => "Lockbox",
         RelayFrame::Reject { .. } => "Reject",
         RelayFrame::Pong { .. } => "Pong",
+        RelayFrame::Proposed { .. } => "Proposed",
+        RelayFrame::Countersigned { .. } => "Countersigned",
     };
     SyncError::UnexpectedFrame { wanted, got: name }
 }
