@@ -115,7 +115,7 @@ pub fn join(session: &Session, args: JoinArgs) -> Result<()> {
             "home": session.home,
             "as_partner": joined.as_partner,
             "received": joined.report.received,
-            "refused_snapshot": joined.report.refused_snapshot.as_ref().map(refused_snapshot_json),
+            "refused_snapshot": joined.report.refused_snapshot.as_deref().map(refused_snapshot_json),
             "history_unavailable_through": lacking,
         }));
     }
@@ -297,7 +297,7 @@ fn print_report(session: &Session, report: &SyncReport) -> Result<()> {
             "withheld": report.withheld.map(|w| json!({ "from_seq": w.from_seq, "to_seq": w.to_seq, "missing": w.missing })),
             "countersigned": report.countersigned,
             "not_countersigned": report.not_countersigned.as_ref().map(|n| json!({ "device": n.device.to_string(), "covers_seq": n.covers_seq, "reason": n.fault.to_string() })),
-            "refused_snapshot": report.refused_snapshot.as_ref().map(refused_snapshot_json),
+            "refused_snapshot": report.refused_snapshot.as_deref().map(refused_snapshot_json),
         }));
     }
     let done = console::style("✓").green();

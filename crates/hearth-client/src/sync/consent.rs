@@ -255,13 +255,13 @@ pub(super) fn vet_offered(
             %fault,
             "snapshot refused; asking for the envelopes it stands for"
         );
-        report.refused_snapshot = Some(RefusedSnapshot {
+        report.refused_snapshot = Some(Box::new(RefusedSnapshot {
             covers_seq,
             device: header.author,
             person: whose(state, &profile.device_id(), &header.author),
             fault,
             unavailable: None,
-        });
+        }));
     }
     Ok(kept)
 }
@@ -323,11 +323,11 @@ pub(super) async fn answer_proposal(
             %fault,
             "snapshot proposal not countersigned"
         );
-        report.not_countersigned = Some(NotCountersigned {
+        report.not_countersigned = Some(Box::new(NotCountersigned {
             device: header.author,
             covers_seq,
             fault,
-        });
+        }));
         return Ok(());
     }
     let hash = snapshot_hash(bytes);
@@ -592,7 +592,7 @@ mod tests {
             missing: 40,
         };
         let mut report = SyncReport {
-            refused_snapshot: Some(refused.clone()),
+            refused_snapshot: Some(Box::new(refused.clone())),
             withheld: Some(gap),
             ..SyncReport::default()
         };
@@ -600,7 +600,7 @@ mod tests {
         assert_eq!(report.refused_snapshot.unwrap().unavailable, Some(gap));
         // The envelopes came after all; a later gap is not the snapshot's.
         let mut report = SyncReport {
-            refused_snapshot: Some(refused),
+            refused_snapshot: Some(Box::new(refused)),
             withheld: Some(Withheld {
                 from_seq: 44,
                 to_seq: 45,

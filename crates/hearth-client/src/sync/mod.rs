@@ -89,7 +89,7 @@ pub struct SyncReport {
     /// The other person's snapshot proposal this device refused to countersign, and why
     /// (warn the user: the relay keeps the history as it is, and a proposal that leaves
     /// out what this device has is what a buggy or hostile client would send).
-    pub not_countersigned: Option<NotCountersigned>,
+    pub not_countersigned: Option<Box<NotCountersigned>>,
     /// The cover of the other person's snapshot proposal this device countersigned: the
     /// relay dropped the envelopes it covers.
     pub countersigned: Option<u64>,
@@ -97,5 +97,5 @@ pub struct SyncReport {
     /// this device refused (no countersignature by the other person, or it does not open
     /// as a document); with, if the relay no longer has them, the history this device
     /// lacks. Warn the user.
-    pub refused_snapshot: Option<RefusedSnapshot>,
+    pub refused_snapshot: Option<Box<RefusedSnapshot>>,
 }
