@@ -4,6 +4,7 @@
 
 mod adversarial;
 mod charts;
+mod consent;
 mod devices;
 mod follow_through;
 mod hostile_partner;
