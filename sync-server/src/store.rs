@@ -718,16 +718,16 @@ impl Storage for SqliteStore {
             params![&space[..], covers_seq as i64],
             |r| r.get(0),
         )?;
+        // What goes first, so that a nearly full database reuses its pages.
         tx.execute(
             "DELETE FROM envelopes WHERE space = ?1 AND seq <= ?2",
             params![&space[..], covers_seq as i64],
         )?;
+        tx.execute("DELETE FROM proposals WHERE space = ?1", [&space[..]])?;
+        tx.execute("DELETE FROM snapshots WHERE space = ?1", [&space[..]])?;
         tx.execute(
             "INSERT INTO snapshots (space, covers_seq, bytes, countersigner, countersignature)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (space) DO UPDATE SET covers_seq = excluded.covers_seq,
-                 bytes = excluded.bytes, countersigner = excluded.countersigner,
-                 countersignature = excluded.countersignature",
+             VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 &space[..],
                 covers_seq as i64,
@@ -736,7 +736,6 @@ impl Storage for SqliteStore {
                 &signature[..]
             ],
         )?;
-        tx.execute("DELETE FROM proposals WHERE space = ?1", [&space[..]])?;
         // The proposal's bytes are already counted; the envelopes and the old snapshot go.
         tx.execute(
             "UPDATE spaces SET bytes_used = MAX(0, bytes_used - ?2) WHERE space = ?1",
