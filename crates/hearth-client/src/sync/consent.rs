@@ -188,25 +188,39 @@ fn whose(state: &AclState, me: &DeviceId, device: &DeviceId) -> Whose {
     }
 }
 
+/// What opening a snapshot from elsewhere gave.
+enum Opened {
+    /// A well-formed document (boxed: a document is large beside the other outcomes).
+    Document(Box<SpaceDoc>),
+    /// This device holds no key for the snapshot's epoch.
+    NoKey(u32),
+    /// The signature, space, epoch or decryption failed.
+    Unopenable(String),
+    /// It opened, but its plaintext is not a well-formed document.
+    NotADocument(String),
+}
+
 /// Opens `envelope` (a snapshot from elsewhere) with its epoch's key and reads it as a
-/// document: `Err` says which of the two failed.
+/// document.
 fn open_document(
     profile: &Profile,
     space: &SpaceId,
     envelope: &Envelope,
-) -> Result<Result<SpaceDoc, (bool, String)>, SyncError> {
+) -> Result<Opened, SyncError> {
     let epoch = envelope.header().epoch;
     let Some(key) = profile.sync_book().epoch_key(epoch)? else {
-        return Ok(Err((
-            false,
-            format!("this device has no key for epoch {epoch}"),
-        )));
+        return Ok(Opened::NoKey(epoch));
     };
     let plaintext = match hearth_crypto::envelope::open(envelope, space, epoch, &key) {
         Ok(plaintext) => plaintext,
-        Err(e) => return Ok(Err((false, e.to_string()))),
+        Err(e) => return Ok(Opened::Unopenable(e.to_string())),
     };
-    Ok(read_document(profile.device_id().as_bytes(), &plaintext).map_err(|e| (true, e)))
+    Ok(
+        match read_document(profile.device_id().as_bytes(), &plaintext) {
+            Ok(doc) => Opened::Document(Box::new(doc)),
+            Err(why) => Opened::NotADocument(why),
+        },
+    )
 }
 
 /// Screens the snapshots among `items` (what a `Batch` brings past the cursor, in seq
@@ -239,9 +253,12 @@ pub(super) fn vet_offered(
         let fault = match offered_consent(state, &header, &bytes, consent) {
             Err(fault) => Some(fault),
             Ok(()) => match open_document(profile, space, &envelope)? {
-                Ok(_) => None,
-                Err((false, why)) => Some(SnapshotFault::Unopenable(why)),
-                Err((true, why)) => Some(SnapshotFault::NotADocument(why)),
+                Opened::Document(_) => None,
+                Opened::NoKey(epoch) => Some(SnapshotFault::Unopenable(format!(
+                    "this device has no key for epoch {epoch}"
+                ))),
+                Opened::Unopenable(why) => Some(SnapshotFault::Unopenable(why)),
+                Opened::NotADocument(why) => Some(SnapshotFault::NotADocument(why)),
             },
         };
         let Some(fault) = fault else {
@@ -301,10 +318,11 @@ pub(super) async fn answer_proposal(
         return Ok(());
     };
     let verdict = match open_document(profile, space, &envelope)? {
-        Err((false, why)) if why.starts_with("this device has no key") => return Ok(()),
-        Err((false, why)) => Err(ProposalFault::Unopenable(why)),
-        Err((true, why)) => Err(ProposalFault::NotADocument(why)),
-        Ok(mut snapshot) => {
+        // Another device of this person may hold the key and judge it.
+        Opened::NoKey(_) => return Ok(()),
+        Opened::Unopenable(why) => Err(ProposalFault::Unopenable(why)),
+        Opened::NotADocument(why) => Err(ProposalFault::NotADocument(why)),
+        Opened::Document(mut snapshot) => {
             let my_person = state.person_of(&me);
             let mine = |actor: &[u8]| {
                 <[u8; 32]>::try_from(actor).is_ok_and(|a| {
