@@ -103,7 +103,9 @@ fn classify_sync(err: &SyncError) -> (u8, Option<String>) {
             _ => (SYNC, Some(kept.into())),
         },
         // Their messages say what to do; the data here is untouched.
-        SyncError::NotAdmitted => (DATA, None),
+        SyncError::NotAdmitted | SyncError::AclHidden { .. } | SyncError::AclForked { .. } => {
+            (DATA, None)
+        }
         SyncError::KeyUnavailable { .. } | SyncError::AclMoved | SyncError::RelayBehind { .. } => {
             (SYNC, None)
         }

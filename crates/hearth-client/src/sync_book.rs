@@ -91,6 +91,24 @@ impl<P: Deref<Target = Profile>> SyncBook<P> {
         store::sync_state::ahead(&self.profile.conn)
     }
 
+    /// Whether `doc` holds changes the relay has not been given.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn has_unpushed(&self, doc: &mut hearth_doc::SpaceDoc) -> Result<bool, Error> {
+        let pushed = store::sync_state::pushed_heads(&self.profile.conn)?;
+        Ok(!doc.changes_since(&pushed).is_empty())
+    }
+
+    /// The newest epoch a member's validly signed envelope was written under, with its
+    /// author, if any was seen (see `sync::witness`).
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn newer_epoch(&self) -> Result<Option<(hearth_proto::DeviceId, u32)>, Error> {
+        store::sync_state::newer_epoch(&self.profile.conn)
+    }
+
     /// The counter of the last envelope this device sealed (0 before the first): once its
     /// outbox is empty, the relay has committed every counter from 1 to this.
     ///
@@ -179,6 +197,18 @@ impl<P: Deref<Target = Profile>> SyncBook<P> {
 }
 
 impl<P: DerefMut<Target = Profile>> SyncBook<P> {
+    /// Records that `by`'s validly signed envelope was written under `epoch`.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn saw_newer_epoch(
+        &mut self,
+        by: &hearth_proto::DeviceId,
+        epoch: u32,
+    ) -> Result<(), Error> {
+        store::sync_state::saw_newer_epoch(&self.profile.conn, by, epoch)
+    }
+
     /// Sets the relay this profile syncs with.
     ///
     /// # Errors

@@ -116,6 +116,7 @@
 // Tests may unwrap: a panic there is the failure report.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod acl_seen;
 mod authors;
 pub mod authorship;
 mod checkins;
@@ -132,6 +133,7 @@ mod space;
 mod timeline;
 mod week;
 
+pub use acl_seen::{AclSeen, Seen, compare as compare_acl_seen};
 pub use automerge::ChangeHash;
 
 pub use deck::{

@@ -1023,3 +1023,97 @@ async fn a_head_past_everything_the_relay_hands_over_is_reported_as_held_back() 
     assert_eq!(c.jordan.sync_book().cursor().unwrap(), cursor);
     c.stop().await;
 }
+
+/// Cross-checks (docs/security.md): Sam removes his lost laptop, which rotates the key. A
+/// relay that then hides the removal and the rotation from Jordan (its ACL shows the old
+/// chain) still carries Sam's note of the new chain, an envelope under the new epoch,
+/// signed by Sam: Jordan's device takes that as a witness and seals nothing (the laptop
+/// keeps the old key), saying the relay is hiding device changes. Once the relay shows
+/// the records, Jordan's writing goes out under the new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_hides_a_removal_from_the_partner_is_caught_before_anything_is_sealed() {
+    let mut c = Couple::new().await;
+    let laptop = c.laptop.device_id();
+    sync::remove_device(&mut c.sam, laptop, T).await.unwrap();
+    assert_eq!(c.sam.sync_book().acl_state().unwrap().unwrap().epoch(), 1);
+    let jordan = c.jordan.device_id();
+    let jordans = |conn: &Connection, space: &[u8; 16]| {
+        rows(conn, space)
+            .into_iter()
+            .filter(|r| r.device == jordan.as_bytes())
+            .count()
+    };
+    let (hidden, before) = c
+        .edit_relay(|conn, space| {
+            let mut stmt = conn
+                .prepare("SELECT idx, record FROM acl WHERE space = ?1 AND idx >= 5 ORDER BY idx")
+                .unwrap();
+            let hidden: Vec<(i64, Vec<u8>)> = stmt
+                .query_map([&space[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            drop(stmt);
+            conn.execute(
+                "DELETE FROM acl WHERE space = ?1 AND idx >= 5",
+                [&space[..]],
+            )
+            .unwrap();
+            (hidden, jordans(conn, space))
+        })
+        .await;
+    assert_eq!(hidden.len(), 2, "the removal and the rotation");
+
+    appreciate(&mut c.jordan, "JORDAN-AFTER-THE-REMOVAL");
+    let err = sync::sync_once(&mut c.jordan, T).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SyncError::AclHidden {
+                epoch: 1,
+                have_epoch: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("the relay is holding back changes to this space's devices"),
+        "{err}"
+    );
+    let again = sync::sync_once(&mut c.jordan, T).await.unwrap_err();
+    assert!(matches!(again, SyncError::AclHidden { .. }), "{again}");
+    let after = c.edit_relay(|conn, space| jordans(conn, space)).await;
+    assert_eq!(
+        after, before,
+        "nothing sealed under the old key reached the relay"
+    );
+    assert!(c.jordan.sync_book().outbox().unwrap().is_empty());
+
+    // The relay shows the records: Jordan's writing goes out under epoch 1.
+    c.edit_relay(|conn, space| {
+        for (idx, record) in &hidden {
+            conn.execute(
+                "INSERT INTO acl (space, idx, record) VALUES (?1, ?2, ?3)",
+                params![&space[..], idx, record],
+            )
+            .unwrap();
+        }
+    })
+    .await;
+    let report = sync::sync_once(&mut c.jordan, T).await.unwrap();
+    assert_eq!(report.pushed, 1);
+    let last = c
+        .edit_relay(|conn, space| {
+            rows(conn, space)
+                .into_iter()
+                .rfind(|r| r.device == jordan.as_bytes())
+                .unwrap()
+        })
+        .await;
+    assert_eq!(Envelope::decode(&last.bytes).unwrap().header().epoch, 1);
+    sync::sync_once(&mut c.sam, T).await.unwrap();
+    assert!(appreciations(&c.sam).contains(&"JORDAN-AFTER-THE-REMOVAL".to_owned()));
+    c.stop().await;
+}

@@ -1,4 +1,4 @@
-//! `known_heads` (migration 8): the heads of what the relay had given or taken from this
+//! `known_heads` (migration 9): the heads of what the relay had given or taken from this
 //! device when its cursor reached a seq, kept for the newest [`KEPT`] seqs. A snapshot
 //! another person proposes is countersigned only if it holds the heads recorded at the
 //! largest seq it covers (see `crate::sync_book::known`).

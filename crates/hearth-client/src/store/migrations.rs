@@ -194,7 +194,18 @@ const MIGRATIONS: &[Migration] = &[
         counter INTEGER CHECK (counter IS NULL OR counter >= 0)
     ) STRICT;",
     ),
-    // 8: what this device knew at a relay seq, to judge snapshot proposals (docs/security.md,
+    // 8: the newest epoch a member's signed envelope was written under that this device's
+    // chain had not reached (docs/security.md, "Cross-checks").
+    up(
+        "-- A validly signed envelope of a member under an epoch the relay's chain does not reach
+    -- means the relay is holding back ACL records (a rotation, after a removal): this device
+    -- seals nothing under an older epoch until the relay shows them. 0: none seen.
+    ALTER TABLE sync_state ADD COLUMN newer_epoch INTEGER NOT NULL DEFAULT 0
+        CHECK (newer_epoch >= 0);
+    ALTER TABLE sync_state ADD COLUMN newer_epoch_by BLOB
+        CHECK (newer_epoch_by IS NULL OR length(newer_epoch_by) = 32);",
+    ),
+    // 9: what this device knew at a relay seq, to judge snapshot proposals (docs/security.md,
     // "Snapshots need both people").
     up(
         "-- The heads of what the relay has (pushed_heads) right after the cursor reached `seq`

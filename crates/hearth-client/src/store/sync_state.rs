@@ -269,3 +269,25 @@ pub(crate) fn set_ahead(conn: &Connection, ahead: &crate::sync_book::Ahead) -> R
     }
     Ok(())
 }
+
+/// The newest epoch a member's signed envelope named, and its author (migration 8).
+pub(crate) fn newer_epoch(conn: &Connection) -> Result<Option<(DeviceId, u32)>, Error> {
+    let (epoch, by): (i64, Option<[u8; 32]>) = conn.query_row(
+        "SELECT newer_epoch, newer_epoch_by FROM sync_state",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(match (u32::try_from(epoch), by) {
+        (Ok(epoch), Some(by)) if epoch > 0 => Some((DeviceId::from_bytes(by), epoch)),
+        _ => None,
+    })
+}
+
+/// Records that `by`'s signed envelope named `epoch`, if it is newer than the one recorded.
+pub(crate) fn saw_newer_epoch(conn: &Connection, by: &DeviceId, epoch: u32) -> Result<(), Error> {
+    conn.execute(
+        "UPDATE sync_state SET newer_epoch = ?1, newer_epoch_by = ?2 WHERE newer_epoch < ?1",
+        params![i64::from(epoch), by.as_bytes()],
+    )?;
+    Ok(())
+}

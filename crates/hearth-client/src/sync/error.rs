@@ -108,6 +108,45 @@ pub enum SyncError {
         /// holds as it was.
         cursor: u64,
     },
+    /// Another device has seen changes to the space's devices (records, or a key epoch)
+    /// that the relay does not show this one: the relay is holding them back. Nothing was
+    /// sealed, so a device removed in a hidden record cannot read anything new.
+    #[error(
+        "the relay is holding back changes to this space's devices: device {} has seen {}, \
+         but the relay shows this device {have_records} device records (key epoch \
+         {have_epoch}). A device may have been removed, so nothing was sent under the old \
+         key; everything stays on this device. Sync again later; if this persists, the \
+         relay is hiding them: compare `hearth device list` on your partner's device",
+        by.short(),
+        match records {
+            Some(n) => format!("{n} device records (key epoch {epoch})"),
+            None => format!("key epoch {epoch}"),
+        }
+    )]
+    AclHidden {
+        /// The device that saw more.
+        by: hearth_proto::DeviceId,
+        /// How many records its chain had, if it said.
+        records: Option<u64>,
+        /// The epoch its chain reached.
+        epoch: u32,
+        /// How many records this device's chain has.
+        have_records: u64,
+        /// The epoch this device's chain reached.
+        have_epoch: u32,
+    },
+    /// Another device has seen a different list of the space's devices than the relay
+    /// shows this one, at a record both have: the relay shows them different chains.
+    #[error(
+        "the relay shows device {} a different list of this space's devices than this one \
+         (a fork): nothing was sent, and everything stays on this device. Compare `hearth \
+         device list` on both devices; if they differ, the relay is not honest",
+        by.short()
+    )]
+    AclForked {
+        /// The device whose chain differs.
+        by: hearth_proto::DeviceId,
+    },
     /// The local profile failed.
     #[error(transparent)]
     Profile(#[from] Error),

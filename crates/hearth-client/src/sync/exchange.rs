@@ -1,7 +1,8 @@
 //! The exchange with the relay in one sync: log in, create the space if the relay does
-//! not hold it yet, settle the keys, push this device's outbox (each envelope removed only
-//! after its `Committed`), pull everything after the cursor, compare the landmarks that
-//! tell whether the relay went back in time, and push a snapshot when one is due.
+//! not hold it yet, settle the keys, pull everything after the cursor (comparing the
+//! landmarks that tell whether the relay went back in time, and the witnesses that tell
+//! whether it hides ACL records), push this device's outbox (each envelope removed only
+//! after its `Committed`), and push a snapshot when one is due.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use super::consent;
 use super::keys::settle;
 use super::link::{Link, now_ms, unexpected};
 use super::screen::{receive, take_in};
+use super::witness;
 use super::{SyncError, SyncReport};
 use crate::Landmark;
 use crate::Profile;
@@ -133,7 +135,11 @@ pub(super) async fn exchange(
         .resend_pending()?
         .then(|| OwnPrefix::new(profile))
         .transpose()?;
-    let mut moved = push_staged(profile, link, state, &mut report).await?;
+    // Nothing is sealed under a chain another device has seen past; and this device's
+    // writing is sealed only after the pull, so that what the pull brings (a partner's
+    // envelope under an epoch the relay hides from this device) is known first.
+    witness::check_and_note(profile, state)?;
+    let mut moved = 0;
     let mut proposal = None;
     // A gap the relay leaves is asked for once more at once; if it is still there after
     // that, it is reported, and every later sync asks again.
@@ -175,14 +181,21 @@ pub(super) async fn exchange(
         }
     }
     consent::note_unavailable(&mut report);
-    // Judged once everything up to the relay's head is taken (and recorded as known).
-    if let Some(proposal) = proposal {
-        consent::answer_proposal(profile, link, space, state, &proposal, &mut report).await?;
-    }
     if let Some(prefix) = resend {
         moved += resend_whole(profile, link, state, prefix.covers).await?;
     }
-    // Keys released on seeing the partner's sealed answers go out in this same sync.
+    // What arrived may say the relay hides records: then nothing more is sealed (or
+    // countersigned).
+    if report.received > 0 {
+        witness::check(profile, state)?;
+    }
+    // Judged once everything up to the relay's head is taken (and recorded as known), and
+    // before this device's own writing goes out.
+    if let Some(proposal) = proposal {
+        consent::answer_proposal(profile, link, space, state, &proposal, &mut report).await?;
+    }
+    // This device's writing, with the keys released on seeing the partner's sealed
+    // answers.
     moved += push_staged(profile, link, state, &mut report).await?;
     report.cursor = profile.sync_book().cursor()?;
     report.waiting = profile.sync_book().waiting()?;

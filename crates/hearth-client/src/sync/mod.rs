@@ -6,9 +6,10 @@
 //! a new epoch whose key it wraps for the remaining devices only; it shares a key it made
 //! but has not shared yet (after a crash); and it fetches, from its lockboxes, every epoch's
 //! key it lacks, trusting each only if it matches the check the signed chain holds. Then it
-//! seals whatever this device wrote since its last push under the current epoch, pushes the
-//! outbox (each envelope removed only after its `Committed`), and pulls everything after
-//! its cursor. Every incoming envelope is verified (signature, space, epoch, author in the
+//! pulls everything after its cursor, checks the chain against what other devices say they
+//! have seen (`witness`), and only then seals whatever this device wrote since its last
+//! push under the current epoch and pushes the outbox (each envelope removed only after its
+//! `Committed`). Every incoming envelope is verified (signature, space, epoch, author in the
 //! ACL), decrypted and applied atomically with its cursor; one that fails is reported with
 //! the device that sent it and skipped, and syncing goes on. One from an epoch newer than
 //! the adopted chain stops the sync before its cursor (the ACL moved meanwhile) and the
@@ -37,6 +38,7 @@ mod link;
 mod live;
 mod membership;
 mod screen;
+mod witness;
 
 pub use chain::refresh_acl;
 pub use consent::{NotCountersigned, ProposalFault, RefusedSnapshot, SnapshotFault};
@@ -46,6 +48,7 @@ pub(crate) use link::now_ms;
 pub use link::{relay_reachable, websocket_config};
 pub use live::{Live, LiveEvent, watch};
 pub use membership::{JoinError, Joined, invite, join, remove_device};
+pub use witness::Doubt;
 
 /// How long the engine waits for the relay before giving up.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);

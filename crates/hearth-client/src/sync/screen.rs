@@ -173,7 +173,19 @@ pub(super) fn take_in<'a>(
                 refuse(report, seq, header.map(|h| h.author), why.to_string());
                 passed.push((seq, header));
             }
-            Verdict::NewerEpoch => return Err(SyncError::AclMoved),
+            Verdict::NewerEpoch => {
+                // A witness that the chain moved on (see `witness`): kept, so that if the
+                // relay goes on hiding it, this device seals nothing under the old epoch.
+                if let Ok(envelope) = Envelope::decode(bytes)
+                    && envelope.verify().is_ok()
+                {
+                    let header = envelope.header();
+                    profile
+                        .sync_book_mut()
+                        .saw_newer_epoch(&header.author, header.epoch)?;
+                }
+                return Err(SyncError::AclMoved);
+            }
         }
     }
     deliver(profile, screened, report)?;
