@@ -20,7 +20,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use governor::clock::MonotonicClock;
-use hearth_proto::{RejectCode, RelayFrame, SpaceId, encode_relay};
+use hearth_proto::{DeviceId, RejectCode, RelayFrame, SpaceId, encode_relay};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +29,7 @@ use crate::feed::{Arrival, Feed};
 use crate::hub::Live;
 use crate::reject::{Failure, Rejection, rejection};
 use crate::session::{Answer, Close, Decision, Effect, Phase, Query, Session, StoreTrouble};
+use crate::snapshots;
 use crate::store::StoreError;
 
 /// Frames waiting for the writer.
@@ -310,7 +311,12 @@ impl Connection {
                 self.feed.own_committed(seq);
                 Ok(())
             }
-            Effect::Subscribe { space, since_seq } => self.subscribe(space, since_seq).await,
+            Effect::Subscribe {
+                space,
+                since_seq,
+                device,
+                snapshot,
+            } => self.subscribe(space, since_seq, device, snapshot).await,
         }
     }
 
@@ -368,15 +374,32 @@ impl Connection {
                     )
                     .await,
             ),
-            Query::PutSnapshot {
+            Query::ProposeSnapshot {
                 space,
                 covers_seq,
+                author,
                 bytes,
             } => {
                 let key = *space.as_bytes();
                 Answer::Done(
                     store
-                        .run(move |s| s.put_snapshot(&key, covers_seq, &bytes))
+                        .run(move |s| {
+                            s.propose_snapshot(&key, covers_seq, author.as_bytes(), &bytes)
+                        })
+                        .await,
+                )
+            }
+            Query::Countersign {
+                space,
+                sender,
+                request,
+            } => {
+                let limits = self.shared.config.limits;
+                // Judged and accepted on the store thread, so a proposal replaced meanwhile
+                // is never accepted on another's countersignature.
+                Answer::Countersigned(
+                    store
+                        .run(move |s| snapshots::countersign(s, &limits, &space, &sender, &request))
                         .await,
                 )
             }
@@ -478,8 +501,18 @@ impl Connection {
         self.reject(rejection(Failure::Store(error))).await
     }
 
-    /// Registers as the space's live subscriber, then sends everything after `since_seq`.
-    async fn subscribe(&mut self, space: SpaceId, since_seq: u64) -> Step {
+    /// Registers as the space's live subscriber, then sends everything after `since_seq`
+    /// (with `snapshot`, the accepted snapshot first if it covers more, just after its
+    /// countersignature), then the proposal waiting for `device`'s countersignature, if
+    /// any: all before the next request is read, so before the `Pong` of a `Ping` sent
+    /// after the `Subscribe`.
+    async fn subscribe(
+        &mut self,
+        space: SpaceId,
+        since_seq: u64,
+        device: DeviceId,
+        snapshot: bool,
+    ) -> Step {
         // Register first, so that nothing committed after the reads below is missed; the
         // cursor drops whatever the reads already sent.
         let (queue, live) = mpsc::channel(LIVE_QUEUE);
@@ -491,29 +524,47 @@ impl Connection {
         self.overflow = overflow;
         self.feed.start(space, since_seq);
         let key = *space.as_bytes();
-        let snapshot = self
+        let stored = self
             .shared
             .store
-            .run(move |s| Ok((s.snapshot(&key)?, s.head(&key)?)))
+            .run(move |s| Ok((s.snapshot(&key)?, s.head(&key)?, s.proposal(&key)?)))
             .await;
-        let (snapshot, head) = match snapshot {
+        let (accepted, head, proposal) = match stored {
             Ok(found) => found,
             Err(e) => return self.reject_store(&e).await,
         };
-        if let Some((covers, bytes)) = snapshot
-            && covers > since_seq
-        {
-            // The envelopes up to `covers` are gone: the snapshot stands in for them.
+        let mut backlog = true;
+        if let Some(accepted) = accepted.filter(|a| snapshot && a.covers_seq > since_seq) {
+            // The envelopes up to `covers_seq` are gone: the snapshot stands in for them,
+            // with the countersignature that lets it (none for one stored before consent).
+            let covers = accepted.covers_seq;
+            if let Some((device, signature)) = accepted.consent {
+                self.send(&RelayFrame::Countersigned {
+                    covers_seq: covers,
+                    device: DeviceId::from_bytes(device),
+                    signature,
+                })
+                .await?;
+            }
             self.send(&RelayFrame::Batch {
-                items: vec![(covers, bytes)],
+                items: vec![(covers, accepted.bytes)],
                 head,
             })
             .await?;
             self.feed.sent_through(covers);
-            if covers >= head {
-                return Ok(());
-            }
+            backlog = covers < head;
         }
+        if backlog {
+            self.send_backlog(key).await?;
+        }
+        if let Some(proposal) = proposal {
+            self.show_proposal(space, device, proposal).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the stored envelopes after the feed's cursor, page by page, up to the head.
+    async fn send_backlog(&mut self, key: crate::store::SpaceKey) -> Step {
         let page_bytes = self
             .shared
             .config
@@ -542,6 +593,34 @@ impl Connection {
                 return Ok(());
             }
         }
+    }
+
+    /// Sends `proposal` to the subscribing `device` if its countersignature could count
+    /// (a current member of another person than the author: [`snapshots::shown_to`]).
+    async fn show_proposal(
+        &mut self,
+        space: SpaceId,
+        device: DeviceId,
+        proposal: crate::store::Proposal,
+    ) -> Step {
+        let chain = match self.shared.chain(space).await {
+            Ok(Some(chain)) => chain,
+            Ok(None) => return Ok(()),
+            Err(e) => return self.reject_store(&e).await,
+        };
+        let author = DeviceId::from_bytes(proposal.author);
+        if !snapshots::shown_to(&chain.state, &device, &author) {
+            return Ok(());
+        }
+        tracing::debug!(
+            connection = self.id,
+            covers_seq = proposal.covers_seq,
+            "proposal shown"
+        );
+        self.send(&RelayFrame::Proposed {
+            envelope: proposal.bytes,
+        })
+        .await
     }
 
     async fn deliver(&mut self, live: Live) -> Step {

@@ -13,6 +13,8 @@
 //!   failure to its reject code; `feed` keeps a subscriber's place in the live stream.
 //! - `connection`: one websocket, from `Hello` to close: moves bytes and runs what the
 //!   session decides.
+//! - `snapshots`: a pushed snapshot is only proposed; the rules for a countersignature
+//!   that lets it replace the envelopes it covers (another person's current member).
 //! - [`store`] and [`worker`]: durable storage behind the [`Storage`] trait (SQLite) and
 //!   the store thread async tasks hand their work to, with group commit.
 //!
@@ -37,11 +39,14 @@ pub mod local;
 pub mod metrics;
 mod reject;
 mod session;
+mod snapshots;
 pub mod store;
 pub mod worker;
 
 pub use app::{AppState, Relay, RelayError, app, serve};
 pub use config::{ConfigError, Creation, RelayConfig};
 pub use local::LocalRelay;
-pub use store::{Push, PushOutcome, SqliteStore, Storage, StoreError, StoreLimits, Tombstone};
+pub use store::{
+    Accepted, Proposal, Push, PushOutcome, SqliteStore, Storage, StoreError, StoreLimits, Tombstone,
+};
 pub use worker::{StoreHandle, StoreStats};

@@ -8,8 +8,9 @@
 //! So a failure is named together with what it was found in ([`Failure`]), and
 //! [`reject_code`] is the one function that turns it into a code.
 
-use hearth_proto::{AclRule, ProtoError, RejectCode};
+use hearth_proto::{AclRule, ConsentFault, ProtoError, RejectCode};
 
+use crate::snapshots::CountersignRefusal;
 use crate::store::StoreError;
 
 /// A `Reject` frame to send: the code and the message.
@@ -45,6 +46,8 @@ pub(crate) enum Failure<'a> {
     GenesisRefused(&'a ProtoError),
     /// The store failed or refused.
     Store(&'a StoreError),
+    /// A `Countersign` was refused (see [`crate::snapshots`]).
+    Countersign(&'a CountersignRefusal),
 }
 
 /// The code a client gets for `failure`.
@@ -71,6 +74,14 @@ pub(crate) fn reject_code(failure: Failure<'_>) -> RejectCode {
             StoreError::QuotaExceeded(_) | StoreError::DiskFull => RejectCode::QuotaExceeded,
             StoreError::BadSignature => RejectCode::Invalid,
             StoreError::Unavailable(_) | StoreError::Database(_) => RejectCode::StorageUnavailable,
+        },
+        Failure::Countersign(refusal) => match refusal {
+            CountersignRefusal::Removed => RejectCode::NotMember,
+            // Lost a race with a newer proposal (or another device's countersignature).
+            CountersignRefusal::NoProposal { .. } | CountersignRefusal::Changed { .. } => {
+                RejectCode::Conflict
+            }
+            CountersignRefusal::Fault(_) => RejectCode::Invalid,
         },
     }
 }
@@ -106,8 +117,47 @@ pub(crate) fn rejection(failure: Failure<'_>) -> Rejection {
             format!("the genesis record is refused ({error}); do not resend it unchanged")
         }
         Failure::Store(error) => store_message(error),
+        Failure::Countersign(refusal) => countersign_message(refusal),
     };
     Rejection { code, message }
+}
+
+fn countersign_message(refusal: &CountersignRefusal) -> String {
+    let fault = match refusal {
+        CountersignRefusal::Removed => {
+            return "this device was removed from the space; stop syncing it".into();
+        }
+        CountersignRefusal::NoProposal { covers_seq } => {
+            return format!(
+                "no snapshot covering seq {covers_seq} waits for a countersignature (it was \
+                 accepted already, or never proposed); nothing was dropped; sync again"
+            );
+        }
+        CountersignRefusal::Changed {
+            covers_seq,
+            waiting,
+        } => {
+            return format!(
+                "the snapshot covering seq {covers_seq} was replaced by another proposal \
+                 (covering seq {waiting}) before it was countersigned; nothing was dropped; \
+                 sync again to judge the one waiting"
+            );
+        }
+        CountersignRefusal::Fault(fault) => fault,
+    };
+    let why = match fault {
+        ConsentFault::SamePerson => "a snapshot needs the countersignature of a device of the \
+             other person, not one of its author's own devices"
+            .to_owned(),
+        ConsentFault::NotAMember => {
+            "the countersigning device is not a member of this space".to_owned()
+        }
+        ConsentFault::BadSignature => "the countersignature does not verify for this \
+             snapshot, space and cover"
+            .to_owned(),
+        other => format!("the countersignature was refused: {other}"),
+    };
+    format!("{why}; nothing was dropped, and the relay keeps the envelopes the snapshot covers")
 }
 
 fn store_message(error: &StoreError) -> String {

@@ -23,8 +23,8 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use hearth_proto::frame::{MAX_AUTH_SKEW_MS, SUPPORTED_VERSIONS};
 use hearth_proto::{
-    AclBody, AclRecord, AclState, ClientFrame, DeviceId, Envelope, EnvelopeKind, InviteId,
-    InviteRole, Limits, PROTOCOL_VERSION, ProtoError, RejectCode, RelayFrame, SpaceId,
+    AclBody, AclRecord, AclState, ClientFrame, Countersignature, DeviceId, Envelope, EnvelopeKind,
+    InviteId, InviteRole, Limits, PROTOCOL_VERSION, ProtoError, RejectCode, RelayFrame, SpaceId,
     auth_message, check_version, decode_client, verify_delete_space, verify_signature,
 };
 
@@ -32,6 +32,7 @@ use crate::app::{Chain, verify_chain};
 use crate::config::Creation;
 use crate::hub::Live;
 use crate::reject::{Failure, Rejection, rejection};
+use crate::snapshots::{CountersignRefusal, CountersignRequest};
 use crate::store::{PushOutcome, StoreError, Tombstone};
 use crate::worker::Signed;
 
@@ -99,8 +100,16 @@ pub(crate) enum Effect {
     Stored { bytes: usize },
     /// This connection's push was committed at `seq` (its subscriber has it already).
     OwnCommitted(u64),
-    /// Register as the space's live subscriber and send it everything after `since_seq`.
-    Subscribe { space: SpaceId, since_seq: u64 },
+    /// Register as the space's live subscriber and send it everything after `since_seq`
+    /// (the accepted snapshot standing in for the envelopes it covers, with its
+    /// countersignature, unless `snapshot` is false), then the proposal waiting for
+    /// `device`'s person's countersignature, if any.
+    Subscribe {
+        space: SpaceId,
+        since_seq: u64,
+        device: DeviceId,
+        snapshot: bool,
+    },
 }
 
 /// A store failure the relay's operator should hear about.
@@ -145,11 +154,19 @@ pub(crate) enum Query {
         bytes: Arc<[u8]>,
         signed: Signed,
     },
-    /// Store a verified snapshot. [`Answer::Done`].
-    PutSnapshot {
+    /// Store a verified snapshot as the space's proposal. [`Answer::Done`].
+    ProposeSnapshot {
         space: SpaceId,
         covers_seq: u64,
+        author: DeviceId,
         bytes: Vec<u8>,
+    },
+    /// Judge a countersignature from `sender` against the stored chain and proposal and,
+    /// if it counts, accept the proposal. [`Answer::Countersigned`].
+    Countersign {
+        space: SpaceId,
+        sender: DeviceId,
+        request: CountersignRequest,
     },
     /// Apply `record` to the stored chain at `now_ms` and append it if the chain accepts
     /// it, atomically. [`Answer::Acl`].
@@ -196,6 +213,8 @@ pub(crate) enum Answer {
     Lockbox(Result<Option<Vec<u8>>, StoreError>),
     /// The space's tombstone, if it was deleted.
     Tombstone(Result<Option<Tombstone>, StoreError>),
+    /// The proposal was accepted, or the relay's refusal.
+    Countersigned(Result<Result<(), CountersignRefusal>, StoreError>),
 }
 
 /// What to do next: the effects in order, then the query if any.
@@ -277,6 +296,7 @@ enum Pending {
     SubscribeChain {
         space: SpaceId,
         since_seq: u64,
+        snapshot: bool,
     },
     /// The envelope passed every check but the chain's.
     EnvelopeChain {
@@ -291,6 +311,9 @@ enum Pending {
         covers_seq: u64,
         counter: u64,
         size: usize,
+    },
+    Countersign {
+        request: CountersignRequest,
     },
     Acl {
         bytes: Vec<u8>,
@@ -431,13 +454,23 @@ impl<C: Clock> Session<C> {
                 }),
                 Answer::Done(stored),
             ) => self.created(space, device, genesis, stored),
-            (Some(Pending::SubscribeChain { space, since_seq }), Answer::Chain(chain)) => {
-                match self.member_chain(chain) {
-                    Err(e) => Decision::store_failed(&e),
-                    Ok(None) => Decision::reject_and_close(RejectCode::NotMember, REMOVED),
-                    Ok(Some(_)) => Decision::with(Effect::Subscribe { space, since_seq }),
-                }
-            }
+            (
+                Some(Pending::SubscribeChain {
+                    space,
+                    since_seq,
+                    snapshot,
+                }),
+                Answer::Chain(chain),
+            ) => match (self.member_chain(chain), self.phase) {
+                (Err(e), _) => Decision::store_failed(&e),
+                (Ok(Some(_)), Phase::Ready(authed)) => Decision::with(Effect::Subscribe {
+                    space,
+                    since_seq,
+                    device: authed.key,
+                    snapshot,
+                }),
+                (Ok(_), _) => Decision::reject_and_close(RejectCode::NotMember, REMOVED),
+            },
             (Some(Pending::EnvelopeChain { envelope, bytes }), Answer::Chain(chain)) => {
                 self.envelope_admitted(envelope, bytes, chain)
             }
@@ -458,7 +491,7 @@ impl<C: Clock> Session<C> {
                         connection = self.id,
                         covers_seq,
                         bytes = size,
-                        "snapshot stored"
+                        "snapshot proposed; it waits for the other person's countersignature"
                     );
                     Decision::send(RelayFrame::Committed {
                         seq: covers_seq,
@@ -466,6 +499,9 @@ impl<C: Clock> Session<C> {
                     })
                 }
             },
+            (Some(Pending::Countersign { request }), Answer::Countersigned(judged)) => {
+                self.countersigned(request, judged)
+            }
             (Some(Pending::Acl { bytes }), Answer::Acl(appended)) => {
                 self.acl_appended(bytes, appended)
             }
@@ -876,16 +912,33 @@ impl<C: Clock> Session<C> {
             ClientFrame::PutAcl { record } => self.put_acl(authed, record, now_ms),
             _ if authed.as_invite => Decision::reject(RejectCode::Invalid, INVITE_ONLY),
             ClientFrame::Subscribe { space, since_seq } => {
-                if space != authed.space {
+                self.subscribe(authed, space, since_seq, true)
+            }
+            ClientFrame::SubscribeEnvelopes { space, since_seq } => {
+                self.subscribe(authed, space, since_seq, false)
+            }
+            ClientFrame::Countersign {
+                covers_seq,
+                snapshot,
+                device,
+                signature,
+            } => {
+                if self.pushes.check().is_err() {
                     return Decision::reject(
-                        RejectCode::Invalid,
-                        "Subscribe must name the space this connection authenticated for; reconnect and authenticate for that space",
+                        RejectCode::RateLimited,
+                        "too many requests per second; back off and retry later",
                     );
                 }
-                self.pending = Some(Pending::SubscribeChain { space, since_seq });
-                Decision::ask(Query::Chain {
-                    space,
-                    fresh: false,
+                let request = CountersignRequest {
+                    covers_seq,
+                    snapshot,
+                    consent: Countersignature { device, signature },
+                };
+                self.pending = Some(Pending::Countersign { request });
+                Decision::ask(Query::Countersign {
+                    space: authed.space,
+                    sender: authed.key,
+                    request,
                 })
             }
             ClientFrame::Push { envelope } => {
@@ -956,6 +1009,67 @@ impl<C: Clock> Session<C> {
                 Decision::ask(Query::Chain {
                     space,
                     fresh: false,
+                })
+            }
+        }
+    }
+
+    /// A `Subscribe` (or, without `snapshot`, a `SubscribeEnvelopes`) for `space`: it must
+    /// be the authenticated one, and the device still a member.
+    fn subscribe(
+        &mut self,
+        authed: Authed,
+        space: SpaceId,
+        since_seq: u64,
+        snapshot: bool,
+    ) -> Decision {
+        if space != authed.space {
+            return Decision::reject(
+                RejectCode::Invalid,
+                "Subscribe must name the space this connection authenticated for; reconnect and authenticate for that space",
+            );
+        }
+        self.pending = Some(Pending::SubscribeChain {
+            space,
+            since_seq,
+            snapshot,
+        });
+        Decision::ask(Query::Chain {
+            space,
+            fresh: false,
+        })
+    }
+
+    /// The store's word on a `Countersign`: the countersignature is answered back once the
+    /// proposal is the accepted snapshot; a refusal drops nothing.
+    fn countersigned(
+        &mut self,
+        request: CountersignRequest,
+        judged: Result<Result<(), CountersignRefusal>, StoreError>,
+    ) -> Decision {
+        match judged {
+            Err(e) => Decision::store_failed(&e),
+            Ok(Err(refusal)) => {
+                tracing::info!(
+                    connection = self.id,
+                    covers_seq = request.covers_seq,
+                    device = %request.consent.device.short(),
+                    ?refusal,
+                    "countersignature refused"
+                );
+                Decision::refuse(rejection(Failure::Countersign(&refusal)))
+            }
+            Ok(Ok(())) => {
+                tracing::info!(
+                    connection = self.id,
+                    covers_seq = request.covers_seq,
+                    device = %request.consent.device.short(),
+                    "snapshot countersigned; the envelopes it covers were dropped"
+                );
+                Decision::send(RelayFrame::Countersigned {
+                    covers_seq: request.covers_seq,
+                    device: request.consent.device,
+                    signature: request.consent.signature,
                 })
             }
         }
@@ -1099,9 +1213,10 @@ impl<C: Clock> Session<C> {
                     counter: header.counter,
                     size: bytes.len(),
                 });
-                Decision::ask(Query::PutSnapshot {
+                Decision::ask(Query::ProposeSnapshot {
                     space: authed.space,
                     covers_seq,
+                    author: authed.key,
                     bytes,
                 })
             }

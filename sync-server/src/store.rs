@@ -9,8 +9,11 @@
 //!   sequence number back and is stored once; the same counter with other bytes is refused;
 //! - [`Storage::push_batch`] commits many pushes in one transaction (group commit) while
 //!   judging each on its own: one push over quota does not fail its neighbours;
-//! - a snapshot that covers everything up to a sequence number replaces the envelopes it
-//!   covers, so a member can compact a space's history;
+//! - a snapshot a member pushes is only *proposed* ([`Storage::propose_snapshot`]): it is
+//!   kept beside the envelopes it covers, and the current accepted snapshot stays, until a
+//!   device of the other person countersigns it; only then ([`Storage::accept_snapshot`])
+//!   does it replace the envelopes it covers and the snapshot before it, so nobody can
+//!   compact a space's history away on their own word (docs/protocol.md, "Snapshots").
 //! - a deleted space leaves a [`Tombstone`] (who deleted it, their signature, when, and
 //!   who its members were) and nothing else, and its id is never created again, so the
 //!   space's other devices are told it was deleted, with the proof, instead of finding
@@ -147,6 +150,31 @@ pub struct Tombstone {
     pub members: Vec<DeviceKey>,
 }
 
+/// A snapshot waiting for its countersignature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proposal {
+    /// The last seq it covers.
+    pub covers_seq: u64,
+    /// The device that pushed it.
+    pub author: DeviceKey,
+    /// `hearth_proto::snapshot_hash` of its bytes, what a countersignature names.
+    pub hash: [u8; 32],
+    /// The envelope, as pushed.
+    pub bytes: Vec<u8>,
+}
+
+/// The snapshot standing in for the envelopes it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The last seq it covers.
+    pub covers_seq: u64,
+    /// The envelope, as pushed.
+    pub bytes: Vec<u8>,
+    /// The device that countersigned it and its signature; `None` for a snapshot stored
+    /// before countersignatures existed (kept as it was).
+    pub consent: Option<(DeviceKey, [u8; 64])>,
+}
+
 /// The relay's durable storage.
 pub trait Storage: Send {
     /// Creates a space with its first ACL record.
@@ -217,23 +245,45 @@ pub trait Storage: Send {
     /// # Errors
     /// [`StoreError::NoSuchSpace`].
     fn head(&self, space: &SpaceKey) -> Result<u64, StoreError>;
-    /// Stores a snapshot covering every envelope up to `covers_seq` and drops those
-    /// envelopes.
+    /// Stores `bytes`, a snapshot by `author` covering every envelope up to `covers_seq`,
+    /// as the space's proposal (replacing an earlier proposal), beside the envelopes it
+    /// covers: nothing is dropped until [`Storage::accept_snapshot`].
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] if `covers_seq` is beyond the head or behind the current
+    /// [`StoreError::Conflict`] if `covers_seq` is beyond the head or behind the accepted
     /// snapshot; quota errors.
-    fn put_snapshot(
+    fn propose_snapshot(
         &mut self,
         space: &SpaceKey,
         covers_seq: u64,
+        author: &DeviceKey,
         bytes: &[u8],
     ) -> Result<(), StoreError>;
-    /// The newest snapshot: the sequence number it covers and its bytes.
+    /// The snapshot waiting for a countersignature, if any.
     ///
     /// # Errors
     /// [`StoreError::NoSuchSpace`].
-    fn snapshot(&self, space: &SpaceKey) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
+    fn proposal(&self, space: &SpaceKey) -> Result<Option<Proposal>, StoreError>;
+    /// Makes the proposal covering `covers_seq` whose hash is `hash` the accepted snapshot,
+    /// with `countersigner`'s `signature` beside it, and drops the envelopes it covers and
+    /// the snapshot it replaces, in one transaction. The caller has judged the
+    /// countersignature.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] if no such proposal waits (none, or another one).
+    fn accept_snapshot(
+        &mut self,
+        space: &SpaceKey,
+        covers_seq: u64,
+        hash: &[u8; 32],
+        countersigner: &DeviceKey,
+        signature: &[u8; 64],
+    ) -> Result<(), StoreError>;
+    /// The accepted snapshot, if any.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchSpace`].
+    fn snapshot(&self, space: &SpaceKey) -> Result<Option<Accepted>, StoreError>;
     /// Deletes the space and everything in it, leaving `tombstone` in the same
     /// transaction.
     ///
@@ -302,6 +352,20 @@ const MIGRATIONS: &[&str] = &[
         device BLOB NOT NULL,
         PRIMARY KEY (space, device)
     ) STRICT;
+",
+    "
+    -- A snapshot a member pushed, kept beside the envelopes it covers until a device of
+    -- the other person countersigns it (one per space: a newer one replaces it).
+    CREATE TABLE proposals (
+        space BLOB PRIMARY KEY REFERENCES spaces(space) ON DELETE CASCADE,
+        covers_seq INTEGER NOT NULL,
+        author BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        bytes BLOB NOT NULL
+    ) STRICT;
+    -- Who countersigned the accepted snapshot; NULL for one stored before consent.
+    ALTER TABLE snapshots ADD COLUMN countersigner BLOB;
+    ALTER TABLE snapshots ADD COLUMN countersignature BLOB;
 ",
 ];
 
@@ -626,10 +690,11 @@ impl Storage for SqliteStore {
         Ok(self.space_row(space)?.0)
     }
 
-    fn put_snapshot(
+    fn propose_snapshot(
         &mut self,
         space: &SpaceKey,
         covers_seq: u64,
+        author: &DeviceKey,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
         let (head, used) = self.space_row(space)?;
@@ -638,14 +703,69 @@ impl Storage for SqliteStore {
                 "a snapshot cannot cover seq {covers_seq}: the space ends at {head}"
             )));
         }
-        let current = self.snapshot(space)?;
-        if let Some((covered, _)) = &current
-            && *covered > covers_seq
+        if let Some(accepted) = self.snapshot(space)?
+            && accepted.covers_seq > covers_seq
         {
             return Err(StoreError::Conflict(format!(
-                "a snapshot covering seq {covered} is already stored"
+                "a snapshot covering seq {} is already stored",
+                accepted.covers_seq
             )));
         }
+        let old = self.proposal(space)?.map_or(0, |p| p.bytes.len() as u64);
+        self.check_quota(used.saturating_sub(old), bytes.len() as u64)?;
+        let hash = hearth_proto::snapshot_hash(bytes);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO proposals (space, covers_seq, author, hash, bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (space) DO UPDATE SET covers_seq = excluded.covers_seq,
+                 author = excluded.author, hash = excluded.hash, bytes = excluded.bytes",
+            params![&space[..], covers_seq as i64, &author[..], &hash[..], bytes],
+        )?;
+        tx.execute(
+            "UPDATE spaces SET bytes_used = MAX(0, bytes_used + ?2) WHERE space = ?1",
+            params![&space[..], bytes.len() as i64 - old as i64],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn proposal(&self, space: &SpaceKey) -> Result<Option<Proposal>, StoreError> {
+        self.space_row(space)?;
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT covers_seq, author, hash, bytes FROM proposals WHERE space = ?1",
+            )?
+            .query_row([&space[..]], |r| {
+                Ok(Proposal {
+                    covers_seq: r.get::<_, i64>(0)? as u64,
+                    author: r.get(1)?,
+                    hash: r.get(2)?,
+                    bytes: r.get(3)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn accept_snapshot(
+        &mut self,
+        space: &SpaceKey,
+        covers_seq: u64,
+        hash: &[u8; 32],
+        countersigner: &DeviceKey,
+        signature: &[u8; 64],
+    ) -> Result<(), StoreError> {
+        let proposal = self.proposal(space)?;
+        let Some(proposal) = proposal.filter(|p| p.covers_seq == covers_seq && p.hash == *hash)
+        else {
+            return Err(StoreError::Conflict(format!(
+                "no snapshot covering seq {covers_seq} with that hash waits for a countersignature"
+            )));
+        };
+        let old = self.snapshot(space)?.map_or(0, |s| s.bytes.len() as i64);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -654,38 +774,49 @@ impl Storage for SqliteStore {
             params![&space[..], covers_seq as i64],
             |r| r.get(0),
         )?;
-        let old = current.map_or(0, |(_, b)| b.len() as i64);
-        let after = used as i64 - dropped - old + bytes.len() as i64;
-        if after as u64 > self.limits.max_bytes_per_space {
-            return Err(StoreError::QuotaExceeded(format!(
-                "a space may hold {} bytes",
-                self.limits.max_bytes_per_space
-            )));
-        }
+        // What goes first, so that a nearly full database reuses its pages.
         tx.execute(
             "DELETE FROM envelopes WHERE space = ?1 AND seq <= ?2",
             params![&space[..], covers_seq as i64],
         )?;
+        tx.execute("DELETE FROM proposals WHERE space = ?1", [&space[..]])?;
+        tx.execute("DELETE FROM snapshots WHERE space = ?1", [&space[..]])?;
         tx.execute(
-            "INSERT INTO snapshots (space, covers_seq, bytes) VALUES (?1, ?2, ?3)
-             ON CONFLICT (space) DO UPDATE SET covers_seq = excluded.covers_seq, bytes = excluded.bytes",
-            params![&space[..], covers_seq as i64, bytes],
+            "INSERT INTO snapshots (space, covers_seq, bytes, countersigner, countersignature)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                &space[..],
+                covers_seq as i64,
+                &proposal.bytes,
+                &countersigner[..],
+                &signature[..]
+            ],
         )?;
+        // The proposal's bytes are already counted; the envelopes and the old snapshot go.
         tx.execute(
-            "UPDATE spaces SET bytes_used = ?2 WHERE space = ?1",
-            params![&space[..], after],
+            "UPDATE spaces SET bytes_used = MAX(0, bytes_used - ?2) WHERE space = ?1",
+            params![&space[..], dropped + old],
         )?;
         tx.commit()?;
         Ok(())
     }
 
-    fn snapshot(&self, space: &SpaceKey) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    fn snapshot(&self, space: &SpaceKey) -> Result<Option<Accepted>, StoreError> {
         self.space_row(space)?;
         Ok(self
             .conn
-            .prepare_cached("SELECT covers_seq, bytes FROM snapshots WHERE space = ?1")?
+            .prepare_cached(
+                "SELECT covers_seq, bytes, countersigner, countersignature FROM snapshots
+                 WHERE space = ?1",
+            )?
             .query_row([&space[..]], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+                let device: Option<DeviceKey> = r.get(2)?;
+                let signature: Option<[u8; 64]> = r.get(3)?;
+                Ok(Accepted {
+                    covers_seq: r.get::<_, i64>(0)? as u64,
+                    bytes: r.get(1)?,
+                    consent: device.zip(signature),
+                })
             })
             .optional()?)
     }
@@ -963,8 +1094,16 @@ mod tests {
         assert!(s.since(&A, 5, 100, usize::MAX).unwrap().is_empty());
     }
 
+    fn seqs(s: &SqliteStore, space: &SpaceKey) -> Vec<u64> {
+        s.since(space, 0, 100, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(q, _)| q)
+            .collect()
+    }
+
     #[test]
-    fn a_snapshot_replaces_the_envelopes_it_covers() {
+    fn a_proposed_snapshot_drops_nothing_until_it_is_accepted() {
         let (_d, mut s) = store(StoreLimits::default());
         s.create_space(&A, b"g", 1).unwrap();
         for i in 1..=4u64 {
@@ -972,28 +1111,115 @@ mod tests {
         }
         let before = s.usage(&A).unwrap();
         assert!(matches!(
-            s.put_snapshot(&A, 5, b"snap"),
+            s.propose_snapshot(&A, 5, &PHONE, b"snap"),
             Err(StoreError::Conflict(_))
         ));
-        s.put_snapshot(&A, 3, b"snapshot-through-3").unwrap();
+        s.propose_snapshot(&A, 3, &PHONE, b"snapshot-through-3")
+            .unwrap();
+        assert_eq!(seqs(&s, &A), [1, 2, 3, 4], "every envelope stays");
+        assert_eq!(s.snapshot(&A).unwrap(), None, "nothing accepted yet");
+        let proposal = s.proposal(&A).unwrap().unwrap();
+        assert_eq!(
+            proposal,
+            Proposal {
+                covers_seq: 3,
+                author: PHONE,
+                hash: hearth_proto::snapshot_hash(b"snapshot-through-3"),
+                bytes: b"snapshot-through-3".to_vec(),
+            }
+        );
+        assert_eq!(s.usage(&A).unwrap(), before + 18, "the proposal counts");
+        // A newer proposal replaces it, and only its bytes count.
+        s.propose_snapshot(&A, 4, &LAPTOP, b"through-4").unwrap();
+        assert_eq!(s.proposal(&A).unwrap().unwrap().covers_seq, 4);
+        assert_eq!(s.usage(&A).unwrap(), before + 9);
+        // Accepting needs the very proposal waiting.
+        let wrong = hearth_proto::snapshot_hash(b"snapshot-through-3");
+        assert!(matches!(
+            s.accept_snapshot(&A, 4, &wrong, &LAPTOP, &[1; 64]),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            s.accept_snapshot(
+                &A,
+                3,
+                &hearth_proto::snapshot_hash(b"through-4"),
+                &PHONE,
+                &[1; 64]
+            ),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(seqs(&s, &A), [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn an_accepted_snapshot_replaces_what_it_covers_and_the_snapshot_before_it() {
+        let (_d, mut s) = store(StoreLimits::default());
+        s.create_space(&A, b"g", 1).unwrap();
+        for i in 1..=4u64 {
+            one(&mut s, push(&A, &PHONE, i, &[0; 100])).unwrap();
+        }
+        let before = s.usage(&A).unwrap();
+        s.propose_snapshot(&A, 2, &PHONE, b"through-2").unwrap();
+        let hash = hearth_proto::snapshot_hash(b"through-2");
+        s.accept_snapshot(&A, 2, &hash, &LAPTOP, &[9; 64]).unwrap();
         assert_eq!(
             s.snapshot(&A).unwrap(),
-            Some((3, b"snapshot-through-3".to_vec()))
+            Some(Accepted {
+                covers_seq: 2,
+                bytes: b"through-2".to_vec(),
+                consent: Some((LAPTOP, [9; 64])),
+            })
         );
-        let rest: Vec<u64> = s
-            .since(&A, 0, 100, usize::MAX)
-            .unwrap()
-            .into_iter()
-            .map(|(q, _)| q)
-            .collect();
-        assert_eq!(rest, vec![4]);
-        assert_eq!(s.usage(&A).unwrap(), before - 300 + 18);
+        assert_eq!(s.proposal(&A).unwrap(), None);
+        assert_eq!(seqs(&s, &A), [3, 4]);
+        assert_eq!(s.usage(&A).unwrap(), before - 200 + 9);
+        // A proposal behind the accepted snapshot is refused; one past it waits beside it.
         assert!(matches!(
-            s.put_snapshot(&A, 2, b"older"),
+            s.propose_snapshot(&A, 1, &PHONE, b"older"),
             Err(StoreError::Conflict(_))
         ));
+        s.propose_snapshot(&A, 3, &PHONE, b"through-3").unwrap();
+        assert_eq!(
+            s.snapshot(&A).unwrap().unwrap().covers_seq,
+            2,
+            "kept until then"
+        );
+        s.accept_snapshot(
+            &A,
+            3,
+            &hearth_proto::snapshot_hash(b"through-3"),
+            &LAPTOP,
+            &[8; 64],
+        )
+        .unwrap();
+        assert_eq!(s.snapshot(&A).unwrap().unwrap().bytes, b"through-3");
+        assert_eq!(seqs(&s, &A), [4]);
+        assert_eq!(s.usage(&A).unwrap(), before - 300 + 9);
         // New pushes continue the sequence.
         assert_eq!(one(&mut s, push(&A, &PHONE, 5, b"x")).unwrap().seq, 5);
+    }
+
+    #[test]
+    fn a_snapshot_stored_before_consent_reads_back_without_a_countersignature() {
+        let (_d, mut s) = store(StoreLimits::default());
+        s.create_space(&A, b"g", 1).unwrap();
+        one(&mut s, push(&A, &PHONE, 1, b"e")).unwrap();
+        // What the relay wrote before migration 2 gave snapshots their consent columns.
+        s.conn
+            .execute(
+                "INSERT INTO snapshots (space, covers_seq, bytes) VALUES (?1, 1, ?2)",
+                params![&A[..], b"old".to_vec()],
+            )
+            .unwrap();
+        assert_eq!(
+            s.snapshot(&A).unwrap(),
+            Some(Accepted {
+                covers_seq: 1,
+                bytes: b"old".to_vec(),
+                consent: None,
+            })
+        );
     }
 
     #[test]
@@ -1071,9 +1297,16 @@ mod tests {
         s.create_space(&A, b"g", 1).unwrap();
         one(&mut s, push(&A, &PHONE, 1, b"e")).unwrap();
         s.put_lockbox(&A, &PHONE, 0, b"box").unwrap();
-        s.put_snapshot(&A, 1, b"snapshot").unwrap();
+        s.propose_snapshot(&A, 1, &PHONE, b"snap").unwrap();
         s.delete_space(&A, &tombstone()).unwrap();
-        for table in ["spaces", "acl", "lockboxes", "envelopes", "snapshots"] {
+        for table in [
+            "spaces",
+            "acl",
+            "lockboxes",
+            "envelopes",
+            "snapshots",
+            "proposals",
+        ] {
             let n: i64 = s
                 .conn
                 .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))

@@ -888,19 +888,111 @@ async fn pushes_over_the_rate_limit_are_refused() {
     relay.stop().await;
 }
 
-#[tokio::test]
-async fn snapshot_stands_in_for_the_envelopes_it_covers() {
-    let relay = TestRelay::start().await;
-    let Couple {
-        space,
-        a_key,
-        mut a,
-        mut b,
-        ..
-    } = couple(&relay).await;
+/// A's other device (key 4), added through an own-device invite (key 5): the same person
+/// as A, logged in.
+async fn as_other_device(relay: &TestRelay, couple: &mut Couple) -> Client {
+    let (tablet, invite_key) = (key(4), key(5));
+    let invite = acl_record(
+        couple.head,
+        AclBody::Invite {
+            invite: invite_id(&invite_key),
+            expires_at_ms: now_ms() + 3_600_000,
+            role: InviteRole::OwnDevice,
+            by: device_id(&couple.a_key),
+        },
+        &[&couple.a_key],
+    );
+    let add = acl_record(
+        invite.hash(),
+        AclBody::AddDevice {
+            device: device_id(&tablet),
+            recipient: [7; 32],
+            invite: invite_id(&invite_key),
+        },
+        &[&tablet, &invite_key],
+    );
+    for record in [&invite, &add] {
+        assert!(matches!(
+            couple
+                .a
+                .request(&ClientFrame::PutAcl {
+                    record: record.encode()
+                })
+                .await,
+            RelayFrame::AclChanged { .. }
+        ));
+    }
+    couple.head = add.hash();
+    let mut client = relay.greeted().await;
+    assert!(matches!(
+        client.auth(&tablet, couple.space, false).await,
+        RelayFrame::AclChanged { .. }
+    ));
+    client
+}
+
+impl Client {
+    /// Subscribes from `since_seq` (asking for the envelopes alone unless `snapshot`) and
+    /// collects every frame up to the `Pong` of a `Ping` sent right after, as the client
+    /// ends a pull.
+    async fn pull(&mut self, space: SpaceId, since_seq: u64, snapshot: bool) -> Vec<RelayFrame> {
+        self.send(&if snapshot {
+            ClientFrame::Subscribe { space, since_seq }
+        } else {
+            ClientFrame::SubscribeEnvelopes { space, since_seq }
+        })
+        .await;
+        self.send(&ClientFrame::Ping { nonce: 77 }).await;
+        let mut frames = Vec::new();
+        loop {
+            match self.recv().await {
+                RelayFrame::Pong { nonce: 77 } => return frames,
+                other => frames.push(other),
+            }
+        }
+    }
+
+    /// A's countersignature by `signer` of `snapshot` (its bytes) covering `covers_seq`.
+    async fn countersign(
+        &mut self,
+        signer: &SigningKey,
+        space: SpaceId,
+        covers_seq: u64,
+        snapshot: &[u8],
+    ) -> RelayFrame {
+        let hash = hearth_proto::snapshot_hash(snapshot);
+        let message = hearth_proto::countersign_message(&space, covers_seq, &hash);
+        self.request(&ClientFrame::Countersign {
+            covers_seq,
+            snapshot: hash,
+            device: device_id(signer),
+            signature: signer.sign(&message).to_bytes(),
+        })
+        .await
+    }
+}
+
+/// The seqs of the envelopes (and the snapshot) among `frames`' batches.
+fn batch_seqs(frames: &[RelayFrame]) -> Vec<u64> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            RelayFrame::Batch { items, .. } => Some(items.iter().map(|(seq, _)| *seq)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// A couple whose A pushed three envelopes and proposed a snapshot covering seq 2.
+async fn couple_with_a_proposal(relay: &TestRelay) -> (Couple, Vec<u8>) {
+    let mut couple = couple(relay).await;
+    let (space, a_key) = (couple.space, couple.a_key.clone());
     for counter in 1..=3 {
         assert!(matches!(
-            a.push(signed_changes(&a_key, space, counter, b"change"))
+            couple
+                .a
+                .push(signed_changes(&a_key, space, counter, b"change"))
                 .await,
             RelayFrame::Committed { .. }
         ));
@@ -913,23 +1005,182 @@ async fn snapshot_stands_in_for_the_envelopes_it_covers() {
         b"the whole document up to seq 2",
     );
     assert_eq!(
-        a.request(&ClientFrame::PushSnapshot {
-            envelope: snapshot.clone()
-        })
-        .await,
+        couple
+            .a
+            .request(&ClientFrame::PushSnapshot {
+                envelope: snapshot.clone()
+            })
+            .await,
         RelayFrame::Committed { seq: 2, counter: 4 }
     );
-    let items = b.subscribe(space, 0).await;
-    assert_eq!(items.len(), 2, "{items:?}");
-    assert_eq!(items[0], (2, snapshot));
-    assert_eq!(items[1].0, 3);
-    // A subscriber already past the snapshot does not get it.
-    let mut c = relay.greeted().await;
+    (couple, snapshot)
+}
+
+#[tokio::test]
+async fn a_proposed_snapshot_drops_nothing_and_is_shown_to_the_other_person_only() {
+    let relay = TestRelay::start().await;
+    let (mut couple, snapshot) = couple_with_a_proposal(&relay).await;
+    let space = couple.space;
+    // B, the other person, still reads every envelope, and then the proposal.
+    let frames = couple.b.pull(space, 0, true).await;
+    assert_eq!(batch_seqs(&frames), [1, 2, 3], "nothing was dropped");
+    assert_eq!(
+        frames.last(),
+        Some(&RelayFrame::Proposed {
+            envelope: snapshot.clone()
+        }),
+        "after the pages, before the Pong"
+    );
+    // A's own devices are not shown it: their countersignature could not count.
+    let mut tablet = as_other_device(&relay, &mut couple).await;
+    let frames = tablet.pull(space, 0, true).await;
+    assert_eq!(batch_seqs(&frames), [1, 2, 3]);
+    assert!(
+        !frames
+            .iter()
+            .any(|f| matches!(f, RelayFrame::Proposed { .. })),
+        "{frames:?}"
+    );
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn a_countersignature_by_the_authors_person_a_stranger_or_a_bad_signature_drops_nothing() {
+    let relay = TestRelay::start().await;
+    let (mut couple, snapshot) = couple_with_a_proposal(&relay).await;
+    let (space, a_key, b_key) = (couple.space, couple.a_key.clone(), couple.b_key.clone());
+    let mut tablet = as_other_device(&relay, &mut couple).await;
+
+    // The author itself, and another device of the author's person.
+    let own = couple.a.countersign(&a_key, space, 2, &snapshot).await;
+    assert_eq!(reject_code(&own), RejectCode::Invalid);
+    assert!(reject_message(&own).contains("other person"), "{own:?}");
+    let own = tablet.countersign(&key(4), space, 2, &snapshot).await;
+    assert_eq!(reject_code(&own), RejectCode::Invalid);
+    // Someone who is no member, signing for the proposal through B's connection.
+    let stranger = couple.b.countersign(&key(66), space, 2, &snapshot).await;
+    assert_eq!(reject_code(&stranger), RejectCode::Invalid);
+    assert!(
+        reject_message(&stranger).contains("not a member"),
+        "{stranger:?}"
+    );
+    // B's name on a signature over something else.
+    let hash = hearth_proto::snapshot_hash(&snapshot);
+    let other = hearth_proto::countersign_message(&space, 3, &hash);
+    let forged = couple
+        .b
+        .request(&ClientFrame::Countersign {
+            covers_seq: 2,
+            snapshot: hash,
+            device: device_id(&b_key),
+            signature: b_key.sign(&other).to_bytes(),
+        })
+        .await;
+    assert_eq!(reject_code(&forged), RejectCode::Invalid);
+    assert!(
+        reject_message(&forged).contains("does not verify"),
+        "{forged:?}"
+    );
+    // A countersignature of another snapshot than the one waiting.
+    let stale = couple
+        .b
+        .countersign(&b_key, space, 2, b"another snapshot")
+        .await;
+    assert_eq!(reject_code(&stale), RejectCode::Conflict);
+    for refusal in [own, stranger, forged, stale] {
+        assert!(
+            reject_message(&refusal).contains("nothing was dropped"),
+            "{refusal:?}"
+        );
+    }
+
+    let frames = couple.b.pull(space, 0, true).await;
+    assert_eq!(
+        batch_seqs(&frames),
+        [1, 2, 3],
+        "every envelope is still there"
+    );
+    assert!(matches!(frames.last(), Some(RelayFrame::Proposed { .. })));
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn the_other_persons_countersignature_lets_the_snapshot_stand_in_for_what_it_covers() {
+    let relay = TestRelay::start().await;
+    let (mut couple, snapshot) = couple_with_a_proposal(&relay).await;
+    let (space, a_key, b_key) = (couple.space, couple.a_key.clone(), couple.b_key.clone());
+    let hash = hearth_proto::snapshot_hash(&snapshot);
+    let signature = b_key
+        .sign(&hearth_proto::countersign_message(&space, 2, &hash))
+        .to_bytes();
+    let countersigned = RelayFrame::Countersigned {
+        covers_seq: 2,
+        device: device_id(&b_key),
+        signature,
+    };
+    assert_eq!(
+        couple.b.countersign(&b_key, space, 2, &snapshot).await,
+        countersigned
+    );
+    // A new subscriber gets the countersignature, then the snapshot in place of seqs 1-2.
+    let mut fresh = relay.greeted().await;
     assert!(matches!(
-        c.auth(&a_key, space, false).await,
+        fresh.auth(&a_key, space, false).await,
         RelayFrame::AclChanged { .. }
     ));
-    assert_eq!(c.subscribe(space, 2).await.len(), 1);
+    let frames = fresh.pull(space, 0, true).await;
+    assert_eq!(frames[0], countersigned);
+    assert_eq!(
+        frames[1],
+        RelayFrame::Batch {
+            items: vec![(2, snapshot.clone())],
+            head: 3
+        }
+    );
+    assert_eq!(batch_seqs(&frames), [2, 3]);
+    assert!(
+        !frames
+            .iter()
+            .any(|f| matches!(f, RelayFrame::Proposed { .. }))
+    );
+    // The envelopes it covers are gone, even for one asking for envelopes alone.
+    assert_eq!(batch_seqs(&fresh.pull(space, 0, false).await), [3]);
+    // A subscriber already past the snapshot does not get it.
+    assert_eq!(batch_seqs(&fresh.pull(space, 2, true).await), [3]);
+    // Counted once: a second countersignature finds nothing waiting.
+    let again = couple.b.countersign(&b_key, space, 2, &snapshot).await;
+    assert_eq!(reject_code(&again), RejectCode::Conflict);
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn envelopes_alone_are_served_from_before_an_accepted_snapshot_while_the_relay_has_them() {
+    let relay = TestRelay::start().await;
+    let (mut couple, snapshot) = couple_with_a_proposal(&relay).await;
+    let (space, b_key) = (couple.space, couple.b_key.clone());
+    assert!(matches!(
+        couple.b.countersign(&b_key, space, 2, &snapshot).await,
+        RelayFrame::Countersigned { .. }
+    ));
+    // A newer proposal: the accepted snapshot stays, and so do the envelopes after it.
+    let newer = signed_envelope(
+        &couple.a_key,
+        space,
+        5,
+        EnvelopeKind::Snapshot { covers_seq: 3 },
+        b"the whole document up to seq 3",
+    );
+    assert!(matches!(
+        couple
+            .a
+            .request(&ClientFrame::PushSnapshot { envelope: newer })
+            .await,
+        RelayFrame::Committed { seq: 3, .. }
+    ));
+    let frames = couple.b.pull(space, 0, true).await;
+    assert_eq!(batch_seqs(&frames), [2, 3]);
+    assert!(matches!(frames.last(), Some(RelayFrame::Proposed { .. })));
+    assert_eq!(batch_seqs(&couple.b.pull(space, 0, false).await), [3]);
     relay.stop().await;
 }
 

@@ -103,19 +103,39 @@ pub fn join(session: &Session, args: JoinArgs) -> Result<()> {
     ))??;
     warn_refused_changes(&joined.report);
     let doc = joined.profile.load()?;
+    // A device that refused the relay's snapshot and could not get the envelopes instead
+    // joined without that history: never say "Joined" as if it were all there.
+    let lacking = joined
+        .report
+        .refused_snapshot
+        .as_ref()
+        .and_then(|r| r.unavailable.map(|_| r.covers_seq));
     if session.json {
         return render::print_json(&json!({
             "home": session.home,
             "as_partner": joined.as_partner,
             "received": joined.report.received,
+            "refused_snapshot": joined.report.refused_snapshot.as_deref().map(refused_snapshot_json),
+            "history_unavailable_through": lacking,
         }));
     }
     let names: Vec<String> = doc.people().into_iter().map(|p| p.name).collect();
-    session.say(format_args!(
-        "Joined {}'s hearth on this device ({} received).",
-        names.join(" & "),
-        plural(joined.report.received, "update")
-    ));
+    let who = if names.is_empty() {
+        "the".to_owned()
+    } else {
+        format!("{}'s", names.join(" & "))
+    };
+    match lacking {
+        Some(covers) => session.say(format_args!(
+            "Joined {who} hearth on this device, but without its history up to update \
+             {covers} ({} received; see the warning above).",
+            plural(joined.report.received, "update")
+        )),
+        None => session.say(format_args!(
+            "Joined {who} hearth on this device ({} received).",
+            plural(joined.report.received, "update")
+        )),
+    }
     session.say("Run `hearth sync` to stay up to date, or `hearth log` to look around.");
     Ok(())
 }
@@ -136,11 +156,7 @@ pub fn sync(session: &Session) -> Result<()> {
 /// The warning for a change the authorship rule refused: who brought it, what it did, and
 /// that none of it was applied (the rest of its envelope was).
 pub(crate) fn refused_change_warning(r: &hearth_client::RefusedChangeReport) -> String {
-    let from = match r.person {
-        Whose::Partners => format!("your partner's device {}", r.device.short()),
-        Whose::Yours => format!("your own device {}", r.device.short()),
-        Whose::Unknown => format!("device {}, which is not in this space", r.device.short()),
-    };
+    let from = whose_device(r.person, &r.device);
     format!(
         "warning: refused a change from {from}: {}; nothing from it was applied",
         r.reason
@@ -151,9 +167,74 @@ fn warn_refused_changes(report: &SyncReport) {
     for r in &report.refused_changes {
         eprintln!("{}", refused_change_warning(r));
     }
-    if let Some(w) = &report.withheld {
+    if let Some(n) = &report.not_countersigned {
+        eprintln!("{}", not_countersigned_warning(n));
+    }
+    if let Some(r) = &report.refused_snapshot {
+        eprintln!("{}", refused_snapshot_warning(r));
+    }
+    // A gap the refused snapshot left is said there, with why.
+    if let Some(w) = &report.withheld
+        && report
+            .refused_snapshot
+            .as_ref()
+            .is_none_or(|r| r.unavailable.is_none())
+    {
         eprintln!("{}", withheld_warning(w));
     }
+}
+
+/// Who a device is, for a warning: the partner's, one of your own, or a stranger's.
+fn whose_device(person: Whose, device: &hearth_client::DeviceId) -> String {
+    match person {
+        Whose::Partners => format!("your partner's device {}", device.short()),
+        Whose::Yours => format!("your own device {}", device.short()),
+        Whose::Unknown => format!("device {}, which is not in this space", device.short()),
+    }
+}
+
+/// The warning for the partner's snapshot proposal this device did not countersign: who
+/// proposed it, what is wrong with it, and that the relay keeps everything.
+pub(crate) fn not_countersigned_warning(n: &sync::NotCountersigned) -> String {
+    format!(
+        "warning: your partner's device {} proposed a snapshot that {}; it was not \
+         countersigned, and the relay keeps the history as it is",
+        n.device.short(),
+        n.fault
+    )
+}
+
+/// The warning for a snapshot the relay handed over in place of the envelopes it covers,
+/// which this device refused: whose it was, why, and whether the history it claims to
+/// stand for could be read instead.
+pub(crate) fn refused_snapshot_warning(r: &sync::RefusedSnapshot) -> String {
+    let whose = whose_device(r.person, &r.device);
+    match r.unavailable {
+        Some(w) => format!(
+            "warning: the relay's history up to update {} is unavailable: in its place the \
+             relay handed over a snapshot by {whose}, which this device refused ({}), and it \
+             no longer holds {} of the updates it stands for. This device has none of them; \
+             your devices that already had them keep them. Ask the relay's operator to \
+             restore its database from a backup (docs/operations.md).",
+            r.covers_seq,
+            r.fault,
+            plural(usize::try_from(w.missing).unwrap_or(usize::MAX), "update")
+        ),
+        None => format!(
+            "note: the relay handed over a snapshot by {whose} in place of updates up to {}, \
+             which this device refused ({}); it read those updates themselves instead",
+            r.covers_seq, r.fault
+        ),
+    }
+}
+
+fn refused_snapshot_json(r: &sync::RefusedSnapshot) -> serde_json::Value {
+    json!({
+        "covers_seq": r.covers_seq,
+        "device": r.device.to_string(),
+        "reason": r.fault.to_string(),
+        "unavailable": r.unavailable.map(|w| json!({ "from_seq": w.from_seq, "to_seq": w.to_seq, "missing": w.missing })),
+    })
 }
 
 /// The warning for envelopes the relay holds but did not hand over, even when asked twice.
@@ -214,6 +295,9 @@ fn print_report(session: &Session, report: &SyncReport) -> Result<()> {
             "cursor": report.cursor,
             "relay_behind": report.relay_behind.map(|(head, cursor)| json!({ "relay_head": head, "cursor": cursor })),
             "withheld": report.withheld.map(|w| json!({ "from_seq": w.from_seq, "to_seq": w.to_seq, "missing": w.missing })),
+            "countersigned": report.countersigned,
+            "not_countersigned": report.not_countersigned.as_ref().map(|n| json!({ "device": n.device.to_string(), "covers_seq": n.covers_seq, "reason": n.fault.to_string() })),
+            "refused_snapshot": report.refused_snapshot.as_deref().map(refused_snapshot_json),
         }));
     }
     let done = console::style("✓").green();
@@ -349,6 +433,57 @@ mod tests {
             refused_change_warning(&refused(Whose::Unknown))
                 .contains("device 1a1a1a1a, which is not in this space")
         );
+    }
+
+    #[test]
+    fn a_proposal_not_countersigned_names_the_partners_device_and_what_is_wrong() {
+        let n = sync::NotCountersigned {
+            device: DeviceId::from_bytes([0x1a; 32]),
+            covers_seq: 40,
+            fault: sync::ProposalFault::LeavesOut { missing: 1 },
+        };
+        assert_eq!(
+            not_countersigned_warning(&n),
+            "warning: your partner's device 1a1a1a1a proposed a snapshot that leaves out \
+             changes this device has; it was not countersigned, and the relay keeps the \
+             history as it is"
+        );
+        let n = sync::NotCountersigned {
+            fault: sync::ProposalFault::NotADocument("bad chunk".into()),
+            ..n
+        };
+        assert!(
+            not_countersigned_warning(&n)
+                .contains("proposed a snapshot that is not a well-formed document (bad chunk)")
+        );
+    }
+
+    #[test]
+    fn a_refused_snapshot_says_whose_it_was_why_and_whether_the_history_came_anyway() {
+        let mut r = sync::RefusedSnapshot {
+            covers_seq: 40,
+            device: DeviceId::from_bytes([0x1a; 32]),
+            person: Whose::Partners,
+            fault: sync::SnapshotFault::NotCountersigned,
+            unavailable: Some(hearth_client::Withheld {
+                from_seq: 1,
+                to_seq: 41,
+                missing: 40,
+            }),
+        };
+        let warning = refused_snapshot_warning(&r);
+        assert!(
+            warning.starts_with(
+                "warning: the relay's history up to update 40 is unavailable: in its place \
+                 the relay handed over a snapshot by your partner's device 1a1a1a1a, which \
+                 this device refused (the relay shows no countersignature by the other \
+                 person for it), and it no longer holds 40 updates"
+            ),
+            "{warning}"
+        );
+        r.unavailable = None;
+        assert!(refused_snapshot_warning(&r).starts_with("note: "));
+        assert!(refused_snapshot_warning(&r).contains("read those updates themselves"));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::Error;
 pub(crate) mod acl;
 pub(crate) mod chunks;
 pub(crate) mod envelopes;
+pub(crate) mod known_heads;
 pub(crate) mod meta;
 mod migrations;
 pub(crate) mod private;

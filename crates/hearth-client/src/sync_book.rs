@@ -24,6 +24,7 @@ use crate::{Error, Profile};
 mod acl;
 mod gaps;
 mod incoming;
+mod known;
 mod landmark;
 mod outgoing;
 

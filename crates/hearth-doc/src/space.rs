@@ -628,6 +628,28 @@ impl SpaceDoc {
         self.doc.get_missing_deps(&[])
     }
 
+    /// Whether the document holds every change in `hashes` (and so everything each of them
+    /// builds on): a device checks this before it countersigns another person's snapshot
+    /// (docs/security.md, "Snapshots need both people").
+    pub fn has_changes(&mut self, hashes: &[ChangeHash]) -> bool {
+        hashes
+            .iter()
+            .all(|h| self.doc.get_change_by_hash(h).is_some())
+    }
+
+    /// The hashes of the changes the document holds under an Automerge actor `actor`
+    /// accepts (each device writes under its own device id): what a countersigning device
+    /// compares with its own copy, so a snapshot cannot carry changes in its person's
+    /// name that it never made.
+    pub fn changes_under(&mut self, actor: impl Fn(&[u8]) -> bool) -> Vec<ChangeHash> {
+        self.doc
+            .get_changes(&[])
+            .into_iter()
+            .filter(|c| actor(c.actor_id().to_bytes()))
+            .map(|c| c.hash())
+            .collect()
+    }
+
     /// This device's actor id.
     pub fn actor(&self) -> &[u8] {
         self.doc.get_actor().to_bytes()

@@ -56,6 +56,15 @@
 //!   Invites nobody used yet are revoked: their lockboxes hold only the old keys.
 //!   [`AclState::needs_rotation`] says whether a removal has happened since the last one.
 //!
+//! # People
+//!
+//! People are not records, but who invited whom is, so every device belongs to one person
+//! ([`AclState::person_of`], [`people`]): the Genesis device founds one, the device that
+//! consumed the partner invite founds the other, and a device that consumed an own-device
+//! invite belongs to the person of the device that issued it. A person is named by its
+//! founding device. Removed devices keep their person. Both the clients (the authorship
+//! rule) and the relay (a snapshot needs the *other* person's countersignature) use it.
+//!
 //! # Time
 //!
 //! Invite expiry can only be judged when an AddDevice is first accepted, because the
@@ -450,9 +459,58 @@ pub struct AclState {
     /// Removed devices and the last envelope counter of each that counts.
     removed: BTreeMap<DeviceId, u64>,
     invites: BTreeMap<InviteId, InviteInfo>,
+    /// Every device that ever joined, with its person's founding device (see "People").
+    persons: BTreeMap<DeviceId, DeviceId>,
     partner_joined: bool,
     needs_rotation: bool,
     max_devices: u32,
+}
+
+/// The person a device joining through an invite of `role` issued by `by` belongs to,
+/// named by its founding device: a partner invite founds a person of its own, an
+/// own-device invite joins the issuer's. `None` if the issuer has no person in `persons`
+/// (not in a chain that verified).
+fn joining_person(
+    persons: &BTreeMap<DeviceId, DeviceId>,
+    device: DeviceId,
+    role: InviteRole,
+    by: &DeviceId,
+) -> Option<DeviceId> {
+    match role {
+        InviteRole::Partner => Some(device),
+        InviteRole::OwnDevice => persons.get(by).copied(),
+    }
+}
+
+/// Each device of `records` (a chain the caller has verified, e.g. with
+/// [`AclState::from_records`]) with its person's founding device (see "People" in the
+/// module docs): the same answer as [`AclState::person_of`], for callers that hold the
+/// records rather than the state.
+pub fn people(records: &[AclRecord]) -> BTreeMap<DeviceId, DeviceId> {
+    let mut persons = BTreeMap::new();
+    let mut invites = BTreeMap::new();
+    for record in records {
+        match record.body {
+            AclBody::Genesis { device, .. } => {
+                persons.insert(device, device);
+            }
+            AclBody::Invite {
+                invite, role, by, ..
+            } => {
+                invites.insert(invite, (role, by));
+            }
+            AclBody::AddDevice { device, invite, .. } => {
+                if let Some(person) = invites
+                    .get(&invite)
+                    .and_then(|(role, by)| joining_person(&persons, device, *role, by))
+                {
+                    persons.insert(device, person);
+                }
+            }
+            AclBody::RemoveDevice { .. } | AclBody::RotateEpoch { .. } => {}
+        }
+    }
+    persons
 }
 
 impl AclState {
@@ -496,6 +554,7 @@ impl AclState {
             members: BTreeMap::from([(device, recipient)]),
             removed: BTreeMap::new(),
             invites: BTreeMap::new(),
+            persons: BTreeMap::from([(device, device)]),
             partner_joined: false,
             needs_rotation: false,
             max_devices: limits.max_devices_per_space,
@@ -603,6 +662,20 @@ impl AclState {
         self.needs_rotation
     }
 
+    /// The person `device` belongs to, named by that person's founding device (the
+    /// Genesis device, or the device that consumed the partner invite); see "People" in
+    /// the module docs. Removed devices keep their person; `None` for a device that never
+    /// joined.
+    pub fn person_of(&self, device: &DeviceId) -> Option<DeviceId> {
+        self.persons.get(device).copied()
+    }
+
+    /// Whether `a` and `b` both joined and belong to different people: what a snapshot's
+    /// countersigner must be to its author.
+    pub fn other_people(&self, a: &DeviceId, b: &DeviceId) -> bool {
+        matches!((self.person_of(a), self.person_of(b)), (Some(x), Some(y)) if x != y)
+    }
+
     fn member(&self, device: &DeviceId) -> Result<(), ProtoError> {
         if self.is_member(device) {
             Ok(())
@@ -685,11 +758,15 @@ impl AclState {
                     return Err(ProtoError::AclRefused(AclRule::SpaceFull));
                 }
                 let role = info.role;
+                let person = joining_person(&self.persons, device, role, &info.by);
                 if let Some(info) = self.invites.get_mut(&invite) {
                     info.used_by = Some(device);
                 }
                 self.partner_joined |= role == InviteRole::Partner;
                 self.members.insert(device, recipient);
+                if let Some(person) = person {
+                    self.persons.insert(device, person);
+                }
             }
             AclBody::RemoveDevice {
                 device,
@@ -899,6 +976,64 @@ mod tests {
         assert_eq!(replayed, chain.state);
         assert_eq!(replayed.len(), 7);
         assert_eq!(replayed.head(), chain.records.last().unwrap().hash());
+    }
+
+    #[test]
+    fn people_follow_who_invited_whom_and_removed_devices_keep_theirs() {
+        let (alice, bob, bob_phone, alice_tablet) = (key(1), key(2), key(3), key(4));
+        let mut chain = Chain::new();
+        chain.invite(&alice, &key(100), InviteRole::Partner);
+        chain.join(&bob, &key(100)).unwrap();
+        chain.invite(&bob, &key(101), InviteRole::OwnDevice);
+        chain.join(&bob_phone, &key(101)).unwrap();
+        chain.invite(&alice, &key(102), InviteRole::OwnDevice);
+        chain.join(&alice_tablet, &key(102)).unwrap();
+        chain
+            .push(
+                AclBody::RemoveDevice {
+                    device: dev(&alice_tablet),
+                    by: dev(&bob_phone),
+                    last_counter: 0,
+                },
+                &[&bob_phone],
+            )
+            .unwrap();
+        let state = &chain.state;
+        let person = |k: &SigningKey| state.person_of(&dev(k));
+        assert_eq!(person(&alice), Some(dev(&alice)), "the founder");
+        assert_eq!(
+            person(&bob),
+            Some(dev(&bob)),
+            "the partner founds the other"
+        );
+        assert_eq!(
+            person(&bob_phone),
+            Some(dev(&bob)),
+            "invited by Bob's device"
+        );
+        assert_eq!(
+            person(&alice_tablet),
+            Some(dev(&alice)),
+            "removed, and still Alice's, whoever removed it"
+        );
+        assert_eq!(person(&key(66)), None, "never joined");
+        assert_eq!(person(&key(100)), None, "an invite key is nobody");
+        assert!(state.other_people(&dev(&alice), &dev(&bob_phone)));
+        assert!(state.other_people(&dev(&bob), &dev(&alice_tablet)));
+        assert!(!state.other_people(&dev(&bob), &dev(&bob_phone)));
+        assert!(!state.other_people(&dev(&alice), &dev(&alice)));
+        assert!(
+            !state.other_people(&dev(&alice), &dev(&key(66))),
+            "a stranger is nobody's other person"
+        );
+        // The records alone say the same, and so does the chain replayed.
+        let from_records = people(&chain.records);
+        assert_eq!(from_records.len(), 4);
+        for (device, founder) in &from_records {
+            assert_eq!(state.person_of(device), Some(*founder));
+        }
+        let replayed = AclState::from_records(&chain.records, &Limits::default()).unwrap();
+        assert_eq!(&replayed, state);
     }
 
     #[test]

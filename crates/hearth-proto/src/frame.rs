@@ -17,8 +17,11 @@
 //!    sends `Reject` with [`RejectCode::Unauthorized`], whatever the reason, so a stranger
 //!    learns nothing about the space.
 //! 4. Then any requests, answered in the order they were sent: `Subscribe` with a `Batch`
-//!    (and `Event`s as other devices push), `Push` with `Committed`, `GetLockbox` with
-//!    `Lockbox`, `Ping` with `Pong`; any of them may instead get a `Reject`.
+//!    (after `Countersigned` when its first item is a snapshot; then `Proposed` if a
+//!    snapshot waits for this device's countersignature; and `Event`s as other devices
+//!    push), `Push` with `Committed`, `PushSnapshot` with `Committed` (the snapshot is
+//!    only proposed), `Countersign` with `Countersigned`, `GetLockbox` with `Lockbox`,
+//!    `Ping` with `Pong`; any of them may instead get a `Reject`.
 //!
 //! # Encoding and compatibility
 //!
@@ -88,8 +91,9 @@ pub enum ClientFrame {
         /// The envelope's canonical bytes.
         envelope: Vec<u8>,
     },
-    /// An encoded snapshot [`Envelope`](crate::Envelope); the relay then drops the
-    /// envelopes it covers.
+    /// An encoded snapshot [`Envelope`](crate::Envelope), stored as a proposal: the relay
+    /// drops the envelopes it covers only once a device of the other person countersigned
+    /// it (`Countersign`).
     PushSnapshot {
         /// The envelope's canonical bytes.
         envelope: Vec<u8>,
@@ -134,6 +138,32 @@ pub enum ClientFrame {
         genesis: Vec<u8>,
         /// A one-time creation token, for relays where the operator mints them.
         token: Option<String>,
+    },
+    /// Consents to the snapshot proposal the relay showed (`Proposed`): `device`, of
+    /// another person than the snapshot's author, opened it and found everything it knows
+    /// up to `covers_seq` in it. The relay then lets it stand in for the envelopes it
+    /// covers and drops them. Answered with `Countersigned`.
+    Countersign {
+        /// The seq the proposal covers, as its header says.
+        covers_seq: u64,
+        /// [`snapshot_hash`](crate::consent::snapshot_hash) of the proposal's bytes.
+        #[serde(with = "crate::byte_array")]
+        snapshot: [u8; 32],
+        /// The countersigning device (a current member).
+        device: DeviceId,
+        /// `device`'s signature over
+        /// [`countersign_message`](crate::consent::countersign_message).
+        #[serde(with = "crate::byte_array")]
+        signature: [u8; 64],
+    },
+    /// As `Subscribe`, but the relay never stands a snapshot in for envelopes: it sends
+    /// whatever envelopes after `since_seq` it still holds. For a device that refused the
+    /// snapshot it was handed and falls back to the envelopes.
+    SubscribeEnvelopes {
+        /// Must be the authenticated space.
+        space: SpaceId,
+        /// The last sequence number the client has taken (0 for none).
+        since_seq: u64,
     },
 }
 
@@ -222,6 +252,26 @@ pub enum RelayFrame {
         /// When it was deleted, by the relay's clock (UTC milliseconds; the relay's word,
         /// not signed).
         deleted_at_ms: u64,
+    },
+    /// A snapshot a device of another person than this device's pushed, waiting for a
+    /// countersignature (`Countersign`) before it may replace the envelopes it covers.
+    /// Sent after the `Batch` pages answering a `Subscribe`, so before the `Pong` of a
+    /// `Ping` sent after it.
+    Proposed {
+        /// The proposed snapshot envelope's bytes, as pushed.
+        envelope: Vec<u8>,
+    },
+    /// The countersignature of the snapshot that stands in for the envelopes up to
+    /// `covers_seq`: sent just before the `Batch` holding that snapshot, and as the answer
+    /// to an accepted `Countersign`.
+    Countersigned {
+        /// The seq the snapshot covers.
+        covers_seq: u64,
+        /// The countersigning device.
+        device: DeviceId,
+        /// Its signature over [`countersign_message`](crate::consent::countersign_message).
+        #[serde(with = "crate::byte_array")]
+        signature: [u8; 64],
     },
 }
 
@@ -500,6 +550,43 @@ mod tests {
             hex::encode(encode_relay(&reject, MAX).unwrap()),
             "0601027631"
         );
+    }
+
+    #[test]
+    fn frames_added_for_snapshot_consent_come_after_every_older_variant() {
+        let first = |bytes: Vec<u8>| bytes[0];
+        let space = SpaceId::from_bytes([1; 16]);
+        let device = DeviceId::from_bytes([2; 32]);
+        let client = [
+            ClientFrame::Countersign {
+                covers_seq: 1,
+                snapshot: [3; 32],
+                device,
+                signature: [4; 64],
+            },
+            ClientFrame::SubscribeEnvelopes {
+                space,
+                since_seq: 0,
+            },
+        ];
+        let indices: Vec<u8> = client
+            .iter()
+            .map(|f| first(encode_client(f, MAX).unwrap()))
+            .collect();
+        assert_eq!(indices, [11, 12]);
+        let relay = [
+            RelayFrame::Proposed { envelope: vec![5] },
+            RelayFrame::Countersigned {
+                covers_seq: 1,
+                device,
+                signature: [4; 64],
+            },
+        ];
+        let indices: Vec<u8> = relay
+            .iter()
+            .map(|f| first(encode_relay(f, MAX).unwrap()))
+            .collect();
+        assert_eq!(indices, [9, 10]);
     }
 
     #[test]

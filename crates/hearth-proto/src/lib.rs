@@ -26,6 +26,7 @@
 
 pub mod acl;
 mod byte_array;
+pub mod consent;
 mod cursor;
 pub mod envelope;
 mod error;
@@ -36,7 +37,11 @@ mod signature;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 
-pub use acl::{AclBody, AclRecord, AclState, InviteInfo, InviteRole, key_check};
+pub use acl::{AclBody, AclRecord, AclState, InviteInfo, InviteRole, key_check, people};
+pub use consent::{
+    ConsentFault, Countersignature, Judged, countersign_message, judge_countersignature,
+    snapshot_hash,
+};
 pub use envelope::{Envelope, EnvelopeHeader, EnvelopeKind};
 pub use error::{AclRule, ProtoError};
 pub use frame::{

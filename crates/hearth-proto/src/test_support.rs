@@ -238,6 +238,16 @@ pub(crate) fn any_client_frame() -> impl Strategy<Value = ClientFrame> {
         any::<u64>().prop_map(|nonce| ClientFrame::Ping { nonce }),
         (bytes(), proptest::option::of(".{0,40}"))
             .prop_map(|(genesis, token)| ClientFrame::CreateSpace { genesis, token }),
+        (any::<u64>(), any::<[u8; 32]>(), any_device(), sig64()).prop_map(
+            |(covers_seq, snapshot, device, signature)| ClientFrame::Countersign {
+                covers_seq,
+                snapshot,
+                device,
+                signature
+            }
+        ),
+        (any_space(), any::<u64>())
+            .prop_map(|(space, since_seq)| ClientFrame::SubscribeEnvelopes { space, since_seq }),
     ]
 }
 
@@ -296,5 +306,13 @@ pub(crate) fn any_relay_frame() -> impl Strategy<Value = RelayFrame> {
                     }
                 }
             ),
+        bytes().prop_map(|envelope| RelayFrame::Proposed { envelope }),
+        (any::<u64>(), any_device(), sig64()).prop_map(|(covers_seq, device, signature)| {
+            RelayFrame::Countersigned {
+                covers_seq,
+                device,
+                signature,
+            }
+        }),
     ]
 }

@@ -841,8 +841,28 @@ fn a_member_subscribes_to_its_space() {
         decision.effects.as_slice(),
         [Effect::Subscribe {
             space: SPACE,
-            since_seq: 4
+            since_seq: 4,
+            snapshot: true,
+            ..
         }]
+    ));
+    // Asking for the envelopes alone (a device that refused the snapshot it was handed).
+    let decision = push_to_store(
+        &mut session,
+        ClientFrame::SubscribeEnvelopes {
+            space: SPACE,
+            since_seq: 4,
+        },
+        &space,
+    );
+    assert!(matches!(
+        decision.effects.as_slice(),
+        [Effect::Subscribe {
+            space: SPACE,
+            since_seq: 4,
+            snapshot: false,
+            device,
+        }] if *device == hearth_proto::test_support::device(&bob())
     ));
 }
 
@@ -1084,7 +1104,7 @@ fn pushes_over_the_rate_are_limited_until_time_passes() {
 }
 
 #[test]
-fn a_verified_snapshot_is_stored_and_committed_at_what_it_covers() {
+fn a_verified_snapshot_is_proposed_and_committed_at_what_it_covers() {
     let space = Space::new();
     let mut session = ready(&alice(), &space);
     let frame = ClientFrame::PushSnapshot {
@@ -1093,11 +1113,12 @@ fn a_verified_snapshot_is_stored_and_committed_at_what_it_covers() {
     let decision = push_to_store(&mut session, frame, &space);
     assert!(matches!(
         decision.query,
-        Some(Query::PutSnapshot {
+        Some(Query::ProposeSnapshot {
             space: SPACE,
             covers_seq: 40,
+            author,
             ..
-        })
+        }) if author == device(&alice())
     ));
     let decision = session.resume(Answer::Done(Ok(())));
     assert!(matches!(
@@ -1107,6 +1128,106 @@ fn a_verified_snapshot_is_stored_and_committed_at_what_it_covers() {
             counter: 9
         }]
     ));
+}
+
+/// Bob's countersignature of the snapshot `bytes` covering `covers_seq`.
+fn countersign_by(signer: &SigningKey, covers_seq: u64, bytes: &[u8]) -> ClientFrame {
+    let snapshot = hearth_proto::snapshot_hash(bytes);
+    let message = hearth_proto::countersign_message(&SPACE, covers_seq, &snapshot);
+    ClientFrame::Countersign {
+        covers_seq,
+        snapshot,
+        device: device(signer),
+        signature: signer.sign(&message).to_bytes(),
+    }
+}
+
+#[test]
+fn a_countersignature_goes_to_the_store_thread_and_is_echoed_once_accepted() {
+    let space = Space::couple();
+    let mut session = ready(&bob(), &space);
+    let frame = countersign_by(&bob(), 40, b"alice's snapshot");
+    let ClientFrame::Countersign { signature, .. } = frame.clone() else {
+        panic!("a Countersign");
+    };
+    let decision = session.on_frame(frame, NOW);
+    assert!(matches!(
+        decision.query,
+        Some(Query::Countersign {
+            space: SPACE,
+            sender,
+            request: CountersignRequest { covers_seq: 40, .. },
+        }) if sender == device(&bob())
+    ));
+    let decision = session.resume(Answer::Countersigned(Ok(Ok(()))));
+    assert_eq!(
+        sent(&decision),
+        [&RelayFrame::Countersigned {
+            covers_seq: 40,
+            device: device(&bob()),
+            signature,
+        }]
+    );
+}
+
+#[test]
+fn a_refused_countersignature_gets_the_code_of_its_reason() {
+    use hearth_proto::ConsentFault;
+
+    let space = Space::couple();
+    for (refusal, code, says) in [
+        (
+            CountersignRefusal::Fault(ConsentFault::SamePerson),
+            RejectCode::Invalid,
+            "other person",
+        ),
+        (
+            CountersignRefusal::Fault(ConsentFault::NotAMember),
+            RejectCode::Invalid,
+            "not a member",
+        ),
+        (
+            CountersignRefusal::Fault(ConsentFault::BadSignature),
+            RejectCode::Invalid,
+            "does not verify",
+        ),
+        (
+            CountersignRefusal::NoProposal { covers_seq: 40 },
+            RejectCode::Conflict,
+            "no snapshot covering seq 40",
+        ),
+        (
+            CountersignRefusal::Changed {
+                covers_seq: 40,
+                waiting: 44,
+            },
+            RejectCode::Conflict,
+            "covering seq 44",
+        ),
+        (
+            CountersignRefusal::Removed,
+            RejectCode::NotMember,
+            "removed",
+        ),
+    ] {
+        let mut session = ready(&bob(), &space);
+        session.on_frame(countersign_by(&bob(), 40, b"snapshot"), NOW);
+        let decision = session.resume(Answer::Countersigned(Ok(Err(refusal))));
+        assert_eq!(rejected(&decision), code, "{refusal:?}");
+        assert!(message(&decision).contains(says), "{}", message(&decision));
+        if code == RejectCode::Invalid {
+            assert!(message(&decision).contains("nothing was dropped"));
+        }
+    }
+}
+
+#[test]
+fn an_invite_key_cannot_countersign() {
+    let mut space = Space::couple();
+    space.invite(&alice(), &key(101), InviteRole::OwnDevice);
+    let mut session = ready_on(session(), &key(101), true, &space);
+    let decision = session.on_frame(countersign_by(&key(101), 1, b"snapshot"), NOW);
+    assert_eq!(rejected(&decision), RejectCode::Invalid);
 }
 
 #[test]

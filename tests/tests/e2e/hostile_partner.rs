@@ -26,8 +26,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_hearth-test-bin");
 const T: Duration = Duration::from_secs(20);
 
 /// Bob's modified client: his own keys and document, used the way the stock client never
-/// would.
-mod hostile {
+/// would (also the hostile member of `consent.rs`).
+pub(crate) mod hostile {
     use std::path::{Path, PathBuf};
     use std::time::Duration;
 

@@ -409,6 +409,8 @@ fn client_kind(frame: &ClientFrame) -> &'static str {
         ClientFrame::DeleteSpace { .. } => "DeleteSpace",
         ClientFrame::Ping { .. } => "Ping",
         ClientFrame::CreateSpace { .. } => "CreateSpace",
+        ClientFrame::Countersign { .. } => "Countersign",
+        ClientFrame::SubscribeEnvelopes { .. } => "SubscribeEnvelopes",
     }
 }
 
@@ -423,6 +425,8 @@ fn relay_kind(frame: &RelayFrame) -> &'static str {
         RelayFrame::Reject { .. } => "Reject",
         RelayFrame::Pong { .. } => "Pong",
         RelayFrame::SpaceDeleted { .. } => "SpaceDeleted",
+        RelayFrame::Proposed { .. } => "Proposed",
+        RelayFrame::Countersigned { .. } => "Countersigned",
     }
 }
 

@@ -5,6 +5,7 @@
 mod adversarial;
 mod caught_relay;
 mod charts;
+mod consent;
 mod devices;
 mod follow_through;
 mod hostile_partner;

@@ -156,14 +156,15 @@ async fn after_a_restore_from_an_older_backup_the_devices_resend_and_converge() 
     let mut phone = invited(&dir.path().join("phone"), &mut sam, None).await;
     sync(&mut phone).await;
     assert_eq!(appreciations(&phone), before_restore);
-    // What the devices sent back ends in a snapshot (each change in it judged by its own
-    // device), which replaces the envelopes it covers.
+    // What the devices sent back ends in a snapshot proposal (each change in it judged by
+    // its own device), which replaces the envelopes it covers once the other person's
+    // device countersigns it.
     assert!(envelopes(&db) + snapshots(&db) > 0);
     relay.stop().await.expect("the relay stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_relay_that_lost_everything_but_the_space_is_refilled_by_one_sync() {
+async fn a_relay_that_lost_everything_but_the_space_is_refilled_by_one_sync_of_each_person() {
     // The backup is taken right after pairing: the relay's head is then at most a few
     // envelopes, far behind both cursors after a day of writing.
     let Backed {
@@ -187,13 +188,20 @@ async fn a_relay_that_lost_everything_but_the_space_is_refilled_by_one_sync() {
 
     let relay = restart_from(relay, &saved, &db, &mut [&mut sam, &mut jordan]).await;
 
-    // Only Sam syncs; Jordan's device is then lost for good. A new device of Jordan's still
-    // gets everything, from what Sam alone sent back.
+    // Sam syncs first and sends back everything he holds, Jordan's writing too, and the
+    // whole document as a snapshot. That snapshot is only proposed: the relay keeps every
+    // envelope, since nobody of Jordan's has countersigned it.
     assert!(sync(&mut sam).await.relay_behind.is_some());
-    drop(jordan);
+    assert_eq!(snapshots(&db), 0, "nothing replaced on Sam's word alone");
+    // Jordan's device comes back and sends back what it holds: its own writing, which only
+    // its own signature vouches for to Sam's other devices.
+    assert!(sync(&mut jordan).await.relay_behind.is_some());
+    // A new device of Sam's then gets everything from the envelopes.
     let mut sam_phone = invited(&dir.path().join("sam-phone"), &mut sam, None).await;
-    sync(&mut sam_phone).await;
+    let report = sync(&mut sam_phone).await;
+    assert!(report.refused_snapshot.is_none(), "{report:?}");
     assert_eq!(appreciations(&sam_phone), all);
+    assert_eq!(report.waiting, 0);
     relay.stop().await.expect("the relay stops");
 }
 

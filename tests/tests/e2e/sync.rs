@@ -178,7 +178,7 @@ async fn a_second_device_of_the_same_person_receives_the_whole_history() {
 
 /// Journal entries of ~2,000 characters that do not compress, enough to pass the
 /// snapshot threshold.
-fn write_long_entries(profile: &mut hearth_client::Profile, n: usize, tag: &str) {
+pub(crate) fn write_long_entries(profile: &mut hearth_client::Profile, n: usize, tag: &str) {
     let me = profile.person_id().clone();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in 0..n {
@@ -203,7 +203,8 @@ fn write_long_entries(profile: &mut hearth_client::Profile, n: usize, tag: &str)
     }
 }
 
-fn relay_rows(db: &Path, sql: &str) -> i64 {
+/// One number the relay's database answers `sql` with.
+pub(crate) fn relay_rows(db: &Path, sql: &str) -> i64 {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
@@ -219,20 +220,22 @@ async fn a_snapshot_stands_in_for_a_long_history_and_everyone_still_converges() 
     let mut jordan = invited(&dir.path().join("jordan"), &mut sam, Some("Jordan")).await;
 
     // Sam writes a long history while Jordan is away: over 256 KiB, so Sam's sync ends by
-    // pushing a snapshot, and the relay drops the envelopes it covers.
+    // proposing a snapshot. The relay keeps it beside the envelopes it covers until a
+    // device of Jordan's countersigns it.
     write_long_entries(&mut sam, 250, "SAM");
     let report = sync::sync_once(&mut sam, T).await.unwrap();
     assert!(report.pushed > 0);
-    assert_eq!(relay_rows(&db, "SELECT COUNT(*) FROM snapshots"), 1);
-    let covers = relay_rows(&db, "SELECT covers_seq FROM snapshots");
+    assert_eq!(relay_rows(&db, "SELECT COUNT(*) FROM proposals"), 1);
+    assert_eq!(relay_rows(&db, "SELECT COUNT(*) FROM snapshots"), 0);
+    let covers = relay_rows(&db, "SELECT covers_seq FROM proposals");
     assert!(covers >= report.cursor as i64);
     assert_eq!(
         relay_rows(
             &db,
             &format!("SELECT COUNT(*) FROM envelopes WHERE seq <= {covers}")
         ),
-        0,
-        "the snapshot replaced what it covers"
+        covers,
+        "nothing is dropped on Sam's word alone"
     );
     assert!(
         files_containing(dir.path(), b"a quiet evening together")
@@ -241,10 +244,27 @@ async fn a_snapshot_stands_in_for_a_long_history_and_everyone_still_converges() 
         "the snapshot is ciphertext too"
     );
 
-    // Jordan's cursor is behind the snapshot: he gets the snapshot (merged into his copy).
+    // Jordan's cursor is behind the snapshot: he reads the envelopes, finds everything he
+    // knew in the proposal, and countersigns it; only then does the relay drop what it
+    // covers.
     appreciate(&mut jordan, "written by Jordan meanwhile");
     let got = sync::sync_once(&mut jordan, T).await.unwrap();
     assert!(got.rejected.is_empty(), "{:?}", got.rejected);
+    assert_eq!(got.countersigned, Some(covers as u64));
+    assert!(
+        got.not_countersigned.is_none(),
+        "{:?}",
+        got.not_countersigned
+    );
+    assert_eq!(relay_rows(&db, "SELECT COUNT(*) FROM snapshots"), 1);
+    assert_eq!(
+        relay_rows(
+            &db,
+            &format!("SELECT COUNT(*) FROM envelopes WHERE seq <= {covers}")
+        ),
+        0,
+        "the countersigned snapshot replaced what it covers"
+    );
     sync::sync_once(&mut sam, T).await.unwrap();
     assert_eq!(jordan.load().unwrap().journal().len(), 250);
     assert_eq!(
@@ -268,6 +288,11 @@ async fn a_snapshot_stands_in_for_a_long_history_and_everyone_still_converges() 
         tablet.report.rejected.is_empty(),
         "{:?}",
         tablet.report.rejected
+    );
+    assert!(
+        tablet.report.refused_snapshot.is_none(),
+        "{:?}",
+        tablet.report.refused_snapshot
     );
     assert_eq!(
         tablet.profile.load().unwrap().timeline(),

@@ -94,7 +94,7 @@ pub(crate) fn unpark_all_as_seen(conn: &Connection) -> Result<(), Error> {
     Ok(())
 }
 
-/// Records that a verified envelope of `device` arrived at `at_ms` (migration 9).
+/// Records that a verified envelope of `device` arrived at `at_ms` (migration 10).
 pub(crate) fn heard(conn: &Connection, device: &[u8], at_ms: u64) -> Result<(), Error> {
     conn.prepare_cached(
         "INSERT INTO heard (device, at_ms) VALUES (?1, ?2)

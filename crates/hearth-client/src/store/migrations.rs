@@ -205,7 +205,21 @@ const MIGRATIONS: &[Migration] = &[
     ALTER TABLE sync_state ADD COLUMN newer_epoch_by BLOB
         CHECK (newer_epoch_by IS NULL OR length(newer_epoch_by) = 32);",
     ),
-    // 9: when each device was last heard from (docs/security.md, "hearth verify").
+    // 9: what this device knew at a relay seq, to judge snapshot proposals (docs/security.md,
+    // "Snapshots need both people").
+    up(
+        "-- The heads of what the relay has (pushed_heads) right after the cursor reached `seq`
+    -- with nothing taken past a gap and nothing in the outbox: every change they name came
+    -- from a relay seq at or below `seq`. Before countersigning another person's snapshot
+    -- covering seq N, this device requires the heads recorded at the largest seq <= N in
+    -- it. The newest few dozen seqs are kept; a relay found gone back in time clears them.
+    CREATE TABLE known_heads (
+        seq INTEGER NOT NULL CHECK (seq > 0),
+        hash BLOB NOT NULL CHECK (length(hash) = 32),
+        PRIMARY KEY (seq, hash)
+    ) STRICT, WITHOUT ROWID;",
+    ),
+    // 10: when each device was last heard from (docs/security.md, "hearth verify").
     up(
         "-- The last time (this device's clock, Unix ms) an envelope signed by each device arrived
     -- and verified: `hearth status` shows it for the other devices, the one answer to a relay

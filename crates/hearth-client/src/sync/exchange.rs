@@ -9,6 +9,7 @@ use std::time::Duration;
 use hearth_proto::{AclState, ClientFrame, RelayFrame, SpaceId};
 
 use super::chain::login;
+use super::consent;
 use super::keys::settle;
 use super::link::{Link, now_ms, unexpected};
 use super::screen::{receive, take_in};
@@ -139,6 +140,7 @@ pub(super) async fn exchange(
     // envelope under an epoch the relay hides from this device) is known first.
     witness::check_and_note(profile, state)?;
     let mut moved = 0;
+    let mut proposal = None;
     // A gap the relay leaves is asked for once more at once; if it is still there after
     // that, it is reported, and every later sync asks again.
     for pull in 0..PULLS {
@@ -150,12 +152,17 @@ pub(super) async fn exchange(
         };
         // The envelopes from the start are read only once for the resend's prefix.
         let mut prefix = if pull == 0 { resend.take() } else { None };
+        // A snapshot refused: ask for the envelopes it claims to stand for instead.
+        let snapshot = report.refused_snapshot.is_none();
         let pulled = pull_once(
             profile,
             link,
-            space,
-            state,
-            since_seq,
+            Pull {
+                space,
+                state,
+                since_seq,
+                snapshot,
+            },
             &mut marks,
             &mut prefix,
             &mut report,
@@ -165,6 +172,7 @@ pub(super) async fn exchange(
             resend = prefix;
         }
         moved += pulled.bytes;
+        proposal = pulled.proposal.or(proposal);
         let cursor = profile.sync_book().cursor()?;
         report.withheld =
             crate::sync_book::withheld(cursor, &profile.sync_book().ahead()?, pulled.head);
@@ -172,19 +180,30 @@ pub(super) async fn exchange(
             break;
         }
     }
+    consent::note_unavailable(&mut report);
     if let Some(prefix) = resend {
         moved += resend_whole(profile, link, state, prefix.covers).await?;
     }
-    // What arrived may say the relay hides records: then nothing more is sealed.
+    // What arrived may say the relay hides records: then nothing more is sealed (or
+    // countersigned).
     if report.received > 0 {
         witness::check(profile, state)?;
+    }
+    // Judged once everything up to the relay's head is taken (and recorded as known), and
+    // before this device's own writing goes out.
+    if let Some(proposal) = proposal {
+        consent::answer_proposal(profile, link, space, state, &proposal, &mut report).await?;
     }
     // This device's writing, with the keys released on seeing the partner's sealed
     // answers.
     moved += push_staged(profile, link, state, &mut report).await?;
     report.cursor = profile.sync_book().cursor()?;
     report.waiting = profile.sync_book().waiting()?;
-    profile.sync_book_mut().add_unsnapshotted(moved)?;
+    // Countersigned: the relay's snapshot covers what this sync moved, so it does not
+    // count towards this device's own next one.
+    if report.countersigned.is_none() {
+        profile.sync_book_mut().add_unsnapshotted(moved)?;
+    }
     Ok(report)
 }
 
@@ -198,26 +217,52 @@ struct Pulled {
     bytes: u64,
     /// The highest head the relay named.
     head: u64,
+    /// The snapshot proposal the relay showed this device for its countersignature, if
+    /// any (judged once the pulls are over: `consent::answer_proposal`).
+    proposal: Option<Vec<u8>>,
+}
+
+/// What one pull asks for.
+#[derive(Clone, Copy)]
+struct Pull<'a> {
+    space: &'a SpaceId,
+    state: &'a AclState,
+    /// Everything after this seq.
+    since_seq: u64,
+    /// Whether the relay may stand its snapshot in for the envelopes it covers (`Subscribe`)
+    /// or must send the envelopes it still has (`SubscribeEnvelopes`, after a refused one).
+    snapshot: bool,
 }
 
 /// Asks for everything after `since_seq`, and takes it: the relay's `Batch` pages and any
 /// `Event` pushed meanwhile, until the `Pong` to a `Ping` sent right after the
 /// `Subscribe` (the relay answers requests in order, so the `Pong` follows its last page
-/// whatever the pages hold or lack).
-#[allow(clippy::too_many_arguments)]
+/// whatever the pages hold or lack). A snapshot among the pages is taken only with the
+/// countersignature (`Countersigned`) the relay sent before it (`consent::vet_offered`).
 async fn pull_once(
     profile: &mut Profile,
     link: &mut Link,
-    space: &SpaceId,
-    state: &AclState,
-    since_seq: u64,
+    pull: Pull<'_>,
     marks: &mut Vec<Landmark>,
     resend: &mut Option<OwnPrefix>,
     report: &mut SyncReport,
 ) -> Result<Pulled, SyncError> {
-    link.send(&ClientFrame::Subscribe {
-        space: *space,
+    let Pull {
+        space,
+        state,
         since_seq,
+        snapshot,
+    } = pull;
+    link.send(&if snapshot {
+        ClientFrame::Subscribe {
+            space: *space,
+            since_seq,
+        }
+    } else {
+        ClientFrame::SubscribeEnvelopes {
+            space: *space,
+            since_seq,
+        }
     })
     .await?;
     let nonce = now_ms();
@@ -230,7 +275,12 @@ async fn pull_once(
             cursor: mark.seq,
         })
     };
-    let mut pulled = Pulled { bytes: 0, head: 0 };
+    let mut pulled = Pulled {
+        bytes: 0,
+        head: 0,
+        proposal: None,
+    };
+    let mut consent = None;
     loop {
         match link.recv().await? {
             RelayFrame::Batch { mut items, head } => {
@@ -249,17 +299,33 @@ async fn pull_once(
                     Err(mark) => return behind(profile, head, mark),
                 };
                 pulled.bytes += batch.bytes;
+                let kept = consent::vet_offered(
+                    profile,
+                    space,
+                    state,
+                    batch.kept,
+                    consent.take().as_ref(),
+                    report,
+                )?;
                 take_in(
                     profile,
                     space,
                     state,
-                    batch
-                        .kept
-                        .iter()
-                        .map(|(seq, bytes)| (*seq, bytes.as_slice())),
+                    kept.iter().map(|(seq, bytes)| (*seq, bytes.as_slice())),
                     report,
                 )?;
             }
+            RelayFrame::Countersigned {
+                covers_seq,
+                device,
+                signature,
+            } => {
+                consent = Some((
+                    covers_seq,
+                    hearth_proto::Countersignature { device, signature },
+                ));
+            }
+            RelayFrame::Proposed { envelope } => pulled.proposal = Some(envelope),
             RelayFrame::Event { seq, envelope } => {
                 if let Some(prefix) = resend {
                     prefix.read([(seq, envelope.as_slice())]);
@@ -407,11 +473,13 @@ async fn resend_whole(
 /// After this many bytes of envelopes since the last snapshot, a device pushes a new one.
 pub const SNAPSHOT_AFTER_BYTES: u64 = 256 * 1024;
 
-/// Pushes a snapshot of the whole document (one envelope standing in for every envelope up
-/// to the cursor) once enough has changed since the last one: a new device then loads one
-/// compressed document instead of replaying every change, and the relay drops what the
-/// snapshot covers. Skipped while envelopes wait for missing changes (the snapshot would
-/// leave them out) or if the document is over the relay's envelope limit.
+/// Proposes a snapshot of the whole document (one envelope standing in for every envelope
+/// up to the cursor) once enough has changed since the last one: once a device of the other
+/// person countersigned it (`consent`), a new device loads one compressed document instead
+/// of replaying every change, and the relay drops what the snapshot covers; until then the
+/// relay keeps it beside the envelopes. Skipped while envelopes wait for missing changes
+/// (the snapshot would leave them out) or if the document is over the relay's envelope
+/// limit.
 pub(super) async fn snapshot_if_due(
     profile: &mut Profile,
     link: &mut Link,

@@ -243,6 +243,8 @@ pub(super) fn unexpected(wanted: &'static str, got: &RelayFrame) -> SyncError {
         RelayFrame::Reject { .. } => "Reject",
         RelayFrame::Pong { .. } => "Pong",
         RelayFrame::SpaceDeleted { .. } => "SpaceDeleted",
+        RelayFrame::Proposed { .. } => "Proposed",
+        RelayFrame::Countersigned { .. } => "Countersigned",
     };
     SyncError::UnexpectedFrame { wanted, got: name }
 }

@@ -15,10 +15,13 @@
 //! by a member under an epoch newer than the adopted chain stops the sync before its
 //! cursor (the ACL moved meanwhile) and the sync runs again. Until a sync gets that far,
 //! local changes wait in the document.
+//! A snapshot replaces envelopes only with the other person's countersignature: a device
+//! judges and countersigns the other person's proposals, and takes a snapshot in place of
+//! envelopes only if it carries one (`consent`).
 //!
 //! One module per concern: `link` talks to the socket, `chain` adopts the relay's
-//! ACL, `keys` settles the epoch keys, `exchange` is one sync's push and pull, `screen`
-//! judges incoming envelopes, `live` keeps a connection open, and `membership` joins,
+//! ACL, `keys` settles the epoch keys, `exchange` is one sync's push and pull, `consent`
+//! judges snapshots and countersigns them, `screen` judges incoming envelopes, `live` keeps a connection open, and `membership` joins,
 //! invites and removes devices.
 
 use std::time::Duration;
@@ -26,6 +29,7 @@ use std::time::Duration;
 use hearth_proto::DeviceId;
 
 mod chain;
+mod consent;
 mod error;
 mod exchange;
 #[cfg(test)]
@@ -38,6 +42,7 @@ mod screen;
 mod witness;
 
 pub use chain::{check_space, refresh_acl};
+pub use consent::{NotCountersigned, ProposalFault, RefusedSnapshot, SnapshotFault};
 pub use error::{InviteFault, SpaceDeletion, SyncError};
 pub use exchange::{SNAPSHOT_AFTER_BYTES, sync_once};
 pub(crate) use link::now_ms;
@@ -85,4 +90,16 @@ pub struct SyncReport {
     /// Envelopes the relay holds but did not hand over, even when asked twice (see
     /// docs/security.md, "No silent gaps"): they are asked for again on every sync.
     pub withheld: Option<crate::Withheld>,
+    /// The other person's snapshot proposal this device refused to countersign, and why
+    /// (warn the user: the relay keeps the history as it is, and a proposal that leaves
+    /// out what this device has is what a buggy or hostile client would send).
+    pub not_countersigned: Option<Box<NotCountersigned>>,
+    /// The cover of the other person's snapshot proposal this device countersigned: the
+    /// relay dropped the envelopes it covers.
+    pub countersigned: Option<u64>,
+    /// A snapshot the relay handed this device in place of the envelopes it covers that
+    /// this device refused (no countersignature by the other person, or it does not open
+    /// as a document); with, if the relay no longer has them, the history this device
+    /// lacks. Warn the user.
+    pub refused_snapshot: Option<Box<RefusedSnapshot>>,
 }

@@ -94,39 +94,17 @@ pub struct DeviceInfo {
 /// founds one person and the device that consumed the partner invite the other, and a
 /// device that consumed an own-device invite belongs to the person of the device that
 /// issued it. Removed devices keep their person, so what they wrote stays theirs. Nothing
-/// a profile says about its own person counts here.
+/// a profile says about its own person counts here. The rule is hearth-proto's
+/// ([`hearth_proto::people`], the same as `AclState::person_of`), which the relay uses too.
 pub(crate) fn people_of(records: &[AclRecord]) -> People {
-    let mut people = std::collections::BTreeMap::new();
-    let mut invites = std::collections::BTreeMap::new();
-    for record in records {
-        match record.body {
-            AclBody::Genesis { device, .. } => {
-                people.insert(device, PersonKey::from_founding_device(*device.as_bytes()));
-            }
-            AclBody::Invite {
-                invite, role, by, ..
-            } => {
-                invites.insert(invite, (role, by));
-            }
-            AclBody::AddDevice { device, invite, .. } => {
-                let person = match invites.get(&invite) {
-                    Some((InviteRole::Partner, _)) => {
-                        Some(PersonKey::from_founding_device(*device.as_bytes()))
-                    }
-                    Some((InviteRole::OwnDevice, by)) => people.get(by).copied(),
-                    // A verified chain has neither; such a device belongs to nobody.
-                    None => None,
-                };
-                if let Some(person) = person {
-                    people.insert(device, person);
-                }
-            }
-            AclBody::RemoveDevice { .. } | AclBody::RotateEpoch { .. } => {}
-        }
-    }
-    people
+    hearth_proto::people(records)
         .into_iter()
-        .map(|(device, person)| (*device.as_bytes(), person))
+        .map(|(device, founder)| {
+            (
+                *device.as_bytes(),
+                PersonKey::from_founding_device(*founder.as_bytes()),
+            )
+        })
         .collect()
 }
 

@@ -35,22 +35,28 @@ pub(super) fn take_seqs(
     };
     store::sync_state::set(tx, Counter::Cursor, moved.cursor)?;
     match mark {
-        Some(m) => store::sync_state::set_landmark(tx, Mark::Cursor, &m),
-        None => store::sync_state::forget_landmark(tx, Mark::Cursor),
+        Some(m) => store::sync_state::set_landmark(tx, Mark::Cursor, &m)?,
+        None => store::sync_state::forget_landmark(tx, Mark::Cursor)?,
     }
+    super::known::note_cursor(tx, moved.cursor, &ahead)
 }
 
-/// The seq `seq` held `header` (if it decoded): what [`take_seqs`] takes for it.
-pub(super) fn take_of(seq: u64, header: Option<&EnvelopeHeader>, opened: bool) -> Take {
+/// The seq `seq` held `header` (if it decoded): what [`take_seqs`] takes for it, if
+/// anything. An opened snapshot covers every seq up to its signed `covers_seq`; one that
+/// was refused or did not open takes nothing, not even its own place (the relay hands it
+/// under its cover, where an envelope it dropped was), so the seqs it claims to stand for
+/// stay missing and are asked for again and reported.
+pub(super) fn take_of(seq: u64, header: Option<&EnvelopeHeader>, opened: bool) -> Option<Take> {
     let covers = match header.map(|h| h.kind) {
         Some(EnvelopeKind::Snapshot { covers_seq }) if opened => covers_seq,
+        Some(EnvelopeKind::Snapshot { .. }) => return None,
         _ => 0,
     };
-    Take {
+    Some(Take {
         seq,
         mark: header.map(|h| Landmark::at(seq, h)),
         covers,
-    }
+    })
 }
 
 /// What happened to an incoming envelope.
@@ -336,6 +342,7 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
         store::sync_state::remember_applied_before_rewind(&tx)?;
         store::sync_state::forget_landmark(&tx, Mark::Cursor)?;
         store::sync_state::forget_landmark(&tx, Mark::Own)?;
+        store::known_heads::forget_all(&tx)?;
         tx.commit()?;
         Ok(())
     }
@@ -351,7 +358,7 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
             &tx,
             passed
                 .iter()
-                .map(|(seq, header)| take_of(*seq, header.as_ref(), false)),
+                .filter_map(|(seq, header)| take_of(*seq, header.as_ref(), false)),
         )?;
         tx.commit()?;
         Ok(())
@@ -433,7 +440,7 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
             if opened {
                 store::envelopes::heard(&tx, author, refusals.now_ms)?;
             }
-            takes.push(take_of(*seq, Some(&header), opened));
+            takes.extend(take_of(*seq, Some(&header), opened));
             outcomes.push(outcome);
         }
         // The relay has what it delivered: count those changes as pushed, so the next push
@@ -494,6 +501,36 @@ mod tests {
             std::fs::copy(from.join(f), to.join(f)).unwrap();
         }
         Profile::open(to, None).unwrap()
+    }
+
+    #[test]
+    fn an_opened_snapshot_covers_its_seqs_and_a_refused_one_covers_nothing() {
+        let header = |kind| EnvelopeHeader {
+            kind,
+            space: hearth_proto::SpaceId::from_bytes([1; 16]),
+            epoch: 0,
+            author: DeviceId::from_bytes([2; 32]),
+            counter: 4,
+        };
+        let snapshot = header(EnvelopeKind::Snapshot { covers_seq: 20 });
+        let taken = take_of(20, Some(&snapshot), true).unwrap();
+        assert_eq!((taken.seq, taken.covers), (20, 20));
+        assert_eq!(
+            take_of(20, Some(&snapshot), false),
+            None,
+            "not even its place"
+        );
+        let changes = header(EnvelopeKind::Changes);
+        for opened in [true, false] {
+            let taken = take_of(7, Some(&changes), opened).unwrap();
+            assert_eq!(
+                (taken.seq, taken.covers),
+                (7, 0),
+                "refused, its place is passed"
+            );
+        }
+        let unreadable = take_of(8, None, false).unwrap();
+        assert_eq!((unreadable.seq, unreadable.mark), (8, None));
     }
 
     #[test]

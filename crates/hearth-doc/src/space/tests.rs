@@ -1713,3 +1713,29 @@ fn a_check_in_whose_deck_is_unknown_still_shows_its_answers_by_key() {
         "shown by key, as stored"
     );
 }
+
+#[test]
+fn a_document_says_which_changes_it_holds_and_which_are_under_whose_actor() {
+    let (mut laptop, _desktop, mut phone) = three_devices();
+    let shared = laptop.heads();
+    laptop
+        .add_appreciation(&ana(), "only on the laptop", at(5))
+        .unwrap();
+    let newer = laptop.heads();
+    assert!(laptop.has_changes(&shared) && laptop.has_changes(&newer));
+    assert!(phone.has_changes(&shared));
+    assert!(
+        !phone.has_changes(&newer),
+        "the laptop's new change is not there"
+    );
+    assert!(phone.has_changes(&[]));
+    let on_laptop = laptop.changes_under(|actor| actor == LAPTOP);
+    assert!(on_laptop.contains(&newer[0]));
+    assert!(phone.changes_under(|actor| actor == LAPTOP).len() < on_laptop.len());
+    assert!(laptop.changes_under(|actor| actor == DESKTOP).is_empty());
+    assert_eq!(
+        phone.changes_under(|actor| actor == PHONE).len(),
+        1,
+        "Ben's name"
+    );
+}
