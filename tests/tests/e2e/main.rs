@@ -8,6 +8,7 @@ mod devices;
 mod follow_through;
 mod hostile_partner;
 mod offline;
+mod padding;
 mod pairing_cli;
 mod relay_crash;
 mod reminders;

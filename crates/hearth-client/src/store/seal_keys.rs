@@ -26,3 +26,11 @@ pub(crate) fn delete(conn: &Connection, commitment: &str) -> Result<(), Error> {
         .execute([commitment])?;
     Ok(())
 }
+
+/// How many keys of this device's sealed answers wait to be released.
+pub(crate) fn count(conn: &Connection) -> Result<u64, Error> {
+    let n: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM seal_keys")?
+        .query_row([], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}

@@ -1,7 +1,10 @@
 //! The exchange with the relay in one sync: log in, create the space if the relay does
 //! not hold it yet, settle the keys, push this device's outbox (each envelope removed only
 //! after its `Committed`), pull everything after the cursor, compare the landmarks that
-//! tell whether the relay went back in time, and push a snapshot when one is due.
+//! tell whether the relay went back in time, push what the pull made it write (check-in
+//! keys it released), and push a snapshot when one is due. While the device waits to
+//! release a key, its own writing is sealed after the pull instead, so that the release
+//! rides in the same envelope.
 
 use std::time::Duration;
 
@@ -132,7 +135,17 @@ pub(super) async fn exchange(
         .resend_pending()?
         .then(|| OwnPrefix::new(profile))
         .transpose()?;
-    let mut moved = push_staged(profile, link, state, &mut report).await?;
+    // What this device wrote goes out before the pull, so that the pull reads it back and
+    // the cursor moves past it (and the whole document owed to a relay that went back in
+    // time goes before the snapshot that covers it). But while this device waits to release
+    // a check-in key, its writing waits for the pull: a release the pull brings about then
+    // goes out in the same envelope as that writing instead of alone after it.
+    let hold_back = resend.is_none() && profile.sync_book().may_release_keys()?;
+    let mut moved = if hold_back {
+        push_outbox(profile, link, &mut report).await?
+    } else {
+        push_staged(profile, link, state, &mut report).await?
+    };
     let cursor = profile.sync_book().cursor()?;
     let since_seq = since_seq(&marks, cursor);
     link.send(&ClientFrame::Subscribe {
@@ -194,7 +207,8 @@ pub(super) async fn exchange(
     if let Some(prefix) = resend {
         moved += resend_whole(profile, link, state, prefix.covers).await?;
     }
-    // Keys released on seeing the partner's sealed answers go out in this same sync.
+    // This device's writing, and the keys released on seeing the partner's sealed answers,
+    // go out in this same sync, in as few envelopes as fit.
     moved += push_staged(profile, link, state, &mut report).await?;
     report.cursor = profile.sync_book().cursor()?;
     report.waiting = profile.sync_book().waiting()?;
@@ -211,6 +225,16 @@ pub(super) async fn push_staged(
     report: &mut SyncReport,
 ) -> Result<u64, SyncError> {
     profile.sync_book_mut().stage_outgoing(state.epoch())?;
+    push_outbox(profile, link, report).await
+}
+
+/// Pushes the envelopes already in the outbox, one `Committed` at a time. Returns the bytes
+/// pushed.
+async fn push_outbox(
+    profile: &mut Profile,
+    link: &mut Link,
+    report: &mut SyncReport,
+) -> Result<u64, SyncError> {
     let mut moved = 0;
     let outbox = profile.sync_book().outbox()?;
     for (counter, envelope) in outbox {

@@ -12,7 +12,9 @@
 //! ACL), decrypted and applied atomically with its cursor; one that fails is reported with
 //! the device that sent it and skipped, and syncing goes on. One from an epoch newer than
 //! the adopted chain stops the sync before its cursor (the ACL moved meanwhile) and the
-//! sync runs again. Until a sync gets that far, local changes wait in the document.
+//! sync runs again. Check-in keys the pull made it release are pushed last; while it waits
+//! to release one, it seals its own writing then too, so that the release rides with it.
+//! Until a sync gets that far, local changes wait in the document.
 //!
 //! One module per concern: `link` talks to the socket, `chain` adopts the relay's
 //! ACL, `keys` settles the epoch keys, `exchange` is one sync's push and pull, `screen`

@@ -40,6 +40,17 @@ impl<P: Deref<Target = Profile>> SyncBook<P> {
         store::envelopes::outbox(&self.profile.conn)
     }
 
+    /// Whether a pull may make this device write a check-in key release: it keeps keys of
+    /// its own sealed answers that are not released yet (a pull that brings the partner's
+    /// answers for that week releases one). A sync then seals this device's writing after
+    /// the pull, so that the release rides in the same envelope.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn may_release_keys(&self) -> Result<bool, Error> {
+        Ok(store::seal_keys::count(&self.profile.conn)? > 0)
+    }
+
     /// Whether this device owes the relay the whole document (it went back in time:
     /// [`relay_rewound`](Self::relay_rewound)).
     ///
