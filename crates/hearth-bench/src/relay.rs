@@ -309,6 +309,8 @@ struct Writer {
     doc: SpaceDoc,
     pushed: Vec<hearth_doc::ChangeHash>,
     counter: u64,
+    /// Bytes of every envelope pushed so far, as encoded on the wire.
+    wire_bytes: u64,
     sink: SplitSink<Socket, Message>,
 }
 
@@ -342,11 +344,10 @@ impl Writer {
             author: self.keys.device_id(),
             counter: self.counter,
         };
-        let sealed = envelope::seal(&self.keys, &self.key, header, &changes)?;
+        let sealed = envelope::seal(&self.keys, &self.key, header, &changes)?.encode();
+        self.wire_bytes += sealed.len() as u64;
         self.sink
-            .send(encode(&ClientFrame::Push {
-                envelope: sealed.encode(),
-            })?)
+            .send(encode(&ClientFrame::Push { envelope: sealed })?)
             .await?;
         Ok(self.counter)
     }
@@ -531,6 +532,7 @@ async fn pair(
             doc,
             pushed: Vec::new(),
             counter: 0,
+            wire_bytes: 0,
             sink: sink_a,
         },
         [drain, reader],
@@ -608,6 +610,11 @@ impl Pairs {
         }
     }
 
+    /// Bytes of every envelope the writers pushed so far, as encoded on the wire.
+    fn wire_bytes(&self) -> u64 {
+        self.writers.iter().map(|w| w.wire_bytes).sum()
+    }
+
     /// How many pairs.
     pub fn len(&self) -> usize {
         self.writers.len()
@@ -658,6 +665,9 @@ pub struct Latency {
     pub server_cpu: Duration,
     /// How long the run took.
     pub duration: Duration,
+    /// Envelope bytes pushed (as encoded on the wire) per delivered entry: here one entry
+    /// per envelope. Each envelope also travels once more, from the relay to B.
+    pub envelope_bytes_per_delivered: f64,
 }
 
 /// loadgen's nearest-rank percentile: `sorted[ceil(p/100 * n) - 1]`, in ms.
@@ -689,6 +699,7 @@ pub async fn latency(
         .max((min_s * 1000).div_ceil(interval.as_millis() as u64) as usize);
     pairs.reset();
     let cpu_before = relay.cpu()?;
+    let bytes_before = pairs.wire_bytes();
     let started = Instant::now();
     let mut rng = crate::history::Rng::new(99);
     let offsets: Vec<Duration> = (0..k)
@@ -729,7 +740,9 @@ pub async fn latency(
         (d.latencies.clone(), d.delivered)
     };
     lat.sort();
+    let bytes = pairs.wire_bytes().saturating_sub(bytes_before);
     Ok(Latency {
+        envelope_bytes_per_delivered: per_entry(bytes, delivered),
         sent,
         lost: sent.saturating_sub(delivered),
         p50_ms: percentile(&lat, 50.0),
@@ -755,6 +768,10 @@ pub struct Throughput {
     pub delivered_per_s: f64,
     /// Relay CPU per delivered entry, in µs.
     pub server_cpu_us_per_delivered: f64,
+    /// Envelope bytes pushed (as encoded on the wire) per delivered entry; each envelope
+    /// carries the entries written while earlier ones were in flight, and also travels once
+    /// more, from the relay to B.
+    pub envelope_bytes_per_delivered: f64,
     /// Relay CPU during the run (window and drain).
     pub server_cpu: Duration,
     /// Latency while saturated, p50 and p99, in ms.
@@ -786,6 +803,7 @@ pub async fn throughput(
         d.count_until = Some(until);
     }
     let cpu_before = relay.cpu()?;
+    let bytes_before = pairs.wire_bytes();
     let writers = std::mem::take(&mut pairs.writers);
     let mut handles = Vec::with_capacity(writers.len());
     for (i, mut w) in writers.into_iter().enumerate() {
@@ -837,7 +855,9 @@ pub async fn throughput(
     let mut lat = d.latencies.clone();
     lat.sort();
     let counted_s = seconds.saturating_sub(warmup).max(1) as f64;
+    let bytes = pairs.wire_bytes().saturating_sub(bytes_before);
     Ok(Throughput {
+        envelope_bytes_per_delivered: per_entry(bytes, d.delivered),
         sent,
         delivered: d.delivered,
         envelopes,
@@ -848,6 +868,14 @@ pub async fn throughput(
         lat_p50_ms: percentile(&lat, 50.0),
         lat_p99_ms: percentile(&lat, 99.0),
     })
+}
+
+/// `bytes` over `entries`, to one decimal (`NaN` without entries).
+fn per_entry(bytes: u64, entries: usize) -> f64 {
+    if entries == 0 {
+        return f64::NAN;
+    }
+    (bytes as f64 * 10.0 / entries as f64).round() / 10.0
 }
 
 /// Where the release `hearth-relay` binary is: beside this program.

@@ -155,6 +155,7 @@ pub fn run(o: &Options) -> Result<Vec<Value>> {
                 "p99_ms": l.p99_ms, "max_ms": r2(l.max_ms),
                 "duration_s": r2(l.duration.as_secs_f64()),
                 "server_cpu_s": r2(l.server_cpu.as_secs_f64()),
+                "envelope_bytes_per_delivered": l.envelope_bytes_per_delivered,
             }),
         ));
         out.push(line(
@@ -232,6 +233,7 @@ fn throughput(
             "sent": t.sent, "delivered": t.delivered, "envelopes": t.envelopes, "lost": t.sent.saturating_sub(t.delivered),
             "delivered_per_s": t.delivered_per_s,
             "server_cpu_us_per_delivered": t.server_cpu_us_per_delivered,
+            "envelope_bytes_per_delivered": t.envelope_bytes_per_delivered,
             "lat_p50_ms": t.lat_p50_ms, "lat_p99_ms": t.lat_p99_ms,
             "server_cpu_s": r2(t.server_cpu.as_secs_f64()),
         }),

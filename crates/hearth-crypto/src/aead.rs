@@ -38,7 +38,8 @@ use crate::{CryptoError, random_bytes};
 
 /// The length of an XChaCha20-Poly1305 nonce.
 pub(crate) const NONCE_LEN: usize = 24;
-const TAG_LEN: usize = 16;
+/// The length of a Poly1305 tag, which every ciphertext carries after the encrypted bytes.
+pub(crate) const TAG_LEN: usize = 16;
 
 /// A 32-byte symmetric key. Wiped when dropped; `Debug` never shows it.
 #[derive(Clone)]

@@ -78,6 +78,9 @@ pub enum CryptoError {
     /// An ACL record needs a signature from a key that was not given.
     #[error("the record needs a signature from key {0}…, which is not at hand")]
     MissingSigner(String),
+    /// A plaintext could not be padded for an envelope (it is over 4 GiB).
+    #[error(transparent)]
+    Padding(#[from] crate::padding::PaddingError),
     /// The operating system's random source failed.
     #[error("the system random number generator failed: {0}")]
     Random(String),

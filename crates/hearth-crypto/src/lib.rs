@@ -10,6 +10,8 @@
 //!   (XChaCha20-Poly1305 with a random nonce and a domain string as associated data).
 //! - [`EpochKey`], [`envelope`], [`lockbox`], [`invite`]: the space's shared keys, how
 //!   changes travel sealed and signed, and how a device or a joiner gets the keys.
+//!   [`padding`] pads every envelope's plaintext (PADMÉ, at least 1 KiB) before it is
+//!   sealed, so the relay sees sizes only to within a bucket.
 //! - [`answers`]: sealed check-in answers and their commitments, which hearth-doc calls
 //!   when a check-in is submitted and when it settles who may read what.
 //! - [`keyfile`]: the device's key file, age-encrypted with the user's passphrase (scrypt,
@@ -48,6 +50,7 @@ mod error;
 pub mod invite;
 pub mod keyfile;
 pub mod lockbox;
+pub mod padding;
 mod storage;
 #[cfg(test)]
 mod vectors;

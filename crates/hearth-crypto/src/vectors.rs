@@ -176,3 +176,75 @@ fn answers_sealed_by_the_first_release_still_open_and_are_rebuilt_byte_for_byte(
     );
     assert_eq!(rebuilt, sealed);
 }
+
+/// A Changes envelope of the first release with padding: space 04…04, epoch 2, counter 8,
+/// under [`EPOCH_KEY`], signed by the device of [`DEVICE_AGE`], nonce all 0x55. Its
+/// plaintext is padded to 1,024 bytes: `01 ‖ u32 length ‖ text ‖ zeros`.
+const PADDED_PLAINTEXT: &[u8] = b"a padded appreciation";
+const PADDED_ENVELOPE: &str = concat!(
+    "01000404040404040404040404040404040400000002ea4a6c63e29c520abef5507b132ec5f9954776aebebe",
+    "7b92421eea691446d22c00000000000000085555555555555555555555555555555555555555555555550000",
+    "0410281fa435779a0a07cfb6a8eeba0e0247c6057121bd25b544633021a1d37c336a8b554f6bd3c02ca1c62e",
+    "c7862fcbd80f9602f7eb712aff2734efa21d9de5c942ae65f34cd6e26bae13230cb4699286237220274b6eb2",
+    "baf7dc9141ac2a365f56ef274477fa2f90755f2c0db6ae3730cecdcda5d93b561bacd0c0affcb55e216fbcac",
+    "65d66114dde252e49be6cbfbe2f10b1b6551c2c6083751baa7a74c9d7b4643edf8f0e0ca238fc328f76e02f5",
+    "4390fff052bca473c95553c4d759466175cdd9d933baf5dedbc6e0e6763b4d5edfb12cba5d9756c4e9bf7347",
+    "167057e3091773725822b6ce3609d460a9c633f3db2af42ed8db7fb6c6daa62c3b8b5933260f16b817d7192a",
+    "cb0631a2a72c8ca664821f5caaa18fa6cf5dfbfa3b36b6686035028e39d02dd68e0980e3a7c7f23009ffecc1",
+    "09a813756d1e11c0505842136b1dd0dd943894996197f0c3671a1e68a3cae77fdb0b0723662815ab0a0d56b9",
+    "746437cce664be2c1e1ef00328b83717f5c675541e68da68843aee5ecfca04d58a6cd517e587a4aafda0e279",
+    "08563aa3b6a720e5dec80306906ceadfe7daab0bcf16087cdcddd0f26820edb4c52989c6493d6d00d970341c",
+    "aa19300b56ba902571f9a5fe87197dfb55469d5e9f8963b4c415012fde640557928f2239f346a0a8ad6a88ae",
+    "a3d7deb3d505454fb6ccc0bf629a9e1acf1528379e52bfff55ee1346116c9a6977498d67741ec0423b924d0f",
+    "56db9e302afdeea75b07a8c805cb90d008b01cb4a26ad23c7f599b1f9df6b0c62ac55644c7125d0a51cfda6e",
+    "e73f0ed316e512df4cb413aaa087045f238b2e85a9b9bc4bf22755bcea8e2390fc544d4baba28b728d066019",
+    "89c3f9a371fc5bdeb8f481f40e6ab1e8b5cd591635b8ec6d35588e165e099cbec8e81851e83d144708190caf",
+    "8261fd293e20c20baddb8fb6c0367def211c1b59e65330a162c84a65310ab0c29edd7e83131794fa9ad22c08",
+    "fb0c4686be5dca2dc975c6159fa25051705a039e1098f3a06830bfa043c56ffe0ede5f187dbf541cfa73a72a",
+    "831549175a31a2559c9b5e825ad37d71e55379e8210637acdc5a0d06808f24b5e70d95b65cf3e394b27006a9",
+    "ee6b937c37d9eb561de6f9c08a65a5ffe952fc547ec40ad65a91b655e3502051ba019310d8e66568aaa4bb8a",
+    "e5dfd5e3c5c93ccf88f41367b8573c527c324abb1419fe2d60667c54432797b9c184381b4892d2ae5aa1d0b1",
+    "1bb58f5903219a197397772c8f823dc9ee34662f5ac272373f7e7a0bc7c8132786662128547fab72b62cdfcf",
+    "7efec269851a1ffdd16c96a42813622a0d7ceb1dc8b65b75ea786e78f7eacf76a814968b4ef22f20da735423",
+    "18fc2a6f1494af1041149cf2af642f9d81e64371c6cdeaca891d876e0e340803c28570fd7408fd77f2545cef",
+    "67947f2a2d1bed25a8759c987f2932e246c9d655c285f173ed88cfb5a5367f6d2cecb6823796ef5fcdf2a1bb",
+    "5e02901d45093e8bfec21f3dfb765e3d885a8bf16182673aebe33358604af3e91ef12a7c45b1791790b20052",
+    "abf9485a0b04",
+);
+
+#[test]
+fn a_padded_envelope_from_the_first_release_with_padding_opens_and_is_rebuilt_byte_for_byte() {
+    let device = DeviceKeys::from_parts(&[7; 32], DEVICE_AGE).unwrap();
+    let space = SpaceId::from_bytes([4; 16]);
+    let key = EpochKey::from_bytes(EPOCH_KEY);
+    let header = EnvelopeHeader {
+        kind: EnvelopeKind::Changes,
+        space,
+        epoch: 2,
+        author: device.device_id(),
+        counter: 8,
+    };
+    // The padded plaintext, written out by hand from docs/protocol.md.
+    let mut padded = vec![0x01];
+    padded.extend_from_slice(&(PADDED_PLAINTEXT.len() as u32).to_be_bytes());
+    padded.extend_from_slice(PADDED_PLAINTEXT);
+    padded.resize(1024, 0);
+    let nonce = [0x55; 24];
+    let ciphertext = key.content_key_for_vector().encrypt_for_vector(
+        &ENVELOPE_CONTENT,
+        &nonce,
+        &header.associated_data(),
+        &padded,
+    );
+    let signature = device.sign(&Envelope::signed_message(&header, &nonce, &ciphertext));
+    let rebuilt = Envelope::from_parts(header, nonce, ciphertext, signature).encode();
+    assert_eq!(hex::encode(&rebuilt), PADDED_ENVELOPE);
+
+    let env = Envelope::decode(&unhex(PADDED_ENVELOPE)).unwrap();
+    let opened = envelope::open(&env, &space, 2, &key).unwrap();
+    assert_eq!(&opened[..], PADDED_PLAINTEXT);
+    assert_eq!(
+        crate::padding::pad(PADDED_PLAINTEXT).unwrap()[..],
+        padded[..]
+    );
+}

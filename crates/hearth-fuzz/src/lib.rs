@@ -18,6 +18,7 @@
 //! | `acl` | ACL records and whole chains | `PutAcl`, `AclChanged`, the profile |
 //! | `invite` | invite codes | what a partner pastes |
 //! | `lockbox` | device lockboxes (age) and invite lockboxes | `GetLockbox` answers |
+//! | `padding` | padded plaintexts (and plaintexts from before padding) | decrypted envelopes (only a holder of the space key can make these bytes) |
 //! | `doc` | Automerge changes and documents, then every query | decrypted envelopes and profile chunks (the AEAD layer around them refuses any change: tested in hearth-crypto) |
 
 use std::sync::OnceLock;
@@ -39,6 +40,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("acl", acl),
     ("invite", invite),
     ("lockbox", lockbox),
+    ("padding", padding),
     ("doc", doc),
 ];
 
@@ -152,6 +154,16 @@ pub fn lockbox(data: &[u8]) {
     let f = fixture();
     let _ = hearth_crypto::lockbox::open(data, &f.device, &SPACE, 0);
     let _ = f.invite.open_lockbox(data, &SPACE, 0);
+}
+
+/// Padded plaintexts, as a decrypted envelope holds them: whatever unpads pads again into
+/// a frame that unpads to the same plaintext.
+pub fn padding(data: &[u8]) {
+    use hearth_crypto::padding::{pad, unpad};
+    if let Ok(plain) = unpad(data) {
+        let again = pad(plain).expect("a plaintext that came out of a frame fits one");
+        assert_eq!(unpad(&again), Ok(plain), "padding round-trips");
+    }
 }
 
 /// Document data: applied to an empty document and to a small one, then every query runs
@@ -279,6 +291,16 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             vec![bytes, chain]
         }
         "invite" => vec![f.invite_code.clone().into_bytes()],
+        "padding" => {
+            use hearth_crypto::padding::pad;
+            let mut out = vec![f.base.clone()];
+            for plain in [&b""[..], b"a walk by the river", &f.base] {
+                if let Ok(padded) = pad(plain) {
+                    out.push(padded.to_vec());
+                }
+            }
+            out
+        }
         "lockbox" => {
             let mut out = Vec::new();
             if let Ok(recipient) = f.device.recipient_bytes()

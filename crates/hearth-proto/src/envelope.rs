@@ -58,6 +58,8 @@ const KIND_CHANGES: u8 = 0;
 const KIND_SNAPSHOT: u8 = 1;
 const NONCE_LEN: usize = 24;
 const SIGNATURE_LEN: usize = 64;
+/// The header of a changes envelope; a snapshot's carries 8 more (`covers_seq`).
+const HEADER_LEN: usize = 62;
 
 /// What an envelope's plaintext holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -219,6 +221,18 @@ impl Envelope {
         verify_signature(self.header.author.as_bytes(), &message, &self.signature)
     }
 
+    /// How many bytes an envelope of `kind` takes once encoded, for a ciphertext (tag
+    /// included) of `ciphertext_len` bytes: what the relay compares with
+    /// [`Limits::max_envelope_bytes`](crate::Limits). A sender sizes its plaintexts with it,
+    /// so that nothing it seals is too large for the relay to take.
+    pub fn encoded_len(kind: EnvelopeKind, ciphertext_len: usize) -> usize {
+        let header = match kind {
+            EnvelopeKind::Changes => HEADER_LEN,
+            EnvelopeKind::Snapshot { .. } => HEADER_LEN + 8,
+        };
+        (header + NONCE_LEN + 4 + SIGNATURE_LEN).saturating_add(ciphertext_len)
+    }
+
     /// The canonical encoding (see the module docs).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(70 + 24 + 4 + self.ciphertext.len() + 64);
@@ -367,6 +381,23 @@ mod tests {
         assert_eq!(ad.len(), 70);
         assert_eq!(&ad[..10], &[1, 1, 0, 0, 0, 0, 0, 0, 0, 9]);
         assert_eq!(env.header().associated_data().len(), 62);
+    }
+
+    #[test]
+    fn the_encoded_length_is_known_before_encoding() {
+        let (_, env) = vector_envelope();
+        let kinds = [
+            EnvelopeKind::Changes,
+            EnvelopeKind::Snapshot { covers_seq: 9 },
+        ];
+        for kind in kinds {
+            for len in [0, 1, 22, 1040, 70_000] {
+                let mut header = *env.header();
+                header.kind = kind;
+                let sized = Envelope::from_parts(header, [0; 24], vec![0; len], [0; 64]);
+                assert_eq!(Envelope::encoded_len(kind, len), sized.encode().len());
+            }
+        }
     }
 
     #[test]

@@ -270,8 +270,9 @@ async fn sigkill_after_committed_loses_nothing_and_clients_resume_from_their_cur
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_burst_of_pushes_keeps_every_committed_push_and_stores_resends_once() {
-    // Enough envelopes that the kill lands while Sam is still pushing.
-    const BURST: usize = 150;
+    // Enough envelopes that the kill lands while Sam is still pushing, few enough that no
+    // snapshot becomes due (checked below).
+    const BURST: usize = 100;
     let dir = tempfile::tempdir().unwrap();
     let db: PathBuf = dir.path().join("relay.db");
     let relay = RelayProcess::start(&db);
@@ -288,6 +289,15 @@ async fn sigkill_during_a_burst_of_pushes_keeps_every_committed_push_and_stores_
     let sealed: BTreeMap<u64, Vec<u8>> = sam.sync_book().outbox().unwrap().into_iter().collect();
     let staged: BTreeSet<u64> = sealed.keys().copied().collect();
     assert_eq!(staged.len(), BURST);
+    // Sam's sync after the kill resends up to the whole burst and reads it all back; a
+    // snapshot due then would make the relay drop the envelopes this test counts. (Each
+    // padded envelope is 1,194 bytes on the wire: 150 of them, as before padding, were too
+    // many.)
+    let burst_bytes: usize = sealed.values().map(Vec::len).sum();
+    assert!(
+        2 * burst_bytes < sync::SNAPSHOT_AFTER_BYTES as usize,
+        "{burst_bytes} bytes in the burst would make a snapshot due"
+    );
 
     // Sam pushes in the background; the relay dies once half of them are on disk.
     // (On its own thread and runtime: `sync_once`'s future is not `Send`.)

@@ -37,7 +37,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// The fixture's three devices, opened by this release, on its relay restarted from a copy
 /// of its database.
 struct Couple {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     relay: TestRelay,
     devices: Vec<Profile>,
 }
@@ -56,7 +56,7 @@ impl Couple {
             })
             .collect();
         Couple {
-            _dir: dir,
+            dir,
             relay,
             devices,
         }
@@ -211,4 +211,44 @@ async fn every_order_of_upgrading_keeps_every_entry_once_and_theirs() {
         assert!(heads.windows(2).all(|w| w[0] == w[1]), "{order:?}");
         c.relay.stop().await.unwrap();
     }
+}
+
+/// The fixture's envelopes were sealed before envelopes were padded: each holds Automerge
+/// bytes as they are. This release opens every one of them, and a device that joins now
+/// reads the whole history from them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelopes_sealed_before_padding_open_and_a_new_device_reads_them_all() {
+    let mut c = Couple::open();
+    let alice = &c.devices[0];
+    let space = alice.space().unwrap();
+    let key = alice.sync_book().epoch_key(0).unwrap().unwrap();
+    let conn = rusqlite::Connection::open(c.dir.path().join("relay.db")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT bytes FROM envelopes ORDER BY seq")
+        .unwrap();
+    let stored: Vec<Vec<u8>> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(stored.len() >= 5, "{} envelopes", stored.len());
+    for bytes in &stored {
+        let envelope = hearth_proto::Envelope::decode(bytes).unwrap();
+        let sealed = envelope.ciphertext().len() - 16;
+        let plain = hearth_crypto::envelope::open(&envelope, &space, 0, &key).unwrap();
+        assert_eq!(
+            plain.len(),
+            sealed,
+            "unpadded: the plaintext is all there is"
+        );
+        assert_eq!(
+            &plain[..4],
+            [0x85, 0x6f, 0x4a, 0x83],
+            "Automerge's magic bytes"
+        );
+    }
+    let home = c.dir.path().join("alice-tablet");
+    let tablet = hearth_testkit::couple::invited(&home, &mut c.devices[0], None).await;
+    assert_eq!(shown(&tablet), legacy_history());
+    c.relay.stop().await.unwrap();
 }

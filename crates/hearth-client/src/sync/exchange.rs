@@ -358,6 +358,16 @@ pub(super) async fn push_staged(
     report: &mut SyncReport,
 ) -> Result<u64, SyncError> {
     profile.sync_book_mut().stage_outgoing(state.epoch())?;
+    push_outbox(profile, link, report).await
+}
+
+/// Pushes the envelopes already in the outbox, one `Committed` at a time. Returns the bytes
+/// pushed.
+async fn push_outbox(
+    profile: &mut Profile,
+    link: &mut Link,
+    report: &mut SyncReport,
+) -> Result<u64, SyncError> {
     let mut moved = 0;
     let outbox = profile.sync_book().outbox()?;
     for (counter, envelope) in outbox {
@@ -824,8 +834,12 @@ mod tests {
         let mut p = Profile::create(dir.path(), "Sam", Protection::None, Millis(1)).unwrap();
         p.sync_book_mut().start_space("ws://relay.invalid").unwrap();
         let me = p.person_id().clone();
-        for text in ["one", "two", "three"] {
-            p.write(|doc| doc.add_appreciation(&me, text, Millis::now()))
+        // Each change over half the smallest padded envelope, so no two share one.
+        for i in 0..3u64 {
+            let text: String = (0..40)
+                .map(|n| format!("{:016x}", (i * 40 + n).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+                .collect();
+            p.write(|doc| doc.add_appreciation(&me, &text, Millis::now()))
                 .unwrap();
         }
         // A relay that takes small envelopes only: about one change in each.
@@ -833,11 +847,28 @@ mod tests {
             max_envelope_bytes: 1024 + 400,
             ..Limits::default()
         };
+        let budget = hearth_crypto::envelope::max_plaintext_for(
+            small.envelope_bytes(),
+            EnvelopeKind::Changes,
+        )
+        .unwrap();
+        let pushed = crate::store::sync_state::pushed_heads(&p.conn).unwrap();
+        let expected = p
+            .load()
+            .unwrap()
+            .changes_since_batched(&pushed, budget)
+            .unwrap();
+        assert!(expected.len() >= 3, "each appreciation alone");
         p.sync_book_mut().set_relay_limits(&small).unwrap();
         p.sync_book_mut().stage_outgoing(0).unwrap().unwrap();
         let outbox = p.sync_book().outbox().unwrap();
-        assert!(outbox.len() > 1, "{} envelope(s)", outbox.len());
+        assert_eq!(outbox.len(), expected.len());
         for (_, bytes) in &outbox {
+            assert!(
+                bytes.len() <= small.envelope_bytes(),
+                "{} bytes",
+                bytes.len()
+            );
             Envelope::decode(bytes).unwrap();
         }
     }

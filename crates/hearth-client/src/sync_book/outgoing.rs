@@ -72,8 +72,7 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
         let tx = self.profile.begin_write()?;
         let (mut doc, _) = self.profile.load_from(&tx)?;
         let pushed = store::sync_state::pushed_heads(&tx)?;
-        // Room for the envelope's header, nonce, tag and signature.
-        let budget = self.relay_limits()?.envelope_bytes().saturating_sub(1024);
+        let budget = changes_budget(self.relay_limits()?.envelope_bytes());
         let batches = doc.changes_since_batched(&pushed, budget)?;
         if batches.is_empty() {
             return Ok(None);
@@ -100,7 +99,7 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
 
     /// Seals the whole document as a snapshot envelope of `epoch` standing in for every
     /// envelope up to relay seq `covers_seq`, using up one device counter; `None` if it
-    /// would be larger than `max_bytes`.
+    /// would be larger than `max_bytes`, padding included.
     ///
     /// # Errors
     /// [`Error::Corrupt`] if the key of `epoch` is missing.
@@ -115,12 +114,13 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
         let tx = self.profile.begin_write()?;
         let (mut doc, _) = self.profile.load_from(&tx)?;
         let whole = doc.save_snapshot();
-        if whole.len() + 1024 > max_bytes {
+        let kind = EnvelopeKind::Snapshot { covers_seq };
+        if !fits(whole.len(), max_bytes, kind) {
             return Ok(None);
         }
         let counter = store::sync_state::get(&tx, Counter::Next)?;
         let header = EnvelopeHeader {
-            kind: EnvelopeKind::Snapshot { covers_seq },
+            kind,
             space,
             epoch,
             author: self.profile.device_id(),
@@ -184,5 +184,53 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
         )?;
         tx.commit()?;
         Ok(())
+    }
+}
+
+/// How many bytes of changes one envelope may carry on a relay whose envelope limit is
+/// `limit`: the largest plaintext whose padded, sealed envelope is within it (0 if the
+/// relay takes nothing: every change is then too large, and staging says so).
+fn changes_budget(limit: usize) -> usize {
+    envelope::max_plaintext_for(limit, EnvelopeKind::Changes).unwrap_or(0)
+}
+
+/// Whether a plaintext of `len` bytes, sealed as `kind`, is within a relay envelope limit
+/// of `limit` bytes once padded.
+fn fits(len: usize, limit: usize, kind: EnvelopeKind) -> bool {
+    envelope::max_plaintext_for(limit, kind).is_some_and(|max| len <= max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_staged_or_snapshotted_is_never_too_large_for_the_relay_once_sealed() {
+        let snapshot = EnvelopeKind::Snapshot { covers_seq: 9 };
+        for limit in [0, 1200, 1424, 5000, 64 * 1024, 2 * 1024 * 1024] {
+            let budget = changes_budget(limit);
+            if budget > 0 {
+                let sealed = envelope::sealed_len(EnvelopeKind::Changes, budget).unwrap();
+                assert!(sealed <= limit, "limit {limit}: {sealed}");
+                let over = envelope::sealed_len(EnvelopeKind::Changes, budget + 1).unwrap();
+                assert!(
+                    over > limit,
+                    "limit {limit}: the budget is the largest that fits"
+                );
+            }
+            for len in [0, 1000, 4000, 60_000, 2_000_000, 2_100_000] {
+                let sealed = envelope::sealed_len(snapshot, len).unwrap();
+                assert_eq!(
+                    fits(len, limit, snapshot),
+                    sealed <= limit,
+                    "{len} in {limit}"
+                );
+            }
+        }
+        assert_eq!(
+            changes_budget(1000),
+            0,
+            "below the padding floor nothing fits"
+        );
     }
 }
