@@ -604,3 +604,65 @@ async fn partners_comparing_verify_codes_catch_a_relay_that_withholds_everything
         "Jordan's writing is the same on both"
     );
 }
+
+/// Attack 2 through the proxy: Sam removes his laptop (a removal and a rotation), and the
+/// relay hides both records from Jordan alone, still passing Sam's envelopes on. Sam's
+/// note of the new chain, under the new epoch, is Jordan's witness: Jordan's device seals
+/// nothing under the old key, which the laptop keeps, and says the relay is hiding device
+/// changes; once the relay shows them, Jordan's writing goes out under the new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_the_relay_hides_from_the_partner_stops_it_sealing_under_the_old_key() {
+    let mut p = Pair::new().await;
+    let laptop = hearth_testkit::couple::invited(&p.path("laptop"), &mut p.sam, None).await;
+    sync::sync_once(&mut p.jordan, T).await.unwrap();
+    let known = p.jordan.sync_book().acl_records().unwrap().len();
+    p.proxy
+        .hide_acl_after(Scope::Device(p.jordan.device_id()), known);
+    sync::remove_device(&mut p.sam, laptop.device_id(), T)
+        .await
+        .unwrap();
+    assert_eq!(p.sam.sync_book().acl_state().unwrap().unwrap().epoch(), 1);
+
+    let jordans = |p: &Pair| {
+        let conn = rusqlite::Connection::open(p.path("relay.db")).unwrap();
+        conn.query_row(
+            "SELECT COUNT(*) FROM envelopes WHERE device = ?1",
+            [&p.jordan.device_id().as_bytes()[..]],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+    };
+    let before = jordans(&p);
+    appreciate(&mut p.jordan, "JORDAN-AFTER-THE-REMOVAL");
+    let err = sync::sync_once(&mut p.jordan, T).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            sync::SyncError::AclHidden {
+                epoch: 1,
+                have_epoch: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(jordans(&p), before, "nothing sealed under the old key");
+    let run = hearth(&p.path("jordan"), &["sync"]);
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the relay is holding back changes to this space's devices"),
+        "{}",
+        run.stderr
+    );
+
+    p.proxy.clear();
+    let report = sync::sync_once(&mut p.jordan, T).await.unwrap();
+    assert_eq!(report.pushed, 1);
+    assert_eq!(
+        p.jordan.sync_book().acl_state().unwrap().unwrap().epoch(),
+        1
+    );
+    sync::sync_once(&mut p.sam, T).await.unwrap();
+    assert!(appreciations(&p.sam).contains(&"JORDAN-AFTER-THE-REMOVAL".to_owned()));
+}
