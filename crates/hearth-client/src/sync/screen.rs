@@ -77,7 +77,12 @@ pub(crate) enum Verdict {
     /// Signed by a current member under an epoch the adopted chain has not reached: the
     /// chain moved after this sync adopted it (a rotation). The sync stops before it and
     /// runs again with the newer chain, which judges it.
-    NewerEpoch,
+    NewerEpoch {
+        /// Its author, whose signature it carries.
+        author: DeviceId,
+        /// The epoch it was written under.
+        epoch: u32,
+    },
 }
 
 /// The checks an envelope passes before it is opened, in this order: it decodes; it names
@@ -117,7 +122,10 @@ pub(crate) fn screen(space: &SpaceId, state: &AclState, bytes: &[u8]) -> Verdict
         return refused(Refusal::Tampered);
     }
     if member && header.epoch > state.epoch() {
-        return Verdict::NewerEpoch;
+        return Verdict::NewerEpoch {
+            author: header.author,
+            epoch: header.epoch,
+        };
     }
     match removed {
         _ if member => Verdict::Open(envelope),
@@ -215,17 +223,10 @@ fn take<'a>(
                     passed.push((seq, header));
                 }
             }
-            Verdict::NewerEpoch => {
+            Verdict::NewerEpoch { author, epoch } => {
                 // A witness that the chain moved on (see `witness`): kept, so that if the
                 // relay goes on hiding it, this device seals nothing under the old epoch.
-                if let Ok(envelope) = Envelope::decode(bytes)
-                    && envelope.verify().is_ok()
-                {
-                    let header = envelope.header();
-                    profile
-                        .sync_book_mut()
-                        .saw_newer_epoch(&header.author, header.epoch)?;
-                }
+                profile.sync_book_mut().saw_newer_epoch(&author, epoch)?;
                 return Err(SyncError::AclMoved);
             }
         }
@@ -367,7 +368,7 @@ mod tests {
         let bytes = sealed(&c.owner, &c.keys[1], c.space, 2, 1, b"x");
         assert!(matches!(
             screen(&c.space, &c.state(), &bytes),
-            Verdict::NewerEpoch
+            Verdict::NewerEpoch { .. }
         ));
     }
 
