@@ -25,6 +25,7 @@
 
 mod error;
 mod profile;
+mod relay_url;
 mod store;
 pub mod sync;
 mod sync_book;
@@ -35,6 +36,7 @@ pub use hearth_crypto::{
     CryptoError, DeviceId, ExposeSecret, ProfileSecrets, Protection, SecretString,
 };
 pub use profile::{Profile, ProfilePaths, default_home};
+pub use relay_url::{DEFAULT_PATH, RelayUrl, RelayUrlError};
 pub use sync_book::{
     DeviceInfo, Incoming, Landmark, MintedInvite, RefusedChangeReport, SyncBook, Whose, Withheld,
 };
