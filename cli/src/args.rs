@@ -170,7 +170,9 @@ pub struct InitArgs {
     /// Protect your keys with file permissions only (0600), without a passphrase
     #[arg(long)]
     pub no_passphrase: bool,
-    /// Sync through this relay (ws:// or wss://…/v1/sync); without it hearth stays offline
+    /// Sync through this relay: its address as you were given it (relay.example.org,
+    /// host:port, or wss://relay.example.org/v1/sync). It must answer, or nothing is
+    /// created. Without it hearth stays offline until `hearth invite --relay`
     #[arg(long, value_name = "URL")]
     pub relay: Option<String>,
 }
@@ -180,7 +182,9 @@ pub struct InviteArgs {
     /// Invite another device of yours instead of your partner
     #[arg(long)]
     pub device: bool,
-    /// Put an offline space on this relay first (ws:// or wss://…/v1/sync)
+    /// Put an offline space on this relay first (relay.example.org, host:port, or
+    /// wss://…/v1/sync); it must answer. To move a space that is already on a relay, see
+    /// `hearth relay set`
     #[arg(long, value_name = "URL")]
     pub relay: Option<String>,
     /// Hours until the invite expires

@@ -34,6 +34,19 @@ impl std::fmt::Display for UserError {
 
 impl std::error::Error for UserError {}
 
+/// A relay that could not be reached while nothing was changed yet (exit 2); its message
+/// says what was left as it was.
+#[derive(Debug)]
+pub struct Unavailable(pub String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
 /// Returns early with a [`UserError`].
 macro_rules! user_error {
     ($($arg:tt)*) => {
@@ -64,6 +77,9 @@ fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
         if cause.is::<UserError>() {
             return (USER, None);
         }
+        if cause.is::<Unavailable>() {
+            return (SYNC, None);
+        }
         if let Some(e) = cause.downcast_ref::<ClientError>() {
             return classify_client(e);
         }
@@ -91,6 +107,13 @@ fn classify_sync(err: &SyncError) -> (u8, Option<String>) {
     let kept = "Your changes are kept on this device and will sync next time (`hearth sync`).";
     match err {
         SyncError::Unreachable { .. } | SyncError::Timeout(_) => (SYNC, Some(kept.into())),
+        SyncError::NotARelay { .. } => (
+            SYNC,
+            Some(format!(
+                "{kept} If the address is wrong, `hearth relay` shows it and `hearth relay set \
+                 URL` moves your space to the right one."
+            )),
+        ),
         SyncError::Refused { code, .. } => match code {
             RejectCode::StorageUnavailable
             | RejectCode::RateLimited

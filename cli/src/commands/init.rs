@@ -4,6 +4,7 @@ use anyhow::Result;
 use hearth_client::{Profile, Protection};
 use serde_json::json;
 
+use super::relay::{self, Tying};
 use crate::args::InitArgs;
 use crate::exit::user_error;
 use crate::render;
@@ -35,20 +36,19 @@ pub fn run(session: &Session, args: InitArgs) -> Result<()> {
     if name.chars().count() > MAX_NAME || name.contains(['\n', '\r']) {
         user_error!("a name is one line of at most {MAX_NAME} characters");
     }
+    // Before the passphrase is asked for, and before anything exists: a space is tied
+    // only to an address where a hearth relay answers.
+    let relay = match &args.relay {
+        Some(input) => Some(relay::checked(input, Tying::Init)?),
+        None => None,
+    };
     let protection = if args.no_passphrase {
         Protection::None
     } else {
         Protection::Passphrase(session.passphrase_for_new_profile()?)
     };
-    if let Some(url) = &args.relay
-        && !(url.starts_with("ws://") || url.starts_with("wss://"))
-    {
-        user_error!(
-            "a relay address starts with ws:// or wss:// (e.g. wss://relay.example.org/v1/sync), got {url:?}"
-        );
-    }
     let mut profile = Profile::create(&session.home, name, protection, render::now())?;
-    let on_relay = match &args.relay {
+    let on_relay = match &relay {
         Some(url) => Some(super::pairing::start_on_relay(&mut profile, url)?),
         None => None,
     };
@@ -60,7 +60,7 @@ pub fn run(session: &Session, args: InitArgs) -> Result<()> {
             "device_id": profile.device_id().to_string(),
             "space_id": profile.space_id(),
             "passphrase": !args.no_passphrase,
-            "relay": args.relay,
+            "relay": relay.as_ref().map(|u| u.as_str()),
             "relay_reached": on_relay,
         }));
     }
@@ -74,7 +74,7 @@ pub fn run(session: &Session, args: InitArgs) -> Result<()> {
     if args.no_passphrase {
         println!("Your keys are protected by file permissions only (no passphrase).");
     }
-    if let Some(url) = &args.relay {
+    if let Some(url) = &relay {
         println!("Your space syncs through {url}. Invite your partner with `hearth invite`.");
     }
     println!();

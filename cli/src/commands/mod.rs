@@ -13,6 +13,7 @@ mod init;
 mod journal;
 pub mod log;
 mod pairing;
+mod relay;
 mod remind;
 mod status;
 mod trends;

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use hearth_client::sync::{self, SyncReport};
-use hearth_client::{Profile, Protection, Whose};
+use hearth_client::{Profile, Protection, RelayUrl, Whose};
 use hearth_proto::InviteRole;
 use serde_json::json;
 
+use super::relay::{self, Tying};
 use crate::args::{InviteArgs, JoinArgs};
 use crate::exit::user_error;
 use crate::progress::Progress;
@@ -27,20 +28,28 @@ pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
 
 pub fn invite(session: &Session, args: InviteArgs) -> Result<()> {
     let mut profile = session.open()?;
-    if let Some(url) = &args.relay {
-        check_relay_url(url)?;
-        if profile.sync_book().relay()?.is_some() {
-            user_error!(
-                "this space already syncs through {}; leave out --relay",
-                profile.sync_book().relay()?.unwrap_or_default()
-            );
+    if let Some(input) = &args.relay {
+        match profile.sync_book().relay()? {
+            // Typed another way, the same relay is no reason to refuse.
+            Some(current) if RelayUrl::parse(&current).ok() == Some(relay::resolve(input)?) => {}
+            Some(current) => user_error!(
+                "this space already syncs through {current}; leave out --relay to invite \
+                 through it, or move the space first with `hearth relay set {input}`"
+            ),
+            None => {
+                let url = relay::checked(input, Tying::Invite)?;
+                profile.sync_book_mut().start_space(url.as_str())?;
+                // On stderr: stdout carries the code alone.
+                if !session.quiet {
+                    eprintln!("Your space now syncs through {url}.");
+                }
+            }
         }
-        profile.sync_book_mut().start_space(url)?;
     }
     if profile.sync_book().relay()?.is_none() {
         user_error!(
-            "this space is not on a relay yet: run `hearth invite --relay wss://…/v1/sync` with \
-             your relay's address (see docs/self-hosting.md)"
+            "this space is not on a relay yet: run `hearth invite --relay ADDRESS` with your \
+             relay's address, e.g. relay.example.org (see docs/self-hosting.md)"
         );
     }
     let role = if args.device {
@@ -320,20 +329,11 @@ fn plural(n: usize, one: &str) -> String {
     }
 }
 
-fn check_relay_url(url: &str) -> Result<()> {
-    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-        user_error!(
-            "a relay address starts with ws:// or wss:// (e.g. wss://relay.example.org/v1/sync), got {url:?}"
-        );
-    }
-    Ok(())
-}
-
-/// Puts a new profile's space on `url` and creates it there; a relay that is down only
-/// delays that to the first `hearth sync`.
-pub fn start_on_relay(profile: &mut Profile, url: &str) -> Result<bool> {
-    check_relay_url(url)?;
-    profile.sync_book_mut().start_space(url)?;
+/// Puts a new profile's space on `url` (checked to be a hearth relay) and creates it
+/// there; a relay that went down since the check only delays that to the first `hearth
+/// sync`.
+pub fn start_on_relay(profile: &mut Profile, url: &RelayUrl) -> Result<bool> {
+    profile.sync_book_mut().start_space(url.as_str())?;
     match block_on(sync::sync_once(profile, sync::DEFAULT_TIMEOUT))? {
         Ok(_) => Ok(true),
         Err(e) => {

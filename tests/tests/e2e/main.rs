@@ -14,6 +14,7 @@ mod offline;
 mod padding;
 mod pairing_cli;
 mod relay_crash;
+mod relayurl;
 mod reminders;
 mod restore;
 mod ritual;

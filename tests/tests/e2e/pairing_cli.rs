@@ -87,19 +87,18 @@ fn partners_pair_with_the_cli_and_see_each_others_entries() {
 #[test]
 fn with_the_relay_down_writes_succeed_and_sync_exits_2() {
     let dev = Device::new(BIN);
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // A space is tied only to a relay that answers (relayurl.rs); this one goes down after.
+    let relay = Relay::start(&dev.scratch().join("relay.db"));
     let out = dev.ok([
         "init",
         "--name",
         "Sam",
         "--no-passphrase",
         "--relay",
-        &format!("ws://{addr}/v1/sync"),
+        &relay.url,
     ]);
     assert!(out.contains("Welcome"), "{out}");
+    drop(relay);
     dev.ok(["appreciate", "still saved"]);
     let run = dev.run(["sync"]);
     assert_eq!(run.code, Some(2), "{}", run.stderr);

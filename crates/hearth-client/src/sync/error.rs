@@ -20,6 +20,18 @@ pub enum SyncError {
         /// What failed.
         reason: String,
     },
+    /// Something answers at the relay's address, but not as a hearth relay: a web page
+    /// (often a 404: the address lacks the relay's path), no websocket, or another protocol.
+    #[error(
+        "{relay} is not a hearth relay: {reason}. Check the address with whoever runs the \
+         relay"
+    )]
+    NotARelay {
+        /// The relay's URL.
+        relay: String,
+        /// What answered instead.
+        reason: String,
+    },
     /// The relay refused a request.
     #[error("the relay refused: {message}")]
     Refused {

@@ -62,7 +62,13 @@ impl Link {
         let (ws, _) = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| match refusal(&e) {
+                Some(reason) => SyncError::NotARelay {
+                    relay: relay.to_owned(),
+                    reason,
+                },
+                None => unreachable(e.to_string()),
+            })?;
         let mut link = Link {
             ws,
             relay: relay.to_owned(),
@@ -78,19 +84,31 @@ impl Link {
             client: format!("hearth/{}", env!("CARGO_PKG_VERSION")),
         })
         .await?;
-        match link.recv().await? {
-            RelayFrame::Challenge {
+        let not_a_relay = |reason: String| SyncError::NotARelay {
+            relay: relay.to_owned(),
+            reason,
+        };
+        match link.recv().await {
+            Ok(RelayFrame::Challenge {
                 relay_id,
                 nonce,
                 limits,
                 ..
-            } => {
+            }) => {
                 link.limits = limits;
                 link.relay_id = relay_id;
                 link.nonce = nonce;
                 Ok(link)
             }
-            other => Err(unexpected("Challenge", &other)),
+            // A websocket, but what answers it does not speak hearth's protocol.
+            Ok(other) => Err(not_a_relay(format!(
+                "it answered hearth's greeting with {}",
+                frame_name(&other)
+            ))),
+            Err(SyncError::UnreadableFrame(_)) => Err(not_a_relay(
+                "it accepts websockets but does not answer in hearth's protocol".into(),
+            )),
+            Err(e) => Err(e),
         }
     }
 
@@ -232,8 +250,38 @@ pub(crate) struct DeletionClaim {
     pub(crate) deleted_at_ms: u64,
 }
 
+/// Why the websocket handshake shows that what answered is not a hearth relay (an HTTP
+/// answer other than the upgrade, or no websocket at all); `None` when nothing answered
+/// (the network, DNS, TLS, a closed port), which is the relay being unreachable.
+fn refusal(error: &tokio_tungstenite::tungstenite::Error) -> Option<String> {
+    use tokio_tungstenite::tungstenite::Error as E;
+    match error {
+        E::Http(response) => {
+            let status = response.status();
+            Some(format!(
+                "it answered HTTP {} {} where a relay's websocket should be (a hearth relay \
+                 serves it at {})",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or(""),
+                crate::DEFAULT_PATH
+            ))
+        }
+        E::Protocol(e) => Some(format!("it did not complete a websocket handshake ({e})")),
+        E::HttpFormat(e) => Some(format!("its answer is not HTTP ({e})")),
+        E::Url(e) => Some(format!("its address cannot be used ({e})")),
+        _ => None,
+    }
+}
+
 pub(super) fn unexpected(wanted: &'static str, got: &RelayFrame) -> SyncError {
-    let name = match got {
+    SyncError::UnexpectedFrame {
+        wanted,
+        got: frame_name(got),
+    }
+}
+
+fn frame_name(got: &RelayFrame) -> &'static str {
+    match got {
         RelayFrame::Challenge { .. } => "Challenge",
         RelayFrame::Batch { .. } => "Batch",
         RelayFrame::Committed { .. } => "Committed",
@@ -245,8 +293,7 @@ pub(super) fn unexpected(wanted: &'static str, got: &RelayFrame) -> SyncError {
         RelayFrame::SpaceDeleted { .. } => "SpaceDeleted",
         RelayFrame::Proposed { .. } => "Proposed",
         RelayFrame::Countersigned { .. } => "Countersigned",
-    };
-    SyncError::UnexpectedFrame { wanted, got: name }
+    }
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -257,11 +304,19 @@ pub(crate) fn now_ms() -> u64 {
 
 /// Whether the relay answers a handshake within `timeout`.
 pub async fn relay_reachable(relay: &str, timeout: Duration) -> bool {
-    match Link::connect(relay, timeout).await {
-        Ok(link) => {
-            link.close().await;
-            true
-        }
-        Err(_) => false,
-    }
+    check_relay(relay, timeout).await.is_ok()
+}
+
+/// Talks to `relay` as far as its `Challenge`: what a hearth relay answers to anyone, before
+/// a space is tied to it. Changes nothing anywhere.
+///
+/// # Errors
+/// [`SyncError::NotARelay`] if something answers but not as a hearth relay (an HTTP 404, no
+/// websocket, another protocol); [`SyncError::Refused`] with `UnsupportedVersion` for a
+/// relay of another protocol version; [`SyncError::Unreachable`] or
+/// [`SyncError::Timeout`] if nothing answers.
+pub async fn check_relay(relay: &str, timeout: Duration) -> Result<(), SyncError> {
+    let link = Link::connect(relay, timeout).await?;
+    link.close().await;
+    Ok(())
 }

@@ -46,7 +46,7 @@ pub use consent::{NotCountersigned, ProposalFault, RefusedSnapshot, SnapshotFaul
 pub use error::{InviteFault, SpaceDeletion, SyncError};
 pub use exchange::{SNAPSHOT_AFTER_BYTES, sync_once};
 pub(crate) use link::now_ms;
-pub use link::{relay_reachable, websocket_config};
+pub use link::{check_relay, relay_reachable, websocket_config};
 pub use live::{Live, LiveEvent, watch};
 pub use membership::{JoinError, Joined, invite, join, remove_device};
 pub use witness::Doubt;
