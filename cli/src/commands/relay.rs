@@ -82,6 +82,8 @@ pub(crate) fn refuse<T>(url: &RelayUrl, error: &SyncError, tying: Tying<'_>) -> 
         SyncError::Unreachable { .. } | SyncError::Timeout(_) => Err(anyhow::Error::new(
             Unavailable(format!("{error}.\n{after}")),
         )),
-        other => user_error!("the relay at {url} did not answer as a hearth relay: {other}.\n{after}"),
+        other => {
+            user_error!("the relay at {url} did not answer as a hearth relay: {other}.\n{after}")
+        }
     }
 }

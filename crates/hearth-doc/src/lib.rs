@@ -129,6 +129,7 @@ mod model;
 mod own_decks;
 mod queries;
 mod records;
+mod relay_address;
 mod space;
 mod timeline;
 mod week;
@@ -148,6 +149,7 @@ pub use model::{
     TrendPoint,
 };
 pub use queries::MIN_HANDLE_LEN;
+pub use relay_address::{RELAY_AHEAD_LIMIT, RelayAddress, newest_relay, next_relay_at};
 pub use space::{OwnKey, RefusedChange, Screened, SpaceDoc};
 pub use timeline::{TimelineItem, TimelineKind};
 pub use week::Week;

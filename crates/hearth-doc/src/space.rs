@@ -596,25 +596,27 @@ impl SpaceDoc {
         heads: &[ChangeHash],
         max_bytes: usize,
     ) -> Result<Vec<Vec<u8>>, DocError> {
-        let mut batches = Vec::new();
-        let mut current: Vec<u8> = Vec::new();
-        for mut change in self.doc.get_changes(heads) {
-            let bytes = change.bytes();
-            if bytes.len() > max_bytes {
-                return Err(DocError::ChangeTooLarge {
-                    size: bytes.len(),
-                    max: max_bytes,
-                });
-            }
-            if !current.is_empty() && current.len() + bytes.len() > max_bytes {
-                batches.push(std::mem::take(&mut current));
-            }
-            current.extend_from_slice(&bytes);
-        }
-        if !current.is_empty() {
-            batches.push(current);
-        }
-        Ok(batches)
+        batched(self.doc.get_changes(heads), max_bytes)
+    }
+
+    /// Every change the document holds under an Automerge actor `actor` accepts, cut into
+    /// batches as [`changes_since_batched`](Self::changes_since_batched) does (in an order
+    /// every batch can be applied in once what they build on from other actors is there):
+    /// what a device uploads of its own person's writing to a relay the space moved to.
+    ///
+    /// # Errors
+    /// [`DocError::ChangeTooLarge`] if one change alone is over `max_bytes`.
+    pub fn changes_under_batched(
+        &mut self,
+        actor: impl Fn(&[u8]) -> bool,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, DocError> {
+        let changes = self
+            .doc
+            .get_changes(&[])
+            .into_iter()
+            .filter(|c| actor(c.actor_id().to_bytes()));
+        batched(changes, max_bytes)
     }
 
     /// The current heads of the document.
@@ -1359,4 +1361,30 @@ mod batch_tests {
         let heads = a.heads();
         assert!(a.changes_since_batched(&heads, 2_000).unwrap().is_empty());
     }
+}
+
+/// `changes`, in their order, cut into batches of at most `max_bytes` of whole changes.
+fn batched(
+    changes: impl IntoIterator<Item = automerge::Change>,
+    max_bytes: usize,
+) -> Result<Vec<Vec<u8>>, DocError> {
+    let mut batches = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    for mut change in changes {
+        let bytes = change.bytes();
+        if bytes.len() > max_bytes {
+            return Err(DocError::ChangeTooLarge {
+                size: bytes.len(),
+                max: max_bytes,
+            });
+        }
+        if !current.is_empty() && current.len() + bytes.len() > max_bytes {
+            batches.push(std::mem::take(&mut current));
+        }
+        current.extend_from_slice(&bytes);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    Ok(batches)
 }

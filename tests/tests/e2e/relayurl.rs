@@ -33,7 +33,14 @@ fn relayurl_an_address_without_a_path_works_for_init_invite_join_and_sync() {
     let sam = Device::new(BIN);
     let relay = LocalRelay::start(sam.scratch().join("relay.db")).unwrap();
     let typed = host_port(relay.url());
-    let out = sam.ok(["init", "--name", "Sam", "--no-passphrase", "--relay", &typed]);
+    let out = sam.ok([
+        "init",
+        "--name",
+        "Sam",
+        "--no-passphrase",
+        "--relay",
+        &typed,
+    ]);
     assert!(
         out.contains(&format!("syncs through {}", relay.url())),
         "the resolved address is said: {out}"
@@ -71,13 +78,18 @@ fn relayurl_an_address_without_a_path_works_for_init_invite_join_and_sync() {
 fn relayurl_an_address_that_is_not_a_hearth_relay_or_is_down_creates_no_profile() {
     let dev = Device::new(BIN);
     let relay = LocalRelay::start(dev.scratch().join("relay.db")).unwrap();
-    let init = |relay: &str| dev.run(["init", "--name", "Sam", "--no-passphrase", "--relay", relay]);
+    let init =
+        |relay: &str| dev.run(["init", "--name", "Sam", "--no-passphrase", "--relay", relay]);
 
     // The relay's own server, at a path where no relay is: a 404.
     let typed = host_port(relay.url());
     let run = init(&format!("ws://{typed}/relay"));
     assert_eq!(run.code, Some(1), "{}", run.stderr);
-    assert!(run.stderr.contains("is not a hearth relay"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is not a hearth relay"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("HTTP 404"), "{}", run.stderr);
     assert!(run.stderr.contains("Nothing was created"), "{}", run.stderr);
     assert!(run.stderr.contains("without --relay"), "{}", run.stderr);
@@ -86,7 +98,11 @@ fn relayurl_an_address_that_is_not_a_hearth_relay_or_is_down_creates_no_profile(
     // A page that answers, but is no websocket.
     let run = init(&format!("ws://{typed}/healthz"));
     assert_eq!(run.code, Some(1), "{}", run.stderr);
-    assert!(run.stderr.contains("is not a hearth relay"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is not a hearth relay"),
+        "{}",
+        run.stderr
+    );
     assert!(no_profile(&dev));
 
     // Addresses that cannot be a relay's say what to type instead, before any I/O.
@@ -106,7 +122,11 @@ fn relayurl_an_address_that_is_not_a_hearth_relay_or_is_down_creates_no_profile(
     let down = nothing_listens();
     let run = init(&down);
     assert_eq!(run.code, Some(2), "{}", run.stderr);
-    assert!(run.stderr.contains("cannot reach the relay"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot reach the relay"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("Nothing was created"), "{}", run.stderr);
     assert!(no_profile(&dev));
 
@@ -115,7 +135,11 @@ fn relayurl_an_address_that_is_not_a_hearth_relay_or_is_down_creates_no_profile(
     dev.ok(["appreciate", "kept"]);
     let run = dev.run(["invite", "--relay", &format!("ws://{typed}/relay")]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
-    assert!(run.stderr.contains("stays on this device"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("stays on this device"),
+        "{}",
+        run.stderr
+    );
     let run = dev.run(["invite", "--relay", &down]);
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     let status = dev.json(["status"]);
@@ -131,7 +155,14 @@ fn relayurl_invite_on_a_space_tied_to_another_relay_points_to_relay_set() {
     let sam = Device::new(BIN);
     let relay = LocalRelay::start(sam.scratch().join("relay.db")).unwrap();
     let other = LocalRelay::start(sam.scratch().join("other.db")).unwrap();
-    sam.ok(["init", "--name", "Sam", "--no-passphrase", "--relay", relay.url()]);
+    sam.ok([
+        "init",
+        "--name",
+        "Sam",
+        "--no-passphrase",
+        "--relay",
+        relay.url(),
+    ]);
     let run = sam.run(["invite", "--relay", other.url()]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(run.stderr.contains("hearth relay set"), "{}", run.stderr);
