@@ -408,6 +408,7 @@ impl Connection {
                 record,
                 bytes,
                 now_ms,
+                accepted_elsewhere,
             } => {
                 let key = *space.as_bytes();
                 let limits = self.shared.config.limits;
@@ -417,7 +418,12 @@ impl Connection {
                     store
                         .run(move |s| {
                             let mut chain = verify_chain(s.acl(&key)?, &limits)?;
-                            if let Err(e) = chain.state.apply(&record, now_ms) {
+                            let judged = if accepted_elsewhere {
+                                chain.state.replay(&record)
+                            } else {
+                                chain.state.apply(&record, now_ms)
+                            };
+                            if let Err(e) = judged {
                                 return Ok(Err(e));
                             }
                             s.append_acl(&key, chain.state.len() - 1, &bytes)?;

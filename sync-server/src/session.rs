@@ -169,12 +169,15 @@ pub(crate) enum Query {
         request: CountersignRequest,
     },
     /// Apply `record` to the stored chain at `now_ms` and append it if the chain accepts
-    /// it, atomically. [`Answer::Acl`].
+    /// it, atomically. [`Answer::Acl`]. A record `accepted_elsewhere` (the chain of a space
+    /// that moved here, uploaded by the connection that created it) is judged by every rule
+    /// but the clock and the room (`AclState::replay`), as devices judge a stored chain.
     AppendAcl {
         space: SpaceId,
         record: AclRecord,
         bytes: Vec<u8>,
         now_ms: u64,
+        accepted_elsewhere: bool,
     },
     /// Store a lockbox. [`Answer::Done`].
     PutLockbox {
@@ -358,6 +361,11 @@ pub(crate) struct Session<C: Clock = MonotonicClock> {
     phase: Phase,
     pushes: PushLimiter<C>,
     pending: Option<Pending>,
+    /// True from the `CreateSpace` that made the space until the first request that is
+    /// not a `PutAcl` (or `Ping`): the connection is uploading the chain of a space that
+    /// moved here, whose records were judged, clock and room included, when they were
+    /// first offered elsewhere.
+    seeding: bool,
 }
 
 impl<C: Clock> Session<C> {
@@ -380,6 +388,7 @@ impl<C: Clock> Session<C> {
             phase: Phase::Hello,
             pushes: RateLimiter::direct_with_clock(Quota::per_second(rate), clock),
             pending: None,
+            seeding: false,
         }
     }
 
@@ -839,14 +848,17 @@ impl<C: Clock> Session<C> {
             Ok(record) => record,
             Err(e) => return Decision::refuse(rejection(Failure::GenesisUnreadable(&e))),
         };
+        // Any device may bring a space's Genesis: the device that moves a space here need
+        // not be its founder. One that is not the Genesis device is a member only once
+        // the chain it uploads next says so; until then it can do nothing but that.
         let names_this = matches!(
             record.body,
-            AclBody::Genesis { space: s, device: d, .. } if s == space && d == device
+            AclBody::Genesis { space: s, .. } if s == space
         );
         if !names_this {
             return Decision::reject(
                 RejectCode::Invalid,
-                "CreateSpace needs a Genesis record naming the authenticated space and device; sign one that names both",
+                "CreateSpace needs a Genesis record naming the authenticated space; send the Genesis of the space you logged in for",
             );
         }
         if let Err(e) = AclState::from_records(std::slice::from_ref(&record), &self.limits) {
@@ -875,6 +887,7 @@ impl<C: Clock> Session<C> {
             return Decision::store_failed(&e);
         }
         tracing::info!(connection = self.id, space = %space.short(), bytes = genesis.len(), "space created");
+        self.seeding = true;
         let mut decision = Decision::done();
         if let Ok(chain) = verify_chain(vec![genesis.clone()], &self.limits) {
             decision.effects.push(Effect::RememberCreated {
@@ -893,6 +906,9 @@ impl<C: Clock> Session<C> {
     }
 
     fn request(&mut self, authed: Authed, frame: ClientFrame, now_ms: u64) -> Decision {
+        if !matches!(frame, ClientFrame::PutAcl { .. } | ClientFrame::Ping { .. }) {
+            self.seeding = false;
+        }
         match frame {
             ClientFrame::Hello { .. }
             | ClientFrame::Auth { .. }
@@ -1289,6 +1305,7 @@ impl<C: Clock> Session<C> {
             record,
             bytes,
             now_ms,
+            accepted_elsewhere: self.seeding,
         })
     }
 

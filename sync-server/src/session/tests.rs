@@ -639,9 +639,14 @@ fn an_add_device_consuming_a_used_invite_is_refused_as_used() {
 // --- creating a space ---
 
 fn creating(creation: Creation) -> Session<FakeRelativeClock> {
+    creating_as(&alice(), creation)
+}
+
+/// A session logged in as `by` for a space the relay does not hold.
+fn creating_as(by: &SigningKey, creation: Creation) -> Session<FakeRelativeClock> {
     let (mut session, _) = session_with(Limits::default(), creation);
     session.on_frame(hello(), NOW);
-    session.on_frame(auth(&alice(), false), NOW);
+    session.on_frame(auth(by, false), NOW);
     let asked = session.resume(Answer::Chain(Ok(None)));
     assert!(matches!(
         asked.query,
@@ -716,14 +721,141 @@ fn a_bad_genesis_is_invalid() {
         token: None,
     };
     let other_space = create(&genesis(&alice(), OTHER_SPACE, 0));
-    let other_device = create(&genesis(&bob(), SPACE, 0));
     let late_epoch = create(&genesis(&alice(), SPACE, 1));
-    for frame in [garbled, other_space, other_device, late_epoch] {
+    for frame in [garbled, other_space, late_epoch] {
         let mut session = creating(Creation::Open);
         let decision = session.on_frame(frame, NOW);
         assert_eq!(rejected(&decision), RejectCode::Invalid);
         assert!(closes(&decision).is_none());
     }
+}
+
+/// `record` offered on a connection that is uploading a moved space's chain, and the store
+/// thread's answer: the chain's judgement without the clock (`AclState::replay`).
+fn seed(
+    session: &mut Session<FakeRelativeClock>,
+    space: &Space,
+    record: &AclRecord,
+    now_ms: u64,
+) -> Decision {
+    let asked = session.on_frame(
+        ClientFrame::PutAcl {
+            record: record.encode(),
+        },
+        now_ms,
+    );
+    assert!(
+        matches!(
+            asked.query,
+            Some(Query::AppendAcl {
+                accepted_elsewhere: true,
+                ..
+            })
+        ),
+        "{asked:?}"
+    );
+    let stored = space.chain();
+    let mut chain = Chain {
+        records: stored.records.clone(),
+        state: stored.state.clone(),
+    };
+    chain.state.replay(record).unwrap();
+    chain.records.push(record.encode());
+    session.resume(Answer::Acl(Ok(Ok(chain))))
+}
+
+#[test]
+fn the_partner_moves_a_space_here_with_its_founders_genesis_and_the_rest_of_its_chain() {
+    // Alice founded the space elsewhere and invited bob, a week ago: the invite has long
+    // expired by the relay's clock. Bob's device brings the space here.
+    let couple = Space::couple();
+    let week_later = NOW + 7 * 24 * 3600 * 1000;
+    let mut session = creating_as(&bob(), Creation::Open);
+    let decision = session.on_frame(create(&couple.records[0]), week_later);
+    assert!(
+        matches!(decision.query, Some(Query::CreateSpace { .. })),
+        "{decision:?}"
+    );
+    let decision = session.resume(Answer::Done(Ok(())));
+    assert!(rejects(&decision).is_empty(), "{decision:?}");
+    assert!(matches!(
+        session.phase(),
+        Phase::Ready(Authed { key, .. }) if key == device(&bob())
+    ));
+    let mut here = Space::new();
+    for record in &couple.records[1..] {
+        let decision = seed(&mut session, &here, record, week_later);
+        assert!(
+            matches!(sent(&decision).as_slice(), [RelayFrame::AclChanged { .. }]),
+            "{decision:?}"
+        );
+        here.state.replay(record).unwrap();
+        here.records.push(record.clone());
+    }
+    assert!(here.state.is_member(&device(&bob())));
+    // A ping is part of the upload; anything else ends it, and the clock counts again.
+    session.on_frame(ClientFrame::Ping { nonce: 1 }, week_later);
+    let next = here.next(
+        AclBody::RotateEpoch {
+            epoch: 1,
+            key_check: [8; 32],
+            by: device(&bob()),
+        },
+        &[&bob()],
+    );
+    seed(&mut session, &here, &next, week_later);
+    push_to_store(&mut session, lockbox(device(&alice()), 0, 10), &here);
+    let asked = session.on_frame(
+        ClientFrame::PutAcl {
+            record: next.encode(),
+        },
+        week_later,
+    );
+    assert!(matches!(
+        asked.query,
+        Some(Query::AppendAcl {
+            accepted_elsewhere: false,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_connection_that_brought_a_space_here_is_not_a_member_until_its_chain_says_so() {
+    let couple = Space::couple();
+    let mut session = creating_as(&bob(), Creation::Open);
+    session.on_frame(create(&couple.records[0]), NOW);
+    session.resume(Answer::Done(Ok(())));
+    // The Genesis alone: bob's device is not in it yet.
+    let decision = push_to_store(&mut session, changes(2, 1), &Space::new());
+    assert_eq!(rejected(&decision), RejectCode::NotMember);
+}
+
+#[test]
+fn a_device_that_logged_in_to_a_space_already_here_is_judged_on_the_clock() {
+    let space = Space::couple();
+    let mut session = ready(&alice(), &space);
+    let record = space.next(
+        AclBody::RotateEpoch {
+            epoch: 1,
+            key_check: [8; 32],
+            by: device(&alice()),
+        },
+        &[&alice()],
+    );
+    let asked = session.on_frame(
+        ClientFrame::PutAcl {
+            record: record.encode(),
+        },
+        NOW,
+    );
+    assert!(matches!(
+        asked.query,
+        Some(Query::AppendAcl {
+            accepted_elsewhere: false,
+            ..
+        })
+    ));
 }
 
 #[test]
