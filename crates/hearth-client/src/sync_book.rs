@@ -229,6 +229,35 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
         store::meta::set(&self.profile.conn, "relay_url", url)
     }
 
+    /// Ties this profile to the relay at `url`, which holds the space's chain now
+    /// (docs/protocol.md, "Moving a space to another relay"), and forgets, in the same
+    /// transaction, where it stood on the old one: the cursor goes back to 0, the seqs taken
+    /// past a gap, the landmarks and the heads known at each seq are dropped (they name the
+    /// old relay's seqs: kept, the gap, rewind and consent checks would judge the new relay
+    /// by them), and so is the snapshot bookkeeping. What holds across relays stays: the
+    /// envelopes applied (`seen`), the refused changes, the newest epoch a member's envelope
+    /// named. Envelopes applied so far may be delivered again (the outbox goes out again),
+    /// so they are not taken for replays; and the next push seals every change of this
+    /// device's person's it holds ([`stage_outgoing`](Self::stage_outgoing)).
+    ///
+    /// # Errors
+    /// A database error; nothing changed then.
+    pub(crate) fn moved_to(&mut self, url: &str) -> Result<(), Error> {
+        let tx = self.profile.begin_write()?;
+        store::sync_state::set(&tx, Counter::Cursor, 0)?;
+        store::sync_state::set_ahead(&tx, &Ahead::new())?;
+        store::sync_state::forget_landmark(&tx, Mark::Cursor)?;
+        store::sync_state::forget_landmark(&tx, Mark::Own)?;
+        store::known_heads::forget_all(&tx)?;
+        store::sync_state::forget_snapshot(&tx)?;
+        store::sync_state::set(&tx, Counter::Resend, 0)?;
+        store::sync_state::remember_applied_before_rewind(&tx)?;
+        store::sync_state::set(&tx, Counter::Reupload, 1)?;
+        store::meta::set(&tx, "relay_url", url)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Keeps the limits the relay announced at login, for the checks made offline.
     ///
     /// # Errors

@@ -169,3 +169,249 @@ fn relayurl_invite_on_a_space_tied_to_another_relay_points_to_relay_set() {
     assert!(run.stderr.contains(relay.url()), "{}", run.stderr);
     assert_eq!(sam.json(["status"])["relay"], relay.url());
 }
+
+// --- moving a space, through the client library ---
+
+mod moving {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use hearth_client::sync::{self, SyncReport};
+    use hearth_client::{Profile, RelayUrl, Whose};
+    use hearth_testkit::TestRelay;
+    use hearth_testkit::couple::{appreciate, appreciations, invited, new_profile};
+
+    const T: Duration = Duration::from_secs(20);
+
+    async fn sync(profile: &mut Profile) -> SyncReport {
+        let report = sync::sync_once(profile, T).await.unwrap();
+        honest(&report);
+        report
+    }
+
+    /// None of the honest-relay checks fired, and nothing was refused.
+    fn honest(report: &SyncReport) {
+        assert_eq!(report.withheld, None, "{report:?}");
+        assert_eq!(report.relay_behind, None, "{report:?}");
+        assert!(
+            report.rejected.is_empty(),
+            "replays or refusals: {report:?}"
+        );
+        assert!(report.refused_changes.is_empty(), "{report:?}");
+        assert!(report.not_countersigned.is_none(), "{report:?}");
+        assert!(report.refused_snapshot.is_none(), "{report:?}");
+        assert_eq!(report.waiting, 0, "{report:?}");
+    }
+
+    /// Envelopes and snapshot proposals the relay at `db` holds.
+    fn stored(db: &Path) -> i64 {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM envelopes) + (SELECT COUNT(*) FROM proposals)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    fn relay_of(profile: &Profile) -> String {
+        profile.sync_book().relay().unwrap().unwrap()
+    }
+
+    /// Sam and Jordan on the old relay, each with something synced, then each with
+    /// something written and not synced yet.
+    async fn couple_with_unsynced_writes(dir: &Path, old: &TestRelay) -> (Profile, Profile) {
+        let mut sam = new_profile(&dir.join("sam"), "Sam");
+        sam.sync_book_mut().start_space(&old.url).unwrap();
+        let mut jordan = invited(&dir.join("jordan"), &mut sam, Some("Jordan")).await;
+        appreciate(&mut sam, "Sam, on the old relay");
+        appreciate(&mut jordan, "Jordan, on the old relay");
+        sync(&mut jordan).await;
+        sync(&mut sam).await;
+        sync(&mut jordan).await;
+        appreciate(&mut jordan, "Jordan, offline when the space moves");
+        appreciate(&mut sam, "Sam, just before the move");
+        (sam, jordan)
+    }
+
+    fn converged(sam: &Profile, jordan: &Profile, expected: usize) -> Vec<String> {
+        let all = appreciations(sam);
+        assert_eq!(all.len(), expected, "{all:?}");
+        assert_eq!(appreciations(jordan), all);
+        assert_eq!(
+            sam.load().unwrap().heads(),
+            jordan.load().unwrap().heads(),
+            "one history on both devices"
+        );
+        all
+    }
+
+    /// After the move both write, and it all goes through the new relay only.
+    async fn both_write_through(
+        sam: &mut Profile,
+        jordan: &mut Profile,
+        old_db: &Path,
+        new_db: &Path,
+    ) {
+        let on_old = stored(old_db);
+        let on_new = stored(new_db);
+        appreciate(sam, "Sam, after the move");
+        appreciate(jordan, "Jordan, after the move");
+        sync(sam).await;
+        sync(jordan).await;
+        sync(sam).await;
+        assert_eq!(stored(old_db), on_old, "nothing more went to the old relay");
+        assert!(stored(new_db) >= on_new + 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn relayurl_moving_a_space_while_the_partner_is_offline_both_converge_on_the_new_relay() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old_db, new_db) = (dir.path().join("old.db"), dir.path().join("new.db"));
+        let old = TestRelay::at(&old_db);
+        let new = TestRelay::at(&new_db);
+        let (mut sam, mut jordan) = couple_with_unsynced_writes(dir.path(), &old).await;
+
+        let to = RelayUrl::parse(&new.url).unwrap();
+        let moved = sync::move_space(&mut sam, &to, None, T).await.unwrap();
+        assert_eq!(moved.from.as_deref(), Some(old.url.as_str()));
+        assert_eq!(moved.not_announced, None, "the old relay was up");
+        honest(&moved.synced.unwrap());
+        assert_eq!(relay_of(&sam), new.url);
+
+        // Jordan comes back, syncs once through the old relay, reads where the space
+        // went, follows it and brings his offline writing.
+        let report = sync(&mut jordan).await;
+        let followed = report.moved.expect("Jordan follows the space");
+        assert_eq!(followed.to, new.url);
+        assert_eq!(followed.from, old.url);
+        assert_eq!(followed.by, sam.device_id());
+        assert_eq!(followed.whose, Whose::Partners);
+        assert_eq!(followed.first_sync, None);
+        assert_eq!(relay_of(&jordan), new.url);
+        assert!(
+            appreciations(&jordan).contains(&"Sam, just before the move".to_owned()),
+            "what Sam wrote before moving reached Jordan"
+        );
+        let report = sync(&mut sam).await;
+        assert!(report.moved.is_none() && report.move_pending.is_none());
+        converged(&sam, &jordan, 4);
+        // Said once: the next sync moves nothing.
+        assert!(sync(&mut jordan).await.moved.is_none());
+
+        both_write_through(&mut sam, &mut jordan, &old_db, &new_db).await;
+        let all = converged(&sam, &jordan, 6);
+
+        // A device that joins on the new relay gets the whole history from it alone, each
+        // person's writing vouched for by their own devices.
+        let mut phone = invited(&dir.path().join("phone"), &mut jordan, None).await;
+        sync(&mut phone).await;
+        assert_eq!(appreciations(&phone), all);
+        assert_eq!(relay_of(&phone), new.url);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn relayurl_a_space_moves_with_its_chain_to_a_relay_that_would_not_admit_those_joins_today()
+     {
+        // The new relay admits one device per space: the couple's joins, judged as they
+        // were first accepted, come along all the same (as invites long expired would).
+        let dir = tempfile::tempdir().unwrap();
+        let old = TestRelay::at(&dir.path().join("old.db"));
+        let new = TestRelay::start(hearth_relay::RelayConfig {
+            db: dir.path().join("new.db"),
+            limits: hearth_proto::Limits {
+                max_devices_per_space: 1,
+                ..hearth_proto::Limits::default()
+            },
+            ..hearth_relay::RelayConfig::default()
+        });
+        let (mut sam, mut jordan) = couple_with_unsynced_writes(dir.path(), &old).await;
+        // Jordan moves it this time: not the device whose Genesis founded the space.
+        let to = RelayUrl::parse(&new.url).unwrap();
+        honest(
+            &sync::move_space(&mut jordan, &to, None, T)
+                .await
+                .unwrap()
+                .synced
+                .unwrap(),
+        );
+        let report = sync(&mut sam).await;
+        assert_eq!(report.moved.map(|m| m.whose), Some(Whose::Partners));
+        sync(&mut jordan).await;
+        converged(&sam, &jordan, 4);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn relayurl_a_partner_told_with_relay_set_after_the_old_relay_is_gone_converges_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old_db, new_db) = (dir.path().join("old.db"), dir.path().join("new.db"));
+        let old = TestRelay::at(&old_db);
+        let new = TestRelay::at(&new_db);
+        let (mut sam, mut jordan) = couple_with_unsynced_writes(dir.path(), &old).await;
+        let to = RelayUrl::parse(&new.url).unwrap();
+        honest(
+            &sync::move_space(&mut sam, &to, None, T)
+                .await
+                .unwrap()
+                .synced
+                .unwrap(),
+        );
+
+        // The old relay is gone before Jordan hears of the move.
+        old.stop().await.unwrap();
+        let err = sync::sync_once(&mut jordan, T).await.unwrap_err();
+        assert!(matches!(err, sync::SyncError::Unreachable { .. }), "{err}");
+        // Sam tells Jordan where the space is now.
+        let typed = new
+            .url
+            .trim_start_matches("ws://")
+            .trim_end_matches("/v1/sync");
+        let to = RelayUrl::parse(typed).unwrap();
+        let moved = sync::move_space(&mut jordan, &to, None, T).await.unwrap();
+        assert!(moved.not_announced.is_some(), "the old relay is gone");
+        honest(&moved.synced.unwrap());
+        assert_eq!(relay_of(&jordan), new.url);
+
+        let report = sync(&mut sam).await;
+        assert!(report.moved.is_none() && report.move_pending.is_none());
+        converged(&sam, &jordan, 4);
+        both_write_through(&mut sam, &mut jordan, &old_db, &new_db).await;
+        converged(&sam, &jordan, 6);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn relayurl_a_partner_pointing_the_space_where_no_relay_answers_moves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = TestRelay::at(&dir.path().join("old.db"));
+        let (mut sam, mut jordan) = couple_with_unsynced_writes(dir.path(), &old).await;
+        // Jordan's modified client writes, in his own container, an address where nothing
+        // answers (as `hearth relay set` would, without checking it first).
+        let nowhere = super::nothing_listens();
+        let me = *jordan.device_id().as_bytes();
+        jordan
+            .write(|doc| doc.note_relay(&me, &nowhere, hearth_doc::Millis::now()))
+            .unwrap();
+        let report = sync::sync_once(&mut jordan, T).await.unwrap();
+        assert!(report.move_pending.is_some(), "{report:?}");
+        assert_eq!(
+            relay_of(&jordan),
+            old.url,
+            "Jordan's own device cannot move either"
+        );
+
+        let report = sync::sync_once(&mut sam, T).await.unwrap();
+        let pending = report.move_pending.expect("Sam is told, and stays");
+        assert_eq!(pending.to, nowhere);
+        assert_eq!(pending.whose, Whose::Partners);
+        assert!(
+            pending.reason.contains("cannot reach"),
+            "{}",
+            pending.reason
+        );
+        assert_eq!(relay_of(&sam), old.url);
+        assert!(
+            appreciations(&sam).contains(&"Jordan, offline when the space moves".to_owned()),
+            "and keeps syncing through the relay it is on"
+        );
+    }
+}

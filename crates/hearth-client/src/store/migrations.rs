@@ -229,6 +229,15 @@ const MIGRATIONS: &[Migration] = &[
         at_ms INTEGER NOT NULL CHECK (at_ms >= 0)
     ) STRICT, WITHOUT ROWID;",
     ),
+    // 11: the upload a relay the space moved to is owed (docs/protocol.md, "Moving a space
+    // to another relay").
+    up(
+        "-- 1 from the move to another relay until this device's next push there, which seals
+    -- every change of its own person's it holds (its devices alone vouch for them there),
+    -- not only what is new since its last push to the old relay.
+    ALTER TABLE sync_state ADD COLUMN reupload INTEGER NOT NULL DEFAULT 0
+        CHECK (reupload IN (0, 1));",
+    ),
 ];
 
 /// The newest profile format this build reads and writes.

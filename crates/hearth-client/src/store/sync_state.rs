@@ -23,6 +23,9 @@ pub(crate) enum Counter {
     /// 1 while this device owes a relay that went back in time the whole document
     /// (migration 6).
     Resend,
+    /// 1 while this device owes the relay the space moved to its own person's writing
+    /// (migration 11).
+    Reupload,
 }
 
 impl Counter {
@@ -33,6 +36,7 @@ impl Counter {
             Self::SharedEpoch => "SELECT shared_epoch FROM sync_state",
             Self::Unsnapshotted => "SELECT unsnapshotted FROM sync_state",
             Self::Resend => "SELECT resend FROM sync_state",
+            Self::Reupload => "SELECT reupload FROM sync_state",
         }
     }
 
@@ -43,6 +47,7 @@ impl Counter {
             Self::SharedEpoch => "UPDATE sync_state SET shared_epoch = ?1",
             Self::Unsnapshotted => "UPDATE sync_state SET unsnapshotted = ?1",
             Self::Resend => "UPDATE sync_state SET resend = ?1",
+            Self::Reupload => "UPDATE sync_state SET reupload = ?1",
         }
     }
 }
@@ -75,6 +80,16 @@ pub(crate) fn set_snapshot(conn: &Connection, covers_seq: u64) -> Result<(), Err
     conn.execute(
         "UPDATE sync_state SET snapshot_seq = ?1, unsnapshotted = 0",
         [signed(covers_seq)?],
+    )?;
+    Ok(())
+}
+
+/// Forgets which relay seq the last snapshot this device pushed covers, and the bytes
+/// moved since: they were another relay's.
+pub(crate) fn forget_snapshot(conn: &Connection) -> Result<(), Error> {
+    conn.execute(
+        "UPDATE sync_state SET snapshot_seq = NULL, unsnapshotted = 0",
+        [],
     )?;
     Ok(())
 }

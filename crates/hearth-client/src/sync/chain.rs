@@ -31,7 +31,11 @@ pub(crate) struct DeletionJudge {
 
 impl DeletionJudge {
     /// The judge for `profile`'s space, whose verified chain is `state`.
-    fn new(profile: &Profile, space: SpaceId, state: AclState) -> Result<DeletionJudge, SyncError> {
+    pub(super) fn new(
+        profile: &Profile,
+        space: SpaceId,
+        state: AclState,
+    ) -> Result<DeletionJudge, SyncError> {
         let records = decode_chain(&profile.sync_book().acl_records()?)?;
         Ok(DeletionJudge {
             space,

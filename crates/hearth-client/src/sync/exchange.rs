@@ -18,12 +18,27 @@ use super::{SyncError, SyncReport};
 use crate::Landmark;
 use crate::Profile;
 
-/// Pushes this device's changes and pulls everyone else's, once.
+/// Pushes this device's changes and pulls everyone else's, once; then, if the document
+/// names a newer relay for the space (one of its members moved it), moves there and syncs
+/// there too ([`SyncReport::moved`], or [`SyncReport::move_pending`] if it cannot yet).
 ///
 /// # Errors
 /// A [`SyncError`]; whatever was committed or applied before it stays, the rest is kept
 /// locally for the next sync.
 pub async fn sync_once(profile: &mut Profile, timeout: Duration) -> Result<SyncReport, SyncError> {
+    let report = sync_here(profile, timeout).await?;
+    super::relocate::follow(profile, report, timeout).await
+}
+
+/// [`sync_once`] with the relay this device syncs through now, wherever the document says
+/// the space is.
+///
+/// # Errors
+/// As [`sync_once`].
+pub(super) async fn sync_here(
+    profile: &mut Profile,
+    timeout: Duration,
+) -> Result<SyncReport, SyncError> {
     // A device that joins or rotates while this one syncs moves the ACL on; a second run
     // picks that up. Beyond that, say so rather than loop.
     let mut attempts = 0;

@@ -21,8 +21,8 @@
 //!
 //! One module per concern: `link` talks to the socket, `chain` adopts the relay's
 //! ACL, `keys` settles the epoch keys, `exchange` is one sync's push and pull, `consent`
-//! judges snapshots and countersigns them, `screen` judges incoming envelopes, `live` keeps a connection open, and `membership` joins,
-//! invites and removes devices.
+//! judges snapshots and countersigns them, `screen` judges incoming envelopes, `live` keeps a connection open, `membership` joins,
+//! invites and removes devices, and `relocate` moves the space to another relay.
 
 use std::time::Duration;
 
@@ -38,6 +38,7 @@ mod keys;
 mod link;
 mod live;
 mod membership;
+mod relocate;
 mod screen;
 mod witness;
 
@@ -49,6 +50,7 @@ pub(crate) use link::now_ms;
 pub use link::{check_relay, relay_reachable, websocket_config};
 pub use live::{Live, LiveEvent, watch};
 pub use membership::{JoinError, Joined, invite, join, remove_device};
+pub use relocate::{MovePending, MoveReport, Moved, move_space};
 pub use witness::Doubt;
 
 /// How long the engine waits for the relay before giving up.
@@ -102,4 +104,12 @@ pub struct SyncReport {
     /// as a document); with, if the relay no longer has them, the history this device
     /// lacks. Warn the user.
     pub refused_snapshot: Option<Box<RefusedSnapshot>>,
+    /// The relay this device moved to in this sync, following the newest relay address a
+    /// member wrote in the document (docs/document.md, "Where the space syncs"): say so,
+    /// once. The rest of the report covers both relays.
+    pub moved: Option<Box<Moved>>,
+    /// A newer relay address in the document this device could not move to yet (it does
+    /// not answer, or not as a hearth relay): it keeps syncing through the relay it is on
+    /// and tries again on every sync. Say so.
+    pub move_pending: Option<Box<MovePending>>,
 }

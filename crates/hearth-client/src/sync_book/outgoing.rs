@@ -62,7 +62,9 @@ impl<P: Deref<Target = Profile>> SyncBook<P> {
 impl<P: DerefMut<Target = Profile>> SyncBook<P> {
     /// Seals every change the relay has not been given yet into envelopes of `epoch` (as
     /// few as fit the envelope limit), adds them to the outbox and returns the first one's
-    /// counter; `None` if there is nothing new.
+    /// counter; `None` if there is nothing new. Right after a move to another relay
+    /// ([`moved_to`](Self::moved_to)), that is every change of this device's person's it
+    /// holds: on the new relay only this person's devices can vouch for them.
     ///
     /// # Errors
     /// [`Error::Corrupt`] if the key of `epoch` is missing or the stored heads are invalid.
@@ -71,10 +73,19 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
         let space = self.profile.space()?;
         let tx = self.profile.begin_write()?;
         let (mut doc, _) = self.profile.load_from(&tx)?;
-        let pushed = store::sync_state::pushed_heads(&tx)?;
         let budget = changes_budget(self.relay_limits()?.envelope_bytes());
-        let batches = doc.changes_since_batched(&pushed, budget)?;
+        let reupload = store::sync_state::get(&tx, Counter::Reupload)? != 0;
+        let batches = if reupload {
+            let people = self.profile.people(&tx)?;
+            let me = people.person(self.profile.device_id().as_bytes());
+            store::sync_state::set(&tx, Counter::Reupload, 0)?;
+            doc.changes_under_batched(|actor| me.is_some() && people.person(actor) == me, budget)?
+        } else {
+            let pushed = store::sync_state::pushed_heads(&tx)?;
+            doc.changes_since_batched(&pushed, budget)?
+        };
         if batches.is_empty() {
+            tx.commit()?;
             return Ok(None);
         }
         let first = store::sync_state::get(&tx, Counter::Next)?;
@@ -203,6 +214,47 @@ fn fits(len: usize, limit: usize, kind: EnvelopeKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_a_move_the_next_push_seals_all_of_this_persons_writing_once_and_the_old_relays_places_are_forgotten()
+     {
+        use hearth_crypto::Protection;
+        use hearth_doc::Millis;
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Profile::create(dir.path(), "Sam", Protection::None, Millis(1)).unwrap();
+        p.sync_book_mut()
+            .start_space("ws://old.invalid/v1/sync")
+            .unwrap();
+        let me = p.person_id().clone();
+        p.write(|doc| doc.add_appreciation(&me, "for the walk", Millis::now()))
+            .unwrap();
+        let first = p.sync_book_mut().stage_outgoing(0).unwrap().unwrap();
+        p.sync_book_mut().acknowledge(first, 7).unwrap();
+        assert!(p.sync_book().outbox().unwrap().is_empty());
+        assert_eq!(p.sync_book_mut().stage_outgoing(0).unwrap(), None);
+        assert!(!p.sync_book().landmarks().unwrap().is_empty());
+
+        p.sync_book_mut()
+            .moved_to("ws://new.invalid/v1/sync")
+            .unwrap();
+        assert_eq!(
+            p.sync_book().relay().unwrap().as_deref(),
+            Some("ws://new.invalid/v1/sync")
+        );
+        assert_eq!(p.sync_book().cursor().unwrap(), 0);
+        assert!(p.sync_book().landmarks().unwrap().is_empty());
+        assert!(p.sync_book().ahead().unwrap().is_empty());
+        // Everything this person wrote, already pushed to the old relay, goes again, under
+        // new counters; then only what is new.
+        let again = p.sync_book_mut().stage_outgoing(0).unwrap().unwrap();
+        assert!(again > first, "counters keep rising across relays");
+        let outbox = p.sync_book().outbox().unwrap();
+        assert_eq!(outbox.len(), 1);
+        let changes = hearth_proto::Envelope::decode(&outbox[0].1).unwrap();
+        assert_eq!(changes.header().author, p.device_id());
+        assert_eq!(p.sync_book_mut().stage_outgoing(0).unwrap(), None);
+    }
 
     #[test]
     fn what_is_staged_or_snapshotted_is_never_too_large_for_the_relay_once_sealed() {
