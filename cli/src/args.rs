@@ -71,6 +71,8 @@ pub enum Command {
     /// The space's devices: list them, or remove a lost or retired one
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Which relay your space syncs through; `hearth relay set ADDRESS` moves it to another
+    Relay(RelayArgs),
     /// See hearth in action: a scripted week in a throwaway profile
     Demo(DemoArgs),
     /// Print a completion script for your shell, e.g. `hearth completions bash >
@@ -198,6 +200,30 @@ pub enum DeviceCommand {
     List,
     /// Remove a device: the space moves to a new key it never receives
     Remove(DeviceRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RelayArgs {
+    #[command(subcommand)]
+    pub command: Option<RelayCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RelayCommand {
+    /// Print the relay your space syncs through (what `hearth relay` alone does)
+    Show,
+    /// Move your space to another relay: it must answer; your space and its history go
+    /// there, and your partner's devices follow on their next sync (through the old relay,
+    /// while it still runs; if it is gone, run this on each of them too)
+    Set(RelaySetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RelaySetArgs {
+    /// The new relay's address, as you were given it (relay.example.org, host:port, or
+    /// wss://relay.example.org/v1/sync)
+    pub url: String,
 }
 
 #[derive(Debug, Args)]

@@ -68,6 +68,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sync => pairing::sync(&session),
         Command::Watch => pairing::watch(&session),
         Command::Device(cmd) => device::run(&session, cmd),
+        Command::Relay(args) => relay::run(&session, args),
         Command::Remind(args) => remind::run(&session, &args),
         Command::Deck(cmd) => deck::run(&session, cmd),
         Command::Daily(args) => daily::run(&session, args),

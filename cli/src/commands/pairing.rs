@@ -37,7 +37,7 @@ pub fn invite(session: &Session, args: InviteArgs) -> Result<()> {
                  through it, or move the space first with `hearth relay set {input}`"
             ),
             None => {
-                let url = relay::checked(input, Tying::Invite)?;
+                let url = relay::checked(input, Tying::Offline)?;
                 profile.sync_book_mut().start_space(url.as_str())?;
                 // On stderr: stdout carries the code alone.
                 if !session.quiet {
@@ -111,6 +111,10 @@ pub fn join(session: &Session, args: JoinArgs) -> Result<()> {
         sync::DEFAULT_TIMEOUT,
     ))??;
     warn_refused_changes(&joined.report);
+    let relay = joined.profile.sync_book().relay()?;
+    if !session.json {
+        relay::say_moves(session, &joined.report, relay.as_deref());
+    }
     let doc = joined.profile.load()?;
     // A device that refused the relay's snapshot and could not get the envelopes instead
     // joined without that history: never say "Joined" as if it were all there.
@@ -159,7 +163,8 @@ pub fn sync(session: &Session) -> Result<()> {
         // arrived may be your partner's answer): once a day at most, see `reminder`.
         session.saw_checkin(&profile.load()?, profile.person_id());
     }
-    print_report(session, &report)
+    let relay = profile.sync_book().relay()?;
+    print_report(session, &report, relay.as_deref())
 }
 
 /// The warning for a change the authorship rule refused: who brought it, what it did, and
@@ -266,7 +271,44 @@ pub(crate) fn withheld_warning(w: &hearth_client::Withheld) -> String {
     )
 }
 
-fn print_report(session: &Session, report: &SyncReport) -> Result<()> {
+fn print_report(session: &Session, report: &SyncReport, relay: Option<&str>) -> Result<()> {
+    warn_report(report);
+    if !session.json {
+        relay::say_moves(session, report, relay);
+    }
+    if session.json {
+        return render::print_json(&json!({
+            "pushed": report.pushed,
+            "received": report.received,
+            "waiting": report.waiting,
+            "rejected": report.rejected.len(),
+            "refused_changes": report.refused_changes.len(),
+            "cursor": report.cursor,
+            "relay_behind": report.relay_behind.map(|(head, cursor)| json!({ "relay_head": head, "cursor": cursor })),
+            "withheld": report.withheld.map(|w| json!({ "from_seq": w.from_seq, "to_seq": w.to_seq, "missing": w.missing })),
+            "countersigned": report.countersigned,
+            "not_countersigned": report.not_countersigned.as_ref().map(|n| json!({ "device": n.device.to_string(), "covers_seq": n.covers_seq, "reason": n.fault.to_string() })),
+            "refused_snapshot": report.refused_snapshot.as_deref().map(refused_snapshot_json),
+            "relay": relay,
+            "moved": relay::moves_json(report)["moved"],
+            "move_pending": relay::moves_json(report)["move_pending"],
+        }));
+    }
+    let done = console::style("✓").green();
+    match (report.pushed, report.received) {
+        (0, 0) => session.say(format_args!("{done} Up to date.")),
+        (sent, received) => session.say(format_args!(
+            "{done} Synced: sent {}, received {}.",
+            plural(sent, "update"),
+            plural(received, "update")
+        )),
+    }
+    Ok(())
+}
+
+/// Every warning and note a sync's report holds, on stderr: refused changes and envelopes,
+/// a relay gone back in time, updates waiting for earlier ones.
+pub(crate) fn warn_report(report: &SyncReport) {
     warn_refused_changes(report);
     for r in &report.rejected {
         let device = r.device.map_or_else(
@@ -294,34 +336,9 @@ fn print_report(session: &Session, report: &SyncReport) -> Result<()> {
             plural(report.waiting, "update")
         );
     }
-    if session.json {
-        return render::print_json(&json!({
-            "pushed": report.pushed,
-            "received": report.received,
-            "waiting": report.waiting,
-            "rejected": report.rejected.len(),
-            "refused_changes": report.refused_changes.len(),
-            "cursor": report.cursor,
-            "relay_behind": report.relay_behind.map(|(head, cursor)| json!({ "relay_head": head, "cursor": cursor })),
-            "withheld": report.withheld.map(|w| json!({ "from_seq": w.from_seq, "to_seq": w.to_seq, "missing": w.missing })),
-            "countersigned": report.countersigned,
-            "not_countersigned": report.not_countersigned.as_ref().map(|n| json!({ "device": n.device.to_string(), "covers_seq": n.covers_seq, "reason": n.fault.to_string() })),
-            "refused_snapshot": report.refused_snapshot.as_deref().map(refused_snapshot_json),
-        }));
-    }
-    let done = console::style("✓").green();
-    match (report.pushed, report.received) {
-        (0, 0) => session.say(format_args!("{done} Up to date.")),
-        (sent, received) => session.say(format_args!(
-            "{done} Synced: sent {}, received {}.",
-            plural(sent, "update"),
-            plural(received, "update")
-        )),
-    }
-    Ok(())
 }
 
-fn plural(n: usize, one: &str) -> String {
+pub(crate) fn plural(n: usize, one: &str) -> String {
     match n {
         1 => format!("1 {one}"),
         _ if one.ends_with('h') => format!("{n} {one}es"),

@@ -26,6 +26,7 @@ pub fn run(session: &Session) -> Result<()> {
     let open = doc.open_commitments(&me);
     let private = profile.private_journal()?.len();
     let relay = profile.sync_book().relay()?;
+    let moving = sync::newer_relay(&profile)?;
     let mut doc = doc;
     let pending = profile.sync_book().pending(&mut doc)?;
     let waiting = profile.sync_book().waiting()?;
@@ -56,6 +57,7 @@ pub fn run(session: &Session) -> Result<()> {
             "relay": relay,
             "relay_reachable": reachable,
             "relay_problem": problem,
+            "relay_moving_to": moving.as_ref().map(|m| m.url.clone()),
             "space_deleted": standing.as_ref().and_then(|s| s.as_ref().err()).and_then(deletion_json),
             "pending_changes": pending,
             "received_waiting": waiting,
@@ -100,6 +102,20 @@ pub fn run(session: &Session) -> Result<()> {
     }
     if let Some(problem) = &problem {
         println!("           {}", style(problem).red());
+    }
+    if let Some(m) = &moving {
+        let who = match m.whose {
+            hearth_client::Whose::Partners => "your partner".to_owned(),
+            _ => format!("device {}", m.by.short()),
+        };
+        println!(
+            "           {}",
+            style(format!(
+                "moved to {} by {who}; `hearth sync` follows once it answers",
+                m.url
+            ))
+            .yellow()
+        );
     }
     if relay.is_some() {
         let when = last_sync.map_or_else(

@@ -170,6 +170,73 @@ fn relayurl_invite_on_a_space_tied_to_another_relay_points_to_relay_set() {
     assert_eq!(sam.json(["status"])["relay"], relay.url());
 }
 
+#[test]
+fn relayurl_hearth_relay_set_moves_the_space_and_the_partner_follows_on_its_next_sync() {
+    let sam = Device::new(BIN);
+    let old = LocalRelay::start(sam.scratch().join("old.db")).unwrap();
+    let new = LocalRelay::start(sam.scratch().join("new.db")).unwrap();
+    sam.ok([
+        "init",
+        "--name",
+        "Sam",
+        "--no-passphrase",
+        "--relay",
+        old.url(),
+    ]);
+    let code = sam.ok(["invite"]).trim().to_owned();
+    let jordan = Device::new(BIN);
+    jordan.ok(["join", &code, "--name", "Jordan", "--no-passphrase"]);
+    jordan.ok(["appreciate", "Jordan, written offline"]);
+    assert_eq!(sam.ok(["relay"]).trim(), old.url());
+
+    let out = sam.ok(["relay", "set", &host_port(new.url())]);
+    assert!(
+        out.contains(&format!("now syncs through {}", new.url())),
+        "{out}"
+    );
+    assert!(out.contains("Your partner's devices move there"), "{out}");
+    assert_eq!(sam.ok(["relay", "show"]).trim(), new.url());
+    assert_eq!(sam.json(["status"])["relay"], new.url());
+
+    // Jordan's next sync reads the new address through the old relay, and says so once.
+    assert_eq!(jordan.ok(["relay"]).trim(), old.url());
+    let out = jordan.ok(["sync"]);
+    assert!(
+        out.contains(&format!("Your partner moved your space to {}", new.url())),
+        "{out}"
+    );
+    assert_eq!(jordan.ok(["relay"]).trim(), new.url());
+    let again = jordan.ok(["sync"]);
+    assert!(!again.contains("moved your space"), "{again}");
+    sam.ok(["sync"]);
+    assert!(
+        sam.ok(["log"])
+            .contains("Jordan appreciated: Jordan, written offline")
+    );
+
+    // The relay it is on, typed another way: nothing to do.
+    let out = sam.ok(["relay", "set", new.url()]);
+    assert!(out.contains("already syncs through"), "{out}");
+    // Nowhere to go: nothing changes, with the exit code of the cause.
+    let run = sam.run([
+        "relay",
+        "set",
+        &format!("ws://{}/nope", host_port(new.url())),
+    ]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("still syncs through {}", new.url())),
+        "{}",
+        run.stderr
+    );
+    let run = sam.run(["relay", "set", &nothing_listens()]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert_eq!(sam.ok(["relay"]).trim(), new.url());
+    let run = sam.run(["relay", "set", "http://example.org"]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+}
+
 // --- moving a space, through the client library ---
 
 mod moving {

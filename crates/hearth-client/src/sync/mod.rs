@@ -50,7 +50,7 @@ pub(crate) use link::now_ms;
 pub use link::{check_relay, relay_reachable, websocket_config};
 pub use live::{Live, LiveEvent, watch};
 pub use membership::{JoinError, Joined, invite, join, remove_device};
-pub use relocate::{MovePending, MoveReport, Moved, move_space};
+pub use relocate::{MovePending, MoveReport, Moved, NewerRelay, move_space, newer_relay};
 pub use witness::Doubt;
 
 /// How long the engine waits for the relay before giving up.

@@ -135,7 +135,7 @@ pub(super) async fn follow(
     mut report: SyncReport,
     timeout: Duration,
 ) -> Result<SyncReport, SyncError> {
-    let Some(wanted) = wanted(profile)? else {
+    let Some(wanted) = newer_relay(profile)? else {
         return Ok(report);
     };
     let pending = |reason: String| {
@@ -188,14 +188,24 @@ pub(super) async fn follow(
 }
 
 /// The newest relay address in the document, when it is not the one this device syncs
-/// through.
-struct Wanted {
-    url: String,
-    by: DeviceId,
-    whose: Whose,
+/// through: where the next sync moves the space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewerRelay {
+    /// The address, as the document holds it.
+    pub url: String,
+    /// The device that wrote it.
+    pub by: DeviceId,
+    /// Whose device that is.
+    pub whose: Whose,
 }
 
-fn wanted(profile: &Profile) -> Result<Option<Wanted>, SyncError> {
+/// Where the document says the space syncs, if that is not the relay this device syncs
+/// through (the newest address a current member wrote: docs/document.md, "Where the space
+/// syncs"). The next sync moves there once it answers.
+///
+/// # Errors
+/// A profile error.
+pub fn newer_relay(profile: &Profile) -> Result<Option<NewerRelay>, crate::Error> {
     let Some(current) = profile.sync_book().relay()? else {
         return Ok(None);
     };
@@ -221,7 +231,7 @@ fn wanted(profile: &Profile) -> Result<Option<Wanted>, SyncError> {
         Some(_) => Whose::Partners,
         None => Whose::Unknown,
     };
-    Ok(Some(Wanted {
+    Ok(Some(NewerRelay {
         url: newest.url.clone(),
         by,
         whose,
