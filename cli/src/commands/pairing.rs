@@ -398,6 +398,18 @@ pub fn watch(session: &Session) -> Result<()> {
     block_on(async {
         let mut backoff = Duration::from_secs(1);
         loop {
+            // The space moved to another relay (now, or while this device was away): a
+            // sync takes this device there first.
+            if sync::newer_relay(&profile)?.is_some() {
+                match sync::sync_once(&mut profile, sync::DEFAULT_TIMEOUT).await {
+                    Ok(report) => {
+                        warn_report(&report);
+                        let relay = profile.sync_book().relay()?;
+                        relay::say_moves(session, &report, relay.as_deref());
+                    }
+                    Err(e) => eprintln!("{e}"),
+                }
+            }
             let watched = tokio::select! {
                 result = sync::watch(&mut profile, sync::DEFAULT_TIMEOUT, Duration::from_secs(2), &mut show_new, |r| eprintln!("{}", refused_change_warning(r)), |w| eprintln!("{}", withheld_warning(w))) => result,
                 _ = tokio::signal::ctrl_c() => return Ok(()),

@@ -181,7 +181,9 @@ fn live_gap(
 /// again; a gap that is still there is reported, once per place.
 ///
 /// Returns `Ok(())` when the space's ACL changed (a device joined or left, or the key
-/// rotated): call it again at once to pick the change up.
+/// rotated): call it again at once to pick the change up; and when what arrived names a
+/// newer relay for the space ([`super::newer_relay`]): [`super::sync_once`] moves there,
+/// then call it again.
 ///
 /// # Errors
 /// A [`SyncError`]; everything applied or committed before it stays.
@@ -226,6 +228,10 @@ pub async fn watch(
                         report.refused_changes.iter().for_each(&mut on_refused);
                         if report.received > 0 {
                             on_applied(profile);
+                            if super::newer_relay(profile)?.is_some() {
+                                live.close().await;
+                                return Ok(());
+                            }
                         }
                         if let Some(gap) = report.withheld
                             && asked != Some(gap.from_seq)
