@@ -139,6 +139,8 @@ fn classify_sync(err: &SyncError) -> (u8, Option<String>) {
         SyncError::KeyUnavailable { .. } | SyncError::AclMoved | SyncError::RelayBehind { .. } => {
             (SYNC, None)
         }
+        // Its message says what to run.
+        SyncError::MovedElsewhere { .. } => (USER, None),
         SyncError::NotPaired => (
             USER,
             Some("Put the space on a relay with `hearth invite --relay wss://…/v1/sync`.".into()),

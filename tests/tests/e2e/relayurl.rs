@@ -447,6 +447,47 @@ mod moving {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn relayurl_moving_a_space_the_partner_already_moved_elsewhere_does_not_split_the_couple()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let old = TestRelay::at(&dir.path().join("old.db"));
+        let theirs = TestRelay::at(&dir.path().join("theirs.db"));
+        let mine = TestRelay::at(&dir.path().join("mine.db"));
+        let (mut sam, mut jordan) = couple_with_unsynced_writes(dir.path(), &old).await;
+        let to = RelayUrl::parse(&theirs.url).unwrap();
+        honest(
+            &sync::move_space(&mut sam, &to, None, T)
+                .await
+                .unwrap()
+                .synced
+                .unwrap(),
+        );
+
+        // Jordan has not synced since, and moves the space somewhere else.
+        let elsewhere = RelayUrl::parse(&mine.url).unwrap();
+        let err = sync::move_space(&mut jordan, &elsewhere, None, T)
+            .await
+            .unwrap_err();
+        let sync::SyncError::MovedElsewhere {
+            to: went, whose, ..
+        } = &err
+        else {
+            panic!("{err}");
+        };
+        assert_eq!(
+            (went.as_str(), *whose),
+            (theirs.url.as_str(), Whose::Partners)
+        );
+        assert!(err.to_string().contains("hearth sync"), "{err}");
+        assert_eq!(relay_of(&jordan), old.url, "nothing moved");
+        // Jordan's next sync takes him where Sam is.
+        assert!(sync(&mut jordan).await.moved.is_some());
+        assert_eq!(relay_of(&jordan), theirs.url);
+        sync(&mut sam).await;
+        converged(&sam, &jordan, 4);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn relayurl_a_partner_pointing_the_space_where_no_relay_answers_moves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let old = TestRelay::at(&dir.path().join("old.db"));

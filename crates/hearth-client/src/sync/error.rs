@@ -189,9 +189,33 @@ pub enum SyncError {
          persists, ask the relay's operator, or check which relay you use"
     )]
     SpaceMissing,
+    /// Another device moved the space to another relay than the one this device was
+    /// asked to move it to, and this device had not heard yet: moving it too would split
+    /// the devices between two relays.
+    #[error(
+        "{} already moved this space to {to}; nothing was moved. `hearth sync` takes this \
+         device there; then move the space again if you still want it elsewhere",
+        mover(*whose, by)
+    )]
+    MovedElsewhere {
+        /// The relay the space moved to.
+        to: String,
+        /// The device that moved it.
+        by: DeviceId,
+        /// Whose device that is.
+        whose: Whose,
+    },
     /// The local profile failed.
     #[error(transparent)]
     Profile(#[from] Error),
+}
+
+fn mover(whose: Whose, by: &DeviceId) -> String {
+    match whose {
+        Whose::Partners => format!("your partner's device {}", by.short()),
+        Whose::Yours => format!("your device {}", by.short()),
+        Whose::Unknown => format!("device {}", by.short()),
+    }
 }
 
 /// A deletion of the space on the relay, proven: the device that deleted it signed the

@@ -77,8 +77,10 @@ pub struct MovePending {
 /// `token` is for a relay that creates spaces only with an operator's token.
 ///
 /// # Errors
-/// A [`SyncError`] from the check or from bringing the chain: nothing was changed on this
-/// device then, and the space still syncs through the old relay.
+/// A [`SyncError`] from the check or from bringing the chain, or
+/// [`SyncError::MovedElsewhere`] if another device moved the space to another relay
+/// meanwhile: nothing was changed on this device then (but what the old relay held), and
+/// the space still syncs through the old relay.
 pub async fn move_space(
     profile: &mut Profile,
     to: &RelayUrl,
@@ -97,7 +99,23 @@ pub async fn move_space(
             synced,
         });
     }
-    // The chain first: a relay that will not take it (a fork, no room for new spaces)
+    // What the old relay holds first: if another device moved the space elsewhere
+    // meantime, moving this one too would split the devices between two relays that never
+    // hear of each other.
+    match sync_here(profile, timeout).await {
+        Err(SyncError::Profile(e)) => return Err(SyncError::Profile(e)),
+        Ok(_) | Err(_) => {}
+    }
+    if let Some(newer) = newer_relay(profile)?
+        && RelayUrl::parse(&newer.url).ok().as_ref() != Some(to)
+    {
+        return Err(SyncError::MovedElsewhere {
+            to: newer.url,
+            by: newer.by,
+            whose: newer.whose,
+        });
+    }
+    // The chain next: a relay that will not take it (a fork, no room for new spaces)
     // leaves everything as it was, and nobody is pointed at it.
     bring_chain(profile, to, token, timeout).await?;
     let addresses = profile.load()?.relay_addresses();
