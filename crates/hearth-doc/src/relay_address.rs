@@ -49,11 +49,11 @@ struct Stored {
 /// The address the space syncs through, of `addresses`: the newest (by `at`, then by URL,
 /// so every device picks the same) of those whose device `counts` (a current member, by
 /// the reader's ACL) and that are dated no more than [`RELAY_AHEAD_LIMIT`] past `now`.
-pub fn newest_relay<'a>(
-    addresses: &'a [RelayAddress],
+pub fn newest_relay(
+    addresses: &[RelayAddress],
     counts: impl Fn(&[u8; 32]) -> bool,
     now: Millis,
-) -> Option<&'a RelayAddress> {
+) -> Option<&RelayAddress> {
     addresses
         .iter()
         .filter(|a| counts(&a.device) && a.at.0 <= now.0.saturating_add(RELAY_AHEAD_LIMIT.0))

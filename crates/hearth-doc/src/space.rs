@@ -1326,6 +1326,32 @@ fn append(
     Ok(())
 }
 
+/// `changes`, in their order, cut into batches of at most `max_bytes` of whole changes.
+fn batched(
+    changes: impl IntoIterator<Item = automerge::Change>,
+    max_bytes: usize,
+) -> Result<Vec<Vec<u8>>, DocError> {
+    let mut batches = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    for mut change in changes {
+        let bytes = change.bytes();
+        if bytes.len() > max_bytes {
+            return Err(DocError::ChangeTooLarge {
+                size: bytes.len(),
+                max: max_bytes,
+            });
+        }
+        if !current.is_empty() && current.len() + bytes.len() > max_bytes {
+            batches.push(std::mem::take(&mut current));
+        }
+        current.extend_from_slice(&bytes);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    Ok(batches)
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -1361,30 +1387,4 @@ mod batch_tests {
         let heads = a.heads();
         assert!(a.changes_since_batched(&heads, 2_000).unwrap().is_empty());
     }
-}
-
-/// `changes`, in their order, cut into batches of at most `max_bytes` of whole changes.
-fn batched(
-    changes: impl IntoIterator<Item = automerge::Change>,
-    max_bytes: usize,
-) -> Result<Vec<Vec<u8>>, DocError> {
-    let mut batches = Vec::new();
-    let mut current: Vec<u8> = Vec::new();
-    for mut change in changes {
-        let bytes = change.bytes();
-        if bytes.len() > max_bytes {
-            return Err(DocError::ChangeTooLarge {
-                size: bytes.len(),
-                max: max_bytes,
-            });
-        }
-        if !current.is_empty() && current.len() + bytes.len() > max_bytes {
-            batches.push(std::mem::take(&mut current));
-        }
-        current.extend_from_slice(&bytes);
-    }
-    if !current.is_empty() {
-        batches.push(current);
-    }
-    Ok(batches)
 }

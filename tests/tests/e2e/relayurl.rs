@@ -371,7 +371,25 @@ mod moving {
 
         // A device that joins on the new relay gets the whole history from it alone, each
         // person's writing vouched for by their own devices.
-        let mut phone = invited(&dir.path().join("phone"), &mut jordan, None).await;
+        let code = sync::invite(
+            &mut jordan,
+            hearth_proto::InviteRole::OwnDevice,
+            Duration::from_secs(3600),
+            T,
+        )
+        .await
+        .unwrap();
+        let joined = sync::join(
+            &dir.path().join("phone"),
+            &code,
+            None,
+            hearth_client::Protection::None,
+            T,
+        )
+        .await
+        .unwrap();
+        honest(&joined.report);
+        let mut phone = joined.profile;
         sync(&mut phone).await;
         assert_eq!(appreciations(&phone), all);
         assert_eq!(relay_of(&phone), new.url);

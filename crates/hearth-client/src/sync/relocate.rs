@@ -102,9 +102,9 @@ pub async fn move_space(
     // What the old relay holds first: if another device moved the space elsewhere
     // meantime, moving this one too would split the devices between two relays that never
     // hear of each other.
-    match sync_here(profile, timeout).await {
-        Err(SyncError::Profile(e)) => return Err(SyncError::Profile(e)),
-        Ok(_) | Err(_) => {}
+    // A relay that does not answer tells nothing; this device's own trouble stops it.
+    if let Err(SyncError::Profile(e)) = sync_here(profile, timeout).await {
+        return Err(SyncError::Profile(e));
     }
     if let Some(newer) = newer_relay(profile)?
         && RelayUrl::parse(&newer.url).ok().as_ref() != Some(to)
