@@ -177,7 +177,7 @@ pub(crate) fn refused_change_warning(r: &hearth_client::RefusedChangeReport) -> 
     )
 }
 
-fn warn_refused_changes(report: &SyncReport) {
+pub(crate) fn warn_refused_changes(report: &SyncReport) {
     for r in &report.refused_changes {
         eprintln!("{}", refused_change_warning(r));
     }
@@ -272,43 +272,6 @@ pub(crate) fn withheld_warning(w: &hearth_client::Withheld) -> String {
 }
 
 fn print_report(session: &Session, report: &SyncReport, relay: Option<&str>) -> Result<()> {
-    warn_report(report);
-    if !session.json {
-        relay::say_moves(session, report, relay);
-    }
-    if session.json {
-        return render::print_json(&json!({
-            "pushed": report.pushed,
-            "received": report.received,
-            "waiting": report.waiting,
-            "rejected": report.rejected.len(),
-            "refused_changes": report.refused_changes.len(),
-            "cursor": report.cursor,
-            "relay_behind": report.relay_behind.map(|(head, cursor)| json!({ "relay_head": head, "cursor": cursor })),
-            "withheld": report.withheld.map(|w| json!({ "from_seq": w.from_seq, "to_seq": w.to_seq, "missing": w.missing })),
-            "countersigned": report.countersigned,
-            "not_countersigned": report.not_countersigned.as_ref().map(|n| json!({ "device": n.device.to_string(), "covers_seq": n.covers_seq, "reason": n.fault.to_string() })),
-            "refused_snapshot": report.refused_snapshot.as_deref().map(refused_snapshot_json),
-            "relay": relay,
-            "moved": relay::moves_json(report)["moved"],
-            "move_pending": relay::moves_json(report)["move_pending"],
-        }));
-    }
-    let done = console::style("✓").green();
-    match (report.pushed, report.received) {
-        (0, 0) => session.say(format_args!("{done} Up to date.")),
-        (sent, received) => session.say(format_args!(
-            "{done} Synced: sent {}, received {}.",
-            plural(sent, "update"),
-            plural(received, "update")
-        )),
-    }
-    Ok(())
-}
-
-/// Every warning and note a sync's report holds, on stderr: refused changes and envelopes,
-/// a relay gone back in time, updates waiting for earlier ones.
-pub(crate) fn warn_report(report: &SyncReport) {
     warn_refused_changes(report);
     for r in &report.rejected {
         let device = r.device.map_or_else(
@@ -336,6 +299,36 @@ pub(crate) fn warn_report(report: &SyncReport) {
             plural(report.waiting, "update")
         );
     }
+    if session.json {
+        let moves = relay::moves_json(report);
+        return render::print_json(&json!({
+            "pushed": report.pushed,
+            "received": report.received,
+            "waiting": report.waiting,
+            "rejected": report.rejected.len(),
+            "refused_changes": report.refused_changes.len(),
+            "cursor": report.cursor,
+            "relay_behind": report.relay_behind.map(|(head, cursor)| json!({ "relay_head": head, "cursor": cursor })),
+            "withheld": report.withheld.map(|w| json!({ "from_seq": w.from_seq, "to_seq": w.to_seq, "missing": w.missing })),
+            "countersigned": report.countersigned,
+            "not_countersigned": report.not_countersigned.as_ref().map(|n| json!({ "device": n.device.to_string(), "covers_seq": n.covers_seq, "reason": n.fault.to_string() })),
+            "refused_snapshot": report.refused_snapshot.as_deref().map(refused_snapshot_json),
+            "relay": relay,
+            "moved": moves["moved"],
+            "move_pending": moves["move_pending"],
+        }));
+    }
+    relay::say_moves(session, report, relay);
+    let done = console::style("✓").green();
+    match (report.pushed, report.received) {
+        (0, 0) => session.say(format_args!("{done} Up to date.")),
+        (sent, received) => session.say(format_args!(
+            "{done} Synced: sent {}, received {}.",
+            plural(sent, "update"),
+            plural(received, "update")
+        )),
+    }
+    Ok(())
 }
 
 pub(crate) fn plural(n: usize, one: &str) -> String {
@@ -403,7 +396,7 @@ pub fn watch(session: &Session) -> Result<()> {
             if sync::newer_relay(&profile)?.is_some() {
                 match sync::sync_once(&mut profile, sync::DEFAULT_TIMEOUT).await {
                     Ok(report) => {
-                        warn_report(&report);
+                        warn_refused_changes(&report);
                         let relay = profile.sync_book().relay()?;
                         relay::say_moves(session, &report, relay.as_deref());
                     }

@@ -113,7 +113,7 @@ fn set(session: &Session, args: &RelaySetArgs) -> Result<()> {
         }));
     }
     if let Some(report) = synced {
-        super::pairing::warn_report(report);
+        super::pairing::warn_refused_changes(report);
     }
     let done = console::style("✓").green();
     match &moved.from {
