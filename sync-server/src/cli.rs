@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::config::CONFIG_ENV;
-use crate::{Relay, RelayConfig};
+use crate::{LogFormat, Relay, RelayConfig};
 use anyhow::Context as _;
 use clap::Parser;
 use serde::Serialize;
@@ -47,6 +47,12 @@ struct Args {
     #[arg(long, value_name = "MIB")]
     #[serde(skip_serializing_if = "Option::is_none")]
     max_db_mib: Option<u64>,
+    /// How log lines are written to stderr: `text` (plain unless stderr is a terminal and
+    /// NO_COLOR is unset) or `json`, one object per line [env: HEARTH_RELAY_LOG_FORMAT]
+    /// [default: text].
+    #[arg(long, value_name = "FORMAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_format: Option<LogFormat>,
 }
 
 /// Runs the relay as the `hearth-relay` binary does: settings from the file, environment
@@ -54,14 +60,15 @@ struct Args {
 /// the exit code.
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(args) {
+    // The settings come first: they choose the log format. An error in them is printed
+    // as plain text, like every error before logging starts.
+    let result = RelayConfig::load(args.config.as_deref(), RelayConfig::env(), &args)
+        .map_err(anyhow::Error::from)
+        .and_then(|config| {
+            init_logs(config.log_format);
+            run(&args, config)
+        });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -70,8 +77,27 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
-    let config = RelayConfig::load(args.config.as_deref(), RelayConfig::env(), &args)?;
+/// Logs to stderr at `RUST_LOG`'s level (`info` by default), as `format` says. Colour only
+/// for a person at a terminal: journald, files and pipes get plain text, and so does anyone
+/// who sets `NO_COLOR` (<https://no-color.org>: any value but the empty string).
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        _ => {
+            let colour = std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(colour).init();
+        }
+    }
+}
+
+fn run(args: &Args, config: RelayConfig) -> anyhow::Result<()> {
     if args.print_config {
         let text = config
             .to_toml()

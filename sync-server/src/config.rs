@@ -39,6 +39,20 @@ pub enum Creation {
     Token,
 }
 
+/// How the relay writes its log lines to standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// One line of text per event, coloured only when standard error is a terminal and
+    /// `NO_COLOR` is unset (so journald and files get plain text).
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`), for log
+    /// collectors.
+    Json,
+}
+
 /// Everything a relay needs to run. In a file, durations are strings with a unit
 /// (`"60s"`, `"500ms"`, `"2m"`) and sizes are whole numbers in the unit their key names
 /// (`max_db_mib`, `limits.max_frame_bytes`).
@@ -67,6 +81,8 @@ pub struct RelayConfig {
     /// relay closes it. The relay pings at half this interval.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// How log lines are written: `text` or `json`.
+    pub log_format: LogFormat,
     /// The relay id announced in `Challenge`; `None` draws a random one per process.
     /// Signatures are also bound to a per-connection nonce, so a fresh id per process
     /// costs clients nothing; only embedding programs set it, never a file.
@@ -88,6 +104,7 @@ impl Default for RelayConfig {
             request_timeout: crate::listener::REQUEST_DEADLINE,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            log_format: LogFormat::Text,
             relay_id: None,
             limits: Limits::default(),
         }
@@ -304,6 +321,7 @@ fn hint(key: &str) -> &'static str {
         "db" => "give the path of the database file",
         "max_db_mib" => "give a whole number of MiB, like 1024",
         "creation" => "give \"open\" or \"token\"",
+        "log_format" => "give \"text\" or \"json\"",
         "request_timeout" | "handshake_timeout" | "idle_timeout" => {
             "give a duration with its unit, like \"60s\" or \"500ms\""
         }

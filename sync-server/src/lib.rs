@@ -44,7 +44,7 @@ pub mod store;
 pub mod worker;
 
 pub use app::{AppState, Relay, RelayError, app, serve};
-pub use config::{ConfigError, Creation, RelayConfig};
+pub use config::{ConfigError, Creation, LogFormat, RelayConfig};
 pub use local::LocalRelay;
 pub use store::{
     Accepted, Proposal, Push, PushOutcome, SqliteStore, Storage, StoreError, StoreLimits, Tombstone,

@@ -11,6 +11,7 @@ mod follow_through;
 mod hostile_partner;
 mod hostile_relay;
 mod offline;
+mod operability;
 mod padding;
 mod pairing_cli;
 mod relay_crash;
