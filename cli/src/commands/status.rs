@@ -26,6 +26,7 @@ pub fn run(session: &Session) -> Result<()> {
     let open = doc.open_commitments(&me);
     let private = profile.private_journal()?.len();
     let relay = profile.sync_book().relay()?;
+    let relay_ca = profile.sync_book().relay_ca()?.map(|ca| ca.len());
     let mut doc = doc;
     let pending = profile.sync_book().pending(&mut doc)?;
     let waiting = profile.sync_book().waiting()?;
@@ -56,6 +57,7 @@ pub fn run(session: &Session) -> Result<()> {
             "space_id": profile.space_id(),
             "relay": relay,
             "relay_reachable": reachable,
+            "relay_ca_certificates": relay_ca,
             "relay_problem": problem,
             "space_deleted": standing.as_ref().and_then(|s| s.as_ref().err()).and_then(deletion_json),
             "pending_changes": pending,
@@ -105,6 +107,14 @@ pub fn run(session: &Session) -> Result<()> {
     }
     if let Some(problem) = &problem {
         println!("           {}", style(problem).red());
+    }
+    if let Some(n) = relay_ca.filter(|_| relay.is_some()) {
+        let what = if n == 1 {
+            "certificate"
+        } else {
+            "certificates"
+        };
+        println!("           trusts its own CA too ({n} {what}, given with --ca-file)");
     }
     if relay.is_some() {
         let when = last_sync.map_or_else(

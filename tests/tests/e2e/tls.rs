@@ -281,16 +281,19 @@ fn partners_pair_and_sync_over_wss_with_the_private_ca_given_by_ca_file() {
     assert_eq!(status["relay"], url.as_str());
     assert_eq!(status["relay_reachable"], true);
     assert_eq!(status["relay_problem"], serde_json::Value::Null);
-    // The CA is public: it may rest in the profile as it is. Nothing written is.
-    assert!(
-        hearth_tests::files_containing(&sam.home(), b"-----BEGIN CERTIFICATE-----").len() == 1,
-        "the CA certificate is kept once, in the profile database"
-    );
+    assert_eq!(status["relay_ca_certificates"], 1);
+    // The CA is public: it may rest in the profile database as it is. Nothing written does.
+    let holding = hearth_tests::files_containing(&sam.home(), b"-----BEGIN CERTIFICATE-----");
+    assert!(!holding.is_empty());
+    for path in holding {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("profile.db"), "{}", path.display());
+    }
     assert!(hearth_tests::files_containing(&sam.home(), b"Thank you for the tea").is_empty());
 }
 
 #[test]
-fn partners_pair_over_wss_trusting_the_private_ca_through_ssl_cert_file() {
+fn partners_pair_over_wss_trusting_the_private_ca_through_ssl_cert_file_or_dir() {
     let mut sam = Device::new(BIN);
     let ca = Ca::new("Hearth Test CA");
     let files = CertFiles::write(&sam.scratch().join("relay-tls"), &ca.issue());
@@ -307,7 +310,11 @@ fn partners_pair_over_wss_trusting_the_private_ca_through_ssl_cert_file() {
     let run = jordan.run(["join", &code, "--name", "Jordan", "--no-passphrase"]);
     assert_untrusted(&run, "join without the CA");
     assert!(!jordan.home().join("profile.db").exists());
-    jordan.env("SSL_CERT_FILE", &bundle);
+    // A directory of certificates, as `openssl rehash` keeps them, does as well.
+    let dir = jordan.scratch().join("certs");
+    std::fs::create_dir(&dir).unwrap();
+    ca.write(&dir.join("hearth-ca.pem"));
+    jordan.env("SSL_CERT_DIR", &dir);
     jordan.ok(["join", &code, "--name", "Jordan", "--no-passphrase"]);
     assert!(
         jordan
@@ -395,6 +402,33 @@ fn a_relay_certificate_from_an_untrusted_ca_is_exit_1_and_nothing_is_created_or_
             .ok(["log"])
             .contains("Sam appreciated: Thank you for staying")
     );
+}
+
+#[test]
+fn an_offline_space_moves_onto_a_relay_with_a_private_ca_through_invite() {
+    let sam = Device::new(BIN);
+    let ca = Ca::new("Hearth Test CA");
+    let files = CertFiles::write(&sam.scratch().join("relay-tls"), &ca.issue());
+    let relay = RelayProcess::with_tls(&sam.scratch().join("relay.db"), &files);
+    let url = relay.wss();
+    sam.ok(["init", "--name", "Sam", "--no-passphrase"]);
+    sam.ok(["appreciate", "Thank you for the quiet evening"]);
+    let run = sam.run(["invite", "--relay", &url]);
+    assert_untrusted(&run, "invite --relay without the CA");
+    // Still offline, so the right CA can be given next.
+    assert_eq!(sam.json(["status"])["relay"], serde_json::Value::Null);
+    let ca_file = ca.write(&sam.scratch().join("ca.crt"));
+    let code = sam.ok([
+        "invite",
+        "--relay",
+        &url,
+        "--ca-file",
+        ca_file.to_str().unwrap(),
+    ]);
+    assert!(code.trim().starts_with("hearth1."), "{code}");
+    let status = sam.json(["status"]);
+    assert_eq!(status["relay_reachable"], true);
+    assert_eq!(status["pending_changes"], 0);
 }
 
 #[test]
