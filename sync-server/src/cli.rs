@@ -1,7 +1,7 @@
 //! The `hearth-relay` command line: puts the settings together (defaults, `--config` file,
 //! `HEARTH_RELAY_*` environment, flags: see [`RelayConfig::load`]), binds the listener,
 //! prints `listening on ADDR` once it accepts connections, and serves until SIGINT or
-//! SIGTERM. The binary is a thin wrapper around [`main`], so that other packages (the
+//! SIGTERM; SIGHUP reads its TLS certificate and key again. The binary is a thin wrapper around [`main`], so that other packages (the
 //! end-to-end tests) can build the very same program under their own name.
 
 use std::io::Write as _;
@@ -53,6 +53,17 @@ struct Args {
     #[arg(long, value_name = "FORMAT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     log_format: Option<LogFormat>,
+    /// Serve wss:// with this PEM certificate chain (the relay's own certificate first;
+    /// give --tls-key too). Without both, the relay serves plain ws:// for a proxy to put
+    /// TLS in front of. Read again on SIGHUP [env: HEARTH_RELAY_TLS_CERT].
+    #[arg(long, value_name = "PATH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert; keep it readable by the relay only
+    /// [env: HEARTH_RELAY_TLS_KEY].
+    #[arg(long, value_name = "PATH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_key: Option<PathBuf>,
 }
 
 /// Runs the relay as the `hearth-relay` binary does: settings from the file, environment
@@ -126,8 +137,22 @@ fn run(args: &Args, config: RelayConfig) -> anyhow::Result<()> {
         let addr = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        tracing::info!(%addr, db = %config.db.display(), "relay started");
+        let tls = relay.tls();
+        match &tls {
+            Some(tls) => tracing::info!(
+                %addr,
+                db = %config.db.display(),
+                cert = %tls.cert_path().display(),
+                "relay started, serving TLS (wss://)"
+            ),
+            None => tracing::info!(
+                %addr,
+                db = %config.db.display(),
+                "relay started, without TLS (plain ws://: put a TLS proxy in front, or give --tls-cert and --tls-key)"
+            ),
+        }
         let shutdown = shutdown_signal()?;
+        reload_on_hangup(tls)?;
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {addr}").context("cannot write to stdout")?;
         stdout.flush().context("cannot write to stdout")?;
@@ -136,6 +161,40 @@ fn run(args: &Args, config: RelayConfig) -> anyhow::Result<()> {
         tracing::info!("relay stopped");
         Ok(())
     })
+}
+
+/// Registers for SIGHUP now (before `listening on`, like the shutdown signals) and reads
+/// the TLS certificate and key again on each one: a renewal takes effect without a
+/// restart, and a new pair that does not load is logged and the one in use kept.
+fn reload_on_hangup(tls: Option<std::sync::Arc<crate::tls::RelayTls>>) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?;
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                let Some(tls) = &tls else {
+                    tracing::info!(
+                        "SIGHUP: no TLS certificate to reload (the relay serves plain ws://)"
+                    );
+                    continue;
+                };
+                match tls.reload() {
+                    Ok(()) => tracing::info!(
+                        cert = %tls.cert_path().display(),
+                        "reloaded the TLS certificate; new connections use it"
+                    ),
+                    Err(e) => tracing::error!(
+                        error = %format!("{:#}", anyhow::Error::new(e)),
+                        "kept the TLS certificate in use: the new one does not load"
+                    ),
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
+    Ok(())
 }
 
 /// Registers for SIGINT and SIGTERM now and returns a future that completes on either.

@@ -1,7 +1,7 @@
 //! `hearth init`: a new profile and a new space, on this device.
 
 use anyhow::Result;
-use hearth_client::{Profile, Protection};
+use hearth_client::{Profile, Protection, RelayCa};
 use serde_json::json;
 
 use crate::args::InitArgs;
@@ -35,11 +35,6 @@ pub fn run(session: &Session, args: InitArgs) -> Result<()> {
     if name.chars().count() > MAX_NAME || name.contains(['\n', '\r']) {
         user_error!("a name is one line of at most {MAX_NAME} characters");
     }
-    let protection = if args.no_passphrase {
-        Protection::None
-    } else {
-        Protection::Passphrase(session.passphrase_for_new_profile()?)
-    };
     if let Some(url) = &args.relay
         && !(url.starts_with("ws://") || url.starts_with("wss://"))
     {
@@ -47,9 +42,24 @@ pub fn run(session: &Session, args: InitArgs) -> Result<()> {
             "a relay address starts with ws:// or wss:// (e.g. wss://relay.example.org/v1/sync), got {url:?}"
         );
     }
+    let ca = args.ca_file.as_deref().map(RelayCa::read).transpose()?;
+    // A certificate this device refuses would refuse every later sync too: say so now,
+    // before anything exists, rather than leave a space that cannot reach its relay.
+    if let Some(url) = &args.relay {
+        super::pairing::refuse_untrusted_relay(url, ca.as_ref())?;
+    }
+    let protection = if args.no_passphrase {
+        Protection::None
+    } else {
+        Protection::Passphrase(session.passphrase_for_new_profile()?)
+    };
     let mut profile = Profile::create(&session.home, name, protection, render::now())?;
     let on_relay = match &args.relay {
-        Some(url) => Some(super::pairing::start_on_relay(&mut profile, url)?),
+        Some(url) => Some(super::pairing::start_on_relay(
+            &mut profile,
+            url,
+            ca.as_ref(),
+        )?),
         None => None,
     };
 
@@ -62,6 +72,7 @@ pub fn run(session: &Session, args: InitArgs) -> Result<()> {
             "passphrase": !args.no_passphrase,
             "relay": args.relay,
             "relay_reached": on_relay,
+            "relay_ca_certificates": ca.as_ref().map(RelayCa::len),
         }));
     }
     if session.quiet {

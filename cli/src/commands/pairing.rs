@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use hearth_client::sync::{self, SyncReport};
-use hearth_client::{Profile, Protection, Whose};
+use hearth_client::{Profile, Protection, RelayCa, Whose};
 use hearth_proto::InviteRole;
 use serde_json::json;
 
-use crate::args::{InviteArgs, JoinArgs};
+use crate::args::{InviteArgs, JoinArgs, SyncArgs};
 use crate::exit::user_error;
 use crate::progress::Progress;
 use crate::render;
@@ -26,6 +26,7 @@ pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
 }
 
 pub fn invite(session: &Session, args: InviteArgs) -> Result<()> {
+    let ca = args.ca_file.as_deref().map(RelayCa::read).transpose()?;
     let mut profile = session.open()?;
     if let Some(url) = &args.relay {
         check_relay_url(url)?;
@@ -35,7 +36,11 @@ pub fn invite(session: &Session, args: InviteArgs) -> Result<()> {
                 profile.sync_book().relay()?.unwrap_or_default()
             );
         }
+        refuse_untrusted_relay(url, ca.as_ref())?;
         profile.sync_book_mut().start_space(url)?;
+        if let Some(ca) = &ca {
+            profile.sync_book_mut().set_relay_ca(ca)?;
+        }
     }
     if profile.sync_book().relay()?.is_none() {
         user_error!(
@@ -89,16 +94,18 @@ pub fn join(session: &Session, args: JoinArgs) -> Result<()> {
         Ok(code) => code,
         Err(e) => user_error!("{e}"),
     };
+    let ca = args.ca_file.as_deref().map(RelayCa::read).transpose()?;
     let protection = if args.no_passphrase {
         Protection::None
     } else {
         Protection::Passphrase(session.passphrase_for_new_profile()?)
     };
-    let joined = block_on(sync::join(
+    let joined = block_on(sync::join_trusting(
         &session.home,
         &code,
         args.name.as_deref(),
         protection,
+        ca.as_ref(),
         sync::DEFAULT_TIMEOUT,
     ))??;
     warn_refused_changes(&joined.report);
@@ -140,8 +147,20 @@ pub fn join(session: &Session, args: JoinArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn sync(session: &Session) -> Result<()> {
+pub fn sync(session: &Session, args: SyncArgs) -> Result<()> {
+    let ca = args.ca_file.as_deref().map(RelayCa::read).transpose()?;
     let mut profile = session.open()?;
+    if let Some(ca) = &ca {
+        let Some(url) = profile.sync_book().relay()? else {
+            user_error!(
+                "this space is not on a relay yet, so there is no relay to trust --ca-file for: \
+                 put it on one with `hearth invite --relay wss://…/v1/sync --ca-file PATH`"
+            );
+        };
+        // A CA that does not vouch for the relay replaces nothing: the one kept stays.
+        refuse_untrusted_relay(&url, Some(ca))?;
+        profile.sync_book_mut().set_relay_ca(ca)?;
+    }
     let progress = Progress::after_a_second(session, "Syncing…");
     let report = block_on(sync::sync_once(&mut profile, sync::DEFAULT_TIMEOUT))??;
     drop(progress);
@@ -329,13 +348,32 @@ fn check_relay_url(url: &str) -> Result<()> {
     Ok(())
 }
 
-/// Puts a new profile's space on `url` and creates it there; a relay that is down only
-/// delays that to the first `hearth sync`.
-pub fn start_on_relay(profile: &mut Profile, url: &str) -> Result<bool> {
+/// Fails with the certificate problem if the relay at `url` shows a certificate this
+/// device (its roots and `ca`) refuses; a relay that does not answer passes, as it only
+/// delays syncing (and is given less time than a sync: the sync after it waits again).
+pub fn refuse_untrusted_relay(url: &str, ca: Option<&RelayCa>) -> Result<()> {
+    let trust = hearth_client::RelayTrust::new(ca);
+    match block_on(sync::check_relay(url, &trust, Duration::from_secs(5)))? {
+        Err(e @ sync::SyncError::Tls { .. }) => Err(anyhow::Error::new(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Puts a new profile's space on `url` (trusting `ca` for it) and creates it there; a
+/// relay that is down only delays that to the first `hearth sync`. A certificate problem
+/// does not pass by itself, so it is an error.
+pub fn start_on_relay(profile: &mut Profile, url: &str, ca: Option<&RelayCa>) -> Result<bool> {
     check_relay_url(url)?;
     profile.sync_book_mut().start_space(url)?;
+    if let Some(ca) = ca {
+        profile.sync_book_mut().set_relay_ca(ca)?;
+    }
     match block_on(sync::sync_once(profile, sync::DEFAULT_TIMEOUT))? {
         Ok(_) => Ok(true),
+        Err(e @ sync::SyncError::Tls { .. }) => Err(anyhow::Error::new(e).context(
+            "your space is ready on this device, but cannot reach the relay until its \
+             certificate is trusted (`hearth sync --ca-file PATH`)",
+        )),
         Err(e) => {
             eprintln!(
                 "note: {e}. Your space is ready here and will reach the relay on `hearth sync`."

@@ -28,6 +28,7 @@ mod profile;
 mod store;
 pub mod sync;
 mod sync_book;
+pub mod tls;
 mod verify;
 
 pub use error::Error;
@@ -38,4 +39,5 @@ pub use profile::{Profile, ProfilePaths, default_home};
 pub use sync_book::{
     DeviceInfo, Incoming, Landmark, MintedInvite, RefusedChangeReport, SyncBook, Whose, Withheld,
 };
+pub use tls::{RelayCa, RelayTrust, TlsFault};
 pub use verify::{Verification, WriterLine, codes as verification_codes};

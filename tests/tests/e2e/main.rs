@@ -21,4 +21,5 @@ mod ritual;
 mod sync;
 mod sync_property;
 mod terminal;
+mod tls;
 mod upgrade;

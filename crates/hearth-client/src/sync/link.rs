@@ -19,6 +19,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::SyncError;
 use super::chain::DeletionJudge;
+use crate::tls::{RelayTrust, fault_of};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -35,12 +36,6 @@ pub(crate) struct Link {
     pub(crate) judge: Option<DeletionJudge>,
 }
 
-fn install_tls_provider() {
-    // rustls needs a process-wide crypto provider; ring is the one compiled in. Installing
-    // twice is refused harmlessly.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// The client's websocket settings. A small read buffer: tungstenite's default (128 KiB)
 /// is zero-filled again on every read, measured at ~3% of a busy client's CPU; frames are
 /// mostly small, and a large one takes a few more reads. No Nagle delay either: frames are
@@ -50,19 +45,37 @@ pub fn websocket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocket
 }
 
 impl Link {
-    /// Connects and exchanges Hello / Challenge.
-    pub(crate) async fn connect(relay: &str, timeout: Duration) -> Result<Link, SyncError> {
-        install_tls_provider();
+    /// Connects (a `wss://` relay's certificate checked against `trust`) and exchanges
+    /// Hello / Challenge. A TLS failure is [`SyncError::Tls`], not
+    /// [`SyncError::Unreachable`]: it will not pass by itself.
+    pub(crate) async fn connect(
+        relay: &str,
+        trust: &RelayTrust,
+        timeout: Duration,
+    ) -> Result<Link, SyncError> {
         let unreachable = |reason: String| SyncError::Unreachable {
             relay: relay.to_owned(),
             reason,
         };
-        let connect =
-            tokio_tungstenite::connect_async_with_config(relay, Some(websocket_config()), true);
+        let connect = tokio_tungstenite::connect_async_tls_with_config(
+            relay,
+            Some(websocket_config()),
+            true,
+            Some(trust.connector()),
+        );
+        let tls = relay
+            .get(..6)
+            .is_some_and(|s| s.eq_ignore_ascii_case("wss://"));
         let (ws, _) = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| match fault_of(tls, &e) {
+                Some(fault) => SyncError::Tls {
+                    relay: relay.to_owned(),
+                    fault,
+                },
+                None => unreachable(e.to_string()),
+            })?;
         let mut link = Link {
             ws,
             relay: relay.to_owned(),
@@ -255,13 +268,26 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Whether the relay answers a handshake within `timeout`.
+/// Whether the relay answers a handshake within `timeout`, trusting the machine's roots
+/// only.
 pub async fn relay_reachable(relay: &str, timeout: Duration) -> bool {
-    match Link::connect(relay, timeout).await {
-        Ok(link) => {
-            link.close().await;
-            true
-        }
-        Err(_) => false,
-    }
+    check_relay(relay, &RelayTrust::new(None), timeout)
+        .await
+        .is_ok()
+}
+
+/// Connects to the relay and exchanges Hello / Challenge, sending nothing else: whether
+/// it answers as a relay, and with a certificate `trust` accepts.
+///
+/// # Errors
+/// [`SyncError::Tls`] for a certificate (or TLS) problem, [`SyncError::Unreachable`] or
+/// [`SyncError::Timeout`] if it does not answer, another [`SyncError`] if it answers
+/// other than a relay.
+pub async fn check_relay(
+    relay: &str,
+    trust: &RelayTrust,
+    timeout: Duration,
+) -> Result<(), SyncError> {
+    Link::connect(relay, trust, timeout).await?.close().await;
+    Ok(())
 }

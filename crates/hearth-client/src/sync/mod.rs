@@ -41,14 +41,15 @@ mod membership;
 mod screen;
 mod witness;
 
+pub use crate::tls::TlsFault;
 pub use chain::{check_space, refresh_acl};
 pub use consent::{NotCountersigned, ProposalFault, RefusedSnapshot, SnapshotFault};
 pub use error::{InviteFault, SpaceDeletion, SyncError};
 pub use exchange::{SNAPSHOT_AFTER_BYTES, sync_once};
 pub(crate) use link::now_ms;
-pub use link::{relay_reachable, websocket_config};
+pub use link::{check_relay, relay_reachable, websocket_config};
 pub use live::{Live, LiveEvent, watch};
-pub use membership::{JoinError, Joined, invite, join, remove_device};
+pub use membership::{JoinError, Joined, invite, join, join_trusting, remove_device};
 pub use witness::Doubt;
 
 /// How long the engine waits for the relay before giving up.
