@@ -65,7 +65,7 @@ pub enum Command {
     /// Join a space with an invite code, on this device
     Join(JoinArgs),
     /// Push your changes and pull your partner's, once
-    Sync,
+    Sync(SyncArgs),
     /// Stay connected: print your partner's new entries as they arrive (Ctrl-C to stop)
     Watch,
     /// The space's devices: list them, or remove a lost or retired one
@@ -177,6 +177,18 @@ pub struct InitArgs {
     /// created. Without it hearth stays offline until `hearth invite --relay`
     #[arg(long, value_name = "URL")]
     pub relay: Option<String>,
+    /// Also trust this CA certificate (PEM) for the relay, e.g. a private CA's ca.crt; it is
+    /// copied into the profile and used for every later connection
+    #[arg(long, value_name = "PATH", requires = "relay")]
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Also trust this CA certificate (PEM) for the relay from now on, in place of one
+    /// given before (for a relay that moved to a private CA); kept in the profile
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -189,6 +201,10 @@ pub struct InviteArgs {
     /// `hearth relay set`
     #[arg(long, value_name = "URL")]
     pub relay: Option<String>,
+    /// Also trust this CA certificate (PEM) for the relay, e.g. a private CA's ca.crt; it is
+    /// copied into the profile and used for every later connection
+    #[arg(long, value_name = "PATH", requires = "relay")]
+    pub ca_file: Option<PathBuf>,
     /// Hours until the invite expires
     #[arg(long, value_name = "HOURS", default_value_t = 72)]
     pub expires: u64,
@@ -224,6 +240,11 @@ pub struct RelaySetArgs {
     /// The new relay's address, as you were given it (relay.example.org, host:port, or
     /// wss://relay.example.org/v1/sync)
     pub url: String,
+    /// Also trust this CA certificate (PEM) for the new relay, e.g. a private CA's ca.crt,
+    /// in place of one given before; it is copied into the profile [default: the CA the
+    /// profile trusts already, if any, besides the machine's roots]
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -245,6 +266,11 @@ pub struct JoinArgs {
     /// Protect this device's keys with file permissions only (0600), without a passphrase
     #[arg(long)]
     pub no_passphrase: bool,
+    /// Also trust this CA certificate (PEM) for the relay in the code, e.g. a private CA's
+    /// ca.crt (ask whoever runs the relay); it is copied into the profile and used for every
+    /// later connection
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

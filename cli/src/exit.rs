@@ -114,6 +114,17 @@ fn classify_sync(err: &SyncError) -> (u8, Option<String>) {
                  URL` moves your space to the right one."
             )),
         ),
+        // The same certificate is refused every time: something to fix, not to wait out.
+        SyncError::Tls { .. } => (
+            USER,
+            Some(
+                "Nothing was sent, and nothing on this device was created or changed. A private \
+                 CA's certificate goes with --ca-file PATH on `hearth init`, `hearth join` or \
+                 `hearth invite --relay`, or on `hearth sync` for a profile that exists; the \
+                 profile keeps it."
+                    .into(),
+            ),
+        ),
         SyncError::Refused { code, .. } => match code {
             RejectCode::StorageUnavailable
             | RejectCode::RateLimited
@@ -312,6 +323,28 @@ mod tests {
             code(anyhow::Error::new(refused(RejectCode::Unrecognized))),
             SYNC
         );
+    }
+
+    #[test]
+    fn a_certificate_problem_is_something_to_fix_not_to_retry() {
+        let err = SyncError::Tls {
+            relay: "wss://relay.lan/v1/sync".into(),
+            fault: hearth_client::TlsFault::UnknownIssuer,
+        };
+        let (code, hint) = classify(&anyhow::Error::new(err));
+        assert_eq!(code, USER);
+        let hint = hint.unwrap_or_default();
+        assert!(hint.contains("--ca-file"), "{hint}");
+        assert!(!hint.contains("next time"), "{hint}");
+        let joining = JoinError::Sync(SyncError::Tls {
+            relay: "ws://relay.lan/v1/sync".into(),
+            fault: hearth_client::TlsFault::ExpectsTls,
+        });
+        assert_eq!(code_of(joining), USER);
+    }
+
+    fn code_of(err: impl std::error::Error + Send + Sync + 'static) -> u8 {
+        classify(&anyhow::Error::new(err)).0
     }
 
     #[test]

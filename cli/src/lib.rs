@@ -75,12 +75,17 @@ fn handle_unwritable_stdout() {
     }));
 }
 
-/// Logs go to stderr, off unless `RUST_LOG` asks for them. They carry ids and sizes only.
+/// Logs go to stderr, off unless `RUST_LOG` asks for them. They carry ids and sizes only,
+/// coloured only at a terminal and never with `NO_COLOR` set.
 fn init_tracing() {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .try_init();
 }

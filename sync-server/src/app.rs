@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::listener::RelayListener;
+use crate::tls::RelayTls;
 use hearth_proto::{AclRecord, AclState, SpaceId};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -61,6 +62,9 @@ pub enum RelayError {
     /// Accepting or serving connections failed.
     #[error("the relay's server failed")]
     Serve(#[source] std::io::Error),
+    /// The TLS certificate or key given in the settings cannot be used.
+    #[error("cannot serve TLS")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A space's verified ACL chain: the records as stored and the state they lead to.
@@ -280,14 +284,21 @@ async fn metrics(State(state): State<AppState>) -> Response {
 pub struct Relay {
     state: AppState,
     store_thread: JoinHandle<()>,
+    tls: Option<Arc<RelayTls>>,
 }
 
 impl Relay {
     /// Opens (creating if needed) the database at `config.db` and starts the store thread.
     ///
     /// # Errors
-    /// [`RelayError::OpenStore`], [`RelayError::StoreThread`], [`RelayError::Random`].
+    /// [`RelayError::Tls`] if the settings name a TLS certificate and key that cannot be
+    /// used (checked first, so nothing is opened then); [`RelayError::OpenStore`],
+    /// [`RelayError::StoreThread`], [`RelayError::Random`].
     pub fn open(config: RelayConfig) -> Result<Self, RelayError> {
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(Arc::new(RelayTls::load(cert, key)?)),
+            _ => None,
+        };
         let store = SqliteStore::open(&config.db, config.store_limits()).map_err(|source| {
             RelayError::OpenStore {
                 path: config.db.clone(),
@@ -300,7 +311,14 @@ impl Relay {
         Ok(Self {
             state,
             store_thread,
+            tls,
         })
+    }
+
+    /// The relay's certificate, if it serves TLS: [`RelayTls::reload`] swaps it while the
+    /// relay runs.
+    pub fn tls(&self) -> Option<Arc<RelayTls>> {
+        self.tls.clone()
     }
 
     /// The state the router runs on.
@@ -321,11 +339,13 @@ impl Relay {
         let Relay {
             state,
             store_thread,
+            tls,
         } = self;
         let token = state.shutdown_token();
         let tracker = state.tracker();
         let signal = token.clone();
-        let listener = RelayListener::new(listener, state.shared.config.request_timeout);
+        let listener =
+            RelayListener::new(listener, state.shared.config.request_timeout).with_tls(tls);
         let served = axum::serve(listener, app(state))
             .with_graceful_shutdown(async move {
                 tokio::select! {

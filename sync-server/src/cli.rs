@@ -1,7 +1,7 @@
 //! The `hearth-relay` command line: puts the settings together (defaults, `--config` file,
 //! `HEARTH_RELAY_*` environment, flags: see [`RelayConfig::load`]), binds the listener,
 //! prints `listening on ADDR` once it accepts connections, and serves until SIGINT or
-//! SIGTERM. The binary is a thin wrapper around [`main`], so that other packages (the
+//! SIGTERM; SIGHUP reads its TLS certificate and key again. The binary is a thin wrapper around [`main`], so that other packages (the
 //! end-to-end tests) can build the very same program under their own name.
 
 use std::io::Write as _;
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::config::CONFIG_ENV;
-use crate::{Relay, RelayConfig};
+use crate::{LogFormat, Relay, RelayConfig};
 use anyhow::Context as _;
 use clap::Parser;
 use serde::Serialize;
@@ -47,6 +47,23 @@ struct Args {
     #[arg(long, value_name = "MIB")]
     #[serde(skip_serializing_if = "Option::is_none")]
     max_db_mib: Option<u64>,
+    /// How log lines are written to stderr: `text` (plain unless stderr is a terminal and
+    /// NO_COLOR is unset) or `json`, one object per line [env: HEARTH_RELAY_LOG_FORMAT]
+    /// [default: text].
+    #[arg(long, value_name = "FORMAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_format: Option<LogFormat>,
+    /// Serve wss:// with this PEM certificate chain (the relay's own certificate first;
+    /// give --tls-key too). Without both, the relay serves plain ws:// for a proxy to put
+    /// TLS in front of. Read again on SIGHUP [env: HEARTH_RELAY_TLS_CERT].
+    #[arg(long, value_name = "PATH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert; keep it readable by the relay only
+    /// [env: HEARTH_RELAY_TLS_KEY].
+    #[arg(long, value_name = "PATH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_key: Option<PathBuf>,
 }
 
 /// Runs the relay as the `hearth-relay` binary does: settings from the file, environment
@@ -54,14 +71,15 @@ struct Args {
 /// the exit code.
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(args) {
+    // The settings come first: they choose the log format. An error in them is printed
+    // as plain text, like every error before logging starts.
+    let result = RelayConfig::load(args.config.as_deref(), RelayConfig::env(), &args)
+        .map_err(anyhow::Error::from)
+        .and_then(|config| {
+            init_logs(config.log_format);
+            run(&args, config)
+        });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -70,8 +88,27 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
-    let config = RelayConfig::load(args.config.as_deref(), RelayConfig::env(), &args)?;
+/// Logs to stderr at `RUST_LOG`'s level (`info` by default), as `format` says. Colour only
+/// for a person at a terminal: journald, files and pipes get plain text, and so does anyone
+/// who sets `NO_COLOR` (<https://no-color.org>: any value but the empty string).
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        _ => {
+            let colour = std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(colour).init();
+        }
+    }
+}
+
+fn run(args: &Args, config: RelayConfig) -> anyhow::Result<()> {
     if args.print_config {
         let text = config
             .to_toml()
@@ -100,8 +137,22 @@ fn run(args: Args) -> anyhow::Result<()> {
         let addr = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        tracing::info!(%addr, db = %config.db.display(), "relay started");
+        let tls = relay.tls();
+        match &tls {
+            Some(tls) => tracing::info!(
+                %addr,
+                db = %config.db.display(),
+                cert = %tls.cert_path().display(),
+                "relay started, serving TLS (wss://)"
+            ),
+            None => tracing::info!(
+                %addr,
+                db = %config.db.display(),
+                "relay started, without TLS (plain ws://: put a TLS proxy in front, or give --tls-cert and --tls-key)"
+            ),
+        }
         let shutdown = shutdown_signal()?;
+        reload_on_hangup(tls)?;
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {addr}").context("cannot write to stdout")?;
         stdout.flush().context("cannot write to stdout")?;
@@ -110,6 +161,40 @@ fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!("relay stopped");
         Ok(())
     })
+}
+
+/// Registers for SIGHUP now (before `listening on`, like the shutdown signals) and reads
+/// the TLS certificate and key again on each one: a renewal takes effect without a
+/// restart, and a new pair that does not load is logged and the one in use kept.
+fn reload_on_hangup(tls: Option<std::sync::Arc<crate::tls::RelayTls>>) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?;
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                let Some(tls) = &tls else {
+                    tracing::info!(
+                        "SIGHUP: no TLS certificate to reload (the relay serves plain ws://)"
+                    );
+                    continue;
+                };
+                match tls.reload() {
+                    Ok(()) => tracing::info!(
+                        cert = %tls.cert_path().display(),
+                        "reloaded the TLS certificate; new connections use it"
+                    ),
+                    Err(e) => tracing::error!(
+                        error = %format!("{:#}", anyhow::Error::new(e)),
+                        "kept the TLS certificate in use: the new one does not load"
+                    ),
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
+    Ok(())
 }
 
 /// Registers for SIGINT and SIGTERM now and returns a future that completes on either.

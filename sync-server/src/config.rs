@@ -39,6 +39,20 @@ pub enum Creation {
     Token,
 }
 
+/// How the relay writes its log lines to standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// One line of text per event, coloured only when standard error is a terminal and
+    /// `NO_COLOR` is unset (so journald and files get plain text).
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`), for log
+    /// collectors.
+    Json,
+}
+
 /// Everything a relay needs to run. In a file, durations are strings with a unit
 /// (`"60s"`, `"500ms"`, `"2m"`) and sizes are whole numbers in the unit their key names
 /// (`max_db_mib`, `limits.max_frame_bytes`).
@@ -56,6 +70,20 @@ pub struct RelayConfig {
     pub max_db_mib: Option<u64>,
     /// Who may create spaces.
     pub creation: Creation,
+    /// The relay's own TLS certificate chain (PEM, its own certificate first): with
+    /// [`RelayConfig::tls_key`], the relay serves `wss://` itself; without both, plain
+    /// `ws://` (behind a proxy that terminates TLS). Read again on SIGHUP.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_path_from_scalar"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of [`RelayConfig::tls_cert`] (PEM).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_path_from_scalar"
+    )]
+    pub tls_key: Option<PathBuf>,
     /// How long a client has from connecting to sending its whole HTTP request (the
     /// websocket upgrade); see [`crate::listener`].
     #[serde(with = "humantime_serde")]
@@ -67,6 +95,8 @@ pub struct RelayConfig {
     /// relay closes it. The relay pings at half this interval.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// How log lines are written: `text` or `json`.
+    pub log_format: LogFormat,
     /// The relay id announced in `Challenge`; `None` draws a random one per process.
     /// Signatures are also bound to a per-connection nonce, so a fresh id per process
     /// costs clients nothing; only embedding programs set it, never a file.
@@ -85,9 +115,12 @@ impl Default for RelayConfig {
             db: PathBuf::from("hearth-relay.db"),
             max_db_mib: None,
             creation: Creation::Open,
+            tls_cert: None,
+            tls_key: None,
             request_timeout: crate::listener::REQUEST_DEADLINE,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            log_format: LogFormat::Text,
             relay_id: None,
             limits: Limits::default(),
         }
@@ -140,6 +173,19 @@ pub enum ConfigError {
         /// What a good value looks like.
         hint: &'static str,
     },
+    /// One of the TLS certificate and key is given without the other.
+    #[error(
+        "`{given}` is set but `{missing}` is not: to serve wss:// itself the relay needs both \
+         its certificate chain (--tls-cert, {ENV_PREFIX}TLS_CERT or tls_cert) and its private \
+         key (--tls-key, {ENV_PREFIX}TLS_KEY or tls_key); give neither to serve plain ws:// \
+         behind a proxy"
+    )]
+    TlsHalf {
+        /// The setting that is set.
+        given: &'static str,
+        /// The one that is missing.
+        missing: &'static str,
+    },
 }
 
 impl RelayConfig {
@@ -167,9 +213,29 @@ impl RelayConfig {
             figment = figment.merge(TomlFile::file_exact(path));
         }
         let figment = figment.merge(env).merge(Flags(flags));
-        figment
+        let config = figment
             .extract::<RelayConfig>()
-            .map_err(|e| explain(&figment, e))
+            .map_err(|e| explain(&figment, e))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// What no single key can be checked for: the TLS certificate and key come together.
+    ///
+    /// # Errors
+    /// [`ConfigError::TlsHalf`] if only one of them is set.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => Err(ConfigError::TlsHalf {
+                given: "tls_cert",
+                missing: "tls_key",
+            }),
+            (None, Some(_)) => Err(ConfigError::TlsHalf {
+                given: "tls_key",
+                missing: "tls_cert",
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The environment layer: every `HEARTH_RELAY_*` variable but [`CONFIG_ENV`], with `__`
@@ -220,6 +286,13 @@ fn path_from_scalar<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PathBuf, D
         }
     }
     d.deserialize_any(PathVisitor)
+}
+
+/// [`path_from_scalar`] for a path that may be left out.
+fn optional_path_from_scalar<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<PathBuf>, D::Error> {
+    path_from_scalar(d).map(Some)
 }
 
 /// TOML through the workspace's `toml` crate (figment's own `Toml` would build a second,
@@ -302,8 +375,11 @@ fn hint(key: &str) -> &'static str {
     match key {
         "listen" => "give an IP address and port, like 127.0.0.1:7878",
         "db" => "give the path of the database file",
+        "tls_cert" => "give the path of the PEM certificate chain, e.g. fullchain.pem",
+        "tls_key" => "give the path of the PEM private key, e.g. privkey.pem",
         "max_db_mib" => "give a whole number of MiB, like 1024",
         "creation" => "give \"open\" or \"token\"",
+        "log_format" => "give \"text\" or \"json\"",
         "request_timeout" | "handshake_timeout" | "idle_timeout" => {
             "give a duration with its unit, like \"60s\" or \"500ms\""
         }
@@ -532,6 +608,8 @@ mod tests {
         Jail::expect_with(|jail| {
             let config = RelayConfig {
                 max_db_mib: Some(64),
+                tls_cert: Some(PathBuf::from("/etc/hearth/fullchain.pem")),
+                tls_key: Some(PathBuf::from("/etc/hearth/privkey.pem")),
                 idle_timeout: Duration::from_millis(1500),
                 creation: Creation::Token,
                 ..RelayConfig::default()
@@ -546,6 +624,75 @@ mod tests {
             assert_eq!(read, config);
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_tls_certificate_and_key_come_from_any_layer_together() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "relay.toml",
+                "tls_cert = \"/etc/hearth/fullchain.pem\"\ntls_key = \"/etc/hearth/privkey.pem\"\n",
+            )?;
+            let config = RelayConfig::load(
+                Some(Path::new("relay.toml")),
+                RelayConfig::env(),
+                &no_flags(),
+            )
+            .unwrap();
+            assert_eq!(
+                config.tls_cert.as_deref(),
+                Some(Path::new("/etc/hearth/fullchain.pem"))
+            );
+            assert_eq!(
+                config.tls_key.as_deref(),
+                Some(Path::new("/etc/hearth/privkey.pem"))
+            );
+            jail.set_env("HEARTH_RELAY_TLS_KEY", "/elsewhere/key.pem");
+            let config = RelayConfig::load(
+                Some(Path::new("relay.toml")),
+                RelayConfig::env(),
+                &no_flags(),
+            )
+            .unwrap();
+            assert_eq!(
+                config.tls_key.as_deref(),
+                Some(Path::new("/elsewhere/key.pem"))
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_tls_certificate_without_its_key_is_refused_naming_both() {
+        Jail::expect_with(|jail| {
+            jail.set_env("HEARTH_RELAY_TLS_CERT", "fullchain.pem");
+            let err = RelayConfig::load(None, RelayConfig::env(), &no_flags()).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::TlsHalf {
+                        given: "tls_cert",
+                        missing: "tls_key"
+                    }
+                ),
+                "{err}"
+            );
+            let message = err.to_string();
+            assert!(message.contains("--tls-key"), "{message}");
+            assert!(message.contains("give neither"), "{message}");
+            Ok(())
+        });
+        let key_only = RelayConfig {
+            tls_key: Some(PathBuf::from("privkey.pem")),
+            ..RelayConfig::default()
+        };
+        assert!(matches!(
+            key_only.check(),
+            Err(ConfigError::TlsHalf {
+                given: "tls_key",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //!   session decides.
 //! - `snapshots`: a pushed snapshot is only proposed; the rules for a countersignature
 //!   that lets it replace the envelopes it covers (another person's current member).
+//! - [`listener`] and [`tls`]: the TCP listener (request deadline, `TCP_NODELAY`) and the
+//!   relay's own TLS certificate, reloadable while it runs.
 //! - [`store`] and [`worker`]: durable storage behind the [`Storage`] trait (SQLite) and
 //!   the store thread async tasks hand their work to, with group commit.
 //!
@@ -41,10 +43,11 @@ mod reject;
 mod session;
 mod snapshots;
 pub mod store;
+pub mod tls;
 pub mod worker;
 
 pub use app::{AppState, Relay, RelayError, app, serve};
-pub use config::{ConfigError, Creation, RelayConfig};
+pub use config::{ConfigError, Creation, LogFormat, RelayConfig};
 pub use local::LocalRelay;
 pub use store::{
     Accepted, Proposal, Push, PushOutcome, SqliteStore, Storage, StoreError, StoreLimits, Tombstone,

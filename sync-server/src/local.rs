@@ -44,6 +44,11 @@ impl LocalRelay {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .map_err(RelayError::Serve)?;
         let addr = listener.local_addr().map_err(RelayError::Serve)?;
+        let scheme = if config.tls_cert.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("local-relay".into())
@@ -57,13 +62,13 @@ impl LocalRelay {
             })
             .map_err(RelayError::StoreThread)?;
         Ok(LocalRelay {
-            url: format!("ws://{addr}/v1/sync"),
+            url: format!("{scheme}://{addr}/v1/sync"),
             stop: Some(stop),
             thread: Some(thread),
         })
     }
 
-    /// The URL clients use: `ws://127.0.0.1:PORT/v1/sync`.
+    /// The URL clients use: `ws://127.0.0.1:PORT/v1/sync` (`wss://` with a TLS certificate).
     pub fn url(&self) -> &str {
         &self.url
     }

@@ -1,7 +1,7 @@
 //! `hearth init`: a new profile and a new space, on this device.
 
 use anyhow::Result;
-use hearth_client::{Profile, Protection};
+use hearth_client::{Profile, Protection, RelayCa, RelayTrust};
 use serde_json::json;
 
 use super::relay::{self, Tying};
@@ -36,10 +36,16 @@ pub fn run(session: &Session, args: InitArgs) -> Result<()> {
     if name.chars().count() > MAX_NAME || name.contains(['\n', '\r']) {
         user_error!("a name is one line of at most {MAX_NAME} characters");
     }
+    let ca = args.ca_file.as_deref().map(RelayCa::read).transpose()?;
     // Before the passphrase is asked for, and before anything exists: a space is tied
-    // only to an address where a hearth relay answers.
+    // only to an address where a hearth relay answers, with a certificate this device
+    // trusts (one it refuses would refuse every later sync too).
     let relay = match &args.relay {
-        Some(input) => Some(relay::checked(input, Tying::Init)?),
+        Some(input) => Some(relay::checked(
+            input,
+            &RelayTrust::new(ca.as_ref()),
+            Tying::Init,
+        )?),
         None => None,
     };
     let protection = if args.no_passphrase {
@@ -49,7 +55,11 @@ pub fn run(session: &Session, args: InitArgs) -> Result<()> {
     };
     let mut profile = Profile::create(&session.home, name, protection, render::now())?;
     let on_relay = match &relay {
-        Some(url) => Some(super::pairing::start_on_relay(&mut profile, url)?),
+        Some(url) => Some(super::pairing::start_on_relay(
+            &mut profile,
+            url,
+            ca.as_ref(),
+        )?),
         None => None,
     };
 
@@ -62,6 +72,7 @@ pub fn run(session: &Session, args: InitArgs) -> Result<()> {
             "passphrase": !args.no_passphrase,
             "relay": relay.as_ref().map(|u| u.as_str()),
             "relay_reached": on_relay,
+            "relay_ca_certificates": ca.as_ref().map(RelayCa::len),
         }));
     }
     if session.quiet {

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use hearth_client::sync::{self, SyncReport};
-use hearth_client::{Profile, Protection, RelayUrl, Whose};
+use hearth_client::{Profile, Protection, RelayCa, RelayUrl, Whose};
 use hearth_proto::InviteRole;
 use serde_json::json;
 
 use super::relay::{self, Tying};
-use crate::args::{InviteArgs, JoinArgs};
+use crate::args::{InviteArgs, JoinArgs, SyncArgs};
 use crate::exit::user_error;
 use crate::progress::Progress;
 use crate::render;
@@ -27,18 +27,28 @@ pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
 }
 
 pub fn invite(session: &Session, args: InviteArgs) -> Result<()> {
+    let ca = args.ca_file.as_deref().map(RelayCa::read).transpose()?;
     let mut profile = session.open()?;
     if let Some(input) = &args.relay {
         match profile.sync_book().relay()? {
             // Typed another way, the same relay is no reason to refuse.
-            Some(current) if RelayUrl::parse(&current).ok() == Some(relay::resolve(input)?) => {}
+            Some(current) if RelayUrl::parse(&current).ok() == Some(relay::resolve(input)?) => {
+                if let Some(ca) = &ca {
+                    refuse_untrusted_relay(&current, Some(ca))?;
+                    profile.sync_book_mut().set_relay_ca(ca)?;
+                }
+            }
             Some(current) => user_error!(
                 "this space already syncs through {current}; leave out --relay to invite \
                  through it, or move the space first with `hearth relay set {input}`"
             ),
             None => {
-                let url = relay::checked(input, Tying::Offline)?;
+                let trust = hearth_client::RelayTrust::new(ca.as_ref());
+                let url = relay::checked(input, &trust, Tying::Offline)?;
                 profile.sync_book_mut().start_space(url.as_str())?;
+                if let Some(ca) = &ca {
+                    profile.sync_book_mut().set_relay_ca(ca)?;
+                }
                 // On stderr: stdout carries the code alone.
                 if !session.quiet {
                     eprintln!("Your space now syncs through {url}.");
@@ -98,16 +108,18 @@ pub fn join(session: &Session, args: JoinArgs) -> Result<()> {
         Ok(code) => code,
         Err(e) => user_error!("{e}"),
     };
+    let ca = args.ca_file.as_deref().map(RelayCa::read).transpose()?;
     let protection = if args.no_passphrase {
         Protection::None
     } else {
         Protection::Passphrase(session.passphrase_for_new_profile()?)
     };
-    let joined = block_on(sync::join(
+    let joined = block_on(sync::join_trusting(
         &session.home,
         &code,
         args.name.as_deref(),
         protection,
+        ca.as_ref(),
         sync::DEFAULT_TIMEOUT,
     ))??;
     warn_refused_changes(&joined.report);
@@ -153,8 +165,20 @@ pub fn join(session: &Session, args: JoinArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn sync(session: &Session) -> Result<()> {
+pub fn sync(session: &Session, args: SyncArgs) -> Result<()> {
+    let ca = args.ca_file.as_deref().map(RelayCa::read).transpose()?;
     let mut profile = session.open()?;
+    if let Some(ca) = &ca {
+        let Some(url) = profile.sync_book().relay()? else {
+            user_error!(
+                "this space is not on a relay yet, so there is no relay to trust --ca-file for: \
+                 put it on one with `hearth invite --relay wss://…/v1/sync --ca-file PATH`"
+            );
+        };
+        // A CA that does not vouch for the relay replaces nothing: the one kept stays.
+        refuse_untrusted_relay(&url, Some(ca))?;
+        profile.sync_book_mut().set_relay_ca(ca)?;
+    }
     let progress = Progress::after_a_second(session, "Syncing…");
     let report = block_on(sync::sync_once(&mut profile, sync::DEFAULT_TIMEOUT))??;
     drop(progress);
@@ -339,13 +363,32 @@ pub(crate) fn plural(n: usize, one: &str) -> String {
     }
 }
 
-/// Puts a new profile's space on `url` (checked to be a hearth relay) and creates it
-/// there; a relay that went down since the check only delays that to the first `hearth
-/// sync`.
-pub fn start_on_relay(profile: &mut Profile, url: &RelayUrl) -> Result<bool> {
+/// Fails with the certificate problem if the relay at `url` shows a certificate this
+/// device (its roots and `ca`) refuses; a relay that does not answer passes, as it only
+/// delays syncing (and is given less time than a sync: the sync after it waits again).
+pub fn refuse_untrusted_relay(url: &str, ca: Option<&RelayCa>) -> Result<()> {
+    let trust = hearth_client::RelayTrust::new(ca);
+    match block_on(sync::check_relay(url, &trust, Duration::from_secs(5)))? {
+        Err(e @ sync::SyncError::Tls { .. }) => Err(anyhow::Error::new(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Puts a new profile's space on `url` (checked to be a hearth relay; trusting `ca` for
+/// it) and creates it there; a relay that went down since the check only delays that to
+/// the first `hearth sync`. A certificate problem does not pass by itself, so it is an
+/// error.
+pub fn start_on_relay(profile: &mut Profile, url: &RelayUrl, ca: Option<&RelayCa>) -> Result<bool> {
     profile.sync_book_mut().start_space(url.as_str())?;
+    if let Some(ca) = ca {
+        profile.sync_book_mut().set_relay_ca(ca)?;
+    }
     match block_on(sync::sync_once(profile, sync::DEFAULT_TIMEOUT))? {
         Ok(_) => Ok(true),
+        Err(e @ sync::SyncError::Tls { .. }) => Err(anyhow::Error::new(e).context(
+            "your space is ready on this device, but cannot reach the relay until its \
+             certificate is trusted (`hearth sync --ca-file PATH`)",
+        )),
         Err(e) => {
             eprintln!(
                 "note: {e}. Your space is ready here and will reach the relay on `hearth sync`."

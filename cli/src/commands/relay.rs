@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use hearth_client::sync::{self, SyncError, SyncReport};
-use hearth_client::{RelayUrl, Whose};
+use hearth_client::{RelayCa, RelayTrust, RelayUrl, Whose};
 use hearth_proto::RejectCode;
 use serde_json::json;
 
@@ -78,11 +78,17 @@ fn set(session: &Session, args: &RelaySetArgs) -> Result<()> {
         Some(from) => Tying::Move { from },
         None => Tying::Offline,
     };
-    let url = checked(url.as_str(), tying)?;
+    let ca = args.ca_file.as_deref().map(RelayCa::read).transpose()?;
+    let trust = match &ca {
+        Some(ca) => RelayTrust::new(Some(ca)),
+        None => profile.relay_trust()?,
+    };
+    let url = checked(url.as_str(), &trust, tying)?;
     // Creation tokens (for a relay that asks for one) are threaded through here.
     let moved = super::pairing::block_on(sync::move_space(
         &mut profile,
         &url,
+        ca.as_ref(),
         None,
         sync::DEFAULT_TIMEOUT,
     ))?;
@@ -264,13 +270,13 @@ pub(crate) fn resolve(input: &str) -> Result<RelayUrl> {
     }
 }
 
-/// Reads `input` and checks that a hearth relay answers there, before anything is tied to
-/// it. Exit 1 if the address is not a hearth relay's (a 404, no websocket, another
-/// protocol or version), exit 2 if nothing answers; either way the message says what was
-/// left as it was.
-pub(crate) fn checked(input: &str, tying: Tying<'_>) -> Result<RelayUrl> {
+/// Reads `input` and checks that a hearth relay answers there (with a certificate `trust`
+/// accepts), before anything is tied to it. Exit 1 if the address is not a hearth relay's
+/// (a 404, no websocket, another protocol or version) or its certificate is refused, exit
+/// 2 if nothing answers; either way the message says what was left as it was.
+pub(crate) fn checked(input: &str, trust: &RelayTrust, tying: Tying<'_>) -> Result<RelayUrl> {
     let url = resolve(input)?;
-    let checked = super::pairing::block_on(sync::check_relay(url.as_str(), CHECK_TIMEOUT))?;
+    let checked = super::pairing::block_on(sync::check_relay(url.as_str(), trust, CHECK_TIMEOUT))?;
     match checked {
         Ok(()) => Ok(url),
         Err(e) => refuse(&url, &e, tying),
@@ -281,7 +287,7 @@ pub(crate) fn checked(input: &str, tying: Tying<'_>) -> Result<RelayUrl> {
 pub(crate) fn refuse<T>(url: &RelayUrl, error: &SyncError, tying: Tying<'_>) -> Result<T> {
     let after = tying.left_as_it_was();
     match error {
-        SyncError::NotARelay { .. } => user_error!("{error}.\n{after}"),
+        SyncError::NotARelay { .. } | SyncError::Tls { .. } => user_error!("{error}.\n{after}"),
         SyncError::Refused {
             code: RejectCode::UnsupportedVersion,
             message,

@@ -27,6 +27,7 @@ pub fn run(session: &Session) -> Result<()> {
     let private = profile.private_journal()?.len();
     let relay = profile.sync_book().relay()?;
     let moving = sync::newer_relay(&profile)?;
+    let relay_ca = profile.sync_book().relay_ca()?.map(|ca| ca.len());
     let mut doc = doc;
     let pending = profile.sync_book().pending(&mut doc)?;
     let waiting = profile.sync_book().waiting()?;
@@ -42,6 +43,7 @@ pub fn run(session: &Session) -> Result<()> {
         None => None,
     };
     let reachable = standing.as_ref().map(answered);
+    let untrusted = matches!(standing, Some(Err(SyncError::Tls { .. })));
     let problem = standing
         .as_ref()
         .and_then(|s| s.as_ref().err())
@@ -56,6 +58,7 @@ pub fn run(session: &Session) -> Result<()> {
             "space_id": profile.space_id(),
             "relay": relay,
             "relay_reachable": reachable,
+            "relay_ca_certificates": relay_ca,
             "relay_problem": problem,
             "relay_moving_to": moving.as_ref().map(|m| m.url.clone()),
             "space_deleted": standing.as_ref().and_then(|s| s.as_ref().err()).and_then(deletion_json),
@@ -95,6 +98,10 @@ pub fn run(session: &Session) -> Result<()> {
     match (&relay, reachable) {
         (None, _) => println!("Relay:     none; everything stays on this device for now"),
         (Some(url), Some(true)) => println!("Relay:     {url} {}", style("(reachable)").green()),
+        (Some(url), _) if untrusted => println!(
+            "Relay:     {url} {}",
+            style("(its certificate is not trusted; changes wait here)").red()
+        ),
         (Some(url), _) => println!(
             "Relay:     {url} {}",
             style("(not reachable right now; changes wait here)").yellow()
@@ -116,6 +123,14 @@ pub fn run(session: &Session) -> Result<()> {
             ))
             .yellow()
         );
+    }
+    if let Some(n) = relay_ca.filter(|_| relay.is_some()) {
+        let what = if n == 1 {
+            "certificate"
+        } else {
+            "certificates"
+        };
+        println!("           trusts its own CA too ({n} {what}, given with --ca-file)");
     }
     if relay.is_some() {
         let when = last_sync.map_or_else(
@@ -201,23 +216,26 @@ fn plural(n: usize, one: &str) -> String {
     }
 }
 
-/// Whether the relay answered at all (a refusal is an answer; no connection is not).
+/// Whether the relay answered at all (a refusal is an answer; no connection is not, nor
+/// one this device would not trust).
 fn answered(standing: &Result<(), SyncError>) -> bool {
     !matches!(
         standing,
-        Err(SyncError::Unreachable { .. } | SyncError::Timeout(_))
+        Err(SyncError::Unreachable { .. } | SyncError::Timeout(_) | SyncError::Tls { .. })
     )
 }
 
 /// What `status` says about the space on the relay when the relay would not have this
-/// device: deleted (proven or not), missing, or not admitted. Anything else (a busy relay)
-/// is for `hearth sync` to report.
+/// device (deleted, proven or not; missing; not admitted) or this device would not have
+/// the relay (its certificate). Anything else (a busy relay) is for `hearth sync` to
+/// report.
 fn problem(error: &SyncError) -> Option<String> {
     match error {
         SyncError::SpaceDeleted(_)
         | SyncError::DeletionUnproven { .. }
         | SyncError::SpaceMissing
-        | SyncError::NotAdmitted => Some(error.to_string()),
+        | SyncError::NotAdmitted
+        | SyncError::Tls { .. } => Some(error.to_string()),
         _ => None,
     }
 }

@@ -61,6 +61,15 @@ pub enum Error {
     /// The profile database failed.
     #[error("profile database error")]
     Database(#[source] rusqlite::Error),
+    /// A CA certificate file given for the relay (`--ca-file`) cannot be used; nothing was
+    /// changed.
+    #[error("cannot use {path} as the relay's CA certificate: {reason}")]
+    CaFile {
+        /// The file as given.
+        path: PathBuf,
+        /// What is wrong with it, and what to give instead.
+        reason: String,
+    },
     /// A file or directory could not be read or written.
     #[error("cannot access {path}")]
     Io {

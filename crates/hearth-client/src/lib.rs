@@ -29,6 +29,7 @@ mod relay_url;
 mod store;
 pub mod sync;
 mod sync_book;
+pub mod tls;
 mod verify;
 
 pub use error::Error;
@@ -40,4 +41,5 @@ pub use relay_url::{DEFAULT_PATH, RelayUrl, RelayUrlError};
 pub use sync_book::{
     DeviceInfo, Incoming, Landmark, MintedInvite, RefusedChangeReport, SyncBook, Whose, Withheld,
 };
+pub use tls::{RelayCa, RelayTrust, TlsFault};
 pub use verify::{Verification, WriterLine, codes as verification_codes};

@@ -62,6 +62,8 @@ pub struct Profile {
     pub(crate) secrets: ProfileSecrets,
     space_id: String,
     person_id: PersonId,
+    /// The TLS settings for its relay, built on first use (see [`Profile::relay_trust`]).
+    pub(crate) relay_trust: std::cell::OnceCell<crate::RelayTrust>,
 }
 
 impl Profile {
@@ -125,17 +127,15 @@ impl Profile {
         space: &hearth_proto::SpaceId,
         person: &PersonId,
         relay: &str,
+        ca: Option<&crate::RelayCa>,
     ) -> Result<Profile, Error> {
         let space_id = hex::encode(space.as_bytes());
-        Profile::build(
-            home,
-            protection,
-            secrets,
-            person,
-            &space_id,
-            None,
-            &[("joining", "1"), ("relay_url", relay)],
-        )
+        let ca = ca.map(crate::RelayCa::to_pem);
+        let mut meta = vec![("joining", "1"), ("relay_url", relay)];
+        if let Some(pem) = &ca {
+            meta.push((crate::sync_book::RELAY_CA_KEY, pem));
+        }
+        Profile::build(home, protection, secrets, person, &space_id, None, &meta)
     }
 
     fn build(
@@ -230,6 +230,7 @@ impl Profile {
             secrets,
             space_id,
             person_id,
+            relay_trust: std::cell::OnceCell::new(),
         })
     }
 

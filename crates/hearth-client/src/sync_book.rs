@@ -19,7 +19,7 @@ use hearth_proto::Limits;
 
 use crate::store;
 use crate::store::sync_state::{Counter, Mark};
-use crate::{Error, Profile};
+use crate::{Error, Profile, RelayCa, RelayTrust};
 
 mod acl;
 mod gaps;
@@ -44,7 +44,24 @@ pub struct SyncBook<P> {
     profile: P,
 }
 
+/// The `meta` key the relay's CA certificates are kept under, as PEM (public data, like
+/// the relay's address beside it).
+pub(crate) const RELAY_CA_KEY: &str = "relay_ca";
+
 impl Profile {
+    /// The TLS settings for this profile's relay connections: the machine's roots and the
+    /// profile's [`RelayCa`], built once and shared by every connection.
+    ///
+    /// # Errors
+    /// As [`SyncBook::relay_ca`].
+    pub fn relay_trust(&self) -> Result<RelayTrust, Error> {
+        if let Some(trust) = self.relay_trust.get() {
+            return Ok(trust.clone());
+        }
+        let trust = RelayTrust::new(self.sync_book().relay_ca()?.as_ref());
+        Ok(self.relay_trust.get_or_init(|| trust).clone())
+    }
+
     /// The profile's sync bookkeeping, to read.
     pub fn sync_book(&self) -> SyncBook<&Profile> {
         SyncBook { profile: self }
@@ -63,6 +80,23 @@ impl<P: Deref<Target = Profile>> SyncBook<P> {
     /// A database error.
     pub fn relay(&self) -> Result<Option<String>, Error> {
         store::meta::get(&self.profile.conn, "relay_url")
+    }
+
+    /// The CA certificates this profile trusts for its relay besides the machine's roots
+    /// (given with `--ca-file`), if any.
+    ///
+    /// # Errors
+    /// A database error; [`Error::Corrupt`] if what is kept is not certificates.
+    pub fn relay_ca(&self) -> Result<Option<RelayCa>, Error> {
+        let Some(pem) = store::meta::get(&self.profile.conn, RELAY_CA_KEY)? else {
+            return Ok(None);
+        };
+        RelayCa::from_pem(pem.as_bytes())
+            .map(Some)
+            .map_err(|reason| Error::Corrupt {
+                home: self.profile.paths().home.clone(),
+                reason: format!("its relay CA certificate is unreadable: {reason}"),
+            })
     }
 
     /// The limits the relay announced at the last login; before the first, the defaults
@@ -255,6 +289,17 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
         store::sync_state::set(&tx, Counter::Reupload, 1)?;
         store::meta::set(&tx, "relay_url", url)?;
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Trusts `ca` for the relay's certificate from now on, besides the machine's roots,
+    /// in place of any CA kept before.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn set_relay_ca(&mut self, ca: &RelayCa) -> Result<(), Error> {
+        store::meta::set(&self.profile.conn, RELAY_CA_KEY, &ca.to_pem())?;
+        self.profile.relay_trust = std::cell::OnceCell::new();
         Ok(())
     }
 

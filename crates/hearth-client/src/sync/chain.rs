@@ -185,7 +185,8 @@ pub(super) async fn login(
     let known = state.len();
     let space = profile.space()?;
     let judge = DeletionJudge::new(profile, space, state)?;
-    let mut link = Link::connect(&relay, timeout).await?;
+    let trust = profile.relay_trust()?;
+    let mut link = Link::connect(&relay, &trust, timeout).await?;
     link.judge = Some(judge);
     let chain = link.login(&profile.secrets.device, &space, false).await?;
     profile.sync_book_mut().set_relay_limits(&link.limits)?;

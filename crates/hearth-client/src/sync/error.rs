@@ -32,6 +32,16 @@ pub enum SyncError {
         /// What answered instead.
         reason: String,
     },
+    /// The relay's certificate is not trusted, or the connection's TLS is not what the
+    /// address says (wss:// to a plain port, ws:// to a TLS one). It fails the same way
+    /// until someone changes something, so nothing is retried and nothing was sent.
+    #[error("{}", fault.explain(relay))]
+    Tls {
+        /// The relay's URL.
+        relay: String,
+        /// What is wrong.
+        fault: crate::tls::TlsFault,
+    },
     /// The relay refused a request.
     #[error("the relay refused: {message}")]
     Refused {

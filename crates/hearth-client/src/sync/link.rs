@@ -19,6 +19,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::SyncError;
 use super::chain::DeletionJudge;
+use crate::tls::{RelayTrust, fault_of};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -35,12 +36,6 @@ pub(crate) struct Link {
     pub(crate) judge: Option<DeletionJudge>,
 }
 
-fn install_tls_provider() {
-    // rustls needs a process-wide crypto provider; ring is the one compiled in. Installing
-    // twice is refused harmlessly.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// The client's websocket settings. A small read buffer: tungstenite's default (128 KiB)
 /// is zero-filled again on every read, measured at ~3% of a busy client's CPU; frames are
 /// mostly small, and a large one takes a few more reads. No Nagle delay either: frames are
@@ -50,24 +45,44 @@ pub fn websocket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocket
 }
 
 impl Link {
-    /// Connects and exchanges Hello / Challenge.
-    pub(crate) async fn connect(relay: &str, timeout: Duration) -> Result<Link, SyncError> {
-        install_tls_provider();
+    /// Connects (a `wss://` relay's certificate checked against `trust`) and exchanges
+    /// Hello / Challenge. A TLS failure is [`SyncError::Tls`], not
+    /// [`SyncError::Unreachable`]: it will not pass by itself.
+    pub(crate) async fn connect(
+        relay: &str,
+        trust: &RelayTrust,
+        timeout: Duration,
+    ) -> Result<Link, SyncError> {
         let unreachable = |reason: String| SyncError::Unreachable {
             relay: relay.to_owned(),
             reason,
         };
-        let connect =
-            tokio_tungstenite::connect_async_with_config(relay, Some(websocket_config()), true);
+        let connect = tokio_tungstenite::connect_async_tls_with_config(
+            relay,
+            Some(websocket_config()),
+            true,
+            Some(trust.connector()),
+        );
+        let tls = relay
+            .get(..6)
+            .is_some_and(|s| s.eq_ignore_ascii_case("wss://"));
         let (ws, _) = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
-            .map_err(|e| match refusal(&e) {
-                Some(reason) => SyncError::NotARelay {
-                    relay: relay.to_owned(),
-                    reason,
-                },
-                None => unreachable(e.to_string()),
+            .map_err(|e| {
+                if let Some(fault) = fault_of(tls, &e) {
+                    SyncError::Tls {
+                        relay: relay.to_owned(),
+                        fault,
+                    }
+                } else if let Some(reason) = refusal(&e) {
+                    SyncError::NotARelay {
+                        relay: relay.to_owned(),
+                        reason,
+                    }
+                } else {
+                    unreachable(e.to_string())
+                }
             })?;
         let mut link = Link {
             ws,
@@ -302,21 +317,29 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Whether the relay answers a handshake within `timeout`.
+/// Whether the relay answers a handshake within `timeout`, trusting the machine's roots
+/// only.
 pub async fn relay_reachable(relay: &str, timeout: Duration) -> bool {
-    check_relay(relay, timeout).await.is_ok()
+    check_relay(relay, &RelayTrust::new(None), timeout)
+        .await
+        .is_ok()
 }
 
-/// Talks to `relay` as far as its `Challenge`: what a hearth relay answers to anyone, before
-/// a space is tied to it. Changes nothing anywhere.
+/// Talks to `relay` as far as its `Challenge` (a `wss://` relay's certificate checked
+/// against `trust`): what a hearth relay answers to anyone, before a space is tied to it.
+/// Sends nothing else and changes nothing anywhere.
 ///
 /// # Errors
-/// [`SyncError::NotARelay`] if something answers but not as a hearth relay (an HTTP 404, no
-/// websocket, another protocol); [`SyncError::Refused`] with `UnsupportedVersion` for a
-/// relay of another protocol version; [`SyncError::Unreachable`] or
-/// [`SyncError::Timeout`] if nothing answers.
-pub async fn check_relay(relay: &str, timeout: Duration) -> Result<(), SyncError> {
-    let link = Link::connect(relay, timeout).await?;
-    link.close().await;
+/// [`SyncError::Tls`] for a certificate (or TLS) problem; [`SyncError::NotARelay`] if
+/// something answers but not as a hearth relay (an HTTP 404, no websocket, another
+/// protocol); [`SyncError::Refused`] with `UnsupportedVersion` for a relay of another
+/// protocol version; [`SyncError::Unreachable`] or [`SyncError::Timeout`] if nothing
+/// answers.
+pub async fn check_relay(
+    relay: &str,
+    trust: &RelayTrust,
+    timeout: Duration,
+) -> Result<(), SyncError> {
+    Link::connect(relay, trust, timeout).await?.close().await;
     Ok(())
 }

@@ -91,13 +91,32 @@ pub async fn join(
     protection: hearth_crypto::Protection,
     timeout: Duration,
 ) -> Result<Joined, JoinError> {
+    join_trusting(home, code, name, protection, None, timeout).await
+}
+
+/// [`join`], trusting `ca` for the relay's certificate besides the machine's roots; the
+/// new profile keeps it for every later connection.
+///
+/// # Errors
+/// As [`join`]; a certificate `ca` and the machine do not trust is
+/// [`SyncError::Tls`], with nothing created.
+pub async fn join_trusting(
+    home: &std::path::Path,
+    code: &hearth_crypto::InviteCode,
+    name: Option<&str>,
+    protection: hearth_crypto::Protection,
+    ca: Option<&crate::RelayCa>,
+    timeout: Duration,
+) -> Result<Joined, JoinError> {
     use hearth_proto::{InviteId, InviteRole};
+
+    let trust = crate::RelayTrust::new(ca);
 
     let space = SpaceId::from_bytes(code.space());
     let invite = code.keys();
     let invite_id = InviteId::from_bytes(invite.invite_id());
 
-    let mut link = Link::connect(code.relay(), timeout).await?;
+    let mut link = Link::connect(code.relay(), &trust, timeout).await?;
     let chain = match link.login(&invite, &space, true).await {
         Ok(chain) => chain,
         Err(SyncError::Refused {
@@ -180,11 +199,11 @@ pub async fn join(
 
     // The relay accepted this device: from here on the profile exists.
     let mut profile =
-        Profile::create_joining(home, protection, secrets, &space, &person, code.relay())?;
+        Profile::create_joining(home, protection, secrets, &space, &person, code.relay(), ca)?;
     for (e, key) in (0..).zip(&keys) {
         profile.sync_book_mut().put_epoch_key(e, key)?;
     }
-    let mut link = Link::connect(code.relay(), timeout).await?;
+    let mut link = Link::connect(code.relay(), &trust, timeout).await?;
     let chain = link.login(&profile.secrets.device, &space, false).await?;
     profile.sync_book_mut().set_relay_limits(&link.limits)?;
     let state = settle(&mut profile, &mut link, &space, &chain).await?;

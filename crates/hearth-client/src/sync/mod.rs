@@ -42,6 +42,7 @@ mod relocate;
 mod screen;
 mod witness;
 
+pub use crate::tls::TlsFault;
 pub use chain::{check_space, refresh_acl};
 pub use consent::{NotCountersigned, ProposalFault, RefusedSnapshot, SnapshotFault};
 pub use error::{InviteFault, SpaceDeletion, SyncError};
@@ -49,7 +50,7 @@ pub use exchange::{SNAPSHOT_AFTER_BYTES, sync_once};
 pub(crate) use link::now_ms;
 pub use link::{check_relay, relay_reachable, websocket_config};
 pub use live::{Live, LiveEvent, watch};
-pub use membership::{JoinError, Joined, invite, join, remove_device};
+pub use membership::{JoinError, Joined, invite, join, join_trusting, remove_device};
 pub use relocate::{MovePending, MoveReport, Moved, NewerRelay, move_space, newer_relay};
 pub use witness::Doubt;
 

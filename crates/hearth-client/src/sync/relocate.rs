@@ -22,7 +22,7 @@ use super::exchange::sync_here;
 use super::keys::confirm;
 use super::link::{Link, check_relay, unexpected};
 use super::{SyncError, SyncReport};
-use crate::{Profile, RelayUrl, Whose};
+use crate::{Profile, RelayCa, RelayTrust, RelayUrl, Whose};
 
 /// What `hearth relay set` did.
 #[derive(Debug)]
@@ -74,7 +74,9 @@ pub struct MovePending {
 /// document and syncs once more with the old relay so the other devices read it there (if
 /// it answers), then ties this profile to the new relay and syncs there, uploading this
 /// device's person's writing. A space that was on no relay yet is simply put on it.
-/// `token` is for a relay that creates spaces only with an operator's token.
+/// `ca` is a CA to trust for the new relay's certificate (kept in the profile once the
+/// space is there; without one, the profile's trust is used for it), and `token` is for a
+/// relay that creates spaces only with an operator's token.
 ///
 /// # Errors
 /// A [`SyncError`] from the check or from bringing the chain, or
@@ -84,13 +86,21 @@ pub struct MovePending {
 pub async fn move_space(
     profile: &mut Profile,
     to: &RelayUrl,
+    ca: Option<&RelayCa>,
     token: Option<&str>,
     timeout: Duration,
 ) -> Result<MoveReport, SyncError> {
-    check_relay(to.as_str(), timeout).await?;
+    let trust = match ca {
+        Some(ca) => RelayTrust::new(Some(ca)),
+        None => profile.relay_trust()?,
+    };
+    check_relay(to.as_str(), &trust, timeout).await?;
     let from = profile.sync_book().relay()?;
     if from.is_none() {
         profile.sync_book_mut().start_space(to.as_str())?;
+        if let Some(ca) = ca {
+            profile.sync_book_mut().set_relay_ca(ca)?;
+        }
         let synced = sync_here(profile, timeout).await;
         return Ok(MoveReport {
             from,
@@ -117,7 +127,7 @@ pub async fn move_space(
     }
     // The chain next: a relay that will not take it (a fork, no room for new spaces)
     // leaves everything as it was, and nobody is pointed at it.
-    bring_chain(profile, to, token, timeout).await?;
+    bring_chain(profile, to, &trust, token, timeout).await?;
     let addresses = profile.load()?.relay_addresses();
     let at = next_relay_at(&addresses, Millis::now());
     let me = *profile.device_id().as_bytes();
@@ -128,8 +138,11 @@ pub async fn move_space(
         Err(e) => Some(e.to_string()),
     };
     // What that sync adopted from the old relay (a device added meanwhile) goes too.
-    bring_chain(profile, to, token, timeout).await?;
+    bring_chain(profile, to, &trust, token, timeout).await?;
     profile.sync_book_mut().moved_to(to.as_str())?;
+    if let Some(ca) = ca {
+        profile.sync_book_mut().set_relay_ca(ca)?;
+    }
     tracing::info!(relay = %to, "moved the space to another relay");
     let synced = sync_here(profile, timeout).await;
     Ok(MoveReport {
@@ -171,8 +184,9 @@ pub(super) async fn follow(
             return Ok(report);
         }
     };
-    let brought = match check_relay(to.as_str(), timeout).await {
-        Ok(()) => bring_chain(profile, &to, None, timeout).await,
+    let trust = profile.relay_trust()?;
+    let brought = match check_relay(to.as_str(), &trust, timeout).await {
+        Ok(()) => bring_chain(profile, &to, &trust, None, timeout).await,
         Err(e) => Err(e),
     };
     match brought {
@@ -268,6 +282,7 @@ pub fn newer_relay(profile: &Profile) -> Result<Option<NewerRelay>, crate::Error
 async fn bring_chain(
     profile: &mut Profile,
     to: &RelayUrl,
+    trust: &RelayTrust,
     token: Option<&str>,
     timeout: Duration,
 ) -> Result<(), SyncError> {
@@ -278,7 +293,7 @@ async fn bring_chain(
         .ok_or(SyncError::NotPaired)?;
     let space = profile.space()?;
     let judge = DeletionJudge::new(profile, space, state.clone())?;
-    let mut link = Link::connect(to.as_str(), timeout).await?;
+    let mut link = Link::connect(to.as_str(), trust, timeout).await?;
     link.judge = Some(judge);
     let held = link.login(&profile.secrets.device, &space, false).await?;
     let missing = if held.is_empty() {
