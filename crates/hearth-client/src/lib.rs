@@ -28,6 +28,7 @@ mod profile;
 mod store;
 pub mod sync;
 mod sync_book;
+pub mod unlock;
 mod verify;
 
 pub use error::Error;

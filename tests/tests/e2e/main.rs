@@ -20,4 +20,5 @@ mod ritual;
 mod sync;
 mod sync_property;
 mod terminal;
+mod unlock;
 mod upgrade;
