@@ -57,6 +57,12 @@ pub enum Command {
     Export(ExportArgs),
     /// Where things stand: your profile, this week's check-in, open commitments
     Status,
+    /// Type your passphrase once: commands (and the reminder timer) open the profile
+    /// without it for a while, `--for 8h` by default. The key is held in the kernel
+    /// keyring, never in a file
+    Unlock(UnlockArgs),
+    /// Forget the key `hearth unlock` keeps: commands ask for the passphrase again
+    Lock,
     /// A code to compare with your partner side by side: the same code means you both see
     /// the same devices and the same history
     Verify,
@@ -153,6 +159,40 @@ pub struct RemindArgs {
     /// Remove the timer's unit files
     #[arg(long)]
     pub uninstall: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// How long to stay unlocked: "8h", "30m", "1h 30m", "7d" (at most 31 days)
+    #[arg(
+        long = "for",
+        value_name = "DURATION",
+        default_value = "8h",
+        value_parser = parse_duration
+    )]
+    pub duration: std::time::Duration,
+    /// Read the passphrase from the first line of standard input (from a password manager,
+    /// say) instead of HEARTH_PASSPHRASE or a prompt
+    #[arg(long)]
+    pub passphrase_stdin: bool,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let example = "write a duration such as \"8h\", \"30m\" or \"2d\"";
+    let duration = humantime::parse_duration(s).map_err(|e| format!("{e}: {example}"))?;
+    let max = hearth_client::unlock::MAX_UNLOCK_FOR;
+    if duration.is_zero() {
+        return Err(format!(
+            "a profile cannot be unlocked for no time: {example}"
+        ));
+    }
+    if duration > max {
+        return Err(format!(
+            "at most {} days; for longer, a profile without a passphrase is the honest choice",
+            max.as_secs() / 86_400
+        ));
+    }
+    Ok(duration)
 }
 
 #[derive(Debug, Args)]

@@ -183,8 +183,16 @@ fn classify_client(err: &ClientError) -> (u8, Option<String>) {
         ClientError::Crypto(C::PassphraseRequired { .. }) => (
             USER,
             Some(
-                "There is no terminal to ask for it: set HEARTH_PASSPHRASE to the profile's \
-                 passphrase."
+                "There is no terminal to ask for it: run `hearth unlock` at a terminal first, or \
+                 set HEARTH_PASSPHRASE to the profile's passphrase."
+                    .into(),
+            ),
+        ),
+        ClientError::KeyringUnavailable { .. } => (
+            USER,
+            Some(
+                "Nothing was kept, and nothing else changed: commands ask for the passphrase \
+                 each time (or read HEARTH_PASSPHRASE in scripts)."
                     .into(),
             ),
         ),

@@ -16,6 +16,7 @@ mod pairing;
 mod remind;
 mod status;
 mod trends;
+mod unlock;
 mod verify;
 
 use std::io::{IsTerminal, Read};
@@ -60,6 +61,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Trends(args) => trends::run(&session, args),
         Command::Export(args) => export::run(&session, args),
         Command::Status => status::run(&session),
+        Command::Unlock(args) => unlock::unlock(&session, &args),
+        Command::Lock => unlock::lock(&session),
         Command::Verify => verify::run(&session),
         Command::Demo(args) => demo::run(&session, args),
         Command::Invite(args) => pairing::invite(&session, args),

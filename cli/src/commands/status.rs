@@ -11,6 +11,7 @@ use crate::session::Session;
 
 pub fn run(session: &Session) -> Result<()> {
     let mut profile = session.open()?;
+    let unlocked = super::unlock::standing(session)?;
     let doc = profile.load()?;
     let me = profile.person_id().clone();
     let people = doc.people();
@@ -51,6 +52,8 @@ pub fn run(session: &Session) -> Result<()> {
     if session.json {
         return render::print_json(&json!({
             "home": session.home,
+            "passphrase": unlocked.is_some(),
+            "unlocked_until_ms": unlocked.flatten().map(super::unlock::unix_ms),
             "person": { "id": me, "name": names.of(&me) },
             "partner": partner.map(|p| json!({ "id": p.id, "name": p.name })),
             "device_id": profile.device_id().to_string(),
@@ -93,6 +96,17 @@ pub fn run(session: &Session) -> Result<()> {
         None => println!("Partner:   not joined yet"),
     }
     println!("Profile:   {}", session.home.display());
+    match unlocked {
+        None => println!("Key:       no passphrase; protected by file permissions only"),
+        Some(Some(until)) => println!(
+            "Key:       unlocked until {} (`hearth lock` locks it now)",
+            super::unlock::local_time(until)
+        ),
+        Some(None) => println!(
+            "Key:       locked; each command asks for the passphrase (`hearth unlock` to type \
+             it once for 8 hours)"
+        ),
+    }
     match (&relay, reachable) {
         (None, _) => println!("Relay:     none; everything stays on this device for now"),
         (Some(url), Some(true)) => println!("Relay:     {url} {}", style("(reachable)").green()),

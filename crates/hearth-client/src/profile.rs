@@ -202,7 +202,10 @@ impl Profile {
         Profile::open_with(paths, secrets)
     }
 
-    fn open_with(paths: ProfilePaths, secrets: ProfileSecrets) -> Result<Profile, Error> {
+    pub(crate) fn open_with(
+        paths: ProfilePaths,
+        secrets: ProfileSecrets,
+    ) -> Result<Profile, Error> {
         let conn = store::open(&paths.database, &paths.home, false)?;
         let corrupt = |reason: String| Error::Corrupt {
             home: paths.home.clone(),
@@ -516,7 +519,7 @@ fn private_domain(id: &EntryId) -> Vec<u8> {
 }
 
 /// The paths of the profile in `home`, once both of its files are known to be there.
-fn existing_paths(home: &Path) -> Result<ProfilePaths, Error> {
+pub(crate) fn existing_paths(home: &Path) -> Result<ProfilePaths, Error> {
     let paths = ProfilePaths::new(home);
     if !paths.database.exists() {
         return Err(Error::NoProfile {

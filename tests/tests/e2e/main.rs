@@ -22,4 +22,5 @@ mod sync;
 mod sync_property;
 mod terminal;
 mod tls;
+mod unlock;
 mod upgrade;
