@@ -1,19 +1,26 @@
 //! The `hearth-relay` command line: puts the settings together (defaults, `--config` file,
 //! `HEARTH_RELAY_*` environment, flags: see [`RelayConfig::load`]), binds the listener,
 //! prints `listening on ADDR` once it accepts connections, and serves until SIGINT or
-//! SIGTERM. The binary is a thin wrapper around [`main`], so that other packages (the
-//! end-to-end tests) can build the very same program under their own name.
+//! SIGTERM; or, with `token create|list|revoke`, manages creation tokens on the database
+//! those settings name (while the relay runs, too). The binary is a thin wrapper around
+//! [`main`], so that other packages (the end-to-end tests) can build the very same program
+//! under their own name.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::config::CONFIG_ENV;
-use crate::{Relay, RelayConfig};
-use anyhow::Context as _;
-use clap::Parser;
+use crate::config::{Admission, CONFIG_ENV};
+use crate::log_throttle::LogThrottle;
+use crate::store::SqliteStore;
+use crate::{Relay, RelayConfig, tokens};
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
 use serde::Serialize;
+
+/// How often the log lines held back are summed up.
+const SUMMARY_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// hearth's self-hosted relay: stores and forwards encrypted envelopes it cannot read.
 ///
@@ -23,8 +30,11 @@ use serde::Serialize;
 #[derive(Debug, Parser, Serialize)]
 #[command(version, about)]
 struct Args {
+    #[command(subcommand)]
+    #[serde(skip)]
+    command: Option<Command>,
     /// TOML file with the relay's settings; it must exist if given.
-    #[arg(long, env = CONFIG_ENV, value_name = "PATH")]
+    #[arg(long, env = CONFIG_ENV, value_name = "PATH", global = true)]
     #[serde(skip)]
     config: Option<PathBuf>,
     /// Print the settings the relay would run with, as a config file, and exit.
@@ -38,7 +48,7 @@ struct Args {
     listen: Option<SocketAddr>,
     /// SQLite database file, created if missing [env: HEARTH_RELAY_DB]
     /// [default: hearth-relay.db].
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     db: Option<PathBuf>,
     /// The most the database may grow to, in MiB; past it, pushes are refused as on a full
@@ -47,21 +57,64 @@ struct Args {
     #[arg(long, value_name = "MIB")]
     #[serde(skip_serializing_if = "Option::is_none")]
     max_db_mib: Option<u64>,
+    /// Who may create spaces: anyone (`open`), or only holders of a token from
+    /// `hearth-relay token create` (`token`). Default: `token` when listening on an address
+    /// other machines can reach, `open` on a loopback one [env: HEARTH_RELAY_ADMISSION].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admission: Option<Admission>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Creation tokens, for a relay in token mode: who may create a space here
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Mint a token and print it (only once: the relay keeps just its hash)
+    Create {
+        /// How many spaces it may create
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        uses: u32,
+        /// How long it works: "7d", "12h", "30m"
+        #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        expires: std::time::Duration,
+    },
+    /// List the tokens: number, uses left, expiry (never the tokens themselves)
+    List,
+    /// Revoke a token by its number (from `token list`); spaces it created stay
+    Revoke {
+        /// The token's number
+        id: i64,
+    },
 }
 
 /// Runs the relay as the `hearth-relay` binary does: settings from the file, environment
 /// and `std::env::args`, logs to stderr, `listening on ADDR` on stdout once ready; returns
 /// the exit code.
 pub fn main() -> ExitCode {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::FilterExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    let levels = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A flood repeats the same few lines: each is written a few times a minute, the rest
+    // summed up (see `log_throttle`).
+    let throttle = LogThrottle::default();
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(levels.and(throttle.clone())),
         )
-        .with_writer(std::io::stderr)
         .init();
-    match run(args) {
+    match run(args, &throttle) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -70,8 +123,11 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args, throttle: &LogThrottle) -> anyhow::Result<()> {
     let config = RelayConfig::load(args.config.as_deref(), RelayConfig::env(), &args)?;
+    if let Some(Command::Token(command)) = &args.command {
+        return token(&config, command);
+    }
     if args.print_config {
         let text = config
             .to_toml()
@@ -100,16 +156,91 @@ fn run(args: Args) -> anyhow::Result<()> {
         let addr = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        tracing::info!(%addr, db = %config.db.display(), "relay started");
+        let admission = config.admission();
+        tracing::info!(%addr, db = %config.db.display(), admission = admission.as_str(), "relay started");
+        if admission == Admission::Open {
+            tracing::info!(
+                "anyone who can reach this relay may create spaces (admission open, the default on a loopback address); behind a reverse proxy, or to admit only people you give a token, set admission = \"token\""
+            );
+        }
         let shutdown = shutdown_signal()?;
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {addr}").context("cannot write to stdout")?;
         stdout.flush().context("cannot write to stdout")?;
         drop(stdout);
-        relay.serve(listener, shutdown).await?;
+        let summaries = tokio::spawn({
+            let throttle = throttle.clone();
+            async move {
+                let mut every = tokio::time::interval(SUMMARY_EVERY);
+                loop {
+                    every.tick().await;
+                    throttle.summarize(std::time::Instant::now(), false);
+                }
+            }
+        });
+        let served = relay.serve(listener, shutdown).await;
+        summaries.abort();
+        throttle.summarize(std::time::Instant::now(), true);
+        served?;
         tracing::info!("relay stopped");
         Ok(())
     })
+}
+
+/// `hearth-relay token …` on the database `config` names, which must exist already (a
+/// mistyped path would otherwise create an empty relay database).
+fn token(config: &RelayConfig, command: &TokenCommand) -> anyhow::Result<()> {
+    if !config.db.exists() {
+        bail!(
+            "there is no relay database at {}: give the relay's own --db or --config (or \
+             HEARTH_RELAY_DB), or start the relay once to create it",
+            config.db.display()
+        );
+    }
+    let mut store = SqliteStore::open(&config.db, config.store_limits()).with_context(|| {
+        format!(
+            "cannot open the relay database {}: check the path and its permissions",
+            config.db.display()
+        )
+    })?;
+    let now = tokens::now_ms();
+    let mut stdout = std::io::stdout().lock();
+    match command {
+        TokenCommand::Create { uses, expires } => {
+            let token = tokens::mint().context("no randomness to mint a token from")?;
+            let lifetime = u64::try_from(expires.as_millis()).unwrap_or(u64::MAX);
+            let expires_at = now.saturating_add(lifetime);
+            let id = store
+                .add_token(&tokens::hash(&token), *uses, expires_at, now)
+                .context("cannot store the token")?;
+            writeln!(stdout, "{}", token.as_str()).context("cannot write to stdout")?;
+            eprintln!("{}", tokens::minted_note(id, *uses, expires_at));
+            if config.admission() == Admission::Open {
+                eprintln!(
+                    "note: with these settings the relay runs in open mode, where anyone may \
+                     create spaces and tokens are not needed; set admission = \"token\" to \
+                     require them"
+                );
+            }
+        }
+        TokenCommand::List => {
+            let list = store.tokens().context("cannot read the tokens")?;
+            if list.is_empty() {
+                eprintln!("No creation tokens. Mint one with `hearth-relay token create`.");
+            } else {
+                write!(stdout, "{}", tokens::table(&list, now))
+                    .context("cannot write to stdout")?;
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            if !store.revoke_token(*id).context("cannot revoke the token")? {
+                bail!("there is no token {id}: `hearth-relay token list` shows their numbers");
+            }
+            eprintln!("Token {id} revoked: it can create no more spaces (those it created stay).");
+        }
+    }
+    stdout.flush().context("cannot write to stdout")?;
+    Ok(())
 }
 
 /// Registers for SIGINT and SIGTERM now and returns a future that completes on either.
