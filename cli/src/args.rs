@@ -65,7 +65,7 @@ pub enum Command {
     /// Join a space with an invite code, on this device
     Join(JoinArgs),
     /// Push your changes and pull your partner's, once
-    Sync,
+    Sync(SyncArgs),
     /// Stay connected: print your partner's new entries as they arrive (Ctrl-C to stop)
     Watch,
     /// The space's devices: list them, or remove a lost or retired one
@@ -173,6 +173,19 @@ pub struct InitArgs {
     /// Sync through this relay (ws:// or wss://…/v1/sync); without it hearth stays offline
     #[arg(long, value_name = "URL")]
     pub relay: Option<String>,
+    /// A creation token from the relay's operator, for a relay that admits new spaces only
+    /// with one (it starts with hrt_); used once to create your space there, never saved.
+    /// Your partner needs none to join
+    #[arg(long, value_name = "TOKEN", requires = "relay")]
+    pub relay_token: Option<hearth_client::sync::RelayToken>,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// A creation token from the relay's operator, should your space not be on the relay
+    /// yet (or any more) and the relay admit new spaces only with one; never saved
+    #[arg(long, value_name = "TOKEN")]
+    pub relay_token: Option<hearth_client::sync::RelayToken>,
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +199,10 @@ pub struct InviteArgs {
     /// Hours until the invite expires
     #[arg(long, value_name = "HOURS", default_value_t = 72)]
     pub expires: u64,
+    /// A creation token from the relay's operator, for a relay that admits new spaces only
+    /// with one; used once, when your space is first created there, and never saved
+    #[arg(long, value_name = "TOKEN")]
+    pub relay_token: Option<hearth_client::sync::RelayToken>,
 }
 
 #[derive(Debug, Subcommand)]

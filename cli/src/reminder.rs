@@ -74,7 +74,7 @@ pub fn may_follow(command: &Command, session: &Session) -> bool {
             | Command::Journal(_)
             | Command::Log(_)
             | Command::Export(_)
-            | Command::Sync
+            | Command::Sync(_)
     );
     fits && !session.json
         && !session.quiet

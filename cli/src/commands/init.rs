@@ -49,7 +49,11 @@ pub fn run(session: &Session, args: InitArgs) -> Result<()> {
     }
     let mut profile = Profile::create(&session.home, name, protection, render::now())?;
     let on_relay = match &args.relay {
-        Some(url) => Some(super::pairing::start_on_relay(&mut profile, url)?),
+        Some(url) => Some(super::pairing::start_on_relay(
+            &mut profile,
+            url,
+            args.relay_token,
+        )?),
         None => None,
     };
 

@@ -64,7 +64,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => demo::run(&session, args),
         Command::Invite(args) => pairing::invite(&session, args),
         Command::Join(args) => pairing::join(&session, args),
-        Command::Sync => pairing::sync(&session),
+        Command::Sync(args) => pairing::sync(&session, args),
         Command::Watch => pairing::watch(&session),
         Command::Device(cmd) => device::run(&session, cmd),
         Command::Remind(args) => remind::run(&session, &args),

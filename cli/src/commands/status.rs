@@ -201,6 +201,7 @@ fn problem(error: &SyncError) -> Option<String> {
         SyncError::SpaceDeleted(_)
         | SyncError::DeletionUnproven { .. }
         | SyncError::SpaceMissing
+        | SyncError::SpaceExpired
         | SyncError::NotAdmitted => Some(error.to_string()),
         _ => None,
     }

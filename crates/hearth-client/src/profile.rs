@@ -62,6 +62,8 @@ pub struct Profile {
     pub(crate) secrets: ProfileSecrets,
     space_id: String,
     person_id: PersonId,
+    /// A creation token offered for this command, never stored (see `sync::RelayToken`).
+    pub(crate) relay_token: Option<crate::sync::RelayToken>,
 }
 
 impl Profile {
@@ -230,7 +232,21 @@ impl Profile {
             secrets,
             space_id,
             person_id,
+            relay_token: None,
         })
+    }
+
+    /// Offers `token` for creating this space on its relay, should a sync find it is not
+    /// there (yet, or any more) and the relay asks for one. Kept in memory only, and
+    /// dropped once it has created the space.
+    pub fn offer_relay_token(&mut self, token: crate::sync::RelayToken) {
+        self.relay_token = Some(token);
+    }
+
+    /// Whether a token offered with [`Profile::offer_relay_token`] is still unused (the
+    /// space was on the relay already, or has not reached it yet).
+    pub fn relay_token_unused(&self) -> bool {
+        self.relay_token.is_some()
     }
 
     /// The person this profile belongs to.
