@@ -538,14 +538,16 @@ impl SqliteStore {
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    // The version is read under the write lock: the relay and `hearth-relay token …` may
+    // open a new database at the same moment, and only one of them may migrate it.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > MIGRATIONS.len() as i64 {
         return Err(StoreError::Conflict(format!(
             "the database has schema version {version}; this relay knows up to {}",
             MIGRATIONS.len()
         )));
     }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
@@ -1152,6 +1154,26 @@ mod tests {
             2,
             "no gap where the refused push was"
         );
+    }
+
+    #[test]
+    fn a_new_database_opened_twice_at_once_is_migrated_once() {
+        // The relay starting and `hearth-relay token create` run on a new file together.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let opened: Vec<_> = (0..4)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), std::sync::Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    SqliteStore::open(&path, StoreLimits::default()).map(drop)
+                })
+            })
+            .collect();
+        for handle in opened {
+            handle.join().unwrap().unwrap();
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub fn mint() -> Result<Zeroizing<String>, getrandom::Error> {
         hearth_proto::frame::CREATION_TOKEN_LEN,
     ));
     token.push_str(CREATION_TOKEN_PREFIX);
-    URL_SAFE_NO_PAD.encode_string(&secret[..], &mut *token);
+    URL_SAFE_NO_PAD.encode_string(&secret[..], &mut token);
     Ok(token)
 }
 
