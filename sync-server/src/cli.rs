@@ -217,9 +217,10 @@ fn token(config: &RelayConfig, command: &TokenCommand) -> anyhow::Result<()> {
             eprintln!("{}", tokens::minted_note(id, *uses, expires_at));
             if config.admission() == Admission::Open {
                 eprintln!(
-                    "note: with these settings the relay runs in open mode, where anyone may \
-                     create spaces and tokens are not needed; set admission = \"token\" to \
-                     require them"
+                    "note: the settings given here (--config, --db, HEARTH_RELAY_*) put the \
+                     relay in open mode, where anyone may create spaces and no token is \
+                     needed; if the relay runs with these, set admission = \"token\" to \
+                     require tokens"
                 );
             }
         }
