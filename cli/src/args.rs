@@ -217,6 +217,11 @@ pub struct InitArgs {
     /// copied into the profile and used for every later connection
     #[arg(long, value_name = "PATH", requires = "relay")]
     pub ca_file: Option<PathBuf>,
+    /// A creation token from the relay's operator, for a relay that admits new spaces only
+    /// with one (it starts with hrt_); used once to create your space there, never saved.
+    /// Your partner needs none to join
+    #[arg(long, value_name = "TOKEN", requires = "relay")]
+    pub relay_token: Option<hearth_client::sync::RelayToken>,
 }
 
 #[derive(Debug, Args)]
@@ -225,6 +230,10 @@ pub struct SyncArgs {
     /// given before (for a relay that moved to a private CA); kept in the profile
     #[arg(long, value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
+    /// A creation token from the relay's operator, should your space not be on the relay
+    /// yet (or any more) and the relay admit new spaces only with one; never saved
+    #[arg(long, value_name = "TOKEN")]
+    pub relay_token: Option<hearth_client::sync::RelayToken>,
 }
 
 #[derive(Debug, Args)]
@@ -242,6 +251,10 @@ pub struct InviteArgs {
     /// Hours until the invite expires
     #[arg(long, value_name = "HOURS", default_value_t = 72)]
     pub expires: u64,
+    /// A creation token from the relay's operator, for a relay that admits new spaces only
+    /// with one; used once, when your space is first created there, and never saved
+    #[arg(long, value_name = "TOKEN")]
+    pub relay_token: Option<hearth_client::sync::RelayToken>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -127,6 +127,16 @@ fn classify_sync(err: &SyncError) -> (u8, Option<String>) {
         SyncError::KeyUnavailable { .. } | SyncError::AclMoved | SyncError::RelayBehind { .. } => {
             (SYNC, None)
         }
+        // A token to ask the operator for; nothing was created or spent, nothing lost.
+        SyncError::TokenRefused { .. } => (
+            USER,
+            Some(
+                "Your profile and everything in it are kept. With a token, run `hearth sync \
+                 --relay-token TOKEN`."
+                    .into(),
+            ),
+        ),
+        SyncError::SpaceExpired => (SYNC, None),
         SyncError::NotPaired => (
             USER,
             Some("Put the space on a relay with `hearth invite --relay wss://…/v1/sync`.".into()),
@@ -305,6 +315,20 @@ mod tests {
         assert_eq!(
             code(anyhow::Error::new(refused(RejectCode::Unrecognized))),
             SYNC
+        );
+    }
+
+    #[test]
+    fn a_refused_creation_token_is_exit_code_1_with_what_to_run_next() {
+        let err = SyncError::TokenRefused {
+            problem: hearth_client::sync::TokenProblem::Expired,
+            after_expiry: false,
+        };
+        let (code, hint) = classify(&anyhow::Error::new(err));
+        assert_eq!(code, USER);
+        assert!(
+            hint.unwrap_or_default()
+                .contains("hearth sync --relay-token")
         );
     }
 

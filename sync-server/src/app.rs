@@ -15,13 +15,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::http::{StatusCode, header};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::listener::RelayListener;
+use crate::admission::{Gate, client_address};
+use crate::listener::{Peer, RelayListener};
 use crate::tls::RelayTls;
 use hearth_proto::{AclRecord, AclState, SpaceId};
 use tokio_util::sync::CancellationToken;
@@ -78,6 +79,7 @@ pub(crate) struct Chain {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: RelayConfig,
+    pub(crate) gate: Arc<Gate>,
     pub(crate) relay_id: [u8; 16],
     pub(crate) store: StoreHandle,
     pub(crate) metrics: Metrics,
@@ -109,9 +111,11 @@ impl AppState {
             }
         };
         let metrics = Metrics::new(store.stats());
+        let gate = Arc::new(Gate::new(&config, governor::clock::MonotonicClock));
         Ok(Self {
             shared: Arc::new(Shared {
                 config,
+                gate,
                 relay_id,
                 store,
                 metrics,
@@ -230,7 +234,9 @@ pub(crate) fn verify_chain(
     }
 }
 
-/// The relay's router: `GET /v1/sync` (websocket), `GET /healthz`, `GET /metrics`.
+/// The relay's router: `GET /v1/sync` (websocket), `GET /healthz`, `GET /metrics`. Serve it
+/// with `into_make_service_with_connect_info::<Peer>()` on a [`RelayListener`] (as
+/// [`Relay::serve`] does): `/v1/sync` counts each client by its address.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/v1/sync", get(sync))
@@ -242,8 +248,14 @@ pub fn app(state: AppState) -> Router {
 /// Bytes read from a websocket at a time.
 const READ_BUFFER: usize = 4096;
 
-async fn sync(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+async fn sync(
+    State(state): State<AppState>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let shared = &state.shared;
+    let client = client_address(peer, &headers, &shared.config.trusted_proxies);
     if shared.shutdown.is_cancelled() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -263,7 +275,7 @@ async fn sync(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let _tracked = tracked;
-            crate::connection::run(socket, state.shared).await;
+            crate::connection::run(socket, state.shared, client).await;
         })
 }
 
@@ -299,12 +311,20 @@ impl Relay {
             (Some(cert), Some(key)) => Some(Arc::new(RelayTls::load(cert, key)?)),
             _ => None,
         };
-        let store = SqliteStore::open(&config.db, config.store_limits()).map_err(|source| {
+        let mut store = SqliteStore::open(&config.db, config.store_limits()).map_err(|source| {
             RelayError::OpenStore {
                 path: config.db.clone(),
                 source,
             }
         })?;
+        // Before the first connection is served: a space due to expire is gone by then.
+        let swept = crate::sweep::sweep(&mut store, &config, crate::tokens::now_ms()).map_err(
+            |source| RelayError::OpenStore {
+                path: config.db.clone(),
+                source,
+            },
+        )?;
+        crate::sweep::log(&swept, &config);
         let (handle, store_thread) = StoreHandle::spawn(store, STORE_QUEUE, STORE_MAX_BATCH)
             .map_err(RelayError::StoreThread)?;
         let state = AppState::new(config, handle)?;
@@ -346,16 +366,22 @@ impl Relay {
         let signal = token.clone();
         let listener =
             RelayListener::new(listener, state.shared.config.request_timeout).with_tls(tls);
-        let served = axum::serve(listener, app(state))
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    () = shutdown => {}
-                    () = signal.cancelled() => {}
-                }
-                signal.cancel();
-            })
-            .await;
+        let housekeeping = tokio::spawn(crate::sweep::run(Arc::clone(&state.shared)));
+        let served = axum::serve(
+            listener,
+            app(state).into_make_service_with_connect_info::<Peer>(),
+        )
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = signal.cancelled() => {}
+            }
+            signal.cancel();
+        })
+        .await;
         token.cancel();
+        // It watches the token; a sweep under way finishes its batch first.
+        let _ = housekeeping.await;
         tracker.close();
         tracker.wait().await;
         tracing::info!("every connection closed; stopping the store");

@@ -11,6 +11,7 @@
 //! back from the store, so a subscriber sees every seq after its cursor exactly once (the
 //! bookkeeping is the [`Feed`]'s).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -52,8 +53,8 @@ struct Stop;
 
 type Step = Result<(), Stop>;
 
-/// Runs one websocket connection to its end.
-pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
+/// Runs one websocket connection from the client at `peer` to its end.
+pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, peer: IpAddr) {
     let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
     let (sink, stream) = socket.split();
     let (out, out_rx) = mpsc::channel(OUT_QUEUE);
@@ -72,7 +73,8 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
             shared.relay_id,
             nonce,
             config.limits,
-            config.creation,
+            Arc::clone(&shared.gate),
+            peer,
             MonotonicClock,
         ),
         shared: Arc::clone(&shared),
@@ -349,11 +351,12 @@ impl Connection {
                 space,
                 genesis,
                 now_ms,
+                ticket,
             } => {
                 let key = *space.as_bytes();
                 Answer::Done(
                     store
-                        .run(move |s| s.create_space(&key, &genesis, now_ms))
+                        .run(move |s| s.create_space(&key, &genesis, now_ms, ticket.as_ref()))
                         .await,
                 )
             }
@@ -459,6 +462,10 @@ impl Connection {
             Query::Tombstone { space } => {
                 let key = *space.as_bytes();
                 Answer::Tombstone(store.run(move |s| s.tombstone(&key)).await)
+            }
+            Query::Expiry { space } => {
+                let key = *space.as_bytes();
+                Answer::Expiry(store.run(move |s| s.expiry(&key)).await)
             }
         }
     }
@@ -631,6 +638,10 @@ impl Connection {
             }
             Live::Deleted(tombstone) => {
                 let decision = self.session.on_space_deleted(&tombstone);
+                self.carry_out(decision).await
+            }
+            Live::Expired => {
+                let decision = self.session.on_space_expired();
                 self.carry_out(decision).await
             }
             Live::Event { seq, envelope } => {

@@ -12,8 +12,11 @@
 //! rule here is tested as a plain function (see the tests below).
 //!
 //! Pushes are rate limited per connection with a [`governor`] limiter whose clock is
-//! injected, so tests step time by hand.
+//! injected, so tests step time by hand; creating spaces and failing to log in are rate
+//! limited per client address by the relay-wide [`Gate`], on the same clock, which also
+//! says whether a creation needs a token.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -28,18 +31,23 @@ use hearth_proto::{
     auth_message, check_version, decode_client, verify_delete_space, verify_signature,
 };
 
+use crate::admission::{Gate, wait_words};
 use crate::app::{Chain, verify_chain};
-use crate::config::Creation;
+use crate::config::Admission;
 use crate::hub::Live;
 use crate::reject::{Failure, Rejection, rejection};
 use crate::snapshots::{CountersignRefusal, CountersignRequest};
-use crate::store::{PushOutcome, StoreError, Tombstone};
+use crate::store::{Expiry, PushOutcome, StoreError, TokenHash, TokenRefusal, Tombstone};
 use crate::worker::Signed;
 
 /// The one answer to every failed `Auth`: a stranger learns nothing about the space.
 pub(crate) const UNAUTHORIZED: &str = "authentication failed: this device is not a member of that space, or the signature, clock or challenge did not match; check your clock, and if it persists pair this device again";
 
 const REMOVED: &str = "this device was removed from the space; stop syncing it";
+
+/// What the device that created a space hears when it logs in after the relay removed the
+/// space for want of a second device.
+pub(crate) const EXPIRED: &str = "the relay removed this space because no second device joined it in time; this device was its only one, so it holds everything the relay held: create the space again (CreateSpace, on this connection)";
 
 const INVITE_ONLY: &str = "an invite key may only fetch its lockbox (GetLockbox) and add its device (PutAcl with the AddDevice that consumes it); reconnect as the new device for anything else";
 
@@ -140,11 +148,13 @@ pub(crate) enum Query {
     /// The space's chain; `fresh` reads the store rather than the cache. Answered with
     /// [`Answer::Chain`].
     Chain { space: SpaceId, fresh: bool },
-    /// Create the space with its Genesis. [`Answer::Done`].
+    /// Create the space with its Genesis, spending a use of the creation token whose hash
+    /// is `ticket` if given. [`Answer::Done`].
     CreateSpace {
         space: SpaceId,
         genesis: Vec<u8>,
         now_ms: u64,
+        ticket: Option<TokenHash>,
     },
     /// Store an envelope whose signature the store thread checks. [`Answer::Pushed`].
     Push {
@@ -196,6 +206,8 @@ pub(crate) enum Query {
     },
     /// The tombstone of a deleted space. [`Answer::Tombstone`].
     Tombstone { space: SpaceId },
+    /// What is left of a space removed because nobody joined it. [`Answer::Expiry`].
+    Expiry { space: SpaceId },
 }
 
 /// The store's answer to a [`Query`].
@@ -215,6 +227,8 @@ pub(crate) enum Answer {
     Tombstone(Result<Option<Tombstone>, StoreError>),
     /// The proposal was accepted, or the relay's refusal.
     Countersigned(Result<Result<(), CountersignRefusal>, StoreError>),
+    /// The space's expiry, if it was removed because nobody joined it.
+    Expiry(Result<Option<Expiry>, StoreError>),
 }
 
 /// What to do next: the effects in order, then the query if any.
@@ -288,6 +302,11 @@ enum Pending {
         space: SpaceId,
         device: DeviceId,
     },
+    /// …or removed because nobody joined it?
+    AuthExpiry {
+        space: SpaceId,
+        device: DeviceId,
+    },
     Create {
         space: SpaceId,
         device: DeviceId,
@@ -354,20 +373,25 @@ pub(crate) struct Session<C: Clock = MonotonicClock> {
     relay_id: [u8; 16],
     nonce: [u8; 32],
     limits: Limits,
-    creation: Creation,
+    gate: Arc<Gate<C>>,
+    /// The client's address, as the gate counts it.
+    peer: IpAddr,
     phase: Phase,
     pushes: PushLimiter<C>,
     pending: Option<Pending>,
 }
 
 impl<C: Clock> Session<C> {
-    /// A session that will challenge with `nonce`, limiting pushes on `clock`.
+    /// A session for a client at `peer` that will challenge with `nonce`, limiting pushes
+    /// on `clock` and admitting through `gate`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: u64,
         relay_id: [u8; 16],
         nonce: [u8; 32],
         limits: Limits,
-        creation: Creation,
+        gate: Arc<Gate<C>>,
+        peer: IpAddr,
         clock: C,
     ) -> Self {
         let rate = NonZeroU32::new(limits.max_pushes_per_sec).unwrap_or(NonZeroU32::MIN);
@@ -376,7 +400,8 @@ impl<C: Clock> Session<C> {
             relay_id,
             nonce,
             limits,
-            creation,
+            gate,
+            peer,
             phase: Phase::Hello,
             pushes: RateLimiter::direct_with_clock(Quota::per_second(rate), clock),
             pending: None,
@@ -533,6 +558,9 @@ impl<C: Clock> Session<C> {
             (Some(Pending::AuthTombstone { space, device }), Answer::Tombstone(tombstone)) => {
                 self.deleted_or_new(space, device, tombstone)
             }
+            (Some(Pending::AuthExpiry { space, device }), Answer::Expiry(expiry)) => {
+                self.expired_or_new(space, device, expiry)
+            }
             (
                 Some(Pending::DeleteChain {
                     space,
@@ -631,6 +659,12 @@ impl<C: Clock> Session<C> {
             }
             _ => Decision::with(Effect::Close(CLOSING)),
         }
+    }
+
+    /// The relay removed the space because nobody joined it: its one device hears so, as
+    /// it would at its next login, and the connection closes.
+    pub(crate) fn on_space_expired(&self) -> Decision {
+        Decision::reject(RejectCode::SpaceExpired, EXPIRED).then(Effect::Close(CLOSING))
     }
 
     /// The hub dropped this subscriber because its queue was full.
@@ -801,7 +835,32 @@ impl<C: Clock> Session<C> {
             }
             Ok(Some(_)) => self.unauthorized(space, device),
             Ok(None) => {
-                tracing::info!(connection = self.id, space = %space.short(), "authenticated to create a space");
+                self.pending = Some(Pending::AuthExpiry { space, device });
+                Decision::ask(Query::Expiry { space })
+            }
+        }
+    }
+
+    /// A device's login for a space that was never deleted: if the relay removed it
+    /// because nobody joined it, the device its Genesis named hears so and may create it
+    /// again (on this connection), and anyone else gets the stranger's answer; a space
+    /// that never existed may be created.
+    fn expired_or_new(
+        &mut self,
+        space: SpaceId,
+        device: DeviceId,
+        expiry: Result<Option<Expiry>, StoreError>,
+    ) -> Decision {
+        match expiry {
+            Err(e) => Decision::store_failed(&e).then(Effect::Close(CLOSING)),
+            Ok(Some(expiry)) if expiry.device == *device.as_bytes() => {
+                tracing::info!(connection = self.id, space = %space.short(), device = %device.short(), "told a space's creator its space expired");
+                self.phase = Phase::Create { space, device };
+                Decision::reject(RejectCode::SpaceExpired, EXPIRED)
+            }
+            Ok(Some(_)) => self.unauthorized(space, device),
+            Ok(None) => {
+                tracing::debug!(connection = self.id, space = %space.short(), "authenticated to create a space");
                 self.phase = Phase::Create { space, device };
                 Decision::send(RelayFrame::AclChanged {
                     records: Vec::new(),
@@ -810,7 +869,19 @@ impl<C: Clock> Session<C> {
         }
     }
 
+    /// A failed login: the stranger's answer, unless this address failed too often
+    /// lately, which is told to wait (and costs the relay no more than that).
     fn unauthorized(&self, space: SpaceId, device: DeviceId) -> Decision {
+        if let Err(wait) = self.gate.failed_login(self.peer) {
+            tracing::warn!(connection = self.id, peer = %self.peer, "too many failed logins from one address; answering RateLimited");
+            return Decision::reject_and_close(
+                RejectCode::RateLimited,
+                format!(
+                    "too many failed logins from your address; retry in {}. If this device's logins keep failing, check its clock, and whether it is still in the space",
+                    wait_words(wait)
+                ),
+            );
+        }
         tracing::info!(
             connection = self.id,
             space = %space.short(),
@@ -828,13 +899,30 @@ impl<C: Clock> Session<C> {
         token: Option<&str>,
         now_ms: u64,
     ) -> Decision {
-        if self.creation == Creation::Token {
-            let _ = token;
+        if let Err(wait) = self.gate.creation(self.peer) {
+            tracing::warn!(connection = self.id, peer = %self.peer, "too many spaces created from one address; answering RateLimited");
             return Decision::reject(
-                RejectCode::Invalid,
-                "this relay creates spaces only with an operator's creation token, and it cannot check tokens yet; ask the operator to run it in open mode",
+                RejectCode::RateLimited,
+                format!(
+                    "too many new spaces from your address in the last hour; retry in {}; nothing was created",
+                    wait_words(wait)
+                ),
             );
         }
+        let ticket = match (self.gate.mode(), token) {
+            (Admission::Open, _) => None,
+            (Admission::Token, None) => {
+                tracing::info!(connection = self.id, space = %space.short(), "creation refused: no token");
+                return Decision::reject(
+                    RejectCode::TokenRequired,
+                    "this relay creates spaces only with a creation token from its operator; ask the relay's operator for one and create the space with it",
+                );
+            }
+            (Admission::Token, Some(token)) if !hearth_proto::is_creation_token(token) => {
+                return self.token_refused(TokenRefusal::Unknown);
+            }
+            (Admission::Token, Some(token)) => Some(crate::tokens::hash(token)),
+        };
         let record = match AclRecord::decode(&genesis) {
             Ok(record) => record,
             Err(e) => return Decision::refuse(rejection(Failure::GenesisUnreadable(&e))),
@@ -861,7 +949,17 @@ impl<C: Clock> Session<C> {
             space,
             genesis,
             now_ms,
+            ticket,
         })
+    }
+
+    fn token_refused(&self, refusal: TokenRefusal) -> Decision {
+        tracing::info!(
+            connection = self.id,
+            ?refusal,
+            "creation refused: token not accepted"
+        );
+        Decision::refuse(rejection(Failure::Store(&StoreError::Token(refusal))))
     }
 
     fn created(
@@ -871,8 +969,10 @@ impl<C: Clock> Session<C> {
         genesis: Vec<u8>,
         stored: Result<(), StoreError>,
     ) -> Decision {
-        if let Err(e) = stored {
-            return Decision::store_failed(&e);
+        match stored {
+            Err(StoreError::Token(refusal)) => return self.token_refused(refusal),
+            Err(e) => return Decision::store_failed(&e),
+            Ok(()) => {}
         }
         tracing::info!(connection = self.id, space = %space.short(), bytes = genesis.len(), "space created");
         let mut decision = Decision::done();

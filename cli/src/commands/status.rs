@@ -232,6 +232,7 @@ fn problem(error: &SyncError) -> Option<String> {
         SyncError::SpaceDeleted(_)
         | SyncError::DeletionUnproven { .. }
         | SyncError::SpaceMissing
+        | SyncError::SpaceExpired
         | SyncError::NotAdmitted
         | SyncError::Tls { .. } => Some(error.to_string()),
         _ => None,

@@ -64,6 +64,8 @@ pub struct Profile {
     person_id: PersonId,
     /// The TLS settings for its relay, built on first use (see [`Profile::relay_trust`]).
     pub(crate) relay_trust: std::cell::OnceCell<crate::RelayTrust>,
+    /// A creation token offered for this command, never stored (see `sync::RelayToken`).
+    pub(crate) relay_token: Option<crate::sync::RelayToken>,
 }
 
 impl Profile {
@@ -234,7 +236,21 @@ impl Profile {
             space_id,
             person_id,
             relay_trust: std::cell::OnceCell::new(),
+            relay_token: None,
         })
+    }
+
+    /// Offers `token` for creating this space on its relay, should a sync find it is not
+    /// there (yet, or any more) and the relay asks for one. Kept in memory only, and
+    /// dropped once it has created the space.
+    pub fn offer_relay_token(&mut self, token: crate::sync::RelayToken) {
+        self.relay_token = Some(token);
+    }
+
+    /// Whether a token offered with [`Profile::offer_relay_token`] is still unused (the
+    /// space was on the relay already, or has not reached it yet).
+    pub fn relay_token_unused(&self) -> bool {
+        self.relay_token.is_some()
     }
 
     /// The person this profile belongs to.

@@ -136,7 +136,9 @@ pub enum ClientFrame {
     CreateSpace {
         /// The Genesis record's canonical bytes.
         genesis: Vec<u8>,
-        /// A one-time creation token, for relays where the operator mints them.
+        /// A creation token the relay's operator minted (`hrt_…`, see
+        /// [`is_creation_token`]), for relays that create spaces only with one; a relay
+        /// that creates spaces without one ignores it (and spends nothing).
         token: Option<String>,
     },
     /// Consents to the snapshot proposal the relay showed (`Proposed`): `device`, of
@@ -328,6 +330,24 @@ pub enum RejectCode {
     /// a new space. A member's login gets [`RelayFrame::SpaceDeleted`] instead, with the
     /// proof.
     SpaceDeleted = 15,
+    /// The relay creates spaces only with a creation token from its operator, and the
+    /// `CreateSpace` carried none: ask the operator for one and create the space with it.
+    TokenRequired = 20,
+    /// The creation token is not one this relay minted (mistyped, revoked, or another
+    /// relay's): ask the operator for a new one. Nothing was spent or created.
+    TokenUnknown = 21,
+    /// The creation token has expired: ask the operator for a new one.
+    TokenExpired = 22,
+    /// The creation token has been used as many times as it allows: ask the operator for
+    /// a new one.
+    TokenUsed = 23,
+    /// The answer to the `Auth` of the device whose Genesis started the space, after the
+    /// relay removed the space because no second device joined it in time
+    /// (`unjoined_space_ttl`). Only that one device was ever in it, so it holds everything
+    /// the relay held: the connection stays open for it to `CreateSpace` again (with a
+    /// token, where the relay asks for one). The relay's word, unsigned: a client accepts
+    /// it only for a space whose only member, as far as it verified, is itself.
+    SpaceExpired = 24,
     /// A code this build does not know (sent by a newer relay): treat it like `Internal`.
     Unrecognized = 0xFFFF,
 }
@@ -363,9 +383,31 @@ impl From<u16> for RejectCode {
             13 => Self::Invalid,
             14 => Self::InviteRevoked,
             15 => Self::SpaceDeleted,
+            20 => Self::TokenRequired,
+            21 => Self::TokenUnknown,
+            22 => Self::TokenExpired,
+            23 => Self::TokenUsed,
+            24 => Self::SpaceExpired,
             _ => Self::Unrecognized,
         }
     }
+}
+
+/// How every creation token starts: `hrt_`, then 43 characters of URL-safe base64 (32
+/// random bytes), so a token pasted into the wrong place is recognisable as one.
+pub const CREATION_TOKEN_PREFIX: &str = "hrt_";
+
+/// The length of a creation token, prefix included.
+pub const CREATION_TOKEN_LEN: usize = CREATION_TOKEN_PREFIX.len() + 43;
+
+/// Whether `token` has the shape of a creation token (`hrt_` and 43 URL-safe base64
+/// characters). Says nothing of whether a relay minted it.
+pub fn is_creation_token(token: &str) -> bool {
+    token.len() == CREATION_TOKEN_LEN
+        && token.starts_with(CREATION_TOKEN_PREFIX)
+        && token[CREATION_TOKEN_PREFIX.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Checks that this build speaks the peer's protocol version.
@@ -591,14 +633,26 @@ mod tests {
 
     #[test]
     fn reject_codes_keep_their_numbers() {
-        for n in 0..=20u16 {
+        for n in 0..=40u16 {
             let code = RejectCode::from(n);
             if code != RejectCode::Unrecognized {
                 assert_eq!(code.code(), n);
             }
         }
         assert_eq!(RejectCode::Unauthorized.code(), 5);
+        assert_eq!(RejectCode::TokenRequired.code(), 20);
+        assert_eq!(RejectCode::SpaceExpired.code(), 24);
         assert_eq!(RejectCode::from(999), RejectCode::Unrecognized);
+    }
+
+    #[test]
+    fn a_creation_token_is_hrt_and_43_url_safe_base64_characters() {
+        let good = format!("hrt_{}", "aZ09-_".repeat(7) + "x");
+        assert!(is_creation_token(&good), "{good}");
+        assert!(!is_creation_token(&good[1..]), "no prefix");
+        assert!(!is_creation_token(&format!("{good}x")), "too long");
+        assert!(!is_creation_token(&good.replace('x', "+")), "not URL-safe");
+        assert!(!is_creation_token(""));
     }
 
     #[test]

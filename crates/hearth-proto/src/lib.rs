@@ -45,9 +45,9 @@ pub use consent::{
 pub use envelope::{Envelope, EnvelopeHeader, EnvelopeKind};
 pub use error::{AclRule, ProtoError};
 pub use frame::{
-    ClientFrame, PROTOCOL_VERSION, RejectCode, RelayFrame, auth_message, check_version,
-    decode_client, decode_relay, delete_space_message, encode_client, encode_relay,
-    verify_delete_space,
+    CREATION_TOKEN_PREFIX, ClientFrame, PROTOCOL_VERSION, RejectCode, RelayFrame, auth_message,
+    check_version, decode_client, decode_relay, delete_space_message, encode_client, encode_relay,
+    is_creation_token, verify_delete_space,
 };
 pub use ids::{DeviceId, InviteId, SpaceId};
 pub use limits::Limits;

@@ -25,8 +25,14 @@ impl TestRelay {
     /// Starts a relay with `config` on a free port of 127.0.0.1 (whatever `config.listen`
     /// says). Every relay a test starts in-process starts here.
     pub fn start(config: RelayConfig) -> TestRelay {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1");
+        Self::start_on(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// [`TestRelay::start`] on `addr`: the address of a relay stopped before, so that a
+    /// relay started again on the same database has the URL its clients (and invite codes)
+    /// already name.
+    pub fn start_on(config: RelayConfig, addr: SocketAddr) -> TestRelay {
+        let listener = std::net::TcpListener::bind(addr).expect("a free port on 127.0.0.1");
         listener
             .set_nonblocking(true)
             .expect("the listener can be made non-blocking, as tokio needs");

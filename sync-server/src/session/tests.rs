@@ -158,17 +158,51 @@ fn genesis(by: &SigningKey, space: SpaceId, epoch: u32) -> AclRecord {
     )
 }
 
+/// A client address for sessions that do not care which.
+const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
+/// The relay-wide gate for `admission`, with `per_address` limits, on a fake clock.
+fn gate_with(
+    admission: Admission,
+    per_address: crate::config::PerAddress,
+) -> (Arc<Gate<FakeRelativeClock>>, FakeRelativeClock) {
+    let clock = FakeRelativeClock::default();
+    let config = crate::RelayConfig {
+        admission: Some(admission),
+        per_address,
+        ..crate::RelayConfig::default()
+    };
+    (Arc::new(Gate::new(&config, clock.clone())), clock)
+}
+
+/// A session of the client at `peer` through `gate`.
+fn session_through(
+    gate: &Arc<Gate<FakeRelativeClock>>,
+    clock: &FakeRelativeClock,
+    peer: IpAddr,
+) -> Session<FakeRelativeClock> {
+    Session::new(
+        1,
+        RELAY,
+        NONCE,
+        Limits::default(),
+        Arc::clone(gate),
+        peer,
+        clock.clone(),
+    )
+}
+
 fn session_with(
     limits: Limits,
-    creation: Creation,
+    admission: Admission,
 ) -> (Session<FakeRelativeClock>, FakeRelativeClock) {
-    let clock = FakeRelativeClock::default();
-    let session = Session::new(1, RELAY, NONCE, limits, creation, clock.clone());
+    let (gate, clock) = gate_with(admission, crate::config::PerAddress::default());
+    let session = Session::new(1, RELAY, NONCE, limits, gate, PEER, clock.clone());
     (session, clock)
 }
 
 fn session() -> Session<FakeRelativeClock> {
-    session_with(Limits::default(), Creation::Open).0
+    session_with(Limits::default(), Admission::Open).0
 }
 
 fn hello() -> ClientFrame {
@@ -358,7 +392,7 @@ fn a_frame_over_the_limit_is_too_large() {
         max_frame_bytes: 64,
         ..Limits::default()
     };
-    let (mut session, _) = session_with(limits, Creation::Open);
+    let (mut session, _) = session_with(limits, Admission::Open);
     let decision = session.on_bytes(&[0; 65], NOW);
     assert_eq!(rejected(&decision), RejectCode::TooLarge);
     assert!(closes(&decision).is_some());
@@ -638,16 +672,26 @@ fn an_add_device_consuming_a_used_invite_is_refused_as_used() {
 
 // --- creating a space ---
 
-fn creating(creation: Creation) -> Session<FakeRelativeClock> {
-    let (mut session, _) = session_with(Limits::default(), creation);
+fn creating(admission: Admission) -> Session<FakeRelativeClock> {
+    let (session, _) = session_with(Limits::default(), admission);
+    creating_on(session, &alice())
+}
+
+/// `session` past `Hello` and `Auth` as `by` for `SPACE`, which the store never held.
+fn creating_on(
+    mut session: Session<FakeRelativeClock>,
+    by: &SigningKey,
+) -> Session<FakeRelativeClock> {
     session.on_frame(hello(), NOW);
-    session.on_frame(auth(&alice(), false), NOW);
+    session.on_frame(auth(by, false), NOW);
     let asked = session.resume(Answer::Chain(Ok(None)));
     assert!(matches!(
         asked.query,
         Some(Query::Tombstone { space: SPACE })
     ));
-    let decision = session.resume(Answer::Tombstone(Ok(None)));
+    let asked = session.resume(Answer::Tombstone(Ok(None)));
+    assert!(matches!(asked.query, Some(Query::Expiry { space: SPACE })));
+    let decision = session.resume(Answer::Expiry(Ok(None)));
     assert!(matches!(
         sent(&decision).as_slice(),
         [RelayFrame::AclChanged { records }] if records.is_empty()
@@ -665,7 +709,7 @@ fn create(genesis: &AclRecord) -> ClientFrame {
 
 #[test]
 fn a_device_creates_a_missing_space_with_its_genesis() {
-    let mut session = creating(Creation::Open);
+    let mut session = creating(Admission::Open);
     let genesis = genesis(&alice(), SPACE, 0);
     let decision = session.on_frame(create(&genesis), NOW);
     assert!(matches!(
@@ -698,7 +742,7 @@ fn a_device_creates_a_missing_space_with_its_genesis() {
 
 #[test]
 fn a_creating_connection_answers_ping_and_refuses_anything_else() {
-    let mut session = creating(Creation::Open);
+    let mut session = creating(Admission::Open);
     let pong = session.on_frame(ClientFrame::Ping { nonce: 7 }, NOW);
     assert!(matches!(
         sent(&pong).as_slice(),
@@ -719,23 +763,193 @@ fn a_bad_genesis_is_invalid() {
     let other_device = create(&genesis(&bob(), SPACE, 0));
     let late_epoch = create(&genesis(&alice(), SPACE, 1));
     for frame in [garbled, other_space, other_device, late_epoch] {
-        let mut session = creating(Creation::Open);
+        let mut session = creating(Admission::Open);
         let decision = session.on_frame(frame, NOW);
         assert_eq!(rejected(&decision), RejectCode::Invalid);
         assert!(closes(&decision).is_none());
     }
 }
 
+fn create_with(genesis: &AclRecord, token: &str) -> ClientFrame {
+    ClientFrame::CreateSpace {
+        genesis: genesis.encode(),
+        token: Some(token.to_owned()),
+    }
+}
+
+/// A token of the right shape.
+fn token(fill: char) -> String {
+    format!("hrt_{}", fill.to_string().repeat(43))
+}
+
 #[test]
-fn a_token_only_relay_refuses_to_create() {
-    let mut session = creating(Creation::Token);
+fn a_token_relay_refuses_a_stranger_without_a_token_and_keeps_the_connection() {
+    let mut session = creating(Admission::Token);
     let decision = session.on_frame(create(&genesis(&alice(), SPACE, 0)), NOW);
-    assert_eq!(rejected(&decision), RejectCode::Invalid);
+    assert_eq!(rejected(&decision), RejectCode::TokenRequired);
+    assert!(message(&decision).contains("ask the relay's operator"));
+    assert!(closes(&decision).is_none());
+    assert!(matches!(session.phase(), Phase::Create { .. }));
+}
+
+#[test]
+fn a_token_relay_creates_with_a_token_by_its_hash_only() {
+    let mut session = creating(Admission::Token);
+    let decision = session.on_frame(create_with(&genesis(&alice(), SPACE, 0), &token('a')), NOW);
+    let Some(Query::CreateSpace { ticket, .. }) = decision.query else {
+        panic!("{decision:?}");
+    };
+    assert_eq!(ticket, Some(crate::tokens::hash(&token('a'))));
+    let decision = session.resume(Answer::Done(Ok(())));
+    assert!(matches!(session.phase(), Phase::Ready(_)), "{decision:?}");
+}
+
+#[test]
+fn a_token_the_store_refuses_gets_its_own_code_and_a_malformed_one_is_unknown() {
+    for (refusal, want) in [
+        (TokenRefusal::Unknown, RejectCode::TokenUnknown),
+        (
+            TokenRefusal::Expired { at_ms: NOW },
+            RejectCode::TokenExpired,
+        ),
+        (TokenRefusal::Used, RejectCode::TokenUsed),
+    ] {
+        let mut session = creating(Admission::Token);
+        session.on_frame(create_with(&genesis(&alice(), SPACE, 0), &token('b')), NOW);
+        let decision = session.resume(Answer::Done(Err(StoreError::Token(refusal))));
+        assert_eq!(rejected(&decision), want);
+        assert!(
+            matches!(session.phase(), Phase::Create { .. }),
+            "may try another"
+        );
+    }
+    let mut session = creating(Admission::Token);
+    let decision = session.on_frame(create_with(&genesis(&alice(), SPACE, 0), "hrt_short"), NOW);
+    assert_eq!(rejected(&decision), RejectCode::TokenUnknown);
+}
+
+#[test]
+fn an_open_relay_ignores_a_token_and_spends_nothing() {
+    let mut session = creating(Admission::Open);
+    let decision = session.on_frame(create_with(&genesis(&alice(), SPACE, 0), &token('c')), NOW);
+    assert!(matches!(
+        decision.query,
+        Some(Query::CreateSpace { ticket: None, .. })
+    ));
+}
+
+#[test]
+fn one_address_creating_too_many_spaces_waits_while_another_address_goes_on() {
+    let per_address = crate::config::PerAddress {
+        creations_per_hour: 2,
+        failed_logins_per_minute: 30,
+    };
+    let (gate, clock) = gate_with(Admission::Open, per_address);
+    let flooder = PEER;
+    for _ in 0..2 {
+        let mut session = creating_on(session_through(&gate, &clock, flooder), &alice());
+        let decision = session.on_frame(create(&genesis(&alice(), SPACE, 0)), NOW);
+        assert!(decision.query.is_some(), "{decision:?}");
+    }
+    let mut session = creating_on(session_through(&gate, &clock, flooder), &alice());
+    let decision = session.on_frame(create(&genesis(&alice(), SPACE, 0)), NOW);
+    assert_eq!(rejected(&decision), RejectCode::RateLimited);
+    assert!(
+        message(&decision).contains("retry in"),
+        "{}",
+        message(&decision)
+    );
+    let other = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 7));
+    let mut session = creating_on(session_through(&gate, &clock, other), &alice());
+    let decision = session.on_frame(create(&genesis(&alice(), SPACE, 0)), NOW);
+    assert!(decision.query.is_some(), "{decision:?}");
+}
+
+#[test]
+fn failed_logins_over_the_budget_wait_but_a_member_from_the_same_address_gets_in() {
+    let per_address = crate::config::PerAddress {
+        creations_per_hour: 10,
+        failed_logins_per_minute: 2,
+    };
+    let (gate, clock) = gate_with(Admission::Open, per_address);
+    let space = Space::couple();
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let mut session = session_through(&gate, &clock, PEER);
+        session.on_frame(hello(), NOW);
+        session.on_frame(auth(&stranger(), false), NOW);
+        failures.push(rejected(&session.resume(space.answer())));
+    }
+    assert_eq!(
+        failures,
+        [
+            RejectCode::Unauthorized,
+            RejectCode::Unauthorized,
+            RejectCode::RateLimited
+        ]
+    );
+    ready_on(
+        session_through(&gate, &clock, PEER),
+        &alice(),
+        false,
+        &space,
+    );
+    clock.advance(Duration::from_secs(60));
+    let mut session = session_through(&gate, &clock, PEER);
+    session.on_frame(hello(), NOW);
+    session.on_frame(auth(&stranger(), false), NOW);
+    assert_eq!(
+        rejected(&session.resume(space.answer())),
+        RejectCode::Unauthorized
+    );
+}
+
+#[test]
+fn the_creator_of_an_expired_space_hears_so_and_may_create_it_again() {
+    let (mut session, _) = session_with(Limits::default(), Admission::Token);
+    session.on_frame(hello(), NOW);
+    session.on_frame(auth(&alice(), false), NOW);
+    session.resume(Answer::Chain(Ok(None)));
+    session.resume(Answer::Tombstone(Ok(None)));
+    let decision = session.resume(Answer::Expiry(Ok(Some(Expiry {
+        device: *device(&alice()).as_bytes(),
+        expired_at_ms: NOW,
+    }))));
+    assert_eq!(rejected(&decision), RejectCode::SpaceExpired);
+    assert!(closes(&decision).is_none());
+    assert!(matches!(session.phase(), Phase::Create { .. }));
+    // As for any creation, with a token on a token relay.
+    let decision = session.on_frame(create_with(&genesis(&alice(), SPACE, 0), &token('d')), NOW);
+    assert!(matches!(decision.query, Some(Query::CreateSpace { .. })));
+}
+
+#[test]
+fn anyone_but_its_creator_logging_in_to_an_expired_space_is_a_stranger() {
+    let mut session = session();
+    session.on_frame(hello(), NOW);
+    session.on_frame(auth(&bob(), false), NOW);
+    session.resume(Answer::Chain(Ok(None)));
+    session.resume(Answer::Tombstone(Ok(None)));
+    let decision = session.resume(Answer::Expiry(Ok(Some(Expiry {
+        device: *device(&alice()).as_bytes(),
+        expired_at_ms: NOW,
+    }))));
+    assert_eq!(rejected(&decision), RejectCode::Unauthorized);
+    assert!(closes(&decision).is_some());
+}
+
+#[test]
+fn a_live_connection_to_a_space_that_expires_hears_so_and_closes() {
+    let space = Space::new();
+    let session = ready(&alice(), &space);
+    let decision = session.on_space_expired();
+    assert_eq!(rejected(&decision), RejectCode::SpaceExpired);
+    assert!(closes(&decision).is_some());
 }
 
 #[test]
 fn creating_a_space_that_appeared_meanwhile_is_a_conflict() {
-    let mut session = creating(Creation::Open);
+    let mut session = creating(Admission::Open);
     session.on_frame(create(&genesis(&alice(), SPACE, 0)), NOW);
     let decision = session.resume(Answer::Done(Err(StoreError::SpaceExists)));
     assert_eq!(rejected(&decision), RejectCode::Conflict);
@@ -744,7 +958,7 @@ fn creating_a_space_that_appeared_meanwhile_is_a_conflict() {
 
 #[test]
 fn creating_a_space_deleted_meanwhile_is_refused_as_deleted() {
-    let mut session = creating(Creation::Open);
+    let mut session = creating(Admission::Open);
     session.on_frame(create(&genesis(&alice(), SPACE, 0)), NOW);
     let decision = session.resume(Answer::Done(Err(StoreError::SpaceDeleted)));
     assert_eq!(rejected(&decision), RejectCode::SpaceDeleted);
@@ -1009,7 +1223,7 @@ fn an_envelope_that_cannot_be_accepted_is_refused_before_the_store() {
     for (frame, want) in cases {
         let space = Space::couple();
         let mut session = ready_on(
-            session_with(limits, Creation::Open).0,
+            session_with(limits, Admission::Open).0,
             &alice(),
             false,
             &space,
@@ -1080,7 +1294,7 @@ fn pushes_over_the_rate_are_limited_until_time_passes() {
         ..Limits::default()
     };
     let space = Space::new();
-    let (session, clock) = session_with(limits, Creation::Open);
+    let (session, clock) = session_with(limits, Admission::Open);
     let mut session = ready_on(session, &alice(), false, &space);
     for counter in 1..=2 {
         assert!(session.on_frame(changes(1, counter), NOW).query.is_some());

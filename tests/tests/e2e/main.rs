@@ -2,6 +2,7 @@
 //! as people and operators would. One binary links the workspace once instead of once per
 //! file; each module is one area of behaviour.
 
+mod admission;
 mod adversarial;
 mod caught_relay;
 mod charts;

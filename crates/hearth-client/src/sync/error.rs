@@ -187,6 +187,36 @@ pub enum SyncError {
          persists, ask the relay's operator, or check which relay you use"
     )]
     SpaceMissing,
+    /// The relay creates spaces only with a creation token from its operator, and this
+    /// device's space is not on it: no token was offered
+    /// ([`Profile::offer_relay_token`](crate::Profile::offer_relay_token)), or the relay
+    /// refused the one offered. Nothing was created or spent; everything stays here.
+    #[error(
+        "{}{}; everything stays on this device, and the space reaches the relay once it is \
+         created there",
+        if *after_expiry {
+            "the relay removed this space because no second device joined it in time (this \
+             device holds all of it), and putting it back needs a creation token: "
+        } else {
+            ""
+        },
+        problem
+    )]
+    TokenRefused {
+        /// What was wrong.
+        problem: TokenProblem,
+        /// Whether the space was on the relay before and expired there.
+        after_expiry: bool,
+    },
+    /// The relay removed this space because no second device joined it in time. This
+    /// device was its only member and holds everything; `sync_once` puts it back (this is
+    /// what other calls, such as [`check_space`](super::check_space), report).
+    #[error(
+        "the relay removed this space because no second device joined it in time; this \
+         device holds all of it: `hearth sync` puts it back on the relay, and `hearth invite` \
+         makes a new invite (the old ones went with it)"
+    )]
+    SpaceExpired,
     /// The local profile failed.
     #[error(transparent)]
     Profile(#[from] Error),
@@ -237,6 +267,44 @@ impl fmt::Display for SpaceDeletion {
     }
 }
 
+/// Why the relay would not create the space with the token this device offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenProblem {
+    /// None was offered.
+    #[error(
+        "this relay creates spaces only with a creation token from its operator: ask the \
+         relay's operator for one (`hearth-relay token create`) and pass it with --relay-token"
+    )]
+    Missing,
+    /// The relay does not know it.
+    #[error(
+        "the relay does not know this creation token (mistyped, revoked, or made for \
+         another relay): ask the relay's operator for a new one"
+    )]
+    Unknown,
+    /// It expired.
+    #[error("this creation token has expired: ask the relay's operator for a new one")]
+    Expired,
+    /// Its uses are spent.
+    #[error("this creation token has been used up: ask the relay's operator for a new one")]
+    Used,
+}
+
+impl TokenProblem {
+    /// The problem a relay's reject `code` names, if it names one.
+    pub(crate) fn of(code: hearth_proto::RejectCode) -> Option<Self> {
+        use hearth_proto::RejectCode as C;
+        match code {
+            C::TokenRequired => Some(Self::Missing),
+            C::TokenUnknown => Some(Self::Unknown),
+            C::TokenExpired => Some(Self::Expired),
+            C::TokenUsed => Some(Self::Used),
+            _ => None,
+        }
+    }
+}
+
 /// What is wrong with an invite as the relay holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -282,6 +350,32 @@ mod tests {
             "your other device 1a1a1a1a"
         );
         assert_eq!(deletion(Whose::Yours, true).who(), "this device (1a1a1a1a)");
+    }
+
+    #[test]
+    fn a_refused_token_says_what_to_do_and_that_nothing_is_lost() {
+        let err = SyncError::TokenRefused {
+            problem: TokenProblem::Missing,
+            after_expiry: false,
+        };
+        assert_eq!(
+            err.to_string(),
+            "this relay creates spaces only with a creation token from its operator: ask the \
+             relay's operator for one (`hearth-relay token create`) and pass it with \
+             --relay-token; everything stays on this device, and the space reaches the relay \
+             once it is created there"
+        );
+        let err = SyncError::TokenRefused {
+            problem: TokenProblem::Used,
+            after_expiry: true,
+        };
+        assert!(
+            err.to_string().starts_with(
+                "the relay removed this space because no second device joined it in time"
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("used up"), "{err}");
     }
 
     #[test]
