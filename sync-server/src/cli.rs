@@ -1,8 +1,10 @@
 //! The `hearth-relay` command line: puts the settings together (defaults, `--config` file,
 //! `HEARTH_RELAY_*` environment, flags: see [`RelayConfig::load`]), binds the listener,
-//! prints `listening on ADDR` once it accepts connections, and serves until SIGINT or
-//! SIGTERM. The binary is a thin wrapper around [`main`], so that other packages (the
-//! end-to-end tests) can build the very same program under their own name.
+//! logs the fingerprint of the relay's key, prints `listening on ADDR` once it accepts
+//! connections, and serves until SIGINT or SIGTERM. `hearth-relay fingerprint` prints the
+//! fingerprint alone, for the operator to hand to the relay's users. The binary is a thin
+//! wrapper around [`main`], so that other packages (the end-to-end tests) can build the
+//! very same program under their own name.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -12,7 +14,7 @@ use std::process::ExitCode;
 use crate::config::CONFIG_ENV;
 use crate::{Relay, RelayConfig};
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 /// hearth's self-hosted relay: stores and forwards encrypted envelopes it cannot read.
@@ -23,8 +25,11 @@ use serde::Serialize;
 #[derive(Debug, Parser, Serialize)]
 #[command(version, about)]
 struct Args {
+    #[command(subcommand)]
+    #[serde(skip)]
+    command: Option<Command>,
     /// TOML file with the relay's settings; it must exist if given.
-    #[arg(long, env = CONFIG_ENV, value_name = "PATH")]
+    #[arg(long, global = true, env = CONFIG_ENV, value_name = "PATH")]
     #[serde(skip)]
     config: Option<PathBuf>,
     /// Print the settings the relay would run with, as a config file, and exit.
@@ -38,7 +43,7 @@ struct Args {
     listen: Option<SocketAddr>,
     /// SQLite database file, created if missing [env: HEARTH_RELAY_DB]
     /// [default: hearth-relay.db].
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     db: Option<PathBuf>,
     /// The most the database may grow to, in MiB; past it, pushes are refused as on a full
@@ -47,6 +52,15 @@ struct Args {
     #[arg(long, value_name = "MIB")]
     #[serde(skip_serializing_if = "Option::is_none")]
     max_db_mib: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the fingerprint of this relay's key and exit. Give it to the relay's users:
+    /// hearth pins the key the first time it connects, and `hearth status` shows it. After
+    /// the relay was rebuilt with a new database, they run `hearth relay trust FINGERPRINT`
+    /// with the new one. Reads the database given with --db or --config, like the relay.
+    Fingerprint,
 }
 
 /// Runs the relay as the `hearth-relay` binary does: settings from the file, environment
@@ -72,6 +86,9 @@ pub fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let config = RelayConfig::load(args.config.as_deref(), RelayConfig::env(), &args)?;
+    if let Some(Command::Fingerprint) = args.command {
+        return print_fingerprint(&config);
+    }
     if args.print_config {
         let text = config
             .to_toml()
@@ -100,7 +117,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         let addr = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        tracing::info!(%addr, db = %config.db.display(), "relay started");
+        let fingerprint = relay.state().fingerprint();
+        tracing::info!(%addr, db = %config.db.display(), %fingerprint, "relay started");
         let shutdown = shutdown_signal()?;
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {addr}").context("cannot write to stdout")?;
@@ -110,6 +128,24 @@ fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!("relay stopped");
         Ok(())
     })
+}
+
+/// `hearth-relay fingerprint`: the fingerprint of the key in the relay's database, alone
+/// on stdout. A database that is not there yet is an error, not a new relay: the key is
+/// made at the relay's first start, and a typo in --db must not print a stranger's.
+fn print_fingerprint(config: &RelayConfig) -> anyhow::Result<()> {
+    if !config.db.exists() {
+        anyhow::bail!(
+            "there is no relay database at {}: give the one the relay runs with (--db PATH or \
+             --config PATH), or start the relay once, which makes its key",
+            config.db.display()
+        );
+    }
+    let (_, identity) = crate::open_store(config)?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", identity.fingerprint())
+        .and_then(|()| stdout.flush())
+        .context("cannot write to stdout")
 }
 
 /// Registers for SIGINT and SIGTERM now and returns a future that completes on either.

@@ -16,6 +16,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use hearth_proto::Limits;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::RelayClock;
 use crate::store::StoreLimits;
 
 /// The prefix of the relay's environment variables; `__` separates nested keys
@@ -67,11 +68,11 @@ pub struct RelayConfig {
     /// relay closes it. The relay pings at half this interval.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
-    /// The relay id announced in `Challenge`; `None` draws a random one per process.
-    /// Signatures are also bound to a per-connection nonce, so a fresh id per process
-    /// costs clients nothing; only embedding programs set it, never a file.
+    /// The relay's wall clock (the system's unless an embedding program shifts it, as
+    /// tests do to play a relay whose clock is off); never read from a file. The relay id
+    /// is not a setting: it is the fingerprint of the relay's key, kept in the database.
     #[serde(skip)]
-    pub relay_id: Option<[u8; 16]>,
+    pub clock: RelayClock,
     /// The limits the relay announces in `Challenge` and enforces; the store's quotas are
     /// taken from them ([`RelayConfig::store_limits`]). Last, because in TOML a table
     /// follows the plain keys.
@@ -88,7 +89,7 @@ impl Default for RelayConfig {
             request_timeout: crate::listener::REQUEST_DEADLINE,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
-            relay_id: None,
+            clock: RelayClock::default(),
             limits: Limits::default(),
         }
     }

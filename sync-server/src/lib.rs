@@ -6,6 +6,9 @@
 //! - [`config`]: the relay's settings ([`RelayConfig`]), from defaults, file, environment
 //!   and flags.
 //! - [`metrics`]: the counters `GET /metrics` serves.
+//! - [`identity`]: the relay's own key, kept in its database, which clients pin and the
+//!   relay proves on every connection; [`clock`]: the relay's wall clock, which embedding
+//!   programs (tests) may shift.
 //! - [`app`](mod@app): the HTTP router ([`app()`]) with `GET /v1/sync`, `/healthz` and `/metrics`,
 //!   and [`serve`], which runs it on a listener the caller bound and shuts down cleanly.
 //! - `session`: every protocol decision about one connection's frames (the handshake,
@@ -30,10 +33,12 @@
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 mod connection;
 mod feed;
 mod hub;
+pub mod identity;
 pub mod listener;
 pub mod local;
 pub mod metrics;
@@ -43,8 +48,10 @@ mod snapshots;
 pub mod store;
 pub mod worker;
 
-pub use app::{AppState, Relay, RelayError, app, serve};
+pub use app::{AppState, Relay, RelayError, app, open_store, serve};
+pub use clock::RelayClock;
 pub use config::{ConfigError, Creation, RelayConfig};
+pub use identity::RelayIdentity;
 pub use local::LocalRelay;
 pub use store::{
     Accepted, Proposal, Push, PushOutcome, SqliteStore, Storage, StoreError, StoreLimits, Tombstone,

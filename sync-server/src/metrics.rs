@@ -18,7 +18,7 @@ use crate::worker::StoreStats;
 
 /// Every reject code the relay sends, each shown from the start (at 0), so an alert on
 /// `increase(...)` sees the first one.
-const REJECT_CODES: [RejectCode; 15] = [
+const REJECT_CODES: [RejectCode; 16] = [
     RejectCode::UnsupportedVersion,
     RejectCode::BadFrame,
     RejectCode::TooLarge,
@@ -34,6 +34,7 @@ const REJECT_CODES: [RejectCode; 15] = [
     RejectCode::Invalid,
     RejectCode::InviteRevoked,
     RejectCode::SpaceDeleted,
+    RejectCode::ClockSkew,
 ];
 
 /// A reject code's label value.
@@ -54,6 +55,7 @@ fn reject_label(code: RejectCode) -> &'static str {
         RejectCode::Invalid => "invalid",
         RejectCode::InviteRevoked => "invite_revoked",
         RejectCode::SpaceDeleted => "space_deleted",
+        RejectCode::ClockSkew => "clock_skew",
         // A code added to the protocol before it is named here still counts.
         _ => "other",
     }
