@@ -40,6 +40,8 @@ pub fn run(session: &Session) -> Result<()> {
         ))?),
         None => None,
     };
+    // Read after the login above, which pins the relay's key at first contact.
+    let fingerprint = profile.sync_book().relay_fingerprint()?;
     let reachable = standing.as_ref().map(answered);
     let problem = standing
         .as_ref()
@@ -54,6 +56,7 @@ pub fn run(session: &Session) -> Result<()> {
             "device_id": profile.device_id().to_string(),
             "space_id": profile.space_id(),
             "relay": relay,
+            "relay_fingerprint": fingerprint.map(|f| f.to_string()),
             "relay_reachable": reachable,
             "relay_problem": problem,
             "space_deleted": standing.as_ref().and_then(|s| s.as_ref().err()).and_then(deletion_json),
@@ -100,6 +103,9 @@ pub fn run(session: &Session) -> Result<()> {
     }
     if let Some(problem) = &problem {
         println!("           {}", style(problem).red());
+    }
+    if let Some(fingerprint) = fingerprint {
+        println!("Relay key: {fingerprint} (compare it with your relay operator's)");
     }
     if relay.is_some() {
         let when = last_sync.map_or_else(
@@ -194,14 +200,19 @@ fn answered(standing: &Result<(), SyncError>) -> bool {
 }
 
 /// What `status` says about the space on the relay when the relay would not have this
-/// device: deleted (proven or not), missing, or not admitted. Anything else (a busy relay)
-/// is for `hearth sync` to report.
+/// device: deleted (proven or not), missing, or not admitted; or when this device will not
+/// log in there: the relay's key changed or is unproven, or this device's clock is off.
+/// Anything else (a busy relay) is for `hearth sync` to report.
 fn problem(error: &SyncError) -> Option<String> {
     match error {
         SyncError::SpaceDeleted(_)
         | SyncError::DeletionUnproven { .. }
         | SyncError::SpaceMissing
-        | SyncError::NotAdmitted => Some(error.to_string()),
+        | SyncError::NotAdmitted
+        | SyncError::ClockSkew(_)
+        | SyncError::RelayKeyChanged { .. }
+        | SyncError::RelayKeyUnproven { .. }
+        | SyncError::RelayUnidentified { .. } => Some(error.to_string()),
         _ => None,
     }
 }

@@ -162,7 +162,8 @@ pub(super) async fn append_record(
 
 /// A new connection to this device's relay, logged in as this device (the space must be
 /// on a relay, with a chain, or it is [`SyncError::NotPaired`]), with the limits the relay
-/// announced saved. Returns the link, the space and the relay's chain, not yet adopted.
+/// announced saved. The relay must first prove the key pinned for its address (pinned now
+/// at first contact), or it is [`SyncError::RelayKeyChanged`] and nothing is sent. Returns the link, the space and the relay's chain, not yet adopted.
 /// The link judges any claim that the space was deleted against this device's chain: a
 /// proven one is [`SyncError::SpaceDeleted`], one without a member's signature
 /// [`SyncError::DeletionUnproven`]; and a relay that says the space does not exist, when
@@ -182,6 +183,10 @@ pub(super) async fn login(
     let space = profile.space()?;
     let judge = DeletionJudge::new(profile, space, state)?;
     let mut link = Link::connect(&relay, timeout).await?;
+    if let Err(e) = super::trust::check_pinned(profile, &link) {
+        link.close().await;
+        return Err(e);
+    }
     link.judge = Some(judge);
     let chain = link.login(&profile.secrets.device, &space, false).await?;
     profile.sync_book_mut().set_relay_limits(&link.limits)?;
