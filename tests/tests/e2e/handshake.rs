@@ -279,12 +279,13 @@ fn a_relay_with_another_key_at_the_address_gets_no_login_and_trust_moves_the_pin
     // The operator rebuilds the relay with a new database: the address now leads to it.
     let rebuilt = TestRelay::at(&rebuilt_db);
     address.repoint(&rebuilt.url);
-    let presented = fingerprint_of_db(&rebuilt_db);
-    assert_ne!(presented, pinned);
     let logins = address.seen(Direction::ToRelay, "Auth");
     let identifies = address.seen(Direction::ToRelay, "Identify");
     let run = sam.run(["sync"]);
     assert_eq!(run.code, Some(3), "{}", run.stderr);
+    // Read once the rebuilt relay answered, so its database surely exists.
+    let presented = fingerprint_of_db(&rebuilt_db);
+    assert_ne!(presented, pinned);
     for part in [
         format!("fingerprint {presented}, but this device pinned {pinned}"),
         "rebuilt".to_owned(),
@@ -581,5 +582,81 @@ async fn a_joiner_checks_the_relay_against_the_fingerprint_in_the_invite_from_th
     assert_eq!(
         joined.profile.sync_book().relay_fingerprint().unwrap(),
         Some(pinned)
+    );
+}
+
+/// A relay from before `Identify`, as far as the handshake goes: it answers `Hello` with a
+/// `Challenge` and anything else with `BadFrame`, then closes; it reports the frames it got.
+fn older_relay() -> (String, mpsc::Receiver<Vec<u8>>) {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use hearth_proto::{Limits, RejectCode, RelayFrame, encode_relay};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("ws://{}/v1/sync", listener.local_addr().unwrap());
+    let (got, frames) = mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((stream, _)) = listener.accept().await {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    continue;
+                };
+                let mut greeted = false;
+                while let Some(Ok(Message::Binary(bytes))) = ws.next().await {
+                    let _ = got.send(bytes.to_vec());
+                    let answer = if greeted {
+                        RelayFrame::Reject {
+                            code: RejectCode::BadFrame,
+                            message: "after Challenge the next frame must be Auth".into(),
+                        }
+                    } else {
+                        greeted = true;
+                        RelayFrame::Challenge {
+                            relay_id: [7; 16],
+                            nonce: [8; 32],
+                            limits: Limits::default(),
+                            versions: vec![hearth_proto::PROTOCOL_VERSION],
+                        }
+                    };
+                    let bytes = encode_relay(&answer, 1 << 20).unwrap();
+                    if ws.send(Message::Binary(bytes.into())).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+    });
+    (url, frames)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_proves_no_key_is_refused_saying_so_and_gets_no_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, frames) = older_relay();
+    let mut sam = new_profile(&dir.path().join("sam"), "Sam");
+    sam.sync_book_mut().start_space(&url).unwrap();
+    let err = sync::sync_once(&mut sam, T).await.unwrap_err();
+    assert!(
+        matches!(err, SyncError::RelayUnidentified { .. }),
+        "expected an unidentified relay, got {err}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("older than this hearth"), "{message}");
+    assert!(
+        message.contains("ask the relay's operator to upgrade it"),
+        "{message}"
+    );
+    let kinds: Vec<u8> = frames.try_iter().map(|f| f[0]).collect();
+    assert_eq!(kinds, [0, 13], "Hello and Identify, and no Auth");
+    assert_eq!(
+        sam.sync_book().relay_fingerprint().unwrap(),
+        None,
+        "nothing pinned"
     );
 }
