@@ -77,6 +77,9 @@ pub enum Command {
     /// The space's devices: list them, or remove a lost or retired one
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// The relay this space syncs through
+    #[command(subcommand)]
+    Relay(RelayCommand),
     /// See hearth in action: a scripted week in a throwaway profile
     Demo(DemoArgs),
     /// Print a completion script for your shell, e.g. `hearth completions bash >
@@ -263,6 +266,20 @@ pub enum DeviceCommand {
     List,
     /// Remove a device: the space moves to a new key it never receives
     Remove(DeviceRemoveArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RelayCommand {
+    /// Trust the relay's new key after its operator rebuilt it: give the fingerprint they
+    /// gave you (`hearth-relay fingerprint` on the server). hearth checks it against the key
+    /// the relay presents, and changes nothing if they differ
+    Trust(RelayTrustArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RelayTrustArgs {
+    /// The relay's fingerprint, 32 hex digits (e.g. 3f2a-9c1b-0b4d-e5f6-1234-5678-9abc-def0)
+    pub fingerprint: String,
 }
 
 #[derive(Debug, Args)]

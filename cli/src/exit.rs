@@ -111,6 +111,7 @@ fn classify_sync(err: &SyncError) -> (u8, Option<String>) {
                 DATA,
                 Some("This space was deleted from the relay by one of its devices. Everything on this device is kept: `hearth export --format md` saves it; `hearth init` starts a new space.".into()),
             ),
+            RejectCode::ClockSkew => (USER, None),
             RejectCode::Unauthorized | RejectCode::NotMember => (
                 DATA,
                 Some("This device is not (or no longer) in the space on that relay. Your data here is untouched.".into()),
@@ -137,6 +138,16 @@ fn classify_sync(err: &SyncError) -> (u8, Option<String>) {
             ),
         ),
         SyncError::SpaceExpired => (SYNC, None),
+        // The message says how to set the clock; nothing was sent or changed.
+        SyncError::ClockSkew(_) => (USER, None),
+        // Not the relay this device (or the invite) knows, or no proof of it: their
+        // messages say what changed and what to ask the operator.
+        SyncError::RelayKeyChanged { .. }
+        | SyncError::RelayKeyNotInvited { .. }
+        | SyncError::FingerprintMismatch { .. }
+        | SyncError::RelayKeyUnproven { .. } => (DATA, None),
+        // A relay from before relay keys: unusable until its operator upgrades it.
+        SyncError::RelayUnidentified { .. } => (SYNC, None),
         SyncError::NotPaired => (
             USER,
             Some("Put the space on a relay with `hearth invite --relay wss://…/v1/sync`.".into()),
@@ -329,6 +340,48 @@ mod tests {
         assert!(
             hint.unwrap_or_default()
                 .contains("hearth sync --relay-token")
+        );
+    }
+
+    #[test]
+    fn a_skewed_clock_is_for_the_user_to_fix_and_a_changed_relay_key_is_exit_code_3() {
+        let skew = SyncError::ClockSkew(hearth_client::sync::ClockSkew {
+            device_ms: 600_000,
+            relay_ms: 0,
+        });
+        assert_eq!(code(anyhow::Error::new(skew)), USER);
+        let fp = hearth_proto::Fingerprint::from_bytes([1; 16]);
+        let other = hearth_proto::Fingerprint::from_bytes([2; 16]);
+        let relay = || "ws://127.0.0.1:1/v1/sync".to_owned();
+        for err in [
+            SyncError::RelayKeyChanged {
+                relay: relay(),
+                pinned: fp,
+                presented: other,
+            },
+            SyncError::FingerprintMismatch {
+                relay: relay(),
+                given: fp,
+                presented: other,
+            },
+            SyncError::RelayKeyUnproven {
+                relay: relay(),
+                why: "x".into(),
+            },
+        ] {
+            assert_eq!(code(anyhow::Error::new(err)), DATA);
+        }
+        let joining = JoinError::Sync(SyncError::RelayKeyNotInvited {
+            relay: relay(),
+            invited: fp,
+            presented: other,
+        });
+        assert_eq!(code(anyhow::Error::new(joining)), DATA);
+        assert_eq!(
+            code(anyhow::Error::new(SyncError::RelayUnidentified {
+                relay: relay()
+            })),
+            SYNC
         );
     }
 

@@ -24,14 +24,15 @@ use axum::routing::get;
 use crate::admission::{Gate, client_address};
 use crate::listener::{Peer, RelayListener};
 use crate::tls::RelayTls;
-use hearth_proto::{AclRecord, AclState, SpaceId};
+use hearth_proto::{AclRecord, AclState, Fingerprint, SpaceId};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::RelayConfig;
 use crate::hub::Hub;
+use crate::identity::RelayIdentity;
 use crate::metrics::Metrics;
-use crate::store::{SpaceKey, SqliteStore, StoreError};
+use crate::store::{SpaceKey, SqliteStore, Storage as _, StoreError};
 use crate::worker::StoreHandle;
 
 /// How many store jobs may wait for the store thread before senders wait.
@@ -57,8 +58,8 @@ pub enum RelayError {
     /// The store thread could not be started.
     #[error("cannot start the relay's store thread")]
     StoreThread(#[source] std::io::Error),
-    /// The operating system has no randomness to offer for the relay id.
-    #[error("cannot draw a random relay id: {0}")]
+    /// The operating system has no randomness to offer for the relay's key.
+    #[error("cannot draw a random key for the relay: {0}")]
     Random(String),
     /// Accepting or serving connections failed.
     #[error("the relay's server failed")]
@@ -80,7 +81,7 @@ pub(crate) struct Chain {
 pub(crate) struct Shared {
     pub(crate) config: RelayConfig,
     pub(crate) gate: Arc<Gate>,
-    pub(crate) relay_id: [u8; 16],
+    pub(crate) identity: Arc<RelayIdentity>,
     pub(crate) store: StoreHandle,
     pub(crate) metrics: Metrics,
     pub(crate) hub: Hub,
@@ -97,26 +98,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for a relay with `config` over an already started store thread.
-    ///
-    /// # Errors
-    /// [`RelayError::Random`] if no relay id was configured and none can be drawn.
-    pub fn new(config: RelayConfig, store: StoreHandle) -> Result<Self, RelayError> {
-        let relay_id = match config.relay_id {
-            Some(id) => id,
-            None => {
-                let mut id = [0u8; 16];
-                getrandom::fill(&mut id).map_err(|e| RelayError::Random(e.to_string()))?;
-                id
-            }
-        };
+    /// State for a relay with `config` and `identity` over an already started store
+    /// thread.
+    pub fn new(config: RelayConfig, identity: RelayIdentity, store: StoreHandle) -> Self {
         let metrics = Metrics::new(store.stats());
         let gate = Arc::new(Gate::new(&config, governor::clock::MonotonicClock));
-        Ok(Self {
+        Self {
             shared: Arc::new(Shared {
                 config,
                 gate,
-                relay_id,
+                identity: Arc::new(identity),
                 store,
                 metrics,
                 hub: Hub::default(),
@@ -125,7 +116,12 @@ impl AppState {
                 next_connection: AtomicU64::new(1),
                 acl_cache: Mutex::new(HashMap::new()),
             }),
-        })
+        }
+    }
+
+    /// The fingerprint of the relay's key, which its operator shares with its users.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.shared.identity.fingerprint()
     }
 
     /// The token that, once cancelled, ends every websocket task.
@@ -300,7 +296,8 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Opens (creating if needed) the database at `config.db` and starts the store thread.
+    /// Opens (creating if needed) the database at `config.db`, with the relay's key in it
+    /// (drawn at the first start), and starts the store thread.
     ///
     /// # Errors
     /// [`RelayError::Tls`] if the settings name a TLS certificate and key that cannot be
@@ -311,14 +308,9 @@ impl Relay {
             (Some(cert), Some(key)) => Some(Arc::new(RelayTls::load(cert, key)?)),
             _ => None,
         };
-        let mut store = SqliteStore::open(&config.db, config.store_limits()).map_err(|source| {
-            RelayError::OpenStore {
-                path: config.db.clone(),
-                source,
-            }
-        })?;
+        let (mut store, identity) = open_store(&config)?;
         // Before the first connection is served: a space due to expire is gone by then.
-        let swept = crate::sweep::sweep(&mut store, &config, crate::tokens::now_ms()).map_err(
+        let swept = crate::sweep::sweep(&mut store, &config, config.clock.now_ms()).map_err(
             |source| RelayError::OpenStore {
                 path: config.db.clone(),
                 source,
@@ -327,7 +319,7 @@ impl Relay {
         crate::sweep::log(&swept, &config);
         let (handle, store_thread) = StoreHandle::spawn(store, STORE_QUEUE, STORE_MAX_BATCH)
             .map_err(RelayError::StoreThread)?;
-        let state = AppState::new(config, handle)?;
+        let state = AppState::new(config, identity, handle);
         Ok(Self {
             state,
             store_thread,
@@ -395,6 +387,25 @@ impl Relay {
         }
         served.map_err(RelayError::Serve)
     }
+}
+
+/// Opens the database `config` names (creating it if needed) and reads the relay's
+/// identity from it, drawing and storing one at the first start.
+///
+/// # Errors
+/// [`RelayError::OpenStore`], [`RelayError::Random`].
+pub fn open_store(config: &RelayConfig) -> Result<(SqliteStore, RelayIdentity), RelayError> {
+    let open_failed = |source| RelayError::OpenStore {
+        path: config.db.clone(),
+        source,
+    };
+    let mut store = SqliteStore::open(&config.db, config.store_limits()).map_err(open_failed)?;
+    let mut fresh = [0u8; 32];
+    getrandom::fill(&mut fresh).map_err(|e| RelayError::Random(e.to_string()))?;
+    let secret = store
+        .relay_secret(&fresh, config.clock.now_ms())
+        .map_err(open_failed)?;
+    Ok((store, RelayIdentity::from_secret(&secret)))
 }
 
 /// Opens the relay described by `config` and serves it on `listener` until `shutdown`

@@ -1,10 +1,12 @@
 //! The `hearth-relay` command line: puts the settings together (defaults, `--config` file,
 //! `HEARTH_RELAY_*` environment, flags: see [`RelayConfig::load`]), binds the listener,
-//! prints `listening on ADDR` once it accepts connections, and serves until SIGINT or
-//! SIGTERM; SIGHUP reads its TLS certificate and key again. With `token create|list|revoke`
-//! it manages creation tokens on the database those settings name instead (while the relay
-//! runs, too). The binary is a thin wrapper around [`main`], so that other packages (the
-//! end-to-end tests) can build the very same program under their own name.
+//! logs the fingerprint of the relay's key, prints `listening on ADDR` once it accepts
+//! connections, and serves until SIGINT or SIGTERM; SIGHUP reads its TLS certificate and
+//! key again. `hearth-relay fingerprint` prints the fingerprint alone, for the operator to
+//! hand to the relay's users, and `hearth-relay token create|list|revoke` manages creation
+//! tokens on the database those settings name (while the relay runs, too). The binary is a
+//! thin wrapper around [`main`], so that other packages (the end-to-end tests) can build
+//! the very same program under their own name.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -87,6 +89,11 @@ enum Command {
     /// Creation tokens, for a relay in token mode: who may create a space here
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print the fingerprint of this relay's key and exit. Give it to the relay's users:
+    /// hearth pins the key the first time it connects, and `hearth status` shows it. After
+    /// the relay was rebuilt with a new database, they run `hearth relay trust FINGERPRINT`
+    /// with the new one. Reads the database given with --db or --config, like the relay.
+    Fingerprint,
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +115,7 @@ enum TokenCommand {
         id: i64,
     },
 }
+
 
 /// Runs the relay as the `hearth-relay` binary does: settings from the file, environment
 /// and `std::env::args`, logs to stderr, `listening on ADDR` on stdout once ready; returns
@@ -164,8 +172,10 @@ fn init_logs(format: LogFormat, throttle: &LogThrottle) {
 }
 
 fn run(args: &Args, config: RelayConfig, throttle: &LogThrottle) -> anyhow::Result<()> {
-    if let Some(Command::Token(command)) = &args.command {
-        return token(&config, command);
+    match &args.command {
+        Some(Command::Token(command)) => return token(&config, command),
+        Some(Command::Fingerprint) => return print_fingerprint(&config),
+        None => {}
     }
     if args.print_config {
         let text = config
@@ -195,6 +205,7 @@ fn run(args: &Args, config: RelayConfig, throttle: &LogThrottle) -> anyhow::Resu
         let addr = listener
             .local_addr()
             .context("cannot read the bound address")?;
+        let fingerprint = relay.state().fingerprint();
         let tls = relay.tls();
         let admission = config.admission();
         match &tls {
@@ -202,6 +213,7 @@ fn run(args: &Args, config: RelayConfig, throttle: &LogThrottle) -> anyhow::Resu
                 %addr,
                 db = %config.db.display(),
                 admission = admission.as_str(),
+                %fingerprint,
                 cert = %tls.cert_path().display(),
                 "relay started, serving TLS (wss://)"
             ),
@@ -209,6 +221,7 @@ fn run(args: &Args, config: RelayConfig, throttle: &LogThrottle) -> anyhow::Resu
                 %addr,
                 db = %config.db.display(),
                 admission = admission.as_str(),
+                %fingerprint,
                 "relay started, without TLS (plain ws://: put a TLS proxy in front, or give --tls-cert and --tls-key)"
             ),
         }
@@ -331,6 +344,24 @@ fn token(config: &RelayConfig, command: &TokenCommand) -> anyhow::Result<()> {
     }
     stdout.flush().context("cannot write to stdout")?;
     Ok(())
+}
+
+/// `hearth-relay fingerprint`: the fingerprint of the key in the relay's database, alone
+/// on stdout. A database that is not there yet is an error, not a new relay: the key is
+/// made at the relay's first start, and a typo in --db must not print a stranger's.
+fn print_fingerprint(config: &RelayConfig) -> anyhow::Result<()> {
+    if !config.db.exists() {
+        anyhow::bail!(
+            "there is no relay database at {}: give the one the relay runs with (--db PATH or \
+             --config PATH), or start the relay once, which makes its key",
+            config.db.display()
+        );
+    }
+    let (_, identity) = crate::open_store(config)?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", identity.fingerprint())
+        .and_then(|()| stdout.flush())
+        .context("cannot write to stdout")
 }
 
 /// Registers for SIGINT and SIGTERM now and returns a future that completes on either.

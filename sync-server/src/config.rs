@@ -16,6 +16,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use hearth_proto::Limits;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::RelayClock;
 use crate::store::StoreLimits;
 
 /// The prefix of the relay's environment variables; `__` separates nested keys
@@ -144,11 +145,11 @@ pub struct RelayConfig {
     pub idle_timeout: Duration,
     /// How log lines are written: `text` or `json`.
     pub log_format: LogFormat,
-    /// The relay id announced in `Challenge`; `None` draws a random one per process.
-    /// Signatures are also bound to a per-connection nonce, so a fresh id per process
-    /// costs clients nothing; only embedding programs set it, never a file.
+    /// The relay's wall clock (the system's unless an embedding program shifts it, as
+    /// tests do to play a relay whose clock is off); never read from a file. The relay id
+    /// is not a setting: it is the fingerprint of the relay's key, kept in the database.
     #[serde(skip)]
-    pub relay_id: Option<[u8; 16]>,
+    pub clock: RelayClock,
     /// The per-address rate limits. After the plain keys, as TOML wants a table.
     pub per_address: PerAddress,
     /// The limits the relay announces in `Challenge` and enforces; the store's quotas are
@@ -172,7 +173,7 @@ impl Default for RelayConfig {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             log_format: LogFormat::Text,
-            relay_id: None,
+            clock: RelayClock::default(),
             per_address: PerAddress::default(),
             limits: Limits::default(),
         }

@@ -70,7 +70,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, peer: IpAddr) {
         id,
         session: Session::new(
             id,
-            shared.relay_id,
+            Arc::clone(&shared.identity),
             nonce,
             config.limits,
             Arc::clone(&shared.gate),
@@ -151,12 +151,6 @@ async fn next_live(live: &mut Option<mpsc::Receiver<Live>>) -> Option<Live> {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 fn is_too_large(error: axum::Error) -> bool {
     matches!(
         error.into_inner().downcast_ref::<tungstenite::Error>(),
@@ -231,7 +225,7 @@ impl Connection {
                     Some(Ok(Message::Binary(bytes))) => {
                         last_heard = tokio::time::Instant::now();
                         self.shared.metrics.frame_in();
-                        let decision = self.session.on_bytes(&bytes, now_ms());
+                        let decision = self.session.on_bytes(&bytes, self.shared.config.clock.now_ms());
                         self.carry_out(decision).await
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {

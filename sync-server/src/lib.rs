@@ -6,6 +6,9 @@
 //! - [`config`]: the relay's settings ([`RelayConfig`]), from defaults, file, environment
 //!   and flags.
 //! - [`metrics`]: the counters `GET /metrics` serves.
+//! - [`identity`]: the relay's own key, kept in its database, which clients pin and the
+//!   relay proves on every connection; [`clock`]: the relay's wall clock, which embedding
+//!   programs (tests) may shift.
 //! - [`app`](mod@app): the HTTP router ([`app()`]) with `GET /v1/sync`, `/healthz` and `/metrics`,
 //!   and [`serve`], which runs it on a listener the caller bound and shuts down cleanly.
 //! - `session`: every protocol decision about one connection's frames (the handshake,
@@ -37,10 +40,12 @@
 mod admission;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 mod connection;
 mod feed;
 mod hub;
+pub mod identity;
 pub mod listener;
 pub mod local;
 pub mod log_throttle;
@@ -54,8 +59,10 @@ pub mod tls;
 pub mod tokens;
 pub mod worker;
 
-pub use app::{AppState, Relay, RelayError, app, serve};
+pub use app::{AppState, Relay, RelayError, app, open_store, serve};
+pub use clock::RelayClock;
 pub use config::{Admission, ConfigError, LogFormat, PerAddress, RelayConfig};
+pub use identity::RelayIdentity;
 pub use local::LocalRelay;
 pub use store::{
     Accepted, Expiry, Proposal, Push, PushOutcome, SqliteStore, Storage, StoreError, StoreLimits,

@@ -18,7 +18,7 @@ use crate::worker::StoreStats;
 
 /// Every reject code the relay sends, each shown from the start (at 0), so an alert on
 /// `increase(...)` sees the first one.
-const REJECT_CODES: [RejectCode; 20] = [
+const REJECT_CODES: [RejectCode; 21] = [
     RejectCode::UnsupportedVersion,
     RejectCode::BadFrame,
     RejectCode::TooLarge,
@@ -34,6 +34,7 @@ const REJECT_CODES: [RejectCode; 20] = [
     RejectCode::Invalid,
     RejectCode::InviteRevoked,
     RejectCode::SpaceDeleted,
+    RejectCode::ClockSkew,
     RejectCode::TokenRequired,
     RejectCode::TokenUnknown,
     RejectCode::TokenExpired,
@@ -59,6 +60,7 @@ fn reject_label(code: RejectCode) -> &'static str {
         RejectCode::Invalid => "invalid",
         RejectCode::InviteRevoked => "invite_revoked",
         RejectCode::SpaceDeleted => "space_deleted",
+        RejectCode::ClockSkew => "clock_skew",
         RejectCode::TokenRequired => "token_required",
         RejectCode::TokenUnknown => "token_unknown",
         RejectCode::TokenExpired => "token_expired",

@@ -1,7 +1,8 @@
 //! Everything the relay decides about one connection's frames, with no socket, store or
-//! clock in sight: the version handshake, the challenge-response login (as a device, or
-//! with an invite key to join), creating a space, and every request after that, checked
-//! against the space's ACL so the relay can enforce it without reading anything.
+//! clock in sight: the version handshake, the relay's proof of its key (`Identify`), the
+//! challenge-response login (as a device, or with an invite key to join), creating a
+//! space, and every request after that, checked against the space's ACL so the relay can
+//! enforce it without reading anything.
 //!
 //! [`Session`] is a state machine. [`Session::on_frame`] takes one decoded client frame and
 //! the time, and returns a [`Decision`]: the [`Effect`]s to carry out in order (frames to
@@ -35,13 +36,15 @@ use crate::admission::{Gate, wait_words};
 use crate::app::{Chain, verify_chain};
 use crate::config::Admission;
 use crate::hub::Live;
+use crate::identity::RelayIdentity;
 use crate::reject::{Failure, Rejection, rejection};
 use crate::snapshots::{CountersignRefusal, CountersignRequest};
 use crate::store::{Expiry, PushOutcome, StoreError, TokenHash, TokenRefusal, Tombstone};
 use crate::worker::Signed;
 
-/// The one answer to every failed `Auth`: a stranger learns nothing about the space.
-pub(crate) const UNAUTHORIZED: &str = "authentication failed: this device is not a member of that space, or the signature, clock or challenge did not match; check your clock, and if it persists pair this device again";
+/// The one answer to every failed `Auth` but a skewed clock: a stranger learns nothing
+/// about the space.
+pub(crate) const UNAUTHORIZED: &str = "authentication failed: this device is not a member of that space, or the signature or challenge did not match; if it persists pair this device again";
 
 const REMOVED: &str = "this device was removed from the space; stop syncing it";
 
@@ -77,8 +80,10 @@ pub(crate) struct Authed {
 pub(crate) enum Phase {
     /// Waiting for `Hello`.
     Hello,
-    /// `Challenge` sent; waiting for `Auth`.
+    /// `Challenge` sent; waiting for `Auth` (or, first, `Identify`).
     Auth,
+    /// `Identity` sent; waiting for `Auth`.
+    Identified,
     /// Authenticated for creating `space` (which did not exist) and nothing else.
     Create { space: SpaceId, device: DeviceId },
     /// Authenticated; requests are served.
@@ -370,6 +375,7 @@ type PushLimiter<C> =
 pub(crate) struct Session<C: Clock = MonotonicClock> {
     /// For logs only.
     id: u64,
+    identity: Arc<RelayIdentity>,
     relay_id: [u8; 16],
     nonce: [u8; 32],
     limits: Limits,
@@ -382,12 +388,12 @@ pub(crate) struct Session<C: Clock = MonotonicClock> {
 }
 
 impl<C: Clock> Session<C> {
-    /// A session for a client at `peer` that will challenge with `nonce`, limiting pushes
-    /// on `clock` and admitting through `gate`.
+    /// A session of the relay with `identity`, for a client at `peer`, that will challenge
+    /// with `nonce`, limiting pushes on `clock` and admitting through `gate`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: u64,
-        relay_id: [u8; 16],
+        identity: Arc<RelayIdentity>,
         nonce: [u8; 32],
         limits: Limits,
         gate: Arc<Gate<C>>,
@@ -397,7 +403,8 @@ impl<C: Clock> Session<C> {
         let rate = NonZeroU32::new(limits.max_pushes_per_sec).unwrap_or(NonZeroU32::MIN);
         Self {
             id,
-            relay_id,
+            relay_id: identity.relay_id(),
+            identity,
             nonce,
             limits,
             gate,
@@ -428,8 +435,9 @@ impl<C: Clock> Session<C> {
         self.pending = None;
         match (self.phase, frame) {
             (Phase::Hello, ClientFrame::Hello { version, client }) => self.hello(version, &client),
+            (Phase::Auth, ClientFrame::Identify { nonce }) => self.identify(&nonce, now_ms),
             (
-                Phase::Auth,
+                Phase::Auth | Phase::Identified,
                 ClientFrame::Auth {
                     device,
                     space,
@@ -454,7 +462,11 @@ impl<C: Clock> Session<C> {
             ),
             (Phase::Auth, _) => Decision::reject_and_close(
                 RejectCode::BadFrame,
-                "after Challenge the next frame must be Auth; reconnect and authenticate",
+                "after Challenge the next frame must be Identify or Auth; reconnect and authenticate",
+            ),
+            (Phase::Identified, _) => Decision::reject_and_close(
+                RejectCode::BadFrame,
+                "after Identity the next frame must be Auth; reconnect and authenticate",
             ),
         }
     }
@@ -724,6 +736,17 @@ impl<C: Clock> Session<C> {
         })
     }
 
+    /// The relay proves it holds its key, over the client's nonce, this connection's
+    /// challenge and the relay's clock (which a client refused for its clock compares).
+    fn identify(&mut self, client_nonce: &[u8; 32], now_ms: u64) -> Decision {
+        self.phase = Phase::Identified;
+        Decision::send(RelayFrame::Identity {
+            key: *self.identity.public_key(),
+            time_ms: now_ms,
+            signature: self.identity.prove(client_nonce, &self.nonce, now_ms),
+        })
+    }
+
     fn auth(
         &mut self,
         device: DeviceId,
@@ -733,6 +756,19 @@ impl<C: Clock> Session<C> {
         as_invite: bool,
         now_ms: u64,
     ) -> Decision {
+        // First, and whoever asks: the relay's clock is no secret (`Identity` carries it),
+        // so naming the skew tells nobody anything about the space.
+        if let Some(skew) = clock_skew(time_ms, now_ms) {
+            tracing::info!(
+                connection = self.id,
+                skew_ms = skew,
+                "login refused: the client's clock is off"
+            );
+            return Decision::reject_and_close(
+                RejectCode::ClockSkew,
+                skew_message(time_ms, now_ms),
+            );
+        }
         let message = auth_message(
             &self.relay_id,
             &self.nonce,
@@ -741,9 +777,7 @@ impl<C: Clock> Session<C> {
             &device,
             as_invite,
         );
-        if now_ms.abs_diff(time_ms) > MAX_AUTH_SKEW_MS
-            || verify_signature(device.as_bytes(), &message, signature).is_err()
-        {
+        if verify_signature(device.as_bytes(), &message, signature).is_err() {
             return self.unauthorized(space, device);
         }
         self.pending = Some(Pending::Auth {
@@ -995,6 +1029,7 @@ impl<C: Clock> Session<C> {
     fn request(&mut self, authed: Authed, frame: ClientFrame, now_ms: u64) -> Decision {
         match frame {
             ClientFrame::Hello { .. }
+            | ClientFrame::Identify { .. }
             | ClientFrame::Auth { .. }
             | ClientFrame::CreateSpace { .. } => Decision::reject_and_close(
                 RejectCode::BadFrame,
@@ -1468,6 +1503,27 @@ impl<C: Clock> Session<C> {
             blob,
         })
     }
+}
+
+/// How far (in ms, either way) a login's `time_ms` is from the relay's `now_ms`, if
+/// further than [`MAX_AUTH_SKEW_MS`].
+fn clock_skew(time_ms: u64, now_ms: u64) -> Option<u64> {
+    let skew = time_ms.abs_diff(now_ms);
+    (skew > MAX_AUTH_SKEW_MS).then_some(skew)
+}
+
+/// What a login refused for its clock is told: which way and how far, in whole seconds.
+fn skew_message(time_ms: u64, now_ms: u64) -> String {
+    let way = if time_ms > now_ms {
+        "ahead of"
+    } else {
+        "behind"
+    };
+    let seconds = time_ms.abs_diff(now_ms) / 1000;
+    let allowed = MAX_AUTH_SKEW_MS / 1000;
+    format!(
+        "your clock is {seconds} s {way} the relay's (at most {allowed} s are allowed; the relay's time was in its Identity, {now_ms} ms since 1970 UTC); set this device's clock and log in again"
+    )
 }
 
 /// The frame that tells a member device its space `space` was deleted, with the proof

@@ -14,6 +14,9 @@
 //!   device of the other person countersigns it; only then ([`Storage::accept_snapshot`])
 //!   does it replace the envelopes it covers and the snapshot before it, so nobody can
 //!   compact a space's history away on their own word (docs/protocol.md, "Snapshots").
+//! - the relay's identity secret is drawn once, at the database's first start, and read
+//!   back unchanged for as long as the database lives ([`Storage::relay_secret`]), so
+//!   clients that pinned the relay's key never see it change across restarts;
 //! - a deleted space leaves a [`Tombstone`] (who deleted it, their signature, when, and
 //!   who its members were) and nothing else, and its id is never created again, so the
 //!   space's other devices are told it was deleted, with the proof, instead of finding
@@ -334,6 +337,12 @@ pub trait Storage: Send {
     /// # Errors
     /// A database error.
     fn forget_tokens(&mut self, expired_before_ms: u64) -> Result<u64, StoreError>;
+    /// The relay's identity secret (an Ed25519 secret key): the one stored, or `fresh`,
+    /// stored now with `now_ms`, if the database has none yet (its first start).
+    ///
+    /// # Errors
+    /// A database error.
+    fn relay_secret(&mut self, fresh: &[u8; 32], now_ms: u64) -> Result<[u8; 32], StoreError>;
 }
 
 const MIGRATIONS: &[&str] = &[
@@ -427,6 +436,16 @@ const MIGRATIONS: &[&str] = &[
         expired_at INTEGER NOT NULL
     ) STRICT;
 ",
+    "
+    -- The relay's Ed25519 identity key, drawn at the first start: clients pin its public
+    -- key and the relay proves it holds it on every connection (docs/protocol.md,
+    -- \"Relay identity\"). One row, kept for as long as the database lives.
+    CREATE TABLE relay_identity (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        secret BLOB NOT NULL CHECK (length(secret) = 32),
+        created_at INTEGER NOT NULL
+    ) STRICT;
+",
 ];
 
 /// [`Storage`] in one SQLite file (WAL, `synchronous = FULL`).
@@ -442,6 +461,7 @@ impl SqliteStore {
     /// # Errors
     /// A database error, or [`StoreError::Conflict`] if the file was written by a newer relay.
     pub fn open(path: &Path, limits: StoreLimits) -> Result<Self, StoreError> {
+        create_private(path);
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -537,9 +557,23 @@ impl SqliteStore {
     }
 }
 
+/// Creates the database file owner-only (0600) if it does not exist yet: it holds the
+/// relay's identity key. SQLite gives its `-wal` and `-shm` files the same permissions.
+/// An existing file keeps the permissions its operator gave it.
+fn create_private(path: &Path) {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    // An existing file is left alone; for a path that cannot be created (a missing
+    // directory, a permission), SQLite's own error below says what is wrong.
+    let _ = options.open(path);
+}
+
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    // The version is read under the write lock: the relay and `hearth-relay token …` may
-    // open a new database at the same moment, and only one of them may migrate it.
+    // The version is read under the write lock: two processes opening a new database at
+    // once (the relay starting, `hearth-relay token …` or `hearth-relay fingerprint`) must
+    // not both migrate it.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > MIGRATIONS.len() as i64 {
@@ -987,6 +1021,22 @@ impl Storage for SqliteStore {
 
     fn forget_tokens(&mut self, expired_before_ms: u64) -> Result<u64, StoreError> {
         admission::forget_tokens(&self.conn, expired_before_ms)
+    }
+
+    fn relay_secret(&mut self, fresh: &[u8; 32], now_ms: u64) -> Result<[u8; 32], StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO relay_identity (id, secret, created_at) VALUES (1, ?1, ?2)",
+            params![&fresh[..], i64::try_from(now_ms).unwrap_or(i64::MAX)],
+        )?;
+        let secret: Vec<u8> =
+            tx.query_row("SELECT secret FROM relay_identity WHERE id = 1", [], |r| {
+                r.get(0)
+            })?;
+        tx.commit()?;
+        fixed(secret)
     }
 }
 
@@ -1456,6 +1506,54 @@ mod tests {
         // Other spaces are untouched.
         assert_eq!(s.tombstone(&B).unwrap(), None);
         assert_eq!(s.acl(&B).unwrap(), vec![b"g".to_vec()]);
+    }
+
+    #[test]
+    fn two_processes_opening_a_new_database_at_once_migrate_it_once_and_share_one_secret() {
+        // The relay starting while its operator runs `hearth-relay fingerprint`.
+        for round in 0..20u8 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("relay.db");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let openers: Vec<_> = [1u8, 2]
+                .into_iter()
+                .map(|seed| {
+                    let (path, start) = (path.clone(), std::sync::Arc::clone(&start));
+                    std::thread::spawn(move || {
+                        start.wait();
+                        let mut s = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+                        s.relay_secret(&[seed; 32], 0).unwrap()
+                    })
+                })
+                .collect();
+            let secrets: Vec<[u8; 32]> = openers.into_iter().map(|t| t.join().unwrap()).collect();
+            assert_eq!(secrets[0], secrets[1], "round {round}");
+        }
+    }
+
+    #[test]
+    fn the_relay_secret_is_drawn_once_and_kept_across_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        let first = {
+            let mut s = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+            let first = s.relay_secret(&[1; 32], 5).unwrap();
+            assert_eq!(
+                s.relay_secret(&[2; 32], 6).unwrap(),
+                first,
+                "kept, not redrawn"
+            );
+            first
+        };
+        assert_eq!(first, [1; 32]);
+        let mut again = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+        assert_eq!(again.relay_secret(&[3; 32], 7).unwrap(), first);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "a new database is owner-only: {mode:o}");
+        }
     }
 
     #[test]

@@ -100,7 +100,7 @@ async fn sweep_now(shared: &Shared) {
     let config = shared.config.clone();
     let swept = shared
         .store
-        .run(move |s| sweep(s, &config, crate::tokens::now_ms()))
+        .run(move |s| sweep(s, &config, config.clock.now_ms()))
         .await;
     match swept {
         Ok(swept) => {

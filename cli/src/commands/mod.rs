@@ -13,6 +13,7 @@ mod init;
 mod journal;
 pub mod log;
 mod pairing;
+mod relay;
 mod remind;
 mod status;
 mod trends;
@@ -70,6 +71,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sync(args) => pairing::sync(&session, args),
         Command::Watch => pairing::watch(&session),
         Command::Device(cmd) => device::run(&session, cmd),
+        Command::Relay(cmd) => relay::run(&session, cmd),
         Command::Remind(args) => remind::run(&session, &args),
         Command::Deck(cmd) => deck::run(&session, cmd),
         Command::Daily(args) => daily::run(&session, args),

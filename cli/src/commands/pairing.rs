@@ -445,7 +445,13 @@ pub fn watch(session: &Session) -> Result<()> {
     let mut known: BTreeSet<String> = profile.load()?.timeline().iter().map(key).collect();
     let private_ids = BTreeSet::new();
     let mut connected = false;
+    // Set while waiting for this computer's clock to be set: said once, and once more
+    // when the relay lets this device in again.
+    let clock_off = std::cell::Cell::new(false);
     let mut show_new = |profile: &mut Profile| {
+        if clock_off.replace(false) && !session.quiet {
+            eprintln!("The clocks agree again; watching.");
+        }
         if !connected {
             connected = true;
             if !session.quiet {
@@ -476,6 +482,20 @@ pub fn watch(session: &Session) -> Result<()> {
                         "{e}; trying again in {}s (your changes are kept here)",
                         backoff.as_secs()
                     );
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = tokio::signal::ctrl_c() => return Ok(()),
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                // A clock set by NTP moments after a laptop wakes is common: wait for it
+                // quietly rather than stop, having said once what to do.
+                Err(e @ sync::SyncError::ClockSkew(_)) => {
+                    if !clock_off.replace(true) {
+                        eprintln!(
+                            "hearth: {e}\nhearth watch keeps trying, quietly, until the clocks agree (Ctrl-C to stop)."
+                        );
+                    }
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
                         _ = tokio::signal::ctrl_c() => return Ok(()),

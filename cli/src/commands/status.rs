@@ -42,6 +42,8 @@ pub fn run(session: &Session) -> Result<()> {
         ))?),
         None => None,
     };
+    // Read after the login above, which pins the relay's key at first contact.
+    let fingerprint = profile.sync_book().relay_fingerprint()?;
     let reachable = standing.as_ref().map(answered);
     let untrusted = matches!(standing, Some(Err(SyncError::Tls { .. })));
     let problem = standing
@@ -59,6 +61,7 @@ pub fn run(session: &Session) -> Result<()> {
             "device_id": profile.device_id().to_string(),
             "space_id": profile.space_id(),
             "relay": relay,
+            "relay_fingerprint": fingerprint.map(|f| f.to_string()),
             "relay_reachable": reachable,
             "relay_ca_certificates": relay_ca,
             "relay_problem": problem,
@@ -129,6 +132,9 @@ pub fn run(session: &Session) -> Result<()> {
             "certificates"
         };
         println!("           trusts its own CA too ({n} {what}, given with --ca-file)");
+    }
+    if let Some(fingerprint) = fingerprint {
+        println!("Relay key: {fingerprint} (compare it with your relay operator's)");
     }
     if relay.is_some() {
         let when = last_sync.map_or_else(
@@ -224,9 +230,9 @@ fn answered(standing: &Result<(), SyncError>) -> bool {
 }
 
 /// What `status` says about the space on the relay when the relay would not have this
-/// device (deleted, proven or not; missing; not admitted) or this device would not have
-/// the relay (its certificate). Anything else (a busy relay) is for `hearth sync` to
-/// report.
+/// device (deleted, proven or not; missing; not admitted), or when this device will not
+/// log in there or trust it: its certificate, its key changed or is unproven, or this
+/// device's clock is off. Anything else (a busy relay) is for `hearth sync` to report.
 fn problem(error: &SyncError) -> Option<String> {
     match error {
         SyncError::SpaceDeleted(_)
@@ -234,7 +240,11 @@ fn problem(error: &SyncError) -> Option<String> {
         | SyncError::SpaceMissing
         | SyncError::SpaceExpired
         | SyncError::NotAdmitted
-        | SyncError::Tls { .. } => Some(error.to_string()),
+        | SyncError::Tls { .. }
+        | SyncError::ClockSkew(_)
+        | SyncError::RelayKeyChanged { .. }
+        | SyncError::RelayKeyUnproven { .. }
+        | SyncError::RelayUnidentified { .. } => Some(error.to_string()),
         _ => None,
     }
 }

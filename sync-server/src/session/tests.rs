@@ -13,11 +13,21 @@ use hearth_proto::{EnvelopeHeader, InviteRole};
 use super::*;
 use crate::store::PushOutcome;
 
-const RELAY: [u8; 16] = [9; 16];
+/// The secret of the relay these sessions belong to.
+const RELAY_SECRET: [u8; 32] = [9; 32];
 const NONCE: [u8; 32] = [3; 32];
 const NOW: u64 = 1_800_000_000_000;
 const SPACE: SpaceId = SpaceId::from_bytes([5; 16]);
 const OTHER_SPACE: SpaceId = SpaceId::from_bytes([6; 16]);
+
+fn relay() -> Arc<RelayIdentity> {
+    Arc::new(RelayIdentity::from_secret(&RELAY_SECRET))
+}
+
+/// The relay id of its `Challenge`: its key's fingerprint.
+fn relay_id() -> [u8; 16] {
+    relay().relay_id()
+}
 
 fn alice() -> SigningKey {
     key(1)
@@ -183,7 +193,7 @@ fn session_through(
 ) -> Session<FakeRelativeClock> {
     Session::new(
         1,
-        RELAY,
+        relay(),
         NONCE,
         Limits::default(),
         Arc::clone(gate),
@@ -197,7 +207,7 @@ fn session_with(
     admission: Admission,
 ) -> (Session<FakeRelativeClock>, FakeRelativeClock) {
     let (gate, clock) = gate_with(admission, crate::config::PerAddress::default());
-    let session = Session::new(1, RELAY, NONCE, limits, gate, PEER, clock.clone());
+    let session = Session::new(1, relay(), NONCE, limits, gate, PEER, clock.clone());
     (session, clock)
 }
 
@@ -214,7 +224,7 @@ fn hello() -> ClientFrame {
 
 fn auth_at(by: &SigningKey, space: SpaceId, as_invite: bool, time_ms: u64) -> ClientFrame {
     let device = device(by);
-    let message = auth_message(&RELAY, &NONCE, time_ms, &space, &device, as_invite);
+    let message = auth_message(&relay_id(), &NONCE, time_ms, &space, &device, as_invite);
     ClientFrame::Auth {
         device,
         space,
@@ -343,7 +353,8 @@ fn hello_with_a_supported_version_gets_the_challenge_and_the_limits() {
     let decision = session.on_frame(hello(), NOW);
     assert!(matches!(
         sent(&decision).as_slice(),
-        [RelayFrame::Challenge { relay_id: RELAY, nonce: NONCE, limits, .. }] if *limits == Limits::default()
+        [RelayFrame::Challenge { relay_id, nonce: NONCE, limits, .. }]
+            if *limits == Limits::default() && *relay_id == relay().relay_id()
     ));
     assert_eq!(session.phase(), Phase::Auth);
 }
@@ -420,20 +431,111 @@ fn a_member_device_authenticates_and_gets_the_whole_chain() {
 }
 
 #[test]
-fn auth_with_a_bad_signature_or_a_skewed_clock_is_unauthorized_before_any_lookup() {
+fn auth_with_a_bad_signature_is_unauthorized_before_any_lookup() {
     let mut forged = auth(&alice(), false);
     if let ClientFrame::Auth { signature, .. } = &mut forged {
         signature[0] ^= 1;
     }
-    let skewed = auth_at(&alice(), SPACE, false, NOW - MAX_AUTH_SKEW_MS - 1);
-    for frame in [forged, skewed] {
+    let mut session = session();
+    session.on_frame(hello(), NOW);
+    let decision = session.on_frame(forged, NOW);
+    assert_eq!(rejected(&decision), RejectCode::Unauthorized);
+    assert_eq!(message(&decision), UNAUTHORIZED);
+    assert!(closes(&decision).is_some());
+}
+
+#[test]
+fn a_skewed_clock_is_named_before_the_signature_or_the_space_is_looked_at() {
+    // Ahead and behind, for a member, a stranger, and a signature that does not verify:
+    // the same answer, asked of nobody, so it says nothing about the space.
+    let mut forged = auth_at(&alice(), SPACE, false, NOW + MAX_AUTH_SKEW_MS + 1);
+    if let ClientFrame::Auth { signature, .. } = &mut forged {
+        signature[0] ^= 1;
+    }
+    let cases = [
+        (
+            auth_at(&alice(), SPACE, false, NOW - 10 * 60_000),
+            "600 s behind",
+        ),
+        (
+            auth_at(&stranger(), SPACE, false, NOW + 10 * 60_000),
+            "600 s ahead of",
+        ),
+        (forged, "300 s ahead of"),
+    ];
+    for (frame, says) in cases {
         let mut session = session();
         session.on_frame(hello(), NOW);
         let decision = session.on_frame(frame, NOW);
-        assert_eq!(rejected(&decision), RejectCode::Unauthorized);
-        assert_eq!(message(&decision), UNAUTHORIZED);
-        assert!(closes(&decision).is_some());
+        assert_eq!(rejected(&decision), RejectCode::ClockSkew);
+        let said = message(&decision);
+        assert!(said.contains(says), "{said}");
+        assert!(said.contains("set this device's clock"), "{said}");
+        assert!(!said.contains("member"), "{said}");
+        assert_eq!(closes(&decision), Some(CLOSING));
     }
+    // Just within the allowance, the login goes on to the store.
+    let mut session = session();
+    session.on_frame(hello(), NOW);
+    let decision = session.on_frame(auth_at(&alice(), SPACE, false, NOW + MAX_AUTH_SKEW_MS), NOW);
+    assert!(rejects(&decision).is_empty(), "{decision:?}");
+    assert!(decision.query.is_some());
+}
+
+#[test]
+fn identify_is_answered_with_a_proof_bound_to_the_client_nonce_and_the_relays_clock() {
+    let mut session = session();
+    session.on_frame(hello(), NOW);
+    let decision = session.on_frame(ClientFrame::Identify { nonce: [7; 32] }, NOW);
+    let [
+        RelayFrame::Identity {
+            key,
+            time_ms,
+            signature,
+        },
+    ] = sent(&decision).as_slice()
+    else {
+        panic!("expected one Identity, got {decision:?}");
+    };
+    assert_eq!(key, relay().public_key());
+    assert_eq!(*time_ms, NOW);
+    assert_eq!(
+        hearth_proto::verify_relay_identity(key, &[7; 32], &NONCE, &relay_id(), NOW, signature),
+        Ok(relay().fingerprint())
+    );
+    assert!(
+        hearth_proto::verify_relay_identity(key, &[8; 32], &NONCE, &relay_id(), NOW, signature)
+            .is_err(),
+        "a proof for one client nonce is no proof for another"
+    );
+    assert_eq!(session.phase(), Phase::Identified);
+    // Then the login goes on as without it.
+    let space = Space::couple();
+    session.on_frame(auth(&bob(), false), NOW);
+    let decision = session.resume(space.answer());
+    assert!(matches!(
+        sent(&decision).as_slice(),
+        [RelayFrame::AclChanged { .. }]
+    ));
+}
+
+#[test]
+fn identify_is_answered_once_and_only_between_challenge_and_auth() {
+    let mut before_hello = session();
+    let decision = before_hello.on_frame(ClientFrame::Identify { nonce: [7; 32] }, NOW);
+    assert_eq!(rejected(&decision), RejectCode::BadFrame);
+
+    let mut twice = session();
+    twice.on_frame(hello(), NOW);
+    twice.on_frame(ClientFrame::Identify { nonce: [7; 32] }, NOW);
+    let decision = twice.on_frame(ClientFrame::Identify { nonce: [8; 32] }, NOW);
+    assert_eq!(rejected(&decision), RejectCode::BadFrame);
+    assert!(closes(&decision).is_some());
+
+    let space = Space::couple();
+    let mut after_login = ready(&alice(), &space);
+    let decision = after_login.on_frame(ClientFrame::Identify { nonce: [7; 32] }, NOW);
+    assert_eq!(rejected(&decision), RejectCode::BadFrame);
 }
 
 #[test]
@@ -966,12 +1068,12 @@ fn creating_a_space_deleted_meanwhile_is_refused_as_deleted() {
 
 /// What alice's deletion of the couple's space left.
 fn tombstone() -> Tombstone {
-    let message = hearth_proto::delete_space_message(&RELAY, &NONCE, &SPACE);
+    let message = hearth_proto::delete_space_message(&relay_id(), &NONCE, &SPACE);
     let mut members = vec![*device(&alice()).as_bytes(), *device(&bob()).as_bytes()];
     members.sort_unstable();
     Tombstone {
         device: *device(&alice()).as_bytes(),
-        relay_id: RELAY,
+        relay_id: relay_id(),
         nonce: NONCE,
         signature: alice().sign(&message).to_bytes(),
         deleted_at_ms: NOW,
@@ -1590,7 +1692,7 @@ fn a_missing_lockbox_is_a_conflict_to_retry() {
 }
 
 fn delete(by: &SigningKey, space: SpaceId) -> ClientFrame {
-    let message = hearth_proto::delete_space_message(&RELAY, &NONCE, &space);
+    let message = hearth_proto::delete_space_message(&relay_id(), &NONCE, &space);
     ClientFrame::DeleteSpace {
         space,
         signature: by.sign(&message).to_bytes(),

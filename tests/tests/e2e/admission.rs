@@ -88,7 +88,7 @@ fn relay_on(
         ..RelayConfig::default()
     };
     with(&mut config);
-    TestRelay::start_on(config, addr)
+    TestRelay::start_at(addr, config)
 }
 
 fn init(device: &Device, name: &str, url: &str, token: Option<&str>) -> hearth_tests::Run {

@@ -9,6 +9,7 @@ mod charts;
 mod consent;
 mod devices;
 mod follow_through;
+mod handshake;
 mod hostile_partner;
 mod hostile_relay;
 mod offline;

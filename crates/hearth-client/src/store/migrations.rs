@@ -229,6 +229,17 @@ const MIGRATIONS: &[Migration] = &[
         at_ms INTEGER NOT NULL CHECK (at_ms >= 0)
     ) STRICT, WITHOUT ROWID;",
     ),
+    // 11: the relay key trusted at each relay address (docs/security.md, "The relay's key").
+    up(
+        "-- Pinned at the first contact with a relay address (or from the invite code that led
+    -- there), checked before every login, and moved only by `hearth relay trust`. Public
+    -- keys and addresses, no content.
+    CREATE TABLE relay_keys (
+        relay TEXT PRIMARY KEY,
+        key BLOB NOT NULL CHECK (length(key) = 32),
+        pinned_at INTEGER NOT NULL CHECK (pinned_at >= 0)
+    ) STRICT, WITHOUT ROWID;",
+    ),
 ];
 
 /// The newest profile format this build reads and writes.

@@ -189,10 +189,11 @@ fn alone(records: &[AclRecord], me: &DeviceId) -> bool {
 
 /// A new connection to this device's relay, logged in as this device (the space must be
 /// on a relay, with a chain, or it is [`SyncError::NotPaired`]), with the limits the relay
-/// announced saved. Returns the link, the space and the relay's chain, not yet adopted.
-/// A relay that says the space expired ([`Admitted::expired`]) is believed only for a
-/// space of which this device is the only member it verified; otherwise it is
-/// [`SyncError::SpaceMissing`].
+/// announced saved. The relay must first prove the key pinned for its address (pinned now
+/// at first contact), or it is [`SyncError::RelayKeyChanged`] and nothing is sent. Returns
+/// the link, the space and the relay's chain, not yet adopted. A relay that says the space
+/// expired ([`Admitted::expired`]) is believed only for a space of which this device is the
+/// only member it verified; otherwise it is [`SyncError::SpaceMissing`].
 /// The link judges any claim that the space was deleted against this device's chain: a
 /// proven one is [`SyncError::SpaceDeleted`], one without a member's signature
 /// [`SyncError::DeletionUnproven`]; and a relay that says the space does not exist, when
@@ -214,6 +215,10 @@ pub(super) async fn login(profile: &mut Profile, timeout: Duration) -> Result<Ad
     let judge = DeletionJudge::new(profile, space, state)?;
     let trust = profile.relay_trust()?;
     let mut link = Link::connect(&relay, &trust, timeout).await?;
+    if let Err(e) = super::trust::check_pinned(profile, &link) {
+        link.close().await;
+        return Err(e);
+    }
     link.judge = Some(judge);
     let (chain, expired) = match link.login(&profile.secrets.device, &space, false).await {
         Ok(chain) => (chain, false),

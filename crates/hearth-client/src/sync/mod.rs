@@ -20,8 +20,11 @@
 //! judges and countersigns the other person's proposals, and takes a snapshot in place of
 //! envelopes only if it carries one (`consent`).
 //!
-//! One module per concern: `link` talks to the socket, `chain` adopts the relay's
-//! ACL, `keys` settles the epoch keys, `exchange` is one sync's push and pull, `consent`
+//! Before logging in, every connection has the relay prove its key, and the key must be
+//! the one this device pinned for the relay's address at first contact (`trust`).
+//!
+//! One module per concern: `link` talks to the socket, `trust` keeps the relay's key,
+//! `chain` adopts the relay's ACL, `keys` settles the epoch keys, `exchange` is one sync's push and pull, `consent`
 //! judges snapshots and countersigns them, `screen` judges incoming envelopes, `live` keeps a connection open, and `membership` joins,
 //! invites and removes devices.
 
@@ -41,18 +44,20 @@ mod live;
 mod membership;
 mod screen;
 mod token;
+mod trust;
 mod witness;
 
 pub use crate::tls::TlsFault;
 pub use chain::{check_space, refresh_acl};
 pub use consent::{NotCountersigned, ProposalFault, RefusedSnapshot, SnapshotFault};
-pub use error::{InviteFault, SpaceDeletion, SyncError, TokenProblem};
+pub use error::{ClockSkew, InviteFault, SpaceDeletion, SyncError, TokenProblem};
 pub use exchange::{SNAPSHOT_AFTER_BYTES, sync_once};
 pub(crate) use link::now_ms;
 pub use link::{check_relay, relay_reachable, websocket_config};
 pub use live::{Live, LiveEvent, watch};
 pub use membership::{JoinError, Joined, invite, join, join_trusting, remove_device};
 pub use token::{NotARelayToken, RelayToken};
+pub use trust::{Trusted, trust_relay};
 pub use witness::Doubt;
 
 /// How long the engine waits for the relay before giving up.
