@@ -57,6 +57,12 @@ pub enum Command {
     Export(ExportArgs),
     /// Where things stand: your profile, this week's check-in, open commitments
     Status,
+    /// Type your passphrase once: commands (and the reminder timer) open the profile
+    /// without it for a while, `--for 8h` by default. The key is held in the kernel
+    /// keyring, never in a file
+    Unlock(UnlockArgs),
+    /// Forget the key `hearth unlock` keeps: commands ask for the passphrase again
+    Lock,
     /// A code to compare with your partner side by side: the same code means you both see
     /// the same devices and the same history
     Verify,
@@ -158,6 +164,40 @@ pub struct RemindArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// How long to stay unlocked: "8h", "30m", "1h 30m", "7d" (at most 31 days)
+    #[arg(
+        long = "for",
+        value_name = "DURATION",
+        default_value = "8h",
+        value_parser = parse_duration
+    )]
+    pub duration: std::time::Duration,
+    /// Read the passphrase from the first line of standard input (from a password manager,
+    /// say) instead of HEARTH_PASSPHRASE or a prompt
+    #[arg(long)]
+    pub passphrase_stdin: bool,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let example = "write a duration such as \"8h\", \"30m\" or \"2d\"";
+    let duration = humantime::parse_duration(s).map_err(|e| format!("{e}: {example}"))?;
+    let max = hearth_client::unlock::MAX_UNLOCK_FOR;
+    if duration.is_zero() {
+        return Err(format!(
+            "a profile cannot be unlocked for no time: {example}"
+        ));
+    }
+    if duration > max {
+        return Err(format!(
+            "at most {} days; for longer, a profile without a passphrase is the honest choice",
+            max.as_secs() / 86_400
+        ));
+    }
+    Ok(duration)
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Keep the demo profile in DIR (a new directory) to explore it afterwards
     #[arg(long, value_name = "DIR")]
@@ -181,6 +221,11 @@ pub struct InitArgs {
     /// copied into the profile and used for every later connection
     #[arg(long, value_name = "PATH", requires = "relay")]
     pub ca_file: Option<PathBuf>,
+    /// A creation token from the relay's operator, for a relay that admits new spaces only
+    /// with one (it starts with hrt_); used once to create your space there, never saved.
+    /// Your partner needs none to join
+    #[arg(long, value_name = "TOKEN", requires = "relay")]
+    pub relay_token: Option<hearth_client::sync::RelayToken>,
 }
 
 #[derive(Debug, Args)]
@@ -189,6 +234,10 @@ pub struct SyncArgs {
     /// given before (for a relay that moved to a private CA); kept in the profile
     #[arg(long, value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
+    /// A creation token from the relay's operator, should your space not be on the relay
+    /// yet (or any more) and the relay admit new spaces only with one; never saved
+    #[arg(long, value_name = "TOKEN")]
+    pub relay_token: Option<hearth_client::sync::RelayToken>,
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +257,10 @@ pub struct InviteArgs {
     /// Hours until the invite expires
     #[arg(long, value_name = "HOURS", default_value_t = 72)]
     pub expires: u64,
+    /// A creation token from the relay's operator, for a relay that admits new spaces only
+    /// with one; used once, when your space is first created there, and never saved
+    #[arg(long, value_name = "TOKEN")]
+    pub relay_token: Option<hearth_client::sync::RelayToken>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,6 +269,12 @@ pub enum DeviceCommand {
     List,
     /// Remove a device: the space moves to a new key it never receives
     Remove(DeviceRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RelayTrustArgs {
+    /// The relay's fingerprint, 32 hex digits (e.g. 3f2a-9c1b-0b4d-e5f6-1234-5678-9abc-def0)
+    pub fingerprint: String,
 }
 
 #[derive(Debug, Args)]
@@ -233,6 +292,10 @@ pub enum RelayCommand {
     /// there, and your partner's devices follow on their next sync (through the old relay,
     /// while it still runs; if it is gone, run this on each of them too)
     Set(RelaySetArgs),
+    /// Trust the relay's new key after its operator rebuilt it: give the fingerprint they
+    /// gave you (`hearth-relay fingerprint` on the server). hearth checks it against the key
+    /// the relay presents, and changes nothing if they differ
+    Trust(RelayTrustArgs),
 }
 
 #[derive(Debug, Args)]
@@ -245,6 +308,10 @@ pub struct RelaySetArgs {
     /// profile trusts already, if any, besides the machine's roots]
     #[arg(long, value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
+    /// A creation token from the new relay's operator, for a relay that admits new spaces
+    /// only with one; used once, to create your space there, and never saved
+    #[arg(long, value_name = "TOKEN")]
+    pub relay_token: Option<hearth_client::sync::RelayToken>,
 }
 
 #[derive(Debug, Args)]

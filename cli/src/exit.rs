@@ -134,6 +134,7 @@ fn classify_sync(err: &SyncError) -> (u8, Option<String>) {
                 DATA,
                 Some("This space was deleted from the relay by one of its devices. Everything on this device is kept: `hearth export --format md` saves it; `hearth init` starts a new space.".into()),
             ),
+            RejectCode::ClockSkew => (USER, None),
             RejectCode::Unauthorized | RejectCode::NotMember => (
                 DATA,
                 Some("This device is not (or no longer) in the space on that relay. Your data here is untouched.".into()),
@@ -152,6 +153,26 @@ fn classify_sync(err: &SyncError) -> (u8, Option<String>) {
         }
         // Its message says what to run.
         SyncError::MovedElsewhere { .. } => (USER, None),
+        // A token to ask the operator for; nothing was created or spent, nothing lost.
+        SyncError::TokenRefused { .. } => (
+            USER,
+            Some(
+                "Your profile and everything in it are kept. With a token, run `hearth sync \
+                 --relay-token TOKEN`."
+                    .into(),
+            ),
+        ),
+        SyncError::SpaceExpired => (SYNC, None),
+        // The message says how to set the clock; nothing was sent or changed.
+        SyncError::ClockSkew(_) => (USER, None),
+        // Not the relay this device (or the invite) knows, or no proof of it: their
+        // messages say what changed and what to ask the operator.
+        SyncError::RelayKeyChanged { .. }
+        | SyncError::RelayKeyNotInvited { .. }
+        | SyncError::FingerprintMismatch { .. }
+        | SyncError::RelayKeyUnproven { .. } => (DATA, None),
+        // A relay from before relay keys: unusable until its operator upgrades it.
+        SyncError::RelayUnidentified { .. } => (SYNC, None),
         SyncError::NotPaired => (
             USER,
             Some("Put the space on a relay with `hearth invite --relay wss://…/v1/sync`.".into()),
@@ -208,8 +229,16 @@ fn classify_client(err: &ClientError) -> (u8, Option<String>) {
         ClientError::Crypto(C::PassphraseRequired { .. }) => (
             USER,
             Some(
-                "There is no terminal to ask for it: set HEARTH_PASSPHRASE to the profile's \
-                 passphrase."
+                "There is no terminal to ask for it: run `hearth unlock` at a terminal first, or \
+                 set HEARTH_PASSPHRASE to the profile's passphrase."
+                    .into(),
+            ),
+        ),
+        ClientError::KeyringUnavailable { .. } => (
+            USER,
+            Some(
+                "Nothing was kept, and nothing else changed: commands ask for the passphrase \
+                 each time (or read HEARTH_PASSPHRASE in scripts)."
                     .into(),
             ),
         ),
@@ -321,6 +350,62 @@ mod tests {
         );
         assert_eq!(
             code(anyhow::Error::new(refused(RejectCode::Unrecognized))),
+            SYNC
+        );
+    }
+
+    #[test]
+    fn a_refused_creation_token_is_exit_code_1_with_what_to_run_next() {
+        let err = SyncError::TokenRefused {
+            problem: hearth_client::sync::TokenProblem::Expired,
+            after_expiry: false,
+        };
+        let (code, hint) = classify(&anyhow::Error::new(err));
+        assert_eq!(code, USER);
+        assert!(
+            hint.unwrap_or_default()
+                .contains("hearth sync --relay-token")
+        );
+    }
+
+    #[test]
+    fn a_skewed_clock_is_for_the_user_to_fix_and_a_changed_relay_key_is_exit_code_3() {
+        let skew = SyncError::ClockSkew(hearth_client::sync::ClockSkew {
+            device_ms: 600_000,
+            relay_ms: 0,
+        });
+        assert_eq!(code(anyhow::Error::new(skew)), USER);
+        let fp = hearth_proto::Fingerprint::from_bytes([1; 16]);
+        let other = hearth_proto::Fingerprint::from_bytes([2; 16]);
+        let relay = || "ws://127.0.0.1:1/v1/sync".to_owned();
+        for err in [
+            SyncError::RelayKeyChanged {
+                relay: relay(),
+                pinned: fp,
+                presented: other,
+            },
+            SyncError::FingerprintMismatch {
+                relay: relay(),
+                given: fp,
+                presented: other,
+            },
+            SyncError::RelayKeyUnproven {
+                relay: relay(),
+                why: "x".into(),
+            },
+        ] {
+            assert_eq!(code(anyhow::Error::new(err)), DATA);
+        }
+        let joining = JoinError::Sync(SyncError::RelayKeyNotInvited {
+            relay: relay(),
+            invited: fp,
+            presented: other,
+        });
+        assert_eq!(code(anyhow::Error::new(joining)), DATA);
+        assert_eq!(
+            code(anyhow::Error::new(SyncError::RelayUnidentified {
+                relay: relay()
+            })),
             SYNC
         );
     }

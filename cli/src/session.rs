@@ -1,14 +1,17 @@
 //! What every command needs before it can start: which profile, whether a person is at a
-//! terminal, and the profile unlocked. Passphrases come from `HEARTH_PASSPHRASE`, else a
-//! prompt on a terminal; without either, commands fail fast with a message instead of
+//! terminal, and the profile unlocked. A passphrase profile opens with the key `hearth
+//! unlock` keeps, if it is unlocked; else the passphrase comes from `HEARTH_PASSPHRASE`, else
+//! a prompt on a terminal; without either, commands fail fast with a message instead of
 //! waiting on standard input.
 
 use std::cell::OnceCell;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use anyhow::{Context, Result};
-use hearth_client::{ExposeSecret, Profile, SecretString};
+use hearth_client::{ExposeSecret, Profile, SecretString, unlock};
+use zeroize::Zeroizing;
 
 use crate::exit::user_error;
 use crate::reminder::{self, Due};
@@ -76,24 +79,33 @@ impl Session {
         self.checkin.get().map(Option::as_ref)
     }
 
-    /// Opens and unlocks the profile.
+    /// Opens and unlocks the profile: with the key `hearth unlock` keeps, else with the
+    /// passphrase.
     pub fn open(&self) -> Result<Profile> {
-        let passphrase = if Profile::needs_passphrase(&self.home)? {
-            Some(self.passphrase_for_unlock()?)
-        } else {
-            None
-        };
-        Ok(Profile::open(&self.home, passphrase.as_ref())?)
+        if !Profile::needs_passphrase(&self.home)? {
+            return Ok(Profile::open(&self.home, None)?);
+        }
+        if let Some(profile) = unlock::open(&self.home, SystemTime::now())? {
+            return Ok(profile);
+        }
+        let passphrase = self.passphrase(false)?;
+        Ok(Profile::open(&self.home, Some(&passphrase))?)
     }
 
-    fn passphrase_for_unlock(&self) -> Result<SecretString> {
+    /// The profile's passphrase: the first line of standard input if `from_stdin`, else
+    /// `HEARTH_PASSPHRASE`, else typed at the prompt.
+    pub fn passphrase(&self, from_stdin: bool) -> Result<SecretString> {
+        if from_stdin {
+            return passphrase_from_stdin();
+        }
         if let Some(p) = passphrase_from_env() {
             return Ok(p);
         }
         if !self.interactive {
             user_error!(
-                "the profile in {} is protected by a passphrase and there is no terminal to ask \
-                 for it: set {PASSPHRASE_ENV} to the passphrase",
+                "the profile in {} is protected by a passphrase, it is locked, and there is no \
+                 terminal to ask for it: run `hearth unlock` at a terminal first (it stays \
+                 unlocked for 8 hours), or set {PASSPHRASE_ENV} to the passphrase",
                 self.home.display()
             );
         }
@@ -134,6 +146,22 @@ impl Session {
             .context("reading the passphrase")?;
         Ok(SecretString::from(typed))
     }
+}
+
+fn passphrase_from_stdin() -> Result<SecretString> {
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the passphrase from standard input")?;
+    let typed = line.strip_suffix('\n').unwrap_or(&line);
+    let typed = typed.strip_suffix('\r').unwrap_or(typed);
+    if typed.is_empty() {
+        user_error!(
+            "--passphrase-stdin: standard input had no passphrase on its first line; nothing \
+             was unlocked"
+        );
+    }
+    Ok(SecretString::from(typed.to_owned()))
 }
 
 fn passphrase_from_env() -> Option<SecretString> {

@@ -15,22 +15,24 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::http::{StatusCode, header};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::listener::RelayListener;
+use crate::admission::{Gate, client_address};
+use crate::listener::{Peer, RelayListener};
 use crate::tls::RelayTls;
-use hearth_proto::{AclRecord, AclState, SpaceId};
+use hearth_proto::{AclRecord, AclState, Fingerprint, SpaceId};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::RelayConfig;
 use crate::hub::Hub;
+use crate::identity::RelayIdentity;
 use crate::metrics::Metrics;
-use crate::store::{SpaceKey, SqliteStore, StoreError};
+use crate::store::{SpaceKey, SqliteStore, Storage as _, StoreError};
 use crate::worker::StoreHandle;
 
 /// How many store jobs may wait for the store thread before senders wait.
@@ -56,8 +58,8 @@ pub enum RelayError {
     /// The store thread could not be started.
     #[error("cannot start the relay's store thread")]
     StoreThread(#[source] std::io::Error),
-    /// The operating system has no randomness to offer for the relay id.
-    #[error("cannot draw a random relay id: {0}")]
+    /// The operating system has no randomness to offer for the relay's key.
+    #[error("cannot draw a random key for the relay: {0}")]
     Random(String),
     /// Accepting or serving connections failed.
     #[error("the relay's server failed")]
@@ -78,7 +80,8 @@ pub(crate) struct Chain {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: RelayConfig,
-    pub(crate) relay_id: [u8; 16],
+    pub(crate) gate: Arc<Gate>,
+    pub(crate) identity: Arc<RelayIdentity>,
     pub(crate) store: StoreHandle,
     pub(crate) metrics: Metrics,
     pub(crate) hub: Hub,
@@ -95,24 +98,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for a relay with `config` over an already started store thread.
-    ///
-    /// # Errors
-    /// [`RelayError::Random`] if no relay id was configured and none can be drawn.
-    pub fn new(config: RelayConfig, store: StoreHandle) -> Result<Self, RelayError> {
-        let relay_id = match config.relay_id {
-            Some(id) => id,
-            None => {
-                let mut id = [0u8; 16];
-                getrandom::fill(&mut id).map_err(|e| RelayError::Random(e.to_string()))?;
-                id
-            }
-        };
+    /// State for a relay with `config` and `identity` over an already started store
+    /// thread.
+    pub fn new(config: RelayConfig, identity: RelayIdentity, store: StoreHandle) -> Self {
         let metrics = Metrics::new(store.stats());
-        Ok(Self {
+        let gate = Arc::new(Gate::new(&config, governor::clock::MonotonicClock));
+        Self {
             shared: Arc::new(Shared {
                 config,
-                relay_id,
+                gate,
+                identity: Arc::new(identity),
                 store,
                 metrics,
                 hub: Hub::default(),
@@ -121,7 +116,12 @@ impl AppState {
                 next_connection: AtomicU64::new(1),
                 acl_cache: Mutex::new(HashMap::new()),
             }),
-        })
+        }
+    }
+
+    /// The fingerprint of the relay's key, which its operator shares with its users.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.shared.identity.fingerprint()
     }
 
     /// The token that, once cancelled, ends every websocket task.
@@ -230,7 +230,9 @@ pub(crate) fn verify_chain(
     }
 }
 
-/// The relay's router: `GET /v1/sync` (websocket), `GET /healthz`, `GET /metrics`.
+/// The relay's router: `GET /v1/sync` (websocket), `GET /healthz`, `GET /metrics`. Serve it
+/// with `into_make_service_with_connect_info::<Peer>()` on a [`RelayListener`] (as
+/// [`Relay::serve`] does): `/v1/sync` counts each client by its address.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/v1/sync", get(sync))
@@ -242,8 +244,14 @@ pub fn app(state: AppState) -> Router {
 /// Bytes read from a websocket at a time.
 const READ_BUFFER: usize = 4096;
 
-async fn sync(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+async fn sync(
+    State(state): State<AppState>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let shared = &state.shared;
+    let client = client_address(peer, &headers, &shared.config.trusted_proxies);
     if shared.shutdown.is_cancelled() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -263,7 +271,7 @@ async fn sync(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let _tracked = tracked;
-            crate::connection::run(socket, state.shared).await;
+            crate::connection::run(socket, state.shared, client).await;
         })
 }
 
@@ -288,7 +296,8 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Opens (creating if needed) the database at `config.db` and starts the store thread.
+    /// Opens (creating if needed) the database at `config.db`, with the relay's key in it
+    /// (drawn at the first start), and starts the store thread.
     ///
     /// # Errors
     /// [`RelayError::Tls`] if the settings name a TLS certificate and key that cannot be
@@ -299,15 +308,19 @@ impl Relay {
             (Some(cert), Some(key)) => Some(Arc::new(RelayTls::load(cert, key)?)),
             _ => None,
         };
-        let store = SqliteStore::open(&config.db, config.store_limits()).map_err(|source| {
-            RelayError::OpenStore {
-                path: config.db.clone(),
-                source,
-            }
-        })?;
+        let (mut store, identity) = open_store(&config)?;
+        // Before the first connection is served: a space due to expire is gone by then.
+        let swept =
+            crate::sweep::sweep(&mut store, &config, config.clock.now_ms()).map_err(|source| {
+                RelayError::OpenStore {
+                    path: config.db.clone(),
+                    source,
+                }
+            })?;
+        crate::sweep::log(&swept, &config);
         let (handle, store_thread) = StoreHandle::spawn(store, STORE_QUEUE, STORE_MAX_BATCH)
             .map_err(RelayError::StoreThread)?;
-        let state = AppState::new(config, handle)?;
+        let state = AppState::new(config, identity, handle);
         Ok(Self {
             state,
             store_thread,
@@ -346,16 +359,22 @@ impl Relay {
         let signal = token.clone();
         let listener =
             RelayListener::new(listener, state.shared.config.request_timeout).with_tls(tls);
-        let served = axum::serve(listener, app(state))
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    () = shutdown => {}
-                    () = signal.cancelled() => {}
-                }
-                signal.cancel();
-            })
-            .await;
+        let housekeeping = tokio::spawn(crate::sweep::run(Arc::clone(&state.shared)));
+        let served = axum::serve(
+            listener,
+            app(state).into_make_service_with_connect_info::<Peer>(),
+        )
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = signal.cancelled() => {}
+            }
+            signal.cancel();
+        })
+        .await;
         token.cancel();
+        // It watches the token; a sweep under way finishes its batch first.
+        let _ = housekeeping.await;
         tracker.close();
         tracker.wait().await;
         tracing::info!("every connection closed; stopping the store");
@@ -369,6 +388,25 @@ impl Relay {
         }
         served.map_err(RelayError::Serve)
     }
+}
+
+/// Opens the database `config` names (creating it if needed) and reads the relay's
+/// identity from it, drawing and storing one at the first start.
+///
+/// # Errors
+/// [`RelayError::OpenStore`], [`RelayError::Random`].
+pub fn open_store(config: &RelayConfig) -> Result<(SqliteStore, RelayIdentity), RelayError> {
+    let open_failed = |source| RelayError::OpenStore {
+        path: config.db.clone(),
+        source,
+    };
+    let mut store = SqliteStore::open(&config.db, config.store_limits()).map_err(open_failed)?;
+    let mut fresh = [0u8; 32];
+    getrandom::fill(&mut fresh).map_err(|e| RelayError::Random(e.to_string()))?;
+    let secret = store
+        .relay_secret(&fresh, config.clock.now_ms())
+        .map_err(open_failed)?;
+    Ok((store, RelayIdentity::from_secret(&secret)))
 }
 
 /// Opens the relay described by `config` and serves it on `listener` until `shutdown`

@@ -1,19 +1,28 @@
 //! The `hearth-relay` command line: puts the settings together (defaults, `--config` file,
 //! `HEARTH_RELAY_*` environment, flags: see [`RelayConfig::load`]), binds the listener,
-//! prints `listening on ADDR` once it accepts connections, and serves until SIGINT or
-//! SIGTERM; SIGHUP reads its TLS certificate and key again. The binary is a thin wrapper around [`main`], so that other packages (the
-//! end-to-end tests) can build the very same program under their own name.
+//! logs the fingerprint of the relay's key, prints `listening on ADDR` once it accepts
+//! connections, and serves until SIGINT or SIGTERM; SIGHUP reads its TLS certificate and
+//! key again. `hearth-relay fingerprint` prints the fingerprint alone, for the operator to
+//! hand to the relay's users, and `hearth-relay token create|list|revoke` manages creation
+//! tokens on the database those settings name (while the relay runs, too). The binary is a
+//! thin wrapper around [`main`], so that other packages (the end-to-end tests) can build
+//! the very same program under their own name.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::config::CONFIG_ENV;
-use crate::{LogFormat, Relay, RelayConfig};
-use anyhow::Context as _;
-use clap::Parser;
+use crate::config::{Admission, CONFIG_ENV};
+use crate::log_throttle::LogThrottle;
+use crate::store::SqliteStore;
+use crate::{LogFormat, Relay, RelayConfig, tokens};
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
 use serde::Serialize;
+
+/// How often the log lines held back are summed up.
+const SUMMARY_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// hearth's self-hosted relay: stores and forwards encrypted envelopes it cannot read.
 ///
@@ -23,8 +32,11 @@ use serde::Serialize;
 #[derive(Debug, Parser, Serialize)]
 #[command(version, about)]
 struct Args {
+    #[command(subcommand)]
+    #[serde(skip)]
+    command: Option<Command>,
     /// TOML file with the relay's settings; it must exist if given.
-    #[arg(long, env = CONFIG_ENV, value_name = "PATH")]
+    #[arg(long, env = CONFIG_ENV, value_name = "PATH", global = true)]
     #[serde(skip)]
     config: Option<PathBuf>,
     /// Print the settings the relay would run with, as a config file, and exit.
@@ -38,7 +50,7 @@ struct Args {
     listen: Option<SocketAddr>,
     /// SQLite database file, created if missing [env: HEARTH_RELAY_DB]
     /// [default: hearth-relay.db].
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     db: Option<PathBuf>,
     /// The most the database may grow to, in MiB; past it, pushes are refused as on a full
@@ -64,6 +76,44 @@ struct Args {
     #[arg(long, value_name = "PATH")]
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_key: Option<PathBuf>,
+    /// Who may create spaces: anyone (`open`), or only holders of a token from
+    /// `hearth-relay token create` (`token`). Default: `token` when listening on an address
+    /// other machines can reach, `open` on a loopback one [env: HEARTH_RELAY_ADMISSION].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admission: Option<Admission>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Creation tokens, for a relay in token mode: who may create a space here
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print the fingerprint of this relay's key and exit. Give it to the relay's users:
+    /// hearth pins the key the first time it connects, and `hearth status` shows it. After
+    /// the relay was rebuilt with a new database, they run `hearth relay trust FINGERPRINT`
+    /// with the new one. Reads the database given with --db or --config, like the relay.
+    Fingerprint,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Mint a token and print it (only once: the relay keeps just its hash)
+    Create {
+        /// How many spaces it may create
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        uses: u32,
+        /// How long it works: "7d", "12h", "30m"
+        #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        expires: std::time::Duration,
+    },
+    /// List the tokens: number, uses left, expiry (never the tokens themselves)
+    List,
+    /// Revoke a token by its number (from `token list`); spaces it created stay
+    Revoke {
+        /// The token's number
+        id: i64,
+    },
 }
 
 /// Runs the relay as the `hearth-relay` binary does: settings from the file, environment
@@ -71,13 +121,16 @@ struct Args {
 /// the exit code.
 pub fn main() -> ExitCode {
     let args = Args::parse();
+    // A flood repeats the same few lines: each is written a few times a minute, the rest
+    // summed up (see `log_throttle`).
+    let throttle = LogThrottle::default();
     // The settings come first: they choose the log format. An error in them is printed
     // as plain text, like every error before logging starts.
     let result = RelayConfig::load(args.config.as_deref(), RelayConfig::env(), &args)
         .map_err(anyhow::Error::from)
         .and_then(|config| {
-            init_logs(config.log_format);
-            run(&args, config)
+            init_logs(config.log_format, &throttle);
+            run(&args, config, &throttle)
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -88,27 +141,41 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr at `RUST_LOG`'s level (`info` by default), as `format` says. Colour only
-/// for a person at a terminal: journald, files and pipes get plain text, and so does anyone
-/// who sets `NO_COLOR` (<https://no-color.org>: any value but the empty string).
-fn init_logs(format: LogFormat) {
+/// Logs to stderr at `RUST_LOG`'s level (`info` by default), as `format` says, each line
+/// through `throttle`. Colour only for a person at a terminal: journald, files and pipes
+/// get plain text, and so does anyone who sets `NO_COLOR` (<https://no-color.org>: any
+/// value but the empty string).
+fn init_logs(format: LogFormat, throttle: &LogThrottle) {
     use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::FilterExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let levels = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = levels.and(throttle.clone());
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(layer.json().with_filter(filter))
+            .init(),
         _ => {
             let colour = std::io::stderr().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            builder.with_ansi(colour).init();
+            tracing_subscriber::registry()
+                .with(layer.with_ansi(colour).with_filter(filter))
+                .init();
         }
     }
 }
 
-fn run(args: &Args, config: RelayConfig) -> anyhow::Result<()> {
+fn run(args: &Args, config: RelayConfig, throttle: &LogThrottle) -> anyhow::Result<()> {
+    match &args.command {
+        Some(Command::Token(command)) => return token(&config, command),
+        Some(Command::Fingerprint) => return print_fingerprint(&config),
+        None => {}
+    }
     if args.print_config {
         let text = config
             .to_toml()
@@ -137,19 +204,30 @@ fn run(args: &Args, config: RelayConfig) -> anyhow::Result<()> {
         let addr = listener
             .local_addr()
             .context("cannot read the bound address")?;
+        let fingerprint = relay.state().fingerprint();
         let tls = relay.tls();
+        let admission = config.admission();
         match &tls {
             Some(tls) => tracing::info!(
                 %addr,
                 db = %config.db.display(),
+                admission = admission.as_str(),
+                %fingerprint,
                 cert = %tls.cert_path().display(),
                 "relay started, serving TLS (wss://)"
             ),
             None => tracing::info!(
                 %addr,
                 db = %config.db.display(),
+                admission = admission.as_str(),
+                %fingerprint,
                 "relay started, without TLS (plain ws://: put a TLS proxy in front, or give --tls-cert and --tls-key)"
             ),
+        }
+        if admission == Admission::Open {
+            tracing::info!(
+                "anyone who can reach this relay may create spaces (admission open, the default on a loopback address); behind a reverse proxy, or to admit only people you give a token, set admission = \"token\""
+            );
         }
         let shutdown = shutdown_signal()?;
         reload_on_hangup(tls)?;
@@ -157,7 +235,20 @@ fn run(args: &Args, config: RelayConfig) -> anyhow::Result<()> {
         writeln!(stdout, "listening on {addr}").context("cannot write to stdout")?;
         stdout.flush().context("cannot write to stdout")?;
         drop(stdout);
-        relay.serve(listener, shutdown).await?;
+        let summaries = tokio::spawn({
+            let throttle = throttle.clone();
+            async move {
+                let mut every = tokio::time::interval(SUMMARY_EVERY);
+                loop {
+                    every.tick().await;
+                    throttle.summarize(std::time::Instant::now(), false);
+                }
+            }
+        });
+        let served = relay.serve(listener, shutdown).await;
+        summaries.abort();
+        throttle.summarize(std::time::Instant::now(), true);
+        served?;
         tracing::info!("relay stopped");
         Ok(())
     })
@@ -195,6 +286,81 @@ fn reload_on_hangup(tls: Option<std::sync::Arc<crate::tls::RelayTls>>) -> anyhow
     #[cfg(not(unix))]
     let _ = tls;
     Ok(())
+}
+
+/// `hearth-relay token …` on the database `config` names, which must exist already (a
+/// mistyped path would otherwise create an empty relay database).
+fn token(config: &RelayConfig, command: &TokenCommand) -> anyhow::Result<()> {
+    if !config.db.exists() {
+        bail!(
+            "there is no relay database at {}: give the relay's own --db or --config (or \
+             HEARTH_RELAY_DB), or start the relay once to create it",
+            config.db.display()
+        );
+    }
+    let mut store = SqliteStore::open(&config.db, config.store_limits()).with_context(|| {
+        format!(
+            "cannot open the relay database {}: check the path and its permissions",
+            config.db.display()
+        )
+    })?;
+    let now = tokens::now_ms();
+    let mut stdout = std::io::stdout().lock();
+    match command {
+        TokenCommand::Create { uses, expires } => {
+            let token = tokens::mint().context("no randomness to mint a token from")?;
+            let lifetime = u64::try_from(expires.as_millis()).unwrap_or(u64::MAX);
+            let expires_at = now.saturating_add(lifetime);
+            let id = store
+                .add_token(&tokens::hash(&token), *uses, expires_at, now)
+                .context("cannot store the token")?;
+            writeln!(stdout, "{}", token.as_str()).context("cannot write to stdout")?;
+            eprintln!("{}", tokens::minted_note(id, *uses, expires_at));
+            if config.admission() == Admission::Open {
+                eprintln!(
+                    "note: the settings given here (--config, --db, HEARTH_RELAY_*) put the \
+                     relay in open mode, where anyone may create spaces and no token is \
+                     needed; if the relay runs with these, set admission = \"token\" to \
+                     require tokens"
+                );
+            }
+        }
+        TokenCommand::List => {
+            let list = store.tokens().context("cannot read the tokens")?;
+            if list.is_empty() {
+                eprintln!("No creation tokens. Mint one with `hearth-relay token create`.");
+            } else {
+                write!(stdout, "{}", tokens::table(&list, now))
+                    .context("cannot write to stdout")?;
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            if !store.revoke_token(*id).context("cannot revoke the token")? {
+                bail!("there is no token {id}: `hearth-relay token list` shows their numbers");
+            }
+            eprintln!("Token {id} revoked: it can create no more spaces (those it created stay).");
+        }
+    }
+    stdout.flush().context("cannot write to stdout")?;
+    Ok(())
+}
+
+/// `hearth-relay fingerprint`: the fingerprint of the key in the relay's database, alone
+/// on stdout. A database that is not there yet is an error, not a new relay: the key is
+/// made at the relay's first start, and a typo in --db must not print a stranger's.
+fn print_fingerprint(config: &RelayConfig) -> anyhow::Result<()> {
+    if !config.db.exists() {
+        anyhow::bail!(
+            "there is no relay database at {}: give the one the relay runs with (--db PATH or \
+             --config PATH), or start the relay once, which makes its key",
+            config.db.display()
+        );
+    }
+    let (_, identity) = crate::open_store(config)?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", identity.fingerprint())
+        .and_then(|()| stdout.flush())
+        .context("cannot write to stdout")
 }
 
 /// Registers for SIGINT and SIGTERM now and returns a future that completes on either.

@@ -6,7 +6,7 @@
 //! refused rather than ignored, so that a misspelt setting cannot silently leave a default
 //! in force. docs/self-hosting.md lists every key.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use hearth_proto::Limits;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::RelayClock;
 use crate::store::StoreLimits;
 
 /// The prefix of the relay's environment variables; `__` separates nested keys
@@ -26,16 +27,16 @@ pub const ENV_PREFIX: &str = "HEARTH_RELAY_";
 /// setting itself, so the environment layer skips it.
 pub const CONFIG_ENV: &str = "HEARTH_RELAY_CONFIG";
 
-/// Who may create a space on this relay (see docs/self-hosting.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// Who may create a space on this relay (see docs/self-hosting.md, "Admission").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
-pub enum Creation {
-    /// Anyone with a valid Genesis record may create a space, bounded by the quotas.
-    #[default]
+pub enum Admission {
+    /// Anyone with a valid Genesis record may create a space, bounded by the quotas and
+    /// the per-address rate limit.
     Open,
-    /// Only holders of a one-time creation token minted by the operator. Token minting is
-    /// not built yet, so a relay in this mode refuses every `CreateSpace`.
+    /// Only holders of a creation token the operator minted (`hearth-relay token
+    /// create`); each use is spent with the space it creates.
     Token,
 }
 
@@ -53,6 +54,41 @@ pub enum LogFormat {
     Json,
 }
 
+impl Admission {
+    /// The word the config file and the flag use for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Admission::Open => "open",
+            Admission::Token => "token",
+        }
+    }
+}
+
+/// How fast one client address may do what costs the relay without admitting anyone:
+/// creating spaces and failing to log in. An address is an IPv4 address or an IPv6 /64
+/// (see docs/self-hosting.md, "Rate limits"); 0 turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerAddress {
+    /// Spaces one address may try to create per hour (all at once, or spread out).
+    pub creations_per_hour: u32,
+    /// Failed logins one address may have per minute before the rest are answered
+    /// `RateLimited`. Successful logins are never counted or refused.
+    pub failed_logins_per_minute: u32,
+}
+
+impl Default for PerAddress {
+    fn default() -> Self {
+        Self {
+            creations_per_hour: 10,
+            failed_logins_per_minute: 30,
+        }
+    }
+}
+
+/// How long a space may wait for its second device by default.
+pub const DEFAULT_UNJOINED_SPACE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Everything a relay needs to run. In a file, durations are strings with a unit
 /// (`"60s"`, `"500ms"`, `"2m"`) and sizes are whole numbers in the unit their key names
 /// (`max_db_mib`, `limits.max_frame_bytes`).
@@ -68,8 +104,20 @@ pub struct RelayConfig {
     /// At the cap, pushes are refused as they are on a full disk, and nothing is lost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_db_mib: Option<u64>,
-    /// Who may create spaces.
-    pub creation: Creation,
+    /// Who may create spaces; `None`: [`Admission::Token`] on a non-loopback `listen`
+    /// address, [`Admission::Open`] on a loopback one ([`RelayConfig::admission`]). Read
+    /// from the old key `creation` too.
+    #[serde(alias = "creation", skip_serializing_if = "Option::is_none")]
+    pub admission: Option<Admission>,
+    /// How long a space may wait for a second device to join it before the relay removes
+    /// it (checked at start and hourly at most); zero keeps such spaces forever. Its
+    /// creator's device, which holds everything it held, is told so and may create it
+    /// again (docs/self-hosting.md, "Spaces nobody joined").
+    #[serde(with = "humantime_serde")]
+    pub unjoined_space_ttl: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client: a connection from one of
+    /// these addresses is rate limited as the address the proxy appended last.
+    pub trusted_proxies: Vec<IpAddr>,
     /// The relay's own TLS certificate chain (PEM, its own certificate first): with
     /// [`RelayConfig::tls_key`], the relay serves `wss://` itself; without both, plain
     /// `ws://` (behind a proxy that terminates TLS). Read again on SIGHUP.
@@ -97,11 +145,13 @@ pub struct RelayConfig {
     pub idle_timeout: Duration,
     /// How log lines are written: `text` or `json`.
     pub log_format: LogFormat,
-    /// The relay id announced in `Challenge`; `None` draws a random one per process.
-    /// Signatures are also bound to a per-connection nonce, so a fresh id per process
-    /// costs clients nothing; only embedding programs set it, never a file.
+    /// The relay's wall clock (the system's unless an embedding program shifts it, as
+    /// tests do to play a relay whose clock is off); never read from a file. The relay id
+    /// is not a setting: it is the fingerprint of the relay's key, kept in the database.
     #[serde(skip)]
-    pub relay_id: Option<[u8; 16]>,
+    pub clock: RelayClock,
+    /// The per-address rate limits. After the plain keys, as TOML wants a table.
+    pub per_address: PerAddress,
     /// The limits the relay announces in `Challenge` and enforces; the store's quotas are
     /// taken from them ([`RelayConfig::store_limits`]). Last, because in TOML a table
     /// follows the plain keys.
@@ -114,14 +164,17 @@ impl Default for RelayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
             db: PathBuf::from("hearth-relay.db"),
             max_db_mib: None,
-            creation: Creation::Open,
+            admission: None,
+            unjoined_space_ttl: DEFAULT_UNJOINED_SPACE_TTL,
+            trusted_proxies: Vec::new(),
             tls_cert: None,
             tls_key: None,
             request_timeout: crate::listener::REQUEST_DEADLINE,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             log_format: LogFormat::Text,
-            relay_id: None,
+            clock: RelayClock::default(),
+            per_address: PerAddress::default(),
             limits: Limits::default(),
         }
     }
@@ -242,6 +295,17 @@ impl RelayConfig {
     /// between nested keys.
     pub fn env() -> Env {
         Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"])
+    }
+
+    /// Who may create spaces: as configured, else [`Admission::Token`] when the relay
+    /// listens on an address other machines can reach and [`Admission::Open`] on a loopback
+    /// one (where only this machine, or a proxy in front of it, connects).
+    pub fn admission(&self) -> Admission {
+        self.admission.unwrap_or(if self.listen.ip().is_loopback() {
+            Admission::Open
+        } else {
+            Admission::Token
+        })
     }
 
     /// The store's quotas, taken from [`RelayConfig::limits`] and the database cap.
@@ -378,12 +442,15 @@ fn hint(key: &str) -> &'static str {
         "tls_cert" => "give the path of the PEM certificate chain, e.g. fullchain.pem",
         "tls_key" => "give the path of the PEM private key, e.g. privkey.pem",
         "max_db_mib" => "give a whole number of MiB, like 1024",
-        "creation" => "give \"open\" or \"token\"",
+        "admission" | "creation" => "give \"open\" or \"token\"",
         "log_format" => "give \"text\" or \"json\"",
-        "request_timeout" | "handshake_timeout" | "idle_timeout" => {
+        "trusted_proxies" => "give a list of IP addresses, like [\"127.0.0.1\"]",
+        "request_timeout" | "handshake_timeout" | "idle_timeout" | "unjoined_space_ttl" => {
             "give a duration with its unit, like \"60s\" or \"500ms\""
         }
-        _ if key.starts_with("limits.") => "give a whole number, in the unit the key names",
+        _ if key.starts_with("limits.") || key.starts_with("per_address.") => {
+            "give a whole number, in the unit the key names"
+        }
         _ => "see docs/self-hosting.md for the settings and their values",
     }
 }
@@ -405,6 +472,8 @@ mod tests {
         listen: Option<SocketAddr>,
         #[serde(skip_serializing_if = "Option::is_none")]
         max_db_mib: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        admission: Option<Admission>,
     }
 
     fn no_flags() -> TestFlags {
@@ -439,7 +508,7 @@ mod tests {
             jail.set_env("HEARTH_RELAY_LIMITS__MAX_BYTES_PER_SPACE", "4096");
             let flags = TestFlags {
                 listen: Some(SocketAddr::from(([127, 0, 0, 1], 1003))),
-                max_db_mib: None,
+                ..TestFlags::default()
             };
             let config =
                 RelayConfig::load(Some(Path::new("relay.toml")), RelayConfig::env(), &flags)
@@ -611,7 +680,13 @@ mod tests {
                 tls_cert: Some(PathBuf::from("/etc/hearth/fullchain.pem")),
                 tls_key: Some(PathBuf::from("/etc/hearth/privkey.pem")),
                 idle_timeout: Duration::from_millis(1500),
-                creation: Creation::Token,
+                admission: Some(Admission::Token),
+                unjoined_space_ttl: Duration::from_secs(3600),
+                trusted_proxies: vec![IpAddr::from([127, 0, 0, 1])],
+                per_address: PerAddress {
+                    creations_per_hour: 3,
+                    failed_logins_per_minute: 0,
+                },
                 ..RelayConfig::default()
             };
             jail.create_file("relay.toml", &config.to_toml().unwrap())?;
@@ -693,6 +768,127 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn admission_is_token_on_a_reachable_address_and_open_on_loopback_unless_chosen() {
+        let on = |listen: &str, admission| RelayConfig {
+            listen: listen.parse().unwrap(),
+            admission,
+            ..RelayConfig::default()
+        };
+        assert_eq!(on("127.0.0.1:7878", None).admission(), Admission::Open);
+        assert_eq!(on("[::1]:7878", None).admission(), Admission::Open);
+        assert_eq!(on("0.0.0.0:7878", None).admission(), Admission::Token);
+        assert_eq!(on("192.0.2.7:443", None).admission(), Admission::Token);
+        assert_eq!(on("[::]:443", None).admission(), Admission::Token);
+        assert_eq!(
+            on("0.0.0.0:7878", Some(Admission::Open)).admission(),
+            Admission::Open,
+            "the operator's choice wins"
+        );
+        assert_eq!(
+            on("127.0.0.1:7878", Some(Admission::Token)).admission(),
+            Admission::Token
+        );
+    }
+
+    #[test]
+    fn admission_comes_from_the_file_the_environment_or_the_flag_and_the_old_key_still_counts() {
+        Jail::expect_with(|jail| {
+            jail.create_file("old.toml", "creation = \"token\"\n")?;
+            let config =
+                RelayConfig::load(Some(Path::new("old.toml")), RelayConfig::env(), &no_flags())
+                    .unwrap();
+            assert_eq!(config.admission, Some(Admission::Token), "the old key");
+            jail.create_file("new.toml", "admission = \"token\"\n")?;
+            jail.set_env("HEARTH_RELAY_ADMISSION", "open");
+            let config =
+                RelayConfig::load(Some(Path::new("new.toml")), RelayConfig::env(), &no_flags())
+                    .unwrap();
+            assert_eq!(config.admission, Some(Admission::Open), "the environment");
+            let flags = TestFlags {
+                admission: Some(Admission::Token),
+                ..TestFlags::default()
+            };
+            let config =
+                RelayConfig::load(Some(Path::new("new.toml")), RelayConfig::env(), &flags).unwrap();
+            assert_eq!(config.admission, Some(Admission::Token), "the flag");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_misspelt_admission_mode_is_refused_with_the_two_it_could_be() {
+        Jail::expect_with(|jail| {
+            jail.set_env("HEARTH_RELAY_ADMISSION", "tokens");
+            let err = RelayConfig::load(None, RelayConfig::env(), &no_flags()).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::BadValue { key, .. } if key == "admission"),
+                "{err}"
+            );
+            assert!(err.to_string().contains("\"open\" or \"token\""), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn expiry_rate_limits_and_proxies_are_read_from_the_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "relay.toml",
+                r#"
+                    unjoined_space_ttl = "3days"
+                    trusted_proxies = ["127.0.0.1", "::1"]
+                    [per_address]
+                    creations_per_hour = 2
+                "#,
+            )?;
+            jail.set_env("HEARTH_RELAY_PER_ADDRESS__FAILED_LOGINS_PER_MINUTE", "5");
+            let config = RelayConfig::load(
+                Some(Path::new("relay.toml")),
+                RelayConfig::env(),
+                &no_flags(),
+            )
+            .unwrap();
+            assert_eq!(
+                config.unjoined_space_ttl,
+                Duration::from_secs(3 * 24 * 3600)
+            );
+            assert_eq!(
+                config.trusted_proxies,
+                vec![
+                    IpAddr::from([127, 0, 0, 1]),
+                    IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+                ]
+            );
+            assert_eq!(
+                config.per_address,
+                PerAddress {
+                    creations_per_hour: 2,
+                    failed_logins_per_minute: 5,
+                }
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_rate_limit_is_refused_by_its_full_name() {
+        Jail::expect_with(|jail| {
+            jail.create_file("relay.toml", "[per_address]\ncreations_per_day = 3\n")?;
+            let err = RelayConfig::load(
+                Some(Path::new("relay.toml")),
+                RelayConfig::env(),
+                &no_flags(),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::UnknownKey { key, .. } if key == "per_address.creations_per_day"),
+                "{err}"
+            );
+            Ok(())
+        });
     }
 
     #[test]

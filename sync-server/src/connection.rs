@@ -11,6 +11,7 @@
 //! back from the store, so a subscriber sees every seq after its cursor exactly once (the
 //! bookkeeping is the [`Feed`]'s).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -52,8 +53,8 @@ struct Stop;
 
 type Step = Result<(), Stop>;
 
-/// Runs one websocket connection to its end.
-pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
+/// Runs one websocket connection from the client at `peer` to its end.
+pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, peer: IpAddr) {
     let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
     let (sink, stream) = socket.split();
     let (out, out_rx) = mpsc::channel(OUT_QUEUE);
@@ -69,10 +70,11 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
         id,
         session: Session::new(
             id,
-            shared.relay_id,
+            Arc::clone(&shared.identity),
             nonce,
             config.limits,
-            config.creation,
+            Arc::clone(&shared.gate),
+            peer,
             MonotonicClock,
         ),
         shared: Arc::clone(&shared),
@@ -149,12 +151,6 @@ async fn next_live(live: &mut Option<mpsc::Receiver<Live>>) -> Option<Live> {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 fn is_too_large(error: axum::Error) -> bool {
     matches!(
         error.into_inner().downcast_ref::<tungstenite::Error>(),
@@ -229,7 +225,7 @@ impl Connection {
                     Some(Ok(Message::Binary(bytes))) => {
                         last_heard = tokio::time::Instant::now();
                         self.shared.metrics.frame_in();
-                        let decision = self.session.on_bytes(&bytes, now_ms());
+                        let decision = self.session.on_bytes(&bytes, self.shared.config.clock.now_ms());
                         self.carry_out(decision).await
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
@@ -349,11 +345,12 @@ impl Connection {
                 space,
                 genesis,
                 now_ms,
+                ticket,
             } => {
                 let key = *space.as_bytes();
                 Answer::Done(
                     store
-                        .run(move |s| s.create_space(&key, &genesis, now_ms))
+                        .run(move |s| s.create_space(&key, &genesis, now_ms, ticket.as_ref()))
                         .await,
                 )
             }
@@ -465,6 +462,10 @@ impl Connection {
             Query::Tombstone { space } => {
                 let key = *space.as_bytes();
                 Answer::Tombstone(store.run(move |s| s.tombstone(&key)).await)
+            }
+            Query::Expiry { space } => {
+                let key = *space.as_bytes();
+                Answer::Expiry(store.run(move |s| s.expiry(&key)).await)
             }
         }
     }
@@ -637,6 +638,10 @@ impl Connection {
             }
             Live::Deleted(tombstone) => {
                 let decision = self.session.on_space_deleted(&tombstone);
+                self.carry_out(decision).await
+            }
+            Live::Expired => {
+                let decision = self.session.on_space_expired();
                 self.carry_out(decision).await
             }
             Live::Event { seq, envelope } => {

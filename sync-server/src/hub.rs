@@ -24,6 +24,8 @@ pub(crate) enum Live {
     Acl(Arc<[u8]>),
     /// The space was deleted; what it left, the proof for its members.
     Deleted(Arc<Tombstone>),
+    /// The relay removed the space because no second device joined it.
+    Expired,
 }
 
 #[derive(Debug)]

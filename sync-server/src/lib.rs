@@ -6,11 +6,18 @@
 //! - [`config`]: the relay's settings ([`RelayConfig`]), from defaults, file, environment
 //!   and flags.
 //! - [`metrics`]: the counters `GET /metrics` serves.
+//! - [`identity`]: the relay's own key, kept in its database, which clients pin and the
+//!   relay proves on every connection; [`clock`]: the relay's wall clock, which embedding
+//!   programs (tests) may shift.
 //! - [`app`](mod@app): the HTTP router ([`app()`]) with `GET /v1/sync`, `/healthz` and `/metrics`,
 //!   and [`serve`], which runs it on a listener the caller bound and shuts down cleanly.
 //! - `session`: every protocol decision about one connection's frames (the handshake,
 //!   the ACL checks, rejects, rate limits), pure and unit-tested; `reject` maps each
-//!   failure to its reject code; `feed` keeps a subscriber's place in the live stream.
+//!   failure to its reject code; `feed` keeps a subscriber's place in the live stream;
+//!   `admission` is the relay-wide gate every session asks (open or token mode, and the
+//!   per-address limits on creating spaces and failed logins).
+//! - [`tokens`]: creation tokens (minting, hashing, what `hearth-relay token` prints);
+//!   `sweep`: removing spaces no second device joined in time, and other housekeeping.
 //! - `connection`: one websocket, from `Hello` to close: moves bytes and runs what the
 //!   session decides.
 //! - `snapshots`: a pushed snapshot is only proposed; the rules for a countersignature
@@ -30,26 +37,35 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admission;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 mod connection;
 mod feed;
 mod hub;
+pub mod identity;
 pub mod listener;
 pub mod local;
+pub mod log_throttle;
 pub mod metrics;
 mod reject;
 mod session;
 mod snapshots;
 pub mod store;
+mod sweep;
 pub mod tls;
+pub mod tokens;
 pub mod worker;
 
-pub use app::{AppState, Relay, RelayError, app, serve};
-pub use config::{ConfigError, Creation, LogFormat, RelayConfig};
+pub use app::{AppState, Relay, RelayError, app, open_store, serve};
+pub use clock::RelayClock;
+pub use config::{Admission, ConfigError, LogFormat, PerAddress, RelayConfig};
+pub use identity::RelayIdentity;
 pub use local::LocalRelay;
 pub use store::{
-    Accepted, Proposal, Push, PushOutcome, SqliteStore, Storage, StoreError, StoreLimits, Tombstone,
+    Accepted, Expiry, Proposal, Push, PushOutcome, SqliteStore, Storage, StoreError, StoreLimits,
+    TokenInfo, TokenRefusal, Tombstone,
 };
 pub use worker::{StoreHandle, StoreStats};

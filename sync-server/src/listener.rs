@@ -22,7 +22,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::serve::Listener;
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
@@ -83,6 +84,17 @@ impl Listener for RelayListener {
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
         self.inner.local_addr()
+    }
+}
+
+/// The TCP peer of a connection [`RelayListener`] accepted, for handlers
+/// (`ConnectInfo<Peer>`): the client, or the reverse proxy in front of the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub std::net::SocketAddr);
+
+impl Connected<IncomingStream<'_, RelayListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, RelayListener>) -> Self {
+        Peer(*stream.remote_addr())
     }
 }
 

@@ -18,7 +18,7 @@ use crate::worker::StoreStats;
 
 /// Every reject code the relay sends, each shown from the start (at 0), so an alert on
 /// `increase(...)` sees the first one.
-const REJECT_CODES: [RejectCode; 15] = [
+const REJECT_CODES: [RejectCode; 21] = [
     RejectCode::UnsupportedVersion,
     RejectCode::BadFrame,
     RejectCode::TooLarge,
@@ -34,6 +34,12 @@ const REJECT_CODES: [RejectCode; 15] = [
     RejectCode::Invalid,
     RejectCode::InviteRevoked,
     RejectCode::SpaceDeleted,
+    RejectCode::ClockSkew,
+    RejectCode::TokenRequired,
+    RejectCode::TokenUnknown,
+    RejectCode::TokenExpired,
+    RejectCode::TokenUsed,
+    RejectCode::SpaceExpired,
 ];
 
 /// A reject code's label value.
@@ -54,6 +60,12 @@ fn reject_label(code: RejectCode) -> &'static str {
         RejectCode::Invalid => "invalid",
         RejectCode::InviteRevoked => "invite_revoked",
         RejectCode::SpaceDeleted => "space_deleted",
+        RejectCode::ClockSkew => "clock_skew",
+        RejectCode::TokenRequired => "token_required",
+        RejectCode::TokenUnknown => "token_unknown",
+        RejectCode::TokenExpired => "token_expired",
+        RejectCode::TokenUsed => "token_used",
+        RejectCode::SpaceExpired => "space_expired",
         // A code added to the protocol before it is named here still counts.
         _ => "other",
     }

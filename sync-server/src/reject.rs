@@ -11,7 +11,7 @@
 use hearth_proto::{AclRule, ConsentFault, ProtoError, RejectCode};
 
 use crate::snapshots::CountersignRefusal;
-use crate::store::StoreError;
+use crate::store::{StoreError, TokenRefusal};
 
 /// A `Reject` frame to send: the code and the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +74,9 @@ pub(crate) fn reject_code(failure: Failure<'_>) -> RejectCode {
             StoreError::QuotaExceeded(_) | StoreError::DiskFull => RejectCode::QuotaExceeded,
             StoreError::BadSignature => RejectCode::Invalid,
             StoreError::Unavailable(_) | StoreError::Database(_) => RejectCode::StorageUnavailable,
+            StoreError::Token(TokenRefusal::Unknown) => RejectCode::TokenUnknown,
+            StoreError::Token(TokenRefusal::Expired { .. }) => RejectCode::TokenExpired,
+            StoreError::Token(TokenRefusal::Used) => RejectCode::TokenUsed,
         },
         Failure::Countersign(refusal) => match refusal {
             CountersignRefusal::Removed => RejectCode::NotMember,
@@ -181,7 +184,20 @@ fn store_message(error: &StoreError) -> String {
             "the relay could not reach its storage; retry later with backoff (your data stays local)"
                 .into()
         }
+        StoreError::Token(refusal) => token_message(*refusal),
     }
+}
+
+fn token_message(refusal: TokenRefusal) -> String {
+    let what = match refusal {
+        TokenRefusal::Expired { at_ms } => format!(
+            "this creation token expired on {}",
+            crate::tokens::timestamp(at_ms)
+        ),
+        TokenRefusal::Used => "this creation token has been used as often as it allows".into(),
+        TokenRefusal::Unknown => "this relay does not know that creation token (mistyped, revoked, or made for another relay)".into(),
+    };
+    format!("{what}; nothing was created or spent; ask the relay's operator for a new token")
 }
 
 #[cfg(test)]
@@ -288,9 +304,43 @@ mod tests {
                 StoreError::Database(rusqlite::Error::InvalidQuery),
                 RejectCode::StorageUnavailable,
             ),
+            (
+                StoreError::Token(TokenRefusal::Unknown),
+                RejectCode::TokenUnknown,
+            ),
+            (
+                StoreError::Token(TokenRefusal::Expired { at_ms: 0 }),
+                RejectCode::TokenExpired,
+            ),
+            (StoreError::Token(TokenRefusal::Used), RejectCode::TokenUsed),
         ];
         for (error, want) in cases {
             assert_eq!(code(Failure::Store(&error)), want, "{error}");
         }
+    }
+
+    #[test]
+    fn every_refused_token_says_to_ask_the_operator_for_a_new_one() {
+        for refusal in [
+            TokenRefusal::Unknown,
+            TokenRefusal::Expired {
+                at_ms: 1_800_000_000_000,
+            },
+            TokenRefusal::Used,
+        ] {
+            let message = rejection(Failure::Store(&StoreError::Token(refusal))).message;
+            assert!(
+                message.ends_with("ask the relay's operator for a new token"),
+                "{message}"
+            );
+        }
+        let expired = rejection(Failure::Store(&StoreError::Token(TokenRefusal::Expired {
+            at_ms: 1_800_000_000_000,
+        })));
+        assert!(
+            expired.message.contains("2027-01-15"),
+            "{}",
+            expired.message
+        );
     }
 }

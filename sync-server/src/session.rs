@@ -1,7 +1,8 @@
 //! Everything the relay decides about one connection's frames, with no socket, store or
-//! clock in sight: the version handshake, the challenge-response login (as a device, or
-//! with an invite key to join), creating a space, and every request after that, checked
-//! against the space's ACL so the relay can enforce it without reading anything.
+//! clock in sight: the version handshake, the relay's proof of its key (`Identify`), the
+//! challenge-response login (as a device, or with an invite key to join), creating a
+//! space, and every request after that, checked against the space's ACL so the relay can
+//! enforce it without reading anything.
 //!
 //! [`Session`] is a state machine. [`Session::on_frame`] takes one decoded client frame and
 //! the time, and returns a [`Decision`]: the [`Effect`]s to carry out in order (frames to
@@ -12,8 +13,11 @@
 //! rule here is tested as a plain function (see the tests below).
 //!
 //! Pushes are rate limited per connection with a [`governor`] limiter whose clock is
-//! injected, so tests step time by hand.
+//! injected, so tests step time by hand; creating spaces and failing to log in are rate
+//! limited per client address by the relay-wide [`Gate`], on the same clock, which also
+//! says whether a creation needs a token.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -28,18 +32,25 @@ use hearth_proto::{
     auth_message, check_version, decode_client, verify_delete_space, verify_signature,
 };
 
+use crate::admission::{Gate, wait_words};
 use crate::app::{Chain, verify_chain};
-use crate::config::Creation;
+use crate::config::Admission;
 use crate::hub::Live;
+use crate::identity::RelayIdentity;
 use crate::reject::{Failure, Rejection, rejection};
 use crate::snapshots::{CountersignRefusal, CountersignRequest};
-use crate::store::{PushOutcome, StoreError, Tombstone};
+use crate::store::{Expiry, PushOutcome, StoreError, TokenHash, TokenRefusal, Tombstone};
 use crate::worker::Signed;
 
-/// The one answer to every failed `Auth`: a stranger learns nothing about the space.
-pub(crate) const UNAUTHORIZED: &str = "authentication failed: this device is not a member of that space, or the signature, clock or challenge did not match; check your clock, and if it persists pair this device again";
+/// The one answer to every failed `Auth` but a skewed clock: a stranger learns nothing
+/// about the space.
+pub(crate) const UNAUTHORIZED: &str = "authentication failed: this device is not a member of that space, or the signature or challenge did not match; if it persists pair this device again";
 
 const REMOVED: &str = "this device was removed from the space; stop syncing it";
+
+/// What the device that created a space hears when it logs in after the relay removed the
+/// space for want of a second device.
+pub(crate) const EXPIRED: &str = "the relay removed this space because no second device joined it in time; this device was its only one, so it holds everything the relay held: create the space again (CreateSpace, on this connection)";
 
 const INVITE_ONLY: &str = "an invite key may only fetch its lockbox (GetLockbox) and add its device (PutAcl with the AddDevice that consumes it); reconnect as the new device for anything else";
 
@@ -69,8 +80,10 @@ pub(crate) struct Authed {
 pub(crate) enum Phase {
     /// Waiting for `Hello`.
     Hello,
-    /// `Challenge` sent; waiting for `Auth`.
+    /// `Challenge` sent; waiting for `Auth` (or, first, `Identify`).
     Auth,
+    /// `Identity` sent; waiting for `Auth`.
+    Identified,
     /// Authenticated for creating `space` (which did not exist) and nothing else.
     Create { space: SpaceId, device: DeviceId },
     /// Authenticated; requests are served.
@@ -140,11 +153,13 @@ pub(crate) enum Query {
     /// The space's chain; `fresh` reads the store rather than the cache. Answered with
     /// [`Answer::Chain`].
     Chain { space: SpaceId, fresh: bool },
-    /// Create the space with its Genesis. [`Answer::Done`].
+    /// Create the space with its Genesis, spending a use of the creation token whose hash
+    /// is `ticket` if given. [`Answer::Done`].
     CreateSpace {
         space: SpaceId,
         genesis: Vec<u8>,
         now_ms: u64,
+        ticket: Option<TokenHash>,
     },
     /// Store an envelope whose signature the store thread checks. [`Answer::Pushed`].
     Push {
@@ -199,6 +214,8 @@ pub(crate) enum Query {
     },
     /// The tombstone of a deleted space. [`Answer::Tombstone`].
     Tombstone { space: SpaceId },
+    /// What is left of a space removed because nobody joined it. [`Answer::Expiry`].
+    Expiry { space: SpaceId },
 }
 
 /// The store's answer to a [`Query`].
@@ -218,6 +235,8 @@ pub(crate) enum Answer {
     Tombstone(Result<Option<Tombstone>, StoreError>),
     /// The proposal was accepted, or the relay's refusal.
     Countersigned(Result<Result<(), CountersignRefusal>, StoreError>),
+    /// The space's expiry, if it was removed because nobody joined it.
+    Expiry(Result<Option<Expiry>, StoreError>),
 }
 
 /// What to do next: the effects in order, then the query if any.
@@ -291,6 +310,11 @@ enum Pending {
         space: SpaceId,
         device: DeviceId,
     },
+    /// …or removed because nobody joined it?
+    AuthExpiry {
+        space: SpaceId,
+        device: DeviceId,
+    },
     Create {
         space: SpaceId,
         device: DeviceId,
@@ -354,10 +378,13 @@ type PushLimiter<C> =
 pub(crate) struct Session<C: Clock = MonotonicClock> {
     /// For logs only.
     id: u64,
+    identity: Arc<RelayIdentity>,
     relay_id: [u8; 16],
     nonce: [u8; 32],
     limits: Limits,
-    creation: Creation,
+    gate: Arc<Gate<C>>,
+    /// The client's address, as the gate counts it.
+    peer: IpAddr,
     phase: Phase,
     pushes: PushLimiter<C>,
     pending: Option<Pending>,
@@ -369,22 +396,27 @@ pub(crate) struct Session<C: Clock = MonotonicClock> {
 }
 
 impl<C: Clock> Session<C> {
-    /// A session that will challenge with `nonce`, limiting pushes on `clock`.
+    /// A session of the relay with `identity`, for a client at `peer`, that will challenge
+    /// with `nonce`, limiting pushes on `clock` and admitting through `gate`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: u64,
-        relay_id: [u8; 16],
+        identity: Arc<RelayIdentity>,
         nonce: [u8; 32],
         limits: Limits,
-        creation: Creation,
+        gate: Arc<Gate<C>>,
+        peer: IpAddr,
         clock: C,
     ) -> Self {
         let rate = NonZeroU32::new(limits.max_pushes_per_sec).unwrap_or(NonZeroU32::MIN);
         Self {
             id,
-            relay_id,
+            relay_id: identity.relay_id(),
+            identity,
             nonce,
             limits,
-            creation,
+            gate,
+            peer,
             phase: Phase::Hello,
             pushes: RateLimiter::direct_with_clock(Quota::per_second(rate), clock),
             pending: None,
@@ -412,8 +444,9 @@ impl<C: Clock> Session<C> {
         self.pending = None;
         match (self.phase, frame) {
             (Phase::Hello, ClientFrame::Hello { version, client }) => self.hello(version, &client),
+            (Phase::Auth, ClientFrame::Identify { nonce }) => self.identify(&nonce, now_ms),
             (
-                Phase::Auth,
+                Phase::Auth | Phase::Identified,
                 ClientFrame::Auth {
                     device,
                     space,
@@ -438,7 +471,11 @@ impl<C: Clock> Session<C> {
             ),
             (Phase::Auth, _) => Decision::reject_and_close(
                 RejectCode::BadFrame,
-                "after Challenge the next frame must be Auth; reconnect and authenticate",
+                "after Challenge the next frame must be Identify or Auth; reconnect and authenticate",
+            ),
+            (Phase::Identified, _) => Decision::reject_and_close(
+                RejectCode::BadFrame,
+                "after Identity the next frame must be Auth; reconnect and authenticate",
             ),
         }
     }
@@ -542,6 +579,9 @@ impl<C: Clock> Session<C> {
             (Some(Pending::AuthTombstone { space, device }), Answer::Tombstone(tombstone)) => {
                 self.deleted_or_new(space, device, tombstone)
             }
+            (Some(Pending::AuthExpiry { space, device }), Answer::Expiry(expiry)) => {
+                self.expired_or_new(space, device, expiry)
+            }
             (
                 Some(Pending::DeleteChain {
                     space,
@@ -642,6 +682,12 @@ impl<C: Clock> Session<C> {
         }
     }
 
+    /// The relay removed the space because nobody joined it: its one device hears so, as
+    /// it would at its next login, and the connection closes.
+    pub(crate) fn on_space_expired(&self) -> Decision {
+        Decision::reject(RejectCode::SpaceExpired, EXPIRED).then(Effect::Close(CLOSING))
+    }
+
     /// The hub dropped this subscriber because its queue was full.
     pub(crate) fn on_fell_behind(&self) -> Decision {
         Decision::reject(
@@ -699,6 +745,17 @@ impl<C: Clock> Session<C> {
         })
     }
 
+    /// The relay proves it holds its key, over the client's nonce, this connection's
+    /// challenge and the relay's clock (which a client refused for its clock compares).
+    fn identify(&mut self, client_nonce: &[u8; 32], now_ms: u64) -> Decision {
+        self.phase = Phase::Identified;
+        Decision::send(RelayFrame::Identity {
+            key: *self.identity.public_key(),
+            time_ms: now_ms,
+            signature: self.identity.prove(client_nonce, &self.nonce, now_ms),
+        })
+    }
+
     fn auth(
         &mut self,
         device: DeviceId,
@@ -708,6 +765,19 @@ impl<C: Clock> Session<C> {
         as_invite: bool,
         now_ms: u64,
     ) -> Decision {
+        // First, and whoever asks: the relay's clock is no secret (`Identity` carries it),
+        // so naming the skew tells nobody anything about the space.
+        if let Some(skew) = clock_skew(time_ms, now_ms) {
+            tracing::info!(
+                connection = self.id,
+                skew_ms = skew,
+                "login refused: the client's clock is off"
+            );
+            return Decision::reject_and_close(
+                RejectCode::ClockSkew,
+                skew_message(time_ms, now_ms),
+            );
+        }
         let message = auth_message(
             &self.relay_id,
             &self.nonce,
@@ -716,9 +786,7 @@ impl<C: Clock> Session<C> {
             &device,
             as_invite,
         );
-        if now_ms.abs_diff(time_ms) > MAX_AUTH_SKEW_MS
-            || verify_signature(device.as_bytes(), &message, signature).is_err()
-        {
+        if verify_signature(device.as_bytes(), &message, signature).is_err() {
             return self.unauthorized(space, device);
         }
         self.pending = Some(Pending::Auth {
@@ -810,7 +878,32 @@ impl<C: Clock> Session<C> {
             }
             Ok(Some(_)) => self.unauthorized(space, device),
             Ok(None) => {
-                tracing::info!(connection = self.id, space = %space.short(), "authenticated to create a space");
+                self.pending = Some(Pending::AuthExpiry { space, device });
+                Decision::ask(Query::Expiry { space })
+            }
+        }
+    }
+
+    /// A device's login for a space that was never deleted: if the relay removed it
+    /// because nobody joined it, the device its Genesis named hears so and may create it
+    /// again (on this connection), and anyone else gets the stranger's answer; a space
+    /// that never existed may be created.
+    fn expired_or_new(
+        &mut self,
+        space: SpaceId,
+        device: DeviceId,
+        expiry: Result<Option<Expiry>, StoreError>,
+    ) -> Decision {
+        match expiry {
+            Err(e) => Decision::store_failed(&e).then(Effect::Close(CLOSING)),
+            Ok(Some(expiry)) if expiry.device == *device.as_bytes() => {
+                tracing::info!(connection = self.id, space = %space.short(), device = %device.short(), "told a space's creator its space expired");
+                self.phase = Phase::Create { space, device };
+                Decision::reject(RejectCode::SpaceExpired, EXPIRED)
+            }
+            Ok(Some(_)) => self.unauthorized(space, device),
+            Ok(None) => {
+                tracing::debug!(connection = self.id, space = %space.short(), "authenticated to create a space");
                 self.phase = Phase::Create { space, device };
                 Decision::send(RelayFrame::AclChanged {
                     records: Vec::new(),
@@ -819,7 +912,19 @@ impl<C: Clock> Session<C> {
         }
     }
 
+    /// A failed login: the stranger's answer, unless this address failed too often
+    /// lately, which is told to wait (and costs the relay no more than that).
     fn unauthorized(&self, space: SpaceId, device: DeviceId) -> Decision {
+        if let Err(wait) = self.gate.failed_login(self.peer) {
+            tracing::warn!(connection = self.id, peer = %self.peer, "too many failed logins from one address; answering RateLimited");
+            return Decision::reject_and_close(
+                RejectCode::RateLimited,
+                format!(
+                    "too many failed logins from your address; retry in {}. If this device's logins keep failing, check its clock, and whether it is still in the space",
+                    wait_words(wait)
+                ),
+            );
+        }
         tracing::info!(
             connection = self.id,
             space = %space.short(),
@@ -837,13 +942,30 @@ impl<C: Clock> Session<C> {
         token: Option<&str>,
         now_ms: u64,
     ) -> Decision {
-        if self.creation == Creation::Token {
-            let _ = token;
+        if let Err(wait) = self.gate.creation(self.peer) {
+            tracing::warn!(connection = self.id, peer = %self.peer, "too many spaces created from one address; answering RateLimited");
             return Decision::reject(
-                RejectCode::Invalid,
-                "this relay creates spaces only with an operator's creation token, and it cannot check tokens yet; ask the operator to run it in open mode",
+                RejectCode::RateLimited,
+                format!(
+                    "too many new spaces from your address in the last hour; retry in {}; nothing was created",
+                    wait_words(wait)
+                ),
             );
         }
+        let ticket = match (self.gate.mode(), token) {
+            (Admission::Open, _) => None,
+            (Admission::Token, None) => {
+                tracing::info!(connection = self.id, space = %space.short(), "creation refused: no token");
+                return Decision::reject(
+                    RejectCode::TokenRequired,
+                    "this relay creates spaces only with a creation token from its operator; ask the relay's operator for one and create the space with it",
+                );
+            }
+            (Admission::Token, Some(token)) if !hearth_proto::is_creation_token(token) => {
+                return self.token_refused(TokenRefusal::Unknown);
+            }
+            (Admission::Token, Some(token)) => Some(crate::tokens::hash(token)),
+        };
         let record = match AclRecord::decode(&genesis) {
             Ok(record) => record,
             Err(e) => return Decision::refuse(rejection(Failure::GenesisUnreadable(&e))),
@@ -873,7 +995,17 @@ impl<C: Clock> Session<C> {
             space,
             genesis,
             now_ms,
+            ticket,
         })
+    }
+
+    fn token_refused(&self, refusal: TokenRefusal) -> Decision {
+        tracing::info!(
+            connection = self.id,
+            ?refusal,
+            "creation refused: token not accepted"
+        );
+        Decision::refuse(rejection(Failure::Store(&StoreError::Token(refusal))))
     }
 
     fn created(
@@ -883,8 +1015,10 @@ impl<C: Clock> Session<C> {
         genesis: Vec<u8>,
         stored: Result<(), StoreError>,
     ) -> Decision {
-        if let Err(e) = stored {
-            return Decision::store_failed(&e);
+        match stored {
+            Err(StoreError::Token(refusal)) => return self.token_refused(refusal),
+            Err(e) => return Decision::store_failed(&e),
+            Ok(()) => {}
         }
         tracing::info!(connection = self.id, space = %space.short(), bytes = genesis.len(), "space created");
         self.seeding = true;
@@ -911,6 +1045,7 @@ impl<C: Clock> Session<C> {
         }
         match frame {
             ClientFrame::Hello { .. }
+            | ClientFrame::Identify { .. }
             | ClientFrame::Auth { .. }
             | ClientFrame::CreateSpace { .. } => Decision::reject_and_close(
                 RejectCode::BadFrame,
@@ -1385,6 +1520,27 @@ impl<C: Clock> Session<C> {
             blob,
         })
     }
+}
+
+/// How far (in ms, either way) a login's `time_ms` is from the relay's `now_ms`, if
+/// further than [`MAX_AUTH_SKEW_MS`].
+fn clock_skew(time_ms: u64, now_ms: u64) -> Option<u64> {
+    let skew = time_ms.abs_diff(now_ms);
+    (skew > MAX_AUTH_SKEW_MS).then_some(skew)
+}
+
+/// What a login refused for its clock is told: which way and how far, in whole seconds.
+fn skew_message(time_ms: u64, now_ms: u64) -> String {
+    let way = if time_ms > now_ms {
+        "ahead of"
+    } else {
+        "behind"
+    };
+    let seconds = time_ms.abs_diff(now_ms) / 1000;
+    let allowed = MAX_AUTH_SKEW_MS / 1000;
+    format!(
+        "your clock is {seconds} s {way} the relay's (at most {allowed} s are allowed; the relay's time was in its Identity, {now_ms} ms since 1970 UTC); set this device's clock and log in again"
+    )
 }
 
 /// The frame that tells a member device its space `space` was deleted, with the proof

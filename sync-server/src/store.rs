@@ -14,6 +14,9 @@
 //!   device of the other person countersigns it; only then ([`Storage::accept_snapshot`])
 //!   does it replace the envelopes it covers and the snapshot before it, so nobody can
 //!   compact a space's history away on their own word (docs/protocol.md, "Snapshots").
+//! - the relay's identity secret is drawn once, at the database's first start, and read
+//!   back unchanged for as long as the database lives ([`Storage::relay_secret`]), so
+//!   clients that pinned the relay's key never see it change across restarts;
 //! - a deleted space leaves a [`Tombstone`] (who deleted it, their signature, when, and
 //!   who its members were) and nothing else, and its id is never created again, so the
 //!   space's other devices are told it was deleted, with the proof, instead of finding
@@ -27,6 +30,10 @@ use std::time::Duration;
 
 use hearth_proto::Limits;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+mod admission;
+
+pub use admission::{Expiry, TokenHash, TokenInfo, TokenRefusal};
 
 /// A space id as stored.
 pub type SpaceKey = [u8; 16];
@@ -61,6 +68,9 @@ pub enum StoreError {
     /// A batch could not be committed; none of it was stored.
     #[error("the batch was not stored: {0}")]
     Unavailable(String),
+    /// The creation token was not accepted; nothing was spent or created.
+    #[error("{0}")]
+    Token(TokenRefusal),
     /// The database failed.
     #[error("relay database error")]
     Database(#[source] rusqlite::Error),
@@ -177,9 +187,13 @@ pub struct Accepted {
 
 /// The relay's durable storage.
 pub trait Storage: Send {
-    /// Creates a space with its first ACL record.
+    /// Creates a space with its first ACL record, spending one use of the creation token
+    /// whose hash is `ticket`, if given, in the same transaction (a creation that fails
+    /// spends nothing). An expired space's id may be created again (by its creator: the
+    /// caller checks the Genesis), which clears its [`Expiry`].
     ///
     /// # Errors
+    /// [`StoreError::Token`] (the ticket is unknown, expired or used up),
     /// [`StoreError::SpaceExists`], [`StoreError::SpaceDeleted`] (the id was used and
     /// deleted), [`StoreError::QuotaExceeded`] (too many spaces).
     fn create_space(
@@ -187,6 +201,7 @@ pub trait Storage: Send {
         space: &SpaceKey,
         genesis: &[u8],
         now_ms: u64,
+        ticket: Option<&TokenHash>,
     ) -> Result<(), StoreError>;
     /// Whether the space exists.
     ///
@@ -300,6 +315,34 @@ pub trait Storage: Send {
     /// # Errors
     /// [`StoreError::NoSuchSpace`].
     fn usage(&self, space: &SpaceKey) -> Result<u64, StoreError>;
+    /// Removes, with everything in them, up to `max` spaces created before
+    /// `created_before_ms` that no second device ever joined, and leaves an [`Expiry`]
+    /// (their creator, `now_ms`) for each; returns their ids.
+    ///
+    /// # Errors
+    /// A database error; nothing is removed then.
+    fn expire_unjoined(
+        &mut self,
+        created_before_ms: u64,
+        now_ms: u64,
+        max: usize,
+    ) -> Result<Vec<SpaceKey>, StoreError>;
+    /// The expiry of a space removed because nobody joined it, if this id's was.
+    ///
+    /// # Errors
+    /// A database error.
+    fn expiry(&self, space: &SpaceKey) -> Result<Option<Expiry>, StoreError>;
+    /// Forgets creation tokens that expired before `expired_before_ms`; returns how many.
+    ///
+    /// # Errors
+    /// A database error.
+    fn forget_tokens(&mut self, expired_before_ms: u64) -> Result<u64, StoreError>;
+    /// The relay's identity secret (an Ed25519 secret key): the one stored, or `fresh`,
+    /// stored now with `now_ms`, if the database has none yet (its first start).
+    ///
+    /// # Errors
+    /// A database error.
+    fn relay_secret(&mut self, fresh: &[u8; 32], now_ms: u64) -> Result<[u8; 32], StoreError>;
 }
 
 const MIGRATIONS: &[&str] = &[
@@ -367,6 +410,42 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE snapshots ADD COLUMN countersigner BLOB;
     ALTER TABLE snapshots ADD COLUMN countersignature BLOB;
 ",
+    "
+    -- Creation tokens the operator minted (`hearth-relay token create`): only a hash of
+    -- each is kept, never the token.
+    CREATE TABLE creation_tokens (
+        id INTEGER PRIMARY KEY,
+        hash BLOB NOT NULL UNIQUE,
+        uses_left INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    ) STRICT;
+    -- 1 once a second device joined the space (an AddDevice record); until then it
+    -- expires after `unjoined_space_ttl`. A space from before this column counts as
+    -- joined if its chain holds more than its Genesis, so an upgrade removes nobody's
+    -- space that might be waiting for a partner.
+    ALTER TABLE spaces ADD COLUMN joined INTEGER NOT NULL DEFAULT 0;
+    UPDATE spaces SET joined = 1
+        WHERE (SELECT COUNT(*) FROM acl WHERE acl.space = spaces.space) > 1;
+    CREATE INDEX spaces_unjoined ON spaces (created_at) WHERE joined = 0;
+    -- Spaces removed because nobody joined them: only the device their Genesis named is
+    -- told so, and only it may create the id again.
+    CREATE TABLE expired_spaces (
+        space BLOB PRIMARY KEY,
+        device BLOB NOT NULL,
+        expired_at INTEGER NOT NULL
+    ) STRICT;
+",
+    "
+    -- The relay's Ed25519 identity key, drawn at the first start: clients pin its public
+    -- key and the relay proves it holds it on every connection (docs/protocol.md,
+    -- \"Relay identity\"). One row, kept for as long as the database lives.
+    CREATE TABLE relay_identity (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        secret BLOB NOT NULL CHECK (length(secret) = 32),
+        created_at INTEGER NOT NULL
+    ) STRICT;
+",
 ];
 
 /// [`Storage`] in one SQLite file (WAL, `synchronous = FULL`).
@@ -382,6 +461,7 @@ impl SqliteStore {
     /// # Errors
     /// A database error, or [`StoreError::Conflict`] if the file was written by a newer relay.
     pub fn open(path: &Path, limits: StoreLimits) -> Result<Self, StoreError> {
+        create_private(path);
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -477,15 +557,31 @@ impl SqliteStore {
     }
 }
 
+/// Creates the database file owner-only (0600) if it does not exist yet: it holds the
+/// relay's identity key. SQLite gives its `-wal` and `-shm` files the same permissions.
+/// An existing file keeps the permissions its operator gave it.
+fn create_private(path: &Path) {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    // An existing file is left alone; for a path that cannot be created (a missing
+    // directory, a permission), SQLite's own error below says what is wrong.
+    let _ = options.open(path);
+}
+
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    // The version is read under the write lock: two processes opening a new database at
+    // once (the relay starting, `hearth-relay token …` or `hearth-relay fingerprint`) must
+    // not both migrate it.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > MIGRATIONS.len() as i64 {
         return Err(StoreError::Conflict(format!(
             "the database has schema version {version}; this relay knows up to {}",
             MIGRATIONS.len()
         )));
     }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
@@ -500,10 +596,16 @@ impl Storage for SqliteStore {
         space: &SpaceKey,
         genesis: &[u8],
         now_ms: u64,
+        ticket: Option<&TokenHash>,
     ) -> Result<(), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Spent first, so a stranger without a token learns nothing more; dropped with
+        // the transaction if anything below refuses.
+        if let Some(ticket) = ticket {
+            admission::spend_token(&tx, ticket, now_ms)?;
+        }
         let exists: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM spaces WHERE space = ?1)",
             [&space[..]],
@@ -535,6 +637,7 @@ impl Storage for SqliteStore {
             "INSERT INTO acl (space, idx, record) VALUES (?1, 0, ?2)",
             params![&space[..], genesis],
         )?;
+        tx.execute("DELETE FROM expired_spaces WHERE space = ?1", [&space[..]])?;
         tx.commit()?;
         Ok(())
     }
@@ -576,6 +679,12 @@ impl Storage for SqliteStore {
             "UPDATE spaces SET bytes_used = bytes_used + ?2 WHERE space = ?1",
             params![&space[..], record.len() as i64],
         )?;
+        if admission::joins(record) {
+            tx.execute(
+                "UPDATE spaces SET joined = 1 WHERE space = ?1",
+                [&space[..]],
+            )?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -891,6 +1000,44 @@ impl Storage for SqliteStore {
     fn usage(&self, space: &SpaceKey) -> Result<u64, StoreError> {
         Ok(self.space_row(space)?.1)
     }
+
+    fn expire_unjoined(
+        &mut self,
+        created_before_ms: u64,
+        now_ms: u64,
+        max: usize,
+    ) -> Result<Vec<SpaceKey>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let expired = admission::expire_unjoined(&tx, created_before_ms, now_ms, max)?;
+        tx.commit()?;
+        Ok(expired)
+    }
+
+    fn expiry(&self, space: &SpaceKey) -> Result<Option<Expiry>, StoreError> {
+        admission::expiry(&self.conn, space)
+    }
+
+    fn forget_tokens(&mut self, expired_before_ms: u64) -> Result<u64, StoreError> {
+        admission::forget_tokens(&self.conn, expired_before_ms)
+    }
+
+    fn relay_secret(&mut self, fresh: &[u8; 32], now_ms: u64) -> Result<[u8; 32], StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO relay_identity (id, secret, created_at) VALUES (1, ?1, ?2)",
+            params![&fresh[..], i64::try_from(now_ms).unwrap_or(i64::MAX)],
+        )?;
+        let secret: Vec<u8> =
+            tx.query_row("SELECT secret FROM relay_identity WHERE id = 1", [], |r| {
+                r.get(0)
+            })?;
+        tx.commit()?;
+        fixed(secret)
+    }
 }
 
 /// A stored blob as the fixed-size array it was written from; another size means the
@@ -949,8 +1096,8 @@ mod tests {
     #[test]
     fn each_space_has_its_own_dense_sequence() {
         let (_d, mut s) = store(StoreLimits::default());
-        s.create_space(&A, b"genesis-a", 1).unwrap();
-        s.create_space(&B, b"genesis-b", 1).unwrap();
+        s.create_space(&A, b"genesis-a", 1, None).unwrap();
+        s.create_space(&B, b"genesis-b", 1, None).unwrap();
         assert_eq!(one(&mut s, push(&A, &PHONE, 1, b"a1")).unwrap().seq, 1);
         assert_eq!(one(&mut s, push(&B, &PHONE, 1, b"b1")).unwrap().seq, 1);
         assert_eq!(one(&mut s, push(&A, &LAPTOP, 1, b"a2")).unwrap().seq, 2);
@@ -973,12 +1120,13 @@ mod tests {
     fn a_full_database_refuses_with_disk_full_and_keeps_what_it_had() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.db");
+        // Room for the empty schema (about 20 pages since migration 4) and some envelopes.
         let capped = StoreLimits {
-            max_db_bytes: Some(128 * 1024),
+            max_db_bytes: Some(160 * 1024),
             ..StoreLimits::default()
         };
         let mut s = SqliteStore::open(&path, capped).unwrap();
-        s.create_space(&A, b"g", 1).unwrap();
+        s.create_space(&A, b"g", 1, None).unwrap();
         // SQLite's own "database or disk is full" at the cap: what ENOSPC gives too.
         let mut stored = 0u64;
         let err = loop {
@@ -1012,7 +1160,7 @@ mod tests {
     #[test]
     fn a_duplicate_push_gets_its_original_seq_and_is_stored_once() {
         let (_d, mut s) = store(StoreLimits::default());
-        s.create_space(&A, b"g", 1).unwrap();
+        s.create_space(&A, b"g", 1, None).unwrap();
         one(&mut s, push(&A, &PHONE, 1, b"first")).unwrap();
         one(&mut s, push(&A, &PHONE, 2, b"second")).unwrap();
         let again = one(&mut s, push(&A, &PHONE, 1, b"first")).unwrap();
@@ -1040,7 +1188,7 @@ mod tests {
             max_bytes_per_space: 100,
             max_db_bytes: None,
         });
-        s.create_space(&A, b"g", 1).unwrap();
+        s.create_space(&A, b"g", 1, None).unwrap();
         let big = vec![0u8; 200];
         let out = s.push_batch(&[
             push(&A, &PHONE, 1, b"ok"),
@@ -1059,12 +1207,32 @@ mod tests {
     }
 
     #[test]
+    fn a_new_database_opened_twice_at_once_is_migrated_once() {
+        // The relay starting and `hearth-relay token create` run on a new file together.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let opened: Vec<_> = (0..4)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), std::sync::Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    SqliteStore::open(&path, StoreLimits::default()).map(drop)
+                })
+            })
+            .collect();
+        for handle in opened {
+            handle.join().unwrap().unwrap();
+        }
+    }
+
+    #[test]
     fn committed_pushes_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.db");
         {
             let mut s = SqliteStore::open(&path, StoreLimits::default()).unwrap();
-            s.create_space(&A, b"g", 1).unwrap();
+            s.create_space(&A, b"g", 1, None).unwrap();
             for i in 1..=10u64 {
                 one(&mut s, push(&A, &PHONE, i, format!("e{i}").as_bytes())).unwrap();
             }
@@ -1080,7 +1248,7 @@ mod tests {
     #[test]
     fn since_pages_by_count_and_bytes() {
         let (_d, mut s) = store(StoreLimits::default());
-        s.create_space(&A, b"g", 1).unwrap();
+        s.create_space(&A, b"g", 1, None).unwrap();
         for i in 1..=5u64 {
             one(&mut s, push(&A, &PHONE, i, &[i as u8; 10])).unwrap();
         }
@@ -1105,7 +1273,7 @@ mod tests {
     #[test]
     fn a_proposed_snapshot_drops_nothing_until_it_is_accepted() {
         let (_d, mut s) = store(StoreLimits::default());
-        s.create_space(&A, b"g", 1).unwrap();
+        s.create_space(&A, b"g", 1, None).unwrap();
         for i in 1..=4u64 {
             one(&mut s, push(&A, &PHONE, i, &[0; 100])).unwrap();
         }
@@ -1155,7 +1323,7 @@ mod tests {
     #[test]
     fn an_accepted_snapshot_replaces_what_it_covers_and_the_snapshot_before_it() {
         let (_d, mut s) = store(StoreLimits::default());
-        s.create_space(&A, b"g", 1).unwrap();
+        s.create_space(&A, b"g", 1, None).unwrap();
         for i in 1..=4u64 {
             one(&mut s, push(&A, &PHONE, i, &[0; 100])).unwrap();
         }
@@ -1203,7 +1371,7 @@ mod tests {
     #[test]
     fn a_snapshot_stored_before_consent_reads_back_without_a_countersignature() {
         let (_d, mut s) = store(StoreLimits::default());
-        s.create_space(&A, b"g", 1).unwrap();
+        s.create_space(&A, b"g", 1, None).unwrap();
         one(&mut s, push(&A, &PHONE, 1, b"e")).unwrap();
         // What the relay wrote before migration 2 gave snapshots their consent columns.
         s.conn
@@ -1225,9 +1393,9 @@ mod tests {
     #[test]
     fn acl_appends_are_ordered_and_never_both_win() {
         let (_d, mut s) = store(StoreLimits::default());
-        s.create_space(&A, b"genesis", 1).unwrap();
+        s.create_space(&A, b"genesis", 1, None).unwrap();
         assert!(matches!(
-            s.create_space(&A, b"again", 2),
+            s.create_space(&A, b"again", 2, None),
             Err(StoreError::SpaceExists)
         ));
         s.append_acl(&A, 1, b"invite").unwrap();
@@ -1249,7 +1417,7 @@ mod tests {
     #[test]
     fn lockboxes_are_per_device_and_epoch() {
         let (_d, mut s) = store(StoreLimits::default());
-        s.create_space(&A, b"g", 1).unwrap();
+        s.create_space(&A, b"g", 1, None).unwrap();
         s.put_lockbox(&A, &PHONE, 0, b"box-0").unwrap();
         s.put_lockbox(&A, &PHONE, 1, b"box-1").unwrap();
         s.put_lockbox(&A, &PHONE, 1, b"box-1b").unwrap();
@@ -1265,14 +1433,14 @@ mod tests {
             max_bytes_per_space: 1000,
             max_db_bytes: None,
         });
-        s.create_space(&A, b"g", 1).unwrap();
+        s.create_space(&A, b"g", 1, None).unwrap();
         assert!(matches!(
-            s.create_space(&B, b"g", 1),
+            s.create_space(&B, b"g", 1, None),
             Err(StoreError::QuotaExceeded(_))
         ));
         s.delete_space(&A, &tombstone()).unwrap();
         assert!(!s.space_exists(&A).unwrap());
-        s.create_space(&B, b"g", 1).unwrap();
+        s.create_space(&B, b"g", 1, None).unwrap();
         assert!(matches!(
             s.delete_space(&A, &tombstone()),
             Err(StoreError::NoSuchSpace)
@@ -1294,7 +1462,7 @@ mod tests {
     #[test]
     fn deleting_a_space_removes_everything_in_it() {
         let (_d, mut s) = store(StoreLimits::default());
-        s.create_space(&A, b"g", 1).unwrap();
+        s.create_space(&A, b"g", 1, None).unwrap();
         one(&mut s, push(&A, &PHONE, 1, b"e")).unwrap();
         s.put_lockbox(&A, &PHONE, 0, b"box").unwrap();
         s.propose_snapshot(&A, 1, &PHONE, b"snap").unwrap();
@@ -1321,8 +1489,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.db");
         let mut s = SqliteStore::open(&path, StoreLimits::default()).unwrap();
-        s.create_space(&A, b"g", 1).unwrap();
-        s.create_space(&B, b"g", 1).unwrap();
+        s.create_space(&A, b"g", 1, None).unwrap();
+        s.create_space(&B, b"g", 1, None).unwrap();
         assert_eq!(s.tombstone(&A).unwrap(), None);
         s.delete_space(&A, &tombstone()).unwrap();
         drop(s);
@@ -1331,13 +1499,61 @@ mod tests {
         kept.members.sort_unstable();
         assert_eq!(kept, tombstone());
         assert!(matches!(
-            s.create_space(&A, b"g", 2),
+            s.create_space(&A, b"g", 2, None),
             Err(StoreError::SpaceDeleted)
         ));
         assert!(!s.space_exists(&A).unwrap());
         // Other spaces are untouched.
         assert_eq!(s.tombstone(&B).unwrap(), None);
         assert_eq!(s.acl(&B).unwrap(), vec![b"g".to_vec()]);
+    }
+
+    #[test]
+    fn two_processes_opening_a_new_database_at_once_migrate_it_once_and_share_one_secret() {
+        // The relay starting while its operator runs `hearth-relay fingerprint`.
+        for round in 0..20u8 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("relay.db");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let openers: Vec<_> = [1u8, 2]
+                .into_iter()
+                .map(|seed| {
+                    let (path, start) = (path.clone(), std::sync::Arc::clone(&start));
+                    std::thread::spawn(move || {
+                        start.wait();
+                        let mut s = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+                        s.relay_secret(&[seed; 32], 0).unwrap()
+                    })
+                })
+                .collect();
+            let secrets: Vec<[u8; 32]> = openers.into_iter().map(|t| t.join().unwrap()).collect();
+            assert_eq!(secrets[0], secrets[1], "round {round}");
+        }
+    }
+
+    #[test]
+    fn the_relay_secret_is_drawn_once_and_kept_across_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        let first = {
+            let mut s = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+            let first = s.relay_secret(&[1; 32], 5).unwrap();
+            assert_eq!(
+                s.relay_secret(&[2; 32], 6).unwrap(),
+                first,
+                "kept, not redrawn"
+            );
+            first
+        };
+        assert_eq!(first, [1; 32]);
+        let mut again = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+        assert_eq!(again.relay_secret(&[3; 32], 7).unwrap(), first);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "a new database is owner-only: {mode:o}");
+        }
     }
 
     #[test]

@@ -297,7 +297,7 @@ mod tests {
     fn spawn(dir: &tempfile::TempDir) -> (StoreHandle, JoinHandle<()>) {
         let mut store =
             SqliteStore::open(&dir.path().join("relay.db"), StoreLimits::default()).unwrap();
-        store.create_space(&SPACE, b"genesis", 0).unwrap();
+        store.create_space(&SPACE, b"genesis", 0, None).unwrap();
         StoreHandle::spawn(store, 1024, 256).unwrap()
     }
 

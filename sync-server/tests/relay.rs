@@ -186,6 +186,32 @@ impl Client {
         self.nonce = nonce;
     }
 
+    /// Asks the relay to prove its key over `nonce`; checks the proof (and that the
+    /// challenge's relay id is the key's fingerprint) and returns the key.
+    async fn identify(&mut self, nonce: [u8; 32]) -> [u8; 32] {
+        let reply = self.request(&ClientFrame::Identify { nonce }).await;
+        let RelayFrame::Identity {
+            key,
+            time_ms,
+            signature,
+        } = reply
+        else {
+            panic!("expected Identity, got {reply:?}");
+        };
+        assert!(time_ms.abs_diff(now_ms()) < 60_000, "the relay's clock");
+        let fingerprint = hearth_proto::verify_relay_identity(
+            &key,
+            &nonce,
+            &self.nonce,
+            &self.relay_id,
+            time_ms,
+            &signature,
+        )
+        .unwrap();
+        assert_eq!(*fingerprint.as_bytes(), self.relay_id);
+        key
+    }
+
     async fn auth_at(
         &mut self,
         signer: &SigningKey,
@@ -562,13 +588,44 @@ async fn bad_auth_signature_is_unauthorized() {
 }
 
 #[tokio::test]
-async fn stale_auth_time_is_unauthorized() {
+async fn the_relay_proves_one_key_across_restarts_and_its_challenge_names_its_fingerprint() {
+    let relay = TestRelay::start().await;
+    let mut proved = Vec::new();
+    let relay = {
+        let mut client = relay.greeted().await;
+        proved.push(client.identify([1; 32]).await);
+        // A second Identify on the same connection is out of order.
+        let again = client
+            .request(&ClientFrame::Identify { nonce: [2; 32] })
+            .await;
+        assert_eq!(reject_code(&again), RejectCode::BadFrame);
+        relay.restart().await
+    };
+    let mut client = relay.greeted().await;
+    proved.push(client.identify([3; 32]).await);
+    assert_eq!(proved[0], proved[1], "the same key after a restart");
+    // And a login goes on after it as without it.
+    let a_key = key(1);
+    let space = SpaceId::from_bytes([0x51; 16]);
+    let reply = client.auth(&a_key, space, false).await;
+    assert!(
+        matches!(reply, RelayFrame::AclChanged { ref records } if records.is_empty()),
+        "{reply:?}"
+    );
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn stale_auth_time_is_refused_as_clock_skew_and_closes() {
     let relay = TestRelay::start().await;
     let Couple { space, a_key, .. } = couple(&relay).await;
     let mut client = relay.greeted().await;
     let an_hour_ago = now_ms() - 3_600_000;
     let reply = client.auth_at(&a_key, space, false, an_hour_ago).await;
-    assert_eq!(reject_code(&reply), RejectCode::Unauthorized);
+    assert_eq!(reject_code(&reply), RejectCode::ClockSkew);
+    let said = reject_message(&reply);
+    assert!(said.contains("behind the relay's"), "{said}");
+    client.expect_closed().await;
     relay.stop().await;
 }
 

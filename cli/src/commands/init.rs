@@ -59,6 +59,7 @@ pub fn run(session: &Session, args: InitArgs) -> Result<()> {
             &mut profile,
             url,
             ca.as_ref(),
+            args.relay_token,
         )?),
         None => None,
     };

@@ -17,6 +17,7 @@ mod relay;
 mod remind;
 mod status;
 mod trends;
+mod unlock;
 mod verify;
 
 use std::io::{IsTerminal, Read};
@@ -61,6 +62,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Trends(args) => trends::run(&session, args),
         Command::Export(args) => export::run(&session, args),
         Command::Status => status::run(&session),
+        Command::Unlock(args) => unlock::unlock(&session, &args),
+        Command::Lock => unlock::lock(&session),
         Command::Verify => verify::run(&session),
         Command::Demo(args) => demo::run(&session, args),
         Command::Invite(args) => pairing::invite(&session, args),

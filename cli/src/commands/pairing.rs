@@ -56,6 +56,9 @@ pub fn invite(session: &Session, args: InviteArgs) -> Result<()> {
             }
         }
     }
+    if let Some(token) = args.relay_token {
+        profile.offer_relay_token(token);
+    }
     if profile.sync_book().relay()?.is_none() {
         user_error!(
             "this space is not on a relay yet: run `hearth invite --relay ADDRESS` with your \
@@ -69,6 +72,7 @@ pub fn invite(session: &Session, args: InviteArgs) -> Result<()> {
     };
     let ttl = Duration::from_secs(args.expires.clamp(1, 24 * 30) * 3600);
     let code = block_on(sync::invite(&mut profile, role, ttl, sync::DEFAULT_TIMEOUT))??;
+    note_unused_token(session, &profile);
     if session.json {
         return render::print_json(
             &json!({ "code": code.to_string(), "expires_in_hours": ttl.as_secs() / 3600 }),
@@ -168,6 +172,9 @@ pub fn join(session: &Session, args: JoinArgs) -> Result<()> {
 pub fn sync(session: &Session, args: SyncArgs) -> Result<()> {
     let ca = args.ca_file.as_deref().map(RelayCa::read).transpose()?;
     let mut profile = session.open()?;
+    if let Some(token) = args.relay_token {
+        profile.offer_relay_token(token);
+    }
     if let Some(ca) = &ca {
         let Some(url) = profile.sync_book().relay()? else {
             user_error!(
@@ -182,6 +189,7 @@ pub fn sync(session: &Session, args: SyncArgs) -> Result<()> {
     let progress = Progress::after_a_second(session, "Syncing…");
     let report = block_on(sync::sync_once(&mut profile, sync::DEFAULT_TIMEOUT))??;
     drop(progress);
+    note_unused_token(session, &profile);
     if session.may_remind {
         // The one command that loads the document only for the reminder line (what just
         // arrived may be your partner's answer): once a day at most, see `reminder`.
@@ -190,6 +198,23 @@ pub fn sync(session: &Session, args: SyncArgs) -> Result<()> {
     let relay = profile.sync_book().relay()?;
     print_report(session, &report, relay.as_deref())
 }
+
+/// A creation token given for a space that was on the relay already is not spent: say so,
+/// so it can go to whoever needs it.
+fn note_unused_token(session: &Session, profile: &Profile) {
+    if profile.relay_token_unused() && !session.quiet {
+        eprintln!(
+            "note: your space was on the relay already, so the creation token was not used; \
+             it still works for someone else's space"
+        );
+    }
+}
+
+/// The note after a sync that put back a space the relay had removed because nobody joined it.
+pub(crate) const RECREATED_NOTE: &str = "note: the relay had removed this space because no \
+     second device joined it in time. This device held all of it, so it created the space \
+     there again and sent everything: nothing is lost. Invites made before then no longer \
+     work; make a new one with `hearth invite`.";
 
 /// The warning for a change the authorship rule refused: who brought it, what it did, and
 /// that none of it was applied (the rest of its envelope was).
@@ -307,6 +332,9 @@ fn print_report(session: &Session, report: &SyncReport, relay: Option<&str>) -> 
             r.reason
         );
     }
+    if report.recreated_after_expiry {
+        eprintln!("{RECREATED_NOTE}");
+    }
     if let Some((head, cursor)) = report.relay_behind {
         eprintln!(
             "note: the relay no longer held update {cursor} as this device had received it (it \
@@ -340,6 +368,7 @@ fn print_report(session: &Session, report: &SyncReport, relay: Option<&str>) -> 
             "relay": relay,
             "moved": moves["moved"],
             "move_pending": moves["move_pending"],
+            "recreated_after_expiry": report.recreated_after_expiry,
         }));
     }
     relay::say_moves(session, report, relay);
@@ -375,13 +404,23 @@ pub fn refuse_untrusted_relay(url: &str, ca: Option<&RelayCa>) -> Result<()> {
 }
 
 /// Puts a new profile's space on `url` (checked to be a hearth relay; trusting `ca` for
-/// it) and creates it there; a relay that went down since the check only delays that to
-/// the first `hearth sync`. A certificate problem does not pass by itself, so it is an
-/// error.
-pub fn start_on_relay(profile: &mut Profile, url: &RelayUrl, ca: Option<&RelayCa>) -> Result<bool> {
+/// it) and creates it there, with `token` if the relay asks for one; a relay that went
+/// down since the check only delays that to the first `hearth sync`. A certificate problem
+/// does not pass by itself, and a token the relay refuses (or needs and did not get) is
+/// the user's to fix: both are errors, with the profile kept.
+pub fn start_on_relay(
+    profile: &mut Profile,
+    url: &RelayUrl,
+    ca: Option<&RelayCa>,
+    token: Option<sync::RelayToken>,
+) -> Result<bool> {
     profile.sync_book_mut().start_space(url.as_str())?;
     if let Some(ca) = ca {
         profile.sync_book_mut().set_relay_ca(ca)?;
+    }
+    let offered = token.is_some();
+    if let Some(token) = token {
+        profile.offer_relay_token(token);
     }
     match block_on(sync::sync_once(profile, sync::DEFAULT_TIMEOUT))? {
         Ok(_) => Ok(true),
@@ -389,9 +428,16 @@ pub fn start_on_relay(profile: &mut Profile, url: &RelayUrl, ca: Option<&RelayCa
             "your space is ready on this device, but cannot reach the relay until its \
              certificate is trusted (`hearth sync --ca-file PATH`)",
         )),
+        Err(e @ sync::SyncError::TokenRefused { .. }) => Err(e.into()),
         Err(e) => {
+            let again = if offered {
+                " (give it --relay-token again then: the token was not used)"
+            } else {
+                ""
+            };
             eprintln!(
-                "note: {e}. Your space is ready here and will reach the relay on `hearth sync`."
+                "note: {e}. Your space is ready here and will reach the relay on `hearth \
+                 sync`{again}."
             );
             Ok(false)
         }
@@ -413,7 +459,13 @@ pub fn watch(session: &Session) -> Result<()> {
     let mut known: BTreeSet<String> = profile.load()?.timeline().iter().map(key).collect();
     let private_ids = BTreeSet::new();
     let mut connected = false;
+    // Set while waiting for this computer's clock to be set: said once, and once more
+    // when the relay lets this device in again.
+    let clock_off = std::cell::Cell::new(false);
     let mut show_new = |profile: &mut Profile| {
+        if clock_off.replace(false) && !session.quiet {
+            eprintln!("The clocks agree again; watching.");
+        }
         if !connected {
             connected = true;
             if !session.quiet {
@@ -456,6 +508,20 @@ pub fn watch(session: &Session) -> Result<()> {
                         "{e}; trying again in {}s (your changes are kept here)",
                         backoff.as_secs()
                     );
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = tokio::signal::ctrl_c() => return Ok(()),
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                // A clock set by NTP moments after a laptop wakes is common: wait for it
+                // quietly rather than stop, having said once what to do.
+                Err(e @ sync::SyncError::ClockSkew(_)) => {
+                    if !clock_off.replace(true) {
+                        eprintln!(
+                            "hearth: {e}\nhearth watch keeps trying, quietly, until the clocks agree (Ctrl-C to stop)."
+                        );
+                    }
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
                         _ = tokio::signal::ctrl_c() => return Ok(()),

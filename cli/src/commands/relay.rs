@@ -1,17 +1,23 @@
-//! `hearth relay`: which relay the space syncs through, and moving it to another. Also the
-//! check every command makes before it ties a space to a relay (`init --relay`, `invite
-//! --relay`, `relay set`): the address is read as people type it, and the relay must
-//! answer as a hearth relay, or nothing is created or changed.
+//! `hearth relay`: which relay the space syncs through, moving it to another, and trusting
+//! its new key. Also the check every command makes before it ties a space to a relay
+//! (`init --relay`, `invite --relay`, `relay set`): the address is read as people type
+//! it, and the relay must answer as a hearth relay, or nothing is created or changed.
+//!
+//! `hearth relay trust`: hearth pins the relay's key at first contact and refuses a relay
+//! that presents another one; after an operator rebuilt their relay (a new database, so a
+//! new key), this re-pins it to the fingerprint they gave, and only if that is the key the
+//! relay presents now.
 
 use std::time::Duration;
 
 use anyhow::Result;
 use hearth_client::sync::{self, SyncError, SyncReport};
 use hearth_client::{RelayCa, RelayTrust, RelayUrl, Whose};
-use hearth_proto::RejectCode;
+use hearth_proto::{Fingerprint, RejectCode};
 use serde_json::json;
 
-use crate::args::{RelayArgs, RelayCommand, RelaySetArgs};
+use super::pairing::block_on;
+use crate::args::{RelayArgs, RelayCommand, RelaySetArgs, RelayTrustArgs};
 use crate::exit::{Unavailable, user_error};
 use crate::render;
 use crate::session::Session;
@@ -20,6 +26,7 @@ pub fn run(session: &Session, args: RelayArgs) -> Result<()> {
     match args.command.unwrap_or(RelayCommand::Show) {
         RelayCommand::Show => show(session),
         RelayCommand::Set(args) => set(session, &args),
+        RelayCommand::Trust(args) => trust(session, &args),
     }
 }
 
@@ -84,12 +91,13 @@ fn set(session: &Session, args: &RelaySetArgs) -> Result<()> {
         None => profile.relay_trust()?,
     };
     let url = checked(url.as_str(), &trust, tying)?;
-    // Creation tokens (for a relay that asks for one) are threaded through here.
-    let moved = super::pairing::block_on(sync::move_space(
+    if let Some(token) = args.relay_token.clone() {
+        profile.offer_relay_token(token);
+    }
+    let moved = block_on(sync::move_space(
         &mut profile,
         &url,
         ca.as_ref(),
-        None,
         sync::DEFAULT_TIMEOUT,
     ))?;
     let moved = match moved {
@@ -301,4 +309,51 @@ pub(crate) fn refuse<T>(url: &RelayUrl, error: &SyncError, tying: Tying<'_>) -> 
             user_error!("the relay at {url} did not answer as a hearth relay: {other}.\n{after}")
         }
     }
+}
+
+fn trust(session: &Session, args: &RelayTrustArgs) -> Result<()> {
+    // Before the profile is opened (and its passphrase asked for): a typo is caught first.
+    let fingerprint: Fingerprint = match args.fingerprint.parse() {
+        Ok(fingerprint) => fingerprint,
+        Err(_) => user_error!(
+            "{:?} is not a relay fingerprint: it is 32 hex digits, like \
+             3f2a-9c1b-0b4d-e5f6-1234-5678-9abc-def0 (`hearth-relay fingerprint` prints it on \
+             the server)",
+            args.fingerprint
+        ),
+    };
+    let mut profile = session.open()?;
+    let Some(relay) = profile.sync_book().relay()? else {
+        user_error!(
+            "this space is not on a relay yet, so there is no relay to trust: see `hearth invite --relay`"
+        );
+    };
+    let trusted = block_on(sync::trust_relay(
+        &mut profile,
+        fingerprint,
+        sync::DEFAULT_TIMEOUT,
+    ))??;
+    if session.json {
+        return render::print_json(&json!({
+            "relay": relay,
+            "fingerprint": trusted.now.to_string(),
+            "before": trusted.before.map(|f| f.to_string()),
+            "changed": trusted.before != Some(trusted.now),
+        }));
+    }
+    match trusted.before {
+        Some(before) if before == trusted.now => session.say(format_args!(
+            "The relay at {relay} already has this fingerprint ({}); nothing changed.",
+            trusted.now
+        )),
+        Some(before) => session.say(format_args!(
+            "Trusted the relay at {relay} with its new key ({}; it was {before}). Run `hearth sync`.",
+            trusted.now
+        )),
+        None => session.say(format_args!(
+            "Trusted the relay at {relay} ({}). Run `hearth sync`.",
+            trusted.now
+        )),
+    }
+    Ok(())
 }

@@ -1,6 +1,8 @@
 //! `hearth remind`: a nudge when this week's check-in is waiting for you, made to run from a
 //! timer. It never prompts (a timer cannot type a passphrase), never waits on the network
-//! unless asked to (`--sync`), and says nothing when nothing is due.
+//! unless asked to (`--sync`), and says nothing when nothing is due. A passphrase profile
+//! is read while it is unlocked (`hearth unlock`); while it is locked the timer stays
+//! silent, and no passphrase is ever written into a unit file.
 //!
 //! `--install` writes systemd user units (or prints a crontab line) that run it weekly; it
 //! does not run `systemctl` itself: enabling a timer that outlives this command is a change
@@ -9,10 +11,10 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use hearth_client::{Profile, sync};
+use hearth_client::{Profile, sync, unlock};
 use serde_json::json;
 
 use super::pairing::block_on;
@@ -69,20 +71,28 @@ fn remind(session: &Session, args: &RemindArgs) -> Result<()> {
     Ok(())
 }
 
-/// Opens the profile if that needs no typing: no passphrase, or one in HEARTH_PASSPHRASE.
+/// Opens the profile if that needs no typing: no passphrase, unlocked, or a passphrase in
+/// HEARTH_PASSPHRASE.
 fn open_without_asking(session: &Session, print: bool) -> Result<Option<Profile>> {
-    let has_env = std::env::var_os(PASSPHRASE_ENV).is_some_and(|p| !p.is_empty());
-    if Profile::needs_passphrase(&session.home)? && !has_env {
-        if print && !session.quiet {
-            eprintln!(
-                "hearth remind cannot unlock {} without its passphrase, and never asks for it: \
-                 set {PASSPHRASE_ENV}, or see `hearth status` for this week's check-in.",
-                session.home.display()
-            );
-        }
-        return Ok(None);
+    if !Profile::needs_passphrase(&session.home)? {
+        return session.open().map(Some);
     }
-    session.open().map(Some)
+    if let Some(profile) = unlock::open(&session.home, SystemTime::now())? {
+        return Ok(Some(profile));
+    }
+    if std::env::var_os(PASSPHRASE_ENV).is_some_and(|p| !p.is_empty()) {
+        return session.open().map(Some);
+    }
+    tracing::debug!("the profile is locked: no reminder");
+    if print && !session.quiet {
+        eprintln!(
+            "hearth remind cannot open {} while it is locked, and never asks for the \
+             passphrase: `hearth unlock` it (or set {PASSPHRASE_ENV} in a script), or see \
+             `hearth status` for this week's check-in.",
+            session.home.display()
+        );
+    }
+    Ok(None)
 }
 
 /// Shows `message` as a desktop notification where there is a notifier; otherwise nothing.
@@ -228,12 +238,12 @@ fn install(session: &Session, args: &RemindArgs) -> Result<()> {
         }
         println!("{line}");
     }
-    if needs_passphrase && !session.quiet && std::env::var_os(PASSPHRASE_ENV).is_none() {
+    if needs_passphrase && !session.quiet {
         eprintln!(
-            "note: this profile is protected by a passphrase, and a timer cannot type one, so \
-             reminders stay silent until it can open the profile: they need a profile without \
-             a passphrase, or {PASSPHRASE_ENV} in the timer's environment (which stores the \
-             passphrase in plain text, defeating it)."
+            "note: this profile is protected by a passphrase, which a timer cannot type and \
+             hearth never writes into a unit file: the timer reminds you while the profile is \
+             unlocked (`hearth unlock`, for 8 hours unless you say `--for 7d`, say) and stays \
+             silent while it is locked."
         );
     }
     Ok(())

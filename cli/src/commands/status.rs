@@ -11,6 +11,7 @@ use crate::session::Session;
 
 pub fn run(session: &Session) -> Result<()> {
     let mut profile = session.open()?;
+    let unlocked = super::unlock::standing(session)?;
     let doc = profile.load()?;
     let me = profile.person_id().clone();
     let people = doc.people();
@@ -42,6 +43,8 @@ pub fn run(session: &Session) -> Result<()> {
         ))?),
         None => None,
     };
+    // Read after the login above, which pins the relay's key at first contact.
+    let fingerprint = profile.sync_book().relay_fingerprint()?;
     let reachable = standing.as_ref().map(answered);
     let untrusted = matches!(standing, Some(Err(SyncError::Tls { .. })));
     let problem = standing
@@ -52,11 +55,14 @@ pub fn run(session: &Session) -> Result<()> {
     if session.json {
         return render::print_json(&json!({
             "home": session.home,
+            "passphrase": unlocked.is_some(),
+            "unlocked_until_ms": unlocked.flatten().map(super::unlock::unix_ms),
             "person": { "id": me, "name": names.of(&me) },
             "partner": partner.map(|p| json!({ "id": p.id, "name": p.name })),
             "device_id": profile.device_id().to_string(),
             "space_id": profile.space_id(),
             "relay": relay,
+            "relay_fingerprint": fingerprint.map(|f| f.to_string()),
             "relay_reachable": reachable,
             "relay_ca_certificates": relay_ca,
             "relay_problem": problem,
@@ -95,6 +101,17 @@ pub fn run(session: &Session) -> Result<()> {
         None => println!("Partner:   not joined yet"),
     }
     println!("Profile:   {}", session.home.display());
+    match unlocked {
+        None => println!("Key:       no passphrase; protected by file permissions only"),
+        Some(Some(until)) => println!(
+            "Key:       unlocked until {} (`hearth lock` locks it now)",
+            super::unlock::local_time(until)
+        ),
+        Some(None) => println!(
+            "Key:       locked; each command asks for the passphrase (`hearth unlock` to type \
+             it once for 8 hours)"
+        ),
+    }
     match (&relay, reachable) {
         (None, _) => println!("Relay:     none; everything stays on this device for now"),
         (Some(url), Some(true)) => println!("Relay:     {url} {}", style("(reachable)").green()),
@@ -131,6 +148,9 @@ pub fn run(session: &Session) -> Result<()> {
             "certificates"
         };
         println!("           trusts its own CA too ({n} {what}, given with --ca-file)");
+    }
+    if let Some(fingerprint) = fingerprint {
+        println!("Relay key: {fingerprint} (compare it with your relay operator's)");
     }
     if relay.is_some() {
         let when = last_sync.map_or_else(
@@ -226,16 +246,21 @@ fn answered(standing: &Result<(), SyncError>) -> bool {
 }
 
 /// What `status` says about the space on the relay when the relay would not have this
-/// device (deleted, proven or not; missing; not admitted) or this device would not have
-/// the relay (its certificate). Anything else (a busy relay) is for `hearth sync` to
-/// report.
+/// device (deleted, proven or not; missing; not admitted), or when this device will not
+/// log in there or trust it: its certificate, its key changed or is unproven, or this
+/// device's clock is off. Anything else (a busy relay) is for `hearth sync` to report.
 fn problem(error: &SyncError) -> Option<String> {
     match error {
         SyncError::SpaceDeleted(_)
         | SyncError::DeletionUnproven { .. }
         | SyncError::SpaceMissing
+        | SyncError::SpaceExpired
         | SyncError::NotAdmitted
-        | SyncError::Tls { .. } => Some(error.to_string()),
+        | SyncError::Tls { .. }
+        | SyncError::ClockSkew(_)
+        | SyncError::RelayKeyChanged { .. }
+        | SyncError::RelayKeyUnproven { .. }
+        | SyncError::RelayUnidentified { .. } => Some(error.to_string()),
         _ => None,
     }
 }

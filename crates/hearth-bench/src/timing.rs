@@ -59,7 +59,9 @@ pub fn summarize_with_p99(mut samples: Vec<Duration>) -> Tail {
 /// Runs `bin ARGS` once with `env`, reading its output; fails unless it succeeds.
 pub fn time_once(bin: &Path, args: &[&str], env: &[(&str, &Path)]) -> Result<Duration> {
     let mut cmd = Command::new(bin);
+    // A passphrase only where the scenario gives one, never the caller's.
     cmd.args(args)
+        .env_remove("HEARTH_PASSPHRASE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -40,6 +40,24 @@ pub enum Error {
         /// The newest format this build reads.
         want: i64,
     },
+    /// `unlock` was asked of a profile without a passphrase: there is nothing to unlock.
+    #[error("the profile in {home} has no passphrase, so there is nothing to unlock")]
+    NoPassphrase {
+        /// The profile directory.
+        home: PathBuf,
+    },
+    /// `unlock` was asked for no time at all, or for longer than hearth allows.
+    #[error("a profile can stay unlocked for more than no time and at most {max_days} days")]
+    UnlockDuration {
+        /// The longest allowed, in days.
+        max_days: u64,
+    },
+    /// There is no keyring on this system to keep an unlocked key in.
+    #[error("no keyring is available on this computer: {reason}")]
+    KeyringUnavailable {
+        /// Why, in words.
+        reason: String,
+    },
     /// The space is not on a relay yet, so there is nobody to pair with through it.
     #[error("this space is not on a relay yet")]
     NotPaired,

@@ -30,6 +30,7 @@ mod store;
 pub mod sync;
 mod sync_book;
 pub mod tls;
+pub mod unlock;
 mod verify;
 
 pub use error::Error;

@@ -64,6 +64,8 @@ pub struct Profile {
     person_id: PersonId,
     /// The TLS settings for its relay, built on first use (see [`Profile::relay_trust`]).
     pub(crate) relay_trust: std::cell::OnceCell<crate::RelayTrust>,
+    /// A creation token offered for this command, never stored (see `sync::RelayToken`).
+    pub(crate) relay_token: Option<crate::sync::RelayToken>,
 }
 
 impl Profile {
@@ -202,7 +204,10 @@ impl Profile {
         Profile::open_with(paths, secrets)
     }
 
-    fn open_with(paths: ProfilePaths, secrets: ProfileSecrets) -> Result<Profile, Error> {
+    pub(crate) fn open_with(
+        paths: ProfilePaths,
+        secrets: ProfileSecrets,
+    ) -> Result<Profile, Error> {
         let conn = store::open(&paths.database, &paths.home, false)?;
         let corrupt = |reason: String| Error::Corrupt {
             home: paths.home.clone(),
@@ -231,7 +236,21 @@ impl Profile {
             space_id,
             person_id,
             relay_trust: std::cell::OnceCell::new(),
+            relay_token: None,
         })
+    }
+
+    /// Offers `token` for creating this space on its relay, should a sync find it is not
+    /// there (yet, or any more) and the relay asks for one. Kept in memory only, and
+    /// dropped once it has created the space.
+    pub fn offer_relay_token(&mut self, token: crate::sync::RelayToken) {
+        self.relay_token = Some(token);
+    }
+
+    /// Whether a token offered with [`Profile::offer_relay_token`] is still unused (the
+    /// space was on the relay already, or has not reached it yet).
+    pub fn relay_token_unused(&self) -> bool {
+        self.relay_token.is_some()
     }
 
     /// The person this profile belongs to.
@@ -516,7 +535,7 @@ fn private_domain(id: &EntryId) -> Vec<u8> {
 }
 
 /// The paths of the profile in `home`, once both of its files are known to be there.
-fn existing_paths(home: &Path) -> Result<ProfilePaths, Error> {
+pub(crate) fn existing_paths(home: &Path) -> Result<ProfilePaths, Error> {
     let paths = ProfilePaths::new(home);
     if !paths.database.exists() {
         return Err(Error::NoProfile {

@@ -21,6 +21,7 @@ pub(crate) mod meta;
 mod migrations;
 pub(crate) mod private;
 pub(crate) mod refused;
+pub(crate) mod relay_keys;
 pub(crate) mod seal_keys;
 pub(crate) mod sync_state;
 

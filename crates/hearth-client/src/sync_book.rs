@@ -99,6 +99,29 @@ impl<P: Deref<Target = Profile>> SyncBook<P> {
             })
     }
 
+    /// The relay key this device trusts at `relay` (pinned at first contact, or with
+    /// `hearth relay trust`), if it has met a relay there.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn relay_key(&self, relay: &str) -> Result<Option<[u8; 32]>, Error> {
+        store::relay_keys::get(&self.profile.conn, relay)
+    }
+
+    /// The fingerprint of the key trusted at this profile's relay, if any yet (what
+    /// `hearth status` shows).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn relay_fingerprint(&self) -> Result<Option<hearth_proto::Fingerprint>, Error> {
+        let Some(relay) = self.relay()? else {
+            return Ok(None);
+        };
+        Ok(self
+            .relay_key(&relay)?
+            .map(|key| hearth_proto::Fingerprint::of(&key)))
+    }
+
     /// The limits the relay announced at the last login; before the first, the defaults
     /// every relay starts from. Checks made offline (the ACL chain, the envelope budget)
     /// use them, so they agree with what the relay enforces.
@@ -301,6 +324,19 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
         store::meta::set(&self.profile.conn, RELAY_CA_KEY, &ca.to_pem())?;
         self.profile.relay_trust = std::cell::OnceCell::new();
         Ok(())
+    }
+
+    /// Trusts `key` at `relay` from `at_ms` on, replacing the key trusted there before.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn pin_relay_key(
+        &mut self,
+        relay: &str,
+        key: &[u8; 32],
+        at_ms: u64,
+    ) -> Result<(), Error> {
+        store::relay_keys::pin(&self.profile.conn, relay, key, at_ms)
     }
 
     /// Keeps the limits the relay announced at login, for the checks made offline.

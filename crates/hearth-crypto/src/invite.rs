@@ -15,9 +15,13 @@
 //! epoch.
 //!
 //! Code format (one line, safe to paste into a shell):
-//! `hearth1.<relay URL, base64url>.<space id, hex>.<secret, base64url>.<checksum, hex>` where
-//! the checksum is the first 4 bytes of BLAKE3 over everything before it, so a character
-//! lost or changed in transit is reported as such instead of failing later.
+//! `hearth1.<relay URL, base64url>.<space id, hex>.<secret, base64url>[.<relay key
+//! fingerprint, hex>].<checksum, hex>` where the checksum is the first 4 bytes of BLAKE3
+//! over everything before it, so a character lost or changed in transit is reported as such
+//! instead of failing later. The fingerprint (32 hex digits) is that of the relay key the
+//! inviting device pinned, so the joiner checks the relay from its very first connection
+//! instead of trusting whatever answers there; codes minted before it (five parts) still
+//! read, and the joiner then pins the key it first meets.
 
 use std::fmt;
 use std::str::FromStr;
@@ -25,6 +29,7 @@ use std::str::FromStr;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
+use hearth_proto::Fingerprint;
 use zeroize::Zeroizing;
 
 use crate::aead::{INVITE_LOCKBOX, SymmetricKey};
@@ -41,6 +46,7 @@ pub struct InviteCode {
     relay: String,
     space: [u8; 16],
     secret: Zeroizing<[u8; 32]>,
+    relay_key: Option<Fingerprint>,
 }
 
 impl InviteCode {
@@ -54,7 +60,21 @@ impl InviteCode {
             relay: relay.to_owned(),
             space,
             secret: Zeroizing::new(random_bytes()?),
+            relay_key: None,
         })
+    }
+
+    /// The same invite, naming the fingerprint of the relay key the joiner must find.
+    #[must_use]
+    pub fn with_relay_key(mut self, fingerprint: Fingerprint) -> Self {
+        self.relay_key = Some(fingerprint);
+        self
+    }
+
+    /// The fingerprint of the relay's key as the inviting device knows it, if the code
+    /// carries one (codes minted before fingerprints do not).
+    pub fn relay_key(&self) -> Option<Fingerprint> {
+        self.relay_key
     }
 
     /// The relay's URL.
@@ -77,12 +97,17 @@ impl InviteCode {
     }
 
     fn body(&self) -> String {
-        format!(
+        let mut body = format!(
             "{PREFIX}.{}.{}.{}",
             URL_SAFE_NO_PAD.encode(self.relay.as_bytes()),
             hex::encode(self.space),
             URL_SAFE_NO_PAD.encode(*self.secret),
-        )
+        );
+        if let Some(fingerprint) = &self.relay_key {
+            body.push('.');
+            body.push_str(&hex::encode(fingerprint.as_bytes()));
+        }
+        body
     }
 }
 
@@ -130,10 +155,14 @@ impl FromStr for InviteCode {
         if parts.first() != Some(&PREFIX) {
             return Err(bad("it does not start with \"hearth1.\""));
         }
-        let [_, relay, space, secret, sum] = parts[..] else {
-            return Err(bad(
-                "it has the wrong number of parts; it may have been cut off",
-            ));
+        let (relay, space, secret, relay_key, sum) = match parts[..] {
+            [_, relay, space, secret, sum] => (relay, space, secret, None, sum),
+            [_, relay, space, secret, key, sum] => (relay, space, secret, Some(key), sum),
+            _ => {
+                return Err(bad(
+                    "it has the wrong number of parts; it may have been cut off",
+                ));
+            }
         };
         let body = &s[..s.len() - sum.len() - 1];
         if checksum(body) != sum {
@@ -158,10 +187,19 @@ impl FromStr for InviteCode {
             .as_slice()
             .try_into()
             .map_err(|_| bad("the secret has the wrong length"))?;
+        let relay_key = relay_key
+            .map(|key| {
+                let mut bytes = [0u8; 16];
+                hex::decode_to_slice(key, &mut bytes)
+                    .map_err(|_| bad("the relay's fingerprint is garbled"))?;
+                Ok::<_, CryptoError>(Fingerprint::from_bytes(bytes))
+            })
+            .transpose()?;
         Ok(Self {
             relay,
             space: space_id,
             secret: Zeroizing::new(secret),
+            relay_key,
         })
     }
 }
@@ -321,6 +359,31 @@ mod tests {
         let other = InviteCode::generate("ws://127.0.0.1:1", [5; 16]).unwrap();
         assert!(other.keys().open_lockbox(&blob, &[5; 16], 0).is_err());
         assert!(code.keys().seal_lockbox(&[], &[5; 16], None).is_err());
+    }
+
+    #[test]
+    fn a_code_carries_the_relays_fingerprint_and_a_code_from_before_it_still_reads() {
+        let fingerprint = Fingerprint::from_bytes([0xab; 16]);
+        let code = InviteCode::generate("ws://127.0.0.1:7878/v1/sync", [5; 16])
+            .unwrap()
+            .with_relay_key(fingerprint);
+        let text = code.to_string();
+        assert_eq!(text.split('.').count(), 6, "{text}");
+        let back: InviteCode = text.parse().unwrap();
+        assert_eq!(back.relay_key(), Some(fingerprint));
+        assert_eq!(back.keys().invite_id(), code.keys().invite_id());
+        // The checksum covers the fingerprint: a changed digit is caught.
+        let changed = text.replacen("abab", "abac", 1);
+        let err = changed.parse::<InviteCode>().unwrap_err().to_string();
+        assert!(err.contains("checksum"), "{err}");
+        // A code as minted before fingerprints: five parts, no fingerprint.
+        let old = "hearth1.d3M6Ly8xMjcuMC4wLjE6Nzg3OA.01010101010101010101010101010101.\
+                   AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE";
+        let old = format!("{old}.{}", checksum(old));
+        let read: InviteCode = old.parse().unwrap();
+        assert_eq!(read.relay(), "ws://127.0.0.1:7878");
+        assert_eq!(read.relay_key(), None);
+        assert_eq!(read.to_string(), old, "written back as it was");
     }
 
     #[test]

@@ -9,12 +9,19 @@
 //!
 //! Files are created atomically (written to a temporary name, synced, then linked into
 //! place), and an existing key file is never overwritten.
+//!
+//! Unlocking once (`hearth unlock`) keeps the [`FileKey`] that scrypt unwraps from a
+//! passphrase file ([`read_keeping_file_key`]); [`read_with_file_key`] opens the same file
+//! with it and no scrypt. The file key opens this one file only: age checks it against the
+//! header's MAC, so a key file written since (another profile, a new passphrase) refuses it.
 
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use age::secrecy::SecretString;
+use std::cell::RefCell;
+
+use age::secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use crate::{CryptoError, DeviceKeys, ProfileSecrets, StorageKey};
@@ -87,6 +94,29 @@ pub fn create(
     write_new_file(path, &bytes)
 }
 
+/// The key a passphrase key file's contents are encrypted under (age's 16-byte file key),
+/// as scrypt unwraps it from the passphrase. Whoever holds it and the key file can open the
+/// profile, so it lives only in memory: zeroed when dropped, never printed.
+pub struct FileKey(Zeroizing<[u8; 16]>);
+
+impl FileKey {
+    /// The key from its bytes (as kept by `hearth unlock`).
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        FileKey(Zeroizing::new(bytes))
+    }
+
+    /// The key's bytes, to hand to the keyring that keeps them.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for FileKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileKey(..)")
+    }
+}
+
 /// Reads and unlocks the key file at `path`.
 ///
 /// # Errors
@@ -104,18 +134,136 @@ pub fn read(path: &Path, passphrase: Option<&SecretString>) -> Result<ProfileSec
     let passphrase = passphrase.ok_or_else(|| CryptoError::PassphraseRequired {
         path: path.to_owned(),
     })?;
-    let decryptor = age::Decryptor::new_buffered(&bytes[..]).map_err(|e| age_err(path, e))?;
+    decrypt(path, &bytes, &scrypt_identity(passphrase))
+}
+
+/// Unlocks the passphrase key file at `path` like [`read`], and also returns the file key
+/// scrypt unwrapped, for [`read_with_file_key`] to open the file again without scrypt.
+///
+/// # Errors
+/// As [`read`]; [`CryptoError::PassphraseRequired`] too if the file has no passphrase (it
+/// has no file key to keep).
+pub fn read_keeping_file_key(
+    path: &Path,
+    passphrase: &SecretString,
+) -> Result<(ProfileSecrets, FileKey), CryptoError> {
+    let bytes = Zeroizing::new(fs::read(path).map_err(|e| io_err(path, e))?);
+    if !bytes.starts_with(AGE_MAGIC) {
+        return Err(corrupt(
+            path,
+            "it has no passphrase, so there is no file key to keep",
+        ));
+    }
+    let keeping = Keeping {
+        inner: scrypt_identity(passphrase),
+        kept: RefCell::new(None),
+    };
+    let secrets = decrypt(path, &bytes, &keeping)?;
+    let key = keeping
+        .kept
+        .into_inner()
+        .ok_or_else(|| corrupt(path, "age opened it without unwrapping a file key"))?;
+    Ok((secrets, key))
+}
+
+/// Opens the passphrase key file at `path` with a file key [`read_keeping_file_key`] kept.
+/// `None` if the key does not open this file: it was kept from another file, or the file
+/// was written again since (the header's MAC tells).
+///
+/// # Errors
+/// [`CryptoError::CorruptKeyFile`] if the key opens the header but the contents are damaged;
+/// [`CryptoError::Io`] if the file cannot be read.
+pub fn read_with_file_key(
+    path: &Path,
+    key: &FileKey,
+) -> Result<Option<ProfileSecrets>, CryptoError> {
+    let bytes = Zeroizing::new(fs::read(path).map_err(|e| io_err(path, e))?);
+    if !bytes.starts_with(AGE_MAGIC) {
+        return Ok(None);
+    }
+    let opened = age::Decryptor::new_buffered(&bytes[..])
+        .and_then(|d| d.decrypt(std::iter::once(&Held(key) as &dyn age::Identity)));
+    match opened {
+        Ok(reader) => read_contents(path, reader).map(Some),
+        // A file key from another file fails the header's MAC.
+        Err(age::DecryptError::InvalidMac | age::DecryptError::NoMatchingKeys) => Ok(None),
+        Err(e) => Err(age_err(path, e)),
+    }
+}
+
+fn scrypt_identity(passphrase: &SecretString) -> age::scrypt::Identity {
     let mut identity = age::scrypt::Identity::new(passphrase.clone());
     identity.set_max_work_factor(SCRYPT_MAX_LOG_N);
-    let mut reader = decryptor
-        .decrypt(std::iter::once(&identity as &dyn age::Identity))
+    identity
+}
+
+fn decrypt(
+    path: &Path,
+    bytes: &[u8],
+    identity: &dyn age::Identity,
+) -> Result<ProfileSecrets, CryptoError> {
+    let reader = age::Decryptor::new_buffered(bytes)
+        .and_then(|d| d.decrypt(std::iter::once(identity)))
         .map_err(|e| age_err(path, e))?;
+    read_contents(path, reader)
+}
+
+fn read_contents(path: &Path, mut reader: impl Read) -> Result<ProfileSecrets, CryptoError> {
     let mut inner = Zeroizing::new(Vec::new());
     reader
         .read_to_end(&mut inner)
         .map_err(|_| corrupt(path, "its encrypted contents are damaged"))?;
     let text = std::str::from_utf8(&inner).map_err(|_| corrupt(path, "not UTF-8 inside"))?;
     decode(path, text)
+}
+
+/// The scrypt identity, noting the file key it unwraps. The note is kept only by a caller
+/// whose decryption then succeeds, that is once age has checked the key against the MAC.
+struct Keeping {
+    inner: age::scrypt::Identity,
+    kept: RefCell<Option<FileKey>>,
+}
+
+impl Keeping {
+    fn keep(
+        &self,
+        unwrapped: Option<Result<age_core::format::FileKey, age::DecryptError>>,
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        if let Some(Ok(key)) = &unwrapped {
+            *self.kept.borrow_mut() = Some(FileKey::from_bytes(*key.expose_secret()));
+        }
+        unwrapped
+    }
+}
+
+impl age::Identity for Keeping {
+    fn unwrap_stanza(
+        &self,
+        stanza: &age_core::format::Stanza,
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        self.keep(self.inner.unwrap_stanza(stanza))
+    }
+
+    // The scrypt identity's own check that its stanza is the header's only one is kept.
+    fn unwrap_stanzas(
+        &self,
+        stanzas: &[age_core::format::Stanza],
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        self.keep(self.inner.unwrap_stanzas(stanzas))
+    }
+}
+
+/// A kept file key, offered for the file's scrypt stanza in place of the passphrase.
+struct Held<'a>(&'a FileKey);
+
+impl age::Identity for Held<'_> {
+    fn unwrap_stanza(
+        &self,
+        stanza: &age_core::format::Stanza,
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        (stanza.tag == "scrypt")
+            .then(|| Ok(age_core::format::FileKey::new(Box::new(*self.0.as_bytes()))))
+    }
 }
 
 fn encode(secrets: &ProfileSecrets) -> Zeroizing<String> {
@@ -277,6 +425,53 @@ mod tests {
             read(&path, None),
             Err(CryptoError::PassphraseRequired { .. })
         ));
+    }
+
+    #[test]
+    fn a_kept_file_key_opens_its_own_file_without_the_passphrase() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("device.key");
+        let secrets = ProfileSecrets::generate().unwrap();
+        create(&path, &secrets, &Protection::Passphrase(pass("pw"))).unwrap();
+        let (opened, key) = read_keeping_file_key(&path, &pass("pw")).unwrap();
+        assert_eq!(opened.device.device_id(), secrets.device.device_id());
+        let again = read_with_file_key(&path, &key).unwrap().unwrap();
+        assert_eq!(again.device.device_id(), secrets.device.device_id());
+        assert_eq!(again.storage.as_bytes(), secrets.storage.as_bytes());
+        assert_eq!(format!("{key:?}"), "FileKey(..)");
+    }
+
+    #[test]
+    fn a_kept_file_key_does_not_open_another_file_and_a_wrong_passphrase_keeps_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = (dir.path().join("one.key"), dir.path().join("two.key"));
+        for path in [&one, &two] {
+            let secrets = ProfileSecrets::generate().unwrap();
+            create(path, &secrets, &Protection::Passphrase(pass("same pw"))).unwrap();
+        }
+        let (_, key) = read_keeping_file_key(&one, &pass("same pw")).unwrap();
+        assert!(read_with_file_key(&two, &key).unwrap().is_none());
+        let mut flipped = *key.as_bytes();
+        flipped[0] ^= 1;
+        assert!(
+            read_with_file_key(&one, &FileKey::from_bytes(flipped))
+                .unwrap()
+                .is_none()
+        );
+        assert!(matches!(
+            read_keeping_file_key(&one, &pass("wrong")),
+            Err(CryptoError::WrongPassphrase { .. })
+        ));
+
+        let plain = dir.path().join("plain.key");
+        create(
+            &plain,
+            &ProfileSecrets::generate().unwrap(),
+            &Protection::None,
+        )
+        .unwrap();
+        assert!(read_keeping_file_key(&plain, &pass("pw")).is_err());
+        assert!(read_with_file_key(&plain, &key).unwrap().is_none());
     }
 
     #[test]

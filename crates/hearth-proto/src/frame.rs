@@ -10,13 +10,21 @@
 //!    and the versions it speaks) or, if it does not speak the client's version,
 //!    [`RelayFrame::Reject`] with [`RejectCode::UnsupportedVersion`] and a message naming
 //!    both sides' versions.
-//! 3. The client sends [`ClientFrame::Auth`], signed over [`auth_message`] with its device
-//!    key, or with the invite key when joining (`as_invite`). On success the relay sends
-//!    [`RelayFrame::AclChanged`] with the space's whole chain (no records if the space does
-//!    not exist yet: the client then sends [`ClientFrame::CreateSpace`]). On failure it
-//!    sends `Reject` with [`RejectCode::Unauthorized`], whatever the reason, so a stranger
-//!    learns nothing about the space.
-//! 4. Then any requests, answered in the order they were sent: `Subscribe` with a `Batch`
+//! 3. The client sends [`ClientFrame::Identify`] with a fresh nonce of its own; the relay
+//!    answers [`RelayFrame::Identity`]: its public key, its clock, and its signature over
+//!    [`identity_message`](crate::identity::identity_message), which the client checks
+//!    (and the key against the one it pinned, see [`crate::identity`]) before it sends
+//!    anything that says who it is. A relay accepts `Auth` without it, for clients from
+//!    before it.
+//! 4. The client sends [`ClientFrame::Auth`], signed over [`auth_message`] with its device
+//!    key, or with the invite key when joining (`as_invite`). A `time_ms` more than
+//!    [`MAX_AUTH_SKEW_MS`] from the relay's clock is refused first, with
+//!    [`RejectCode::ClockSkew`] (the relay's time came in `Identity`). On success the relay
+//!    sends [`RelayFrame::AclChanged`] with the space's whole chain (no records if the space
+//!    does not exist yet: the client then sends [`ClientFrame::CreateSpace`]). On any other
+//!    failure it sends `Reject` with [`RejectCode::Unauthorized`], whatever the reason, so a
+//!    stranger learns nothing about the space.
+//! 5. Then any requests, answered in the order they were sent: `Subscribe` with a `Batch`
 //!    (after `Countersigned` when its first item is a snapshot; then `Proposed` if a
 //!    snapshot waits for this device's countersignature; and `Event`s as other devices
 //!    push), `Push` with `Committed`, `PushSnapshot` with `Committed` (the snapshot is
@@ -136,7 +144,9 @@ pub enum ClientFrame {
     CreateSpace {
         /// The Genesis record's canonical bytes.
         genesis: Vec<u8>,
-        /// A one-time creation token, for relays where the operator mints them.
+        /// A creation token the relay's operator minted (`hrt_…`, see
+        /// [`is_creation_token`]), for relays that create spaces only with one; a relay
+        /// that creates spaces without one ignores it (and spends nothing).
         token: Option<String>,
     },
     /// Consents to the snapshot proposal the relay showed (`Proposed`): `device`, of
@@ -164,6 +174,14 @@ pub enum ClientFrame {
         space: SpaceId,
         /// The last sequence number the client has taken (0 for none).
         since_seq: u64,
+    },
+    /// Asks the relay to prove it holds its key, between `Challenge` and `Auth`; answered
+    /// with [`RelayFrame::Identity`]. Appended in this version.
+    Identify {
+        /// Fresh random bytes of the client's, so a proof recorded on another connection
+        /// does not verify.
+        #[serde(with = "crate::byte_array")]
+        nonce: [u8; 32],
     },
 }
 
@@ -273,6 +291,20 @@ pub enum RelayFrame {
         #[serde(with = "crate::byte_array")]
         signature: [u8; 64],
     },
+    /// Answers `Identify`: the relay's key, its clock, and its proof of holding the key
+    /// (see [`crate::identity`]). Appended in this version.
+    Identity {
+        /// The relay's Ed25519 public key, whose fingerprint is the challenge's relay id.
+        #[serde(with = "crate::byte_array")]
+        key: [u8; 32],
+        /// The relay's clock when it answered, UTC milliseconds: what a client whose login
+        /// is refused with `ClockSkew` compares its own with.
+        time_ms: u64,
+        /// The key's signature over
+        /// [`identity_message`](crate::identity::identity_message).
+        #[serde(with = "crate::byte_array")]
+        signature: [u8; 64],
+    },
 }
 
 /// Why the relay refused a request. The numbers are stable on the wire; a code this
@@ -328,6 +360,28 @@ pub enum RejectCode {
     /// a new space. A member's login gets [`RelayFrame::SpaceDeleted`] instead, with the
     /// proof.
     SpaceDeleted = 15,
+    /// The `Auth`'s time is more than [`MAX_AUTH_SKEW_MS`] from the relay's clock: set the
+    /// device's clock and log in again. Checked before anything about the space, so it
+    /// tells a stranger nothing; the relay's time is in the `Identity` it sent before.
+    ClockSkew = 16,
+    /// The relay creates spaces only with a creation token from its operator, and the
+    /// `CreateSpace` carried none: ask the operator for one and create the space with it.
+    TokenRequired = 20,
+    /// The creation token is not one this relay minted (mistyped, revoked, or another
+    /// relay's): ask the operator for a new one. Nothing was spent or created.
+    TokenUnknown = 21,
+    /// The creation token has expired: ask the operator for a new one.
+    TokenExpired = 22,
+    /// The creation token has been used as many times as it allows: ask the operator for
+    /// a new one.
+    TokenUsed = 23,
+    /// The answer to the `Auth` of the device whose Genesis started the space, after the
+    /// relay removed the space because no second device joined it in time
+    /// (`unjoined_space_ttl`). Only that one device was ever in it, so it holds everything
+    /// the relay held: the connection stays open for it to `CreateSpace` again (with a
+    /// token, where the relay asks for one). The relay's word, unsigned: a client accepts
+    /// it only for a space whose only member, as far as it verified, is itself.
+    SpaceExpired = 24,
     /// A code this build does not know (sent by a newer relay): treat it like `Internal`.
     Unrecognized = 0xFFFF,
 }
@@ -363,9 +417,32 @@ impl From<u16> for RejectCode {
             13 => Self::Invalid,
             14 => Self::InviteRevoked,
             15 => Self::SpaceDeleted,
+            16 => Self::ClockSkew,
+            20 => Self::TokenRequired,
+            21 => Self::TokenUnknown,
+            22 => Self::TokenExpired,
+            23 => Self::TokenUsed,
+            24 => Self::SpaceExpired,
             _ => Self::Unrecognized,
         }
     }
+}
+
+/// How every creation token starts: `hrt_`, then 43 characters of URL-safe base64 (32
+/// random bytes), so a token pasted into the wrong place is recognisable as one.
+pub const CREATION_TOKEN_PREFIX: &str = "hrt_";
+
+/// The length of a creation token, prefix included.
+pub const CREATION_TOKEN_LEN: usize = CREATION_TOKEN_PREFIX.len() + 43;
+
+/// Whether `token` has the shape of a creation token (`hrt_` and 43 URL-safe base64
+/// characters). Says nothing of whether a relay minted it.
+pub fn is_creation_token(token: &str) -> bool {
+    token.len() == CREATION_TOKEN_LEN
+        && token.starts_with(CREATION_TOKEN_PREFIX)
+        && token[CREATION_TOKEN_PREFIX.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Checks that this build speaks the peer's protocol version.
@@ -591,14 +668,26 @@ mod tests {
 
     #[test]
     fn reject_codes_keep_their_numbers() {
-        for n in 0..=20u16 {
+        for n in 0..=40u16 {
             let code = RejectCode::from(n);
             if code != RejectCode::Unrecognized {
                 assert_eq!(code.code(), n);
             }
         }
         assert_eq!(RejectCode::Unauthorized.code(), 5);
+        assert_eq!(RejectCode::TokenRequired.code(), 20);
+        assert_eq!(RejectCode::SpaceExpired.code(), 24);
         assert_eq!(RejectCode::from(999), RejectCode::Unrecognized);
+    }
+
+    #[test]
+    fn a_creation_token_is_hrt_and_43_url_safe_base64_characters() {
+        let good = format!("hrt_{}", "aZ09-_".repeat(7) + "x");
+        assert!(is_creation_token(&good), "{good}");
+        assert!(!is_creation_token(&good[1..]), "no prefix");
+        assert!(!is_creation_token(&format!("{good}x")), "too long");
+        assert!(!is_creation_token(&good.replace('x', "+")), "not URL-safe");
+        assert!(!is_creation_token(""));
     }
 
     #[test]
@@ -698,6 +787,24 @@ mod tests {
         assert_eq!(bytes[0], 8, "the variant after Pong");
         assert_eq!(decode_relay(&bytes, MAX).unwrap(), frame);
         assert_eq!(RejectCode::SpaceDeleted.code(), 15);
+    }
+
+    #[test]
+    fn identity_frames_and_the_clock_skew_code_come_after_every_older_one() {
+        let identify = ClientFrame::Identify { nonce: [1; 32] };
+        let bytes = encode_client(&identify, MAX).unwrap();
+        assert_eq!(bytes[0], 13, "the client variant after SubscribeEnvelopes");
+        assert_eq!(decode_client(&bytes, MAX).unwrap(), identify);
+        let identity = RelayFrame::Identity {
+            key: [2; 32],
+            time_ms: 7,
+            signature: [3; 64],
+        };
+        let bytes = encode_relay(&identity, MAX).unwrap();
+        assert_eq!(bytes[0], 11, "the relay variant after Countersigned");
+        assert_eq!(decode_relay(&bytes, MAX).unwrap(), identity);
+        assert_eq!(RejectCode::ClockSkew.code(), 16);
+        assert_eq!(RejectCode::from(16), RejectCode::ClockSkew);
     }
 
     proptest! {

@@ -6,7 +6,8 @@
 //! model and no async runtime, so the relay can depend on it and still be unable to read
 //! or forge anything. Sealing, opening and signing live in hearth-crypto, which builds on
 //! the messages defined here ([`Envelope::signed_message`],
-//! [`AclRecord::signing_message`], [`auth_message`]).
+//! [`AclRecord::signing_message`], [`auth_message`]); the relay signs its own
+//! [`identity_message`] with a key of its own.
 //!
 //! Every decoder takes bytes a stranger may have sent: it never panics, refuses trailing
 //! bytes, and reports what was wrong as a [`ProtoError`].
@@ -31,6 +32,7 @@ mod cursor;
 pub mod envelope;
 mod error;
 pub mod frame;
+pub mod identity;
 mod ids;
 mod limits;
 mod signature;
@@ -45,10 +47,11 @@ pub use consent::{
 pub use envelope::{Envelope, EnvelopeHeader, EnvelopeKind};
 pub use error::{AclRule, ProtoError};
 pub use frame::{
-    ClientFrame, PROTOCOL_VERSION, RejectCode, RelayFrame, auth_message, check_version,
-    decode_client, decode_relay, delete_space_message, encode_client, encode_relay,
-    verify_delete_space,
+    CREATION_TOKEN_PREFIX, ClientFrame, PROTOCOL_VERSION, RejectCode, RelayFrame, auth_message,
+    check_version, decode_client, decode_relay, delete_space_message, encode_client, encode_relay,
+    is_creation_token, verify_delete_space,
 };
+pub use identity::{Fingerprint, identity_message, verify_relay_identity};
 pub use ids::{DeviceId, InviteId, SpaceId};
 pub use limits::Limits;
 pub use signature::{BatchVerifier, SignatureCheck, verify_signature};

@@ -248,13 +248,14 @@ pub(crate) fn any_client_frame() -> impl Strategy<Value = ClientFrame> {
         ),
         (any_space(), any::<u64>())
             .prop_map(|(space, since_seq)| ClientFrame::SubscribeEnvelopes { space, since_seq }),
+        any::<[u8; 32]>().prop_map(|nonce| ClientFrame::Identify { nonce }),
     ]
 }
 
 #[cfg(test)]
 fn any_reject_code() -> impl Strategy<Value = RejectCode> {
     prop_oneof![
-        (1u16..=15).prop_map(RejectCode::from),
+        (1u16..=16).prop_map(RejectCode::from),
         Just(RejectCode::Unrecognized)
     ]
 }
@@ -311,6 +312,13 @@ pub(crate) fn any_relay_frame() -> impl Strategy<Value = RelayFrame> {
             RelayFrame::Countersigned {
                 covers_seq,
                 device,
+                signature,
+            }
+        }),
+        (any::<[u8; 32]>(), any::<u64>(), sig64()).prop_map(|(key, time_ms, signature)| {
+            RelayFrame::Identity {
+                key,
+                time_ms,
                 signature,
             }
         }),

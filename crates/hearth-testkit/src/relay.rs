@@ -25,8 +25,18 @@ impl TestRelay {
     /// Starts a relay with `config` on a free port of 127.0.0.1 (whatever `config.listen`
     /// says). Every relay a test starts in-process starts here.
     pub fn start(config: RelayConfig) -> TestRelay {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1");
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), config)
+    }
+
+    /// Starts a relay with `config` on `addr` (port 0: a free one), e.g. the address of a
+    /// relay just stopped, to play a relay restarted, or another relay answering at the
+    /// same address.
+    ///
+    /// # Panics
+    /// If `addr` cannot be bound.
+    pub fn start_at(addr: SocketAddr, config: RelayConfig) -> TestRelay {
+        let listener = std::net::TcpListener::bind(addr)
+            .unwrap_or_else(|e| panic!("cannot listen on {addr} for a test relay: {e}"));
         listener
             .set_nonblocking(true)
             .expect("the listener can be made non-blocking, as tokio needs");

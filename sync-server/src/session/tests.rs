@@ -13,11 +13,21 @@ use hearth_proto::{EnvelopeHeader, InviteRole};
 use super::*;
 use crate::store::PushOutcome;
 
-const RELAY: [u8; 16] = [9; 16];
+/// The secret of the relay these sessions belong to.
+const RELAY_SECRET: [u8; 32] = [9; 32];
 const NONCE: [u8; 32] = [3; 32];
 const NOW: u64 = 1_800_000_000_000;
 const SPACE: SpaceId = SpaceId::from_bytes([5; 16]);
 const OTHER_SPACE: SpaceId = SpaceId::from_bytes([6; 16]);
+
+fn relay() -> Arc<RelayIdentity> {
+    Arc::new(RelayIdentity::from_secret(&RELAY_SECRET))
+}
+
+/// The relay id of its `Challenge`: its key's fingerprint.
+fn relay_id() -> [u8; 16] {
+    relay().relay_id()
+}
 
 fn alice() -> SigningKey {
     key(1)
@@ -158,17 +168,51 @@ fn genesis(by: &SigningKey, space: SpaceId, epoch: u32) -> AclRecord {
     )
 }
 
+/// A client address for sessions that do not care which.
+const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
+/// The relay-wide gate for `admission`, with `per_address` limits, on a fake clock.
+fn gate_with(
+    admission: Admission,
+    per_address: crate::config::PerAddress,
+) -> (Arc<Gate<FakeRelativeClock>>, FakeRelativeClock) {
+    let clock = FakeRelativeClock::default();
+    let config = crate::RelayConfig {
+        admission: Some(admission),
+        per_address,
+        ..crate::RelayConfig::default()
+    };
+    (Arc::new(Gate::new(&config, clock.clone())), clock)
+}
+
+/// A session of the client at `peer` through `gate`.
+fn session_through(
+    gate: &Arc<Gate<FakeRelativeClock>>,
+    clock: &FakeRelativeClock,
+    peer: IpAddr,
+) -> Session<FakeRelativeClock> {
+    Session::new(
+        1,
+        relay(),
+        NONCE,
+        Limits::default(),
+        Arc::clone(gate),
+        peer,
+        clock.clone(),
+    )
+}
+
 fn session_with(
     limits: Limits,
-    creation: Creation,
+    admission: Admission,
 ) -> (Session<FakeRelativeClock>, FakeRelativeClock) {
-    let clock = FakeRelativeClock::default();
-    let session = Session::new(1, RELAY, NONCE, limits, creation, clock.clone());
+    let (gate, clock) = gate_with(admission, crate::config::PerAddress::default());
+    let session = Session::new(1, relay(), NONCE, limits, gate, PEER, clock.clone());
     (session, clock)
 }
 
 fn session() -> Session<FakeRelativeClock> {
-    session_with(Limits::default(), Creation::Open).0
+    session_with(Limits::default(), Admission::Open).0
 }
 
 fn hello() -> ClientFrame {
@@ -180,7 +224,7 @@ fn hello() -> ClientFrame {
 
 fn auth_at(by: &SigningKey, space: SpaceId, as_invite: bool, time_ms: u64) -> ClientFrame {
     let device = device(by);
-    let message = auth_message(&RELAY, &NONCE, time_ms, &space, &device, as_invite);
+    let message = auth_message(&relay_id(), &NONCE, time_ms, &space, &device, as_invite);
     ClientFrame::Auth {
         device,
         space,
@@ -309,7 +353,8 @@ fn hello_with_a_supported_version_gets_the_challenge_and_the_limits() {
     let decision = session.on_frame(hello(), NOW);
     assert!(matches!(
         sent(&decision).as_slice(),
-        [RelayFrame::Challenge { relay_id: RELAY, nonce: NONCE, limits, .. }] if *limits == Limits::default()
+        [RelayFrame::Challenge { relay_id, nonce: NONCE, limits, .. }]
+            if *limits == Limits::default() && *relay_id == relay().relay_id()
     ));
     assert_eq!(session.phase(), Phase::Auth);
 }
@@ -358,7 +403,7 @@ fn a_frame_over_the_limit_is_too_large() {
         max_frame_bytes: 64,
         ..Limits::default()
     };
-    let (mut session, _) = session_with(limits, Creation::Open);
+    let (mut session, _) = session_with(limits, Admission::Open);
     let decision = session.on_bytes(&[0; 65], NOW);
     assert_eq!(rejected(&decision), RejectCode::TooLarge);
     assert!(closes(&decision).is_some());
@@ -386,20 +431,111 @@ fn a_member_device_authenticates_and_gets_the_whole_chain() {
 }
 
 #[test]
-fn auth_with_a_bad_signature_or_a_skewed_clock_is_unauthorized_before_any_lookup() {
+fn auth_with_a_bad_signature_is_unauthorized_before_any_lookup() {
     let mut forged = auth(&alice(), false);
     if let ClientFrame::Auth { signature, .. } = &mut forged {
         signature[0] ^= 1;
     }
-    let skewed = auth_at(&alice(), SPACE, false, NOW - MAX_AUTH_SKEW_MS - 1);
-    for frame in [forged, skewed] {
+    let mut session = session();
+    session.on_frame(hello(), NOW);
+    let decision = session.on_frame(forged, NOW);
+    assert_eq!(rejected(&decision), RejectCode::Unauthorized);
+    assert_eq!(message(&decision), UNAUTHORIZED);
+    assert!(closes(&decision).is_some());
+}
+
+#[test]
+fn a_skewed_clock_is_named_before_the_signature_or_the_space_is_looked_at() {
+    // Ahead and behind, for a member, a stranger, and a signature that does not verify:
+    // the same answer, asked of nobody, so it says nothing about the space.
+    let mut forged = auth_at(&alice(), SPACE, false, NOW + MAX_AUTH_SKEW_MS + 1);
+    if let ClientFrame::Auth { signature, .. } = &mut forged {
+        signature[0] ^= 1;
+    }
+    let cases = [
+        (
+            auth_at(&alice(), SPACE, false, NOW - 10 * 60_000),
+            "600 s behind",
+        ),
+        (
+            auth_at(&stranger(), SPACE, false, NOW + 10 * 60_000),
+            "600 s ahead of",
+        ),
+        (forged, "300 s ahead of"),
+    ];
+    for (frame, says) in cases {
         let mut session = session();
         session.on_frame(hello(), NOW);
         let decision = session.on_frame(frame, NOW);
-        assert_eq!(rejected(&decision), RejectCode::Unauthorized);
-        assert_eq!(message(&decision), UNAUTHORIZED);
-        assert!(closes(&decision).is_some());
+        assert_eq!(rejected(&decision), RejectCode::ClockSkew);
+        let said = message(&decision);
+        assert!(said.contains(says), "{said}");
+        assert!(said.contains("set this device's clock"), "{said}");
+        assert!(!said.contains("member"), "{said}");
+        assert_eq!(closes(&decision), Some(CLOSING));
     }
+    // Just within the allowance, the login goes on to the store.
+    let mut session = session();
+    session.on_frame(hello(), NOW);
+    let decision = session.on_frame(auth_at(&alice(), SPACE, false, NOW + MAX_AUTH_SKEW_MS), NOW);
+    assert!(rejects(&decision).is_empty(), "{decision:?}");
+    assert!(decision.query.is_some());
+}
+
+#[test]
+fn identify_is_answered_with_a_proof_bound_to_the_client_nonce_and_the_relays_clock() {
+    let mut session = session();
+    session.on_frame(hello(), NOW);
+    let decision = session.on_frame(ClientFrame::Identify { nonce: [7; 32] }, NOW);
+    let [
+        RelayFrame::Identity {
+            key,
+            time_ms,
+            signature,
+        },
+    ] = sent(&decision).as_slice()
+    else {
+        panic!("expected one Identity, got {decision:?}");
+    };
+    assert_eq!(key, relay().public_key());
+    assert_eq!(*time_ms, NOW);
+    assert_eq!(
+        hearth_proto::verify_relay_identity(key, &[7; 32], &NONCE, &relay_id(), NOW, signature),
+        Ok(relay().fingerprint())
+    );
+    assert!(
+        hearth_proto::verify_relay_identity(key, &[8; 32], &NONCE, &relay_id(), NOW, signature)
+            .is_err(),
+        "a proof for one client nonce is no proof for another"
+    );
+    assert_eq!(session.phase(), Phase::Identified);
+    // Then the login goes on as without it.
+    let space = Space::couple();
+    session.on_frame(auth(&bob(), false), NOW);
+    let decision = session.resume(space.answer());
+    assert!(matches!(
+        sent(&decision).as_slice(),
+        [RelayFrame::AclChanged { .. }]
+    ));
+}
+
+#[test]
+fn identify_is_answered_once_and_only_between_challenge_and_auth() {
+    let mut before_hello = session();
+    let decision = before_hello.on_frame(ClientFrame::Identify { nonce: [7; 32] }, NOW);
+    assert_eq!(rejected(&decision), RejectCode::BadFrame);
+
+    let mut twice = session();
+    twice.on_frame(hello(), NOW);
+    twice.on_frame(ClientFrame::Identify { nonce: [7; 32] }, NOW);
+    let decision = twice.on_frame(ClientFrame::Identify { nonce: [8; 32] }, NOW);
+    assert_eq!(rejected(&decision), RejectCode::BadFrame);
+    assert!(closes(&decision).is_some());
+
+    let space = Space::couple();
+    let mut after_login = ready(&alice(), &space);
+    let decision = after_login.on_frame(ClientFrame::Identify { nonce: [7; 32] }, NOW);
+    assert_eq!(rejected(&decision), RejectCode::BadFrame);
 }
 
 #[test]
@@ -638,13 +774,21 @@ fn an_add_device_consuming_a_used_invite_is_refused_as_used() {
 
 // --- creating a space ---
 
-fn creating(creation: Creation) -> Session<FakeRelativeClock> {
-    creating_as(&alice(), creation)
+fn creating(admission: Admission) -> Session<FakeRelativeClock> {
+    creating_as(&alice(), admission)
 }
 
 /// A session logged in as `by` for a space the relay does not hold.
-fn creating_as(by: &SigningKey, creation: Creation) -> Session<FakeRelativeClock> {
-    let (mut session, _) = session_with(Limits::default(), creation);
+fn creating_as(by: &SigningKey, admission: Admission) -> Session<FakeRelativeClock> {
+    let (session, _) = session_with(Limits::default(), admission);
+    creating_on(session, by)
+}
+
+/// `session` past `Hello` and `Auth` as `by` for `SPACE`, which the store never held.
+fn creating_on(
+    mut session: Session<FakeRelativeClock>,
+    by: &SigningKey,
+) -> Session<FakeRelativeClock> {
     session.on_frame(hello(), NOW);
     session.on_frame(auth(by, false), NOW);
     let asked = session.resume(Answer::Chain(Ok(None)));
@@ -652,7 +796,9 @@ fn creating_as(by: &SigningKey, creation: Creation) -> Session<FakeRelativeClock
         asked.query,
         Some(Query::Tombstone { space: SPACE })
     ));
-    let decision = session.resume(Answer::Tombstone(Ok(None)));
+    let asked = session.resume(Answer::Tombstone(Ok(None)));
+    assert!(matches!(asked.query, Some(Query::Expiry { space: SPACE })));
+    let decision = session.resume(Answer::Expiry(Ok(None)));
     assert!(matches!(
         sent(&decision).as_slice(),
         [RelayFrame::AclChanged { records }] if records.is_empty()
@@ -670,7 +816,7 @@ fn create(genesis: &AclRecord) -> ClientFrame {
 
 #[test]
 fn a_device_creates_a_missing_space_with_its_genesis() {
-    let mut session = creating(Creation::Open);
+    let mut session = creating(Admission::Open);
     let genesis = genesis(&alice(), SPACE, 0);
     let decision = session.on_frame(create(&genesis), NOW);
     assert!(matches!(
@@ -703,7 +849,7 @@ fn a_device_creates_a_missing_space_with_its_genesis() {
 
 #[test]
 fn a_creating_connection_answers_ping_and_refuses_anything_else() {
-    let mut session = creating(Creation::Open);
+    let mut session = creating(Admission::Open);
     let pong = session.on_frame(ClientFrame::Ping { nonce: 7 }, NOW);
     assert!(matches!(
         sent(&pong).as_slice(),
@@ -723,7 +869,7 @@ fn a_bad_genesis_is_invalid() {
     let other_space = create(&genesis(&alice(), OTHER_SPACE, 0));
     let late_epoch = create(&genesis(&alice(), SPACE, 1));
     for frame in [garbled, other_space, late_epoch] {
-        let mut session = creating(Creation::Open);
+        let mut session = creating(Admission::Open);
         let decision = session.on_frame(frame, NOW);
         assert_eq!(rejected(&decision), RejectCode::Invalid);
         assert!(closes(&decision).is_none());
@@ -770,7 +916,7 @@ fn the_partner_moves_a_space_here_with_its_founders_genesis_and_the_rest_of_its_
     // expired by the relay's clock. Bob's device brings the space here.
     let couple = Space::couple();
     let week_later = NOW + 7 * 24 * 3600 * 1000;
-    let mut session = creating_as(&bob(), Creation::Open);
+    let mut session = creating_as(&bob(), Admission::Open);
     let decision = session.on_frame(create(&couple.records[0]), week_later);
     assert!(
         matches!(decision.query, Some(Query::CreateSpace { .. })),
@@ -823,7 +969,7 @@ fn the_partner_moves_a_space_here_with_its_founders_genesis_and_the_rest_of_its_
 #[test]
 fn a_connection_that_brought_a_space_here_is_not_a_member_until_its_chain_says_so() {
     let couple = Space::couple();
-    let mut session = creating_as(&bob(), Creation::Open);
+    let mut session = creating_as(&bob(), Admission::Open);
     session.on_frame(create(&couple.records[0]), NOW);
     session.resume(Answer::Done(Ok(())));
     // The Genesis alone: bob's device is not in it yet.
@@ -858,16 +1004,186 @@ fn a_device_that_logged_in_to_a_space_already_here_is_judged_on_the_clock() {
     ));
 }
 
+fn create_with(genesis: &AclRecord, token: &str) -> ClientFrame {
+    ClientFrame::CreateSpace {
+        genesis: genesis.encode(),
+        token: Some(token.to_owned()),
+    }
+}
+
+/// A token of the right shape.
+fn token(fill: char) -> String {
+    format!("hrt_{}", fill.to_string().repeat(43))
+}
+
 #[test]
-fn a_token_only_relay_refuses_to_create() {
-    let mut session = creating(Creation::Token);
+fn a_token_relay_refuses_a_stranger_without_a_token_and_keeps_the_connection() {
+    let mut session = creating(Admission::Token);
     let decision = session.on_frame(create(&genesis(&alice(), SPACE, 0)), NOW);
-    assert_eq!(rejected(&decision), RejectCode::Invalid);
+    assert_eq!(rejected(&decision), RejectCode::TokenRequired);
+    assert!(message(&decision).contains("ask the relay's operator"));
+    assert!(closes(&decision).is_none());
+    assert!(matches!(session.phase(), Phase::Create { .. }));
+}
+
+#[test]
+fn a_token_relay_creates_with_a_token_by_its_hash_only() {
+    let mut session = creating(Admission::Token);
+    let decision = session.on_frame(create_with(&genesis(&alice(), SPACE, 0), &token('a')), NOW);
+    let Some(Query::CreateSpace { ticket, .. }) = decision.query else {
+        panic!("{decision:?}");
+    };
+    assert_eq!(ticket, Some(crate::tokens::hash(&token('a'))));
+    let decision = session.resume(Answer::Done(Ok(())));
+    assert!(matches!(session.phase(), Phase::Ready(_)), "{decision:?}");
+}
+
+#[test]
+fn a_token_the_store_refuses_gets_its_own_code_and_a_malformed_one_is_unknown() {
+    for (refusal, want) in [
+        (TokenRefusal::Unknown, RejectCode::TokenUnknown),
+        (
+            TokenRefusal::Expired { at_ms: NOW },
+            RejectCode::TokenExpired,
+        ),
+        (TokenRefusal::Used, RejectCode::TokenUsed),
+    ] {
+        let mut session = creating(Admission::Token);
+        session.on_frame(create_with(&genesis(&alice(), SPACE, 0), &token('b')), NOW);
+        let decision = session.resume(Answer::Done(Err(StoreError::Token(refusal))));
+        assert_eq!(rejected(&decision), want);
+        assert!(
+            matches!(session.phase(), Phase::Create { .. }),
+            "may try another"
+        );
+    }
+    let mut session = creating(Admission::Token);
+    let decision = session.on_frame(create_with(&genesis(&alice(), SPACE, 0), "hrt_short"), NOW);
+    assert_eq!(rejected(&decision), RejectCode::TokenUnknown);
+}
+
+#[test]
+fn an_open_relay_ignores_a_token_and_spends_nothing() {
+    let mut session = creating(Admission::Open);
+    let decision = session.on_frame(create_with(&genesis(&alice(), SPACE, 0), &token('c')), NOW);
+    assert!(matches!(
+        decision.query,
+        Some(Query::CreateSpace { ticket: None, .. })
+    ));
+}
+
+#[test]
+fn one_address_creating_too_many_spaces_waits_while_another_address_goes_on() {
+    let per_address = crate::config::PerAddress {
+        creations_per_hour: 2,
+        failed_logins_per_minute: 30,
+    };
+    let (gate, clock) = gate_with(Admission::Open, per_address);
+    let flooder = PEER;
+    for _ in 0..2 {
+        let mut session = creating_on(session_through(&gate, &clock, flooder), &alice());
+        let decision = session.on_frame(create(&genesis(&alice(), SPACE, 0)), NOW);
+        assert!(decision.query.is_some(), "{decision:?}");
+    }
+    let mut session = creating_on(session_through(&gate, &clock, flooder), &alice());
+    let decision = session.on_frame(create(&genesis(&alice(), SPACE, 0)), NOW);
+    assert_eq!(rejected(&decision), RejectCode::RateLimited);
+    assert!(
+        message(&decision).contains("retry in"),
+        "{}",
+        message(&decision)
+    );
+    let other = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 7));
+    let mut session = creating_on(session_through(&gate, &clock, other), &alice());
+    let decision = session.on_frame(create(&genesis(&alice(), SPACE, 0)), NOW);
+    assert!(decision.query.is_some(), "{decision:?}");
+}
+
+#[test]
+fn failed_logins_over_the_budget_wait_but_a_member_from_the_same_address_gets_in() {
+    let per_address = crate::config::PerAddress {
+        creations_per_hour: 10,
+        failed_logins_per_minute: 2,
+    };
+    let (gate, clock) = gate_with(Admission::Open, per_address);
+    let space = Space::couple();
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let mut session = session_through(&gate, &clock, PEER);
+        session.on_frame(hello(), NOW);
+        session.on_frame(auth(&stranger(), false), NOW);
+        failures.push(rejected(&session.resume(space.answer())));
+    }
+    assert_eq!(
+        failures,
+        [
+            RejectCode::Unauthorized,
+            RejectCode::Unauthorized,
+            RejectCode::RateLimited
+        ]
+    );
+    ready_on(
+        session_through(&gate, &clock, PEER),
+        &alice(),
+        false,
+        &space,
+    );
+    clock.advance(Duration::from_secs(60));
+    let mut session = session_through(&gate, &clock, PEER);
+    session.on_frame(hello(), NOW);
+    session.on_frame(auth(&stranger(), false), NOW);
+    assert_eq!(
+        rejected(&session.resume(space.answer())),
+        RejectCode::Unauthorized
+    );
+}
+
+#[test]
+fn the_creator_of_an_expired_space_hears_so_and_may_create_it_again() {
+    let (mut session, _) = session_with(Limits::default(), Admission::Token);
+    session.on_frame(hello(), NOW);
+    session.on_frame(auth(&alice(), false), NOW);
+    session.resume(Answer::Chain(Ok(None)));
+    session.resume(Answer::Tombstone(Ok(None)));
+    let decision = session.resume(Answer::Expiry(Ok(Some(Expiry {
+        device: *device(&alice()).as_bytes(),
+        expired_at_ms: NOW,
+    }))));
+    assert_eq!(rejected(&decision), RejectCode::SpaceExpired);
+    assert!(closes(&decision).is_none());
+    assert!(matches!(session.phase(), Phase::Create { .. }));
+    // As for any creation, with a token on a token relay.
+    let decision = session.on_frame(create_with(&genesis(&alice(), SPACE, 0), &token('d')), NOW);
+    assert!(matches!(decision.query, Some(Query::CreateSpace { .. })));
+}
+
+#[test]
+fn anyone_but_its_creator_logging_in_to_an_expired_space_is_a_stranger() {
+    let mut session = session();
+    session.on_frame(hello(), NOW);
+    session.on_frame(auth(&bob(), false), NOW);
+    session.resume(Answer::Chain(Ok(None)));
+    session.resume(Answer::Tombstone(Ok(None)));
+    let decision = session.resume(Answer::Expiry(Ok(Some(Expiry {
+        device: *device(&alice()).as_bytes(),
+        expired_at_ms: NOW,
+    }))));
+    assert_eq!(rejected(&decision), RejectCode::Unauthorized);
+    assert!(closes(&decision).is_some());
+}
+
+#[test]
+fn a_live_connection_to_a_space_that_expires_hears_so_and_closes() {
+    let space = Space::new();
+    let session = ready(&alice(), &space);
+    let decision = session.on_space_expired();
+    assert_eq!(rejected(&decision), RejectCode::SpaceExpired);
+    assert!(closes(&decision).is_some());
 }
 
 #[test]
 fn creating_a_space_that_appeared_meanwhile_is_a_conflict() {
-    let mut session = creating(Creation::Open);
+    let mut session = creating(Admission::Open);
     session.on_frame(create(&genesis(&alice(), SPACE, 0)), NOW);
     let decision = session.resume(Answer::Done(Err(StoreError::SpaceExists)));
     assert_eq!(rejected(&decision), RejectCode::Conflict);
@@ -876,7 +1192,7 @@ fn creating_a_space_that_appeared_meanwhile_is_a_conflict() {
 
 #[test]
 fn creating_a_space_deleted_meanwhile_is_refused_as_deleted() {
-    let mut session = creating(Creation::Open);
+    let mut session = creating(Admission::Open);
     session.on_frame(create(&genesis(&alice(), SPACE, 0)), NOW);
     let decision = session.resume(Answer::Done(Err(StoreError::SpaceDeleted)));
     assert_eq!(rejected(&decision), RejectCode::SpaceDeleted);
@@ -884,12 +1200,12 @@ fn creating_a_space_deleted_meanwhile_is_refused_as_deleted() {
 
 /// What alice's deletion of the couple's space left.
 fn tombstone() -> Tombstone {
-    let message = hearth_proto::delete_space_message(&RELAY, &NONCE, &SPACE);
+    let message = hearth_proto::delete_space_message(&relay_id(), &NONCE, &SPACE);
     let mut members = vec![*device(&alice()).as_bytes(), *device(&bob()).as_bytes()];
     members.sort_unstable();
     Tombstone {
         device: *device(&alice()).as_bytes(),
-        relay_id: RELAY,
+        relay_id: relay_id(),
         nonce: NONCE,
         signature: alice().sign(&message).to_bytes(),
         deleted_at_ms: NOW,
@@ -1141,7 +1457,7 @@ fn an_envelope_that_cannot_be_accepted_is_refused_before_the_store() {
     for (frame, want) in cases {
         let space = Space::couple();
         let mut session = ready_on(
-            session_with(limits, Creation::Open).0,
+            session_with(limits, Admission::Open).0,
             &alice(),
             false,
             &space,
@@ -1212,7 +1528,7 @@ fn pushes_over_the_rate_are_limited_until_time_passes() {
         ..Limits::default()
     };
     let space = Space::new();
-    let (session, clock) = session_with(limits, Creation::Open);
+    let (session, clock) = session_with(limits, Admission::Open);
     let mut session = ready_on(session, &alice(), false, &space);
     for counter in 1..=2 {
         assert!(session.on_frame(changes(1, counter), NOW).query.is_some());
@@ -1508,7 +1824,7 @@ fn a_missing_lockbox_is_a_conflict_to_retry() {
 }
 
 fn delete(by: &SigningKey, space: SpaceId) -> ClientFrame {
-    let message = hearth_proto::delete_space_message(&RELAY, &NONCE, &space);
+    let message = hearth_proto::delete_space_message(&relay_id(), &NONCE, &space);
     ClientFrame::DeleteSpace {
         space,
         signature: by.sign(&message).to_bytes(),

@@ -25,7 +25,12 @@
 //! - [`answer_login`](HostileRelay::answer_login): answer a login with frame bytes the test
 //!   built, instead of the relay's answer;
 //! - [`rewrite_snapshots`](HostileRelay::rewrite_snapshots) (client → relay): replace a
-//!   `PushSnapshot`'s envelope; without the rule, snapshots pass as they are.
+//!   `PushSnapshot`'s envelope; without the rule, snapshots pass as they are;
+//! - [`replay_identity`](HostileRelay::replay_identity): answer `Hello` and `Identify`
+//!   with the `Challenge` and `Identity` the relay sent on an earlier connection, as an
+//!   impostor that recorded them would;
+//! - [`repoint`](HostileRelay::repoint): send new connections to another relay, as an
+//!   address that now leads elsewhere.
 //!
 //! It lives here, in the tests, and nowhere in a shipped crate. It is bound before
 //! [`HostileRelay::start`] returns and runs on a thread and runtime of its own, like
@@ -141,6 +146,8 @@ pub struct Tally {
     pub answered_logins: usize,
     /// Snapshots rewritten on their way to the relay.
     pub rewritten_snapshots: usize,
+    /// Challenges and identity proofs replayed from an earlier connection.
+    pub replayed_identities: usize,
 }
 
 /// A rule's handle, to remove it with [`HostileRelay::remove`].
@@ -159,6 +166,7 @@ enum Action {
     InjectEvent { seq: u64, bytes: Vec<u8> },
     AnswerLogin(Vec<u8>),
     RewriteSnapshot(Rewrite),
+    ReplayIdentity,
 }
 
 /// A rule: what, where, for how long.
@@ -178,6 +186,10 @@ struct Shared {
     tally: Tally,
     /// Envelopes withheld once already (their bytes): they pass from now on.
     withheld_once: HashSet<Vec<u8>>,
+    /// The relay new connections go to, once repointed.
+    upstream: Option<String>,
+    /// The last `Challenge` and `Identity` a connection got from the relay, as sent.
+    recorded_identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Shared {
@@ -322,6 +334,25 @@ impl HostileRelay {
         )
     }
 
+    /// From now on answers every connection's `Hello` and `Identify` with the `Challenge`
+    /// and `Identity` the relay sent the last connection before (the relay's own answers
+    /// are dropped), as an impostor replaying what it recorded would.
+    ///
+    /// # Panics
+    /// If no connection got both yet.
+    pub fn replay_identity(&self) -> RuleId {
+        assert!(
+            self.shared().recorded_identity.is_some(),
+            "no identity proof recorded yet"
+        );
+        self.add(Scope::Every, Times::ForGood, Action::ReplayIdentity)
+    }
+
+    /// Sends the connections opened from now on to the relay at `upstream` instead.
+    pub fn repoint(&self, upstream: &str) {
+        self.shared().upstream = Some(upstream.to_owned());
+    }
+
     /// Removes a rule (nothing happens if it is gone already).
     pub fn remove(&self, rule: RuleId) {
         self.shared().spend(&[rule.0]);
@@ -370,6 +401,7 @@ impl Drop for HostileRelay {
 
 const CLIENT_KINDS: &[&str] = &[
     "Hello",
+    "Identify",
     "Auth",
     "Subscribe",
     "Push",
@@ -393,6 +425,7 @@ const RELAY_KINDS: &[&str] = &[
     "Reject",
     "Pong",
     "SpaceDeleted",
+    "Identity",
     "unreadable",
 ];
 
@@ -411,6 +444,7 @@ fn client_kind(frame: &ClientFrame) -> &'static str {
         ClientFrame::CreateSpace { .. } => "CreateSpace",
         ClientFrame::Countersign { .. } => "Countersign",
         ClientFrame::SubscribeEnvelopes { .. } => "SubscribeEnvelopes",
+        ClientFrame::Identify { .. } => "Identify",
     }
 }
 
@@ -427,6 +461,7 @@ fn relay_kind(frame: &RelayFrame) -> &'static str {
         RelayFrame::SpaceDeleted { .. } => "SpaceDeleted",
         RelayFrame::Proposed { .. } => "Proposed",
         RelayFrame::Countersigned { .. } => "Countersigned",
+        RelayFrame::Identity { .. } => "Identity",
     }
 }
 
@@ -465,6 +500,8 @@ struct Conn {
     awaiting_login: bool,
     /// ACL records the relay sent it so far (the chain's length as it was told).
     acl_records: usize,
+    /// The `Challenge` the relay sent it, as sent.
+    challenge: Option<Vec<u8>>,
 }
 
 /// Carries one client connection to a connection of its own to the relay, frame by frame,
@@ -473,6 +510,12 @@ async fn relay_one(stream: TcpStream, upstream: String, shared: Arc<Mutex<Shared
     let Ok(client) = tokio_tungstenite::accept_async(stream).await else {
         return;
     };
+    let repointed = shared
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .upstream
+        .clone();
+    let upstream = repointed.unwrap_or(upstream);
     let Ok((relay, _)) = tokio_tungstenite::connect_async(upstream.as_str()).await else {
         return;
     };
@@ -596,7 +639,34 @@ fn from_the_relay(shared: &Mutex<Shared>, conn: &mut Conn, bytes: &[u8]) -> Vec<
             return out;
         }
     }
+    let replaying = shared
+        .rules
+        .iter()
+        .any(|r| matches!(r.action, Action::ReplayIdentity));
     let frame = match frame {
+        RelayFrame::Challenge { .. } | RelayFrame::Identity { .. } if replaying => {
+            let (challenge, identity) = shared
+                .recorded_identity
+                .clone()
+                .expect("replay_identity checked that one was recorded");
+            let replayed = if matches!(frame, RelayFrame::Challenge { .. }) {
+                challenge
+            } else {
+                shared.tally.replayed_identities += 1;
+                identity
+            };
+            return vec![replayed];
+        }
+        RelayFrame::Challenge { .. } => {
+            conn.challenge = Some(bytes.to_vec());
+            Some(frame)
+        }
+        RelayFrame::Identity { .. } => {
+            if let Some(challenge) = conn.challenge.clone() {
+                shared.recorded_identity = Some((challenge, bytes.to_vec()));
+            }
+            Some(frame)
+        }
         RelayFrame::Batch { items, head } => {
             out.extend(injected_events(shared, conn, &mut spent));
             let (items, head) = batch(shared, conn, items, head, &mut spent);

@@ -2,12 +2,14 @@
 //! as people and operators would. One binary links the workspace once instead of once per
 //! file; each module is one area of behaviour.
 
+mod admission;
 mod adversarial;
 mod caught_relay;
 mod charts;
 mod consent;
 mod devices;
 mod follow_through;
+mod handshake;
 mod hostile_partner;
 mod hostile_relay;
 mod offline;
@@ -23,4 +25,5 @@ mod sync;
 mod sync_property;
 mod terminal;
 mod tls;
+mod unlock;
 mod upgrade;

@@ -340,9 +340,7 @@ mod moving {
         let (mut sam, mut jordan) = couple_with_unsynced_writes(dir.path(), &old).await;
 
         let to = RelayUrl::parse(&new.url).unwrap();
-        let moved = sync::move_space(&mut sam, &to, None, None, T)
-            .await
-            .unwrap();
+        let moved = sync::move_space(&mut sam, &to, None, T).await.unwrap();
         assert_eq!(moved.from.as_deref(), Some(old.url.as_str()));
         assert_eq!(moved.not_announced, None, "the old relay was up");
         honest(&moved.synced.unwrap());
@@ -416,7 +414,7 @@ mod moving {
         // Jordan moves it this time: not the device whose Genesis founded the space.
         let to = RelayUrl::parse(&new.url).unwrap();
         honest(
-            &sync::move_space(&mut jordan, &to, None, None, T)
+            &sync::move_space(&mut jordan, &to, None, T)
                 .await
                 .unwrap()
                 .synced
@@ -437,7 +435,7 @@ mod moving {
         let (mut sam, mut jordan) = couple_with_unsynced_writes(dir.path(), &old).await;
         let to = RelayUrl::parse(&new.url).unwrap();
         honest(
-            &sync::move_space(&mut sam, &to, None, None, T)
+            &sync::move_space(&mut sam, &to, None, T)
                 .await
                 .unwrap()
                 .synced
@@ -454,9 +452,7 @@ mod moving {
             .trim_start_matches("ws://")
             .trim_end_matches("/v1/sync");
         let to = RelayUrl::parse(typed).unwrap();
-        let moved = sync::move_space(&mut jordan, &to, None, None, T)
-            .await
-            .unwrap();
+        let moved = sync::move_space(&mut jordan, &to, None, T).await.unwrap();
         assert!(moved.not_announced.is_some(), "the old relay is gone");
         honest(&moved.synced.unwrap());
         assert_eq!(relay_of(&jordan), new.url);
@@ -478,7 +474,7 @@ mod moving {
         let (mut sam, mut jordan) = couple_with_unsynced_writes(dir.path(), &old).await;
         let to = RelayUrl::parse(&theirs.url).unwrap();
         honest(
-            &sync::move_space(&mut sam, &to, None, None, T)
+            &sync::move_space(&mut sam, &to, None, T)
                 .await
                 .unwrap()
                 .synced
@@ -487,7 +483,7 @@ mod moving {
 
         // Jordan has not synced since, and moves the space somewhere else.
         let elsewhere = RelayUrl::parse(&mine.url).unwrap();
-        let err = sync::move_space(&mut jordan, &elsewhere, None, None, T)
+        let err = sync::move_space(&mut jordan, &elsewhere, None, T)
             .await
             .unwrap_err();
         let sync::SyncError::MovedElsewhere {

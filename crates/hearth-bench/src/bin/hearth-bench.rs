@@ -1,8 +1,8 @@
 //! hearth's benchmark runner.
 //!
 //! `hearth-bench offline`: builds a profile holding a ten-year history, then times the real
-//! `hearth` binary on it, whole process (`hearth log --json`, `hearth appreciate`), and
-//! reports the profile's size. Results print as JSON lines, then a table.
+//! `hearth` binary on it, whole process (`hearth log --json`, `hearth appreciate`), without
+//! a passphrase, with one unlocked, and with one each time, and reports the profile's size. Results print as JSON lines, then a table.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
@@ -57,8 +57,10 @@ const USAGE: &str = "usage: hearth-bench offline|sync|relay|compare|attacks|soak
             over max(--runs, 100) writes, p50/p95/p99; and the time for a new device to
             join and receive the ten-year history.
 
-  offline   time `hearth log --json` and `hearth appreciate` on a ten-year profile
-            (no passphrase), whole process, and report the profile's size.
+  offline   time `hearth log --json` and `hearth appreciate` on a ten-year profile,
+            whole process: without a passphrase, with one but unlocked (`hearth unlock`),
+            and with one typed each time (HEARTH_PASSPHRASE, scrypt every run), runs
+            interleaved; and report the profile's size.
   --runs N       runs per command (default 21)
   --hearth PATH  the hearth binary (default: beside this program, i.e. target/release/hearth)
   --keep DIR     build the profile in DIR and keep it (default: a temporary directory)";
@@ -222,24 +224,66 @@ fn offline(
         home.display()
     );
 
-    let env = [("HEARTH_HOME", home.as_path())];
+    // The same profile behind a passphrase: its database, and its secrets in a key file
+    // that needs scrypt to open.
+    let locked_home = temp.path().join("passphrase-profile");
+    std::fs::create_dir_all(&locked_home)?;
+    std::fs::copy(home.join("profile.db"), locked_home.join("profile.db"))?;
+    let secrets = hearth_crypto::keyfile::read(&home.join("device.key"), None)?;
+    let passphrase = Path::new(BENCH_PASSPHRASE);
+    hearth_crypto::keyfile::create(
+        &locked_home.join("device.key"),
+        &secrets,
+        &Protection::Passphrase(BENCH_PASSPHRASE.into()),
+    )?;
+    let unlocked_home = temp.path().join("unlocked-profile");
+    copy_profile(&locked_home, &unlocked_home)?;
+    let unlocked = [("HEARTH_HOME", unlocked_home.as_path())];
+    let unlock = timing::time_once(
+        &hearth,
+        &["unlock", "--for", "1h"],
+        &[unlocked[0], ("HEARTH_PASSPHRASE", passphrase)],
+    )?;
+    eprintln!("unlocked a copy in {:.1} ms", ms(unlock));
+
+    // Each scenario in turn within a round, so a busy moment on the machine falls on all.
+    let scenarios: [(&str, Vec<(&str, &Path)>); 3] = [
+        ("", vec![("HEARTH_HOME", home.as_path())]),
+        ("_unlocked", unlocked.to_vec()),
+        (
+            "_passphrase",
+            vec![
+                ("HEARTH_HOME", locked_home.as_path()),
+                ("HEARTH_PASSPHRASE", passphrase),
+            ],
+        ),
+    ];
     // One warm-up run each, so the page cache holds the binary and the profile.
-    timing::time_once(&hearth, &["log", "--json"], &env)?;
-    let mut log = Vec::new();
-    for _ in 0..runs {
-        log.push(timing::time_once(&hearth, &["log", "--json"], &env)?);
+    for (_, env) in &scenarios {
+        timing::time_once(&hearth, &["log", "--json"], env)?;
     }
-    let mut appreciate = Vec::new();
+    let mut log = vec![Vec::new(); scenarios.len()];
+    for _ in 0..runs {
+        for (samples, (_, env)) in log.iter_mut().zip(&scenarios) {
+            samples.push(timing::time_once(&hearth, &["log", "--json"], env)?);
+        }
+    }
+    let mut appreciate = vec![Vec::new(); scenarios.len()];
     for i in 0..runs {
         let text = format!("benchmark appreciation {i}");
-        appreciate.push(timing::time_once(&hearth, &["appreciate", &text], &env)?);
+        for (samples, (_, env)) in appreciate.iter_mut().zip(&scenarios) {
+            samples.push(timing::time_once(&hearth, &["appreciate", &text], env)?);
+        }
     }
+    timing::time_once(&hearth, &["lock"], &unlocked)?;
     let size_after = dir_size(&home)?;
 
-    let rows = [
-        ("log_json", timing::summarize(log)),
-        ("appreciate", timing::summarize(appreciate)),
-    ];
+    let mut rows = Vec::new();
+    for (command, samples) in [("log_json", log), ("appreciate", appreciate)] {
+        for ((suffix, _), samples) in scenarios.iter().zip(samples) {
+            rows.push((format!("{command}{suffix}"), timing::summarize(samples)));
+        }
+    }
     let mut lines = Vec::new();
     for (name, s) in &rows {
         let line = json!({
@@ -257,24 +301,52 @@ fn offline(
     );
     println!();
     println!(
-        "{:<28} {:>10} {:>10} {:>10}",
+        "{:<44} {:>10} {:>10} {:>10}",
         "whole process (ms)", "median", "p90", "min"
     );
     for (name, s) in &rows {
-        let label = if *name == "log_json" {
-            "hearth log --json"
-        } else {
-            "hearth appreciate"
+        let label = match name.as_str() {
+            "log_json" => "hearth log --json",
+            "log_json_unlocked" => "hearth log --json, passphrase, unlocked",
+            "log_json_passphrase" => "hearth log --json, passphrase each time",
+            "appreciate" => "hearth appreciate",
+            "appreciate_unlocked" => "hearth appreciate, passphrase, unlocked",
+            _ => "hearth appreciate, passphrase each time",
         };
         println!(
-            "{label:<28} {:>10.1} {:>10.1} {:>10.1}",
+            "{label:<44} {:>10.1} {:>10.1} {:>10.1}",
             ms(s.median),
             ms(s.p90),
             ms(s.min)
         );
     }
-    println!("{:<28} {:>10.2} MB", "profile size", size as f64 / 1e6);
+    for command in ["log_json", "appreciate"] {
+        let median = |name: &str| {
+            rows.iter()
+                .find(|(n, _)| n == name)
+                .map_or(f64::NAN, |(_, s)| ms(s.median))
+        };
+        println!(
+            "{:<44} {:>10.2}x (target: at most 1.3x)",
+            format!("{command}: unlocked / no passphrase"),
+            median(&format!("{command}_unlocked")) / median(command)
+        );
+    }
+    println!("{:<44} {:>10.2} MB", "profile size", size as f64 / 1e6);
     Ok(lines)
+}
+
+/// The passphrase of the benchmark's passphrase profiles (a throwaway, in a temporary
+/// directory).
+const BENCH_PASSPHRASE: &str = "benchmark passphrase";
+
+/// Copies a profile's files (a closed profile: no WAL left) to a new directory.
+fn copy_profile(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for name in ["profile.db", "device.key"] {
+        std::fs::copy(from.join(name), to.join(name))?;
+    }
+    Ok(())
 }
 
 fn round(x: f64) -> f64 {

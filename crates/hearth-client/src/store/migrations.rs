@@ -229,7 +229,18 @@ const MIGRATIONS: &[Migration] = &[
         at_ms INTEGER NOT NULL CHECK (at_ms >= 0)
     ) STRICT, WITHOUT ROWID;",
     ),
-    // 11: the upload a relay the space moved to is owed (docs/protocol.md, "Moving a space
+    // 11: the relay key trusted at each relay address (docs/security.md, "The relay's key").
+    up(
+        "-- Pinned at the first contact with a relay address (or from the invite code that led
+    -- there), checked before every login, and moved only by `hearth relay trust`. Public
+    -- keys and addresses, no content.
+    CREATE TABLE relay_keys (
+        relay TEXT PRIMARY KEY,
+        key BLOB NOT NULL CHECK (length(key) = 32),
+        pinned_at INTEGER NOT NULL CHECK (pinned_at >= 0)
+    ) STRICT, WITHOUT ROWID;",
+    ),
+    // 12: the upload a relay the space moved to is owed (docs/protocol.md, "Moving a space
     // to another relay").
     up(
         "-- 1 from the move to another relay until this device's next push there, which seals

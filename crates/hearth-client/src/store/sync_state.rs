@@ -24,7 +24,7 @@ pub(crate) enum Counter {
     /// (migration 6).
     Resend,
     /// 1 while this device owes the relay the space moved to its own person's writing
-    /// (migration 11).
+    /// (migration 12).
     Reupload,
 }
 

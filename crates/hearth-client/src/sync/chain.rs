@@ -4,13 +4,15 @@
 //! read and write the space becomes this device's. That includes its word that the space
 //! is gone: a deletion counts only with the signature of a member of the chain this device
 //! verified ([`DeletionJudge`]), and a relay that answers as if a space this device knows
-//! well never existed is not given a new one ([`SyncError::SpaceMissing`]).
+//! well never existed is not given a new one ([`SyncError::SpaceMissing`]). Its word that
+//! the space expired (nobody joined it) is taken only for a space whose one member, as far
+//! as this device verified, is this device: then it holds everything the relay held.
 
 use std::time::Duration;
 
 use hearth_doc::authorship::People;
 use hearth_proto::{
-    AclRecord, AclState, ClientFrame, DeviceId, Limits, RejectCode, RelayFrame, SpaceId,
+    AclBody, AclRecord, AclState, ClientFrame, DeviceId, Limits, RejectCode, RelayFrame, SpaceId,
     verify_delete_space,
 };
 
@@ -164,19 +166,45 @@ pub(super) async fn append_record(
     adopt_chain(profile, &chain, &link.limits)
 }
 
+/// A login's outcome: the link, the space, and the relay's chain (not yet adopted; empty
+/// if the relay does not hold the space).
+pub(super) struct Admitted {
+    pub(super) link: Link,
+    pub(super) space: SpaceId,
+    pub(super) chain: Vec<Vec<u8>>,
+    /// The relay removed the space because nobody joined it, and this device, its only
+    /// member, may create it again on this link.
+    pub(super) expired: bool,
+}
+
+/// Whether the chain `records` is `me`'s alone: its Genesis names `me` and no device was
+/// ever added (the relay's own test for a space to expire). Then everything in the space
+/// came from this device, and a relay that lost it lost nothing this device lacks.
+fn alone(records: &[AclRecord], me: &DeviceId) -> bool {
+    let founded = matches!(
+        records.first().map(|r| &r.body),
+        Some(AclBody::Genesis { device, .. }) if device == me
+    );
+    founded
+        && !records
+            .iter()
+            .any(|r| matches!(r.body, AclBody::AddDevice { .. }))
+}
+
 /// A new connection to this device's relay, logged in as this device (the space must be
 /// on a relay, with a chain, or it is [`SyncError::NotPaired`]), with the limits the relay
-/// announced saved. Returns the link, the space and the relay's chain, not yet adopted.
+/// announced saved. The relay must first prove the key pinned for its address (pinned now
+/// at first contact), or it is [`SyncError::RelayKeyChanged`] and nothing is sent. Returns
+/// the link, the space and the relay's chain, not yet adopted. A relay that says the space
+/// expired ([`Admitted::expired`]) is believed only for a space of which this device is the
+/// only member it verified; otherwise it is [`SyncError::SpaceMissing`].
 /// The link judges any claim that the space was deleted against this device's chain: a
 /// proven one is [`SyncError::SpaceDeleted`], one without a member's signature
 /// [`SyncError::DeletionUnproven`]; and a relay that says the space does not exist, when
 /// this device verified more of it than its Genesis, is [`SyncError::SpaceMissing`]
 /// (an empty chain is answered with `CreateSpace` only for a space that is just this
 /// device's so far). Nothing else is saved before the chain is adopted.
-pub(super) async fn login(
-    profile: &mut Profile,
-    timeout: Duration,
-) -> Result<(Link, SpaceId, Vec<Vec<u8>>), SyncError> {
+pub(super) async fn login(profile: &mut Profile, timeout: Duration) -> Result<Admitted, SyncError> {
     let relay = profile.sync_book().relay()?.ok_or(SyncError::NotPaired)?;
     let state = profile
         .sync_book()
@@ -184,17 +212,45 @@ pub(super) async fn login(
         .ok_or(SyncError::NotPaired)?;
     let known = state.len();
     let space = profile.space()?;
+    let only_me = alone(
+        &decode_chain(&profile.sync_book().acl_records()?)?,
+        &profile.device_id(),
+    );
     let judge = DeletionJudge::new(profile, space, state)?;
     let trust = profile.relay_trust()?;
     let mut link = Link::connect(&relay, &trust, timeout).await?;
+    if let Err(e) = super::trust::check_pinned(profile, &link) {
+        link.close().await;
+        return Err(e);
+    }
     link.judge = Some(judge);
-    let chain = link.login(&profile.secrets.device, &space, false).await?;
+    let (chain, expired) = match link.login(&profile.secrets.device, &space, false).await {
+        Ok(chain) => (chain, false),
+        Err(SyncError::Refused {
+            code: RejectCode::SpaceExpired,
+            ..
+        }) if only_me => (Vec::new(), true),
+        Err(SyncError::Refused {
+            code: RejectCode::SpaceExpired,
+            ..
+        }) => {
+            tracing::warn!("the relay says a space with another member expired; not believed");
+            link.close().await;
+            return Err(SyncError::SpaceMissing);
+        }
+        Err(e) => return Err(e),
+    };
     profile.sync_book_mut().set_relay_limits(&link.limits)?;
-    if missing(&chain, known) {
+    if !expired && missing(&chain, known) {
         link.close().await;
         return Err(SyncError::SpaceMissing);
     }
-    Ok((link, space, chain))
+    Ok(Admitted {
+        link,
+        space,
+        chain,
+        expired,
+    })
 }
 
 /// Whether a relay's `chain` for a space of which this device verified `known` records
@@ -213,14 +269,27 @@ fn missing(chain: &[Vec<u8>], known: u64) -> bool {
 /// # Errors
 /// A [`SyncError`]: unreachable, not admitted, deleted, missing…
 pub async fn check_space(profile: &mut Profile, timeout: Duration) -> Result<(), SyncError> {
-    let (link, _, _) = login(profile, timeout).await?;
-    link.close().await;
+    let admitted = login(profile, timeout).await?;
+    admitted.link.close().await;
+    if admitted.expired {
+        return Err(SyncError::SpaceExpired);
+    }
     Ok(())
 }
 
 /// A new connection, logged in as this device, with the relay's chain adopted.
 pub(super) async fn reconnect(profile: &mut Profile, timeout: Duration) -> Result<Link, SyncError> {
-    let (link, _, chain) = login(profile, timeout).await?;
+    let Admitted {
+        link,
+        chain,
+        expired,
+        ..
+    } = login(profile, timeout).await?;
+    if expired {
+        // Only `sync_once` puts an expired space back.
+        link.close().await;
+        return Err(SyncError::SpaceExpired);
+    }
     adopt_chain(profile, &chain, &link.limits)?;
     Ok(link)
 }
@@ -231,7 +300,7 @@ pub(super) async fn reconnect(profile: &mut Profile, timeout: Duration) -> Resul
 /// # Errors
 /// A [`SyncError`]; the local chain is unchanged then.
 pub async fn refresh_acl(profile: &mut Profile, timeout: Duration) -> Result<AclState, SyncError> {
-    let (link, _, chain) = login(profile, timeout).await?;
+    let Admitted { link, chain, .. } = login(profile, timeout).await?;
     let limits = link.limits;
     link.close().await;
     if chain.is_empty() {
@@ -317,6 +386,20 @@ mod tests {
         }
         let said = unproven(DeletionJudge::verdict(None, &claim(&c.owner, c.space)));
         assert!(said.contains("no verified list"), "{said}");
+    }
+
+    #[test]
+    fn only_a_space_whose_one_member_is_this_device_may_have_expired() {
+        let c = Couple::new();
+        let me = c.owner.device_id();
+        assert!(alone(&c.records[..1], &me));
+        assert!(alone(&c.records[..2], &me), "an invite nobody used");
+        assert!(!alone(&c.records[..1], &c.stranger.device_id()));
+        assert!(
+            !alone(&c.records, &me),
+            "a device joined, though it was removed since"
+        );
+        assert!(!alone(&[], &me));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use hearth_proto::{DeviceId, RejectCode};
+use hearth_proto::{DeviceId, Fingerprint, RejectCode};
 
 use crate::{Error, Whose};
 
@@ -199,6 +199,117 @@ pub enum SyncError {
          persists, ask the relay's operator, or check which relay you use"
     )]
     SpaceMissing,
+    /// The relay creates spaces only with a creation token from its operator, and this
+    /// device's space is not on it: no token was offered
+    /// ([`Profile::offer_relay_token`](crate::Profile::offer_relay_token)), or the relay
+    /// refused the one offered. Nothing was created or spent; everything stays here.
+    #[error(
+        "{}{}; everything stays on this device, and the space reaches the relay once it is \
+         created there",
+        if *after_expiry {
+            "the relay removed this space because no second device joined it in time (this \
+             device holds all of it), and putting it back needs a creation token: "
+        } else {
+            ""
+        },
+        problem
+    )]
+    TokenRefused {
+        /// What was wrong.
+        problem: TokenProblem,
+        /// Whether the space was on the relay before and expired there.
+        after_expiry: bool,
+    },
+    /// The relay removed this space because no second device joined it in time. This
+    /// device was its only member and holds everything; `sync_once` puts it back (this is
+    /// what other calls, such as [`check_space`](super::check_space), report).
+    #[error(
+        "the relay removed this space because no second device joined it in time; this \
+         device holds all of it: `hearth sync` puts it back on the relay, and `hearth invite` \
+         makes a new invite (the old ones went with it)"
+    )]
+    SpaceExpired,
+    /// The relay refused the login because this device's clock is more than five minutes
+    /// from the relay's. Nothing was sent or changed.
+    #[error("{0}")]
+    ClockSkew(ClockSkew),
+    /// The relay at this device's relay address presents another key than the one this
+    /// device pinned there (at first contact, or with `hearth relay trust`). Nothing but
+    /// the handshake was sent to it: no login, no data.
+    #[error(
+        "the relay at {relay} is not the one this device knows: its key has fingerprint \
+         {presented}, but this device pinned {pinned} there. The relay may have been rebuilt \
+         with a new database, or the address may now lead to another server (someone may be \
+         impersonating it). Nothing was sent to it, and everything on this device is kept. Ask \
+         the relay's operator for its fingerprint (`hearth-relay fingerprint` on the server); \
+         if it is {presented}, run `hearth relay trust {presented}`"
+    )]
+    RelayKeyChanged {
+        /// The relay's URL.
+        relay: String,
+        /// The fingerprint pinned for it.
+        pinned: Fingerprint,
+        /// The fingerprint of the key it proved now.
+        presented: Fingerprint,
+    },
+    /// The relay presents another key than the invite code says the inviting device knows
+    /// it by. Nothing but the handshake was sent; no profile was created.
+    #[error(
+        "the relay at {relay} is not the one your invite was made on: its key has fingerprint \
+         {presented}, but the invite code names {invited}. The address may now lead to another \
+         server, or the relay was rebuilt since. Nothing was sent to it and nothing was created \
+         here. Ask whoever invited you to check `hearth status` (it shows the relay's \
+         fingerprint) and for a new invite"
+    )]
+    RelayKeyNotInvited {
+        /// The relay's URL.
+        relay: String,
+        /// The fingerprint the invite code carries.
+        invited: Fingerprint,
+        /// The fingerprint of the key it proved now.
+        presented: Fingerprint,
+    },
+    /// A fingerprint given to `hearth relay trust` is not that of the key the relay
+    /// presents. Nothing was changed.
+    #[error(
+        "the relay at {relay} presents fingerprint {presented}, not the {given} you gave; \
+         nothing was changed. Check the fingerprint with the relay's operator \
+         (`hearth-relay fingerprint` on the server): if theirs is {given}, the address does \
+         not lead to their relay"
+    )]
+    FingerprintMismatch {
+        /// The relay's URL.
+        relay: String,
+        /// The fingerprint given.
+        given: Fingerprint,
+        /// The fingerprint of the key the relay proved.
+        presented: Fingerprint,
+    },
+    /// The relay's proof of its key does not hold (made for another connection, or
+    /// without the key): it is not the relay it claims to be. Nothing but the handshake
+    /// was sent.
+    #[error(
+        "the relay at {relay} could not prove it holds its key ({why}): it may not be the \
+         relay it claims to be. Nothing was sent to it, and everything on this device is \
+         kept. If it persists, ask the relay's operator, or check which relay you use"
+    )]
+    RelayKeyUnproven {
+        /// The relay's URL.
+        relay: String,
+        /// What was wrong with the proof.
+        why: String,
+    },
+    /// The relay does not prove any key (a relay from before relay keys, or not a hearth
+    /// relay). Nothing but the handshake was sent.
+    #[error(
+        "the relay at {relay} does not prove which relay it is: it runs a hearth-relay older \
+         than this hearth, or it is not a hearth relay. Nothing was sent to it, and everything \
+         on this device is kept; ask the relay's operator to upgrade it"
+    )]
+    RelayUnidentified {
+        /// The relay's URL.
+        relay: String,
+    },
     /// Another device moved the space to another relay than the one this device was
     /// asked to move it to, and this device had not heard yet: moving it too would split
     /// the devices between two relays.
@@ -218,6 +329,64 @@ pub enum SyncError {
     /// The local profile failed.
     #[error(transparent)]
     Profile(#[from] Error),
+}
+
+/// How far this device's clock is from the relay's, as found when the relay refused a
+/// login for it (`ClockSkew`), with the relay's time from the `Identity` it signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockSkew {
+    /// This device's clock at the login, UTC milliseconds.
+    pub device_ms: u64,
+    /// The relay's clock, UTC milliseconds.
+    pub relay_ms: u64,
+}
+
+impl ClockSkew {
+    /// Whether this device's clock is ahead of the relay's.
+    pub fn ahead(&self) -> bool {
+        self.device_ms > self.relay_ms
+    }
+
+    /// How far off, in words: "10 minutes", "3 hours", "2 days".
+    pub fn distance(&self) -> String {
+        let minutes = (self.device_ms.abs_diff(self.relay_ms) + 30_000) / 60_000;
+        let (n, unit) = match minutes {
+            m if m < 120 => (m, "minute"),
+            m if m < 48 * 60 => ((m + 30) / 60, "hour"),
+            m => ((m + 12 * 60) / (24 * 60), "day"),
+        };
+        match n {
+            1 => format!("1 {unit}"),
+            n => format!("{n} {unit}s"),
+        }
+    }
+
+    /// The relay's time as a person checks a clock against it: `14:03 UTC`, with the day
+    /// in front when the two clocks are on different days.
+    pub fn relay_time(&self) -> String {
+        let to_utc = |ms: u64| hearth_doc::Millis(i64::try_from(ms).unwrap_or(i64::MAX)).to_utc();
+        let relay = to_utc(self.relay_ms);
+        if relay.date_naive() == to_utc(self.device_ms).date_naive() {
+            relay.format("%H:%M UTC").to_string()
+        } else {
+            relay.format("%Y-%m-%d %H:%M UTC").to_string()
+        }
+    }
+}
+
+impl fmt::Display for ClockSkew {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let way = if self.ahead() { "ahead of" } else { "behind" };
+        write!(
+            f,
+            "this computer's clock is {} {way} the relay's (the relay says it is {}): set the \
+             clock (e.g. `timedatectl set-ntp true`, or your system's date & time settings) and \
+             run the command again. Nothing was sent, and everything on this device is kept; \
+             hearth also dates what you write and checks invites' expiry by this clock",
+            self.distance(),
+            self.relay_time()
+        )
+    }
 }
 
 fn mover(whose: Whose, by: &DeviceId) -> String {
@@ -273,6 +442,44 @@ impl fmt::Display for SpaceDeletion {
     }
 }
 
+/// Why the relay would not create the space with the token this device offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenProblem {
+    /// None was offered.
+    #[error(
+        "this relay creates spaces only with a creation token from its operator: ask the \
+         relay's operator for one (`hearth-relay token create`) and pass it with --relay-token"
+    )]
+    Missing,
+    /// The relay does not know it.
+    #[error(
+        "the relay does not know this creation token (mistyped, revoked, or made for \
+         another relay): ask the relay's operator for a new one"
+    )]
+    Unknown,
+    /// It expired.
+    #[error("this creation token has expired: ask the relay's operator for a new one")]
+    Expired,
+    /// Its uses are spent.
+    #[error("this creation token has been used up: ask the relay's operator for a new one")]
+    Used,
+}
+
+impl TokenProblem {
+    /// The problem a relay's reject `code` names, if it names one.
+    pub(crate) fn of(code: hearth_proto::RejectCode) -> Option<Self> {
+        use hearth_proto::RejectCode as C;
+        match code {
+            C::TokenRequired => Some(Self::Missing),
+            C::TokenUnknown => Some(Self::Unknown),
+            C::TokenExpired => Some(Self::Expired),
+            C::TokenUsed => Some(Self::Used),
+            _ => None,
+        }
+    }
+}
+
 /// What is wrong with an invite as the relay holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -318,6 +525,94 @@ mod tests {
             "your other device 1a1a1a1a"
         );
         assert_eq!(deletion(Whose::Yours, true).who(), "this device (1a1a1a1a)");
+    }
+
+    #[test]
+    fn a_refused_token_says_what_to_do_and_that_nothing_is_lost() {
+        let err = SyncError::TokenRefused {
+            problem: TokenProblem::Missing,
+            after_expiry: false,
+        };
+        assert_eq!(
+            err.to_string(),
+            "this relay creates spaces only with a creation token from its operator: ask the \
+             relay's operator for one (`hearth-relay token create`) and pass it with \
+             --relay-token; everything stays on this device, and the space reaches the relay \
+             once it is created there"
+        );
+        let err = SyncError::TokenRefused {
+            problem: TokenProblem::Used,
+            after_expiry: true,
+        };
+        assert!(
+            err.to_string().starts_with(
+                "the relay removed this space because no second device joined it in time"
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("used up"), "{err}");
+    }
+
+    #[test]
+    fn a_skewed_clock_says_which_way_how_far_and_the_relays_time_never_removal() {
+        // 2026-12-07 14:03 UTC on the relay.
+        let relay_ms = 1_796_652_180_000;
+        let ahead = SyncError::ClockSkew(ClockSkew {
+            device_ms: relay_ms + 10 * 60_000,
+            relay_ms,
+        });
+        assert_eq!(
+            ahead.to_string(),
+            "this computer's clock is 10 minutes ahead of the relay's (the relay says it is \
+             14:03 UTC): set the clock (e.g. `timedatectl set-ntp true`, or your system's date \
+             & time settings) and run the command again. Nothing was sent, and everything on \
+             this device is kept; hearth also dates what you write and checks invites' expiry \
+             by this clock"
+        );
+        let behind = ClockSkew {
+            device_ms: relay_ms - 3 * 3_600_000 - 60_000,
+            relay_ms,
+        };
+        assert!(!behind.ahead());
+        assert_eq!(behind.distance(), "3 hours");
+        let message = SyncError::ClockSkew(behind).to_string();
+        assert!(message.contains("3 hours behind the relay's"), "{message}");
+        assert!(!message.contains("removed"), "{message}");
+        let days = ClockSkew {
+            device_ms: relay_ms - 400 * 86_400_000,
+            relay_ms,
+        };
+        assert_eq!(days.distance(), "400 days");
+        assert_eq!(days.relay_time(), "2026-12-07 14:03 UTC");
+        let one = ClockSkew {
+            device_ms: relay_ms + 61_000,
+            relay_ms,
+        };
+        assert_eq!(one.distance(), "1 minute");
+    }
+
+    #[test]
+    fn a_changed_relay_key_names_both_fingerprints_what_it_may_mean_and_the_command() {
+        let pinned: Fingerprint = "1111-2222-3333-4444-5555-6666-7777-8888".parse().unwrap();
+        let presented: Fingerprint = "9999-aaaa-bbbb-cccc-dddd-eeee-ffff-0000".parse().unwrap();
+        let message = SyncError::RelayKeyChanged {
+            relay: "wss://relay.example.org/v1/sync".into(),
+            pinned,
+            presented,
+        }
+        .to_string();
+        for part in [
+            "wss://relay.example.org/v1/sync",
+            "pinned 1111-2222-3333-4444-5555-6666-7777-8888",
+            "fingerprint 9999-aaaa-bbbb-cccc-dddd-eeee-ffff-0000",
+            "rebuilt",
+            "another server",
+            "Nothing was sent",
+            "`hearth-relay fingerprint`",
+            "`hearth relay trust 9999-aaaa-bbbb-cccc-dddd-eeee-ffff-0000`",
+        ] {
+            assert!(message.contains(part), "{part:?} in {message}");
+        }
     }
 
     #[test]

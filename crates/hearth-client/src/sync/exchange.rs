@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use hearth_proto::{AclState, ClientFrame, RelayFrame, SpaceId};
 
-use super::chain::login;
+use super::chain::{Admitted, login};
 use super::consent;
 use super::keys::settle;
 use super::link::{Link, now_ms, unexpected};
 use super::screen::{receive, take_in};
 use super::witness;
-use super::{SyncError, SyncReport};
+use super::{SyncError, SyncReport, TokenProblem};
 use crate::Landmark;
 use crate::Profile;
 
@@ -102,22 +102,24 @@ pub(super) async fn sync_attempt(
     profile: &mut Profile,
     timeout: Duration,
 ) -> Result<SyncReport, SyncError> {
-    let (mut link, space, mut chain) = login(profile, timeout).await?;
+    let Admitted {
+        mut link,
+        space,
+        mut chain,
+        expired,
+    } = login(profile, timeout).await?;
+    if expired {
+        // Its only device puts it back: chain back to the Genesis, and everything resent.
+        tracing::info!("the relay removed this space because nobody joined it; creating it again");
+        profile.sync_book_mut().space_expired()?;
+    }
     if chain.is_empty() {
-        let genesis = profile
-            .sync_book()
-            .acl_records()?
-            .into_iter()
-            .next()
-            .ok_or(SyncError::NotPaired)?;
-        link.send(&ClientFrame::CreateSpace {
-            genesis,
-            token: None,
-        })
-        .await?;
-        chain = match link.recv().await? {
-            RelayFrame::AclChanged { records } => records,
-            other => return Err(unexpected("AclChanged", &other)),
+        chain = match create_space(profile, &mut link, expired).await {
+            Ok(chain) => chain,
+            Err(e) => {
+                link.close().await;
+                return Err(e);
+            }
         };
     }
     let report = match settle(profile, &mut link, &space, &chain).await {
@@ -133,7 +135,44 @@ pub(super) async fn sync_attempt(
     if report.is_ok() {
         profile.sync_book_mut().mark_synced(now_ms())?;
     }
-    report
+    report.map(|mut report| {
+        report.recreated_after_expiry = expired;
+        report
+    })
+}
+
+/// Creates this device's space on the relay with its Genesis, and the creation token
+/// offered on the profile, if any (spent, and so dropped from the profile, once the space
+/// exists). Returns the relay's chain.
+pub(super) async fn create_space(
+    profile: &mut Profile,
+    link: &mut Link,
+    after_expiry: bool,
+) -> Result<Vec<Vec<u8>>, SyncError> {
+    let genesis = profile
+        .sync_book()
+        .acl_records()?
+        .into_iter()
+        .next()
+        .ok_or(SyncError::NotPaired)?;
+    let token = profile.relay_token.as_ref().map(|t| t.expose().to_owned());
+    link.send(&ClientFrame::CreateSpace { genesis, token })
+        .await?;
+    match link.recv().await {
+        Ok(RelayFrame::AclChanged { records }) => {
+            profile.relay_token = None;
+            Ok(records)
+        }
+        Ok(other) => Err(unexpected("AclChanged", &other)),
+        Err(SyncError::Refused { code, message }) => match TokenProblem::of(code) {
+            Some(problem) => Err(SyncError::TokenRefused {
+                problem,
+                after_expiry,
+            }),
+            None => Err(SyncError::Refused { code, message }),
+        },
+        Err(e) => Err(e),
+    }
 }
 
 pub(super) async fn exchange(

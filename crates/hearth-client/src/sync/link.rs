@@ -1,6 +1,8 @@
-//! The link to the relay: one websocket conversation (connect, Hello/Challenge, login, send
-//! and receive frames with a timeout). It exists so that everything else in `sync` talks in
-//! frames, never in sockets; the relay's announced limits and login challenge live here.
+//! The link to the relay: one websocket conversation (connect, Hello/Challenge, the relay's
+//! proof of its key, login, send and receive frames with a timeout). It exists so that
+//! everything else in `sync` talks in frames, never in sockets; the relay's announced
+//! limits, its proven key and clock, and the login challenge live here. Whether the key is
+//! the one this device trusts is `trust`'s question, asked before any login.
 //! So does the relay's word that the space was deleted (`SpaceDeleted`, at login or while
 //! subscribed): it becomes an error here, judged against this device's verified chain
 //! when the link was given one ([`Link::judge`]).
@@ -10,8 +12,8 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use hearth_crypto::{AclSigner, sign_login};
 use hearth_proto::{
-    ClientFrame, DeviceId, Limits, PROTOCOL_VERSION, RejectCode, RelayFrame, SpaceId, decode_relay,
-    encode_client,
+    ClientFrame, DeviceId, Fingerprint, Limits, PROTOCOL_VERSION, ProtoError, RejectCode,
+    RelayFrame, SpaceId, decode_relay, encode_client, verify_relay_identity,
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -19,6 +21,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::SyncError;
 use super::chain::DeletionJudge;
+use super::error::ClockSkew;
 use crate::tls::{RelayTrust, fault_of};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -31,6 +34,10 @@ pub(crate) struct Link {
     pub(crate) limits: Limits,
     pub(crate) relay_id: [u8; 16],
     pub(crate) nonce: [u8; 32],
+    /// The relay's public key, proven on this connection.
+    pub(crate) relay_key: [u8; 32],
+    /// The relay's clock when it proved its key (UTC milliseconds).
+    relay_time_ms: u64,
     /// What a claim that the space was deleted is checked against (this device's verified
     /// chain); without it, such a claim cannot be proven.
     pub(crate) judge: Option<DeletionJudge>,
@@ -92,6 +99,8 @@ impl Link {
             limits: Limits::default(),
             relay_id: [0; 16],
             nonce: [0; 32],
+            relay_key: [0; 32],
+            relay_time_ms: 0,
             judge: None,
         };
         link.send(&ClientFrame::Hello {
@@ -113,18 +122,73 @@ impl Link {
                 link.limits = limits;
                 link.relay_id = relay_id;
                 link.nonce = nonce;
-                Ok(link)
             }
             // A websocket, but what answers it does not speak hearth's protocol.
-            Ok(other) => Err(not_a_relay(format!(
-                "it answered hearth's greeting with {}",
-                frame_name(&other)
-            ))),
-            Err(SyncError::UnreadableFrame(_)) => Err(not_a_relay(
-                "it accepts websockets but does not answer in hearth's protocol".into(),
-            )),
-            Err(e) => Err(e),
+            Ok(other) => {
+                return Err(not_a_relay(format!(
+                    "it answered hearth's greeting with {}",
+                    frame_name(&other)
+                )));
+            }
+            Err(SyncError::UnreadableFrame(_)) => {
+                return Err(not_a_relay(
+                    "it accepts websockets but does not answer in hearth's protocol".into(),
+                ));
+            }
+            Err(e) => return Err(e),
         }
+        link.identify().await?;
+        Ok(link)
+    }
+
+    /// Asks the relay to prove its key over a fresh nonce, and checks the proof.
+    async fn identify(&mut self) -> Result<(), SyncError> {
+        let nonce: [u8; 32] =
+            hearth_crypto::random_bytes().map_err(|e| SyncError::Profile(e.into()))?;
+        self.send(&ClientFrame::Identify { nonce }).await?;
+        let (key, time_ms, signature) = match self.recv().await {
+            Ok(RelayFrame::Identity {
+                key,
+                time_ms,
+                signature,
+            }) => (key, time_ms, signature),
+            Ok(other) => return Err(unexpected("Identity", &other)),
+            // A relay from before `Identify` does not decode it.
+            Err(SyncError::Refused {
+                code: RejectCode::BadFrame,
+                ..
+            }) => {
+                return Err(SyncError::RelayUnidentified {
+                    relay: self.relay.clone(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        verify_relay_identity(
+            &key,
+            &nonce,
+            &self.nonce,
+            &self.relay_id,
+            time_ms,
+            &signature,
+        )
+        .map_err(|e| SyncError::RelayKeyUnproven {
+            relay: self.relay.clone(),
+            why: match e {
+                ProtoError::BadSignature => "its signature does not verify: it was made for \
+                                             another connection, or without the key"
+                    .into(),
+                other => other.to_string(),
+            },
+        })?;
+        self.relay_key = key;
+        self.relay_time_ms = time_ms;
+        Ok(())
+    }
+
+    /// The fingerprint of the key the relay proved on this connection.
+    pub(crate) fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&self.relay_key)
     }
 
     pub(crate) async fn send(&mut self, frame: &ClientFrame) -> Result<(), SyncError> {
@@ -237,6 +301,13 @@ impl Link {
                 code: RejectCode::Unauthorized,
                 ..
             }) if !as_invite => Err(SyncError::NotAdmitted),
+            Err(SyncError::Refused {
+                code: RejectCode::ClockSkew,
+                ..
+            }) => Err(SyncError::ClockSkew(ClockSkew {
+                device_ms: time_ms,
+                relay_ms: self.relay_time_ms,
+            })),
             Err(e) => Err(e),
         }
     }
@@ -308,6 +379,7 @@ fn frame_name(got: &RelayFrame) -> &'static str {
         RelayFrame::SpaceDeleted { .. } => "SpaceDeleted",
         RelayFrame::Proposed { .. } => "Proposed",
         RelayFrame::Countersigned { .. } => "Countersigned",
+        RelayFrame::Identity { .. } => "Identity",
     }
 }
 
@@ -317,8 +389,8 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Whether the relay answers a handshake within `timeout`, trusting the machine's roots
-/// only.
+/// Whether the relay answers a handshake (and proves a key) within `timeout`, trusting
+/// the machine's roots only.
 pub async fn relay_reachable(relay: &str, timeout: Duration) -> bool {
     check_relay(relay, &RelayTrust::new(None), timeout)
         .await

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hearth_proto::{AclState, ClientFrame, RelayFrame, SpaceId};
 
-use super::chain::login;
+use super::chain::{Admitted, login};
 use super::exchange::exchange;
 use super::keys::settle;
 use super::link::{Link, now_ms, unexpected};
@@ -64,6 +64,12 @@ impl Live {
                 report.relay_behind = Some((head, cursor));
                 Ok((live, report))
             }
+            // The relay removed the space nobody joined: a sync puts it back first.
+            Err(SyncError::SpaceExpired) => {
+                let report = super::exchange::sync_once(profile, timeout).await?;
+                let (live, _) = Self::open_once(profile, timeout).await?;
+                Ok((live, report))
+            }
             done => done,
         }
     }
@@ -72,7 +78,16 @@ impl Live {
         profile: &mut Profile,
         timeout: Duration,
     ) -> Result<(Live, SyncReport), SyncError> {
-        let (mut link, space, chain) = login(profile, timeout).await?;
+        let Admitted {
+            mut link,
+            space,
+            chain,
+            expired,
+        } = login(profile, timeout).await?;
+        if expired {
+            link.close().await;
+            return Err(SyncError::SpaceExpired);
+        }
         let state = settle(profile, &mut link, &space, &chain).await?;
         let report = exchange(profile, &mut link, &space, &state).await?;
         profile.sync_book_mut().mark_synced(now_ms())?;
@@ -220,7 +235,10 @@ pub async fn watch(
                 _ = tick.tick() => {
                     live.push(profile).await?;
                 }
-                event = live.next(profile) => match event? {
+                event = live.next(profile) => match event {
+                    // The relay removed the space nobody joined: reconnecting puts it back.
+                    Err(SyncError::Refused { code: hearth_proto::RejectCode::SpaceExpired, .. }) => break,
+                    event => match event? {
                     LiveEvent::Received(report) => {
                         for r in &report.rejected {
                             tracing::warn!(seq = r.seq, reason = %r.reason, "envelope refused while watching");
@@ -246,6 +264,7 @@ pub async fn watch(
                         return Ok(());
                     }
                     LiveEvent::Committed | LiveEvent::Idle => {}
+                    },
                 }
             }
         }

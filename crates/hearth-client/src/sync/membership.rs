@@ -10,6 +10,7 @@ use super::chain::{append_record, decode_chain, reconnect};
 use super::exchange::{exchange, sync_once};
 use super::keys::{confirm, settle};
 use super::link::{Link, now_ms, unexpected};
+use super::trust::{check_invited, check_pinned};
 use super::{InviteFault, SyncError, SyncReport};
 use crate::{Error, Profile};
 
@@ -78,7 +79,8 @@ pub struct Joined {
 }
 
 /// Joins the space of `code` from this device, creating the profile in `home` once the
-/// relay has accepted this device: logs in with the invite key, takes the epoch key from
+/// relay has accepted this device: checks the relay's key against the fingerprint the code
+/// carries (and pins it), logs in with the invite key, takes the epoch key from
 /// the invite's lockbox, appends this device to the ACL (signed by the device and the
 /// invite), then syncs the whole history. As the partner, adds `name` to the space.
 ///
@@ -117,6 +119,13 @@ pub async fn join_trusting(
     let invite_id = InviteId::from_bytes(invite.invite_id());
 
     let mut link = Link::connect(code.relay(), &trust, timeout).await?;
+    // Before the invite key is shown to it: the relay the inviter knows, or (for a code
+    // from before fingerprints) whichever relay is met first, pinned below.
+    if let Err(e) = check_invited(code.relay_key(), &link) {
+        link.close().await;
+        return Err(e.into());
+    }
+    let relay_key = link.relay_key;
     let chain = match link.login(&invite, &space, true).await {
         Ok(chain) => chain,
         Err(SyncError::Refused {
@@ -203,7 +212,11 @@ pub async fn join_trusting(
     for (e, key) in (0..).zip(&keys) {
         profile.sync_book_mut().put_epoch_key(e, key)?;
     }
+    profile
+        .sync_book_mut()
+        .pin_relay_key(code.relay(), &relay_key, now_ms())?;
     let mut link = Link::connect(code.relay(), &trust, timeout).await?;
+    check_pinned(&mut profile, &link)?;
     let chain = link.login(&profile.secrets.device, &space, false).await?;
     profile.sync_book_mut().set_relay_limits(&link.limits)?;
     let state = settle(&mut profile, &mut link, &space, &chain).await?;

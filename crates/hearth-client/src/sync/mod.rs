@@ -1,6 +1,7 @@
 //! The sync engine: how a device exchanges the space with the relay (see docs/protocol.md).
 //!
-//! `sync_once` logs in, creates the space on the relay if it is not there yet, and adopts
+//! `sync_once` logs in, creates the space on the relay if it is not there yet (or any more:
+//! a relay removes a space nobody joined, and its only device puts it back), and adopts
 //! the relay's ACL chain only if it extends the one this device verified before. It then
 //! settles the keys: if a device was removed since the last rotation it moves the space to
 //! a new epoch whose key it wraps for the remaining devices only; it shares a key it made
@@ -19,8 +20,11 @@
 //! judges and countersigns the other person's proposals, and takes a snapshot in place of
 //! envelopes only if it carries one (`consent`).
 //!
-//! One module per concern: `link` talks to the socket, `chain` adopts the relay's
-//! ACL, `keys` settles the epoch keys, `exchange` is one sync's push and pull, `consent`
+//! Before logging in, every connection has the relay prove its key, and the key must be
+//! the one this device pinned for the relay's address at first contact (`trust`).
+//!
+//! One module per concern: `link` talks to the socket, `trust` keeps the relay's key,
+//! `chain` adopts the relay's ACL, `keys` settles the epoch keys, `exchange` is one sync's push and pull, `consent`
 //! judges snapshots and countersigns them, `screen` judges incoming envelopes, `live` keeps a connection open, `membership` joins,
 //! invites and removes devices, and `relocate` moves the space to another relay.
 
@@ -40,18 +44,22 @@ mod live;
 mod membership;
 mod relocate;
 mod screen;
+mod token;
+mod trust;
 mod witness;
 
 pub use crate::tls::TlsFault;
 pub use chain::{check_space, refresh_acl};
 pub use consent::{NotCountersigned, ProposalFault, RefusedSnapshot, SnapshotFault};
-pub use error::{InviteFault, SpaceDeletion, SyncError};
+pub use error::{ClockSkew, InviteFault, SpaceDeletion, SyncError, TokenProblem};
 pub use exchange::{SNAPSHOT_AFTER_BYTES, sync_once};
 pub(crate) use link::now_ms;
 pub use link::{check_relay, relay_reachable, websocket_config};
 pub use live::{Live, LiveEvent, watch};
 pub use membership::{JoinError, Joined, invite, join, join_trusting, remove_device};
 pub use relocate::{MovePending, MoveReport, Moved, NewerRelay, move_space, newer_relay};
+pub use token::{NotARelayToken, RelayToken};
+pub use trust::{Trusted, trust_relay};
 pub use witness::Doubt;
 
 /// How long the engine waits for the relay before giving up.
@@ -105,6 +113,10 @@ pub struct SyncReport {
     /// as a document); with, if the relay no longer has them, the history this device
     /// lacks. Warn the user.
     pub refused_snapshot: Option<Box<RefusedSnapshot>>,
+    /// The relay had removed the space because no second device joined it, and this sync
+    /// created it there again and sent it everything (tell the user: invites made before
+    /// no longer work).
+    pub recreated_after_expiry: bool,
     /// The relay this device moved to in this sync, following the newest relay address a
     /// member wrote in the document (docs/document.md, "Where the space syncs"): say so,
     /// once. The rest of the report covers both relays.

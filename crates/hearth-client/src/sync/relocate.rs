@@ -18,9 +18,10 @@ use hearth_doc::{Millis, newest_relay, next_relay_at};
 use hearth_proto::{AclState, ClientFrame, DeviceId, RelayFrame};
 
 use super::chain::DeletionJudge;
-use super::exchange::sync_here;
+use super::exchange::{create_space, sync_here};
 use super::keys::confirm;
 use super::link::{Link, check_relay, unexpected};
+use super::trust::check_pinned;
 use super::{SyncError, SyncReport};
 use crate::{Profile, RelayCa, RelayTrust, RelayUrl, Whose};
 
@@ -75,8 +76,9 @@ pub struct MovePending {
 /// it answers), then ties this profile to the new relay and syncs there, uploading this
 /// device's person's writing. A space that was on no relay yet is simply put on it.
 /// `ca` is a CA to trust for the new relay's certificate (kept in the profile once the
-/// space is there; without one, the profile's trust is used for it), and `token` is for a
-/// relay that creates spaces only with an operator's token.
+/// space is there; without one, the profile's trust is used for it). A relay that creates
+/// spaces only with an operator's token gets the one offered on the profile
+/// ([`Profile::offer_relay_token`]).
 ///
 /// # Errors
 /// A [`SyncError`] from the check or from bringing the chain, or
@@ -87,7 +89,6 @@ pub async fn move_space(
     profile: &mut Profile,
     to: &RelayUrl,
     ca: Option<&RelayCa>,
-    token: Option<&str>,
     timeout: Duration,
 ) -> Result<MoveReport, SyncError> {
     let trust = match ca {
@@ -127,7 +128,7 @@ pub async fn move_space(
     }
     // The chain next: a relay that will not take it (a fork, no room for new spaces)
     // leaves everything as it was, and nobody is pointed at it.
-    bring_chain(profile, to, &trust, token, timeout).await?;
+    bring_chain(profile, to, &trust, timeout).await?;
     let addresses = profile.load()?.relay_addresses();
     let at = next_relay_at(&addresses, Millis::now());
     let me = *profile.device_id().as_bytes();
@@ -138,7 +139,7 @@ pub async fn move_space(
         Err(e) => Some(e.to_string()),
     };
     // What that sync adopted from the old relay (a device added meanwhile) goes too.
-    bring_chain(profile, to, &trust, token, timeout).await?;
+    bring_chain(profile, to, &trust, timeout).await?;
     profile.sync_book_mut().moved_to(to.as_str())?;
     if let Some(ca) = ca {
         profile.sync_book_mut().set_relay_ca(ca)?;
@@ -186,7 +187,7 @@ pub(super) async fn follow(
     };
     let trust = profile.relay_trust()?;
     let brought = match check_relay(to.as_str(), &trust, timeout).await {
-        Ok(()) => bring_chain(profile, &to, &trust, None, timeout).await,
+        Ok(()) => bring_chain(profile, &to, &trust, timeout).await,
         Err(e) => Err(e),
     };
     match brought {
@@ -283,7 +284,6 @@ async fn bring_chain(
     profile: &mut Profile,
     to: &RelayUrl,
     trust: &RelayTrust,
-    token: Option<&str>,
     timeout: Duration,
 ) -> Result<(), SyncError> {
     let local = profile.sync_book().acl_records()?;
@@ -294,19 +294,16 @@ async fn bring_chain(
     let space = profile.space()?;
     let judge = DeletionJudge::new(profile, space, state.clone())?;
     let mut link = Link::connect(to.as_str(), trust, timeout).await?;
+    // The new address's key is pinned at this first contact, and checked on every later.
+    if let Err(e) = check_pinned(profile, &link) {
+        link.close().await;
+        return Err(e);
+    }
     link.judge = Some(judge);
     let held = link.login(&profile.secrets.device, &space, false).await?;
     let missing = if held.is_empty() {
-        let genesis = local.first().cloned().ok_or(SyncError::NotPaired)?;
-        link.send(&ClientFrame::CreateSpace {
-            genesis,
-            token: token.map(str::to_owned),
-        })
-        .await?;
-        match link.recv().await? {
-            RelayFrame::AclChanged { .. } => {}
-            other => return Err(unexpected("AclChanged", &other)),
-        }
+        // With the creation token offered for this command, if the relay asks for one.
+        create_space(profile, &mut link, false).await?;
         &local[1..]
     } else if held.len() <= local.len() && held[..] == local[..held.len()] {
         &local[held.len()..]
@@ -335,7 +332,11 @@ async fn bring_chain(
 
 /// Wraps every epoch key this device holds for every other current member, so a device
 /// that comes to the new relay later finds there the keys it lacks, whoever made them.
-async fn share_keys(profile: &Profile, link: &mut Link, state: &AclState) -> Result<(), SyncError> {
+async fn share_keys(
+    profile: &mut Profile,
+    link: &mut Link,
+    state: &AclState,
+) -> Result<(), SyncError> {
     let space = state.space();
     let me = profile.device_id();
     for epoch in 0..=state.epoch() {

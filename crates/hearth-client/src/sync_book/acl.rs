@@ -161,7 +161,11 @@ impl<P: Deref<Target = Profile>> SyncBook<P> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let space = self.profile.space()?;
-        let code = InviteCode::generate(&relay, *space.as_bytes())?;
+        let mut code = InviteCode::generate(&relay, *space.as_bytes())?;
+        // The joiner checks the relay's key from its first connection on.
+        if let Some(key) = self.relay_key(&relay)? {
+            code = code.with_relay_key(hearth_proto::Fingerprint::of(&key));
+        }
         let invite = code.keys();
         let record = sign_record(
             state.head(),

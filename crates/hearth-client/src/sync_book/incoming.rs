@@ -335,14 +335,29 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
     /// A database error; nothing changed then.
     pub(crate) fn relay_rewound(&mut self) -> Result<(), Error> {
         let tx = self.profile.begin_write()?;
-        store::sync_state::set(&tx, Counter::Cursor, 0)?;
-        store::sync_state::set_ahead(&tx, &gaps::Ahead::new())?;
-        store::sync_state::set_pushed_heads(&tx, &[])?;
-        store::sync_state::set(&tx, Counter::Resend, 1)?;
-        store::sync_state::remember_applied_before_rewind(&tx)?;
-        store::sync_state::forget_landmark(&tx, Mark::Cursor)?;
-        store::sync_state::forget_landmark(&tx, Mark::Own)?;
-        store::known_heads::forget_all(&tx)?;
+        rewind(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The relay removed this space because no second device joined it, and this device,
+    /// its only member, puts it back: the chain goes back to its Genesis (the invites after
+    /// it went with the space, and their key boxes), and the device rewinds as after a
+    /// restore ([`relay_rewound`](Self::relay_rewound)), so the next exchange sends the
+    /// relay everything. One transaction: a crash leaves either state, both of which the
+    /// next sync handles.
+    ///
+    /// # Errors
+    /// [`Error::NotPaired`] without a chain; a database error; nothing changed then.
+    pub(crate) fn space_expired(&mut self) -> Result<(), Error> {
+        let genesis = self
+            .acl_records()?
+            .into_iter()
+            .next()
+            .ok_or(Error::NotPaired)?;
+        let tx = self.profile.begin_write()?;
+        store::acl::replace_records(&tx, &[genesis])?;
+        rewind(&tx)?;
         tx.commit()?;
         Ok(())
     }
@@ -475,6 +490,20 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
             refused: refusals.reports,
         })
     }
+}
+
+/// Forgets where this device was on the relay and owes it the whole document (see
+/// `SyncBook::relay_rewound`), inside the caller's transaction.
+fn rewind(tx: &rusqlite::Connection) -> Result<(), Error> {
+    store::sync_state::set(tx, Counter::Cursor, 0)?;
+    store::sync_state::set_ahead(tx, &gaps::Ahead::new())?;
+    store::sync_state::set_pushed_heads(tx, &[])?;
+    store::sync_state::set(tx, Counter::Resend, 1)?;
+    store::sync_state::remember_applied_before_rewind(tx)?;
+    store::sync_state::forget_landmark(tx, Mark::Cursor)?;
+    store::sync_state::forget_landmark(tx, Mark::Own)?;
+    store::known_heads::forget_all(tx)?;
+    Ok(())
 }
 
 #[cfg(test)]
