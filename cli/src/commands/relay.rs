@@ -107,6 +107,13 @@ fn set(session: &Session, args: &RelaySetArgs) -> Result<()> {
                 Some(from) => format!("your space still syncs through {from}"),
                 None => "your space stays on this device".to_owned(),
             };
+            if let SyncError::TokenRefused { problem, .. } = &e {
+                user_error!(
+                    "the space was not moved to {url}, and nothing was changed: {kept}. \
+                     {problem}; with a token from that relay's operator, run `hearth relay \
+                     set {url} --relay-token TOKEN`"
+                );
+            }
             return Err(anyhow::Error::new(e).context(format!(
                 "the space was not moved to {url}, and nothing was changed: {kept}"
             )));

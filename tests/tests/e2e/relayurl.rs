@@ -237,6 +237,60 @@ fn relayurl_hearth_relay_set_moves_the_space_and_the_partner_follows_on_its_next
     assert_eq!(run.code, Some(1), "{}", run.stderr);
 }
 
+#[test]
+fn relayurl_moving_to_a_relay_that_admits_spaces_by_token_spends_the_token_given_with_relay_set() {
+    let sam = Device::new(BIN);
+    let old = LocalRelay::start(sam.scratch().join("old.db")).unwrap();
+    let new_db = sam.scratch().join("new.db");
+    let new = hearth_testkit::TestRelay::start(hearth_relay::RelayConfig {
+        db: new_db.clone(),
+        admission: Some(hearth_relay::Admission::Token),
+        ..hearth_relay::RelayConfig::default()
+    });
+    sam.ok([
+        "init",
+        "--name",
+        "Sam",
+        "--no-passphrase",
+        "--relay",
+        old.url(),
+    ]);
+    let code = sam.ok(["invite"]).trim().to_owned();
+    let jordan = Device::new(BIN);
+    jordan.ok(["join", &code, "--name", "Jordan", "--no-passphrase"]);
+
+    let run = sam.run(["relay", "set", &new.url]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("hearth relay set") && run.stderr.contains("--relay-token"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("still syncs through {}", old.url())),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sam.ok(["relay"]).trim(), old.url());
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth-relay-test-bin"))
+        .args(["token", "create", "--db", new_db.to_str().unwrap()])
+        .env_remove("HEARTH_RELAY_DB")
+        .env_remove("HEARTH_RELAY_CONFIG")
+        .env_remove("HEARTH_RELAY_ADMISSION")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    sam.ok(["relay", "set", &new.url, "--relay-token", &token]);
+    assert_eq!(sam.ok(["relay"]).trim(), new.url);
+    // The partner follows into the space that now exists there: no token of its own.
+    let out = jordan.ok(["sync"]);
+    assert!(out.contains("moved your space to"), "{out}");
+    assert_eq!(jordan.ok(["relay"]).trim(), new.url);
+}
+
 // --- moving a space, through the client library ---
 
 mod moving {
