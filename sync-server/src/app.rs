@@ -310,12 +310,13 @@ impl Relay {
         };
         let (mut store, identity) = open_store(&config)?;
         // Before the first connection is served: a space due to expire is gone by then.
-        let swept = crate::sweep::sweep(&mut store, &config, config.clock.now_ms()).map_err(
-            |source| RelayError::OpenStore {
-                path: config.db.clone(),
-                source,
-            },
-        )?;
+        let swept =
+            crate::sweep::sweep(&mut store, &config, config.clock.now_ms()).map_err(|source| {
+                RelayError::OpenStore {
+                    path: config.db.clone(),
+                    source,
+                }
+            })?;
         crate::sweep::log(&swept, &config);
         let (handle, store_thread) = StoreHandle::spawn(store, STORE_QUEUE, STORE_MAX_BATCH)
             .map_err(RelayError::StoreThread)?;

@@ -116,7 +116,6 @@ enum TokenCommand {
     },
 }
 
-
 /// Runs the relay as the `hearth-relay` binary does: settings from the file, environment
 /// and `std::env::args`, logs to stderr, `listening on ADDR` on stdout once ready; returns
 /// the exit code.

@@ -21,8 +21,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::SyncError;
 use super::chain::DeletionJudge;
-use crate::tls::{RelayTrust, fault_of};
 use super::error::ClockSkew;
+use crate::tls::{RelayTrust, fault_of};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
