@@ -316,7 +316,9 @@ fn token(config: &RelayConfig, command: &TokenCommand) -> anyhow::Result<()> {
                 .context("cannot store the token")?;
             writeln!(stdout, "{}", token.as_str()).context("cannot write to stdout")?;
             eprintln!("{}", tokens::minted_note(id, *uses, expires_at));
-            if config.admission() == Admission::Open {
+            // Only a mode chosen in these settings says how the relay runs: without one it
+            // depends on the address the relay listens on, which its own flags may give.
+            if config.admission == Some(Admission::Open) {
                 eprintln!(
                     "note: the settings given here (--config, --db, HEARTH_RELAY_*) put the \
                      relay in open mode, where anyone may create spaces and no token is \
