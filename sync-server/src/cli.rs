@@ -104,7 +104,7 @@ enum TokenCommand {
         #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         uses: u32,
         /// How long it works: "7d", "12h", "30m"
-        #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = token_lifetime)]
         expires: std::time::Duration,
     },
     /// List the tokens: number, uses left, expiry (never the tokens themselves)
@@ -316,7 +316,9 @@ fn token(config: &RelayConfig, command: &TokenCommand) -> anyhow::Result<()> {
                 .context("cannot store the token")?;
             writeln!(stdout, "{}", token.as_str()).context("cannot write to stdout")?;
             eprintln!("{}", tokens::minted_note(id, *uses, expires_at));
-            if config.admission() == Admission::Open {
+            // Only a mode chosen in these settings says how the relay runs: without one it
+            // depends on the address the relay listens on, which its own flags may give.
+            if config.admission == Some(Admission::Open) {
                 eprintln!(
                     "note: the settings given here (--config, --db, HEARTH_RELAY_*) put the \
                      relay in open mode, where anyone may create spaces and no token is \
@@ -363,6 +365,22 @@ fn print_fingerprint(config: &RelayConfig) -> anyhow::Result<()> {
         .context("cannot write to stdout")
 }
 
+/// The longest a creation token may stay good for.
+const MAX_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3650 * 86_400);
+
+/// `--expires`: a duration as humantime writes it ("7d", "12h"), at most ten years (a
+/// token that never expires is a standing invitation to whoever copies it).
+fn token_lifetime(text: &str) -> Result<std::time::Duration, String> {
+    let lifetime = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if lifetime > MAX_TOKEN_LIFETIME {
+        return Err("a token may be good for ten years at most (\"3650d\")".into());
+    }
+    if lifetime.is_zero() {
+        return Err("give a lifetime longer than zero, like \"7d\"".into());
+    }
+    Ok(lifetime)
+}
+
 /// Registers for SIGINT and SIGTERM now and returns a future that completes on either.
 /// Registering before `listening on` is printed matters: a signal sent as soon as the line
 /// appears must reach the handler, not the default action (which kills the process).
@@ -386,5 +404,23 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down");
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_lives_between_a_moment_and_ten_years() {
+        assert_eq!(
+            token_lifetime("7d"),
+            Ok(std::time::Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(token_lifetime("3650d"), Ok(MAX_TOKEN_LIFETIME));
+        assert!(token_lifetime("3651d").unwrap_err().contains("ten years"));
+        assert!(token_lifetime("9000y").unwrap_err().contains("ten years"));
+        assert!(token_lifetime("0s").is_err());
+        assert!(token_lifetime("soon").is_err());
     }
 }

@@ -565,11 +565,55 @@ fn create_private(path: &Path) {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    // An existing file is left alone; for a path that cannot be created (a missing
-    // directory, a permission), SQLite's own error below says what is wrong.
-    let _ = options.open(path);
+    // For a path that cannot be created (a missing directory, a permission), SQLite's own
+    // error below says what is wrong.
+    if options.open(path).is_err() {
+        restrict_existing(path);
+    }
 }
 
+/// A database made before the relay kept its key in it may be readable by others (and its
+/// `-wal`/`-shm` beside it, whose mode SQLite copies from it): the key must not be, so
+/// such files are made owner-only, and the operator is told.
+fn restrict_existing(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut files = vec![path.to_path_buf()];
+        for suffix in ["-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            files.push(name.into());
+        }
+        for file in files {
+            let Ok(meta) = std::fs::metadata(&file) else {
+                continue;
+            };
+            let mode = meta.permissions().mode();
+            if mode & 0o077 == 0 {
+                continue;
+            }
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700)) {
+                Ok(()) => tracing::warn!(
+                    file = %file.display(),
+                    was = format!("{:o}", mode & 0o777),
+                    "made the database owner-only: it holds the relay's key"
+                ),
+                Err(e) => tracing::warn!(
+                    file = %file.display(),
+                    error = %e,
+                    "the database is readable by other users and holds the relay's key; make it owner-only (chmod 600)"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+/// The same runner as the client's (`rusqlite_migration`'s contract: `user_version` counts
+/// the migrations applied; its release needs an older rusqlite than the workspace's, see
+/// docs/architecture.md).
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     // The version is read under the write lock: two processes opening a new database at
     // once (the relay starting, `hearth-relay token …` or `hearth-relay fingerprint`) must
@@ -1553,6 +1597,33 @@ mod tests {
             use std::os::unix::fs::PermissionsExt as _;
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o077, 0, "a new database is owner-only: {mode:o}");
+        }
+    }
+
+    /// A database (and its WAL) from before the relay kept its key there, readable by
+    /// everyone, is made owner-only when the relay opens it, before the key goes in.
+    #[cfg(unix)]
+    #[test]
+    fn a_world_readable_database_from_before_the_key_is_made_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let wal = dir.path().join("relay.db-wal");
+        std::fs::write(&wal, b"").unwrap();
+        for file in [&path, &wal] {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let mut store = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+        store.relay_secret(&[9; 32], 1).unwrap();
+        for file in [&path, &wal] {
+            let mode = std::fs::metadata(file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}: {mode:o}", file.display());
         }
     }
 

@@ -42,7 +42,9 @@ pub fn hash(token: &str) -> TokenHash {
 
 /// Milliseconds since the Unix epoch as a UTC timestamp, `2026-03-01T12:00:00Z`.
 pub fn timestamp(ms: u64) -> String {
-    let at = UNIX_EPOCH + Duration::from_millis(ms);
+    // RFC 3339 stops at the year 9999; a later time (none is stored) reads as its end.
+    const LAST_MS: u64 = 253_402_300_799_000;
+    let at = UNIX_EPOCH + Duration::from_millis(ms.min(LAST_MS));
     humantime::format_rfc3339_seconds(at).to_string()
 }
 
@@ -100,6 +102,12 @@ pub fn minted_note(id: i64, uses: u32, expires_at_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_past_the_year_9999_reads_as_its_end_instead_of_failing() {
+        assert_eq!(timestamp(u64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00Z");
+    }
 
     #[test]
     fn a_minted_token_has_the_protocols_shape_and_is_never_the_same_twice() {
