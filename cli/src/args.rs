@@ -7,6 +7,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// hearth: a private, shared space for the two of you. Weekly check-ins, appreciations,
 /// kind feedback and a journal, encrypted on your own devices.
+
+/// Where `--relay-token` may come from instead of the command line, which other users of
+/// the machine can read in the process list while the command runs.
+pub const RELAY_TOKEN_ENV: &str = "HEARTH_RELAY_TOKEN";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hearth",
@@ -224,7 +229,7 @@ pub struct InitArgs {
     /// A creation token from the relay's operator, for a relay that admits new spaces only
     /// with one (it starts with hrt_); used once to create your space there, never saved.
     /// Your partner needs none to join
-    #[arg(long, value_name = "TOKEN", requires = "relay")]
+    #[arg(long, value_name = "TOKEN", env = RELAY_TOKEN_ENV, hide_env_values = true, requires = "relay")]
     pub relay_token: Option<hearth_client::sync::RelayToken>,
 }
 
@@ -259,7 +264,7 @@ pub struct InviteArgs {
     pub expires: u64,
     /// A creation token from the relay's operator, for a relay that admits new spaces only
     /// with one; used once, when your space is first created there, and never saved
-    #[arg(long, value_name = "TOKEN")]
+    #[arg(long, value_name = "TOKEN", env = RELAY_TOKEN_ENV, hide_env_values = true)]
     pub relay_token: Option<hearth_client::sync::RelayToken>,
 }
 
@@ -310,7 +315,7 @@ pub struct RelaySetArgs {
     pub ca_file: Option<PathBuf>,
     /// A creation token from the new relay's operator, for a relay that admits new spaces
     /// only with one; used once, to create your space there, and never saved
-    #[arg(long, value_name = "TOKEN")]
+    #[arg(long, value_name = "TOKEN", env = RELAY_TOKEN_ENV, hide_env_values = true)]
     pub relay_token: Option<hearth_client::sync::RelayToken>,
 }
 

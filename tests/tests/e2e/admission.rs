@@ -173,13 +173,21 @@ fn a_token_creates_one_space_is_refused_once_spent_and_never_rests_anywhere_in_p
         "{}",
         run.stderr
     );
-    let casey = Device::new(BIN);
-    let run = init(&casey, "Casey", &relay.url, Some(&spare));
+    // From the environment this time, out of the process list.
+    let mut casey = Device::new(BIN);
+    casey.env("HEARTH_RELAY_TOKEN", &spare);
+    let run = init(&casey, "Casey", &relay.url, None);
     assert_eq!(run.code, Some(0), "the spare still works: {}", run.stderr);
+    assert_eq!(spaces_on(&db), 2);
 
     // Neither token rests in a profile or in the relay's files.
     for secret in [&token, &spare] {
-        for dir in [sam.home(), jordan.home(), db.parent().unwrap().to_owned()] {
+        for dir in [
+            sam.home(),
+            jordan.home(),
+            casey.home(),
+            db.parent().unwrap().to_owned(),
+        ] {
             assert!(
                 files_containing(&dir, secret.as_bytes()).is_empty(),
                 "{secret} in {}",
