@@ -5,13 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// hearth: a private, shared space for the two of you. Weekly check-ins, appreciations,
-/// kind feedback and a journal, encrypted on your own devices.
-
 /// Where `--relay-token` may come from instead of the command line, which other users of
 /// the machine can read in the process list while the command runs.
 pub const RELAY_TOKEN_ENV: &str = "HEARTH_RELAY_TOKEN";
 
+/// hearth: a private, shared space for the two of you. Weekly check-ins, appreciations,
+/// kind feedback and a journal, encrypted on your own devices.
 #[derive(Debug, Parser)]
 #[command(
     name = "hearth",
