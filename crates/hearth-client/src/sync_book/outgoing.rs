@@ -63,7 +63,7 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
     /// Seals every change the relay has not been given yet into envelopes of `epoch` (as
     /// few as fit the envelope limit), adds them to the outbox and returns the first one's
     /// counter; `None` if there is nothing new. Right after a move to another relay
-    /// ([`moved_to`](Self::moved_to)), that is every change of this device's person's it
+    /// (`moved_to`), that is every change of this device's person's it
     /// holds: on the new relay only this person's devices can vouch for them.
     ///
     /// # Errors
