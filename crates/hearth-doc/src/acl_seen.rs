@@ -9,12 +9,9 @@
 //! Stored in the container as `acl_seen`: a map from the device's key (hex) to one JSON
 //! string `{"len": 5, "head": "<hex>", "epoch": 1}` (see `layout.rs` on why JSON strings).
 
-use automerge::transaction::Transactable;
-use automerge::{ObjType, ReadDoc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::DocError;
-use crate::layout;
 use crate::space::SpaceDoc;
 
 /// The container key of the map.
@@ -83,18 +80,15 @@ impl SpaceDoc {
         if self.acl_seen_by(&seen.device) == Some(*seen) || !self.authors().knows(&self.writer()) {
             return Ok(false);
         }
-        let (me, person) = self.me()?;
-        let stored = crate::records::to_json(&Stored {
-            len: seen.len,
-            head: hex::encode(seen.head),
-            epoch: seen.epoch,
-        });
-        let device = hex::encode(seen.device);
-        self.change(|doc| {
-            let map = layout::collection_for_write(doc, &me, &person, ACL_SEEN, ObjType::Map)?;
-            doc.put(&map, device, stored)?;
-            Ok(())
-        })?;
+        self.put_device_note(
+            ACL_SEEN,
+            &seen.device,
+            &Stored {
+                len: seen.len,
+                head: hex::encode(seen.head),
+                epoch: seen.epoch,
+            },
+        )?;
         Ok(true)
     }
 
@@ -107,47 +101,21 @@ impl SpaceDoc {
     /// device's own person only (an entry naming a device of the other person, which a
     /// hostile partner could write, is ignored), one per device.
     pub fn acl_seen(&self) -> Vec<AclSeen> {
-        let mut out: Vec<AclSeen> = Vec::new();
-        for (map, place) in layout::collections(&self.doc, ACL_SEEN, ObjType::Map) {
-            let layout::Place::Container(owner) = place else {
-                continue;
-            };
-            for item in self.doc.map_range(&map, ..) {
-                let Some(seen) = parse(item.key.as_ref(), &item.value) else {
-                    continue;
-                };
-                if self.people.person(&seen.device) != Some(owner) {
-                    continue;
-                }
-                match out.iter_mut().find(|s| s.device == seen.device) {
-                    Some(known) if (seen.len, seen.epoch) > (known.len, known.epoch) => {
-                        *known = seen;
-                    }
-                    Some(_) => {}
-                    None => out.push(seen),
-                }
-            }
-        }
-        out
+        self.device_notes(
+            ACL_SEEN,
+            |device, stored: Stored| {
+                let mut head = [0u8; 32];
+                hex::decode_to_slice(&stored.head, &mut head).ok()?;
+                Some(AclSeen {
+                    device,
+                    len: stored.len,
+                    head,
+                    epoch: stored.epoch,
+                })
+            },
+            |a, b| (a.len, a.epoch) > (b.len, b.epoch),
+        )
     }
-}
-
-fn parse(key: &str, value: &automerge::ValueRef<'_>) -> Option<AclSeen> {
-    let mut device = [0u8; 32];
-    hex::decode_to_slice(key, &mut device).ok()?;
-    let text = match value {
-        automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(s)) => s.to_string(),
-        _ => return None,
-    };
-    let stored: Stored = serde_json::from_str(&text).ok()?;
-    let mut head = [0u8; 32];
-    hex::decode_to_slice(&stored.head, &mut head).ok()?;
-    Some(AclSeen {
-        device,
-        len: stored.len,
-        head,
-        epoch: stored.epoch,
-    })
 }
 
 #[cfg(test)]

@@ -122,6 +122,7 @@ pub mod authorship;
 mod checkins;
 mod chunks;
 mod deck;
+mod device_notes;
 mod error;
 mod ids;
 mod layout;

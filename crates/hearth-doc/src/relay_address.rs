@@ -11,13 +11,10 @@
 //! the space) is the caller's to say, from the verified ACL. The newest entry that counts is
 //! the space's address ([`newest_relay`], a pure function).
 
-use automerge::transaction::Transactable;
-use automerge::{ObjType, ReadDoc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::DocError;
 use crate::ids::Millis;
-use crate::layout;
 use crate::space::SpaceDoc;
 
 /// The container key of the map.
@@ -88,16 +85,14 @@ impl SpaceDoc {
         if said || !self.authors().knows(&self.writer()) {
             return Ok(false);
         }
-        let (me, person) = self.me()?;
-        let stored = crate::records::to_json(&Stored {
-            url: url.to_owned(),
-            at: at.0,
-        });
-        self.change(|doc| {
-            let map = layout::collection_for_write(doc, &me, &person, RELAY, ObjType::Map)?;
-            doc.put(&map, hex::encode(device), stored)?;
-            Ok(())
-        })?;
+        self.put_device_note(
+            RELAY,
+            device,
+            &Stored {
+                url: url.to_owned(),
+                at: at.0,
+            },
+        )?;
         Ok(true)
     }
 
@@ -105,44 +100,18 @@ impl SpaceDoc {
     /// container of the device's own person only (an entry naming a device of the other
     /// person, which a hostile partner could write, is ignored); the newest per device.
     pub fn relay_addresses(&self) -> Vec<RelayAddress> {
-        let mut out: Vec<RelayAddress> = Vec::new();
-        for (map, place) in layout::collections(&self.doc, RELAY, ObjType::Map) {
-            let layout::Place::Container(owner) = place else {
-                continue;
-            };
-            for item in self.doc.map_range(&map, ..) {
-                let Some(address) = parse(item.key.as_ref(), &item.value) else {
-                    continue;
-                };
-                if self.people.person(&address.device) != Some(owner) {
-                    continue;
-                }
-                match out.iter_mut().find(|a| a.device == address.device) {
-                    Some(known) if (address.at, &address.url) > (known.at, &known.url) => {
-                        *known = address;
-                    }
-                    Some(_) => {}
-                    None => out.push(address),
-                }
-            }
-        }
-        out
+        self.device_notes(
+            RELAY,
+            |device, stored: Stored| {
+                Some(RelayAddress {
+                    device,
+                    url: stored.url,
+                    at: Millis(stored.at),
+                })
+            },
+            |a, b| (a.at, &a.url) > (b.at, &b.url),
+        )
     }
-}
-
-fn parse(key: &str, value: &automerge::ValueRef<'_>) -> Option<RelayAddress> {
-    let mut device = [0u8; 32];
-    hex::decode_to_slice(key, &mut device).ok()?;
-    let text = match value {
-        automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(s)) => s.to_string(),
-        _ => return None,
-    };
-    let stored: Stored = serde_json::from_str(&text).ok()?;
-    Some(RelayAddress {
-        device,
-        url: stored.url,
-        at: Millis(stored.at),
-    })
 }
 
 #[cfg(test)]

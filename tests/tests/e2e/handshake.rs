@@ -429,7 +429,7 @@ fn start_relay_process(db: &Path, listen: &str) -> RelayProcess {
     let stderr = lines_of(child.stderr.take().unwrap());
     let child = Killed(child);
     let started = read_until(&stderr, "relay started");
-    let line = strip_ansi(started.last().unwrap());
+    let line = started.last().unwrap();
     let logged_fingerprint = line
         .split_once("fingerprint=")
         .map(|(_, rest)| rest.split_whitespace().next().unwrap_or("").to_owned())
@@ -446,24 +446,6 @@ fn start_relay_process(db: &Path, listen: &str) -> RelayProcess {
         logged_fingerprint,
         _output: [stdout, stderr],
     }
-}
-
-/// The line without terminal colour codes, whatever the log format does with them.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
