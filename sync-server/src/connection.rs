@@ -14,7 +14,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -27,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{Shared, verify_chain};
 use crate::feed::{Arrival, Feed};
-use crate::hub::Live;
+use crate::hub::{Live, Published};
+use crate::metrics::Metrics;
 use crate::reject::{Failure, Rejection, rejection};
 use crate::session::{Answer, Close, Decision, Effect, Phase, Query, Session, StoreTrouble};
 use crate::snapshots;
@@ -46,6 +47,23 @@ const PAGE_OVERHEAD: usize = 64 + 16 * PAGE_ITEMS;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the writer may take to flush the last frames once the reader is done.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A message for the writer; an `Event` carries when its push arrived, so the writer can
+/// time it once it is on the subscriber's socket.
+#[derive(Debug)]
+struct Outgoing {
+    message: Message,
+    pushed_at: Option<Instant>,
+}
+
+impl From<Message> for Outgoing {
+    fn from(message: Message) -> Self {
+        Self {
+            message,
+            pushed_at: None,
+        }
+    }
+}
 
 /// The connection must close (after whatever is already queued).
 #[derive(Debug)]
@@ -81,6 +99,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, peer: IpAddr) {
         out,
         closed: false,
         live: None,
+        received: Instant::now(),
         overflow: CancellationToken::new(),
         writer_gone: CancellationToken::new(),
         feed: Feed::default(),
@@ -91,8 +110,9 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, peer: IpAddr) {
     // live subscribers never got). When the writer ends first, the connection finishes the
     // frame it is handling and stops before reading another.
     let writer_gone = connection.writer_gone.clone();
+    let writer_shared = Arc::clone(&shared);
     let writer = async move {
-        write_loop(sink, out_rx).await;
+        write_loop(sink, out_rx, &writer_shared.metrics).await;
         writer_gone.cancel();
     };
     let connection = connection.run(stream);
@@ -108,11 +128,19 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, peer: IpAddr) {
     tracing::debug!(connection = id, "websocket closed");
 }
 
-async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Receiver<Message>) {
-    while let Some(message) = queue.recv().await {
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut queue: mpsc::Receiver<Outgoing>,
+    metrics: &Metrics,
+) {
+    while let Some(Outgoing { message, pushed_at }) = queue.recv().await {
         let closing = matches!(message, Message::Close(_));
         match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
-            Ok(Ok(())) if !closing => {}
+            Ok(Ok(())) if !closing => {
+                if let Some(at) = pushed_at {
+                    metrics.push_forwarded(at);
+                }
+            }
             // Failed, closing, or a client that has not read for WRITE_TIMEOUT: done.
             _ => return,
         }
@@ -124,11 +152,13 @@ struct Connection {
     id: u64,
     session: Session,
     shared: Arc<Shared>,
-    out: mpsc::Sender<Message>,
+    out: mpsc::Sender<Outgoing>,
     /// A close frame was queued: nothing more goes out.
     closed: bool,
     /// Live events for the subscribed space.
-    live: Option<mpsc::Receiver<Live>>,
+    live: Option<mpsc::Receiver<Published>>,
+    /// When the frame being handled arrived.
+    received: Instant,
     /// Cancelled by the hub when this subscriber fell behind (or its space was deleted).
     overflow: CancellationToken,
     /// Cancelled when the connection's writer has stopped (the client is gone).
@@ -144,7 +174,7 @@ impl Drop for Connection {
     }
 }
 
-async fn next_live(live: &mut Option<mpsc::Receiver<Live>>) -> Option<Live> {
+async fn next_live(live: &mut Option<mpsc::Receiver<Published>>) -> Option<Published> {
     match live {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
@@ -210,7 +240,7 @@ impl Connection {
                     return;
                 }
                 _ = ping.tick(), if ready => {
-                    self.out.send(Message::Ping(Bytes::new())).await.map_err(|_| Stop)
+                    self.out.send(Message::Ping(Bytes::new()).into()).await.map_err(|_| Stop)
                 }
                 Some(live) = next_live(&mut self.live) => self.deliver(live).await,
                 message = stream.next() => match message {
@@ -224,6 +254,7 @@ impl Connection {
                     }
                     Some(Ok(Message::Binary(bytes))) => {
                         last_heard = tokio::time::Instant::now();
+                        self.received = Instant::now();
                         self.shared.metrics.frame_in();
                         let decision = self.session.on_bytes(&bytes, self.shared.config.clock.now_ms());
                         self.carry_out(decision).await
@@ -254,7 +285,7 @@ impl Connection {
             code,
             reason: reason.into(),
         };
-        let _ = self.out.send(Message::Close(Some(frame))).await;
+        let _ = self.out.send(Message::Close(Some(frame)).into()).await;
     }
 
     /// Carries out a decision, answering its queries until the session is done.
@@ -284,7 +315,9 @@ impl Connection {
                 Err(Stop)
             }
             Effect::Publish { space, live } => {
-                self.shared.hub.publish(space.as_bytes(), self.id, &live);
+                self.shared
+                    .hub
+                    .publish(space.as_bytes(), self.id, &live, self.received);
                 Ok(())
             }
             Effect::Remember { space, chain } => {
@@ -360,17 +393,20 @@ impl Connection {
                 counter,
                 bytes,
                 signed,
-            } => Answer::Pushed(
-                store
+            } => {
+                let outcome = store
                     .push(
                         *space.as_bytes(),
                         *device.as_bytes(),
                         counter,
                         bytes,
                         signed,
+                        self.received,
                     )
-                    .await,
-            ),
+                    .await;
+                self.shared.metrics.push_committed(self.received);
+                Answer::Pushed(outcome)
+            }
             Query::ProposeSnapshot {
                 space,
                 covers_seq,
@@ -471,6 +507,11 @@ impl Connection {
     }
 
     async fn send(&self, frame: &RelayFrame) -> Step {
+        self.send_stamped(frame, None).await
+    }
+
+    /// [`send`](Self::send), for the writer to time from `pushed_at` once it is written.
+    async fn send_stamped(&self, frame: &RelayFrame, pushed_at: Option<Instant>) -> Step {
         let bytes = match encode_relay(frame, self.shared.config.limits.frame_bytes()) {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -488,7 +529,10 @@ impl Connection {
         self.shared.metrics.frame_out();
         // A client that stops reading fills the queue; shutdown must not wait on it.
         tokio::select! {
-            sent = self.out.send(Message::Binary(bytes.into())) => sent.map_err(|_| Stop),
+            sent = self.out.send(Outgoing {
+                message: Message::Binary(bytes.into()),
+                pushed_at,
+            }) => sent.map_err(|_| Stop),
             () = self.shared.shutdown.cancelled() => Err(Stop),
         }
     }
@@ -630,7 +674,8 @@ impl Connection {
         .await
     }
 
-    async fn deliver(&mut self, live: Live) -> Step {
+    async fn deliver(&mut self, published: Published) -> Step {
+        let Published { live, received } = published;
         match live {
             Live::Acl(record) => {
                 let decision = self.session.on_acl_changed(&record);
@@ -651,11 +696,11 @@ impl Connection {
                     Arrival::Next => {}
                 }
                 if self.feed.arrival(seq) == Arrival::Next {
-                    self.send(&RelayFrame::Event {
+                    let event = RelayFrame::Event {
                         seq,
                         envelope: envelope.to_vec(),
-                    })
-                    .await?;
+                    };
+                    self.send_stamped(&event, Some(received)).await?;
                     self.feed.delivered(seq);
                 }
                 Ok(())

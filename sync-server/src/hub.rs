@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -28,10 +29,18 @@ pub(crate) enum Live {
     Expired,
 }
 
+/// A [`Live`] on its way to a subscriber, with when the frame that caused it arrived
+/// (for the relay's timings).
+#[derive(Debug, Clone)]
+pub(crate) struct Published {
+    pub(crate) live: Live,
+    pub(crate) received: Instant,
+}
+
 #[derive(Debug)]
 struct Subscriber {
     connection: u64,
-    queue: mpsc::Sender<Live>,
+    queue: mpsc::Sender<Published>,
     /// Cancelled when the subscriber fell behind and was dropped.
     overflow: CancellationToken,
 }
@@ -47,7 +56,7 @@ impl Hub {
         &self,
         space: SpaceKey,
         connection: u64,
-        queue: mpsc::Sender<Live>,
+        queue: mpsc::Sender<Published>,
         overflow: CancellationToken,
     ) {
         let mut spaces = self.spaces.lock().unwrap_or_else(PoisonError::into_inner);
@@ -70,9 +79,9 @@ impl Hub {
         }
     }
 
-    /// Hands `live` to every subscriber of `space` except connection `from`; drops the
-    /// ones whose queue is full or closed.
-    pub(crate) fn publish(&self, space: &SpaceKey, from: u64, live: &Live) {
+    /// Hands `live` (caused by a frame that arrived at `received`) to every subscriber of
+    /// `space` except connection `from`; drops the ones whose queue is full or closed.
+    pub(crate) fn publish(&self, space: &SpaceKey, from: u64, live: &Live, received: Instant) {
         let mut spaces = self.spaces.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(subscribers) = spaces.get_mut(space) else {
             return;
@@ -81,7 +90,11 @@ impl Hub {
             if s.connection == from {
                 return true;
             }
-            match s.queue.try_send(live.clone()) {
+            let published = Published {
+                live: live.clone(),
+                received,
+            };
+            match s.queue.try_send(published) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     tracing::info!(
@@ -118,7 +131,7 @@ mod tests {
             envelope: Arc::from(&b"x"[..]),
         };
         for seq in 1..=3 {
-            hub.publish(&space, 99, &event(seq));
+            hub.publish(&space, 99, &event(seq), Instant::now());
         }
         assert!(
             slow_gone.is_cancelled(),
@@ -127,7 +140,10 @@ mod tests {
         assert!(!fast_gone.is_cancelled());
         for want in 1..=3 {
             match fast_rx.try_recv() {
-                Ok(Live::Event { seq, .. }) => assert_eq!(seq, want),
+                Ok(Published {
+                    live: Live::Event { seq, .. },
+                    ..
+                }) => assert_eq!(seq, want),
                 other => panic!("expected event {want}, got {other:?}"),
             }
         }
@@ -146,7 +162,12 @@ mod tests {
             deleted_at_ms: 6,
             members: vec![[2; 32]],
         };
-        hub.publish(&[1; 16], 7, &Live::Deleted(Arc::new(tombstone)));
+        hub.publish(
+            &[1; 16],
+            7,
+            &Live::Deleted(Arc::new(tombstone)),
+            Instant::now(),
+        );
         assert!(rx.try_recv().is_err());
         hub.unsubscribe(&[1; 16], 7);
         assert!(hub.spaces.lock().unwrap().is_empty());

@@ -5,11 +5,22 @@
 //!
 //! The store thread counts its own work ([`StoreStats`]); those counters are registered
 //! here too, so one scrape shows both sides.
+//!
+//! A push's way through the relay is timed in stages, each a histogram of seconds with
+//! the same buckets (8 µs to ~6 s, each √2 wider than the last), so a slow write can be
+//! attributed: `push_wait` (frame arrived → taken into a group by the store thread),
+//! `push_verify` (the group's signatures), `push_write` (its transaction, `fsync`
+//! included), then from the frame's arrival, `push_committed` (its outcome back on the
+//! connection, `Committed` about to be queued) and `push_forwarded` (the `Event` written
+//! to each live subscriber's socket).
+
+use std::time::Instant;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use hearth_proto::RejectCode;
@@ -76,6 +87,12 @@ struct RejectLabels {
     code: &'static str,
 }
 
+/// A histogram of seconds for one stage of a push: 40 buckets from 8 µs, each √2 wider,
+/// the last ending near 6 s.
+pub fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(8e-6, std::f64::consts::SQRT_2, 40))
+}
+
 /// The relay's counters and the registry that renders them.
 #[derive(Debug)]
 pub struct Metrics {
@@ -86,6 +103,8 @@ pub struct Metrics {
     pushes_committed: Counter,
     bytes_stored: Counter,
     rejects: Family<RejectLabels, Counter>,
+    committed: Histogram,
+    forwarded: Histogram,
 }
 
 impl Metrics {
@@ -137,6 +156,33 @@ impl Metrics {
             store.batches.clone(),
         );
         registry.register("rejects", "Reject frames sent, by code", rejects.clone());
+        registry.register(
+            "push_wait_seconds",
+            "From a push frame's arrival until the store thread takes it into a group",
+            store.wait.clone(),
+        );
+        registry.register(
+            "push_verify_seconds",
+            "Checking the signatures of the group a push is in, per push",
+            store.verify.clone(),
+        );
+        registry.register(
+            "push_write_seconds",
+            "The transaction (fsync included) of the group a push is in, per push",
+            store.write.clone(),
+        );
+        let committed = latency_histogram();
+        registry.register(
+            "push_committed_seconds",
+            "From a push frame's arrival until its outcome is back on its connection",
+            committed.clone(),
+        );
+        let forwarded = latency_histogram();
+        registry.register(
+            "push_forwarded_seconds",
+            "From a push frame's arrival until its Event is written to a live subscriber",
+            forwarded.clone(),
+        );
         Self {
             registry,
             connections_open,
@@ -145,7 +191,19 @@ impl Metrics {
             pushes_committed,
             bytes_stored,
             rejects,
+            committed,
+            forwarded,
         }
+    }
+
+    /// A push that arrived at `received` has its outcome.
+    pub(crate) fn push_committed(&self, received: Instant) {
+        self.committed.observe(received.elapsed().as_secs_f64());
+    }
+
+    /// The event of a push that arrived at `received` was written to a subscriber.
+    pub(crate) fn push_forwarded(&self, received: Instant) {
+        self.forwarded.observe(received.elapsed().as_secs_f64());
     }
 
     pub(crate) fn connection_opened(&self) {

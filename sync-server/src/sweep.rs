@@ -107,7 +107,9 @@ async fn sweep_now(shared: &Shared) {
             for space in &swept.expired {
                 shared.forget(hearth_proto::SpaceId::from_bytes(*space));
                 // Connection ids start at 1: 0 is the relay itself.
-                shared.hub.publish(space, 0, &Live::Expired);
+                shared
+                    .hub
+                    .publish(space, 0, &Live::Expired, std::time::Instant::now());
             }
             log(&swept, &shared.config);
         }

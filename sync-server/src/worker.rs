@@ -13,11 +13,13 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
 use hearth_proto::{BatchVerifier, SignatureCheck};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 
 use crate::store::{DeviceKey, Push, PushOutcome, SpaceKey, Storage, StoreError};
 
@@ -41,6 +43,8 @@ struct Pending {
     counter: u64,
     bytes: Arc<[u8]>,
     signed: Signed,
+    /// When the relay read the push frame off the socket.
+    received: Instant,
     reply: Reply<PushOutcome>,
 }
 
@@ -49,14 +53,35 @@ enum Job {
     Run(Work),
 }
 
-/// Counters about the store thread, for metrics (registered in [`crate::metrics`]).
-#[derive(Debug, Default)]
+/// Counters and timings of the store thread, for metrics (registered in
+/// [`crate::metrics`]). Each timing is observed once per push, as that push lived it: a
+/// push in a group of ten waits for all ten signatures and the one transaction.
+#[derive(Debug)]
 pub struct StoreStats {
     /// Pushes taken into a transaction: stored, duplicates answered from the store, and
     /// those the store refused (over quota); not those whose signature failed.
     pub pushes: Counter,
     /// Transactions those pushes took.
     pub batches: Counter,
+    /// From the push frame's arrival to the store thread taking it into a group: the
+    /// connection's checks, then the queue behind other pushes and reads.
+    pub wait: Histogram,
+    /// Checking the group's signatures.
+    pub verify: Histogram,
+    /// The group's transaction, `fsync` included.
+    pub write: Histogram,
+}
+
+impl Default for StoreStats {
+    fn default() -> Self {
+        Self {
+            pushes: Counter::default(),
+            batches: Counter::default(),
+            wait: crate::metrics::latency_histogram(),
+            verify: crate::metrics::latency_histogram(),
+            write: crate::metrics::latency_histogram(),
+        }
+    }
 }
 
 /// A cheap, cloneable handle to the store thread.
@@ -126,7 +151,8 @@ impl StoreHandle {
     }
 
     /// Checks `device`'s signature and stores one envelope (checked and group-committed
-    /// with whatever else is waiting).
+    /// with whatever else is waiting); `received` is when its frame arrived, for the
+    /// timings.
     ///
     /// # Errors
     /// [`StoreError::BadSignature`] if `signed` is not `device`'s signature; what the store
@@ -138,6 +164,7 @@ impl StoreHandle {
         counter: u64,
         bytes: Arc<[u8]>,
         signed: Signed,
+        received: Instant,
     ) -> Result<PushOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
@@ -147,6 +174,7 @@ impl StoreHandle {
                 counter,
                 bytes,
                 signed,
+                received,
                 reply,
             }))
             .await
@@ -182,6 +210,7 @@ fn commit(
     batch: Vec<Job>,
     stats: &StoreStats,
 ) {
+    let taken = Instant::now();
     let pending: Vec<Pending> = batch
         .into_iter()
         .filter_map(|job| match job {
@@ -189,6 +218,11 @@ fn commit(
             Job::Run(_) => None,
         })
         .collect();
+    for p in &pending {
+        stats
+            .wait
+            .observe(secs(taken.saturating_duration_since(p.received)));
+    }
     let checks: Vec<SignatureCheck<'_>> = pending
         .iter()
         .map(|p| SignatureCheck {
@@ -199,8 +233,11 @@ fn commit(
         .collect();
     let verdicts = verifier.verify(&checks);
     drop(checks);
+    let verified = Instant::now();
+    let verify = secs(verified - taken);
     let mut genuine = Vec::with_capacity(pending.len());
     for (p, verdict) in pending.into_iter().zip(verdicts) {
+        stats.verify.observe(verify);
         match verdict {
             Ok(()) => genuine.push(p),
             Err(_) => {
@@ -221,15 +258,21 @@ fn commit(
         })
         .collect();
     let outcomes = store.push_batch(&pushes);
+    let write = secs(verified.elapsed());
     stats
         .pushes
         .inc_by(u64::try_from(pushes.len()).unwrap_or(u64::MAX));
     stats.batches.inc();
     drop(pushes);
     for (p, outcome) in genuine.into_iter().zip(outcomes) {
+        stats.write.observe(write);
         // The pusher may have gone; its data is stored all the same.
         let _ = p.reply.send(outcome);
     }
+}
+
+fn secs(d: std::time::Duration) -> f64 {
+    d.as_secs_f64()
 }
 
 #[cfg(test)]
@@ -291,7 +334,10 @@ mod tests {
     async fn push(store: &StoreHandle, device: u8, counter: u64) -> Result<u64, StoreError> {
         let (key, signed) = signed(device, counter);
         let bytes: Arc<[u8]> = Arc::from(format!("{device}-{counter}").into_bytes());
-        Ok(store.push(SPACE, key, counter, bytes, signed).await?.seq)
+        Ok(store
+            .push(SPACE, key, counter, bytes, signed, Instant::now())
+            .await?
+            .seq)
     }
 
     fn spawn(dir: &tempfile::TempDir) -> (StoreHandle, JoinHandle<()>) {
@@ -362,7 +408,9 @@ mod tests {
                     signed.signature = super::tests::signed(2, counter).1.signature;
                 }
                 let bytes: Arc<[u8]> = Arc::from(format!("1-{counter}").into_bytes());
-                store.push(SPACE, key, counter, bytes, signed).await
+                store
+                    .push(SPACE, key, counter, bytes, signed, Instant::now())
+                    .await
             }));
         }
         held.release_once_queued(&store, 10).await;

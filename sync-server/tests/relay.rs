@@ -746,13 +746,15 @@ async fn healthz_and_metrics_answer() {
         space,
         a_key,
         mut a,
-        b: _b,
+        mut b,
         ..
     } = couple(&relay).await;
+    assert!(b.subscribe(space, 0).await.is_empty());
     assert!(matches!(
         a.push(signed_changes(&a_key, space, 1, b"counted")).await,
         RelayFrame::Committed { .. }
     ));
+    assert!(matches!(b.recv().await, RelayFrame::Event { seq: 1, .. }));
     let health = relay.http_get("/healthz").await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(health.ends_with("ok"), "{health}");
@@ -770,9 +772,22 @@ async fn healthz_and_metrics_answer() {
         "hearth_relay_pushes_committed_total 1",
         "hearth_relay_store_batches_total 1",
         "hearth_relay_rejects_total{code=\"invalid\"} 1",
+        "hearth_relay_push_committed_seconds_count 1",
     ] {
         assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
     }
+    // B's event is timed once the relay's write of it returned, just after B can read it.
+    timeout(WAIT, async {
+        while !relay
+            .http_get("/metrics")
+            .await
+            .contains("hearth_relay_push_forwarded_seconds_count 1")
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the event written to B was never timed");
     relay.stop().await;
 }
 
@@ -1682,8 +1697,18 @@ async fn metrics_count_exactly_the_traffic_the_relay_saw() {
             1,
         ),
         ("hearth_relay_rejects_total{code=\"unauthorized\"}", 0),
+        // Each push's stages: the forged one waited and was checked, but never written.
+        ("hearth_relay_push_wait_seconds_count", 4),
+        ("hearth_relay_push_verify_seconds_count", 4),
+        ("hearth_relay_push_write_seconds_count", 3),
+        ("hearth_relay_push_committed_seconds_count", 4),
     ] {
         assert_eq!(sample(&metrics, name), want, "{name} in\n{metrics}");
     }
+    // A stage's buckets are cumulative and end in +Inf at the count.
+    assert!(
+        metrics.contains("hearth_relay_push_write_seconds_bucket{le=\"+Inf\"} 3"),
+        "{metrics}"
+    );
     relay.stop().await;
 }

@@ -9,5 +9,6 @@ pub mod compare;
 pub mod history;
 pub mod relay;
 pub mod soak;
+pub mod stages;
 pub mod suite;
 pub mod timing;

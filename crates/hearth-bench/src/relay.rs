@@ -25,8 +25,11 @@ use hearth_proto::{
     AclBody, ClientFrame, Envelope, EnvelopeHeader, EnvelopeKind, InviteId, InviteRole, Limits,
     PROTOCOL_VERSION, RelayFrame, SpaceId, decode_relay, encode_client,
 };
+use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+
+use crate::stages::{RelaySnapshot, Stat};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -202,12 +205,7 @@ fn proc_status_kb(pid: u32, field: &str) -> Result<u64> {
 /// # Errors
 /// If the relay does not answer or the gauge is missing.
 pub async fn open_connections(host: &str) -> Result<u64> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut tcp = TcpStream::connect(host).await?;
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n")
-        .await?;
-    let mut body = String::new();
-    tcp.read_to_string(&mut body).await?;
+    let body = crate::stages::scrape(host).await?;
     body.lines()
         .find_map(|l| l.strip_prefix("hearth_relay_connections_open "))
         .and_then(|v| v.trim().parse().ok())
@@ -369,6 +367,27 @@ struct Deliveries {
     count_until: Option<Instant>,
     /// Entries B has, per pair, since the last reset.
     seen_per_pair: Vec<u64>,
+    /// When A's push of (pair, envelope counter) was on its socket (latency runs only).
+    pushed: HashMap<(usize, u64), Instant>,
+    /// Each envelope B applied, with its stages.
+    arrivals: Vec<Arrival>,
+}
+
+/// One envelope's way through B, as B's reader timed it.
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    pair: usize,
+    counter: u64,
+    /// When its (first) entry was written, if this run recorded it.
+    written: Option<Instant>,
+    /// B read the frame.
+    received: Instant,
+    /// B decoded the envelope and checked its signature.
+    verified: Instant,
+    /// B decrypted it.
+    opened: Instant,
+    /// B applied it to its document.
+    applied: Instant,
 }
 
 /// The deliveries, a wake-up for any delivery and one per pair (so a delivery wakes only
@@ -485,19 +504,22 @@ async fn pair(
             Err(_) => return,
         };
         while let Ok(frame) = recv(&mut stream_b).await {
+            let received = Instant::now();
             let RelayFrame::Event {
                 envelope: bytes, ..
             } = frame
             else {
                 continue;
             };
-            let Ok(envelope) = Envelope::decode(&bytes) else {
-                continue;
-            };
             // Verify, decrypt, apply: only then is it delivered.
-            let Ok(plain) = envelope::open(&envelope, &space, 0, &reader_key) else {
+            let Ok(envelope) = Envelope::decode(&bytes).and_then(Envelope::into_verified) else {
                 continue;
             };
+            let verified = Instant::now();
+            let Ok(plain) = envelope::open_verified(&envelope, &space, 0, &reader_key) else {
+                continue;
+            };
+            let opened = Instant::now();
             if doc.apply(&plain).is_err() {
                 continue;
             }
@@ -506,6 +528,15 @@ async fn pair(
             let (lock, notify, per_pair) = &*shared;
             if let Ok(mut d) = lock.lock() {
                 let written = d.sent.remove(&(index, counter)).unwrap_or_default();
+                d.arrivals.push(Arrival {
+                    pair: index,
+                    counter,
+                    written: written.first().copied(),
+                    received,
+                    verified,
+                    opened,
+                    applied: now,
+                });
                 let entries = written.len();
                 d.latencies
                     .extend(written.iter().map(|sent| now.duration_since(*sent)));
@@ -594,6 +625,8 @@ impl Pairs {
             d.count_from = None;
             d.count_until = None;
             d.seen_per_pair.iter_mut().for_each(|seen| *seen = 0);
+            d.pushed.clear();
+            d.arrivals.clear();
         }
     }
 
@@ -660,8 +693,14 @@ pub struct Latency {
     pub p95_ms: f64,
     /// 99th.
     pub p99_ms: f64,
+    /// 99.9th.
+    pub p999_ms: f64,
     /// Slowest.
     pub max_ms: f64,
+    /// Where the time went: the clients' stages, then the relay's (see [`crate::stages`]).
+    pub stages: Vec<(&'static str, Stat)>,
+    /// The slowest samples, each with its client stages in ms, slowest first.
+    pub slowest: Vec<Value>,
     /// The interval between one pair's writes.
     pub interval_ms: u64,
     /// Relay CPU during the run.
@@ -702,6 +741,7 @@ pub async fn latency(
         .max((min_s * 1000).div_ceil(interval.as_millis() as u64) as usize);
     pairs.reset();
     let cpu_before = relay.cpu()?;
+    let relay_before = RelaySnapshot::take(relay.addr()).await?;
     let bytes_before = pairs.wire_bytes();
     let started = Instant::now();
     let mut rng = crate::history::Rng::new(99);
@@ -733,15 +773,24 @@ pub async fn latency(
             d.sent.insert((i, counter), vec![Instant::now()]);
         }
         writer.write(&text).await?;
+        let pushed = Instant::now();
+        if let Ok(mut d) = shared.0.lock() {
+            d.pushed.insert((i, counter), pushed);
+        }
         sent += 1;
     }
     pairs.wait_delivered(sent, Duration::from_secs(10)).await?;
     let duration = started.elapsed();
     let server_cpu = relay.cpu()?.saturating_sub(cpu_before);
-    let (mut lat, delivered) = {
+    let relay_stages = RelaySnapshot::take(relay.addr())
+        .await?
+        .since(&relay_before);
+    let (mut lat, delivered, mut stages, slowest) = {
         let d = shared.0.lock().map_err(|_| anyhow!("poisoned"))?;
-        (d.latencies.clone(), d.delivered)
+        let (stages, slowest) = client_stages(&d);
+        (d.latencies.clone(), d.delivered, stages, slowest)
     };
+    stages.extend(relay_stages);
     lat.sort();
     let bytes = pairs.wire_bytes().saturating_sub(bytes_before);
     Ok(Latency {
@@ -751,11 +800,62 @@ pub async fn latency(
         p50_ms: percentile(&lat, 50.0),
         p95_ms: percentile(&lat, 95.0),
         p99_ms: percentile(&lat, 99.0),
+        p999_ms: percentile(&lat, 99.9),
         max_ms: lat.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
+        stages,
+        slowest,
         interval_ms: interval.as_millis() as u64,
         server_cpu,
         duration,
     })
+}
+
+/// How many of the slowest samples a latency run lists.
+const SLOWEST: usize = 5;
+
+/// The clients' stages of every sample whose push was timed, and the slowest samples.
+fn client_stages(d: &Deliveries) -> (Vec<(&'static str, Stat)>, Vec<Value>) {
+    let mut rows: Vec<[Duration; 6]> = d
+        .arrivals
+        .iter()
+        .filter_map(|a| {
+            let written = a.written?;
+            let pushed = *d.pushed.get(&(a.pair, a.counter))?;
+            let gap = |from: Instant, to: Instant| to.saturating_duration_since(from);
+            Some([
+                gap(written, a.applied),
+                gap(written, pushed),
+                gap(pushed, a.received),
+                gap(a.received, a.verified),
+                gap(a.verified, a.opened),
+                gap(a.opened, a.applied),
+            ])
+        })
+        .collect();
+    const NAMES: [&str; 5] = ["write", "transit", "verify", "decrypt", "apply"];
+    let stages = NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut column: Vec<Duration> = rows.iter().map(|r| r[i + 1]).collect();
+            (*name, Stat::of(&mut column))
+        })
+        .collect();
+    rows.sort_by(|a, b| b[0].cmp(&a[0]));
+    let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    let slowest = rows
+        .iter()
+        .take(SLOWEST)
+        .map(|r| {
+            let mut v = serde_json::Map::new();
+            v.insert("total_ms".into(), json!(ms(r[0])));
+            for (i, name) in NAMES.iter().enumerate() {
+                v.insert(format!("{name}_ms"), json!(ms(r[i + 1])));
+            }
+            Value::Object(v)
+        })
+        .collect();
+    (stages, slowest)
 }
 
 /// Throughput figures.

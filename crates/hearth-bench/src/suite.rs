@@ -152,10 +152,11 @@ pub fn run(o: &Options) -> Result<Vec<Value>> {
             json!({
                 "pairs": k, "interval_ms": l.interval_ms, "sent": l.sent, "lost": l.lost,
                 "samples": l.sent - l.lost, "p50_ms": l.p50_ms, "p95_ms": l.p95_ms,
-                "p99_ms": l.p99_ms, "max_ms": r2(l.max_ms),
+                "p99_ms": l.p99_ms, "p999_ms": l.p999_ms, "max_ms": r2(l.max_ms),
                 "duration_s": r2(l.duration.as_secs_f64()),
                 "server_cpu_s": r2(l.server_cpu.as_secs_f64()),
                 "envelope_bytes_per_delivered": l.envelope_bytes_per_delivered,
+                "stages": crate::stages::json(&l.stages), "slowest": l.slowest,
             }),
         ));
         out.push(line(
@@ -196,7 +197,10 @@ pub fn run(o: &Options) -> Result<Vec<Value>> {
             "idle_connections",
             json!({
                 "connections": 2 * idle.len(), "rss_kb": rss,
-                "active_p50_ms": l.p50_ms, "active_p99_ms": l.p99_ms, "active_samples": l.sent,
+                "active_p50_ms": l.p50_ms, "active_p99_ms": l.p99_ms,
+                "active_p999_ms": l.p999_ms, "active_max_ms": r2(l.max_ms),
+                "active_samples": l.sent,
+                "stages": crate::stages::json(&l.stages), "slowest": l.slowest,
             }),
         ));
         runtime.block_on(active.close());
