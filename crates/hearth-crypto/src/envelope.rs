@@ -13,7 +13,7 @@
 //! seals with [`max_plaintext_for`], which accounts for the padding, so that nothing it
 //! seals is over the relay's envelope limit.
 
-use hearth_proto::{Envelope, EnvelopeHeader, EnvelopeKind, SpaceId};
+use hearth_proto::{Envelope, EnvelopeHeader, EnvelopeKind, SpaceId, VerifiedEnvelope};
 use zeroize::Zeroizing;
 
 use crate::aead::TAG_LEN;
@@ -97,6 +97,30 @@ pub fn open(
     key: &EpochKey,
 ) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
     envelope.verify().map_err(|_| EnvelopeError::BadSignature)?;
+    decrypt(envelope, space, epoch, key)
+}
+
+/// [`open`] for an envelope whose signature was already checked: decrypts it, without
+/// checking the signature a second time (an Ed25519 verification, ~70 µs here).
+///
+/// # Errors
+/// An [`EnvelopeError`] other than `BadSignature`.
+pub fn open_verified(
+    envelope: &VerifiedEnvelope,
+    space: &SpaceId,
+    epoch: u32,
+    key: &EpochKey,
+) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
+    decrypt(envelope, space, epoch, key)
+}
+
+/// Opens an envelope whose signature the caller checked.
+fn decrypt(
+    envelope: &Envelope,
+    space: &SpaceId,
+    epoch: u32,
+    key: &EpochKey,
+) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
     let header = envelope.header();
     if header.space != *space {
         return Err(EnvelopeError::WrongSpace);

@@ -289,6 +289,37 @@ impl Envelope {
         envelope.verify()?;
         Ok(envelope)
     }
+
+    /// Checks the signature ([`Envelope::verify`]) and keeps the proof of it in the type,
+    /// so what opens the envelope later need not check it again.
+    ///
+    /// # Errors
+    /// [`ProtoError::BadSignature`], and the envelope is dropped.
+    pub fn into_verified(self) -> Result<VerifiedEnvelope, ProtoError> {
+        self.verify()?;
+        Ok(VerifiedEnvelope(self))
+    }
+}
+
+/// An [`Envelope`] whose signature was checked ([`Envelope::into_verified`]): its author
+/// (`header().author`) signed exactly these bytes. Whether that device may write here is
+/// still the ACL's question. There is no other way to make one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VerifiedEnvelope(Envelope);
+
+impl VerifiedEnvelope {
+    /// The envelope, no longer marked as checked.
+    pub fn into_inner(self) -> Envelope {
+        self.0
+    }
+}
+
+impl std::ops::Deref for VerifiedEnvelope {
+    type Target = Envelope;
+
+    fn deref(&self) -> &Envelope {
+        &self.0
+    }
 }
 
 /// Lengths are bounded by frame limits far below 4 GiB; saturating keeps this total.

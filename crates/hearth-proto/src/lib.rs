@@ -44,7 +44,7 @@ pub use consent::{
     ConsentFault, Countersignature, Judged, countersign_message, judge_countersignature,
     snapshot_hash,
 };
-pub use envelope::{Envelope, EnvelopeHeader, EnvelopeKind};
+pub use envelope::{Envelope, EnvelopeHeader, EnvelopeKind, VerifiedEnvelope};
 pub use error::{AclRule, ProtoError};
 pub use frame::{
     CREATION_TOKEN_PREFIX, ClientFrame, PROTOCOL_VERSION, RejectCode, RelayFrame, auth_message,

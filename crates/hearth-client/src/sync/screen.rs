@@ -12,11 +12,12 @@
 //! with a header it made up: an epoch from the future, a counter past a removal. Decryption
 //! and the counter rules (a replay, a change that waits for an earlier one) are judged when
 //! the envelope is opened, by [`Profile::apply_incoming_all`], in the same transaction that
-//! records it as seen (which checks the signature again, as opening always does).
+//! records it as seen. The screen's verdict carries the envelope as a
+//! [`VerifiedEnvelope`], so opening does not check the signature a second time.
 
 use std::fmt;
 
-use hearth_proto::{AclState, DeviceId, Envelope, EnvelopeHeader, SpaceId};
+use hearth_proto::{AclState, DeviceId, Envelope, EnvelopeHeader, SpaceId, VerifiedEnvelope};
 
 use super::{RejectedEnvelope, SyncError, SyncReport};
 use crate::{Incoming, Profile};
@@ -65,8 +66,8 @@ impl fmt::Display for Refusal {
 /// What the screen makes of one envelope.
 #[derive(Debug)]
 pub(crate) enum Verdict {
-    /// It may be opened with its epoch's key.
-    Open(Envelope),
+    /// It may be opened with its epoch's key; its signature is checked.
+    Open(VerifiedEnvelope),
     /// Refused before opening: reported, and the cursor passes it.
     Refused {
         /// Its header, if it decoded (the author it claims, unverified).
@@ -118,9 +119,9 @@ pub(crate) fn screen(space: &SpaceId, state: &AclState, bytes: &[u8]) -> Verdict
     if !member && removed.is_none() {
         return refused(Refusal::NotAMember);
     }
-    if envelope.verify().is_err() {
+    let Ok(envelope) = envelope.into_verified() else {
         return refused(Refusal::Tampered);
-    }
+    };
     if member && header.epoch > state.epoch() {
         return Verdict::NewerEpoch {
             author: header.author,
@@ -242,7 +243,7 @@ fn take<'a>(
 /// document, and reports what became of each.
 fn deliver(
     profile: &mut Profile,
-    items: Vec<(u64, Envelope, hearth_crypto::EpochKey)>,
+    items: Vec<(u64, VerifiedEnvelope, hearth_crypto::EpochKey)>,
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
     if items.is_empty() {

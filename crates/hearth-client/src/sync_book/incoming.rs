@@ -8,7 +8,7 @@ use std::ops::{Deref, DerefMut};
 use hearth_crypto::{EpochKey, envelope};
 use hearth_doc::authorship::{People, PersonKey, Refusal};
 use hearth_doc::{ChangeHash, RefusedChange};
-use hearth_proto::{DeviceId, Envelope, EnvelopeHeader, EnvelopeKind};
+use hearth_proto::{DeviceId, EnvelopeHeader, EnvelopeKind, VerifiedEnvelope};
 
 use super::gaps::{self, Take};
 use super::{Landmark, SyncBook};
@@ -392,22 +392,28 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
     pub(crate) fn apply_incoming(
         &mut self,
         seq: u64,
-        envelope: &Envelope,
+        envelope: &hearth_proto::Envelope,
         key: &EpochKey,
     ) -> Result<Incoming, Error> {
-        let mut taken = self.apply_incoming_all(&[(seq, envelope.clone(), key.clone())])?;
+        let Ok(verified) = envelope.clone().into_verified() else {
+            return Ok(Incoming::Rejected {
+                reason: envelope::EnvelopeError::BadSignature.to_string(),
+            });
+        };
+        let mut taken = self.apply_incoming_all(&[(seq, verified, key.clone())])?;
         Ok(taken.outcomes.pop().unwrap_or(Incoming::Known))
     }
 
     /// [`apply_incoming`](Self::apply_incoming) for several envelopes (`(seq, envelope,
-    /// key)`, in the relay's order) in one transaction over one load of the document: a
-    /// batch from the relay costs one load and one write, not one per envelope.
+    /// key)`, in the relay's order, each signature already checked by the screen) in one
+    /// transaction over one load of the document: a batch from the relay costs one load
+    /// and one write, not one per envelope.
     ///
     /// # Errors
     /// A database error; nothing changed then.
     pub(crate) fn apply_incoming_all(
         &mut self,
-        items: &[(u64, Envelope, EpochKey)],
+        items: &[(u64, VerifiedEnvelope, EpochKey)],
     ) -> Result<Taken, Error> {
         let space = self.profile.space()?;
         let tx = self.profile.begin_write()?;
@@ -425,9 +431,9 @@ impl<P: DerefMut<Target = Profile>> SyncBook<P> {
             let signer = header.author.as_bytes();
             let author = &signer[..];
             let counter = header.counter as i64;
-            // Verified first, so a damaged copy of an envelope applied before is reported
-            // as damaged, not as a replay.
-            let outcome = match envelope::open(envelope, &space, header.epoch, key) {
+            // Its signature was checked by the screen, so a damaged copy of an envelope
+            // applied before was refused as damaged there, not taken for a replay here.
+            let outcome = match envelope::open_verified(envelope, &space, header.epoch, key) {
                 Err(e) => Incoming::Rejected {
                     reason: e.to_string(),
                 },
@@ -511,6 +517,7 @@ mod tests {
     use super::*;
     use hearth_crypto::Protection;
     use hearth_doc::Millis;
+    use hearth_proto::Envelope;
 
     fn profile(dir: &std::path::Path, name: &str) -> Profile {
         Profile::create(&dir.join(name), name, Protection::None, Millis(1)).unwrap()
