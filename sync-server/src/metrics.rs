@@ -156,6 +156,13 @@ impl Metrics {
             store.batches.clone(),
         );
         registry.register("rejects", "Reject frames sent, by code", rejects.clone());
+        if let Some(checkpoints) = &store.checkpoints {
+            registry.register(
+                "wal_checkpoints",
+                "WAL checkpoints completed by the checkpoint thread",
+                checkpoints.clone(),
+            );
+        }
         registry.register(
             "push_wait_seconds",
             "From a push frame's arrival until the store thread takes it into a group",

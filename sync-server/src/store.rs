@@ -32,6 +32,7 @@ use hearth_proto::Limits;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 mod admission;
+mod checkpoint;
 
 pub use admission::{Expiry, TokenHash, TokenInfo, TokenRefusal};
 
@@ -187,6 +188,11 @@ pub struct Accepted {
 
 /// The relay's durable storage.
 pub trait Storage: Send {
+    /// WAL checkpoints completed so far, for metrics, if this store has them.
+    fn checkpoints(&self) -> Option<prometheus_client::metrics::counter::Counter> {
+        None
+    }
+
     /// Creates a space with its first ACL record, spending one use of the creation token
     /// whose hash is `ticket`, if given, in the same transaction (a creation that fails
     /// spends nothing). An expired space's id may be created again (by its creator: the
@@ -448,11 +454,19 @@ const MIGRATIONS: &[&str] = &[
 ",
 ];
 
-/// [`Storage`] in one SQLite file (WAL, `synchronous = FULL`).
+/// [`Storage`] in one SQLite file (WAL, `synchronous = FULL`), checkpointed by a thread
+/// of its own ([`checkpoint`]), never inside a commit.
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Connection,
     limits: StoreLimits,
+    checkpointer: checkpoint::Checkpointer,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.checkpointer.stop(&mut self.conn);
+    }
 }
 
 impl SqliteStore {
@@ -478,7 +492,12 @@ impl SqliteStore {
                 i64::try_from(pages).unwrap_or(i64::MAX),
             )?;
         }
-        Ok(Self { conn, limits })
+        let checkpointer = checkpoint::Checkpointer::start(&mut conn, path)?;
+        Ok(Self {
+            conn,
+            limits,
+            checkpointer,
+        })
     }
 
     fn space_row(&self, space: &SpaceKey) -> Result<(u64, u64), StoreError> {
@@ -635,6 +654,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 impl Storage for SqliteStore {
+    fn checkpoints(&self) -> Option<prometheus_client::metrics::counter::Counter> {
+        Some(self.checkpointer.completed())
+    }
+
     fn create_space(
         &mut self,
         space: &SpaceKey,

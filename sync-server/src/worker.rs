@@ -70,6 +70,8 @@ pub struct StoreStats {
     pub verify: Histogram,
     /// The group's transaction, `fsync` included.
     pub write: Histogram,
+    /// The store's completed WAL checkpoints, if it has them ([`Storage::checkpoints`]).
+    pub checkpoints: Option<Counter>,
 }
 
 impl Default for StoreStats {
@@ -80,6 +82,7 @@ impl Default for StoreStats {
             wait: crate::metrics::latency_histogram(),
             verify: crate::metrics::latency_histogram(),
             write: crate::metrics::latency_histogram(),
+            checkpoints: None,
         }
     }
 }
@@ -116,7 +119,10 @@ impl StoreHandle {
         max_batch: usize,
     ) -> std::io::Result<(StoreHandle, JoinHandle<()>)> {
         let (jobs, mut rx) = mpsc::channel::<Job>(queue.max(1));
-        let stats = Arc::new(StoreStats::default());
+        let stats = Arc::new(StoreStats {
+            checkpoints: store.checkpoints(),
+            ..StoreStats::default()
+        });
         let thread_stats = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
             .name("hearth-relay-store".into())
