@@ -230,6 +230,10 @@ pub struct Row {
     pub ratio: Option<f64>,
     /// Which way is better.
     pub better: Better,
+    /// `peer_server`'s value in each run, in run order.
+    pub peer_runs: Vec<f64>,
+    /// hearth's value in each run, in run order.
+    pub hearth_runs: Vec<f64>,
 }
 
 /// A family of rows measured at several sizes (pairs, records, connections, command).
@@ -331,6 +335,12 @@ fn families() -> Vec<Family> {
                     unit: "ms",
                     better: lower,
                     value: |v| num("p99_ms")(v),
+                },
+                Metric {
+                    label: |k| latency_label(k, "max"),
+                    unit: "ms",
+                    better: lower,
+                    value: |v| num("max_ms")(v),
                 },
             ],
         },
@@ -555,6 +565,19 @@ fn medians_by_server(
     key: &str,
     value: fn(&Value) -> Option<f64>,
 ) -> Vec<(String, f64)> {
+    runs_by_server(lines, family, key, value)
+        .into_iter()
+        .filter_map(|(server, per_run)| median(per_run).map(|m| (server, m)))
+        .collect()
+}
+
+/// Each server's value per run (the median of a run's lines, in run order).
+fn runs_by_server(
+    lines: &[Value],
+    family: &Family,
+    key: &str,
+    value: fn(&Value) -> Option<f64>,
+) -> Vec<(String, Vec<f64>)> {
     let mut by_server: Vec<(String, BTreeMap<String, Vec<f64>>)> = Vec::new();
     for l in lines
         .iter()
@@ -574,27 +597,18 @@ fn medians_by_server(
     }
     by_server
         .into_iter()
-        .filter_map(|(server, runs)| {
-            let per_run: Vec<f64> = runs.into_values().filter_map(median).collect();
-            median(per_run).map(|m| (server, m))
+        .map(|(server, runs)| {
+            let mut runs: Vec<(String, f64)> = runs
+                .into_iter()
+                .filter_map(|(run, xs)| median(xs).map(|m| (run, m)))
+                .collect();
+            // Run numbers in numeric order (the map sorts "10" before "2").
+            runs.sort_by_key(|(run, _)| run.parse::<u64>().unwrap_or(u64::MAX));
+            (server, runs.into_iter().map(|(_, m)| m).collect())
         })
         .collect()
 }
 
-/// One [`Row`] per metric of the table, in its order: latency p50/p99 at K=1, 10, 100
-/// and 1000 pairs; throughput and relay CPU per delivered entry at 100 pairs; initial sync
-/// (B's time, median of tries) and A's upload of 10,000 records; relay RSS at baseline, with
-/// 100 pairs connected and idle, and after the 10,000-record upload; then the hearth-only
-/// rows: RSS and active-pair p99 with 10,000 idle connections, and the medians of
-/// `hearth log --json` and `hearth appreciate`.
-///
-/// Each value is the median over runs (of the per-run median, if a run has several lines) for
-/// one server; `peer` is the better peer server for the metric (lowest, or highest for
-/// throughput) and `peer_server` names it; `ratio` is hearth / peer. Rows for the sizes above
-/// are always present (with `None` where not measured). If neither side measured a family at
-/// those sizes, rows for the sizes both did measure follow (e.g. throughput at 10 pairs when
-/// both ran in quick mode). Lines of any `"bench"` are read, except `*-summary` lines; lines
-/// with a `"for"` field (side measurements) and `"test":"error"` lines are ignored.
 pub fn summarize(peer: &[Value], hearth: &[Value]) -> Vec<Row> {
     let mut rows = Vec::new();
     for family in families() {
@@ -620,6 +634,20 @@ pub fn summarize(peer: &[Value], hearth: &[Value]) -> Vec<Row> {
                 // hearth is one relay; if its lines name several servers, take their median.
                 let hearth_value = median(hearth_values);
                 let peer_value = peer_best.as_ref().map(|(_, x)| *x);
+                let peer_runs = peer_best
+                    .as_ref()
+                    .and_then(|(server, _)| {
+                        runs_by_server(peer, &family, &key, m.value)
+                            .into_iter()
+                            .find(|(s, _)| s == server)
+                    })
+                    .map(|(_, runs)| runs)
+                    .unwrap_or_default();
+                let hearth_runs = runs_by_server(hearth, &family, &key, m.value)
+                    .into_iter()
+                    .next()
+                    .map(|(_, runs)| runs)
+                    .unwrap_or_default();
                 let ratio = match (hearth_value, peer_value) {
                     (Some(h), Some(p)) if p != 0.0 => Some(h / p),
                     _ => None,
@@ -632,11 +660,24 @@ pub fn summarize(peer: &[Value], hearth: &[Value]) -> Vec<Row> {
                     hearth: hearth_value,
                     ratio,
                     better: m.better,
+                    peer_runs,
+                    hearth_runs,
                 });
             }
         }
     }
     rows
+}
+
+/// Each run's value, `a / b / c`, or `—` without any.
+fn runs_cell(runs: &[f64]) -> String {
+    if runs.is_empty() {
+        return "—".into();
+    }
+    runs.iter()
+        .map(|x| fmt_num(*x))
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 /// A target of the table.
@@ -757,7 +798,7 @@ fn escape(s: &str) -> String {
 /// missed (e.g. `≥ 20× peer ✗ (missed by 2.5×)`), or `not measured`.
 pub fn render_table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| metric | peer (server) | hearth | hearth/peer | target |\n| --- | ---: | ---: | ---: | --- |\n",
+        "| metric | peer (server) | hearth | hearth/peer | target | peer, each run | hearth, each run |\n| --- | ---: | ---: | ---: | --- | ---: | ---: |\n",
     );
     for row in rows {
         let metric = if row.unit.is_empty() {
@@ -770,12 +811,14 @@ pub fn render_table(rows: &[Row]) -> String {
             (p, _) => cell(p),
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             escape(&metric),
             escape(&peer),
             cell(row.hearth),
             cell(row.ratio),
             escape(&target_cell(row)),
+            runs_cell(&row.peer_runs),
+            runs_cell(&row.hearth_runs),
         ));
     }
     out
@@ -918,12 +961,16 @@ mod tests {
             [
                 "latency K=1 p50",
                 "latency K=1 p99",
+                "latency K=1 max",
                 "latency K=10 p50",
                 "latency K=10 p99",
+                "latency K=10 max",
                 "latency K=100 p50",
                 "latency K=100 p99",
+                "latency K=100 max",
                 "latency K=1000 p50",
                 "latency K=1000 p99",
+                "latency K=1000 max",
                 "throughput delivered, 100 pairs",
                 "relay CPU per delivered entry, 100 pairs",
                 "initial sync (B, median of tries), 10000 records",
@@ -937,6 +984,8 @@ mod tests {
                 "cli `appreciate` median",
             ]
         );
+        // Each run's figure, in run order, beside the median.
+        assert_eq!(row(&rows, "latency K=100 p99").hearth_runs, [3.0, 9.0, 4.0]);
         let k1000 = row(&rows, "latency K=1000 p99");
         assert_eq!((k1000.peer, k1000.ratio), (None, None));
         assert!(close(k1000.hearth, 6.0));
@@ -984,7 +1033,8 @@ mod tests {
             .lines()
             .find(|l| l.contains("throughput delivered, 10 pairs"))
             .unwrap();
-        assert!(line.ends_with("| — |"), "{line}");
+        // No target; then each run's value, one run on each side.
+        assert!(line.ends_with("| — | 54 | 540 |"), "{line}");
     }
 
     #[test]
@@ -994,7 +1044,9 @@ mod tests {
         let mut it = table.lines();
         assert_eq!(
             it.next(),
-            Some("| metric | peer (server) | hearth | hearth/peer | target |")
+            Some(
+                "| metric | peer (server) | hearth | hearth/peer | target | peer, each run | hearth, each run |"
+            )
         );
         let line = |start: &str| -> String {
             table
@@ -1006,45 +1058,44 @@ mod tests {
         // 4 / 22.23 = 0.18 <= 0.2.
         assert_eq!(
             line("latency K=100 p99"),
-            "| latency K=100 p99 (ms) | 22.2 (repo2) | 4 | 0.18 | ≤ 0.2× peer ✓ |"
+            "| latency K=100 p99 (ms) | 22.2 (repo2) | 4 | 0.18 | ≤ 0.2× peer ✓ | 16.9 / 23.9 / 22.2 | 3 / 9 / 4 |"
         );
         // Not measured on either side.
         assert_eq!(
             line("latency K=1 p99"),
-            "| latency K=1 p99 (ms) | — | — | — | ≤ 0.2× peer: not measured |"
+            "| latency K=1 p99 (ms) | — | — | — | ≤ 0.2× peer: not measured | — | — |"
         );
         // p50 has no target.
-        assert!(line("latency K=100 p50").ends_with("| — |"));
+        assert!(line("latency K=100 p50").contains("| — |"));
         // 6000 / 521 = 11.5 < 20: missed by 20 / 11.5 = 1.74.
         assert_eq!(
             line("throughput delivered, 100 pairs"),
-            "| throughput delivered, 100 pairs (entries/s) | 521 (repo2) | 6000 | 11.5 | ≥ 20× peer ✗ (missed by 1.74×) |"
+            "| throughput delivered, 100 pairs (entries/s) | 521 (repo2) | 6000 | 11.5 | ≥ 20× peer ✗ (missed by 1.74×) | 495 / 522 / 521 | 5000 / 7000 / 6000 |"
         );
         // 25 / 1453 = 0.0172 <= 0.02.
         assert!(
-            line("relay CPU per delivered entry, 100 pairs")
-                .ends_with("| 0.017 | ≤ 0.02× peer ✓ |")
+            line("relay CPU per delivered entry, 100 pairs").contains("| 0.017 | ≤ 0.02× peer ✓ |")
         );
         // 10 MiB / 142.2 MiB = 0.07 <= 0.1.
-        assert!(line("relay RSS idle, 100 pairs connected").ends_with("≤ 0.1× peer ✓ |"));
+        assert!(line("relay RSS idle, 100 pairs connected").contains("≤ 0.1× peer ✓ |"));
         assert!(
             line("initial sync (B, median of tries), 10000 records")
-                .ends_with("| — | — | ≤ 0.1× peer: not measured |")
+                .contains("| — | — | ≤ 0.1× peer: not measured |")
         );
         // 150 MiB < 200 MB; 7.5 ms misses 5 ms by 1.5x.
         assert_eq!(
             line("relay RSS with 10000 idle connections"),
-            "| relay RSS with 10000 idle connections (MiB) | — | 150 | — | < 200 MB ✓ |"
+            "| relay RSS with 10000 idle connections (MiB) | — | 150 | — | < 200 MB ✓ | — | 150 |"
         );
         assert!(
             line("active pair p99 with 10000 idle connections")
-                .ends_with("| 7.50 | — | < 5 ms ✗ (missed by 1.50×) |")
+                .contains("| 7.50 | — | < 5 ms ✗ (missed by 1.50×) |")
         );
-        assert!(line("cli `log --json` median").ends_with("| 12.5 | — | < 50 ms ✓ |"));
+        assert!(line("cli `log --json` median").contains("| 12.5 | — | < 50 ms ✓ |"));
         assert!(
-            line("cli `appreciate` median").ends_with("| 60 | — | < 50 ms ✗ (missed by 1.20×) |")
+            line("cli `appreciate` median").contains("| 60 | — | < 50 ms ✗ (missed by 1.20×) |")
         );
-        assert!(line("relay RSS after 10000-record upload").ends_with("| — | — | — |"));
+        assert!(line("relay RSS after 10000-record upload").contains("| — | — | — |"));
     }
 
     #[test]
