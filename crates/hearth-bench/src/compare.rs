@@ -609,6 +609,20 @@ fn runs_by_server(
         .collect()
 }
 
+/// One [`Row`] per metric of the table, in its order: latency p50/p99/max at K=1, 10, 100
+/// and 1000 pairs; throughput and relay CPU per delivered entry at 100 pairs; initial sync
+/// (B's time, median of tries) and A's upload of 10,000 records; relay RSS at baseline, with
+/// 100 pairs connected and idle, and after the 10,000-record upload; then the hearth-only
+/// rows: RSS and active-pair p99 with 10,000 idle connections, and the medians of
+/// `hearth log --json` and `hearth appreciate`.
+///
+/// Each value is the median over runs (of the per-run median, if a run has several lines) for
+/// one server (each run's value is kept too, in run order); `peer` is the better peer server for the metric (lowest, or highest for
+/// throughput) and `peer_server` names it; `ratio` is hearth / peer. Rows for the sizes above
+/// are always present (with `None` where not measured). If neither side measured a family at
+/// those sizes, rows for the sizes both did measure follow (e.g. throughput at 10 pairs when
+/// both ran in quick mode). Lines of any `"bench"` are read, except `*-summary` lines; lines
+/// with a `"for"` field (side measurements) and `"test":"error"` lines are ignored.
 pub fn summarize(peer: &[Value], hearth: &[Value]) -> Vec<Row> {
     let mut rows = Vec::new();
     for family in families() {
