@@ -455,7 +455,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// [`Storage`] in one SQLite file (WAL, `synchronous = FULL`), checkpointed by a thread
-/// of its own ([`checkpoint`]), never inside a commit.
+/// of its own (the `checkpoint` module), never inside a commit.
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Connection,
