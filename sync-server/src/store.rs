@@ -478,7 +478,7 @@ impl SqliteStore {
         create_private(path);
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        use_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
@@ -633,6 +633,27 @@ fn restrict_existing(path: &Path) {
 /// The same runner as the client's (`rusqlite_migration`'s contract: `user_version` counts
 /// the migrations applied; its release needs an older rusqlite than the workspace's, see
 /// docs/architecture.md).
+/// Puts the database in WAL mode. Switching a new database's journal needs it to itself,
+/// and SQLite answers "database is locked" at once, without waiting the busy timeout, when
+/// another process opens it at the same moment (the relay starting while its operator runs
+/// `hearth-relay fingerprint`): so this waits, for up to the busy timeout.
+fn use_wal(conn: &Connection) -> Result<(), StoreError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     // The version is read under the write lock: two processes opening a new database at
     // once (the relay starting, `hearth-relay token …` or `hearth-relay fingerprint`) must
