@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{Shared, verify_chain};
 use crate::feed::{Arrival, Feed};
-use crate::hub::{Live, Published};
-use crate::metrics::Metrics;
+use crate::hub::Live;
+use crate::metrics::Stamp;
 use crate::reject::{Failure, Rejection, rejection};
 use crate::session::{Answer, Close, Decision, Effect, Phase, Query, Session, StoreTrouble};
 use crate::snapshots;
@@ -47,23 +47,6 @@ const PAGE_OVERHEAD: usize = 64 + 16 * PAGE_ITEMS;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the writer may take to flush the last frames once the reader is done.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A message for the writer; an `Event` carries when its push arrived, so the writer can
-/// time it once it is on the subscriber's socket.
-#[derive(Debug)]
-struct Outgoing {
-    message: Message,
-    pushed_at: Option<Instant>,
-}
-
-impl From<Message> for Outgoing {
-    fn from(message: Message) -> Self {
-        Self {
-            message,
-            pushed_at: None,
-        }
-    }
-}
 
 /// The connection must close (after whatever is already queued).
 #[derive(Debug)]
@@ -110,9 +93,8 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, peer: IpAddr) {
     // live subscribers never got). When the writer ends first, the connection finishes the
     // frame it is handling and stops before reading another.
     let writer_gone = connection.writer_gone.clone();
-    let writer_shared = Arc::clone(&shared);
     let writer = async move {
-        write_loop(sink, out_rx, &writer_shared.metrics).await;
+        write_loop(sink, out_rx).await;
         writer_gone.cancel();
     };
     let connection = connection.run(stream);
@@ -128,19 +110,11 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, peer: IpAddr) {
     tracing::debug!(connection = id, "websocket closed");
 }
 
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<Outgoing>,
-    metrics: &Metrics,
-) {
-    while let Some(Outgoing { message, pushed_at }) = queue.recv().await {
+async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Receiver<Message>) {
+    while let Some(message) = queue.recv().await {
         let closing = matches!(message, Message::Close(_));
         match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
-            Ok(Ok(())) if !closing => {
-                if let Some(at) = pushed_at {
-                    metrics.push_forwarded(at);
-                }
-            }
+            Ok(Ok(())) if !closing => {}
             // Failed, closing, or a client that has not read for WRITE_TIMEOUT: done.
             _ => return,
         }
@@ -152,11 +126,11 @@ struct Connection {
     id: u64,
     session: Session,
     shared: Arc<Shared>,
-    out: mpsc::Sender<Outgoing>,
+    out: mpsc::Sender<Message>,
     /// A close frame was queued: nothing more goes out.
     closed: bool,
     /// Live events for the subscribed space.
-    live: Option<mpsc::Receiver<Published>>,
+    live: Option<mpsc::Receiver<Live>>,
     /// When the frame being handled arrived.
     received: Instant,
     /// Cancelled by the hub when this subscriber fell behind (or its space was deleted).
@@ -174,7 +148,7 @@ impl Drop for Connection {
     }
 }
 
-async fn next_live(live: &mut Option<mpsc::Receiver<Published>>) -> Option<Published> {
+async fn next_live(live: &mut Option<mpsc::Receiver<Live>>) -> Option<Live> {
     match live {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
@@ -240,7 +214,7 @@ impl Connection {
                     return;
                 }
                 _ = ping.tick(), if ready => {
-                    self.out.send(Message::Ping(Bytes::new()).into()).await.map_err(|_| Stop)
+                    self.out.send(Message::Ping(Bytes::new())).await.map_err(|_| Stop)
                 }
                 Some(live) = next_live(&mut self.live) => self.deliver(live).await,
                 message = stream.next() => match message {
@@ -285,7 +259,7 @@ impl Connection {
             code,
             reason: reason.into(),
         };
-        let _ = self.out.send(Message::Close(Some(frame)).into()).await;
+        let _ = self.out.send(Message::Close(Some(frame))).await;
     }
 
     /// Carries out a decision, answering its queries until the session is done.
@@ -315,9 +289,8 @@ impl Connection {
                 Err(Stop)
             }
             Effect::Publish { space, live } => {
-                self.shared
-                    .hub
-                    .publish(space.as_bytes(), self.id, &live, self.received);
+                let live = live.stamped(Stamp::at(self.received));
+                self.shared.hub.publish(space.as_bytes(), self.id, &live);
                 Ok(())
             }
             Effect::Remember { space, chain } => {
@@ -507,11 +480,6 @@ impl Connection {
     }
 
     async fn send(&self, frame: &RelayFrame) -> Step {
-        self.send_stamped(frame, None).await
-    }
-
-    /// [`send`](Self::send), for the writer to time from `pushed_at` once it is written.
-    async fn send_stamped(&self, frame: &RelayFrame, pushed_at: Option<Instant>) -> Step {
         let bytes = match encode_relay(frame, self.shared.config.limits.frame_bytes()) {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -529,10 +497,7 @@ impl Connection {
         self.shared.metrics.frame_out();
         // A client that stops reading fills the queue; shutdown must not wait on it.
         tokio::select! {
-            sent = self.out.send(Outgoing {
-                message: Message::Binary(bytes.into()),
-                pushed_at,
-            }) => sent.map_err(|_| Stop),
+            sent = self.out.send(Message::Binary(bytes.into())) => sent.map_err(|_| Stop),
             () = self.shared.shutdown.cancelled() => Err(Stop),
         }
     }
@@ -674,8 +639,7 @@ impl Connection {
         .await
     }
 
-    async fn deliver(&mut self, published: Published) -> Step {
-        let Published { live, received } = published;
+    async fn deliver(&mut self, live: Live) -> Step {
         match live {
             Live::Acl(record) => {
                 let decision = self.session.on_acl_changed(&record);
@@ -689,18 +653,23 @@ impl Connection {
                 let decision = self.session.on_space_expired();
                 self.carry_out(decision).await
             }
-            Live::Event { seq, envelope } => {
+            Live::Event {
+                seq,
+                envelope,
+                received,
+            } => {
                 match self.feed.arrival(seq) {
                     Arrival::Stale => return Ok(()),
                     Arrival::AfterGap => self.catch_up(seq).await?,
                     Arrival::Next => {}
                 }
                 if self.feed.arrival(seq) == Arrival::Next {
-                    let event = RelayFrame::Event {
+                    self.send(&RelayFrame::Event {
                         seq,
                         envelope: envelope.to_vec(),
-                    };
-                    self.send_stamped(&event, Some(received)).await?;
+                    })
+                    .await?;
+                    self.shared.metrics.push_forwarded(received);
                     self.feed.delivered(seq);
                 }
                 Ok(())

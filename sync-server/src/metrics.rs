@@ -11,10 +11,11 @@
 //! attributed: `push_wait` (frame arrived → taken into a group by the store thread),
 //! `push_verify` (the group's signatures), `push_write` (its transaction, `fsync`
 //! included), then from the frame's arrival, `push_committed` (its outcome back on the
-//! connection, `Committed` about to be queued) and `push_forwarded` (the `Event` written
-//! to each live subscriber's socket).
+//! connection, `Committed` about to be queued) and `push_forwarded` (the `Event` handed to
+//! each live subscriber's socket writer).
 
-use std::time::Instant;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -87,6 +88,26 @@ struct RejectLabels {
     code: &'static str,
 }
 
+/// A moment in 4 bytes: microseconds since the relay's first stamp, wrapping after about
+/// 71 minutes (no push is in flight that long), so a live event carries when its push
+/// arrived without growing every subscriber's queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Stamp(u32);
+
+impl Stamp {
+    pub(crate) fn at(instant: Instant) -> Self {
+        static EPOCH: OnceLock<Instant> = OnceLock::new();
+        let epoch = *EPOCH.get_or_init(Instant::now);
+        // Truncation is the wrapping.
+        Stamp(instant.saturating_duration_since(epoch).as_micros() as u32)
+    }
+
+    /// The time since this stamp.
+    pub(crate) fn elapsed(self) -> Duration {
+        Duration::from_micros(u64::from(Stamp::at(Instant::now()).0.wrapping_sub(self.0)))
+    }
+}
+
 /// A histogram of seconds for one stage of a push: 40 buckets from 8 µs, each √2 wider,
 /// the last ending near 6 s.
 pub fn latency_histogram() -> Histogram {
@@ -110,6 +131,8 @@ pub struct Metrics {
 impl Metrics {
     /// The relay's counters, with the store thread's `store` counters beside them.
     pub fn new(store: &StoreStats) -> Self {
+        // The first stamp is the relay's start, not a push's.
+        let _ = Stamp::at(Instant::now());
         let mut registry = Registry::with_prefix("hearth_relay");
         let connections_open = Gauge::default();
         let frames_in = Counter::default();
@@ -187,7 +210,7 @@ impl Metrics {
         let forwarded = latency_histogram();
         registry.register(
             "push_forwarded_seconds",
-            "From a push frame's arrival until its Event is written to a live subscriber",
+            "From a push frame's arrival until its Event is handed to a live subscriber's writer",
             forwarded.clone(),
         );
         Self {
@@ -208,8 +231,8 @@ impl Metrics {
         self.committed.observe(received.elapsed().as_secs_f64());
     }
 
-    /// The event of a push that arrived at `received` was written to a subscriber.
-    pub(crate) fn push_forwarded(&self, received: Instant) {
+    /// The event of a push that arrived at `received` was handed to a subscriber's writer.
+    pub(crate) fn push_forwarded(&self, received: Stamp) {
         self.forwarded.observe(received.elapsed().as_secs_f64());
     }
 

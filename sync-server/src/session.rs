@@ -1405,9 +1405,11 @@ impl<C: Clock> Session<C> {
                 .then(Effect::Stored { bytes: size })
                 .then(Effect::Publish {
                     space: authed.space,
+                    // The connection stamps it with its frame's arrival when it publishes.
                     live: Live::Event {
                         seq: outcome.seq,
                         envelope: bytes,
+                        received: crate::metrics::Stamp::default(),
                     },
                 })
                 .then(Effect::OwnCommitted(outcome.seq));

@@ -107,9 +107,7 @@ async fn sweep_now(shared: &Shared) {
             for space in &swept.expired {
                 shared.forget(hearth_proto::SpaceId::from_bytes(*space));
                 // Connection ids start at 1: 0 is the relay itself.
-                shared
-                    .hub
-                    .publish(space, 0, &Live::Expired, std::time::Instant::now());
+                shared.hub.publish(space, 0, &Live::Expired);
             }
             log(&swept, &shared.config);
         }

@@ -776,7 +776,7 @@ async fn healthz_and_metrics_answer() {
     ] {
         assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
     }
-    // B's event is timed once the relay's write of it returned, just after B can read it.
+    // B's event is timed once it is handed to B's writer, around when B reads it.
     timeout(WAIT, async {
         while !relay
             .http_get("/metrics")
@@ -787,7 +787,7 @@ async fn healthz_and_metrics_answer() {
         }
     })
     .await
-    .expect("the event written to B was never timed");
+    .expect("the event sent to B was never timed");
     relay.stop().await;
 }
 
