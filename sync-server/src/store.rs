@@ -630,9 +630,6 @@ fn restrict_existing(path: &Path) {
     let _ = path;
 }
 
-/// The same runner as the client's (`rusqlite_migration`'s contract: `user_version` counts
-/// the migrations applied; its release needs an older rusqlite than the workspace's, see
-/// docs/architecture.md).
 /// Puts the database in WAL mode. Switching a new database's journal needs it to itself,
 /// and SQLite answers "database is locked" at once, without waiting the busy timeout, when
 /// another process opens it at the same moment (the relay starting while its operator runs
@@ -654,6 +651,9 @@ fn use_wal(conn: &Connection) -> Result<(), StoreError> {
     }
 }
 
+/// The same runner as the client's (`rusqlite_migration`'s contract: `user_version` counts
+/// the migrations applied; its release needs an older rusqlite than the workspace's, see
+/// docs/architecture.md).
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     // The version is read under the write lock: two processes opening a new database at
     // once (the relay starting, `hearth-relay token …` or `hearth-relay fingerprint`) must

@@ -227,7 +227,7 @@ fn commit(
     for p in &pending {
         stats
             .wait
-            .observe(secs(taken.saturating_duration_since(p.received)));
+            .observe(taken.saturating_duration_since(p.received).as_secs_f64());
     }
     let checks: Vec<SignatureCheck<'_>> = pending
         .iter()
@@ -240,7 +240,7 @@ fn commit(
     let verdicts = verifier.verify(&checks);
     drop(checks);
     let verified = Instant::now();
-    let verify = secs(verified - taken);
+    let verify = (verified - taken).as_secs_f64();
     let mut genuine = Vec::with_capacity(pending.len());
     for (p, verdict) in pending.into_iter().zip(verdicts) {
         stats.verify.observe(verify);
@@ -264,7 +264,7 @@ fn commit(
         })
         .collect();
     let outcomes = store.push_batch(&pushes);
-    let write = secs(verified.elapsed());
+    let write = verified.elapsed().as_secs_f64();
     stats
         .pushes
         .inc_by(u64::try_from(pushes.len()).unwrap_or(u64::MAX));
@@ -275,10 +275,6 @@ fn commit(
         // The pusher may have gone; its data is stored all the same.
         let _ = p.reply.send(outcome);
     }
-}
-
-fn secs(d: std::time::Duration) -> f64 {
-    d.as_secs_f64()
 }
 
 #[cfg(test)]

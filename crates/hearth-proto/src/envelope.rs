@@ -307,13 +307,6 @@ impl Envelope {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VerifiedEnvelope(Envelope);
 
-impl VerifiedEnvelope {
-    /// The envelope, no longer marked as checked.
-    pub fn into_inner(self) -> Envelope {
-        self.0
-    }
-}
-
 impl std::ops::Deref for VerifiedEnvelope {
     type Target = Envelope;
 
