@@ -11,12 +11,14 @@
 //! go on appending to the log while it copies what was committed before, and the log
 //! starts again from its beginning at the first commit after a checkpoint that copied
 //! everything. Under commits without a pause that moment never comes, so a commit that
-//! finds the log at twice the threshold copies the rest itself (the thread copied most of
-//! it already). Durability is the log's, as before: a commit is on disk once its frames are
+//! finds the log at twice the threshold, with the thread between checkpoints, copies the
+//! rest itself (the thread copied most of it already) and is not woken for it. Durability is the log's, as before: a commit is on disk once its frames are
 //! (`synchronous = FULL`); a checkpoint that fails (a full disk) only leaves them there, and
 //! the next one tries again.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -50,22 +52,32 @@ impl Checkpointer {
         let (wake, woken) = sync_channel::<()>(1);
         let completed = Counter::default();
         let counted = completed.clone();
+        let working = Arc::new(AtomicBool::new(false));
+        let at_work = Arc::clone(&working);
         let thread = std::thread::Builder::new()
             .name("hearth-relay-checkpoint".into())
-            .spawn(move || run(&conn, &woken, &counted))
+            .spawn(move || run(&conn, &woken, &counted, &at_work))
             .map_err(|e| StoreError::Unavailable(format!("cannot start a thread: {e}")))?;
         // Replaces SQLite's automatic checkpoint, which is itself a WAL hook.
         writer.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages| {
-            if pages >= CHECKPOINT_PAGES {
-                wake_up(&wake);
+            if pages < 2 * CHECKPOINT_PAGES {
+                if pages >= CHECKPOINT_PAGES {
+                    wake_up(&wake);
+                }
+                return Ok(());
             }
-            if pages >= 2 * CHECKPOINT_PAGES {
-                // Under commits without a pause the thread never finds the log all copied
-                // with no commit after it, and the log only starts again from its beginning
-                // then: this commit copies what the thread has not (little: it keeps
-                // copying), so the log stays within twice the threshold.
-                if let Err(e) = wal.checkpoint_v2(rusqlite::wal::CheckpointMode::PASSIVE) {
-                    tracing::warn!(error = %e, "a WAL checkpoint failed; the log keeps the data and grows until one succeeds");
+            // Under commits without a pause the thread never finds the log all copied with
+            // no commit after it, and the log only starts again from its beginning then:
+            // once the thread is between checkpoints, this commit copies what it has not
+            // (little: it kept copying), and the next commit starts the log again. While
+            // the thread is at work SQLite would refuse a second checkpoint (busy): the
+            // next commit tries.
+            if !working.load(Ordering::Acquire) {
+                match wal.checkpoint_v2(rusqlite::wal::CheckpointMode::PASSIVE) {
+                    Ok(_) => {}
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.code == rusqlite::ErrorCode::DatabaseBusy => {}
+                    Err(e) => tracing::warn!(error = %e, "a WAL checkpoint failed; the log keeps the data and grows until one succeeds"),
                 }
             }
             Ok(())
@@ -100,8 +112,9 @@ fn wake_up(wake: &SyncSender<()>) {
     let _ = wake.try_send(());
 }
 
-fn run(conn: &Connection, woken: &Receiver<()>, completed: &Counter) {
+fn run(conn: &Connection, woken: &Receiver<()>, completed: &Counter, working: &AtomicBool) {
     while woken.recv().is_ok() {
+        working.store(true, Ordering::Release);
         let started = Instant::now();
         let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
             Ok((
@@ -129,6 +142,7 @@ fn run(conn: &Connection, woken: &Receiver<()>, completed: &Counter) {
                 tracing::warn!(error = %e, "a WAL checkpoint failed; the log keeps the data and grows until one succeeds")
             }
         }
+        working.store(false, Ordering::Release);
     }
 }
 
